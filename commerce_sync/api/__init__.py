@@ -1,0 +1,1 @@
+"""The thin FastAPI service: webhooks in, workflow starts and signals out, status, approvals."""

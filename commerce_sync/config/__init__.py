@@ -1,0 +1,1 @@
+"""Settings (pydantic-settings) and the integration pairs (pairs.toml)."""

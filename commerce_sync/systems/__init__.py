@@ -1,0 +1,1 @@
+"""Everything about each outside system: client (httpx), mapping, sandbox."""

@@ -1,0 +1,1 @@
+"""Brightpearl public API: the ERP of the kentico-brightpearl pair."""

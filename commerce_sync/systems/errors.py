@@ -1,0 +1,57 @@
+"""How a connector reports a failed call.
+
+Connectors never retry by themselves: they classify and raise, and the activity layer
+turns the class into a Temporal retry decision (`activities/errors.py`).
+"""
+
+from __future__ import annotations
+
+
+class ConnectorError(Exception):
+    """A call to an outside system failed."""
+
+    retryable: bool = False
+
+    def __init__(
+        self,
+        system: str,
+        message: str,
+        *,
+        status: int | None = None,
+        field: str | None = None,
+        retry_after_s: float | None = None,
+    ) -> None:
+        self.system = system
+        self.message = message
+        self.status = status
+        self.field = field
+        self.retry_after_s = retry_after_s
+        where = f" [{field}]" if field else ""
+        code = f" (HTTP {status})" if status is not None else ""
+        super().__init__(f"{system}{code}{where}: {message}")
+
+
+class TransientError(ConnectorError):
+    """Timeouts, connection errors, 5xx: try again later."""
+
+    retryable = True
+
+
+class ThrottledError(TransientError):
+    """The system's rate limit (Brightpearl 503, Acumatica 429); `retry_after_s` says when."""
+
+
+class PermanentError(ConnectorError):
+    """Retrying the same call cannot succeed."""
+
+
+class ValidationFailed(PermanentError):
+    """400/422: the system refused the data; `field` names what it refused."""
+
+
+class AuthenticationFailed(PermanentError):
+    """401/403: credentials are wrong or lack permission."""
+
+
+class NotFound(PermanentError):
+    """The record does not exist."""

@@ -1,0 +1,30 @@
+"""Per-pair X-Cart lookups, the `[pairs.<id>.xcart]` table of pairs.toml."""
+
+from pydantic import BaseModel, ConfigDict
+
+
+class XCartLookups(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # canonical OrderStatus value -> X-Cart shipping status id
+    # (New=1, Processing=2, Shipped=3, Delivered=4, Will not deliver=5, Returned=6)
+    shipping_status_ids: dict[str, int] = {
+        "pending": 1,
+        "on_hold": 1,
+        "processing": 2,
+        "shipped": 3,
+        "delivered": 4,
+        "cancelled": 5,
+        "rejected": 5,
+        "returned": 6,
+        "refunded": 6,
+    }
+    # payment state -> X-Cart payment status code (A, PP, P, D, C, Q, R)
+    payment_status_codes: dict[str, str] = {
+        "authorized": "A",
+        "paid": "P",
+        "declined": "D",
+        "cancelled": "C",
+        "queued": "Q",
+        "refunded": "R",
+    }
