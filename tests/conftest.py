@@ -6,10 +6,19 @@ whole session; `sandboxes` resets them before each test through the control plan
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+import os
+import shutil
+import sys
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import Engine, create_engine, make_url, text
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
 
 from commerce_sync.config.settings import (
     AcumaticaSettings,
@@ -18,7 +27,13 @@ from commerce_sync.config.settings import (
     Settings,
     XCartSettings,
 )
-from commerce_sync.systems.sandbox_server import SANDBOX_SYSTEMS, BackgroundServer, create_sandbox_app
+from commerce_sync.store.db import make_engine, migrate, normalise_url
+from commerce_sync.systems.sandbox_server import (
+    SANDBOX_SYSTEMS,
+    BackgroundServer,
+    create_sandbox_app,
+)
+from commerce_sync.workflows import search_attributes
 
 
 @pytest.fixture(scope="session")
@@ -53,3 +68,75 @@ async def sandboxes(sandbox_url: str) -> AsyncIterator[httpx.AsyncClient]:
             response = await client.post(f"/{system}/_sandbox/reset")
             response.raise_for_status()
         yield client
+
+
+# ---- Temporal --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A real Temporal dev server (the pip-installed CLI, no download) for the whole run."""
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=shutil.which("temporal")
+        or str(Path(sys.executable).parent / "temporal"),
+        search_attributes=list(search_attributes.ALL_KEYS),
+        data_converter=pydantic_data_converter,
+        ui=False,
+        dev_server_log_level="error",
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+def temporal_client(temporal_env: WorkflowEnvironment) -> Client:
+    return temporal_env.client
+
+
+# ---- database --------------------------------------------------------------------------
+
+POSTGRES_URL = os.environ.get("COMMERCE_SYNC_TEST_POSTGRES_URL")
+DATABASES = ["sqlite", *(["postgres"] if POSTGRES_URL else [])]
+
+
+def _fresh_postgres(base_url: str) -> tuple[str, Callable[[], None]]:
+    """CREATE DATABASE a throw-away database on the given server; returns its URL and a dropper."""
+    url = make_url(normalise_url(base_url))
+    name = f"cs_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+
+    def drop() -> None:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    return url.set(database=name).render_as_string(hide_password=False), drop
+
+
+@pytest.fixture(params=DATABASES)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database per test: SQLite always, Postgres too when one is given."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'commerce-sync.db'}"
+        return
+    assert POSTGRES_URL is not None
+    url, drop = _fresh_postgres(POSTGRES_URL)
+    try:
+        yield url
+    finally:
+        drop()
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    """A migrated engine on a fresh database."""
+    engine = make_engine(database_url)
+    migrate(engine)
+    try:
+        yield engine
+    finally:
+        engine.dispose()

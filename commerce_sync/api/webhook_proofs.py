@@ -22,7 +22,9 @@ class WebhookProofError(Exception):
     """The delivery did not prove where it came from; the message says why (no secrets)."""
 
 
-def sign_standard_webhook(secret: str, msg_id: str, timestamp: datetime, body: bytes) -> dict[str, str]:
+def sign_standard_webhook(
+    secret: str, msg_id: str, timestamp: datetime, body: bytes
+) -> dict[str, str]:
     """Headers a Standard Webhooks sender attaches (used by the store sandboxes and tests)."""
     signature = Webhook(secret).sign(msg_id, timestamp, body.decode())
     return {

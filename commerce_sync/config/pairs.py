@@ -124,7 +124,9 @@ def load_pairs(path: Path | None = None) -> dict[str, PairConfig]:
         raise PairsConfigError(path, "", f"not valid TOML: {exc}") from None
     unknown = set(raw) - {"pairs"}
     if unknown:
-        raise PairsConfigError(path, sorted(unknown)[0], "unknown top-level key (expected [pairs.<id>])")
+        raise PairsConfigError(
+            path, sorted(unknown)[0], "unknown top-level key (expected [pairs.<id>])"
+        )
     tables = raw.get("pairs")
     if not isinstance(tables, dict) or not tables:
         raise PairsConfigError(path, "pairs", "no pair defined")

@@ -217,7 +217,9 @@ class Sandbox(ABC):
     def decorate_response(self, response: Response) -> None:  # noqa: B027
         """Add headers every API response carries (Brightpearl's throttle headers)."""
 
-    def delivery_request(self, event: SandboxEvent, target: WebhookTarget) -> tuple[str, dict[str, str]]:
+    def delivery_request(
+        self, event: SandboxEvent, target: WebhookTarget
+    ) -> tuple[str, dict[str, str]]:
         """URL and headers for delivering `event`; by default the plain target URL."""
         return target.url, {"content-type": "application/json"}
 
@@ -227,7 +229,9 @@ class Sandbox(ABC):
 
     # ---- events -----------------------------------------------------------------
 
-    def fire(self, event_type: str, payload: dict[str, Any] | bytes, subject: str = "") -> SandboxEvent:
+    def fire(
+        self, event_type: str, payload: dict[str, Any] | bytes, subject: str = ""
+    ) -> SandboxEvent:
         """Record an event and deliver it in the background when a target is set."""
         body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         event = SandboxEvent(
@@ -359,9 +363,14 @@ class Sandbox(ABC):
         @router.post("/faults")
         async def add_faults(request: Request) -> dict[str, Any]:
             raw = await request.json()
-            body = FaultsBody(rules=raw) if isinstance(raw, list) else (
-                FaultsBody(rules=[FaultRule.model_validate(raw)]) if "match" in raw
-                else FaultsBody.model_validate(raw)
+            body = (
+                FaultsBody(rules=raw)
+                if isinstance(raw, list)
+                else (
+                    FaultsBody(rules=[FaultRule.model_validate(raw)])
+                    if "match" in raw
+                    else FaultsBody.model_validate(raw)
+                )
             )
             if body.seed is not None:
                 self.random = random.Random(body.seed)

@@ -35,9 +35,7 @@ def create_sandboxes(settings: Settings) -> dict[str, Sandbox]:
     return sandboxes
 
 
-def create_sandbox_app(
-    settings: Settings, sandboxes: dict[str, Sandbox] | None = None
-) -> FastAPI:
+def create_sandbox_app(settings: Settings, sandboxes: dict[str, Sandbox] | None = None) -> FastAPI:
     sandboxes = sandboxes if sandboxes is not None else create_sandboxes(settings)
 
     @contextlib.asynccontextmanager

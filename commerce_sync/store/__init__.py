@@ -1,0 +1,1 @@
+"""The application database: webhook events, id links, dead letters (sqlmodel + alembic)."""

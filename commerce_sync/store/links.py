@@ -1,0 +1,48 @@
+"""Cross-references between a pair's store and ERP ids (`links`)."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
+
+from commerce_sync.domain.models import utc_now
+from commerce_sync.store.db import session_scope
+from commerce_sync.store.models import Link
+
+
+def upsert_link(engine: Engine, pair: str, kind: str, store_id: str, erp_id: str) -> Link:
+    """Record (or move) the link; safe to repeat, and safe when two writers race."""
+    for _ in range(2):
+        try:
+            with session_scope(engine) as session:
+                statement = select(Link).where(
+                    Link.pair == pair, Link.kind == kind, Link.store_id == store_id
+                )
+                link = session.exec(statement).first()
+                if link is None:
+                    link = Link(pair=pair, kind=kind, store_id=store_id, erp_id=erp_id)
+                elif link.erp_id != erp_id:
+                    link.erp_id, link.updated_at = erp_id, utc_now()
+                session.add(link)
+                session.flush()
+                return link
+        except IntegrityError:
+            continue  # the other writer inserted first: read and update theirs
+    raise RuntimeError(f"could not record link {pair}/{kind}/{store_id}")
+
+
+def find_erp_id(engine: Engine, pair: str, kind: str, store_id: str) -> str | None:
+    with session_scope(engine) as session:
+        statement = select(Link.erp_id).where(
+            Link.pair == pair, Link.kind == kind, Link.store_id == store_id
+        )
+        return session.exec(statement).first()
+
+
+def find_store_id(engine: Engine, pair: str, kind: str, erp_id: str) -> str | None:
+    with session_scope(engine) as session:
+        statement = select(Link.store_id).where(
+            Link.pair == pair, Link.kind == kind, Link.erp_id == erp_id
+        )
+        return session.exec(statement).first()

@@ -1,0 +1,100 @@
+"""Tables of the application database. Temporal holds workflow state; these hold the rest.
+
+- `webhook_events`: every accepted webhook, recorded before the 202 is sent. Unique on
+  (source, event_id) so a redelivered event is recognised; `status` tells the relay
+  which events still need their workflow started.
+- `links`: ids of one business object in the store and in the ERP of a pair.
+- `dead_letters`: items that failed for good, with payload, error and attempts; never
+  deleted, resolved or replayed with their history kept.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _timestamp(**kwargs: Any) -> Any:
+    return Field(default_factory=_now, sa_type=DateTime(timezone=True), **kwargs)
+
+
+class EventStatus(StrEnum):
+    RECEIVED = "received"
+    STARTED = "started"
+    FAILED = "failed"
+
+
+class WebhookEvent(SQLModel, table=True):
+    __tablename__ = "webhook_events"
+    __table_args__ = (
+        UniqueConstraint("source", "event_id", name="uq_webhook_events_source_event"),
+        Index("ix_webhook_events_status", "status"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str = Field(max_length=32)
+    event_id: str = Field(max_length=200)
+    event_type: str = Field(max_length=100)
+    workflow_id: str = Field(max_length=300)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    status: str = Field(default=EventStatus.RECEIVED, max_length=16)
+    start_attempts: int = 0
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    received_at: datetime = _timestamp()
+    started_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+
+
+class Link(SQLModel, table=True):
+    """One object known in two systems: (pair, kind, store_id) <-> erp_id."""
+
+    __tablename__ = "links"
+    __table_args__ = (
+        UniqueConstraint("pair", "kind", "store_id", name="uq_links_store"),
+        Index("ix_links_erp", "pair", "kind", "erp_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    pair: str = Field(max_length=64)
+    kind: str = Field(max_length=32, description="order, customer, product, return, ...")
+    store_id: str = Field(max_length=200)
+    erp_id: str = Field(max_length=200)
+    created_at: datetime = _timestamp()
+    updated_at: datetime = _timestamp()
+
+
+class DeadLetterStatus(StrEnum):
+    OPEN = "open"
+    REPLAYED = "replayed"
+    RESOLVED = "resolved"
+
+
+class DeadLetter(SQLModel, table=True):
+    __tablename__ = "dead_letters"
+    __table_args__ = (
+        Index("ix_dead_letters_status", "status"),
+        Index("ix_dead_letters_key", "business_key"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    pair: str = Field(max_length=64)
+    process: str = Field(max_length=32)
+    business_key: str = Field(max_length=300, description="the workflow id of the failed run")
+    reason: str = Field(max_length=200)
+    error: str = Field(sa_column=Column(Text, nullable=False))
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    attempts: int = 1
+    status: str = Field(default=DeadLetterStatus.OPEN, max_length=16)
+    history: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    created_at: datetime = _timestamp()
+    updated_at: datetime = _timestamp()
+    resolved_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))

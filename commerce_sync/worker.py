@@ -1,0 +1,110 @@
+"""Builds and runs the Temporal workers.
+
+One workflow task queue (`settings.task_queue`) runs every workflow and the database
+activities. Each outside system gets its own activity task queue, named after it, with
+`max_task_queue_activities_per_second` set from that system's API budget: the Temporal
+server enforces that rate across every worker replica, so ten workers together still
+send Brightpearl no more than 200 requests a minute.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import signal
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import Engine
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from commerce_sync.activities.database import DatabaseActivities
+from commerce_sync.config.settings import Settings
+from commerce_sync.store.db import make_engine, migrate
+from commerce_sync.temporal_client import connect
+
+log = logging.getLogger(__name__)
+
+SYSTEM_QUEUES = ("kentico", "xcart", "brightpearl", "acumatica")
+GRACEFUL_SHUTDOWN = timedelta(seconds=30)
+
+WORKFLOWS: list[type] = []
+
+
+def system_rates(settings: Settings) -> dict[str, float]:
+    """Activities per second each system's task queue may dispatch, across all workers."""
+    return {
+        "kentico": settings.kentico.rate_per_second,
+        "xcart": settings.xcart.rate_per_second,
+        "brightpearl": settings.brightpearl.rate_per_second,
+        "acumatica": settings.acumatica.rate_per_second,
+    }
+
+
+def build_workers(
+    client: Client,
+    settings: Settings,
+    engine: Engine,
+    *,
+    executor: concurrent.futures.Executor,
+    system_activities: dict[str, Sequence[Callable[..., Any]]] | None = None,
+    workflows: Sequence[type] | None = None,
+) -> list[Worker]:
+    database = DatabaseActivities(engine)
+    workers = [
+        Worker(
+            client,
+            task_queue=settings.task_queue,
+            workflows=list(workflows if workflows is not None else WORKFLOWS),
+            activities=[database.record_link],
+            activity_executor=executor,
+            graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+        )
+    ]
+    rates = system_rates(settings)
+    for system, activities in (system_activities or {}).items():
+        if not activities:
+            continue
+        workers.append(
+            Worker(
+                client,
+                task_queue=system,
+                activities=list(activities),
+                activity_executor=executor,
+                max_task_queue_activities_per_second=rates[system],
+                graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+            )
+        )
+    return workers
+
+
+async def run_workers(workers: Sequence[Worker], stop: asyncio.Event) -> None:
+    """Run until `stop` is set, then shut down gracefully: running activities may finish."""
+    runs = [asyncio.create_task(worker.run()) for worker in workers]
+    stopper = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait([*runs, stopper], return_when=asyncio.FIRST_COMPLETED)
+    if stopper not in done:
+        stopper.cancel()
+        for task in done:
+            task.result()  # a worker died: raise its error
+    await asyncio.gather(*(worker.shutdown() for worker in workers), return_exceptions=True)
+    await asyncio.gather(*runs, return_exceptions=True)
+
+
+async def serve(settings: Settings) -> None:
+    """The `commerce-sync worker` process: connect, migrate, run until SIGINT/SIGTERM."""
+    engine = make_engine(settings.resolved_database_url)
+    migrate(engine)
+    client = await connect(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=32) as executor:
+        workers = build_workers(client, settings, engine, executor=executor)
+        log.info("worker polling %s and %s", settings.task_queue, ", ".join(SYSTEM_QUEUES))
+        await run_workers(workers, stop)
+    engine.dispose()

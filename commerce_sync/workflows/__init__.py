@@ -1,0 +1,1 @@
+"""One module per business process. Deterministic code only: no I/O, no httpx, sqlmodel or settings."""

@@ -1,0 +1,68 @@
+"""The application database, on SQLite and (when given) Postgres, migrated by alembic."""
+
+import pytest
+from sqlalchemy import Engine, inspect
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from commerce_sync.store.db import migrate, session_scope
+from commerce_sync.store.links import find_erp_id, find_store_id, upsert_link
+from commerce_sync.store.models import DeadLetter, Link, WebhookEvent
+
+
+def test_migrations_create_the_tables_and_are_idempotent(engine: Engine) -> None:
+    migrate(engine)  # a second start applies nothing and fails nothing
+    tables = set(inspect(engine).get_table_names())
+    assert {"webhook_events", "links", "dead_letters", "alembic_version"} <= tables
+
+
+def test_webhook_events_are_unique_per_source_and_event_id(engine: Engine) -> None:
+    with session_scope(engine) as session:
+        session.add(
+            WebhookEvent(
+                source="kentico", event_id="e1", event_type="order.created", workflow_id="w"
+            )
+        )
+        session.add(
+            WebhookEvent(source="xcart", event_id="e1", event_type="order.created", workflow_id="w")
+        )
+    with pytest.raises(IntegrityError), session_scope(engine) as session:
+        session.add(
+            WebhookEvent(
+                source="kentico", event_id="e1", event_type="order.created", workflow_id="w"
+            )
+        )
+    with Session(engine) as session:
+        assert len(session.exec(select(WebhookEvent)).all()) == 2
+
+
+def test_links_upsert_is_idempotent_and_moves(engine: Engine) -> None:
+    first = upsert_link(engine, "kentico-brightpearl", "order", "1042", "77")
+    again = upsert_link(engine, "kentico-brightpearl", "order", "1042", "77")
+    assert first.id == again.id
+    assert find_erp_id(engine, "kentico-brightpearl", "order", "1042") == "77"
+    assert find_store_id(engine, "kentico-brightpearl", "order", "77") == "1042"
+    upsert_link(engine, "kentico-brightpearl", "order", "1042", "78")
+    assert find_erp_id(engine, "kentico-brightpearl", "order", "1042") == "78"
+    assert find_erp_id(engine, "xcart-acumatica", "order", "1042") is None
+    with Session(engine) as session:
+        assert len(session.exec(select(Link)).all()) == 1
+
+
+def test_dead_letters_keep_payload_and_history(engine: Engine) -> None:
+    with session_scope(engine) as session:
+        letter = DeadLetter(
+            pair="xcart-acumatica",
+            process="order",
+            business_key="order:xcart-acumatica:5",
+            reason="unknown_sku",
+            error="SKU NOPE-1 is not known to acumatica",
+            payload={"order": "5", "lines": [{"sku": "NOPE-1", "quantity": 1}]},
+            history=[{"event": "created"}],
+        )
+        session.add(letter)
+    with Session(engine) as session:
+        stored = session.exec(select(DeadLetter)).one()
+        assert stored.payload["lines"][0]["sku"] == "NOPE-1"
+        assert stored.history == [{"event": "created"}]
+        assert stored.status == "open"
