@@ -7,6 +7,7 @@ at start-up by every process that opens the database, which is idempotent.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
@@ -15,7 +16,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlmodel import Session
 
 
@@ -55,12 +56,53 @@ def alembic_config(url: str) -> Config:
     return config
 
 
+# Any constant: every process that migrates takes the same Postgres advisory lock.
+MIGRATION_LOCK_ID = 0x636F6D6D  # "comm"
+# Alembic's migration context is process-global: threads of one process take turns.
+_MIGRATING = threading.Lock()
+
+
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest revision."""
+    """Bring the schema to the newest revision.
+
+    Processes starting together on a fresh database (the API and several workers) take
+    turns instead of racing to create the same tables: on Postgres under a
+    transaction-scoped advisory lock, on SQLite inside a `BEGIN IMMEDIATE` transaction
+    (SQLite's write lock; its DDL is transactional).
+    """
     config = alembic_config(engine.url.render_as_string(hide_password=False))
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+    with _MIGRATING:
+        if engine.dialect.name == "sqlite":
+            _migrate_sqlite(engine, config)
+            return
+        with engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.execute(
+                    text("SELECT pg_advisory_xact_lock(:id)"), {"id": MIGRATION_LOCK_ID}
+                )
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+
+
+def _migrate_sqlite(engine: Engine, config: Config) -> None:
+    # The sqlite3 driver's own transaction handling would commit DDL statement by
+    # statement; take control of it for this one connection.
+    with engine.connect() as connection:
+        raw = connection.connection.dbapi_connection
+        assert raw is not None
+        previous = raw.isolation_level  # type: ignore[attr-defined]
+        raw.isolation_level = None  # type: ignore[attr-defined]
+        try:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            try:
+                config.attributes["connection"] = connection
+                command.upgrade(config, "head")
+                connection.exec_driver_sql("COMMIT")
+            except BaseException:
+                connection.exec_driver_sql("ROLLBACK")
+                raise
+        finally:
+            raw.isolation_level = previous  # type: ignore[attr-defined]
 
 
 @contextmanager

@@ -81,9 +81,15 @@ class DeadLetter(SQLModel, table=True):
     __table_args__ = (
         Index("ix_dead_letters_status", "status"),
         Index("ix_dead_letters_key", "business_key"),
+        UniqueConstraint("dedupe_key", name="uq_dead_letters_dedupe"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
+    dedupe_key: str | None = Field(
+        default=None,
+        max_length=300,
+        description="one letter per failing run, however often retried",
+    )
     pair: str = Field(max_length=64)
     process: str = Field(max_length=32)
     business_key: str = Field(max_length=300, description="the workflow id of the failed run")
@@ -98,3 +104,36 @@ class DeadLetter(SQLModel, table=True):
     created_at: datetime = _timestamp()
     updated_at: datetime = _timestamp()
     resolved_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+
+
+class OrderSeen(SQLModel, table=True):
+    """Store orders by customer e-mail, for the orders-per-email-per-hour risk rule."""
+
+    __tablename__ = "orders_seen"
+    __table_args__ = (
+        UniqueConstraint("pair", "store_order_id", name="uq_orders_seen_order"),
+        Index("ix_orders_seen_email", "pair", "email", "placed_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    pair: str = Field(max_length=64)
+    store_order_id: str = Field(max_length=200)
+    email: str = Field(max_length=320)
+    placed_at: datetime = Field(sa_type=DateTime(timezone=True))
+
+
+class Alert(SQLModel, table=True):
+    """Every alert raised, whether or not a notification channel is configured."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        UniqueConstraint("dedupe_key", name="uq_alerts_dedupe"),
+        Index("ix_alerts_created", "created_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    dedupe_key: str = Field(max_length=300)
+    kind: str = Field(max_length=64)
+    key: str = Field(max_length=300)
+    message: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = _timestamp()

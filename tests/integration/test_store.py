@@ -66,3 +66,19 @@ def test_dead_letters_keep_payload_and_history(engine: Engine) -> None:
         assert stored.payload["lines"][0]["sku"] == "NOPE-1"
         assert stored.history == [{"event": "created"}]
         assert stored.status == "open"
+
+
+def test_concurrent_migrations_on_a_fresh_database_all_succeed(database_url: str) -> None:
+    """The API and several workers start together on an empty database."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from commerce_sync.store.db import make_engine
+
+    engines = [make_engine(database_url) for _ in range(4)]
+    try:
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            list(pool.map(migrate, engines))
+        assert "links" in inspect(engines[0]).get_table_names()
+    finally:
+        for each in engines:
+            each.dispose()
