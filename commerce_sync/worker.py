@@ -22,16 +22,23 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from commerce_sync.activities.database import DatabaseActivities
+from commerce_sync.activities.erp import ErpActivities
+from commerce_sync.activities.store import StoreActivities
+from commerce_sync.config.pairs import PairConfig, load_pairs
 from commerce_sync.config.settings import Settings
 from commerce_sync.store.db import make_engine, migrate
+from commerce_sync.systems.ports import ErpPort, StorePort
+from commerce_sync.systems.registry import ERPS, STORES, create_erp_port, create_store_port
 from commerce_sync.temporal_client import connect
+from commerce_sync.workflows.erp_events import ErpEventRouterWorkflow
+from commerce_sync.workflows.order_sync import OrderSyncWorkflow
 
 log = logging.getLogger(__name__)
 
 SYSTEM_QUEUES = ("kentico", "xcart", "brightpearl", "acumatica")
 GRACEFUL_SHUTDOWN = timedelta(seconds=30)
 
-WORKFLOWS: list[type] = []
+WORKFLOWS: list[type] = [OrderSyncWorkflow, ErpEventRouterWorkflow]
 
 
 def system_rates(settings: Settings) -> dict[str, float]:
@@ -44,22 +51,43 @@ def system_rates(settings: Settings) -> dict[str, float]:
     }
 
 
+class Ports:
+    """One pooled connector per outside system for the whole worker process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.stores: dict[str, StorePort] = {s: create_store_port(s, settings) for s in STORES}
+        self.erps: dict[str, ErpPort] = {s: create_erp_port(s, settings) for s in ERPS}
+
+    def activities(self, pairs: dict[str, PairConfig]) -> dict[str, Sequence[Callable[..., Any]]]:
+        result: dict[str, Sequence[Callable[..., Any]]] = {}
+        for system, store in self.stores.items():
+            result[system] = StoreActivities(store, pairs).all()  # type: ignore[assignment]
+        for system, erp in self.erps.items():
+            result[system] = ErpActivities(erp, pairs).all()  # type: ignore[assignment]
+        return result
+
+    async def aclose(self) -> None:
+        for port in [*self.stores.values(), *self.erps.values()]:
+            await port.aclose()
+
+
 def build_workers(
     client: Client,
     settings: Settings,
     engine: Engine,
     *,
     executor: concurrent.futures.Executor,
+    pairs: dict[str, PairConfig],
     system_activities: dict[str, Sequence[Callable[..., Any]]] | None = None,
     workflows: Sequence[type] | None = None,
 ) -> list[Worker]:
-    database = DatabaseActivities(engine)
+    database = DatabaseActivities(engine, pairs)
     workers = [
         Worker(
             client,
             task_queue=settings.task_queue,
             workflows=list(workflows if workflows is not None else WORKFLOWS),
-            activities=[database.record_link],
+            activities=database.all(),
             activity_executor=executor,
             graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
         )
@@ -103,8 +131,20 @@ async def serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=32) as executor:
-        workers = build_workers(client, settings, engine, executor=executor)
-        log.info("worker polling %s and %s", settings.task_queue, ", ".join(SYSTEM_QUEUES))
-        await run_workers(workers, stop)
-    engine.dispose()
+    pairs = load_pairs(settings.pairs_file)
+    ports = Ports(settings)
+    try:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=32) as executor:
+            workers = build_workers(
+                client,
+                settings,
+                engine,
+                executor=executor,
+                pairs=pairs,
+                system_activities=ports.activities(pairs),
+            )
+            log.info("worker polling %s and %s", settings.task_queue, ", ".join(SYSTEM_QUEUES))
+            await run_workers(workers, stop)
+    finally:
+        await ports.aclose()
+        engine.dispose()

@@ -1,17 +1,55 @@
-"""Activities that read and write the application database (the workflow task queue)."""
+"""Activities on the workflow task queue: the application database, config and alerts."""
 
 from __future__ import annotations
 
+import logging
+
 from sqlalchemy import Engine
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
-from commerce_sync.activities.messages import LinkInput
-from commerce_sync.store.links import upsert_link
+from commerce_sync.activities.messages import (
+    AlertInput,
+    DeadLetterInput,
+    LinkInput,
+    LinkLookup,
+    OrderSeen,
+    ResolveDeadLetters,
+)
+from commerce_sync.config.pairs import PairConfig
+from commerce_sync.store.alerts import record_alert
+from commerce_sync.store.dead_letters import record_dead_letter, resolve_dead_letters
+from commerce_sync.store.links import find_store_id, upsert_link
+from commerce_sync.store.orders_seen import note_order_and_count
+
+log = logging.getLogger("commerce_sync.alerts")
 
 
 class DatabaseActivities:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, pairs: dict[str, PairConfig]) -> None:
         self._engine = engine
+        self._pairs = pairs
+
+    def all(self) -> list[object]:
+        return [
+            self.pair_config,
+            self.record_link,
+            self.find_store_id,
+            self.note_order,
+            self.record_dead_letter,
+            self.resolve_dead_letters,
+            self.alert,
+        ]
+
+    @activity.defn(name="config.pair")
+    def pair_config(self, pair: str) -> PairConfig:
+        """The pair's rules and lookups, recorded in the run's history at its start."""
+        try:
+            return self._pairs[pair]
+        except KeyError:
+            raise ApplicationError(
+                f"unknown integration pair {pair!r}", type="UnknownPair", non_retryable=True
+            ) from None
 
     @activity.defn(name="db.record_link")
     def record_link(self, link: LinkInput) -> int:
@@ -19,3 +57,48 @@ class DatabaseActivities:
         row = upsert_link(self._engine, link.pair, link.kind, link.store_id, link.erp_id)
         assert row.id is not None
         return row.id
+
+    @activity.defn(name="db.find_store_id")
+    def find_store_id(self, lookup: LinkLookup) -> str | None:
+        return find_store_id(self._engine, lookup.pair, lookup.kind, lookup.erp_id)
+
+    @activity.defn(name="db.note_order")
+    def note_order(self, seen: OrderSeen) -> int:
+        """Record the order and return how many orders its e-mail placed in the last hour."""
+        return note_order_and_count(
+            self._engine, seen.pair, seen.store_order_id, seen.email, seen.placed_at
+        )
+
+    @activity.defn(name="db.record_dead_letter")
+    def record_dead_letter(self, letter: DeadLetterInput) -> int:
+        info = activity.info()
+        return record_dead_letter(
+            self._engine,
+            pair=letter.pair,
+            process=letter.process,
+            business_key=letter.business_key,
+            reason=letter.reason,
+            error=letter.error,
+            payload=letter.payload,
+            attempts=letter.attempts,
+            dedupe_key=f"{info.workflow_run_id}:{letter.reason}",
+        )
+
+    @activity.defn(name="db.resolve_dead_letters")
+    def resolve_dead_letters(self, request: ResolveDeadLetters) -> int:
+        return resolve_dead_letters(self._engine, request.business_key, request.note)
+
+    @activity.defn(name="ops.alert")
+    def alert(self, alert: AlertInput) -> bool:
+        """Record the alert and log it; a retried activity alerts once."""
+        info = activity.info()
+        new = record_alert(
+            self._engine,
+            dedupe_key=f"{info.workflow_run_id}:{info.activity_id}",
+            kind=alert.kind,
+            key=alert.key,
+            message=alert.message,
+        )
+        if new:
+            log.warning("ALERT %s %s: %s", alert.kind, alert.key, alert.message)
+        return new

@@ -2,11 +2,131 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from commerce_sync.domain.models import Customer, Order, OrderStatus, Payment
+from commerce_sync.systems.ports import ErpOrderHandle
 
 
 class LinkInput(BaseModel):
     pair: str
     kind: str
     store_id: str
+    erp_id: str
+
+
+class StoreOrderRef(BaseModel):
+    pair: str
+    order_id: str
+
+
+class StoreStatusUpdate(BaseModel):
+    pair: str
+    order_id: str
+    status: OrderStatus
+    erp_ref: str | None = None
+    note: str | None = None
+
+
+class TrackingUpdate(BaseModel):
+    pair: str
+    order_id: str
+    tracking_numbers: list[str]
+    carrier: str = ""
+
+
+class SkuCheck(BaseModel):
+    pair: str
+    skus: list[str]
+
+
+class CustomerLookup(BaseModel):
+    pair: str
+    email: str
+
+
+class CustomerCreate(BaseModel):
+    pair: str
+    customer: Customer
+
+
+class CustomerRef(BaseModel):
+    pair: str
+    customer_id: str
+
+
+class ErpOrderLookup(BaseModel):
+    pair: str
+    store_order_number: str
+
+
+class ErpOrderCreate(BaseModel):
+    pair: str
+    order: Order
+    customer_id: str
+
+
+class ErpOrderCreated(BaseModel):
+    handle: ErpOrderHandle
+    created: bool = Field(description="False when the order already existed (idempotent re-run)")
+
+
+class ErpOrderRefInput(BaseModel):
+    pair: str
+    handle: ErpOrderHandle
+
+
+class PaymentRecord(BaseModel):
+    pair: str
+    handle: ErpOrderHandle
+    payment: Payment
+    customer_id: str
+
+
+class PaymentReversal(BaseModel):
+    pair: str
+    handle: ErpOrderHandle
+    payment_id: str
+
+
+class OrderSeen(BaseModel):
+    pair: str
+    store_order_id: str
+    email: str
+    placed_at: datetime
+
+
+class DeadLetterInput(BaseModel):
+    pair: str
+    process: str
+    business_key: str
+    reason: str
+    error: str
+    payload: dict[str, Any] = Field(default_factory=dict)
+    attempts: int = 1
+
+
+class ResolveDeadLetters(BaseModel):
+    business_key: str
+    note: str
+
+
+class AlertInput(BaseModel):
+    kind: str
+    key: str
+    message: str
+
+
+class ShipmentEventRef(BaseModel):
+    pair: str
+    ids: list[str] = Field(default_factory=list)
+    rows: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class LinkLookup(BaseModel):
+    pair: str
+    kind: str
     erp_id: str

@@ -10,7 +10,8 @@ from fastapi import FastAPI
 
 from commerce_sync import __version__
 from commerce_sync.api.links import DatabaseLink, TemporalLink
-from commerce_sync.api.routes import health
+from commerce_sync.api.relay import run_relay
+from commerce_sync.api.routes import health, orders, webhooks
 from commerce_sync.config.pairs import load_pairs
 from commerce_sync.config.settings import Settings, get_settings
 from commerce_sync.store.db import make_engine
@@ -32,9 +33,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.database = database
         app.state.temporal = temporal
+        relay = asyncio.create_task(run_relay(engine, temporal, pairs, settings.task_queue))
         try:
             yield
         finally:
+            relay.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await relay
             await asyncio.gather(temporal.stop(), database.stop())
             engine.dispose()
 
@@ -47,4 +52,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.include_router(health.router)
+    app.include_router(webhooks.router)
+    app.include_router(orders.router)
     return app

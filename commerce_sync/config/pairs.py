@@ -62,21 +62,26 @@ class InventoryRules(_Strict):
     nightly_full_at_hour_utc: int = Field(default=3, ge=0, le=23)
 
 
+FieldOwner = Literal["store", "erp"]
+
+
+def _default_field_owners() -> dict[str, FieldOwner]:
+    return {
+        "email": "store",
+        "first_name": "store",
+        "last_name": "store",
+        "phone": "store",
+        "billing_address": "store",
+        "shipping_address": "store",
+        "company": "erp",
+    }
+
+
 class CustomerRules(_Strict):
     """Which system owns each customer field (`store` or `erp`); others: newest non-empty."""
 
     plus_addressing_is_same_person: bool = True
-    field_owner: dict[str, Literal["store", "erp"]] = Field(
-        default_factory=lambda: {
-            "email": "store",
-            "first_name": "store",
-            "last_name": "store",
-            "phone": "store",
-            "billing_address": "store",
-            "shipping_address": "store",
-            "company": "erp",
-        }
-    )
+    field_owner: dict[str, FieldOwner] = Field(default_factory=_default_field_owners)
 
 
 class PairConfig(_Strict):

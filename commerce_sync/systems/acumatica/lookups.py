@@ -14,6 +14,17 @@ class AcumaticaLookups(BaseModel):
     payment_method: str = "CC"
     cash_account: str = "10250"
     tax_category: str = "TAXABLE"
+    # store payment method -> Acumatica PaymentMethodID (unlisted methods use payment_method)
+    payment_methods: dict[str, str] = {"card": "CC", "paypal": "PAYPAL", "cash": "CASH"}
+    # Acumatica ShipVia code -> carrier name as the store knows it (tracking links)
+    carriers: dict[str, str] = {
+        "UPSGROUND": "ups",
+        "UPS2DAY": "ups",
+        "FEDEX2DAY": "fedex",
+        "FEDEXGROUND": "fedex",
+        "USPSPRIORITY": "usps",
+        "PICKUP": "",
+    }
     # our shipping method name -> Acumatica ShipVia code
     ship_via: dict[str, str] = {"ground": "UPSGROUND", "express": "FEDEX2DAY", "pickup": "PICKUP"}
     # canonical OrderStatus value -> Acumatica SalesOrder Status

@@ -7,6 +7,8 @@ class KenticoLookups(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     site_id: int = 1
+    # the site's main currency (ISO-4217): SKU prices are in it
+    main_currency: str = "USD"
     # canonical OrderStatus value -> COM_OrderStatus.StatusID
     order_status_ids: dict[str, int] = {
         "pending": 1,

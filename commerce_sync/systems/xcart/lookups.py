@@ -28,3 +28,24 @@ class XCartLookups(BaseModel):
         "queued": "Q",
         "refunded": "R",
     }
+    # Reading an order: X-Cart shipping status id -> canonical OrderStatus value ...
+    order_status_by_shipping_status_id: dict[int, str] = {
+        1: "pending",
+        2: "processing",
+        3: "shipped",
+        4: "delivered",
+        5: "cancelled",
+        6: "returned",
+    }
+    # ... unless the payment status code is one of these, which wins.
+    order_status_by_payment_code: dict[str, str] = {
+        "R": "refunded",
+        "C": "cancelled",
+        "D": "rejected",
+    }
+    # The store's single currency (X-Cart 5 prices the catalog in one currency).
+    currency: str = "USD"
+    # The translation (language code) product names and descriptions are read from.
+    language: str = "en"
+    # canonical carrier code -> how it is written into the order's `tracking` text
+    carrier_names: dict[str, str] = {"ups": "UPS", "usps": "USPS", "fedex": "FedEx", "dhl": "DHL"}

@@ -1,0 +1,122 @@
+"""ERP activities, registered on each ERP's own task queue (`brightpearl`, `acumatica`).
+
+Every write is idempotent: creating the sales order looks it up by the store order
+number first, payments are keyed by their reference, and removing what no longer
+exists succeeds.
+"""
+
+from __future__ import annotations
+
+from temporalio import activity
+
+from commerce_sync.activities.errors import classified
+from commerce_sync.activities.messages import (
+    CustomerCreate,
+    CustomerLookup,
+    CustomerRef,
+    ErpOrderCreate,
+    ErpOrderCreated,
+    ErpOrderLookup,
+    ErpOrderRefInput,
+    PaymentRecord,
+    PaymentReversal,
+    ShipmentEventRef,
+    SkuCheck,
+)
+from commerce_sync.config.pairs import PairConfig
+from commerce_sync.domain.models import Shipment
+from commerce_sync.systems.errors import NotFound
+from commerce_sync.systems.ports import ErpOrderHandle, ErpPort
+
+
+class ErpActivities:
+    def __init__(self, port: ErpPort, pairs: dict[str, PairConfig]) -> None:
+        self._port = port
+        self._pairs = pairs
+
+    def all(self) -> list[object]:
+        return [
+            self.unknown_skus,
+            self.find_customer,
+            self.create_customer,
+            self.delete_customer,
+            self.find_order,
+            self.create_order,
+            self.cancel_order,
+            self.record_payment,
+            self.reverse_payment,
+            self.get_shipments,
+            self.orders_for_shipments,
+        ]
+
+    @activity.defn(name="erp.unknown_skus")
+    @classified
+    async def unknown_skus(self, check: SkuCheck) -> list[str]:
+        return await self._port.unknown_skus(check.skus, self._pairs[check.pair])
+
+    @activity.defn(name="erp.find_customer")
+    @classified
+    async def find_customer(self, lookup: CustomerLookup) -> str | None:
+        return await self._port.find_customer_by_email(lookup.email, self._pairs[lookup.pair])
+
+    @activity.defn(name="erp.create_customer")
+    @classified
+    async def create_customer(self, request: CustomerCreate) -> str:
+        """Create unless a customer with the e-mail exists (a retry after a lost answer)."""
+        pair = self._pairs[request.pair]
+        existing = await self._port.find_customer_by_email(request.customer.email, pair)
+        if existing is not None:
+            return existing
+        return await self._port.create_customer(request.customer, pair)
+
+    @activity.defn(name="erp.delete_customer")
+    @classified
+    async def delete_customer(self, ref: CustomerRef) -> None:
+        try:
+            await self._port.delete_customer(ref.customer_id, self._pairs[ref.pair])
+        except NotFound:
+            pass  # already gone
+
+    @activity.defn(name="erp.find_order")
+    @classified
+    async def find_order(self, lookup: ErpOrderLookup) -> ErpOrderHandle | None:
+        return await self._port.find_order(lookup.store_order_number, self._pairs[lookup.pair])
+
+    @activity.defn(name="erp.create_order")
+    @classified
+    async def create_order(self, request: ErpOrderCreate) -> ErpOrderCreated:
+        """Look the order up by the store order number, create it only when absent."""
+        pair = self._pairs[request.pair]
+        existing = await self._port.find_order(request.order.number, pair)
+        if existing is not None:
+            return ErpOrderCreated(handle=existing, created=False)
+        handle = await self._port.create_order(request.order, request.customer_id, pair)
+        return ErpOrderCreated(handle=handle, created=True)
+
+    @activity.defn(name="erp.cancel_order")
+    @classified
+    async def cancel_order(self, ref: ErpOrderRefInput) -> None:
+        await self._port.cancel_order(ref.handle, self._pairs[ref.pair])
+
+    @activity.defn(name="erp.record_payment")
+    @classified
+    async def record_payment(self, request: PaymentRecord) -> str:
+        return await self._port.record_payment(
+            request.handle, request.payment, request.customer_id, self._pairs[request.pair]
+        )
+
+    @activity.defn(name="erp.reverse_payment")
+    @classified
+    async def reverse_payment(self, request: PaymentReversal) -> None:
+        await self._port.reverse_payment(request.handle, request.payment_id, self._pairs[request.pair])
+
+    @activity.defn(name="erp.get_shipments")
+    @classified
+    async def get_shipments(self, ref: ErpOrderRefInput) -> list[Shipment]:
+        return await self._port.get_shipments(ref.handle, self._pairs[ref.pair])
+
+    @activity.defn(name="erp.orders_for_shipments")
+    @classified
+    async def orders_for_shipments(self, ref: ShipmentEventRef) -> list[str]:
+        """The ERP order ids behind the shipments an ERP webhook named."""
+        return await self._port.orders_for_shipment_event(ref.ids, ref.rows, self._pairs[ref.pair])

@@ -1,0 +1,77 @@
+"""Turning a recorded webhook into workflow starts and signals.
+
+Starts are idempotent: workflow ids are business keys, a running workflow is reused
+(`USE_EXISTING`), and a workflow that already completed successfully is not started
+again (`ALLOW_DUPLICATE_FAILED_ONLY`): a failed one may be, once the cause is fixed.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.common import (
+    SearchAttributeKey,
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from commerce_sync.api.routing import (
+    Route,
+    acumatica_routes,
+    brightpearl_routes,
+    store_routes,
+)
+from commerce_sync.api.webhook_bodies import AcumaticaPush, BrightpearlEvent, StoreEvent
+from commerce_sync.config.pairs import PairConfig
+
+log = logging.getLogger(__name__)
+
+
+def routes_for(source: str, body: dict[str, Any], event_key: str, pairs: dict[str, PairConfig]) -> list[Route]:
+    """The routes of a recorded, already validated body."""
+    if source in ("kentico", "xcart"):
+        return store_routes(StoreEvent.model_validate(body), pairs)
+    if source == "brightpearl":
+        return brightpearl_routes(BrightpearlEvent.model_validate(body), event_key, pairs)
+    if source == "acumatica":
+        return acumatica_routes(AcumaticaPush.model_validate(body), pairs)
+    raise ValueError(f"unknown source {source}")
+
+
+def _search_attributes(route: Route) -> TypedSearchAttributes:
+    return TypedSearchAttributes(
+        [SearchAttributePair(SearchAttributeKey.for_keyword(name), value) for name, value in route.search.items()]
+    )
+
+
+async def dispatch(client: Client, route: Route, task_queue: str) -> None:
+    """Start (or signal-with-start) the route's workflow; a completed one is left alone."""
+    common: dict[str, Any] = {
+        "id": route.workflow_id,
+        "task_queue": task_queue,
+        "id_reuse_policy": WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+        "search_attributes": _search_attributes(route),
+    }
+    try:
+        if route.signal is not None:
+            await client.start_workflow(
+                route.workflow,
+                route.arg,
+                start_signal=route.signal,
+                start_signal_args=[route.signal_arg] if route.signal_arg is not None else [],
+                **common,
+            )
+        else:
+            await client.start_workflow(
+                route.workflow,
+                route.arg,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                **common,
+            )
+    except WorkflowAlreadyStartedError:
+        log.info("%s already completed; nothing to start", route.workflow_id)

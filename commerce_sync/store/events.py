@@ -1,0 +1,89 @@
+"""Accepted webhooks, recorded before the answer is sent; the relay's to-do list."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import Engine, or_
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
+
+from commerce_sync.domain.models import utc_now
+from commerce_sync.store.db import session_scope
+from commerce_sync.store.models import EventStatus, WebhookEvent
+
+
+def record_event(
+    engine: Engine,
+    *,
+    source: str,
+    event_id: str,
+    event_type: str,
+    workflow_id: str,
+    payload: dict[str, Any],
+) -> tuple[WebhookEvent, bool]:
+    """Store the event; `(event, False)` when this (source, event id) was recorded before."""
+    try:
+        with session_scope(engine) as session:
+            event = WebhookEvent(
+                source=source,
+                event_id=event_id,
+                event_type=event_type,
+                workflow_id=workflow_id,
+                payload=payload,
+            )
+            session.add(event)
+            session.flush()
+            return event, True
+    except IntegrityError:
+        existing = find_event(engine, source, event_id)
+        assert existing is not None
+        return existing, False
+
+
+def find_event(engine: Engine, source: str, event_id: str) -> WebhookEvent | None:
+    with session_scope(engine) as session:
+        return session.exec(
+            select(WebhookEvent).where(WebhookEvent.source == source, WebhookEvent.event_id == event_id)
+        ).first()
+
+
+def mark_started(engine: Engine, event_pk: int) -> None:
+    with session_scope(engine) as session:
+        event = session.get(WebhookEvent, event_pk)
+        if event is not None and event.status != EventStatus.STARTED:
+            event.status = EventStatus.STARTED
+            event.started_at = utc_now()
+            event.start_attempts += 1
+            event.last_error = None
+            session.add(event)
+
+
+def mark_start_failed(engine: Engine, event_pk: int, error: str) -> None:
+    with session_scope(engine) as session:
+        event = session.get(WebhookEvent, event_pk)
+        if event is not None and event.status != EventStatus.STARTED:
+            event.start_attempts += 1
+            event.last_error = error[:2000]
+            session.add(event)
+
+
+def events_to_relay(engine: Engine, older_than: timedelta, limit: int = 100) -> list[WebhookEvent]:
+    """Recorded events whose workflow start has not gone through (oldest first).
+
+    `older_than` leaves a fresh event to the request that is starting it right now.
+    """
+    cutoff = utc_now() - older_than
+    with session_scope(engine) as session:
+        return list(
+            session.exec(
+                select(WebhookEvent)
+                .where(
+                    WebhookEvent.status == EventStatus.RECEIVED,
+                    or_(WebhookEvent.received_at <= cutoff, WebhookEvent.start_attempts > 0),
+                )
+                .order_by(WebhookEvent.id)
+                .limit(limit)
+            ).all()
+        )

@@ -1,0 +1,889 @@
+"""Brightpearl connector: one pooled `httpx.AsyncClient`, private-app authentication.
+
+Every call sends `brightpearl-app-ref` and `brightpearl-account-token`, reads the
+`{"response": ...}` envelope and classifies failures (`systems/errors.py`); it never
+retries: Temporal does. The throttle headers of every response are kept:
+`requests_remaining` and `next_throttle_period_ms`. A 503 is Brightpearl's throttle
+answer and becomes `ThrottledError(retry_after_s = brightpearl-next-throttle-period / 1000)`.
+
+Searches page with the 1-based `firstResult` / `pageSize` (max 500) until
+`lastResult >= resultsAvailable`; an empty search is a 404 and reads as "nothing".
+Multi-GETs use ID sets in batches no larger than the resource allows.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import AsyncIterator, Iterable, Mapping
+from datetime import UTC, datetime
+from decimal import Decimal
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from commerce_sync.config.settings import BrightpearlSettings
+from commerce_sync.domain.models import (
+    Customer,
+    Order,
+    OrderLine,
+    OrderStatus,
+    Payment,
+    PaymentKind,
+    Product,
+    Shipment,
+    StockLevel,
+)
+from commerce_sync.systems.brightpearl import mapping
+from commerce_sync.systems.brightpearl.idsets import chunks, format_id_set
+from commerce_sync.systems.brightpearl.lookups import BrightpearlLookups
+from commerce_sync.systems.errors import (
+    AuthenticationFailed,
+    ConnectorError,
+    NotFound,
+    PermanentError,
+    ThrottledError,
+    TransientError,
+    ValidationFailed,
+)
+
+SYSTEM = "brightpearl"
+MAX_PAGE_SIZE = 500
+MAX_GET_IDS = 200
+DOCUMENTED_BODY_TEMPLATE = (
+    '{"accountCode":"${account-code}","resourceType":"${resource-type}",'
+    '"id":"${resource-id}","lifecycleEvent":"${lifecycle-event}",'
+    '"fullEvent":"${full-event}","raisedOn":"${raised-on}"}'
+)
+# a leading camelCase field path in an error message: "taxCode 'X' does not exist"
+_FIELD = re.compile(r"^([a-z][\w.\[\]]*)(?=:|\s+(?:must|is|does|has|only)\b|\s+['\"{])")
+
+Json = dict[str, Any]
+
+
+class BrightpearlClient:
+    """Async Brightpearl connector; use `async with BrightpearlClient(settings) as bp:`."""
+
+    def __init__(
+        self,
+        settings: BrightpearlSettings,
+        *,
+        timeout_s: float = 15.0,
+        lookups: BrightpearlLookups | None = None,
+    ) -> None:
+        self.settings = settings
+        self.lookups = lookups or BrightpearlLookups()
+        base = f"{settings.base_url.rstrip('/')}/public-api/{settings.account_code}/"
+        self._http = httpx.AsyncClient(
+            base_url=base,
+            headers={
+                "brightpearl-app-ref": settings.app_ref,
+                "brightpearl-account-token": settings.account_token.get_secret_value(),
+                "accept": "application/json",
+            },
+            timeout=httpx.Timeout(timeout_s),
+        )
+        self.requests_remaining: int | None = None
+        self.next_throttle_period_ms: int | None = None
+        self._sku_by_id: dict[int, str] = {}
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> BrightpearlClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # ---- transport ------------------------------------------------------------------
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        field: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Any:
+        try:
+            response = await self._http.request(
+                method, path, params=params, json=json, headers=headers
+            )
+        except httpx.TimeoutException:
+            raise TransientError(SYSTEM, f"timed out: {method} {path}") from None
+        except httpx.HTTPError as exc:
+            raise TransientError(SYSTEM, f"{type(exc).__name__}: {method} {path}") from None
+        self._note_throttle(response)
+        status = response.status_code
+        if status < 300:
+            try:
+                data = response.json() if response.content else {}
+            except ValueError:
+                raise TransientError(
+                    SYSTEM, f"unreadable answer to {method} {path}", status=status
+                ) from None
+            if isinstance(data, dict) and data.get("errors") and status == 207:
+                raise PermanentError(SYSTEM, _messages(data), status=status, field=field)
+            return data.get("response") if isinstance(data, dict) else data
+        message = _error_message(response)
+        if status == 503 or status == 429:
+            period = response.headers.get("brightpearl-next-throttle-period")
+            retry = response.headers.get("retry-after")
+            retry_after = _float(period) / 1000 if period else (_float(retry) if retry else None)
+            raise ThrottledError(SYSTEM, message, status=status, retry_after_s=retry_after)
+        if status >= 500:
+            raise TransientError(SYSTEM, message, status=status)
+        if status in (401, 403):
+            raise AuthenticationFailed(SYSTEM, message, status=status)
+        if status == 404:
+            raise NotFound(SYSTEM, message, status=status)
+        found = _FIELD.match(_first_message(response))
+        raise ValidationFailed(
+            SYSTEM, message, status=status, field=found.group(1) if found else field
+        )
+
+    def _note_throttle(self, response: httpx.Response) -> None:
+        remaining = response.headers.get("brightpearl-requests-remaining")
+        period = response.headers.get("brightpearl-next-throttle-period")
+        if remaining is not None and remaining.strip().lstrip("-").isdigit():
+            self.requests_remaining = int(remaining)
+        if period is not None and period.strip().isdigit():
+            self.next_throttle_period_ms = int(period)
+
+    async def _search(
+        self, path: str, params: Mapping[str, Any], *, page_size: int = MAX_PAGE_SIZE
+    ) -> AsyncIterator[Json]:
+        """Every row of a `*-search`, page by page; a 404 (no results) ends it."""
+        first = 1
+        size = max(1, min(page_size, MAX_PAGE_SIZE))
+        while True:
+            try:
+                data = await self._request(
+                    "GET", path, params={**params, "firstResult": first, "pageSize": size}
+                )
+            except NotFound:
+                return
+            for row in mapping.search_rows(data):
+                yield row
+            meta = data.get("metaData") or {}
+            last, available = int(meta.get("lastResult", 0)), int(meta.get("resultsAvailable", 0))
+            if last >= available or last < first:
+                return
+            first = last + 1
+
+    async def _get_by_ids(
+        self, path: str, ids: Iterable[int], *, batch_size: int = MAX_GET_IDS
+    ) -> list[Any]:
+        """`GET {path}/{ID-SET}` for every batch; an all-missing batch (404) adds nothing."""
+        found: list[Any] = []
+        for batch in chunks(ids, batch_size):
+            try:
+                data = await self._request("GET", f"{path}/{format_id_set(batch)}")
+            except NotFound:
+                continue
+            if isinstance(data, list):
+                found.extend(data)
+            elif isinstance(data, dict):
+                found.append(data)
+        return found
+
+    def _lk(self, lookups: BrightpearlLookups | None) -> BrightpearlLookups:
+        return lookups or self.lookups
+
+    # ---- contacts -------------------------------------------------------------------
+
+    async def find_contact_by_email(self, email: str) -> int | None:
+        async for row in self._search(
+            "contact-service/contact-search",
+            {
+                "primaryEmail": email.strip(),
+                "columns": "contactId,primaryEmail",
+                "sort": "contactId.ASC",
+            },
+        ):
+            return int(row["contactId"])
+        return None
+
+    async def _create_addresses(self, customer: Customer) -> dict[str, int]:
+        billing, shipping = customer.billing_address, customer.shipping_address
+        if billing is None and shipping is None:
+            return {}
+        first = billing or shipping
+        assert first is not None
+        try:
+            for address in (billing, shipping):
+                if address is not None:
+                    mapping.address_to_postal(address)
+        except ValueError as exc:
+            raise ValidationFailed(SYSTEM, str(exc), field="address.country") from None
+        first_id = int(
+            await self._request(
+                "POST",
+                "contact-service/postal-address",
+                json=mapping.address_to_postal(first),
+                field="billing_address" if billing else "shipping_address",
+            )
+        )
+        ids = {"DEF": first_id, "BIL": first_id, "DEL": first_id}
+        if (
+            billing is not None
+            and shipping is not None
+            and not mapping.same_postal(billing, shipping)
+        ):
+            ids["DEL"] = int(
+                await self._request(
+                    "POST",
+                    "contact-service/postal-address",
+                    json=mapping.address_to_postal(shipping),
+                    field="shipping_address",
+                )
+            )
+        return ids
+
+    async def create_contact(
+        self, customer: Customer, lookups: BrightpearlLookups | None = None
+    ) -> int:
+        """Postal address(es) first, then the contact; answers the contact id."""
+        address_ids = await self._create_addresses(customer)
+        body = mapping.customer_to_contact(customer, address_ids, self._lk(lookups))
+        return int(
+            await self._request("POST", "contact-service/contact", json=body, field="customer")
+        )
+
+    async def get_contact(self, contact_id: int) -> Customer:
+        found = await self._request("GET", f"contact-service/contact/{int(contact_id)}")
+        contact = found[0] if isinstance(found, list) else found
+        ids = contact.get("postAddressIds") or {}
+        if ids and not contact.get("postalAddresses"):
+            addresses = await self._get_by_ids(
+                "contact-service/postal-address", [int(v) for v in ids.values()]
+            )
+            contact["postalAddresses"] = {
+                str(a.get("addressId", a.get("id"))): a for a in addresses
+            }
+        return mapping.contact_from_native(contact)
+
+    async def update_contact(self, contact_id: int, customer: Customer) -> None:
+        """New postal addresses (when given), then `PATCH contact/{id}` with JSON-Patch
+        operations. [INFERRED]: Brightpearl documents contact updates as JSON-Patch."""
+        address_ids = await self._create_addresses(customer)
+        await self._request(
+            "PATCH",
+            f"contact-service/contact/{int(contact_id)}",
+            json=mapping.customer_patch(customer, address_ids),
+            field="customer",
+        )
+
+    async def iter_contacts_changed_since(
+        self, since: datetime, *, batch_size: int = MAX_GET_IDS
+    ) -> AsyncIterator[Customer]:
+        ids = [
+            int(row["contactId"])
+            async for row in self._search(
+                "contact-service/contact-search",
+                {
+                    "updatedOn": f"{mapping.bp_datetime(since)}/",
+                    "columns": "contactId",
+                    "sort": "contactId.ASC",
+                },
+            )
+        ]
+        for batch in chunks(ids, min(batch_size, MAX_GET_IDS)):
+            for contact in await self._get_by_ids("contact-service/contact", batch):
+                yield mapping.contact_from_native(contact)
+
+    # ---- products -------------------------------------------------------------------
+
+    async def find_products_by_sku(
+        self, skus: Iterable[str], *, per_sku_below: int = 5
+    ) -> dict[str, int]:
+        """SKU -> product id for the SKUs that exist. Few SKUs: one filtered search each;
+        more: one paged listing of `productId,SKU`."""
+        wanted = list(dict.fromkeys(sku for sku in skus if sku))
+        found: dict[str, int] = {}
+        if len(wanted) < per_sku_below:
+            for sku in wanted:
+                async for row in self._search(
+                    "product-service/product-search",
+                    {"SKU": sku, "columns": "productId,SKU", "sort": "productId.ASC"},
+                ):
+                    if row.get("SKU") == sku:
+                        found[sku] = int(row["productId"])
+                        break
+        else:
+            remaining = set(wanted)
+            async for row in self._search(
+                "product-service/product-search",
+                {"columns": "productId,SKU", "sort": "productId.ASC"},
+            ):
+                sku = str(row.get("SKU") or "")
+                if sku in remaining:
+                    found[sku] = int(row["productId"])
+                    remaining.discard(sku)
+        for sku, product_id in found.items():
+            self._sku_by_id[product_id] = sku
+        return found
+
+    async def _product_id(self, product: str | int) -> int:
+        if isinstance(product, int):
+            return product
+        found = await self.find_products_by_sku([product])
+        if product not in found:
+            raise ValidationFailed(SYSTEM, f"unknown SKU {product!r}", field="sku")
+        return found[product]
+
+    async def _products(self, ids: list[int], lookups: BrightpearlLookups) -> list[Product]:
+        natives = await self._get_by_ids("product-service/product", ids)
+        prices = {
+            int(p["productId"]): p
+            for p in await self._get_by_ids("product-service/product-price", ids)
+        }
+        products = []
+        for native in natives:
+            product = mapping.product_from_native(native, prices.get(int(native["id"])), lookups)
+            self._sku_by_id[int(native["id"])] = product.sku
+            products.append(product)
+        return products
+
+    async def get_product(
+        self, product_id: int, lookups: BrightpearlLookups | None = None
+    ) -> Product:
+        products = await self._products([int(product_id)], self._lk(lookups))
+        if not products:
+            raise NotFound(SYSTEM, f"product {product_id} not found", status=404)
+        return products[0]
+
+    async def iter_products_changed_since(
+        self,
+        since: datetime,
+        lookups: BrightpearlLookups | None = None,
+        *,
+        batch_size: int = MAX_GET_IDS,
+    ) -> AsyncIterator[Product]:
+        ids = [
+            int(row["productId"])
+            async for row in self._search(
+                "product-service/product-search",
+                {
+                    "updatedOn": f"{mapping.bp_datetime(since)}/",
+                    "columns": "productId",
+                    "sort": "productId.ASC",
+                },
+            )
+        ]
+        for batch in chunks(ids, min(batch_size, MAX_GET_IDS)):
+            for product in await self._products(batch, self._lk(lookups)):
+                yield product
+
+    # ---- stock ----------------------------------------------------------------------
+
+    async def get_availability(
+        self,
+        product_ids: Mapping[int, str] | Iterable[int],
+        *,
+        batch_size: int = 100,
+        warehouse_id: int | None = None,
+    ) -> list[StockLevel]:
+        """Availability per product, one `product-availability/{ID-SET}` call per batch.
+
+        Pass `{product id: sku}` to spare the SKU look-up; otherwise SKUs this client has
+        seen are reused and the rest read with one `product/{ID-SET}` call per batch.
+        `warehouse_id=None` answers the totals over all warehouses.
+        """
+        if isinstance(product_ids, Mapping):
+            skus = {int(k): str(v) for k, v in product_ids.items()}
+            ids = list(skus)
+        else:
+            ids = [int(i) for i in product_ids]
+            skus = {i: self._sku_by_id[i] for i in ids if i in self._sku_by_id}
+        levels: list[StockLevel] = []
+        as_of = datetime.now(UTC)
+        for batch in chunks(ids, min(batch_size, MAX_GET_IDS)):
+            try:
+                data = await self._request(
+                    "GET", f"warehouse-service/product-availability/{format_id_set(batch)}"
+                )
+            except NotFound:
+                continue
+            unknown = [i for i in batch if i not in skus and str(i) in data]
+            if unknown:
+                for native in await self._get_by_ids("product-service/product", unknown):
+                    sku = str((native.get("identity") or {}).get("sku") or "")
+                    skus[int(native["id"])] = self._sku_by_id[int(native["id"])] = sku
+            for product_id in batch:
+                entry = data.get(str(product_id))
+                if entry is None or product_id not in skus:
+                    continue
+                levels.append(
+                    mapping.availability_from_native(
+                        skus[product_id], entry, warehouse_id=warehouse_id, as_of=as_of
+                    )
+                )
+        return levels
+
+    async def correct_stock(
+        self,
+        product: str | int,
+        delta: int,
+        reason: str,
+        *,
+        warehouse_id: int | None = None,
+        cost: Decimal | None = None,
+        currency: str | None = None,
+        lookups: BrightpearlLookups | None = None,
+    ) -> list[int]:
+        """A stock correction (signed delta) by SKU or product id; answers goods-note ids.
+
+        Adding stock needs a cost: when none is given, the product's price in the cost
+        price list (`lookups.cost_price_list_id`) is used (one extra call).
+        """
+        lk = self._lk(lookups)
+        if delta == 0:
+            raise ValidationFailed(
+                SYSTEM, "a stock correction needs a non-zero quantity", field="delta"
+            )
+        product_id = await self._product_id(product)
+        warehouse = warehouse_id or lk.warehouse_id
+        correction: Json = {
+            "quantity": delta,
+            "productId": product_id,
+            "reason": reason,
+            "locationId": lk.location_id,
+        }
+        if delta > 0:
+            if cost is None:
+                prices = await self._get_by_ids("product-service/product-price", [product_id])
+                price = mapping.product_price(prices[0] if prices else None, lk.cost_price_list_id)
+                cost, found_currency = (
+                    price if price is not None else (Decimal("0"), lk.base_currency)
+                )
+                currency = currency or found_currency
+            correction["cost"] = {
+                "currency": currency or lk.base_currency,
+                "value": mapping.money_str(cost),
+            }
+        result = await self._request(
+            "POST",
+            f"warehouse-service/warehouse/{warehouse}/stock-correction",
+            json={"corrections": [correction]},
+            field="corrections[0]",
+        )
+        return [int(i) for i in (result if isinstance(result, list) else [result])]
+
+    # ---- orders ---------------------------------------------------------------------
+
+    async def _find_order(
+        self, reference: str, order_type_id: int, parent: int | None = None
+    ) -> int | None:
+        params: Json = {
+            "customerRef": reference,
+            "orderTypeId": order_type_id,
+            "columns": "orderId,customerRef,orderTypeId",
+            "sort": "orderId.ASC",
+        }
+        if parent is not None:
+            params["parentOrderId"] = parent
+        async for row in self._search("order-service/order-search", params):
+            return int(row["orderId"])
+        return None
+
+    async def find_order_by_reference(self, store_order_number: str) -> int | None:
+        """The sales order whose `reference` (search column `customerRef`) is the number."""
+        return await self._find_order(store_order_number, 1)
+
+    async def _get_native_order(self, order_id: int) -> Json:
+        found = await self._request("GET", f"order-service/order/{int(order_id)}")
+        order: Json = found[0] if isinstance(found, list) else found
+        return order
+
+    async def _post_missing_rows(self, order_id: int, existing: Json, rows: list[Json]) -> None:
+        have = Counter(mapping.row_key(row) for row in (existing.get("orderRows") or {}).values())
+        for index, row in enumerate(rows):
+            key = mapping.row_key(row)
+            if have[key] > 0:
+                have[key] -= 1
+                continue
+            await self._request(
+                "POST", f"order-service/order/{order_id}/row", json=row, field=f"rows[{index}]"
+            )
+
+    async def _product_ids_for(self, lines: list[OrderLine]) -> dict[str, int]:
+        skus = [line.sku for line in lines if line.sku]
+        product_ids = await self.find_products_by_sku(skus)
+        for index, line in enumerate(lines):
+            if line.sku and line.sku not in product_ids:
+                raise ValidationFailed(
+                    SYSTEM,
+                    f"no Brightpearl product with SKU {line.sku!r}",
+                    field=f"lines[{index}].sku",
+                )
+        return product_ids
+
+    async def create_sales_order(
+        self, order: Order, contact_id: int, lookups: BrightpearlLookups | None = None
+    ) -> int:
+        """The order (legacy create), then its rows. Idempotent on `order.number`: a re-run
+        finds the order by reference and posts only the rows not yet there."""
+        lk = self._lk(lookups)
+        try:
+            body = mapping.order_to_native(order, contact_id, lk)
+            product_ids = await self._product_ids_for(order.lines)
+            rows = mapping.order_rows_to_native(order, product_ids, lk)
+        except ValueError as exc:
+            raise ValidationFailed(SYSTEM, str(exc), field="order") from None
+        order_id = await self.find_order_by_reference(order.number)
+        if order_id is None:
+            order_id = int(
+                await self._request("POST", "order-service/order", json=body, field="order")
+            )
+            existing: Json = {}
+        else:
+            existing = await self._get_native_order(order_id)
+        await self._post_missing_rows(order_id, existing, rows)
+        return order_id
+
+    async def get_order(self, order_id: int, lookups: BrightpearlLookups | None = None) -> Order:
+        return mapping.order_from_native(await self._get_native_order(order_id), self._lk(lookups))
+
+    async def set_order_status(
+        self,
+        order_id: int,
+        status: OrderStatus | str | int,
+        note: str = "",
+        lookups: BrightpearlLookups | None = None,
+    ) -> None:
+        status_id = (
+            status if isinstance(status, int) else mapping.status_id(status, self._lk(lookups))
+        )
+        body: Json = {"orderStatusId": status_id}
+        if note:
+            body["orderNote"] = {"text": note, "isPublic": False, "fileId": None}
+        await self._request(
+            "PUT", f"order-service/order/{int(order_id)}/status", json=body, field="status"
+        )
+
+    async def add_order_note(self, order_id: int, text: str, *, public: bool = False) -> int:
+        return int(
+            await self._request(
+                "POST",
+                f"order-service/order/{int(order_id)}/note",
+                json={"text": text, "isPublic": public, "fileId": None},
+                field="note",
+            )
+        )
+
+    async def cancel_order(
+        self,
+        order_id: int,
+        note: str = "Cancelled by commerce-sync",
+        lookups: BrightpearlLookups | None = None,
+    ) -> None:
+        """Sets the cancelled status (idempotent: cancelling twice changes nothing)."""
+        await self.set_order_status(order_id, OrderStatus.CANCELLED, note, lookups)
+
+    async def iter_orders_changed_since(
+        self,
+        since: datetime,
+        lookups: BrightpearlLookups | None = None,
+        *,
+        batch_size: int = MAX_GET_IDS,
+    ) -> AsyncIterator[Order]:
+        ids = [
+            int(row["orderId"])
+            async for row in self._search(
+                "order-service/order-search",
+                {
+                    "updatedOn": f"{mapping.bp_datetime(since)}/",
+                    "orderTypeId": 1,
+                    "columns": "orderId,updatedOn",
+                    "sort": "orderId.ASC",
+                },
+            )
+        ]
+        for batch in chunks(ids, min(batch_size, MAX_GET_IDS)):
+            for native in await self._get_by_ids("order-service/order", batch):
+                yield mapping.order_from_native(native, self._lk(lookups))
+
+    # ---- payments -------------------------------------------------------------------
+
+    async def _find_payment(self, reference: str, method_code: str) -> Json | None:
+        async for row in self._search(
+            "accounting-service/customer-payment-search",
+            {
+                "transactionRef": reference,
+                "paymentMethodCode": method_code,
+                "sort": "paymentId.ASC",
+            },
+        ):
+            return row
+        return None
+
+    async def _post_payment(self, body: Json) -> int:
+        try:
+            return int(
+                await self._request(
+                    "POST", "accounting-service/customer-payment", json=body, field="payment"
+                )
+            )
+        except ValidationFailed:
+            existing = await self._find_payment(body["transactionRef"], body["paymentMethodCode"])
+            if existing is None:
+                raise
+            if (
+                int(existing["orderId"]) != int(body["orderId"])
+                or existing["paymentType"] != body["paymentType"]
+            ):
+                raise ValidationFailed(
+                    SYSTEM,
+                    f"transactionRef {body['transactionRef']!r} is already used by payment "
+                    f"{existing['paymentId']} on order {existing['orderId']}",
+                    status=400,
+                    field="payment.reference",
+                ) from None
+            return int(existing["paymentId"])
+
+    async def record_payment(
+        self, order_id: int, payment: Payment, lookups: BrightpearlLookups | None = None
+    ) -> int:
+        """A RECEIPT against the sales order. Idempotent: a payment with the same
+        `transactionRef` + `paymentMethodCode` answers the existing payment's id."""
+        body = mapping.payment_to_native(
+            payment, int(order_id), self._lk(lookups), payment_type="RECEIPT"
+        )
+        return await self._post_payment(body)
+
+    async def reverse_payment(
+        self, order_id: int, payment: Payment, lookups: BrightpearlLookups | None = None
+    ) -> int:
+        """Compensates `record_payment`: a VOID of the same amount, `transactionRef`
+        `{reference}-void` (idempotent like any payment). [INFERRED] use of VOID."""
+        reversal = payment.model_copy(
+            update={"reference": f"{payment.reference}-void", "paid_at": None}
+        )
+        body = mapping.payment_to_native(
+            reversal, int(order_id), self._lk(lookups), payment_type="VOID"
+        )
+        return await self._post_payment(body)
+
+    async def get_payments(
+        self, order_id: int, lookups: BrightpearlLookups | None = None
+    ) -> list[Payment]:
+        return [
+            mapping.payment_from_native(row, self._lk(lookups))
+            async for row in self._search(
+                "accounting-service/customer-payment-search",
+                {"orderId": int(order_id), "sort": "paymentId.ASC"},
+            )
+        ]
+
+    # ---- shipments ------------------------------------------------------------------
+
+    async def _shipments(
+        self, notes: Mapping[str, Any], lookups: BrightpearlLookups, include_unshipped: bool
+    ) -> list[Shipment]:
+        skus: dict[str, str] = {}
+        for order_id in sorted({int(note["orderId"]) for note in notes.values()}):
+            order = await self._get_native_order(order_id)
+            for row_id, row in (order.get("orderRows") or {}).items():
+                skus[str(row_id)] = str(row.get("productSku") or "")
+        shipments = []
+        for note_id, note in sorted(notes.items(), key=lambda kv: int(kv[0])):
+            if not include_unshipped and not (note.get("status") or {}).get("shipped"):
+                continue
+            shipments.append(mapping.shipment_from_native(note_id, note, skus, lookups))
+        return shipments
+
+    async def get_shipments(
+        self,
+        order_id: int,
+        lookups: BrightpearlLookups | None = None,
+        *,
+        include_unshipped: bool = False,
+    ) -> list[Shipment]:
+        """The order's goods-out notes (shipped ones unless asked), tracking from
+        `shipping.reference`."""
+        try:
+            notes = await self._request(
+                "GET", f"warehouse-service/order/{int(order_id)}/goods-note/goods-out"
+            )
+        except NotFound:
+            return []
+        return await self._shipments(notes, self._lk(lookups), include_unshipped)
+
+    async def get_note_shipment(
+        self, note_id: int, lookups: BrightpearlLookups | None = None
+    ) -> Shipment:
+        notes = await self._request(
+            "GET", f"warehouse-service/order/*/goods-note/goods-out/{int(note_id)}"
+        )
+        shipments = await self._shipments(notes, self._lk(lookups), include_unshipped=True)
+        return shipments[0]
+
+    async def ship_goods_out_note(self, note_id: int, *, occurred: datetime | None = None) -> None:
+        """Posts the `SHW` (shipped) event on a goods-out note."""
+        event = {
+            "eventCode": "SHW",
+            "occured": mapping.bp_datetime(occurred or datetime.now(UTC)),
+            "eventOwnerId": 4,
+        }
+        await self._request(
+            "POST",
+            f"warehouse-service/goods-note/goods-out/{int(note_id)}/event",
+            json={"events": [event]},
+        )
+
+    # ---- credits and refunds --------------------------------------------------------
+
+    async def create_sales_credit(
+        self,
+        parent_order_id: int,
+        lines: list[OrderLine],
+        *,
+        reference: str,
+        lookups: BrightpearlLookups | None = None,
+    ) -> int:
+        """A sales credit (legacy `order` with `orderTypeCode` SC and `parentOrderId`), then
+        its rows. Idempotent on `reference` under the parent: a re-run posts only missing rows."""
+        lk = self._lk(lookups)
+        parent = await self._get_native_order(parent_order_id)
+        by_sku = {
+            str(row.get("productSku")): int(row["productId"])
+            for row in (parent.get("orderRows") or {}).values()
+            if row.get("productId") and row.get("productSku")
+        }
+        missing = [line for line in lines if line.sku and line.sku not in by_sku]
+        if missing:
+            by_sku.update(await self._product_ids_for(missing))
+        try:
+            rows = [mapping.line_to_row(line, by_sku.get(line.sku), lk) for line in lines]
+        except ValueError as exc:
+            raise ValidationFailed(SYSTEM, str(exc), field="lines") from None
+        credit_id = await self._find_order(reference, 3, parent=int(parent_order_id))
+        if credit_id is None:
+            parties = parent.get("parties") or {}
+            body = {
+                "orderTypeCode": "SC",
+                "reference": reference,
+                "parentOrderId": int(parent_order_id),
+                "priceListId": parent.get("priceListId", lk.price_list_id),
+                "priceModeCode": parent.get("priceModeCode", "EXC"),
+                "placedOn": mapping.bp_datetime(datetime.now(UTC)),
+                "orderStatus": {"orderStatusId": mapping.status_id(OrderStatus.PENDING, lk)},
+                "currency": {
+                    "orderCurrencyCode": (parent.get("currency") or {}).get(
+                        "orderCurrencyCode", lk.base_currency
+                    ),
+                    "fixedExchangeRate": True,
+                    "exchangeRate": "1",
+                },
+                "parties": {
+                    "customer": {"contactId": (parties.get("customer") or {}).get("contactId")},
+                    "delivery": parties.get("delivery"),
+                    "billing": parties.get("billing"),
+                },
+                "assignment": {"current": {"channelId": lk.channel_id}},
+                "warehouseId": parent.get("warehouseId", lk.warehouse_id),
+            }
+            credit_id = int(
+                await self._request("POST", "order-service/order", json=body, field="credit")
+            )
+            existing: Json = {}
+        else:
+            existing = await self._get_native_order(credit_id)
+        await self._post_missing_rows(credit_id, existing, rows)
+        return credit_id
+
+    async def cancel_sales_credit(
+        self, credit_id: int, lookups: BrightpearlLookups | None = None
+    ) -> None:
+        await self.set_order_status(
+            credit_id, OrderStatus.CANCELLED, "Credit cancelled by commerce-sync", lookups
+        )
+
+    async def refund(
+        self, credit_id: int, payment: Payment, lookups: BrightpearlLookups | None = None
+    ) -> int:
+        """Money out: a PAYMENT against the sales credit, idempotent on `transactionRef`."""
+        refund = payment.model_copy(update={"kind": PaymentKind.REFUND})
+        body = mapping.payment_to_native(
+            refund, int(credit_id), self._lk(lookups), payment_type="PAYMENT"
+        )
+        return await self._post_payment(body)
+
+    # ---- webhooks -------------------------------------------------------------------
+
+    async def register_webhook(
+        self,
+        subscribe_to: str,
+        uri_template: str,
+        *,
+        body_template: str | None = DOCUMENTED_BODY_TEMPLATE,
+        http_method: str = "POST",
+        id_set_accepted: bool = True,
+        quality_of_service: int = 1,
+        content_type: str = "application/json",
+    ) -> int:
+        body = {
+            "subscribeTo": subscribe_to,
+            "httpMethod": http_method,
+            "uriTemplate": uri_template,
+            "bodyTemplate": body_template,
+            "contentType": content_type,
+            "idSetAccepted": id_set_accepted,
+            "qualityOfService": quality_of_service,
+        }
+        return int(
+            await self._request("POST", "integration-service/webhook", json=body, field="webhook")
+        )
+
+    async def list_webhooks(self) -> list[Json]:
+        try:
+            found = await self._request("GET", "integration-service/webhook")
+        except NotFound:
+            return []
+        return list(found or [])
+
+    async def delete_webhook(self, webhook_id: int) -> None:
+        await self._request("DELETE", f"integration-service/webhook/{int(webhook_id)}")
+
+
+def _messages(data: Any) -> str:
+    errors = data.get("errors") if isinstance(data, dict) else None
+    if not errors:
+        return ""
+    return "; ".join(f"{e.get('code', '')}: {e.get('message', '')}".strip(": ") for e in errors)
+
+
+def _error_message(response: httpx.Response) -> str:
+    try:
+        text = _messages(response.json())
+    except ValueError:
+        text = ""
+    return text or f"HTTP {response.status_code}"
+
+
+def _first_message(response: httpx.Response) -> str:
+    try:
+        errors = response.json().get("errors") or [{}]
+        return str(errors[0].get("message") or "")
+    except (ValueError, AttributeError):
+        return ""
+
+
+def _float(value: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        return 0.0
+
+
+__all__ = ["BrightpearlClient", "ConnectorError"]

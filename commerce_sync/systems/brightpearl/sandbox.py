@@ -1,0 +1,1988 @@
+"""A faithful local Brightpearl (SYSTEMS.md section 2), in memory.
+
+Real API under `/public-api/{accountCode}/{service}/...` with private-app headers
+(`brightpearl-app-ref`, `brightpearl-account-token`), the `{"response": ...}` and
+`{"errors": [{"code", "message"}]}` envelopes, ID sets, 404 for empty searches and
+multi-GETs, positional search results with `metaData`, `updatedOn=from/to` PERIOD
+filters, and the throttle: 200 requests per rolling minute, the
+`brightpearl-requests-remaining` / `brightpearl-next-throttle-period` (ms) headers on
+every response, and 503 with the errors envelope when exhausted.
+
+Webhooks are rendered from the templates registered through
+`integration-service/webhook` (`${...}` variables; `idSetAccepted` batches stock events
+raised within 200 ms into one ID set). The control plane's `POST /_sandbox/webhooks`
+with `{"url", "token"}` acts as a registration for every event with uriTemplate
+`{url}/{token}`, the documented body template and `idSetAccepted: true`.
+
+Fixed ids (stable across resets): products 1001..1010 (`WIDGET-1`..`WIDGET-10`),
+warehouses 2 (default, location 2) and 3 (location 3), seed contacts 201 and 202 with
+postal addresses 501 and 502, price lists 1 (cost) and 2 (retail, USD).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import pycountry
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from commerce_sync.config.settings import BrightpearlSettings, Settings
+from commerce_sync.systems.brightpearl.idsets import IdSetError, format_id_set, parse_id_set
+from commerce_sync.systems.sandbox_kit import Sandbox, SandboxEvent, WebhookTarget
+from commerce_sync.systems.seed import SEED_CURRENCY, SEED_CUSTOMERS, SEED_PRODUCTS
+
+Json = dict[str, Any]
+
+SEED_TIME = datetime(2025, 1, 1, tzinfo=UTC)
+DEFAULT_WAREHOUSE = 2
+WAREHOUSES = {
+    2: {"name": "Main warehouse", "locationId": 2},
+    3: {"name": "Overflow", "locationId": 3},
+}
+ORDER_STATUSES = {
+    1: "Pending",
+    2: "On hold",
+    3: "Processing",
+    4: "Shipped",
+    5: "Cancelled",
+    6: "Returned",
+}
+CANCELLED_STATUS = 5
+ORDER_TYPES = {"SO": 1, "PO": 2, "SC": 3, "PC": 4}
+TAX_CODES = {"T20", "T5", "T0", "-"}
+SHIPPING_METHODS = {
+    5: "Ground",
+    6: "Express",
+    7: "Pickup",
+    8: "UPS",
+    9: "FedEx",
+    10: "USPS",
+    11: "DHL",
+}
+CARRIER_METHODS = {"ups": 8, "fedex": 9, "usps": 10, "dhl": 11}
+PRICE_LISTS = {1: ("Cost", SEED_CURRENCY), 2: ("Retail", SEED_CURRENCY)}
+PAYMENT_TYPES = {"RECEIPT", "PAYMENT", "AUTH", "CAPTURE", "VOID"}
+PAYMENT_METHODS = {"1000": "Card", "1001": "PayPal", "1002": "Invoice"}
+MAX_IDS = {
+    "order": 200,
+    "contact": 200,
+    "postal-address": 200,
+    "product": 200,
+    "product-price": 200,
+    "product-availability": 200,
+    "goods-out": 500,
+    "stock-correction": 200,
+    "webhook": 200,
+}
+MAX_PAGE_SIZE = 500
+BATCH_WINDOW_S = 0.2
+BATCHED_EVENTS = {"product.modified.on-hand-modified"}
+DOCUMENTED_BODY_TEMPLATE = (
+    '{"accountCode":"${account-code}","resourceType":"${resource-type}",'
+    '"id":"${resource-id}","lifecycleEvent":"${lifecycle-event}",'
+    '"fullEvent":"${full-event}","raisedOn":"${raised-on}"}'
+)
+THROTTLE_HEADER = "brightpearl-requests-remaining"
+PERIOD_HEADER = "brightpearl-next-throttle-period"
+
+
+def stamp(value: datetime | None = None) -> str:
+    value = (value or datetime.now(UTC)).astimezone(UTC)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+def parse_when(text: str) -> datetime:
+    parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace(" ", "+"))
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def amount(value: Decimal) -> str:
+    return f"{value:.4f}"
+
+
+class BpError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def bad(message: str, code: str = "CMNC-400") -> BpError:
+    return BpError(400, code, message)
+
+
+def not_found(message: str = "Resource not found") -> BpError:
+    return BpError(404, "CMNC-404", message)
+
+
+def dec(value: Any, what: str) -> Decimal:
+    if isinstance(value, bool) or value is None:
+        raise bad(f"{what} must be a number")
+    try:
+        result = Decimal(str(value))
+    except InvalidOperation:
+        raise bad(f"{what} must be a number") from None
+    if not result.is_finite():
+        raise bad(f"{what} must be a number")
+    return result
+
+
+def whole(value: Any, what: str) -> int:
+    number = dec(value, what)
+    if number != number.to_integral_value():
+        raise bad(f"{what} must be a whole number")
+    return int(number)
+
+
+def ids_of(text: str, resource: str) -> list[int]:
+    try:
+        return parse_id_set(text, max_size=MAX_IDS.get(resource))
+    except IdSetError as exc:
+        raise bad(f"Invalid ID set: {exc}", "CMNC-ID-SET") from None
+
+
+def valid_alpha3(code: Any) -> str:
+    text = str(code or "").strip().upper()
+    if len(text) != 3 or pycountry.countries.get(alpha_3=text) is None:
+        raise bad(f"countryIsoCode {code!r} is not an ISO 3166 alpha-3 code")
+    return text
+
+
+@dataclass
+class Call:
+    request: Request
+    params: dict[str, str]
+    query: dict[str, str]
+    body: Any
+
+
+@dataclass
+class Column:
+    name: str
+    kind: str  # IDSET, INTEGER, STRING, PERIOD, BOOLEAN, DECIMAL
+    get: Callable[[Json], Any]
+
+
+@dataclass
+class EventMeta:
+    full_event: str
+    ids: list[int]
+    raised_on: str
+    open: bool = True
+
+
+@dataclass
+class Registration:
+    id: int
+    subscribe_to: str
+    http_method: str
+    uri_template: str
+    body_template: str | None
+    content_type: str
+    id_set_accepted: bool
+    quality_of_service: int
+
+    def as_json(self) -> Json:
+        return {
+            "id": self.id,
+            "subscribeTo": self.subscribe_to,
+            "httpMethod": self.http_method,
+            "uriTemplate": self.uri_template,
+            "bodyTemplate": self.body_template,
+            "contentType": self.content_type,
+            "idSetAccepted": self.id_set_accepted,
+            "qualityOfService": self.quality_of_service,
+        }
+
+
+@dataclass
+class Deliveries:
+    """Deliveries to webhooks registered through the API (kept apart from the outbox)."""
+
+    items: list[tuple[int, SandboxEvent, str]] = field(default_factory=list)
+
+    def as_json(self) -> list[Json]:
+        return [
+            {"webhookId": hook_id, "url": url, **event.summary()}
+            for hook_id, event, url in self.items
+        ]
+
+
+class ShipmentBody(BaseModel):
+    order: str | int
+    tracking: str
+    carrier: str = ""
+    warehouse: int | None = None
+
+
+class BatchingBody(BaseModel):
+    """How long stock events wait to gather into one ID-set delivery (default 0.2 s)."""
+
+    window_s: float = Field(ge=0, le=60)
+
+
+class StockBody(BaseModel):
+    sku: str
+    on_hand: int = Field(ge=0)
+    warehouse: int | None = None
+
+
+class ProductBody(BaseModel):
+    sku: str
+    name: str
+    price: Decimal
+    description: str = ""
+    on_hand: int = Field(default=0, ge=0)
+    enabled: bool = True
+
+
+class ProductEdit(BaseModel):
+    name: str | None = None
+    price: Decimal | None = None
+    description: str | None = None
+    enabled: bool | None = None
+
+
+class ContactEdit(BaseModel):
+    first_name: str | None = None
+    last_name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    company: str | None = None
+
+
+Handler = Callable[[Call], Awaitable[Any]]
+
+
+class BrightpearlSandbox(Sandbox):
+    name = "brightpearl"
+    default_requests_per_minute = 200
+
+    def __init__(self, settings: BrightpearlSettings) -> None:
+        self.account_code = settings.account_code
+        self.app_ref = settings.app_ref
+        self.account_token = settings.account_token.get_secret_value()
+        self._routes: list[tuple[str, str, re.Pattern[str], Handler]] = []
+        self._register_routes()
+        super().__init__()
+
+    # ---- state --------------------------------------------------------------------
+
+    def reset_state(self) -> None:
+        for task in list(getattr(self, "_deliveries", ())):
+            task.cancel()
+        self.products: dict[int, Json] = {}
+        self.prices: dict[int, dict[int, Decimal]] = {}
+        self.stock: dict[tuple[int, int], int] = {}
+        self.contacts: dict[int, Json] = {}
+        self.addresses: dict[int, Json] = {}
+        self.orders: dict[int, Json] = {}
+        self.order_notes: dict[int, list[Json]] = {}
+        self.goods_out: dict[int, Json] = {}
+        self.stock_corrections: dict[int, Json] = {}
+        self.payments: dict[int, Json] = {}
+        self.webhooks: dict[int, Registration] = {}
+        self.deliveries = Deliveries()
+        self._event_meta: dict[str, EventMeta] = {}
+        self._open_batches: dict[str, SandboxEvent] = {}
+        self.batch_window_s = BATCH_WINDOW_S
+        self._next = {
+            "contact": 203,
+            "address": 503,
+            "order": 10001,
+            "row": 50001,
+            "note": 1,
+            "goods-out": 7001,
+            "goods-note": 8001,
+            "payment": 9001,
+            "webhook": 1,
+            "product": 1011,
+        }
+        when = stamp(SEED_TIME)
+        for index, seed in enumerate(SEED_PRODUCTS):
+            product_id = 1001 + index
+            self.products[product_id] = self._new_product(
+                product_id, seed.sku, seed.name, seed.description, when, weight=seed.weight_kg
+            )
+            self.prices[product_id] = {
+                1: (seed.price * Decimal("0.4")).quantize(Decimal("0.01")),
+                2: seed.price,
+            }
+            self.stock[(product_id, DEFAULT_WAREHOUSE)] = seed.on_hand
+        for index, customer in enumerate(SEED_CUSTOMERS):
+            address_id, contact_id = 501 + index, 201 + index
+            self.addresses[address_id] = {
+                "addressId": address_id,
+                "addressLine1": customer.line1,
+                "addressLine2": "",
+                "addressLine3": customer.city,
+                "addressLine4": customer.region,
+                "postalCode": customer.postal_code,
+                "countryIsoCode": valid_alpha3(
+                    pycountry.countries.get(alpha_2=customer.country).alpha_3  # type: ignore[union-attr]
+                ),
+            }
+            self.contacts[contact_id] = {
+                "contactId": contact_id,
+                "salutation": "",
+                "firstName": customer.first_name,
+                "lastName": customer.last_name,
+                "postAddressIds": {"DEF": address_id, "BIL": address_id, "DEL": address_id},
+                "communication": {
+                    "emails": {"PRI": {"email": customer.email}},
+                    "telephones": {"PRI": customer.phone},
+                },
+                "organisation": {"name": customer.company},
+                "relationshipToAccount": {
+                    "isCustomer": True,
+                    "isSupplier": False,
+                    "isStaff": False,
+                },
+                "financialDetails": {"priceListId": 2},
+                "contactStatus": {"current": {"contactStatusId": 1}},
+                "createdOn": when,
+                "updatedOn": when,
+            }
+
+    def _id(self, kind: str) -> int:
+        value = self._next[kind]
+        self._next[kind] = value + 1
+        return value
+
+    def _new_product(
+        self, product_id: int, sku: str, name: str, description: str, when: str, *, weight: Decimal
+    ) -> Json:
+        return {
+            "id": product_id,
+            "brandId": 1,
+            "productTypeId": 1,
+            "identity": {"sku": sku, "barcode": "", "ean": "", "upc": "", "isbn": "", "mpn": ""},
+            "stock": {"stockTracked": True, "weight": {"magnitude": amount(weight)}},
+            "salesChannels": [
+                {
+                    "salesChannelName": "Brightpearl",
+                    "productName": name,
+                    "productCondition": "new",
+                    "categories": [],
+                    "description": {
+                        "languageCode": "en",
+                        "text": description,
+                        "format": "HTML_FRAGMENT",
+                    },
+                    "shortDescription": {
+                        "languageCode": "en",
+                        "text": "",
+                        "format": "HTML_FRAGMENT",
+                    },
+                }
+            ],
+            "status": "LIVE",
+            "createdOn": when,
+            "updatedOn": when,
+        }
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "products": {str(k): self._product_view(k) for k in self.products},
+            "prices": {
+                str(k): {str(pl): amount(v) for pl, v in lists.items()}
+                for k, lists in self.prices.items()
+            },
+            "stock": {
+                str(pid): {
+                    str(wh): self._figures(pid, wh) for wh in WAREHOUSES if (pid, wh) in self.stock
+                }
+                for pid in self.products
+            },
+            "contacts": {str(k): self._contact_view(k) for k in self.contacts},
+            "postal_addresses": {str(k): v for k, v in self.addresses.items()},
+            "orders": {str(k): self._order_view(k) for k in self.orders},
+            "order_notes": {str(k): v for k, v in self.order_notes.items()},
+            "goods_out_notes": {str(k): v for k, v in self.goods_out.items()},
+            "stock_corrections": {str(k): v for k, v in self.stock_corrections.items()},
+            "payments": {str(k): v for k, v in self.payments.items()},
+            "webhooks": [hook.as_json() for hook in self.webhooks.values()],
+            "webhook_deliveries": self.deliveries.as_json(),
+        }
+
+    # ---- envelopes, auth, throttle --------------------------------------------------
+
+    def error_response(
+        self, status: int, message: str, retry_after_s: float | None = None
+    ) -> Response:
+        response = JSONResponse(
+            {"errors": [{"code": f"CMNC-{status}", "message": message}]}, status_code=status
+        )
+        if retry_after_s is not None:
+            response.headers[PERIOD_HEADER] = str(int(retry_after_s * 1000))
+        return response
+
+    def throttled_response(self) -> Response:
+        return self.error_response(
+            503,
+            "You have sent too many requests. Please wait before sending another request",
+            self.throttle.ms_until_next_period / 1000,
+        )
+
+    def decorate_response(self, response: Response) -> None:
+        limit = self.throttle.limit
+        remaining = self.throttle.remaining if limit is not None else 199
+        response.headers[THROTTLE_HEADER] = str(remaining)
+        if PERIOD_HEADER not in response.headers:
+            response.headers[PERIOD_HEADER] = str(self.throttle.ms_until_next_period)
+
+    def _check_auth(self, request: Request, account: str) -> None:
+        app_ref = request.headers.get("brightpearl-app-ref", "")
+        token = request.headers.get("brightpearl-account-token", "")
+        if app_ref != self.app_ref or token != self.account_token:
+            raise BpError(401, "CMNC-401", "Not authenticated: check brightpearl-app-ref and token")
+        if account != self.account_code:
+            raise BpError(401, "CMNC-401", f"Not authorised for account {account!r}")
+
+    # ---- routing -------------------------------------------------------------------
+
+    def _route(self, method: str, service: str, pattern: str, handler: Handler) -> None:
+        regex = re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern) + "/?$")
+        self._routes.append((method, service, regex, handler))
+
+    def add_api_routes(self, app: FastAPI) -> None:
+        @app.api_route(
+            "/public-api/{account}/{service}/{rest:path}",
+            methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+        )
+        async def api(account: str, service: str, rest: str, request: Request) -> Response:
+            return await self._dispatch(account, service, rest, request)
+
+    async def _dispatch(self, account: str, service: str, rest: str, request: Request) -> Response:
+        try:
+            self._check_auth(request, account)
+            allowed = False
+            for method, svc, regex, handler in self._routes:
+                if svc != service:
+                    continue
+                match = regex.match(rest)
+                if match is None:
+                    continue
+                allowed = True
+                if method != request.method:
+                    continue
+                body: Any = None
+                raw = await request.body()
+                if raw:
+                    try:
+                        body = json.loads(raw)
+                    except ValueError:
+                        raise bad("Request body is not valid JSON") from None
+                call = Call(request, match.groupdict(), dict(request.query_params), body)
+                result = await handler(call)
+                if isinstance(result, Response):
+                    return result
+                return JSONResponse({"response": result})
+            if allowed:
+                raise BpError(405, "CMNC-405", f"Method {request.method} not allowed")
+            raise not_found(f"No such resource: {service}/{rest}")
+        except BpError as exc:
+            return JSONResponse(
+                {"errors": [{"code": exc.code, "message": exc.message}]}, status_code=exc.status
+            )
+
+    def _register_routes(self) -> None:
+        r = self._route
+        r("POST", "order-service", "order", self._create_order)
+        r("GET", "order-service", "order/{ids}", self._get_orders)
+        r("POST", "order-service", "order/{id}/row", self._create_row)
+        r("PATCH", "order-service", "order/{id}/row/{row}", self._patch_row)
+        r("PUT", "order-service", "order/{id}/status", self._set_status)
+        r("POST", "order-service", "order/{id}/note", self._add_note)
+        r("GET", "order-service", "order/{id}/note", self._get_notes)
+        r("GET", "order-service", "order-search", self._search_orders)
+        r("POST", "contact-service", "postal-address", self._create_address)
+        r("GET", "contact-service", "postal-address/{ids}", self._get_addresses)
+        r("POST", "contact-service", "contact", self._create_contact)
+        r("GET", "contact-service", "contact/{ids}", self._get_contacts)
+        r("PATCH", "contact-service", "contact/{id}", self._patch_contact)
+        r("PUT", "contact-service", "contact/{id}/postal-address", self._relink_addresses)
+        r("GET", "contact-service", "contact-search", self._search_contacts)
+        r("GET", "product-service", "product/{ids}", self._get_products)
+        r("GET", "product-service", "product-search", self._search_products)
+        r("GET", "product-service", "product-price/{ids}", self._get_prices)
+        r("GET", "warehouse-service", "product-availability/{ids}", self._get_availability)
+        r("POST", "warehouse-service", "warehouse/{wh}/stock-correction", self._stock_correction)
+        r(
+            "GET",
+            "warehouse-service",
+            "warehouse/{wh}/stock-correction/{ids}",
+            self._get_corrections,
+        )
+        r("POST", "warehouse-service", "order/{id}/goods-note/goods-out", self._create_goods_out)
+        r("GET", "warehouse-service", "order/{orders}/goods-note/goods-out", self._get_goods_out)
+        r(
+            "GET",
+            "warehouse-service",
+            "order/{orders}/goods-note/goods-out/{notes}",
+            self._get_goods_out,
+        )
+        r("PUT", "warehouse-service", "goods-note/goods-out/{id}", self._update_goods_out)
+        r("POST", "warehouse-service", "goods-note/goods-out/{id}/event", self._goods_out_event)
+        r("POST", "accounting-service", "customer-payment", self._create_payment)
+        r("GET", "accounting-service", "customer-payment-search", self._search_payments)
+        r("POST", "integration-service", "webhook", self._create_webhook)
+        r("GET", "integration-service", "webhook", self._list_webhooks)
+        r("GET", "integration-service", "webhook/{ids}", self._list_webhooks)
+        r("DELETE", "integration-service", "webhook/{id}", self._delete_webhook)
+
+    # ---- generic search --------------------------------------------------------------
+
+    def _search(
+        self, call: Call, columns: list[Column], records: list[Json], default_sort: str
+    ) -> Json:
+        by_name = {column.name: column for column in columns}
+        query = call.query
+        rows = records
+        for key, value in query.items():
+            if key in ("columns", "sort", "firstResult", "pageSize"):
+                continue
+            column = by_name.get(key)
+            if column is None:
+                raise bad(f"Unknown filter {key!r}")
+            rows = [row for row in rows if self._filter(column, column.get(row), value)]
+        selected = columns
+        if query.get("columns"):
+            names = [name.strip() for name in query["columns"].split(",") if name.strip()]
+            unknown = [name for name in names if name not in by_name]
+            if unknown:
+                raise bad(f"Unknown column {unknown[0]!r}")
+            selected = [by_name[name] for name in names]
+        sort_name, _, direction = (query.get("sort") or default_sort).partition(".")
+        if sort_name not in by_name:
+            raise bad(f"Cannot sort by {sort_name!r}")
+        direction = (direction or "ASC").upper()
+        sort_column = by_name[sort_name]
+        rows = sorted(
+            rows,
+            key=lambda row: (sort_column.get(row) is None, _sortable(sort_column.get(row))),
+            reverse=direction == "DESC",
+        )
+        first = whole(query.get("firstResult", "1"), "firstResult")
+        size = whole(query.get("pageSize", str(MAX_PAGE_SIZE)), "pageSize")
+        if first < 1 or size < 1:
+            raise bad("firstResult and pageSize must be positive")
+        size = min(size, MAX_PAGE_SIZE)
+        page = rows[first - 1 : first - 1 + size]
+        if not page:
+            raise not_found("No results found")
+        return {
+            "results": [[column.get(row) for column in selected] for row in page],
+            "metaData": {
+                "resultsAvailable": len(rows),
+                "resultsReturned": len(page),
+                "firstResult": first,
+                "lastResult": first + len(page) - 1,
+                "columns": [
+                    {
+                        "name": column.name,
+                        "sortable": True,
+                        "filterable": True,
+                        "reportDataType": column.kind,
+                        "required": False,
+                    }
+                    for column in selected
+                ],
+                "sorting": [{"filterable": {"name": sort_name}, "direction": direction}],
+            },
+            "reference": {},
+        }
+
+    @staticmethod
+    def _filter(column: Column, actual: Any, wanted: str) -> bool:
+        if column.kind == "PERIOD":
+            if actual is None:
+                return False
+            start, slash, end = wanted.partition("/")
+            when = parse_when(str(actual))
+            try:
+                if start.strip() and when < parse_when(start):
+                    return False
+                if slash and end.strip() and when > parse_when(end):
+                    return False
+                if not slash and start.strip() and when != parse_when(start):
+                    return False
+            except ValueError:
+                raise bad(f"Invalid period {wanted!r} for {column.name}") from None
+            return True
+        if column.kind in ("IDSET", "INTEGER"):
+            if actual is None:
+                return False
+            return int(actual) in ids_of(wanted, "")
+        if column.kind == "BOOLEAN":
+            return bool(actual) == (wanted.lower() in ("true", "1", "y"))
+        return str(actual or "").lower() == wanted.lower()
+
+    # ---- products and stock ----------------------------------------------------------
+
+    def _product_view(self, product_id: int) -> Json:
+        return copy.deepcopy(self.products[product_id])
+
+    def _product_by_sku(self, sku: str) -> int | None:
+        for product_id, product in self.products.items():
+            if product["identity"]["sku"] == sku:
+                return product_id
+        return None
+
+    def _allocated(self, product_id: int, warehouse_id: int) -> int:
+        total = 0
+        for order in self.orders.values():
+            if (
+                order["orderTypeCode"] != "SO"
+                or order["orderStatus"]["orderStatusId"] == CANCELLED_STATUS
+            ):
+                continue
+            if order["warehouseId"] != warehouse_id:
+                continue
+            shipped = self._shipped_by_row(order["id"])
+            for row_id, row in order["orderRows"].items():
+                if row.get("productId") == product_id:
+                    total += max(0, row["_qty"] - shipped.get(int(row_id), 0))
+        return total
+
+    def _figures(self, product_id: int, warehouse_id: int) -> Json:
+        in_stock = self.stock.get((product_id, warehouse_id), 0)
+        allocated = self._allocated(product_id, warehouse_id)
+        return {
+            "inStock": in_stock,
+            "onHand": in_stock - allocated,
+            "allocated": allocated,
+            "inTransit": 0,
+        }
+
+    async def _get_products(self, call: Call) -> Any:
+        found = [
+            self._product_view(i)
+            for i in ids_of(call.params["ids"], "product")
+            if i in self.products
+        ]
+        if not found:
+            raise not_found()
+        return found
+
+    async def _get_prices(self, call: Call) -> Any:
+        found = []
+        for product_id in ids_of(call.params["ids"], "product-price"):
+            if product_id not in self.prices:
+                continue
+            found.append(
+                {
+                    "productId": product_id,
+                    "priceLists": [
+                        {
+                            "priceListId": pl,
+                            "currencyCode": PRICE_LISTS[pl][1],
+                            "currencyId": 1,
+                            "sku": self.products[product_id]["identity"]["sku"],
+                            "quantityPrice": {"1": amount(value)},
+                        }
+                        for pl, value in sorted(self.prices[product_id].items())
+                    ],
+                }
+            )
+        if not found:
+            raise not_found()
+        return found
+
+    PRODUCT_COLUMNS = [
+        Column("productId", "IDSET", lambda p: p["id"]),
+        Column("productName", "STRING", lambda p: p["salesChannels"][0]["productName"]),
+        Column("SKU", "STRING", lambda p: p["identity"]["sku"]),
+        Column("barcode", "STRING", lambda p: p["identity"]["barcode"]),
+        Column("productStatus", "STRING", lambda p: p["status"]),
+        Column("stockTracked", "BOOLEAN", lambda p: p["stock"]["stockTracked"]),
+        Column("createdOn", "PERIOD", lambda p: p["createdOn"]),
+        Column("updatedOn", "PERIOD", lambda p: p["updatedOn"]),
+    ]
+
+    async def _search_products(self, call: Call) -> Any:
+        return self._search(
+            call, self.PRODUCT_COLUMNS, list(self.products.values()), "productId.ASC"
+        )
+
+    async def _get_availability(self, call: Call) -> Any:
+        found: Json = {}
+        for product_id in ids_of(call.params["ids"], "product-availability"):
+            if product_id not in self.products:
+                continue
+            warehouses = {
+                str(wh): self._figures(product_id, wh)
+                for wh in WAREHOUSES
+                if (product_id, wh) in self.stock
+            }
+            total = {
+                key: sum(f[key] for f in warehouses.values())
+                for key in ("inStock", "onHand", "allocated", "inTransit")
+            }
+            found[str(product_id)] = {"total": total, "warehouses": warehouses}
+        if not found:
+            raise not_found()
+        return found
+
+    def _touch_product(self, product_id: int) -> None:
+        self.products[product_id]["updatedOn"] = stamp()
+
+    async def _stock_correction(self, call: Call) -> Any:
+        warehouse_id = whole(call.params["wh"], "warehouseId")
+        if warehouse_id not in WAREHOUSES:
+            raise not_found(f"Warehouse {warehouse_id} not found")
+        body = call.body if isinstance(call.body, dict) else {}
+        corrections = body.get("corrections")
+        if not isinstance(corrections, list) or not corrections:
+            raise bad("corrections must be a non-empty list")
+        planned: list[tuple[int, int, Json]] = []
+        for index, item in enumerate(corrections):
+            product_id = whole(item.get("productId"), f"corrections[{index}].productId")
+            if product_id not in self.products:
+                raise bad(f"corrections[{index}].productId: product {product_id} does not exist")
+            delta = whole(item.get("quantity"), f"corrections[{index}].quantity")
+            if delta == 0:
+                raise bad(f"corrections[{index}].quantity must not be 0")
+            if not str(item.get("reason") or "").strip():
+                raise bad(f"corrections[{index}].reason is required")
+            if delta > 0:
+                cost = item.get("cost")
+                if not isinstance(cost, dict) or "value" not in cost:
+                    raise bad(f"corrections[{index}].cost is required when adding stock")
+                dec(cost["value"], f"corrections[{index}].cost.value")
+            current = self.stock.get((product_id, warehouse_id), 0)
+            if current + delta < 0:
+                raise bad(
+                    f"corrections[{index}].quantity: only {current} of product {product_id} in stock"
+                )
+            planned.append((product_id, delta, item))
+        note_ids = []
+        for product_id, delta, item in planned:
+            key = (product_id, warehouse_id)
+            self.stock[key] = self.stock.get(key, 0) + delta
+            self._touch_product(product_id)
+            note_id = self._id("goods-note")
+            self.stock_corrections[note_id] = {
+                "id": note_id,
+                "warehouseId": warehouse_id,
+                "productId": product_id,
+                "quantity": delta,
+                "reason": item.get("reason"),
+                "locationId": item.get("locationId", WAREHOUSES[warehouse_id]["locationId"]),
+                "cost": item.get("cost"),
+                "createdOn": stamp(),
+            }
+            note_ids.append(note_id)
+        self._raise_event("product.modified.on-hand-modified", [p for p, _, _ in planned])
+        return note_ids
+
+    async def _get_corrections(self, call: Call) -> Any:
+        warehouse_id = whole(call.params["wh"], "warehouseId")
+        found = [
+            self.stock_corrections[i]
+            for i in ids_of(call.params["ids"], "stock-correction")
+            if i in self.stock_corrections
+            and self.stock_corrections[i]["warehouseId"] == warehouse_id
+        ]
+        if not found:
+            raise not_found()
+        return found
+
+    # ---- contacts ----------------------------------------------------------------------
+
+    def _postal(self, body: Any, where: str = "") -> Json:
+        if not isinstance(body, dict):
+            raise bad(f"{where}postal address must be an object")
+        if not str(body.get("addressLine1") or "").strip():
+            raise bad(f"{where}addressLine1 is required")
+        return {
+            "addressLine1": str(body.get("addressLine1") or ""),
+            "addressLine2": str(body.get("addressLine2") or ""),
+            "addressLine3": str(body.get("addressLine3") or ""),
+            "addressLine4": str(body.get("addressLine4") or ""),
+            "postalCode": str(body.get("postalCode") or ""),
+            "countryIsoCode": valid_alpha3(body.get("countryIsoCode")),
+        }
+
+    async def _create_address(self, call: Call) -> Any:
+        address = self._postal(call.body)
+        address_id = self._id("address")
+        self.addresses[address_id] = {"addressId": address_id, **address}
+        return address_id
+
+    async def _get_addresses(self, call: Call) -> Any:
+        found = [
+            self.addresses[i]
+            for i in ids_of(call.params["ids"], "postal-address")
+            if i in self.addresses
+        ]
+        if not found:
+            raise not_found()
+        return found
+
+    def _contact_view(self, contact_id: int) -> Json:
+        contact = copy.deepcopy(self.contacts[contact_id])
+        ids = contact.get("postAddressIds") or {}
+        contact["postalAddresses"] = {
+            str(i): self.addresses[i] for i in sorted(set(ids.values())) if i in self.addresses
+        }
+        return contact
+
+    def _check_contact(self, contact: Json) -> None:
+        emails = (contact.get("communication") or {}).get("emails") or {}
+        for key, value in emails.items():
+            if key not in ("PRI", "SEC", "TER"):
+                raise bad(f"communication.emails: unknown key {key!r}")
+            email = str((value or {}).get("email") or "")
+            if email and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email):
+                raise bad(
+                    f"communication.emails.{key}.email: {email!r} is not a valid email address"
+                )
+        for key in (contact.get("communication") or {}).get("telephones") or {}:
+            if key not in ("PRI", "SEC", "MOB", "FAX"):
+                raise bad(f"communication.telephones: unknown key {key!r}")
+        for kind, address_id in (contact.get("postAddressIds") or {}).items():
+            if kind not in ("DEF", "BIL", "DEL"):
+                raise bad(f"postAddressIds: unknown type {kind!r}")
+            if address_id not in self.addresses:
+                raise bad(f"postAddressIds.{kind}: postal address {address_id} does not exist")
+        if not (str(contact.get("firstName") or "") + str(contact.get("lastName") or "")).strip():
+            primary = str(((emails.get("PRI") or {}).get("email")) or "")
+            if not primary:
+                raise bad("firstName, lastName or a primary email is required")
+
+    async def _create_contact(self, call: Call) -> Any:
+        body = call.body
+        if not isinstance(body, dict):
+            raise bad("contact must be an object")
+        contact: Json = {
+            "salutation": str(body.get("salutation") or ""),
+            "firstName": str(body.get("firstName") or ""),
+            "lastName": str(body.get("lastName") or ""),
+            "postAddressIds": dict(body.get("postAddressIds") or {}),
+            "communication": {
+                "emails": dict((body.get("communication") or {}).get("emails") or {}),
+                "telephones": dict((body.get("communication") or {}).get("telephones") or {}),
+            },
+            "organisation": {"name": str((body.get("organisation") or {}).get("name") or "")},
+            "relationshipToAccount": {
+                "isCustomer": True,
+                "isSupplier": False,
+                "isStaff": False,
+                **(body.get("relationshipToAccount") or {}),
+            },
+            "financialDetails": {"priceListId": 2, **(body.get("financialDetails") or {})},
+            "contactStatus": body.get("contactStatus") or {"current": {"contactStatusId": 1}},
+        }
+        self._check_contact(contact)
+        contact_id = self._id("contact")
+        now = stamp()
+        self.contacts[contact_id] = {
+            "contactId": contact_id,
+            **contact,
+            "createdOn": now,
+            "updatedOn": now,
+        }
+        self._raise_event("contact.created", [contact_id])
+        return contact_id
+
+    async def _get_contacts(self, call: Call) -> Any:
+        found = [
+            self._contact_view(i)
+            for i in ids_of(call.params["ids"], "contact")
+            if i in self.contacts
+        ]
+        if not found:
+            raise not_found()
+        return found
+
+    def _contact(self, text: str) -> Json:
+        contact_id = whole(text, "contactId")
+        if contact_id not in self.contacts:
+            raise not_found(f"Contact {contact_id} not found")
+        return self.contacts[contact_id]
+
+    async def _patch_contact(self, call: Call) -> Any:
+        contact = self._contact(call.params["id"])
+        if not isinstance(call.body, list):
+            raise bad("A JSON-Patch array is required")
+        updated = copy.deepcopy(contact)
+        for index, op in enumerate(call.body):
+            apply_patch(updated, op, f"[{index}]")
+        self._check_contact(updated)
+        updated["contactId"] = contact["contactId"]
+        updated["createdOn"] = contact["createdOn"]
+        updated["updatedOn"] = stamp()
+        self.contacts[contact["contactId"]] = updated
+        self._raise_event("contact.modified", [contact["contactId"]])
+        return None
+
+    async def _relink_addresses(self, call: Call) -> Any:
+        contact = self._contact(call.params["id"])
+        if not isinstance(call.body, list):
+            raise bad("A list of {postalAddressId, type} is required")
+        ids = dict(contact["postAddressIds"])
+        for item in call.body:
+            ids[str(item.get("type"))] = item.get("postalAddressId")
+        updated = {**contact, "postAddressIds": ids}
+        self._check_contact(updated)
+        updated["updatedOn"] = stamp()
+        self.contacts[contact["contactId"]] = updated
+        self._raise_event("contact.modified", [contact["contactId"]])
+        return None
+
+    CONTACT_COLUMNS = [
+        Column("contactId", "IDSET", lambda c: c["contactId"]),
+        Column(
+            "primaryEmail",
+            "STRING",
+            lambda c: (c["communication"]["emails"].get("PRI") or {}).get("email"),
+        ),
+        Column(
+            "secondaryEmail",
+            "STRING",
+            lambda c: (c["communication"]["emails"].get("SEC") or {}).get("email"),
+        ),
+        Column(
+            "tertiaryEmail",
+            "STRING",
+            lambda c: (c["communication"]["emails"].get("TER") or {}).get("email"),
+        ),
+        Column("firstName", "STRING", lambda c: c["firstName"]),
+        Column("lastName", "STRING", lambda c: c["lastName"]),
+        Column("companyName", "STRING", lambda c: c["organisation"]["name"]),
+        Column("isCustomer", "BOOLEAN", lambda c: c["relationshipToAccount"]["isCustomer"]),
+        Column("isSupplier", "BOOLEAN", lambda c: c["relationshipToAccount"]["isSupplier"]),
+        Column("isStaff", "BOOLEAN", lambda c: c["relationshipToAccount"]["isStaff"]),
+        Column("isPrimary", "BOOLEAN", lambda c: True),
+        Column("createdOn", "PERIOD", lambda c: c["createdOn"]),
+        Column("updatedOn", "PERIOD", lambda c: c["updatedOn"]),
+        Column("lastOrderedOn", "PERIOD", lambda c: c.get("lastOrderedOn")),
+        Column("pri", "STRING", lambda c: c["communication"]["telephones"].get("PRI")),
+    ]
+
+    async def _search_contacts(self, call: Call) -> Any:
+        return self._search(
+            call, self.CONTACT_COLUMNS, list(self.contacts.values()), "contactId.ASC"
+        )
+
+    # ---- orders ----------------------------------------------------------------------
+
+    def _party(self, body: Any, where: str) -> Json:
+        if not isinstance(body, dict):
+            raise bad(f"parties.{where} is required")
+        party = {
+            key: str(body.get(key) or "")
+            for key in (
+                "addressFullName",
+                "companyName",
+                "addressLine1",
+                "addressLine2",
+                "addressLine3",
+                "addressLine4",
+                "postalCode",
+                "telephone",
+                "mobileTelephone",
+                "email",
+            )
+        }
+        if not party["addressLine1"].strip():
+            raise bad(f"parties.{where}.addressLine1 is required")
+        try:
+            party["countryIsoCode"] = valid_alpha3(body.get("countryIsoCode"))
+        except BpError as exc:
+            raise bad(f"parties.{where}.{exc.message}") from None
+        return party
+
+    def _customer_party(self, contact_id: int) -> Json:
+        contact = self.contacts[contact_id]
+        address = self.addresses.get(contact["postAddressIds"].get("DEF", 0)) or {}
+        return {
+            "contactId": contact_id,
+            "addressFullName": f"{contact['firstName']} {contact['lastName']}".strip(),
+            "companyName": contact["organisation"]["name"],
+            "addressLine1": address.get("addressLine1", ""),
+            "addressLine2": address.get("addressLine2", ""),
+            "addressLine3": address.get("addressLine3", ""),
+            "addressLine4": address.get("addressLine4", ""),
+            "postalCode": address.get("postalCode", ""),
+            "countryIsoCode": address.get("countryIsoCode", ""),
+            "telephone": contact["communication"]["telephones"].get("PRI", ""),
+            "mobileTelephone": contact["communication"]["telephones"].get("MOB", ""),
+            "email": (contact["communication"]["emails"].get("PRI") or {}).get("email", ""),
+        }
+
+    async def _create_order(self, call: Call) -> Any:
+        body = call.body
+        if not isinstance(body, dict):
+            raise bad("order must be an object")
+        type_code = body.get("orderTypeCode")
+        if type_code not in ORDER_TYPES:
+            raise bad(f"orderTypeCode {type_code!r} is not one of SO, SC, PO, PC")
+        parent = body.get("parentOrderId")
+        if type_code in ("SC", "PC"):
+            if parent is None:
+                raise bad("parentOrderId is required for a credit")
+            if whole(parent, "parentOrderId") not in self.orders:
+                raise bad(f"parentOrderId: order {parent} does not exist")
+            parent = int(parent)
+        elif parent is not None:
+            raise bad("parentOrderId is only allowed on credits")
+        parties = body.get("parties") or {}
+        contact_id = (parties.get("customer") or {}).get("contactId")
+        if contact_id is None:
+            raise bad("parties.customer.contactId is required")
+        contact_id = whole(contact_id, "parties.customer.contactId")
+        if contact_id not in self.contacts:
+            raise bad(f"parties.customer.contactId: contact {contact_id} does not exist")
+        status = whole(
+            (body.get("orderStatus") or {}).get("orderStatusId", 1), "orderStatus.orderStatusId"
+        )
+        if status not in ORDER_STATUSES:
+            raise bad(f"orderStatus.orderStatusId: order status {status} does not exist")
+        currency = (body.get("currency") or {}).get("orderCurrencyCode") or SEED_CURRENCY
+        if not re.fullmatch(r"[A-Z]{3}", str(currency)):
+            raise bad(f"currency.orderCurrencyCode {currency!r} is not an ISO 4217 code")
+        delivery_in = body.get("delivery") or {}
+        method = delivery_in.get("shippingMethodId")
+        if (
+            method is not None
+            and whole(method, "delivery.shippingMethodId") not in SHIPPING_METHODS
+        ):
+            raise bad(f"delivery.shippingMethodId: shipping method {method} does not exist")
+        warehouse_id = whole(body.get("warehouseId", DEFAULT_WAREHOUSE), "warehouseId")
+        if warehouse_id not in WAREHOUSES:
+            raise bad(f"warehouseId: warehouse {warehouse_id} does not exist")
+        price_list = whole(body.get("priceListId", 2), "priceListId")
+        if price_list not in PRICE_LISTS:
+            raise bad(f"priceListId: price list {price_list} does not exist")
+        price_mode = body.get("priceModeCode", "EXC")
+        if price_mode not in ("EXC", "INC"):
+            raise bad("priceModeCode must be EXC or INC")
+        now = stamp()
+        placed = body.get("placedOn") or now
+        try:
+            placed = stamp(parse_when(str(placed)))
+        except ValueError:
+            raise bad(f"placedOn {placed!r} is not a date") from None
+        customer = self._customer_party(contact_id)
+        order_id = self._id("order")
+        self.orders[order_id] = {
+            "id": order_id,
+            "parentOrderId": parent,
+            "orderTypeCode": type_code,
+            "reference": str(body.get("reference") or ""),
+            "externalRef": str(body.get("externalRef") or ""),
+            "installedIntegrationInstanceId": body.get("installedIntegrationInstanceId"),
+            "orderStatus": {"orderStatusId": status, "name": ORDER_STATUSES[status]},
+            "placedOn": placed,
+            "createdOn": now,
+            "updatedOn": now,
+            "createdById": 4,
+            "priceListId": price_list,
+            "priceModeCode": price_mode,
+            "delivery": {
+                "deliveryDate": delivery_in.get("deliveryDate"),
+                "shippingMethodId": int(method) if method is not None else None,
+            },
+            "invoices": [
+                {
+                    "invoiceReference": "",
+                    "taxDate": (body.get("invoices") or [{}])[0].get("taxDate"),
+                }
+            ],
+            "currency": {
+                "accountingCurrencyCode": SEED_CURRENCY,
+                "orderCurrencyCode": currency,
+                "exchangeRate": str((body.get("currency") or {}).get("exchangeRate", "1")),
+                "fixedExchangeRate": bool(
+                    (body.get("currency") or {}).get("fixedExchangeRate", True)
+                ),
+            },
+            "parties": {
+                "customer": customer,
+                "delivery": self._party(parties.get("delivery") or customer, "delivery"),
+                "billing": self._party(parties.get("billing") or customer, "billing"),
+            },
+            "assignment": {
+                "current": {
+                    "channelId": ((body.get("assignment") or {}).get("current") or {}).get(
+                        "channelId"
+                    ),
+                    "leadSourceId": None,
+                    "projectId": None,
+                    "staffOwnerContactId": None,
+                    "teamId": None,
+                }
+            },
+            "warehouseId": warehouse_id,
+            "historicalOrder": False,
+            "isDropship": False,
+            "orderRows": {},
+        }
+        self.contacts[contact_id]["lastOrderedOn"] = now
+        return order_id
+
+    def _order(self, text: str) -> Json:
+        order_id = whole(text, "orderId")
+        if order_id not in self.orders:
+            raise not_found(f"Order {order_id} not found")
+        return self.orders[order_id]
+
+    def _shipped_by_row(self, order_id: int) -> dict[int, int]:
+        shipped: dict[int, int] = {}
+        for note in self.goods_out.values():
+            if note["orderId"] != order_id or not note["status"]["shipped"]:
+                continue
+            for row_id, items in note["orderRows"].items():
+                shipped[int(row_id)] = shipped.get(int(row_id), 0) + sum(
+                    i["quantity"] for i in items
+                )
+        return shipped
+
+    def _in_notes_by_row(self, order_id: int) -> dict[int, int]:
+        noted: dict[int, int] = {}
+        for note in self.goods_out.values():
+            if note["orderId"] != order_id:
+                continue
+            for row_id, items in note["orderRows"].items():
+                noted[int(row_id)] = noted.get(int(row_id), 0) + sum(i["quantity"] for i in items)
+        return noted
+
+    def _order_view(self, order_id: int) -> Json:
+        order = copy.deepcopy(self.orders[order_id])
+        net = tax = Decimal("0")
+        rows = {}
+        for row_id, row in order["orderRows"].items():
+            net += row["_net"]
+            tax += row["_tax"]
+            rows[row_id] = {
+                "orderRowSequence": row["orderRowSequence"],
+                "productId": row.get("productId"),
+                "productName": row["productName"],
+                "productSku": row["productSku"],
+                "quantity": {"magnitude": amount(Decimal(row["_qty"]))},
+                "itemCost": {
+                    "currencyCode": order["currency"]["accountingCurrencyCode"],
+                    "value": "0.0000",
+                },
+                "productPrice": {
+                    "currencyCode": order["currency"]["orderCurrencyCode"],
+                    "value": amount(row["_net"] / row["_qty"]),
+                },
+                "rowValue": {
+                    "taxRate": "",
+                    "taxCode": row["taxCode"],
+                    "rowNet": {
+                        "currencyCode": order["currency"]["orderCurrencyCode"],
+                        "value": amount(row["_net"]),
+                    },
+                    "rowTax": {
+                        "currencyCode": order["currency"]["orderCurrencyCode"],
+                        "value": amount(row["_tax"]),
+                    },
+                },
+                "nominalCode": row["nominalCode"],
+                "composition": {"bundleParent": False, "bundleChild": False, "parentOrderRowId": 0},
+            }
+        order["orderRows"] = rows
+        order["totalValue"] = {
+            "net": amount(net),
+            "taxAmount": amount(tax),
+            "baseNet": amount(net),
+            "baseTaxAmount": amount(tax),
+            "baseTotal": amount(net + tax),
+            "total": amount(net + tax),
+        }
+        order["orderPaymentStatus"] = self._payment_status(order_id, net + tax)
+        order["shippingStatusCode"] = self._shipping_status(order_id)
+        order["stockStatusCode"] = "SOA" if order["orderTypeCode"] == "SO" else "SON"
+        order["allocationStatusCode"] = "AAA" if order["orderTypeCode"] == "SO" else "ANR"
+        return order
+
+    def _payment_status(self, order_id: int, total: Decimal) -> str:
+        paid = Decimal("0")
+        for payment in self.payments.values():
+            if payment["orderId"] != order_id:
+                continue
+            value = Decimal(payment["amountPaid"])
+            if payment["paymentType"] in ("RECEIPT", "PAYMENT", "CAPTURE"):
+                paid += value
+            elif payment["paymentType"] == "VOID":
+                paid -= value
+        if total <= 0:
+            return "NOT_APPLICABLE"
+        if paid <= 0:
+            return "UNPAID"
+        return "PAID" if paid >= total else "PARTIALLY_PAID"
+
+    def _shipping_status(self, order_id: int) -> str:
+        order = self.orders[order_id]
+        shipped = self._shipped_by_row(order_id)
+        product_rows = [(int(k), r) for k, r in order["orderRows"].items() if r.get("productId")]
+        if not product_rows or order["orderTypeCode"] != "SO":
+            return "NST"
+        done = [shipped.get(k, 0) >= r["_qty"] for k, r in product_rows]
+        if all(done):
+            return "ASS"
+        return "PSS" if any(shipped.values()) else "NST"
+
+    async def _get_orders(self, call: Call) -> Any:
+        found = [
+            self._order_view(i) for i in ids_of(call.params["ids"], "order") if i in self.orders
+        ]
+        if not found:
+            raise not_found()
+        return found
+
+    async def _create_row(self, call: Call) -> Any:
+        order = self._order(call.params["id"])
+        body = call.body
+        if not isinstance(body, dict):
+            raise bad("row must be an object")
+        qty = whole((body.get("quantity") or {}).get("magnitude"), "quantity.magnitude")
+        if qty <= 0:
+            raise bad("quantity.magnitude must be positive")
+        product_id = body.get("productId")
+        if product_id is not None:
+            product_id = whole(product_id, "productId")
+            if product_id not in self.products:
+                raise bad(f"productId: product {product_id} does not exist")
+            product = self.products[product_id]
+            name = str(body.get("productName") or product["salesChannels"][0]["productName"])
+            sku = product["identity"]["sku"]
+        else:
+            name = str(body.get("productName") or "").strip()
+            if not name:
+                raise bad("productId or productName is required")
+            sku = ""
+        code = body.get("taxCode") or "-"
+        if code not in TAX_CODES:
+            raise bad(f"taxCode {code!r} does not exist")
+        net = dec((body.get("rowNet") or {}).get("value", "0"), "rowNet.value")
+        tax = dec((body.get("rowTax") or {}).get("value", "0"), "rowTax.value")
+        row_id = self._id("row")
+        order["orderRows"][str(row_id)] = {
+            "orderRowSequence": str(len(order["orderRows"]) + 1),
+            "productId": product_id,
+            "productName": name,
+            "productSku": sku,
+            "_qty": qty,
+            "_net": net,
+            "_tax": tax,
+            "taxCode": code,
+            "nominalCode": str(body.get("nominalCode") or "4000"),
+        }
+        order["updatedOn"] = stamp()
+        if product_id is not None and order["orderTypeCode"] == "SO":
+            self._raise_event("product.modified.on-hand-modified", [product_id])
+        return row_id
+
+    async def _patch_row(self, call: Call) -> Any:
+        order = self._order(call.params["id"])
+        row = order["orderRows"].get(str(whole(call.params["row"], "rowId")))
+        if row is None:
+            raise not_found("Order row not found")
+        if not isinstance(call.body, list):
+            raise bad("A JSON-Patch array is required")
+        fields: dict[str, tuple[str, Callable[[Any], Any]]] = {
+            "/quantity/magnitude": ("_qty", lambda v: whole(v, "quantity.magnitude")),
+            "/rowValue/rowNet/value": ("_net", lambda v: dec(v, "rowNet.value")),
+            "/rowValue/rowTax/value": ("_tax", lambda v: dec(v, "rowTax.value")),
+            "/nominalCode": ("nominalCode", str),
+        }
+        changes = {}
+        for op in call.body:
+            if op.get("op") != "replace" or op.get("path") not in fields:
+                raise bad(f"Unsupported patch operation {op!r}")
+            key, convert = fields[op["path"]]
+            changes[key] = convert(op.get("value"))
+        if changes.get("_qty", 1) <= 0:
+            raise bad("quantity.magnitude must be positive")
+        row.update(changes)
+        order["updatedOn"] = stamp()
+        return None
+
+    async def _set_status(self, call: Call) -> Any:
+        order = self._order(call.params["id"])
+        body = call.body if isinstance(call.body, dict) else {}
+        status = whole(body.get("orderStatusId"), "orderStatusId")
+        if status not in ORDER_STATUSES:
+            raise bad(f"orderStatusId: order status {status} does not exist")
+        note = body.get("orderNote")
+        if note:
+            self._append_note(order["id"], note, status)
+        changed = order["orderStatus"]["orderStatusId"] != status
+        order["orderStatus"] = {"orderStatusId": status, "name": ORDER_STATUSES[status]}
+        order["updatedOn"] = stamp()
+        if changed:
+            self._raise_event("order.modified.order-status", [order["id"]])
+            if order["orderTypeCode"] == "SO":
+                product_ids = {
+                    r["productId"] for r in order["orderRows"].values() if r.get("productId")
+                }
+                if product_ids:
+                    self._raise_event("product.modified.on-hand-modified", sorted(product_ids))
+        return None
+
+    def _append_note(self, order_id: int, note: Any, status: int | None = None) -> int:
+        if not isinstance(note, dict) or not str(note.get("text") or "").strip():
+            raise bad("note text is required")
+        note_id = self._id("note")
+        self.order_notes.setdefault(order_id, []).append(
+            {
+                "noteId": note_id,
+                "text": str(note["text"]),
+                "isPublic": bool(note.get("isPublic", False)),
+                "fileId": note.get("fileId"),
+                "orderStatusId": status,
+                "addedOn": stamp(),
+                "addedBy": 4,
+            }
+        )
+        return note_id
+
+    async def _add_note(self, call: Call) -> Any:
+        order = self._order(call.params["id"])
+        note_id = self._append_note(order["id"], call.body)
+        order["updatedOn"] = stamp()
+        return note_id
+
+    async def _get_notes(self, call: Call) -> Any:
+        order = self._order(call.params["id"])
+        notes = self.order_notes.get(order["id"])
+        if not notes:
+            raise not_found()
+        return notes
+
+    ORDER_COLUMNS = [
+        Column("orderId", "IDSET", lambda o: o["id"]),
+        Column("orderTypeId", "INTEGER", lambda o: ORDER_TYPES[o["orderTypeCode"]]),
+        Column("contactId", "IDSET", lambda o: o["parties"]["customer"]["contactId"]),
+        Column("orderStatusId", "INTEGER", lambda o: o["orderStatus"]["orderStatusId"]),
+        Column("orderStockStatusId", "INTEGER", lambda o: 1),
+        Column("orderPaymentStatusId", "INTEGER", lambda o: 1),
+        Column("orderShippingStatusId", "INTEGER", lambda o: 1),
+        Column("createdOn", "PERIOD", lambda o: o["createdOn"]),
+        Column("updatedOn", "PERIOD", lambda o: o["updatedOn"]),
+        Column("customerRef", "STRING", lambda o: o["reference"]),
+        Column("externalRef", "STRING", lambda o: o["externalRef"]),
+        Column("parentOrderId", "IDSET", lambda o: o["parentOrderId"]),
+        Column(
+            "installedIntegrationInstanceId",
+            "INTEGER",
+            lambda o: o["installedIntegrationInstanceId"],
+        ),
+        Column("warehouseId", "INTEGER", lambda o: o["warehouseId"]),
+        Column("taxDate", "PERIOD", lambda o: o["invoices"][0].get("taxDate")),
+        Column("deliveryDate", "PERIOD", lambda o: o["delivery"].get("deliveryDate")),
+    ]
+
+    async def _search_orders(self, call: Call) -> Any:
+        return self._search(call, self.ORDER_COLUMNS, list(self.orders.values()), "orderId.ASC")
+
+    # ---- goods-out notes -----------------------------------------------------------------
+
+    def _new_note(
+        self, order: Json, rows: dict[int, int], method_id: int | None, tracking: str
+    ) -> Json:
+        note_id = self._id("goods-out")
+        location = WAREHOUSES[order["warehouseId"]]["locationId"]
+        note = {
+            "id": note_id,
+            "orderId": order["id"],
+            "warehouseId": order["warehouseId"],
+            "externalRef": "",
+            "transfer": False,
+            "priority": False,
+            "status": {
+                "shipped": False,
+                "packed": False,
+                "picked": False,
+                "printed": False,
+                "shippedOn": None,
+            },
+            "shipping": {
+                "reference": tracking,
+                "boxes": 1,
+                "shippingMethodId": method_id,
+                "weight": "0.0000",
+            },
+            "releaseDate": stamp(),
+            "createdOn": stamp(),
+            "orderRows": {
+                str(row_id): [
+                    {
+                        "productId": order["orderRows"][str(row_id)]["productId"],
+                        "quantity": qty,
+                        "locationId": location,
+                    }
+                ]
+                for row_id, qty in rows.items()
+            },
+            "events": [],
+            "labelUri": "",
+            "lastEventVersion": 0,
+        }
+        self.goods_out[note_id] = note
+        return note
+
+    async def _create_goods_out(self, call: Call) -> Any:
+        order = self._order(call.params["id"])
+        if order["orderTypeCode"] != "SO":
+            raise bad("Goods-out notes are only for sales orders")
+        body = call.body if isinstance(call.body, dict) else {}
+        groups = body.get("warehouses")
+        if not isinstance(groups, list) or not groups:
+            raise bad("warehouses must be a non-empty list")
+        noted = self._in_notes_by_row(order["id"])
+        created = []
+        for group in groups:
+            rows: dict[int, int] = {}
+            for item in group.get("products") or []:
+                row_id = whole(item.get("salesOrderRowId"), "salesOrderRowId")
+                row = order["orderRows"].get(str(row_id))
+                if row is None or not row.get("productId"):
+                    raise bad(f"salesOrderRowId: row {row_id} is not a product row of the order")
+                qty = whole(item.get("quantity"), "quantity")
+                open_qty = row["_qty"] - noted.get(row_id, 0) - rows.get(row_id, 0)
+                if qty <= 0 or qty > open_qty:
+                    raise bad(f"quantity: row {row_id} has {open_qty} left to ship")
+                rows[row_id] = rows.get(row_id, 0) + qty
+            if not rows:
+                raise bad("products must be a non-empty list")
+            method = body.get("shippingMethodId", order["delivery"].get("shippingMethodId"))
+            note = self._new_note(order, rows, method, "")
+            created.append(note["id"])
+            self._raise_event("goods-out-note.created", [note["id"]])
+        return created
+
+    async def _get_goods_out(self, call: Call) -> Any:
+        orders_text = call.params["orders"]
+        order_ids = None if orders_text == "*" else set(ids_of(orders_text, "order"))
+        notes_text = call.params.get("notes")
+        note_ids = None if notes_text in (None, "*") else ids_of(notes_text, "goods-out")
+        found: Json = {}
+        candidates = note_ids if note_ids is not None else sorted(self.goods_out)
+        for note_id in candidates:
+            note = self.goods_out.get(note_id)
+            if note is None or (order_ids is not None and note["orderId"] not in order_ids):
+                continue
+            found[str(note_id)] = {k: v for k, v in copy.deepcopy(note).items() if k != "id"}
+        if not found:
+            raise not_found()
+        return found
+
+    def _note(self, text: str) -> Json:
+        note_id = whole(text, "goodsOutNoteId")
+        if note_id not in self.goods_out:
+            raise not_found(f"Goods-out note {note_id} not found")
+        return self.goods_out[note_id]
+
+    async def _update_goods_out(self, call: Call) -> Any:
+        note = self._note(call.params["id"])
+        body = call.body if isinstance(call.body, dict) else {}
+        shipping = body.get("shipping") or {}
+        for key in ("reference", "boxes", "shippingMethodId", "weight"):
+            if key in shipping:
+                note["shipping"][key] = shipping[key]
+        if "priority" in body:
+            note["priority"] = bool(body["priority"])
+        if "labelUri" in body:
+            note["labelUri"] = str(body["labelUri"] or "")
+        self._touch_order(note["orderId"])
+        self._raise_event("goods-out-note.modified", [note["id"]])
+        return None
+
+    def _touch_order(self, order_id: int) -> None:
+        self.orders[order_id]["updatedOn"] = stamp()
+
+    def _ship(self, note: Json, occurred: str, owner: int = 4) -> None:
+        if note["status"]["shipped"]:
+            return
+        for items in note["orderRows"].values():
+            for item in items:
+                key = (item["productId"], note["warehouseId"])
+                self.stock[key] = self.stock.get(key, 0) - item["quantity"]
+                self._touch_product(item["productId"])
+        note["status"].update(
+            {
+                "shipped": True,
+                "packed": True,
+                "picked": True,
+                "printed": True,
+                "shippedOn": occurred,
+            }
+        )
+        self._touch_order(note["orderId"])
+
+    async def _goods_out_event(self, call: Call) -> Any:
+        note = self._note(call.params["id"])
+        if_match = call.request.headers.get("if-match")
+        if if_match is not None and if_match.strip('"') != str(note["lastEventVersion"]):
+            raise BpError(409, "WHSC-409", "lastEventVersion does not match If-Match")
+        body = call.body if isinstance(call.body, dict) else {}
+        events = body.get("events")
+        if not isinstance(events, list) or not events:
+            raise bad("events must be a non-empty list")
+        flags = {
+            "PRI": ("printed", True),
+            "UPR": ("printed", False),
+            "PIC": ("picked", True),
+            "UPI": ("picked", False),
+            "PAC": ("packed", True),
+            "UPA": ("packed", False),
+            "SHW": ("shipped", True),
+        }
+        for event in events:
+            if event.get("eventCode") not in flags:
+                raise bad(f"eventCode {event.get('eventCode')!r} is not valid")
+        for event in events:
+            code = event["eventCode"]
+            occurred = str(event.get("occured") or stamp())
+            note["events"].append(
+                {
+                    "eventCode": code,
+                    "occured": occurred,
+                    "eventOwnerId": event.get("eventOwnerId", 4),
+                }
+            )
+            note["lastEventVersion"] += 1
+            if code == "SHW":
+                already = note["status"]["shipped"]
+                self._ship(note, occurred)
+                if not already:
+                    self._raise_event("goods-out-note.modified.shipped", [note["id"]])
+                    self._raise_event(
+                        "product.modified.on-hand-modified",
+                        sorted(
+                            {i["productId"] for items in note["orderRows"].values() for i in items}
+                        ),
+                    )
+            else:
+                name, value = flags[code]
+                note["status"][name] = value
+        return None
+
+    # ---- payments --------------------------------------------------------------------
+
+    async def _create_payment(self, call: Call) -> Any:
+        body = call.body if isinstance(call.body, dict) else {}
+        payment_type = body.get("paymentType")
+        if payment_type not in PAYMENT_TYPES:
+            raise bad(
+                f"paymentType {payment_type!r} is not one of {', '.join(sorted(PAYMENT_TYPES))}"
+            )
+        ref = str(body.get("transactionRef") or "").strip()
+        if not ref:
+            raise bad("transactionRef is required")
+        method = str(body.get("paymentMethodCode") or "")
+        if method not in PAYMENT_METHODS:
+            raise bad(f"paymentMethodCode {method!r} does not exist")
+        for existing in self.payments.values():
+            if existing["transactionRef"] == ref and existing["paymentMethodCode"] == method:
+                raise bad(
+                    f"A payment with transactionRef {ref!r} and paymentMethodCode {method!r} "
+                    f"already exists ({existing['paymentId']})",
+                    "ACCC-DUPLICATE",
+                )
+        order_id = whole(body.get("orderId"), "orderId")
+        if order_id not in self.orders:
+            raise bad(f"orderId: order {order_id} does not exist")
+        order = self.orders[order_id]
+        if payment_type == "RECEIPT" and order["orderTypeCode"] != "SO":
+            raise bad("orderId: a RECEIPT must be against a sales order")
+        if payment_type == "PAYMENT" and order["orderTypeCode"] != "SC":
+            raise bad("orderId: a PAYMENT must be against a sales credit")
+        key = "amountAuthorized" if payment_type == "AUTH" else "amountPaid"
+        value = dec(body.get(key), key)
+        if value <= 0:
+            raise bad(f"{key} must be positive")
+        currency = str(body.get("currencyIsoCode") or "")
+        if currency != order["currency"]["orderCurrencyCode"]:
+            raise bad(f"currencyIsoCode {currency!r} does not match the order currency")
+        when = body.get("paymentDate") or stamp()
+        try:
+            when = stamp(parse_when(str(when)))
+        except ValueError:
+            raise bad(f"paymentDate {when!r} is not a date") from None
+        payment_id = self._id("payment")
+        self.payments[payment_id] = {
+            "paymentId": payment_id,
+            "transactionRef": ref,
+            "transactionCode": str(body.get("transactionCode") or ""),
+            "paymentMethodCode": method,
+            "paymentType": payment_type,
+            "orderId": order_id,
+            "currencyId": 1,
+            "currencyCode": currency,
+            "exchangeRate": str(body.get("exchangeRate", "1")),
+            "amountAuthorized": amount(value) if payment_type == "AUTH" else "0.0000",
+            "amountPaid": amount(value) if payment_type != "AUTH" else "0.0000",
+            "expires": body.get("authorizationExpiry"),
+            "paymentDate": when,
+            "journalRef": str(body.get("journalRef") or ""),
+            "createdOn": stamp(),
+        }
+        self._touch_order(order_id)
+        return payment_id
+
+    PAYMENT_COLUMNS = [
+        Column("paymentId", "IDSET", lambda p: p["paymentId"]),
+        Column("transactionRef", "STRING", lambda p: p["transactionRef"]),
+        Column("transactionCode", "STRING", lambda p: p["transactionCode"]),
+        Column("paymentMethodCode", "STRING", lambda p: p["paymentMethodCode"]),
+        Column("paymentType", "STRING", lambda p: p["paymentType"]),
+        Column("orderId", "IDSET", lambda p: p["orderId"]),
+        Column("currencyId", "INTEGER", lambda p: p["currencyId"]),
+        Column("currencyCode", "STRING", lambda p: p["currencyCode"]),
+        Column("amountAuthorized", "DECIMAL", lambda p: p["amountAuthorized"]),
+        Column("amountPaid", "DECIMAL", lambda p: p["amountPaid"]),
+        Column("expires", "PERIOD", lambda p: p["expires"]),
+        Column("paymentDate", "PERIOD", lambda p: p["paymentDate"]),
+        Column("createdOn", "PERIOD", lambda p: p["createdOn"]),
+        Column("journalId", "INTEGER", lambda p: p["paymentId"]),
+    ]
+
+    async def _search_payments(self, call: Call) -> Any:
+        return self._search(
+            call, self.PAYMENT_COLUMNS, list(self.payments.values()), "paymentId.ASC"
+        )
+
+    # ---- webhooks (API) --------------------------------------------------------------
+
+    async def _create_webhook(self, call: Call) -> Any:
+        body = call.body if isinstance(call.body, dict) else {}
+        subscribe_to = str(body.get("subscribeTo") or "").strip()
+        if not subscribe_to:
+            raise bad("subscribeTo is required")
+        method = str(body.get("httpMethod") or "POST").upper()
+        if method not in ("GET", "POST", "PUT", "DELETE"):
+            raise bad("httpMethod must be GET, POST, PUT or DELETE")
+        uri = str(body.get("uriTemplate") or "").strip()
+        if not uri.startswith(("http://", "https://")):
+            raise bad("uriTemplate must be an http(s) URI template")
+        template = body.get("bodyTemplate")
+        if method in ("POST", "PUT") and not isinstance(template, str):
+            raise bad("bodyTemplate is required (a string) for POST and PUT")
+        qos = body.get("qualityOfService", 0)
+        if qos not in (0, 1):
+            raise bad("qualityOfService must be 0 or 1")
+        hook = Registration(
+            id=self._id("webhook"),
+            subscribe_to=subscribe_to,
+            http_method=method,
+            uri_template=uri,
+            body_template=template,
+            content_type=str(body.get("contentType") or "application/json"),
+            id_set_accepted=bool(body.get("idSetAccepted", False)),
+            quality_of_service=int(qos),
+        )
+        self.webhooks[hook.id] = hook
+        return hook.id
+
+    async def _list_webhooks(self, call: Call) -> Any:
+        if "ids" not in call.params:
+            return [hook.as_json() for hook in self.webhooks.values()]
+        found = [
+            self.webhooks[i].as_json()
+            for i in ids_of(call.params["ids"], "webhook")
+            if i in self.webhooks
+        ]
+        if not found:
+            raise not_found()
+        return found
+
+    async def _delete_webhook(self, call: Call) -> Any:
+        hook_id = whole(call.params["id"], "webhookId")
+        if self.webhooks.pop(hook_id, None) is None:
+            raise not_found(f"Webhook {hook_id} not found")
+        return None
+
+    # ---- events and delivery ---------------------------------------------------------
+
+    def configure_webhooks(self, target: WebhookTarget) -> None:
+        if not target.token:
+            raise ValueError(
+                "Brightpearl deliveries need a token: the receiver checks it in the URI"
+            )
+        self.webhook_target = target
+
+    def delivery_request(
+        self, event: SandboxEvent, target: WebhookTarget
+    ) -> tuple[str, dict[str, str]]:
+        if target.token:
+            return f"{target.url.rstrip('/')}/{target.token}", {"content-type": "application/json"}
+        return target.url, {"content-type": target.header_value or "application/json"}
+
+    def render(self, template: str, meta: EventMeta, id_set: str) -> str:
+        resource_type, _, rest = meta.full_event.partition(".")
+        lifecycle, _, specifier = rest.partition(".")
+        values = {
+            "account-code": self.account_code,
+            "resource-type": resource_type,
+            "resource-id": id_set,
+            "lifecycle-event": lifecycle,
+            "resource-specifier": specifier,
+            "full-event": meta.full_event,
+            "raised-on": meta.raised_on,
+            "brightpearl-version": "sandbox",
+        }
+        return re.sub(r"\$\{([\w-]+)\}", lambda m: values.get(m.group(1), m.group(0)), template)
+
+    def _raise_event(self, full_event: str, ids: list[int]) -> SandboxEvent:
+        """Record `full_event` for `ids`; stock events raised within the batch window join
+        the open batch (one delivery with an ID set) instead of starting a new one."""
+        batch = self._open_batches.get(full_event) if full_event in BATCHED_EVENTS else None
+        if batch is not None and (
+            (datetime.now(UTC) - batch.created_at).total_seconds() >= self.batch_window_s
+        ):
+            batch = None
+        if batch is not None:
+            meta = self._event_meta[batch.id]
+            meta.ids = sorted(set(meta.ids) | set(ids))
+            batch.body = self.render(
+                DOCUMENTED_BODY_TEMPLATE, meta, format_id_set(meta.ids)
+            ).encode()
+            batch.subject = format_id_set(meta.ids)
+            return batch
+        meta = EventMeta(full_event, sorted(set(ids)), stamp())
+        body = self.render(DOCUMENTED_BODY_TEMPLATE, meta, format_id_set(meta.ids)).encode()
+        event_id = f"evt_{uuid.uuid4().hex}"
+        self._event_meta[event_id] = meta
+        event = SandboxEvent(
+            id=event_id,
+            type=full_event,
+            body=body,
+            created_at=datetime.now(UTC),
+            subject=format_id_set(meta.ids),
+        )
+        self.events.append(event)
+        if full_event in BATCHED_EVENTS:
+            self._open_batches[full_event] = event
+        self._schedule_delivery(event)
+        return event
+
+    def _schedule_delivery(self, event: SandboxEvent) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        task = loop.create_task(self._dispatch_event(event))
+        self._deliveries.add(task)
+        task.add_done_callback(self._deliveries.discard)
+
+    async def _dispatch_event(self, event: SandboxEvent) -> None:
+        meta = self._event_meta.get(event.id)
+        if meta is None:  # an event fired through the kit's `fire`
+            if self.webhook_target is not None:
+                await self._deliver(event, self.webhook_target)
+            return
+        if event.type in BATCHED_EVENTS:
+            await asyncio.sleep(self.batch_window_s)
+            if self._open_batches.get(event.type) is event:
+                del self._open_batches[event.type]
+        meta.open = False
+        jobs: list[Awaitable[None]] = []
+        if self.webhook_target is not None:
+            jobs.append(self._deliver(event, self.webhook_target))
+        for hook in list(self.webhooks.values()):
+            if not subscribed(hook.subscribe_to, meta.full_event):
+                continue
+            id_sets = (
+                [format_id_set(meta.ids)] if hook.id_set_accepted else [str(i) for i in meta.ids]
+            )
+            for id_set in id_sets:
+                body = self.render(hook.body_template or "", meta, id_set).encode()
+                url = self.render(hook.uri_template, meta, id_set)
+                copy_event = SandboxEvent(
+                    id=f"evt_{uuid.uuid4().hex}",
+                    type=meta.full_event,
+                    body=body,
+                    created_at=datetime.now(UTC),
+                    subject=id_set,
+                )
+                self.deliveries.items.append((hook.id, copy_event, url))
+                target = WebhookTarget(
+                    url=url,
+                    header_value=hook.content_type,
+                    max_attempts=6 if hook.quality_of_service == 1 else 1,
+                )
+                jobs.append(self._deliver(copy_event, target))
+        await asyncio.gather(*jobs, return_exceptions=True)
+
+    # ---- control plane ---------------------------------------------------------------
+
+    def _find_order(self, ref: str) -> Json:
+        text = ref.strip()
+        if text.isdigit() and int(text) in self.orders:
+            return self.orders[int(text)]
+        for order in self.orders.values():
+            if order["reference"] == text and order["orderTypeCode"] == "SO":
+                return order
+        raise BpError(404, "CMNC-404", f"no order {ref!r}")
+
+    def add_control_routes(self, router: APIRouter) -> None:
+        def control_error(exc: BpError) -> JSONResponse:
+            return JSONResponse({"detail": exc.message}, status_code=exc.status)
+
+        @router.post("/shipments")
+        async def ship(body: ShipmentBody) -> Any:
+            try:
+                order = self._find_order(str(body.order))
+            except BpError as exc:
+                return control_error(exc)
+            noted = self._in_notes_by_row(order["id"])
+            rows = {
+                int(row_id): row["_qty"] - noted.get(int(row_id), 0)
+                for row_id, row in order["orderRows"].items()
+                if row.get("productId") and row["_qty"] - noted.get(int(row_id), 0) > 0
+            }
+            if not rows:
+                return JSONResponse(
+                    {"detail": "nothing left to ship on this order"}, status_code=409
+                )
+            carrier = body.carrier.strip().lower()
+            method = CARRIER_METHODS.get(carrier, order["delivery"].get("shippingMethodId"))
+            note = self._new_note(order, rows, method, body.tracking)
+            occurred = stamp()
+            note["events"].append({"eventCode": "SHW", "occured": occurred, "eventOwnerId": 4})
+            note["lastEventVersion"] = 1
+            self._ship(note, occurred)
+            event = self._raise_event("goods-out-note.modified.shipped", [note["id"]])
+            self._raise_event(
+                "product.modified.on-hand-modified",
+                sorted({self.orders[order["id"]]["orderRows"][str(r)]["productId"] for r in rows}),
+            )
+            return {"goods_out_note_id": note["id"], "order_id": order["id"], "event_id": event.id}
+
+        @router.post("/webhook-batching")
+        async def set_batching(body: BatchingBody) -> Any:
+            self.batch_window_s = body.window_s
+            return {"window_s": body.window_s}
+
+        @router.post("/stock")
+        async def set_stock(body: StockBody) -> Any:
+            product_id = self._product_by_sku(body.sku)
+            if product_id is None:
+                return JSONResponse(
+                    {"detail": f"no product with SKU {body.sku!r}"}, status_code=404
+                )
+            warehouse_id = body.warehouse or DEFAULT_WAREHOUSE
+            if warehouse_id not in WAREHOUSES:
+                return JSONResponse({"detail": f"no warehouse {warehouse_id}"}, status_code=404)
+            self.stock[(product_id, warehouse_id)] = body.on_hand
+            self._touch_product(product_id)
+            event = self._raise_event("product.modified.on-hand-modified", [product_id])
+            return {"product_id": product_id, "warehouse": warehouse_id, "event_id": event.id}
+
+        @router.post("/products")
+        async def create_product(body: ProductBody) -> Any:
+            if self._product_by_sku(body.sku) is not None:
+                return JSONResponse({"detail": f"SKU {body.sku!r} exists"}, status_code=409)
+            product_id = self._id("product")
+            self.products[product_id] = self._new_product(
+                product_id, body.sku, body.name, body.description, stamp(), weight=Decimal("0")
+            )
+            if not body.enabled:
+                self.products[product_id]["status"] = "DISCONTINUED"
+            self.prices[product_id] = {
+                1: (body.price * Decimal("0.4")).quantize(Decimal("0.01")),
+                2: body.price,
+            }
+            self.stock[(product_id, DEFAULT_WAREHOUSE)] = body.on_hand
+            event = self._raise_event("product.created", [product_id])
+            return {"product_id": product_id, "event_id": event.id}
+
+        @router.put("/products/{sku}")
+        async def edit_product(sku: str, body: ProductEdit) -> Any:
+            product_id = self._product_by_sku(sku)
+            if product_id is None:
+                return JSONResponse({"detail": f"no product with SKU {sku!r}"}, status_code=404)
+            product = self.products[product_id]
+            channel = product["salesChannels"][0]
+            if body.name is not None:
+                channel["productName"] = body.name
+            if body.description is not None:
+                channel["description"]["text"] = body.description
+            if body.enabled is not None:
+                product["status"] = "LIVE" if body.enabled else "DISCONTINUED"
+            if body.price is not None:
+                self.prices[product_id][2] = body.price
+            self._touch_product(product_id)
+            event = self._raise_event("product.modified", [product_id])
+            return {"product_id": product_id, "event_id": event.id}
+
+        @router.put("/contacts/{contact_id}")
+        async def edit_contact(contact_id: int, body: ContactEdit) -> Any:
+            if contact_id not in self.contacts:
+                return JSONResponse({"detail": f"no contact {contact_id}"}, status_code=404)
+            contact = self.contacts[contact_id]
+            if body.first_name is not None:
+                contact["firstName"] = body.first_name
+            if body.last_name is not None:
+                contact["lastName"] = body.last_name
+            if body.email is not None:
+                contact["communication"]["emails"]["PRI"] = {"email": body.email}
+            if body.phone is not None:
+                contact["communication"]["telephones"]["PRI"] = body.phone
+            if body.company is not None:
+                contact["organisation"]["name"] = body.company
+            contact["updatedOn"] = stamp()
+            event = self._raise_event("contact.modified", [contact_id])
+            return {"contact_id": contact_id, "event_id": event.id}
+
+
+def _sortable(value: Any) -> Any:
+    return 0 if value is None else value
+
+
+def subscribed(subscribe_to: str, full_event: str) -> bool:
+    """`order.modified` also receives `order.modified.order-status` (prefix by segments)."""
+    return full_event == subscribe_to or full_event.startswith(subscribe_to + ".")
+
+
+def apply_patch(document: Json, op: Any, where: str) -> None:
+    """One JSON-Patch (RFC 6902) `add` / `replace` / `remove` on nested objects."""
+    if not isinstance(op, dict) or op.get("op") not in ("add", "replace", "remove"):
+        raise bad(f"{where}: only add, replace and remove operations are supported")
+    path = str(op.get("path") or "")
+    if not path.startswith("/") or path in ("/", "/contactId", "/createdOn", "/updatedOn"):
+        raise bad(f"{where}: path {path!r} cannot be patched")
+    parts = [p.replace("~1", "/").replace("~0", "~") for p in path[1:].split("/")]
+    node: Any = document
+    for part in parts[:-1]:
+        if not isinstance(node, dict):
+            raise bad(f"{where}: path {path!r} does not exist")
+        if part not in node or node[part] is None:
+            if op["op"] == "remove":
+                raise bad(f"{where}: path {path!r} does not exist")
+            node[part] = {}
+        node = node[part]
+    if not isinstance(node, dict):
+        raise bad(f"{where}: path {path!r} does not exist")
+    last = parts[-1]
+    if op["op"] == "remove":
+        if last not in node:
+            raise bad(f"{where}: path {path!r} does not exist")
+        del node[last]
+    else:
+        if "value" not in op:
+            raise bad(f"{where}: value is required")
+        node[last] = op["value"]
+
+
+def create_sandbox(settings: Settings) -> BrightpearlSandbox:
+    return BrightpearlSandbox(settings.brightpearl)

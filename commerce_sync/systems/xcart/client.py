@@ -1,0 +1,481 @@
+"""Async connector for X-Cart 5's REST API (XC\\RESTAPI module).
+
+Every call goes to `{base_url}/admin.php?target=RESTAPI&_key=...&_path=entity[/id]`.
+Reads use the read-only key, writes the read/write key (SYSTEMS.md 4.1). The key
+travels in the query string, as X-Cart requires: the `httpx` log records are
+redacted by `_RedactKeyFilter`, and no error message carries a URL.
+
+Errors (never retried here; the activity layer decides):
+- timeouts, connection errors, 5xx -> `TransientError` (503/429 with `Retry-After`
+  -> `ThrottledError`);
+- 400 -> `ValidationFailed` with the `X-REST-Error` message and the field it names;
+- 401/403 -> `AuthenticationFailed`; 404 (unknown entity) and a `null` record -> `NotFound`.
+
+Incremental reads send the project-defined `_cnd[updatedSince]` condition and also
+filter on `lastRenewDate` / `updateDate` themselves while paging by id ascending, so
+they stay correct on a store that ignores the condition.
+
+Where commerce-sync writes into X-Cart:
+- the ERP order number goes into the order's `adminNotes` on a line
+  `ERP order: <ref>` (replaced, not repeated); a note is appended below it;
+- tracking numbers are `ordertrackingnumber` records; the carrier and numbers are also
+  written into the order's legacy `tracking` text (`UPS 1Z...`).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import re
+from collections.abc import AsyncIterator, Mapping
+from datetime import datetime
+from decimal import Decimal
+from types import TracebackType
+from typing import Any
+
+import httpx
+from pydantic import BaseModel, Field
+
+from commerce_sync.config.settings import XCartSettings
+from commerce_sync.domain.models import (
+    Customer,
+    Order,
+    OrderStatus,
+    Product,
+    ReturnRequest,
+    StockLevel,
+)
+from commerce_sync.systems.errors import (
+    AuthenticationFailed,
+    ConnectorError,
+    NotFound,
+    PermanentError,
+    ThrottledError,
+    TransientError,
+    ValidationFailed,
+)
+from commerce_sync.systems.xcart import mapping
+from commerce_sync.systems.xcart.lookups import XCartLookups
+
+SYSTEM = "xcart"
+Native = dict[str, Any]
+
+_FIELD_RE = re.compile(r"^(?:Unknown field|Input data is incorrect): ([\w\[\].-]+)")
+_KEY_RE = re.compile(r"(_key=)[^&\s\"']+")
+
+
+class _RedactKeyFilter(logging.Filter):
+    """Masks `_key=...` in log records (httpx logs request URLs at INFO)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.args:
+            args = record.args if isinstance(record.args, tuple) else (record.args,)
+            record.args = tuple(
+                _KEY_RE.sub(r"\1***", str(arg)) if "_key=" in str(arg) else arg for arg in args
+            )
+        if isinstance(record.msg, str) and "_key=" in record.msg:
+            record.msg = _KEY_RE.sub(r"\1***", record.msg)
+        return True
+
+
+def _install_log_redaction() -> None:
+    for name in ("httpx", "httpcore"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _RedactKeyFilter) for f in logger.filters):
+            logger.addFilter(_RedactKeyFilter())
+
+
+_install_log_redaction()
+
+
+class StockPushResult(BaseModel):
+    """What `set_stock_many` did: SKUs set, and SKUs refused with the reason."""
+
+    updated: list[str] = Field(default_factory=list)
+    failed: dict[str, str] = Field(default_factory=dict)
+
+
+class XCartClient:
+    """One pooled HTTP client per connector; use `async with` or call `aclose()`."""
+
+    system = SYSTEM
+
+    def __init__(
+        self,
+        settings: XCartSettings,
+        *,
+        timeout_s: float = 15.0,
+        lookups: XCartLookups | None = None,
+    ) -> None:
+        self.settings = settings
+        self.lookups = lookups or XCartLookups()
+        self._http = httpx.AsyncClient(
+            base_url=settings.base_url.rstrip("/"),
+            timeout=httpx.Timeout(timeout_s),
+            headers={"Accept": "application/json"},
+        )
+        self._sku_ids: dict[str, int] = {}
+
+    def with_lookups(self, lookups: XCartLookups) -> XCartClient:
+        """The same connection pool, mapping with another pair's lookups (do not close it)."""
+        view = copy.copy(self)
+        view.lookups = lookups
+        return view
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> XCartClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # ---- transport ------------------------------------------------------------------
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        cnd: Mapping[str, Any] | None = None,
+        body: Any = None,
+        schema: str | None = None,
+    ) -> tuple[Any, httpx.Headers]:
+        write = method != "GET"
+        key = self.settings.api_key if write else self.settings.read_key
+        params: list[tuple[str, str | int | float | bool | None]] = [
+            ("target", "RESTAPI"),
+            ("_key", key.get_secret_value()),
+            ("_path", path),
+        ]
+        if schema:
+            params.append(("_schema", schema))
+        for name, value in (cnd or {}).items():
+            if isinstance(value, (list, tuple)):
+                params.extend((f"_cnd[{name}][{n}]", str(v)) for n, v in enumerate(value))
+            else:
+                params.append((f"_cnd[{name}]", str(value)))
+        content = None
+        headers = {}
+        if body is not None:
+            content = json.dumps(body, default=_json_default).encode()
+            headers["Content-Type"] = "application/json"
+        what = f"{method} {path}"
+        try:
+            response = await self._http.request(
+                method, "/admin.php", params=params, content=content, headers=headers
+            )
+        except httpx.TimeoutException:
+            raise TransientError(SYSTEM, f"{what}: timed out") from None
+        except httpx.HTTPError as exc:
+            raise TransientError(SYSTEM, f"{what}: {type(exc).__name__}") from None
+        self._raise_for_status(what, response)
+        try:
+            data = json.loads(response.content, parse_float=Decimal) if response.content else None
+        except ValueError:
+            raise TransientError(
+                SYSTEM, f"{what}: the answer is not JSON", status=response.status_code
+            ) from None
+        return data, response.headers
+
+    @staticmethod
+    def _raise_for_status(what: str, response: httpx.Response) -> None:
+        status = response.status_code
+        if status < 400:
+            return
+        message = response.headers.get("X-REST-Error") or response.reason_phrase or "error"
+        retry_after = _retry_after(response.headers.get("Retry-After"))
+        text = f"{what}: {message}"
+        if status == 429 or (status == 503 and retry_after is not None):
+            raise ThrottledError(SYSTEM, text, status=status, retry_after_s=retry_after)
+        if status >= 500:
+            raise TransientError(SYSTEM, text, status=status, retry_after_s=retry_after)
+        if status in (401, 403):
+            raise AuthenticationFailed(SYSTEM, f"{what}: key refused", status=status)
+        if status == 404:
+            raise NotFound(SYSTEM, text, status=status)
+        if status in (400, 422):
+            match = _FIELD_RE.match(message)
+            raise ValidationFailed(
+                SYSTEM, text, status=status, field=match.group(1) if match else None
+            )
+        raise PermanentError(SYSTEM, text, status=status)
+
+    async def _get_one(self, entity: str, record_id: str | int) -> Native:
+        data, _ = await self._call("GET", f"{entity}/{_id(entity, record_id)}")
+        if not isinstance(data, dict):
+            raise NotFound(SYSTEM, f"no {entity} {record_id}")
+        return data
+
+    async def _put_one(self, entity: str, record_id: str | int, body: Native) -> Native:
+        data, _ = await self._call("PUT", f"{entity}/{_id(entity, record_id)}", body=body)
+        if not isinstance(data, dict):
+            raise NotFound(SYSTEM, f"no {entity} {record_id}")
+        return data
+
+    async def _list(self, entity: str, cnd: Mapping[str, Any]) -> list[Native]:
+        data, _ = await self._call("GET", entity, cnd=cnd)
+        if not isinstance(data, list):
+            raise TransientError(SYSTEM, f"GET {entity}: expected a list")
+        return [record for record in data if isinstance(record, dict)]
+
+    async def _iter_changed(
+        self, entity: str, key: str, stamp_field: str, since: datetime, page_size: int
+    ) -> AsyncIterator[Native]:
+        """Pages by id ascending; `_cnd[updatedSince]` narrows it, the client filter makes sure."""
+        since_unix = mapping.to_unix(since)
+        offset = 0
+        while True:
+            page = await self._list(
+                entity,
+                {
+                    "updatedSince": since_unix,
+                    "orderBy": [key, "asc"],
+                    "limit": [offset, page_size],
+                },
+            )
+            for record in page:
+                if int(record.get(stamp_field) or 0) >= since_unix:
+                    yield record
+            if len(page) < page_size:
+                return
+            offset += page_size
+
+    # ---- orders ---------------------------------------------------------------------
+
+    async def get_order(self, order_id: str | int) -> Order:
+        return mapping.order_from_native(await self._get_one("order", order_id), self.lookups)
+
+    async def iter_orders_changed_since(
+        self, since: datetime, page_size: int = 100
+    ) -> AsyncIterator[Order]:
+        async for record in self._iter_changed(
+            "order", "order_id", "lastRenewDate", since, page_size
+        ):
+            yield mapping.order_from_native(record, self.lookups)
+
+    async def set_order_status(
+        self,
+        order_id: str | int,
+        status: OrderStatus,
+        erp_ref: str | None = None,
+        note: str | None = None,
+    ) -> None:
+        """Shipping status from the lookups; the ERP number and a note into `adminNotes`."""
+        body: Native = {"shippingStatus": {"id": mapping.shipping_status_id(status, self.lookups)}}
+        if erp_ref or note:
+            current = await self._get_one("order", order_id)
+            body["adminNotes"] = mapping.notes_with(
+                str(current.get("adminNotes") or ""), erp_ref=erp_ref, note=note
+            )
+        await self._put_one("order", order_id, body)
+
+    async def set_tracking(
+        self, order_id: str | int, tracking_numbers: list[str], carrier: str
+    ) -> None:
+        """Adds the tracking numbers the order lacks, and marks it Shipped. Idempotent."""
+        current = await self._get_one("order", order_id)
+        known = {str(t.get("value")) for t in current.get("trackingNumbers") or []}
+        wanted = [n.strip() for n in tracking_numbers if n.strip()]
+        new = [n for n in dict.fromkeys(wanted) if n not in known]
+        if new:
+            await self._call(
+                "POST",
+                "ordertrackingnumber",
+                body=[{"order": {"order_id": int(current["order_id"])}, "value": n} for n in new],
+            )
+        carrier_name = self.lookups.carrier_names.get(carrier.lower(), carrier)
+        numbers = [*(n for n in known if n not in new), *new] if known else new
+        await self._put_one(
+            "order",
+            order_id,
+            {
+                "shippingStatus": {
+                    "id": mapping.shipping_status_id(OrderStatus.SHIPPED, self.lookups)
+                },
+                "tracking": f"{carrier_name} {', '.join(numbers)}".strip(),
+            },
+        )
+
+    async def set_payment_status(self, order_id: str | int, state: str) -> None:
+        """`state` is a payment state of the lookups (`paid`, `refunded`, ...) or a native code."""
+        code = mapping.payment_status_code(state, self.lookups)
+        await self._put_one("order", order_id, {"paymentStatus": {"code": code}})
+
+    # ---- customers -----------------------------------------------------------------
+
+    async def get_customer(self, customer_id: str | int) -> Customer:
+        return mapping.customer_from_native(await self._get_one("profile", customer_id))
+
+    async def find_customer_by_email(self, email: str) -> Customer | None:
+        wanted = email.strip().lower()
+        for record in await self._list("profile", {"login": email.strip(), "limit": [0, 10]}):
+            if str(record.get("login", "")).lower() == wanted:
+                return mapping.customer_from_native(record)
+        return None
+
+    async def create_customer(self, customer: Customer) -> str:
+        data, _ = await self._call("POST", "profile", body=mapping.customer_to_native(customer))
+        if not isinstance(data, dict) or "profile_id" not in data:
+            raise TransientError(SYSTEM, "POST profile: no profile in the answer")
+        return str(data["profile_id"])
+
+    async def update_customer(self, customer_id: str | int, customer: Customer) -> Customer:
+        """Writes login, status and the billing/shipping addresses (ids kept)."""
+        current = await self._get_one("profile", customer_id)
+        body = mapping.customer_to_native(customer)
+        body["addresses"] = mapping.merge_addresses(
+            list(current.get("addresses") or []), body["addresses"]
+        )
+        return mapping.customer_from_native(await self._put_one("profile", customer_id, body))
+
+    async def iter_customers_changed_since(
+        self, since: datetime, page_size: int = 100
+    ) -> AsyncIterator[Customer]:
+        async for record in self._iter_changed(
+            "profile", "profile_id", "updateDate", since, page_size
+        ):
+            yield mapping.customer_from_native(record)
+
+    # ---- products and stock ----------------------------------------------------------
+
+    async def get_product_by_sku(self, sku: str) -> Product | None:
+        for record in await self._list("product", {"sku": sku, "limit": [0, 10]}):
+            if record.get("sku") == sku:
+                self._sku_ids[sku] = int(record["product_id"])
+                return mapping.product_from_native(record, self.lookups)
+        return None
+
+    async def get_stock_level(self, sku: str) -> StockLevel | None:
+        for record in await self._list("product", {"sku": sku, "limit": [0, 10]}):
+            if record.get("sku") == sku:
+                return mapping.stock_from_native(record)
+        return None
+
+    async def iter_products_changed_since(
+        self, since: datetime, page_size: int = 100
+    ) -> AsyncIterator[Product]:
+        async for record in self._iter_changed(
+            "product", "product_id", "updateDate", since, page_size
+        ):
+            yield mapping.product_from_native(record, self.lookups)
+
+    async def create_product(self, product: Product) -> str:
+        data, _ = await self._call(
+            "POST", "product", body=mapping.product_to_native(product, self.lookups)
+        )
+        if not isinstance(data, dict) or "product_id" not in data:
+            raise TransientError(SYSTEM, "POST product: no product in the answer")
+        self._sku_ids[product.sku] = int(data["product_id"])
+        return str(data["product_id"])
+
+    async def update_product(self, product_id: str | int, product: Product) -> None:
+        await self._put_one("product", product_id, mapping.product_to_native(product, self.lookups))
+        self._sku_ids[product.sku] = int(product_id)
+
+    async def delete_product(self, product_id: str | int) -> bool:
+        """True when deleted, False when there was no such product (idempotent undo)."""
+        data, _ = await self._call("DELETE", f"product/{_id('product', product_id)}")
+        self._sku_ids = {s: i for s, i in self._sku_ids.items() if i != int(product_id)}
+        return data is not None
+
+    async def _product_ids(self, skus: list[str], page_size: int = 250) -> dict[str, int]:
+        """SKU -> product_id, from the cache; one paged listing refreshes it on a miss."""
+        if any(sku not in self._sku_ids for sku in skus):
+            found: dict[str, int] = {}
+            offset = 0
+            while True:
+                page = await self._list(
+                    "product", {"orderBy": ["product_id", "asc"], "limit": [offset, page_size]}
+                )
+                for record in page:
+                    found[str(record.get("sku"))] = int(record["product_id"])
+                if len(page) < page_size:
+                    break
+                offset += page_size
+            self._sku_ids = found
+        return {sku: self._sku_ids[sku] for sku in skus if sku in self._sku_ids}
+
+    async def set_stock_many(
+        self, quantities: Mapping[str, int], batch_size: int = 100
+    ) -> StockPushResult:
+        """Absolute stock per SKU, one update-many call per batch.
+
+        SKUs unknown to the store (or gone when the batch lands) and negative
+        quantities are reported in `failed`; the rest are set. A failed call raises
+        (nothing of that batch is known to have landed; retrying is safe: the
+        quantities are absolute).
+        """
+        result = StockPushResult()
+        valid: dict[str, int] = {}
+        for sku, quantity in quantities.items():
+            if quantity < 0:
+                result.failed[sku] = f"negative quantity {quantity}"
+            else:
+                valid[sku] = int(quantity)
+        ids = await self._product_ids(list(valid))
+        for sku in valid:
+            if sku not in ids:
+                result.failed[sku] = "unknown SKU"
+        todo = [sku for sku in valid if sku in ids]
+        for start in range(0, len(todo), max(1, batch_size)):
+            batch = todo[start : start + batch_size]
+            body = [{"product_id": ids[sku], "amount": valid[sku]} for sku in batch]
+            data, _ = await self._call("PUT", "product", body=body)
+            answers = data if isinstance(data, list) else []
+            for n, sku in enumerate(batch):
+                answer = answers[n] if n < len(answers) else None
+                if isinstance(answer, dict) and answer.get("sku") == sku:
+                    result.updated.append(sku)
+                else:
+                    result.failed[sku] = "unknown SKU"
+                    self._sku_ids.pop(sku, None)
+        return result
+
+    # ---- returns ----------------------------------------------------------------------
+
+    async def get_return(self, return_id: str | int) -> ReturnRequest:
+        return mapping.return_from_native(await self._get_one("xc-returns-orderreturn", return_id))
+
+    async def set_return_status(
+        self, return_id: str | int, status: str, note: str | None = None
+    ) -> None:
+        """`status`: requested, authorized, declined, received or completed."""
+        body: Native = {"status": status}
+        if note:
+            current = await self._get_one("xc-returns-orderreturn", return_id)
+            body["adminNotes"] = mapping.notes_with(str(current.get("adminNotes") or ""), note=note)
+        await self._put_one("xc-returns-orderreturn", return_id, body)
+
+
+def _id(entity: str, record_id: str | int) -> int:
+    text = str(record_id).strip()
+    if not text.isdigit() or int(text) < 1:
+        raise NotFound(SYSTEM, f"no {entity} {record_id!r}: X-Cart ids are positive integers")
+    return int(text)
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def _json_default(value: Any) -> Any:
+    """Money goes out as a decimal string: exact, and X-Cart reads it as a number."""
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+__all__ = ["ConnectorError", "StockPushResult", "XCartClient"]

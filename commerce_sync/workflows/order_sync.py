@@ -1,0 +1,607 @@
+"""Order sync: every store order reaches the ERP exactly once, and the store hears back.
+
+Workflow id `order:{pair}:{store_order_id}`. Steps (compensation in brackets):
+read the order from the store -> validate (dead letter when invalid) -> risk checks ->
+approval when a rule says so (update `approve`; escalation alert; rejection at the
+final timeout) -> ensure the ERP customer [delete it if this run created it] -> create
+the ERP sales order, idempotent on the store order number [cancel it] -> record the
+payment [reverse it] -> ERP number and status back to the store [restore the status]
+-> wait for the shipment (signal `shipment`, and a slow poll in case a webhook is lost)
+-> tracking and shipped status to the store.
+
+A permanent failure runs the compensations in reverse, records a dead letter, alerts
+and fails the run (so a fixed replay may reuse the id). A store cancellation before
+shipment (signal `cancel`) runs the same compensations and ends the run cancelled.
+Deterministic code only: activities are called by name on their system's queue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from commerce_sync.activities.messages import (
+        AlertInput,
+        CustomerCreate,
+        CustomerLookup,
+        CustomerRef,
+        DeadLetterInput,
+        ErpOrderCreate,
+        ErpOrderCreated,
+        ErpOrderLookup,
+        ErpOrderRefInput,
+        LinkInput,
+        OrderSeen,
+        PaymentRecord,
+        PaymentReversal,
+        ResolveDeadLetters,
+        SkuCheck,
+        StoreOrderRef,
+        StoreStatusUpdate,
+        TrackingUpdate,
+    )
+    from commerce_sync.config.pairs import PairConfig
+    from commerce_sync.domain.models import Order, OrderStatus, Shipment
+    from commerce_sync.domain.rules import (
+        RiskInputs,
+        RiskRuleSet,
+        risk_reasons,
+        unknown_sku_problems,
+        validate_order,
+    )
+    from commerce_sync.systems.ports import ErpOrderHandle
+    from commerce_sync.workflows import search_attributes as sa
+    from commerce_sync.workflows.order_messages import (
+        ApprovalDecision,
+        CancelRequest,
+        OrderSyncInput,
+        OrderSyncStatus,
+        PendingApproval,
+        ShipmentNotice,
+        StepRecord,
+        SyncState,
+    )
+
+T = TypeVar("T")
+
+STEP_TIMEOUT = timedelta(seconds=60)
+# Transient failures (timeouts, 5xx, throttling) are retried until they pass: an order
+# must not be lost because a system was down for an hour.
+STEP_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=5),
+)
+# Compensations are retried too, but a bounded number of times, so that one that fails
+# for good is reported and the remaining ones still run.
+COMPENSATION_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=8,
+)
+SHIPMENT_POLL_EVERY = timedelta(hours=6)
+
+
+class OrderCancelled(Exception):
+    """The store cancelled the order; unwind what this run did."""
+
+
+@dataclass
+class Compensation:
+    name: str
+    run: Callable[[], Awaitable[Any]]
+
+
+def permanent_failure(error: BaseException) -> ApplicationError | None:
+    """The non-retryable application error behind an activity failure, if that is what it was."""
+    cause = error.cause if isinstance(error, ActivityError) else error
+    if isinstance(cause, ApplicationError) and cause.non_retryable:
+        return cause
+    return None
+
+
+@workflow.defn(name="OrderSync")
+class OrderSyncWorkflow:
+    @workflow.init
+    def __init__(self, input: OrderSyncInput) -> None:
+        self._input = input
+        self._status = OrderSyncStatus(
+            pair=input.pair, store_order_id=input.store_order_id, state=SyncState.STARTED
+        )
+        self._pair: PairConfig | None = None
+        self._decision: ApprovalDecision | None = None
+        self._cancel: CancelRequest | None = None
+        self._shipment_hint = False
+        self._compensations: list[Compensation] = []
+
+    # ---- messages ------------------------------------------------------------------
+
+    @workflow.query(name="status")
+    def status(self) -> OrderSyncStatus:
+        return self._status
+
+    @workflow.update(name="approve")
+    async def approve(self, decision: ApprovalDecision) -> OrderSyncStatus:
+        self._decision = decision
+        self._status.decision = decision
+        await workflow.wait_condition(lambda: self._status.state != SyncState.AWAITING_APPROVAL)
+        return self._status
+
+    @approve.validator
+    def _validate_approve(self, decision: ApprovalDecision) -> None:
+        if not decision.by.strip():
+            raise ValueError("'by' is required: who approves or rejects")
+        if self._status.state != SyncState.AWAITING_APPROVAL or self._decision is not None:
+            raise ValueError(f"nothing waits for approval (state: {self._status.state.value})")
+
+    @workflow.signal(name="cancel")
+    def cancel(self, request: CancelRequest | None = None) -> None:
+        if self._cancel is None:
+            self._cancel = request or CancelRequest()
+
+    @workflow.signal(name="shipment")
+    def shipment(self, notice: ShipmentNotice | None = None) -> None:
+        self._shipment_hint = True
+
+    @workflow.signal(name="store_order_changed")
+    def store_order_changed(self) -> None:
+        """The store says the order changed; the order is read again before it is sent."""
+
+    # ---- the run -------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, input: OrderSyncInput) -> OrderSyncStatus:
+        workflow.upsert_search_attributes(
+            [
+                sa.INTEGRATION_PAIR.value_set(input.pair),
+                sa.STORE_ORDER_ID.value_set(input.store_order_id),
+            ]
+        )
+        self._set_state(SyncState.VALIDATING)
+        self._pair = await self._act("config.pair", input.pair, PairConfig, queue=None)
+        if self._cancel is not None:  # signal-with-start from a cancellation: nothing to undo
+            return self._end(SyncState.CANCELLED, self._cancel.reason)
+        order = await self._read_order()
+        if not await self._valid(order):
+            return await self._end_failed(
+                "invalid_order", self._status.error, order, dead_letter=True, compensate=False
+            )
+        if self._cancel is not None:
+            return self._end(SyncState.CANCELLED, "cancelled before sync")
+        if not await self._approved(order):
+            return self._status
+
+        try:
+            await self._sync(order)
+            await self._await_shipment(order)
+        except OrderCancelled:
+            await self._compensate(restore_store_status=False)
+            return self._end(SyncState.CANCELLED, self._cancel.reason if self._cancel else "")
+        except ActivityError as error:
+            failure = permanent_failure(error)
+            if failure is None:
+                raise
+            return await self._end_failed(failure.type or "failed", str(failure), order)
+        await self._act(
+            "db.resolve_dead_letters",
+            ResolveDeadLetters(business_key=workflow.info().workflow_id, note="order shipped"),
+            int,
+            queue=None,
+        )
+        return self._end(SyncState.SHIPPED, "shipped")
+
+    async def _read_order(self) -> Order:
+        order = await self._act(
+            "store.get_order",
+            StoreOrderRef(pair=self._input.pair, order_id=self._input.store_order_id),
+            Order,
+            queue=self._store,
+        )
+        self._status.store_order_number = order.number
+        self._status.customer_email = order.customer.email
+        workflow.upsert_search_attributes([sa.CUSTOMER_EMAIL.value_set(order.customer.email)])
+        self._step("read order", f"{len(order.lines)} lines, {order.total} {order.currency}")
+        return order
+
+    async def _valid(self, order: Order) -> bool:
+        pair = self._pair_config
+        problems = validate_order(order, pair.currencies)
+        skus = sorted({line.sku for line in order.lines if line.sku})
+        unknown = await self._act(
+            "erp.unknown_skus", SkuCheck(pair=pair.id, skus=skus), list[str], queue=self._erp
+        )
+        problems += unknown_sku_problems(order, unknown)
+        if problems:
+            self._status.error = "; ".join(str(problem) for problem in problems)
+            self._step("validate", self._status.error, outcome="failed")
+            return False
+        self._step("validate")
+        return True
+
+    async def _approved(self, order: Order) -> bool:
+        """Risk checks, then a person's decision when a rule asks for one."""
+        pair = self._pair_config
+        existing = await self._act(
+            "erp.find_customer",
+            CustomerLookup(pair=pair.id, email=order.customer.email),
+            str | None,  # type: ignore[arg-type]
+            queue=self._erp,
+        )
+        recent = await self._act(
+            "db.note_order",
+            OrderSeen(
+                pair=pair.id,
+                store_order_id=self._input.store_order_id,
+                email=order.customer.email,
+                placed_at=order.placed_at,
+            ),
+            int,
+            queue=None,
+        )
+        rules = RiskRuleSet(
+            total_over=pair.risk.total_over,
+            countries_differ=pair.risk.countries_differ,
+            new_customer_first_order_over=pair.risk.new_customer_first_order_over,
+            max_orders_per_email_per_hour=pair.risk.max_orders_per_email_per_hour,
+        )
+        reasons = risk_reasons(
+            order, rules, RiskInputs(is_new_customer=existing is None, orders_from_email_last_hour=recent)
+        )
+        if not reasons:
+            self._step("risk checks", "no rule asks for approval")
+            return True
+        self._step("risk checks", "; ".join(reasons), outcome="approval required")
+        now = workflow.now()
+        self._status.approval = PendingApproval(
+            reasons=reasons,
+            since=now,
+            escalate_at=now + pair.approval.escalate_after,
+            reject_at=now + pair.approval.reject_after,
+        )
+        self._set_state(SyncState.AWAITING_APPROVAL)
+        decided = lambda: self._decision is not None or self._cancel is not None  # noqa: E731
+        try:
+            await workflow.wait_condition(decided, timeout=pair.approval.escalate_after)
+        except TimeoutError:
+            self._status.approval.escalated = True
+            await self._alert(
+                "approval_waiting",
+                f"order {order.number} has waited {pair.approval.escalate_after} for approval: "
+                + "; ".join(reasons),
+            )
+            try:
+                await workflow.wait_condition(
+                    decided, timeout=pair.approval.reject_after - pair.approval.escalate_after
+                )
+            except TimeoutError:
+                self._decision = ApprovalDecision(
+                    approved=False, by="commerce-sync", reason="approval timed out"
+                )
+                self._status.decision = self._decision
+        if self._cancel is not None:
+            self._status.approval = None
+            self._end(SyncState.CANCELLED, self._cancel.reason)
+            return False
+        decision = self._decision
+        assert decision is not None
+        self._status.approval = None
+        if decision.approved:
+            self._step("approval", f"approved by {decision.by}")
+            self._set_state(SyncState.SYNCING)
+            return True
+        self._step("approval", f"rejected by {decision.by}: {decision.reason}", outcome="rejected")
+        await self._act(
+            "store.set_order_status",
+            StoreStatusUpdate(
+                pair=pair.id,
+                order_id=self._input.store_order_id,
+                status=OrderStatus.REJECTED,
+                note=f"Rejected by {decision.by}: {decision.reason}",
+            ),
+            type(None),
+            queue=self._store,
+        )
+        self._end(SyncState.REJECTED, decision.reason)
+        return False
+
+    async def _sync(self, order: Order) -> None:
+        """Customer, sales order, payment, store status: each undone on a later failure."""
+        pair = self._pair_config
+        self._set_state(SyncState.SYNCING)
+        self._check_cancel()
+
+        customer_id = await self._act(
+            "erp.find_customer",
+            CustomerLookup(pair=pair.id, email=order.customer.email),
+            str | None,  # type: ignore[arg-type]
+            queue=self._erp,
+        )
+        if customer_id is None:
+            customer_id = await self._act(
+                "erp.create_customer",
+                CustomerCreate(pair=pair.id, customer=order.customer),
+                str,
+                queue=self._erp,
+            )
+            created_id = customer_id
+            self._register(
+                "delete the customer this run created",
+                lambda: self._act(
+                    "erp.delete_customer",
+                    CustomerRef(pair=pair.id, customer_id=created_id),
+                    type(None),
+                    queue=self._erp,
+                    compensation=True,
+                ),
+            )
+            self._step("ensure customer", f"created {customer_id}")
+        else:
+            self._step("ensure customer", f"found {customer_id}")
+        self._status.erp_customer_id = customer_id
+        await self._link("customer", order.customer.email.lower(), customer_id)
+        self._check_cancel()
+
+        # Registered before the step: a create whose answer was lost is still undone.
+        self._register("cancel the ERP sales order", lambda: self._cancel_erp_order(order))
+        created = await self._act(
+            "erp.create_order",
+            ErpOrderCreate(pair=pair.id, order=order, customer_id=customer_id),
+            ErpOrderCreated,
+            queue=self._erp,
+        )
+        handle = created.handle
+        self._status.erp_order_id, self._status.erp_order_number = handle.id, handle.number
+        workflow.upsert_search_attributes([sa.ERP_ORDER_ID.value_set(handle.number)])
+        self._step("create ERP order", f"{'created' if created.created else 'found'} {handle.number}")
+        await self._link("order", self._input.store_order_id, handle.id)
+        self._check_cancel()
+
+        if order.payment is not None and order.payment.amount > 0:
+            payment_id = await self._act(
+                "erp.record_payment",
+                PaymentRecord(pair=pair.id, handle=handle, payment=order.payment, customer_id=customer_id),
+                str,
+                queue=self._erp,
+            )
+            self._register(
+                "reverse the payment",
+                lambda: self._act(
+                    "erp.reverse_payment",
+                    PaymentReversal(pair=pair.id, handle=handle, payment_id=payment_id),
+                    type(None),
+                    queue=self._erp,
+                    compensation=True,
+                ),
+            )
+            self._step("record payment", f"{order.payment.amount} {order.payment.currency}")
+        self._check_cancel()
+
+        original_status = order.status
+        self._register(
+            "restore the store status",
+            lambda: self._act(
+                "store.set_order_status",
+                StoreStatusUpdate(
+                    pair=pair.id,
+                    order_id=self._input.store_order_id,
+                    status=original_status,
+                    note="commerce-sync undid its changes",
+                ),
+                type(None),
+                queue=self._store,
+                compensation=True,
+            ),
+        )
+        await self._act(
+            "store.set_order_status",
+            StoreStatusUpdate(
+                pair=pair.id,
+                order_id=self._input.store_order_id,
+                status=OrderStatus.PROCESSING,
+                erp_ref=handle.number,
+                note=f"In {pair.erp} as {handle.number}",
+            ),
+            type(None),
+            queue=self._store,
+        )
+        self._step("confirm to store", f"processing, ERP {handle.number}")
+
+    async def _cancel_erp_order(self, order: Order) -> None:
+        pair = self._pair_config
+        handle: ErpOrderHandle | None = None
+        if self._status.erp_order_id:
+            handle = ErpOrderHandle(id=self._status.erp_order_id, number=self._status.erp_order_number)
+        else:
+            handle = await self._act(
+                "erp.find_order",
+                ErpOrderLookup(pair=pair.id, store_order_number=order.number),
+                ErpOrderHandle | None,  # type: ignore[arg-type]
+                queue=self._erp,
+                compensation=True,
+            )
+        if handle is not None:
+            await self._act(
+                "erp.cancel_order",
+                ErpOrderRefInput(pair=pair.id, handle=handle),
+                type(None),
+                queue=self._erp,
+                compensation=True,
+            )
+
+    async def _await_shipment(self, order: Order) -> None:
+        pair = self._pair_config
+        handle = ErpOrderHandle(id=self._status.erp_order_id, number=self._status.erp_order_number)
+        self._set_state(SyncState.AWAITING_SHIPMENT)
+        shipped: list[Shipment] = []
+        while not shipped:
+            try:
+                await workflow.wait_condition(
+                    lambda: self._shipment_hint or self._cancel is not None,
+                    timeout=SHIPMENT_POLL_EVERY,
+                )
+            except TimeoutError:
+                pass  # a lost webhook must not leave the order waiting forever: look anyway
+            self._check_cancel()
+            self._shipment_hint = False
+            shipments = await self._act(
+                "erp.get_shipments",
+                ErpOrderRefInput(pair=pair.id, handle=handle),
+                list[Shipment],
+                queue=self._erp,
+            )
+            shipped = [shipment for shipment in shipments if shipment.tracking_numbers]
+        tracking = [number for shipment in shipped for number in shipment.tracking_numbers]
+        carrier = next((shipment.carrier for shipment in shipped if shipment.carrier), "")
+        self._status.tracking_numbers = tracking
+        self._compensations.clear()  # shipped goods are not unwound by this workflow
+        await self._act(
+            "store.set_tracking",
+            TrackingUpdate(
+                pair=pair.id,
+                order_id=self._input.store_order_id,
+                tracking_numbers=tracking,
+                carrier=carrier,
+            ),
+            type(None),
+            queue=self._store,
+        )
+        self._step("tracking to store", ", ".join(tracking))
+
+    # ---- failure and compensation --------------------------------------------------
+
+    def _register(self, name: str, run: Callable[[], Awaitable[Any]]) -> None:
+        self._compensations.append(Compensation(name, run))
+
+    async def _compensate(self, *, restore_store_status: bool = True) -> None:
+        """Undo in reverse; a compensation that fails for good is alerted, the rest still run."""
+        if not self._compensations:
+            return
+        self._set_state(SyncState.COMPENSATING)
+        for compensation in reversed(self._compensations):
+            if not restore_store_status and compensation.name == "restore the store status":
+                continue
+            try:
+                await compensation.run()
+                self._status.compensations.append(self._record(compensation.name, "ok"))
+            except ActivityError as error:
+                detail = str(error.cause or error)
+                self._status.compensations.append(self._record(compensation.name, "failed", detail))
+                await self._alert(
+                    "compensation_failed",
+                    f"could not {compensation.name} for order {self._input.store_order_id}: {detail}",
+                )
+        self._compensations.clear()
+
+    async def _end_failed(
+        self,
+        reason: str,
+        error: str,
+        order: Order,
+        *,
+        dead_letter: bool = True,
+        compensate: bool = True,
+    ) -> OrderSyncStatus:
+        self._status.error = error
+        if compensate:
+            await self._compensate()
+        state = SyncState.DEAD_LETTERED if not compensate else SyncState.FAILED
+        if dead_letter:
+            await self._act(
+                "db.record_dead_letter",
+                DeadLetterInput(
+                    pair=self._input.pair,
+                    process="order",
+                    business_key=workflow.info().workflow_id,
+                    reason=reason,
+                    error=error,
+                    payload={
+                        "pair": self._input.pair,
+                        "store_order_id": self._input.store_order_id,
+                        "store_order_number": order.number,
+                        "skus": [line.sku for line in order.lines],
+                    },
+                    attempts=workflow.info().attempt,
+                ),
+                int,
+                queue=None,
+            )
+        await self._alert("order_failed", f"order {order.number} ({reason}): {error}")
+        self._set_state(state)
+        raise ApplicationError(f"order {order.number} {reason}: {error}", type=reason, non_retryable=True)
+
+    def _check_cancel(self) -> None:
+        if self._cancel is not None:
+            raise OrderCancelled(self._cancel.reason)
+
+    # ---- helpers -------------------------------------------------------------------
+
+    @property
+    def _pair_config(self) -> PairConfig:
+        assert self._pair is not None
+        return self._pair
+
+    @property
+    def _store(self) -> str:
+        return self._pair_config.store
+
+    @property
+    def _erp(self) -> str:
+        return self._pair_config.erp
+
+    async def _act(
+        self,
+        name: str,
+        arg: Any,
+        result_type: type[T],
+        *,
+        queue: str | None,
+        compensation: bool = False,
+    ) -> T:
+        result: T = await workflow.execute_activity(
+            name,
+            arg,
+            result_type=result_type,
+            task_queue=queue or workflow.info().task_queue,
+            start_to_close_timeout=STEP_TIMEOUT,
+            retry_policy=COMPENSATION_RETRY if compensation else STEP_RETRY,
+        )
+        return result
+
+    async def _link(self, kind: str, store_id: str, erp_id: str) -> None:
+        await self._act(
+            "db.record_link",
+            LinkInput(pair=self._input.pair, kind=kind, store_id=store_id, erp_id=erp_id),
+            int,
+            queue=None,
+        )
+
+    async def _alert(self, kind: str, message: str) -> None:
+        await self._act(
+            "ops.alert",
+            AlertInput(kind=kind, key=workflow.info().workflow_id, message=message),
+            bool,
+            queue=None,
+        )
+
+    def _record(self, name: str, outcome: str, detail: str = "") -> StepRecord:
+        return StepRecord(name=name, at=workflow.now(), outcome=outcome, detail=detail)
+
+    def _step(self, name: str, detail: str = "", outcome: str = "ok") -> None:
+        self._status.steps.append(self._record(name, outcome, detail))
+
+    def _set_state(self, state: SyncState) -> None:
+        self._status.state = state
+        workflow.upsert_search_attributes([sa.SYNC_STATE.value_set(state.value)])
+
+    def _end(self, state: SyncState, detail: str) -> OrderSyncStatus:
+        self._set_state(state)
+        self._step(state.value, detail)
+        return self._status

@@ -1,0 +1,904 @@
+"""Brightpearl connector against the Brightpearl sandbox over real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI, Request, Response
+from pydantic import SecretStr
+
+from commerce_sync.api.webhook_proofs import WebhookProofError, verify_token
+from commerce_sync.config.settings import BrightpearlSettings, Settings
+from commerce_sync.domain.models import (
+    Address,
+    Customer,
+    Order,
+    OrderLine,
+    OrderStatus,
+    Origin,
+    Payment,
+    PaymentKind,
+)
+from commerce_sync.systems.brightpearl.client import BrightpearlClient
+from commerce_sync.systems.errors import (
+    AuthenticationFailed,
+    NotFound,
+    ThrottledError,
+    TransientError,
+    ValidationFailed,
+)
+from commerce_sync.systems.sandbox_server import BackgroundServer
+
+BP = "/brightpearl"
+API = f"{BP}/public-api/sandbox"
+HEADERS = {
+    "brightpearl-app-ref": "commerce-sync",
+    "brightpearl-account-token": "sandbox-brightpearl-token",
+}
+TOKEN = "tok_brightpearl_secret"
+
+
+@pytest.fixture
+async def bp(settings: Settings, sandboxes: httpx.AsyncClient) -> AsyncIterator[BrightpearlClient]:
+    async with BrightpearlClient(settings.brightpearl, timeout_s=5.0) as client:
+        yield client
+
+
+class Receiver:
+    """A stand-in for `POST /webhooks/brightpearl/{token}`: checks the token, keeps bodies."""
+
+    def __init__(self) -> None:
+        self.accepted: list[tuple[str, bytes]] = []
+        self.refused: list[str] = []
+        self.app = FastAPI()
+
+        @self.app.api_route("/webhooks/brightpearl/{token}", methods=["POST"])
+        async def receive(token: str, request: Request) -> Response:
+            body = await request.body()
+            try:
+                verify_token(TOKEN, token)
+                json.loads(body)
+            except (WebhookProofError, ValueError):
+                self.refused.append(token)
+                return Response(status_code=401)
+            self.accepted.append((request.url.path, body))
+            return Response(status_code=202)
+
+        @self.app.api_route("/hooks/{rest:path}", methods=["POST"])
+        async def plain(rest: str, request: Request) -> Response:
+            self.accepted.append((request.url.path, await request.body()))
+            return Response(status_code=200)
+
+
+@pytest.fixture(scope="module")
+def receiver_server() -> Iterator[tuple[BackgroundServer, Receiver]]:
+    receiver = Receiver()
+    with BackgroundServer(receiver.app) as server:
+        yield server, receiver
+
+
+@pytest.fixture
+def receiver(receiver_server: tuple[BackgroundServer, Receiver]) -> tuple[str, Receiver]:
+    server, rec = receiver_server
+    rec.accepted.clear()
+    rec.refused.clear()
+    return server.url, rec
+
+
+def address(**overrides: Any) -> Address:
+    values: dict[str, Any] = {
+        "name": "Jane Doe",
+        "company": "",
+        "line1": "1 Main St",
+        "line2": "Suite 2",
+        "city": "Austin",
+        "region": "TX",
+        "postal_code": "78701",
+        "country": "US",
+        "phone": "+1 512 555 0100",
+    }
+    values.update(overrides)
+    return Address(**values)
+
+
+def customer(email: str = "jane@example.com", **overrides: Any) -> Customer:
+    values: dict[str, Any] = {
+        "email": email,
+        "first_name": "Jane",
+        "last_name": "Doe",
+        "phone": "+1 512 555 0100",
+        "company": "Doe Widgets",
+        "billing_address": address(),
+        "shipping_address": address(line1="9 Elm St", line2="", city="Dallas", postal_code="75201"),
+    }
+    values.update(overrides)
+    return Customer(**values)
+
+
+def order(number: str = "K-1001", lines: list[OrderLine] | None = None, **overrides: Any) -> Order:
+    lines = lines or [
+        OrderLine(
+            sku="WIDGET-1",
+            name="Widget 1",
+            quantity=2,
+            unit_price=Decimal("9.99"),
+            tax=Decimal("1.60"),
+        ),
+        OrderLine(
+            sku="WIDGET-3",
+            name="Widget 3",
+            quantity=1,
+            unit_price=Decimal("19.99"),
+            tax=Decimal("1.60"),
+        ),
+    ]
+    net = sum((line.net for line in lines), Decimal("0"))
+    line_tax = sum((line.tax for line in lines), Decimal("0"))
+    values: dict[str, Any] = {
+        "origin": Origin(system="kentico", external_id=number),
+        "number": number,
+        "placed_at": datetime(2026, 3, 1, 12, 30, tzinfo=UTC),
+        "currency": "USD",
+        "customer": customer(),
+        "billing_address": address(),
+        "shipping_address": address(name="Jim Doe", line1="9 Elm St", city="Dallas"),
+        "lines": lines,
+        "shipping_method": "ground",
+        "shipping_total": Decimal("5.00"),
+        "tax_total": line_tax + Decimal("0.40"),
+        "discount_total": Decimal("2.00"),
+        "total": net + line_tax + Decimal("0.40") + Decimal("5.00") - Decimal("2.00"),
+    }
+    values.update(overrides)
+    return Order(**values)
+
+
+async def requests_log(sandboxes: httpx.AsyncClient) -> list[dict[str, Any]]:
+    response = await sandboxes.get(f"{BP}/_sandbox/requests")
+    return list(response.json()["requests"])
+
+
+async def clear_log(sandboxes: httpx.AsyncClient) -> None:
+    await sandboxes.delete(f"{BP}/_sandbox/requests")
+
+
+async def state(sandboxes: httpx.AsyncClient) -> dict[str, Any]:
+    return dict((await sandboxes.get(f"{BP}/_sandbox/state")).json())
+
+
+async def events(sandboxes: httpx.AsyncClient, kind: str | None = None) -> list[dict[str, Any]]:
+    found = (await sandboxes.get(f"{BP}/_sandbox/events")).json()["events"]
+    return [e for e in found if kind is None or e["type"] == kind]
+
+
+async def wait_for(predicate: Any, what: str) -> None:
+    for _ in range(200):
+        if await predicate():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+# ---- API shape, auth, throttle ------------------------------------------------------------
+
+
+async def test_envelopes_and_throttle_headers_on_every_response(
+    sandboxes: httpx.AsyncClient,
+) -> None:
+    ok = await sandboxes.get(f"{API}/product-service/product/1001-1003,1005", headers=HEADERS)
+    assert ok.status_code == 200
+    assert [p["identity"]["sku"] for p in ok.json()["response"]] == [
+        "WIDGET-1",
+        "WIDGET-2",
+        "WIDGET-3",
+        "WIDGET-5",
+    ]
+    assert ok.headers["brightpearl-requests-remaining"] == "199"
+    assert int(ok.headers["brightpearl-next-throttle-period"]) > 0
+
+    unauthorised = await sandboxes.get(
+        f"{API}/product-service/product/1001",
+        headers={**HEADERS, "brightpearl-account-token": "nope"},
+    )
+    assert unauthorised.status_code == 401
+    assert unauthorised.json()["errors"][0]["code"] == "CMNC-401"
+    assert "response" not in unauthorised.json()
+    assert unauthorised.headers["brightpearl-requests-remaining"] == "198"
+
+    empty = await sandboxes.get(
+        f"{API}/contact-service/contact-search?primaryEmail=nobody@example.com", headers=HEADERS
+    )
+    assert empty.status_code == 404
+    assert empty.json()["errors"][0]["message"]
+    missing = await sandboxes.get(f"{API}/order-service/order/1-5", headers=HEADERS)
+    assert missing.status_code == 404
+
+    bad_set = await sandboxes.get(f"{API}/product-service/product/5-1", headers=HEADERS)
+    assert bad_set.status_code == 400
+    too_many = await sandboxes.get(f"{API}/product-service/product/1-201", headers=HEADERS)
+    assert too_many.status_code == 400
+
+
+async def test_search_pages_positionally_with_metadata(sandboxes: httpx.AsyncClient) -> None:
+    page = await sandboxes.get(
+        f"{API}/product-service/product-search",
+        params={
+            "columns": "productId,SKU",
+            "firstResult": 4,
+            "pageSize": 3,
+            "sort": "productId.DESC",
+        },
+        headers=HEADERS,
+    )
+    body = page.json()["response"]
+    assert body["results"] == [[1007, "WIDGET-7"], [1006, "WIDGET-6"], [1005, "WIDGET-5"]]
+    meta = body["metaData"]
+    assert (
+        meta["resultsAvailable"],
+        meta["resultsReturned"],
+        meta["firstResult"],
+        meta["lastResult"],
+    ) == (10, 3, 4, 6)
+    assert [c["name"] for c in meta["columns"]] == ["productId", "SKU"]
+
+
+async def test_wrong_credentials_are_authentication_failed(
+    settings: Settings, sandboxes: httpx.AsyncClient
+) -> None:
+    wrong = BrightpearlSettings(
+        base_url=settings.brightpearl.base_url, account_token=SecretStr("wrong")
+    )
+    async with BrightpearlClient(wrong) as client:
+        with pytest.raises(AuthenticationFailed):
+            await client.get_product(1001)
+    other_account = BrightpearlSettings(
+        base_url=settings.brightpearl.base_url, account_code="elsewhere"
+    )
+    async with BrightpearlClient(other_account) as client:
+        with pytest.raises(AuthenticationFailed):
+            await client.find_contact_by_email("rita.returning@example.com")
+
+
+async def test_throttle_answers_503_and_client_raises_throttled(
+    bp: BrightpearlClient, sandboxes: httpx.AsyncClient
+) -> None:
+    await sandboxes.post(f"{BP}/_sandbox/throttle", json={"requests_per_minute": 3})
+    await bp.get_product(1001)  # two calls: product and price
+    assert bp.requests_remaining == 1
+    await bp.find_contact_by_email("rita.returning@example.com")
+    assert bp.requests_remaining == 0
+    with pytest.raises(ThrottledError) as caught:
+        await bp.get_order(10001)
+    assert caught.value.status == 503
+    assert caught.value.retry_after_s is not None and 0 < caught.value.retry_after_s <= 60
+    assert bp.requests_remaining == 0
+    raw = await sandboxes.get(f"{API}/product-service/product/1001", headers=HEADERS)
+    assert raw.status_code == 503 and raw.json()["errors"][0]["message"]
+
+
+async def test_injected_faults_are_classified(
+    settings: Settings, bp: BrightpearlClient, sandboxes: httpx.AsyncClient
+) -> None:
+    await sandboxes.post(
+        f"{BP}/_sandbox/faults", json={"match": "GET */product/*", "status": 500, "count": 1}
+    )
+    with pytest.raises(TransientError) as server_error:
+        await bp.get_product(1001)
+    assert not isinstance(server_error.value, ThrottledError)
+    await sandboxes.post(
+        f"{BP}/_sandbox/faults",
+        json={"match": "GET */product/*", "status": 503, "count": 1, "retry_after_s": 2},
+    )
+    with pytest.raises(ThrottledError) as throttled:
+        await bp.get_product(1001)
+    assert throttled.value.retry_after_s == 2.0
+    await sandboxes.post(
+        f"{BP}/_sandbox/faults", json={"match": "GET */product/*", "status": 403, "count": 1}
+    )
+    with pytest.raises(AuthenticationFailed):
+        await bp.get_product(1001)
+    await sandboxes.post(
+        f"{BP}/_sandbox/faults", json={"match": "GET */product/*", "delay_s": 1.0, "count": 1}
+    )
+    async with BrightpearlClient(settings.brightpearl, timeout_s=0.2) as impatient:
+        with pytest.raises(TransientError):
+            await impatient.get_product(1001)
+    with pytest.raises(NotFound):
+        await bp.get_order(999999)
+    assert (await bp.get_product(1001)).sku == "WIDGET-1"
+
+
+# ---- contacts -------------------------------------------------------------------------
+
+
+async def test_contact_create_get_find_update_and_changes(
+    bp: BrightpearlClient, sandboxes: httpx.AsyncClient
+) -> None:
+    assert await bp.find_contact_by_email("rita.returning@example.com") == 201
+    assert await bp.find_contact_by_email("nobody@example.com") is None
+
+    await clear_log(sandboxes)
+    jane = customer()
+    contact_id = await bp.create_contact(jane)
+    posts = [(r["method"], r["path"].rsplit("/", 1)[-1]) for r in await requests_log(sandboxes)]
+    assert posts == [("POST", "postal-address"), ("POST", "postal-address"), ("POST", "contact")]
+
+    got = await bp.get_contact(contact_id)
+    assert got.origin is not None and got.origin.external_id == str(contact_id)
+    assert (got.email, got.first_name, got.last_name, got.phone, got.company) == (
+        jane.email,
+        jane.first_name,
+        jane.last_name,
+        jane.phone,
+        jane.company,
+    )
+    assert got.billing_address is not None and got.shipping_address is not None
+    assert (got.billing_address.line1, got.billing_address.line2, got.billing_address.country) == (
+        "1 Main St",
+        "Suite 2",
+        "US",
+    )
+    assert (got.shipping_address.line1, got.shipping_address.city) == ("9 Elm St", "Dallas")
+    assert got.active
+    assert await bp.find_contact_by_email("JANE@example.com") == contact_id
+
+    since = datetime.now(UTC) - timedelta(milliseconds=1)
+    await asyncio.sleep(0.01)
+    changed = jane.model_copy(
+        update={
+            "email": "jane.doe@example.com",
+            "phone": "+1 512 555 0111",
+            "active": False,
+            "billing_address": None,
+            "shipping_address": None,
+        }
+    )
+    await bp.update_contact(contact_id, changed)
+    after = await bp.get_contact(contact_id)
+    assert (after.email, after.phone, after.active) == (
+        "jane.doe@example.com",
+        "+1 512 555 0111",
+        False,
+    )
+    assert after.billing_address is not None and after.billing_address.line1 == "1 Main St"
+
+    changed_ids = [
+        c.origin.external_id async for c in bp.iter_contacts_changed_since(since) if c.origin
+    ]
+    assert changed_ids == [str(contact_id)]
+    assert [e["subject"] for e in await events(sandboxes, "contact.created")] == [str(contact_id)]
+    assert [e["subject"] for e in await events(sandboxes, "contact.modified")] == [str(contact_id)]
+
+
+async def test_contact_validation_errors_name_the_field(bp: BrightpearlClient) -> None:
+    with pytest.raises(ValidationFailed) as bad_email:
+        await bp.create_contact(customer(email="not-an-email"))
+    assert bad_email.value.field == "communication.emails.PRI.email"
+    with pytest.raises(ValidationFailed) as bad_country:
+        await bp.create_contact(customer(billing_address=address(country="XX")))
+    assert bad_country.value.field == "address.country"
+    with pytest.raises(NotFound):
+        await bp.get_contact(999)
+
+
+# ---- orders -----------------------------------------------------------------------------
+
+
+async def test_order_create_is_rows_after_header_and_reads_back(
+    bp: BrightpearlClient, sandboxes: httpx.AsyncClient
+) -> None:
+    await clear_log(sandboxes)
+    created = order()
+    order_id = await bp.create_sales_order(created, 201)
+    log = await requests_log(sandboxes)
+    writes = [r["path"].split("/public-api/sandbox/")[-1] for r in log if r["method"] == "POST"]
+    assert writes == ["order-service/order"] + [f"order-service/order/{order_id}/row"] * 4
+    assert await bp.find_order_by_reference("K-1001") == order_id
+    assert await bp.find_order_by_reference("K-404") is None
+
+    got = await bp.get_order(order_id)
+    assert got.origin.system == "brightpearl" and got.erp_ref == str(order_id)
+    assert got.number == "K-1001" and got.status == OrderStatus.PENDING
+    assert got.placed_at == created.placed_at and got.currency == "USD"
+    assert [(line.sku, line.quantity, line.unit_price, line.tax) for line in got.lines] == [
+        ("WIDGET-1", 2, Decimal("9.99"), Decimal("1.60")),
+        ("WIDGET-3", 1, Decimal("19.99"), Decimal("1.60")),
+    ]
+    assert all(line.tax_code == "standard" and line.external_line_id for line in got.lines)
+    assert (got.shipping_total, got.discount_total, got.tax_total, got.total) == (
+        created.shipping_total,
+        created.discount_total,
+        created.tax_total,
+        created.total,
+    )
+    assert got.shipping_method == "ground"
+    assert got.shipping_address == created.shipping_address
+    assert got.billing_address == created.billing_address
+    assert got.customer.origin is not None and got.customer.origin.external_id == "201"
+    assert got.customer.email == "rita.returning@example.com"
+
+    native = (await state(sandboxes))["orders"][str(order_id)]
+    assert native["parties"]["delivery"]["countryIsoCode"] == "USA"
+    assert set(native["orderRows"]) == {line.external_line_id for line in got.lines} | {
+        k for k, r in native["orderRows"].items() if not r["productId"]
+    }
+
+    await clear_log(sandboxes)
+    assert await bp.create_sales_order(created, 201) == order_id
+    assert [r for r in await requests_log(sandboxes) if r["method"] == "POST"] == []
+
+
+async def test_order_rerun_after_a_crash_between_header_and_rows(
+    bp: BrightpearlClient, sandboxes: httpx.AsyncClient
+) -> None:
+    await sandboxes.post(
+        f"{BP}/_sandbox/faults", json={"match": "POST */order/*/row", "status": 500, "count": 1}
+    )
+    with pytest.raises(TransientError):
+        await bp.create_sales_order(order("K-2002"), 202)
+    order_id = await bp.find_order_by_reference("K-2002")
+    assert order_id is not None
+    assert await bp.create_sales_order(order("K-2002"), 202) == order_id
+    orders = (await state(sandboxes))["orders"]
+    assert [o["reference"] for o in orders.values()].count("K-2002") == 1
+    assert len(orders[str(order_id)]["orderRows"]) == 4
+    assert (await bp.get_order(order_id)).total == order("K-2002").total
+
+
+async def test_order_validation_errors(bp: BrightpearlClient, sandboxes: httpx.AsyncClient) -> None:
+    bad_sku = order("K-3003", lines=[OrderLine(sku="NOPE-1", quantity=1, unit_price=Decimal("1"))])
+    with pytest.raises(ValidationFailed) as unknown:
+        await bp.create_sales_order(bad_sku, 201)
+    assert unknown.value.field == "lines[0].sku"
+    with pytest.raises(ValidationFailed) as no_contact:
+        await bp.create_sales_order(order("K-3004"), 999)
+    assert no_contact.value.field == "parties.customer.contactId"
+    assert (await state(sandboxes))["orders"] == {}
+    order_id = await bp.create_sales_order(order("K-3005"), 201)
+    with pytest.raises(ValidationFailed) as bad_status:
+        await bp.set_order_status(order_id, 77)
+    assert bad_status.value.field == "orderStatusId"
+    with pytest.raises(NotFound):
+        await bp.set_order_status(order_id + 100, 3)
+
+
+async def test_status_note_cancel_and_incremental_orders(
+    bp: BrightpearlClient, sandboxes: httpx.AsyncClient
+) -> None:
+    first = await bp.create_sales_order(order("K-4001"), 201)
+    since = datetime.now(UTC)
+    await asyncio.sleep(0.01)
+    second = await bp.create_sales_order(order("K-4002"), 202)
+    await bp.set_order_status(first, OrderStatus.PROCESSING, "Synced from Kentico")
+    assert (await bp.get_order(first)).status == OrderStatus.PROCESSING
+    notes = (await state(sandboxes))["order_notes"][str(first)]
+    assert notes[0]["text"] == "Synced from Kentico" and notes[0]["orderStatusId"] == 3
+    status_events = await events(sandboxes, "order.modified.order-status")
+    assert [json.loads(json.dumps(e["body"]))["id"] for e in status_events] == [str(first)]
+
+    numbers = [o.number async for o in bp.iter_orders_changed_since(since)]
+    assert numbers == ["K-4001", "K-4002"]
+    widget1 = (await bp.get_availability({1001: "WIDGET-1"}))[0]
+    assert (widget1.on_hand, widget1.available) == (100, 96)
+    await bp.cancel_order(second)
+    await bp.cancel_order(second)
+    assert (await bp.get_order(second)).status == OrderStatus.CANCELLED
+    widget1 = (await bp.get_availability({1001: "WIDGET-1"}))[0]
+    assert (widget1.on_hand, widget1.available) == (100, 98)
+    assert await bp.add_order_note(first, "Packed with care") > 0
+
+
+# ---- payments, credits, refunds ----------------------------------------------------------
+
+
+def payment(reference: str = "ch_123", amount: str = "51.37") -> Payment:
+    return Payment(
+        method="card",
+        reference=reference,
+        amount=Decimal(amount),
+        currency="USD",
+        paid_at=datetime(2026, 3, 1, 12, 31, tzinfo=UTC),
+    )
+
+
+async def test_payment_receipt_is_idempotent_and_reversible(
+    bp: BrightpearlClient, sandboxes: httpx.AsyncClient
+) -> None:
+    order_id = await bp.create_sales_order(order("K-5001"), 201)
+    other = await bp.create_sales_order(order("K-5002"), 202)
+    payment_id = await bp.record_payment(order_id, payment())
+    assert await bp.record_payment(order_id, payment()) == payment_id
+    current = await state(sandboxes)
+    assert list(current["payments"]) == [str(payment_id)]
+    assert current["payments"][str(payment_id)]["amountPaid"] == "51.3700"
+    assert current["orders"][str(order_id)]["orderPaymentStatus"] == "PAID"
+    with pytest.raises(ValidationFailed) as reused:
+        await bp.record_payment(other, payment())
+    assert reused.value.field == "payment.reference"
+
+    recorded = await bp.get_payments(order_id)
+    assert [(p.kind, p.method, p.reference, p.amount, p.currency, p.paid_at) for p in recorded] == [
+        (PaymentKind.RECEIPT, "card", "ch_123", Decimal("51.37"), "USD", payment().paid_at)
+    ]
+    void_id = await bp.reverse_payment(order_id, payment())
+    assert await bp.reverse_payment(order_id, payment()) == void_id
+    after = await state(sandboxes)
+    assert after["payments"][str(void_id)]["paymentType"] == "VOID"
+    assert after["orders"][str(order_id)]["orderPaymentStatus"] == "UNPAID"
+    with pytest.raises(ValidationFailed):
+        await bp.record_payment(
+            order_id, payment(reference="ch_eur").model_copy(update={"currency": "EUR"})
+        )
+
+
+async def test_sales_credit_refund_and_cancel(
+    bp: BrightpearlClient, sandboxes: httpx.AsyncClient
+) -> None:
+    order_id = await bp.create_sales_order(order("K-6001"), 201)
+    returned = [
+        OrderLine(sku="WIDGET-1", quantity=1, unit_price=Decimal("9.99"), tax=Decimal("0.80"))
+    ]
+    credit_id = await bp.create_sales_credit(order_id, returned, reference="RMA-1")
+    assert await bp.create_sales_credit(order_id, returned, reference="RMA-1") == credit_id
+    native = (await state(sandboxes))["orders"][str(credit_id)]
+    assert (native["orderTypeCode"], native["parentOrderId"], native["reference"]) == (
+        "SC",
+        order_id,
+        "RMA-1",
+    )
+    assert [r["productSku"] for r in native["orderRows"].values()] == ["WIDGET-1"]
+    with pytest.raises(ValidationFailed):
+        await bp.record_payment(credit_id, payment("ch_wrong_way"))
+    refund_id = await bp.refund(credit_id, payment("re_1", "10.79"))
+    assert await bp.refund(credit_id, payment("re_1", "10.79")) == refund_id
+    after = await state(sandboxes)
+    assert after["payments"][str(refund_id)]["paymentType"] == "PAYMENT"
+    assert after["orders"][str(credit_id)]["orderPaymentStatus"] == "PAID"
+    await bp.cancel_sales_credit(credit_id)
+    assert (await bp.get_order(credit_id)).status == OrderStatus.CANCELLED
+
+
+# ---- shipments ---------------------------------------------------------------------------
+
+
+async def test_shipment_from_control_plane_reads_back_with_tracking(
+    bp: BrightpearlClient, sandboxes: httpx.AsyncClient
+) -> None:
+    order_id = await bp.create_sales_order(order("K-7001"), 201)
+    assert await bp.get_shipments(order_id) == []
+    shipped = await sandboxes.post(
+        f"{BP}/_sandbox/shipments",
+        json={"order": "K-7001", "tracking": "1Z999AA10123456784", "carrier": "ups"},
+    )
+    assert shipped.status_code == 200
+    note_id = shipped.json()["goods_out_note_id"]
+    again = await sandboxes.post(
+        f"{BP}/_sandbox/shipments", json={"order": order_id, "tracking": "1Z2"}
+    )
+    assert again.status_code == 409
+
+    shipments = await bp.get_shipments(order_id)
+    assert len(shipments) == 1
+    shipment = shipments[0]
+    assert shipment.origin.external_id == str(note_id) and shipment.order_ref == str(order_id)
+    assert shipment.tracking_numbers == ["1Z999AA10123456784"] and shipment.carrier == "ups"
+    assert shipment.shipped_at is not None
+    assert sorted((line.sku, line.quantity) for line in shipment.lines) == [
+        ("WIDGET-1", 2),
+        ("WIDGET-3", 1),
+    ]
+    assert await bp.get_note_shipment(note_id) == shipment
+
+    levels = await bp.get_availability({1001: "WIDGET-1", 1003: "WIDGET-3"})
+    assert [(s.sku, s.on_hand, s.available) for s in levels] == [
+        ("WIDGET-1", 98, 98),
+        ("WIDGET-3", 99, 99),
+    ]
+    shipped_events = await events(sandboxes, "goods-out-note.modified.shipped")
+    assert [e["body"]["id"] for e in shipped_events] == [str(note_id)]
+    assert shipped_events[0]["body"]["resourceType"] == "goods-out-note"
+    assert (await state(sandboxes))["orders"][str(order_id)]["shippingStatusCode"] == "ASS"
+
+
+async def test_goods_out_note_through_the_api_and_shw_event(
+    bp: BrightpearlClient, sandboxes: httpx.AsyncClient
+) -> None:
+    order_id = await bp.create_sales_order(order("K-7002"), 201)
+    native = (await state(sandboxes))["orders"][str(order_id)]
+    row_id = next(k for k, r in native["orderRows"].items() if r["productSku"] == "WIDGET-1")
+    created = await sandboxes.post(
+        f"{API}/warehouse-service/order/{order_id}/goods-note/goods-out",
+        json={
+            "warehouses": [
+                {
+                    "warehouseId": 2,
+                    "products": [
+                        {"productId": 1001, "salesOrderRowId": int(row_id), "quantity": 1}
+                    ],
+                }
+            ]
+        },
+        headers=HEADERS,
+    )
+    note_id = created.json()["response"][0]
+    await sandboxes.put(
+        f"{API}/warehouse-service/goods-note/goods-out/{note_id}",
+        json={"shipping": {"reference": "TRACK-9", "shippingMethodId": 9}},
+        headers=HEADERS,
+    )
+    assert await bp.get_shipments(order_id) == []
+    assert len(await bp.get_shipments(order_id, include_unshipped=True)) == 1
+    await bp.ship_goods_out_note(note_id)
+    shipment = await bp.get_note_shipment(note_id)
+    assert (shipment.tracking_numbers, shipment.carrier, shipment.lines[0].quantity) == (
+        ["TRACK-9"],
+        "fedex",
+        1,
+    )
+    assert (await state(sandboxes))["orders"][str(order_id)]["shippingStatusCode"] == "PSS"
+
+
+# ---- products and stock ------------------------------------------------------------------
+
+
+async def test_products_by_sku_get_and_changes(
+    bp: BrightpearlClient, sandboxes: httpx.AsyncClient
+) -> None:
+    assert await bp.find_products_by_sku(["WIDGET-2", "NOPE"]) == {"WIDGET-2": 1002}
+    await clear_log(sandboxes)
+    many = await bp.find_products_by_sku([f"WIDGET-{n}" for n in range(1, 11)] + ["NOPE"])
+    assert many == {f"WIDGET-{n}": 1000 + n for n in range(1, 11)}
+    assert len(await requests_log(sandboxes)) == 1
+
+    product = await bp.get_product(1004)
+    assert (product.sku, product.name, product.price, product.currency, product.enabled) == (
+        "WIDGET-4",
+        "Widget 4",
+        Decimal("24.99"),
+        "USD",
+        True,
+    )
+    since = datetime.now(UTC)
+    await asyncio.sleep(0.01)
+    edited = await sandboxes.put(
+        f"{BP}/_sandbox/products/WIDGET-4",
+        json={"name": "Widget Four", "price": "25.49", "enabled": False},
+    )
+    assert edited.status_code == 200
+    created = await sandboxes.post(
+        f"{BP}/_sandbox/products",
+        json={"sku": "GADGET-1", "name": "Gadget", "price": "3.10", "on_hand": 7},
+    )
+    assert created.status_code == 200
+    changed = [p async for p in bp.iter_products_changed_since(since)]
+    assert [(p.sku, p.name, p.price, p.enabled) for p in changed] == [
+        ("WIDGET-4", "Widget Four", Decimal("25.49"), False),
+        ("GADGET-1", "Gadget", Decimal("3.10"), True),
+    ]
+    assert [e["type"] for e in await events(sandboxes) if e["type"].startswith("product.")] == [
+        "product.modified",
+        "product.created",
+    ]
+    with pytest.raises(NotFound):
+        await bp.get_product(5555)
+
+
+async def test_availability_is_batched_by_id_set(
+    bp: BrightpearlClient, sandboxes: httpx.AsyncClient
+) -> None:
+    await bp.find_products_by_sku([f"WIDGET-{n}" for n in range(1, 11)])
+    await clear_log(sandboxes)
+    levels = await bp.get_availability(range(1001, 1011), batch_size=4)
+    log = await requests_log(sandboxes)
+    assert [r["path"].rsplit("/", 1)[-1] for r in log] == ["1001-1004", "1005-1008", "1009,1010"]
+    assert [(s.sku, s.on_hand, s.available) for s in levels] == [
+        (f"WIDGET-{n}", 100, 100) for n in range(1, 11)
+    ]
+
+    fresh_settings = bp.settings
+    async with BrightpearlClient(fresh_settings) as cold:
+        await clear_log(sandboxes)
+        cold_levels = await cold.get_availability([1002, 1003, 9999], batch_size=50, warehouse_id=2)
+        assert [(s.sku, s.warehouse) for s in cold_levels] == [("WIDGET-2", "2"), ("WIDGET-3", "2")]
+        assert len(await requests_log(sandboxes)) == 2  # availability + one product read for SKUs
+
+
+async def test_stock_correction_and_control_plane_stock(
+    bp: BrightpearlClient, sandboxes: httpx.AsyncClient
+) -> None:
+    notes = await bp.correct_stock("WIDGET-2", 5, "Return RMA-1 restocked")
+    assert len(notes) == 1
+    correction = (await state(sandboxes))["stock_corrections"][str(notes[0])]
+    assert correction["cost"] == {"currency": "USD", "value": "6.0000"}
+    await bp.correct_stock(1002, -3, "Damaged")
+    assert [(s.on_hand, s.available) for s in await bp.get_availability({1002: "WIDGET-2"})] == [
+        (102, 102)
+    ]
+    with pytest.raises(ValidationFailed) as too_many:
+        await bp.correct_stock(1002, -500, "Oops")
+    assert too_many.value.field == "corrections[0].quantity"
+    with pytest.raises(ValidationFailed):
+        await bp.correct_stock("NOPE", 1, "Unknown")
+
+    response = await sandboxes.post(f"{BP}/_sandbox/stock", json={"sku": "WIDGET-5", "on_hand": 7})
+    assert response.status_code == 200
+    assert [(s.on_hand, s.available) for s in await bp.get_availability({1005: "WIDGET-5"})] == [
+        (7, 7)
+    ]
+    overflow = await sandboxes.post(
+        f"{BP}/_sandbox/stock", json={"sku": "WIDGET-5", "on_hand": 4, "warehouse": 3}
+    )
+    assert overflow.status_code == 200
+    total = await bp.get_availability({1005: "WIDGET-5"})
+    in_overflow = await bp.get_availability({1005: "WIDGET-5"}, warehouse_id=3)
+    assert (total[0].on_hand, in_overflow[0].on_hand, in_overflow[0].warehouse) == (11, 4, "3")
+    assert (
+        await sandboxes.post(f"{BP}/_sandbox/stock", json={"sku": "NOPE", "on_hand": 1})
+    ).status_code == 404
+
+
+# ---- webhooks ----------------------------------------------------------------------------
+
+
+async def test_webhook_registration_list_and_delete(bp: BrightpearlClient) -> None:
+    hook_id = await bp.register_webhook(
+        "product.modified.on-hand-modified", "https://hooks.example.com/bp/${account-code}"
+    )
+    listed = await bp.list_webhooks()
+    assert [
+        (h["id"], h["subscribeTo"], h["idSetAccepted"], h["qualityOfService"]) for h in listed
+    ] == [(hook_id, "product.modified.on-hand-modified", True, 1)]
+    await bp.delete_webhook(hook_id)
+    assert await bp.list_webhooks() == []
+    with pytest.raises(NotFound):
+        await bp.delete_webhook(hook_id)
+    with pytest.raises(ValidationFailed) as no_body:
+        await bp.register_webhook(
+            "order.modified", "https://hooks.example.com/x", body_template=None
+        )
+    assert no_body.value.field == "bodyTemplate"
+
+
+async def test_control_plane_target_needs_a_token(sandboxes: httpx.AsyncClient) -> None:
+    refused = await sandboxes.post(
+        f"{BP}/_sandbox/webhooks", json={"url": "http://127.0.0.1:9/webhooks/brightpearl"}
+    )
+    assert refused.status_code == 422
+
+
+async def test_webhook_token_proof_accepted_and_tampering_refused(
+    sandboxes: httpx.AsyncClient, receiver: tuple[str, Receiver]
+) -> None:
+    url, rec = receiver
+    target = f"{url}/webhooks/brightpearl"
+    await sandboxes.post(f"{BP}/_sandbox/webhooks", json={"url": target, "token": TOKEN})
+    response = await sandboxes.post(f"{BP}/_sandbox/stock", json={"sku": "WIDGET-1", "on_hand": 50})
+    event_id = response.json()["event_id"]
+
+    async def delivered() -> bool:
+        return any(e["id"] == event_id and e["delivered"] for e in await events(sandboxes))
+
+    await wait_for(delivered, "the stock event")
+    path, body = rec.accepted[0]
+    assert path == f"/webhooks/brightpearl/{TOKEN}"
+    assert json.loads(body) == {
+        "accountCode": "sandbox",
+        "resourceType": "product",
+        "id": "1001",
+        "lifecycleEvent": "modified",
+        "fullEvent": "product.modified.on-hand-modified",
+        "raisedOn": json.loads(body)["raisedOn"],
+    }
+    datetime.fromisoformat(json.loads(body)["raisedOn"].replace("Z", "+00:00"))
+
+    redelivered = await sandboxes.post(f"{BP}/_sandbox/events/{event_id}/redeliver")
+    assert redelivered.json()["attempts"] == 2
+    assert rec.accepted[1] == rec.accepted[0]
+
+    # tampered token: the receiver refuses, the sandbox records the 401 and gives up
+    await sandboxes.post(f"{BP}/_sandbox/webhooks", json={"url": target, "token": TOKEN + "x"})
+    tampered = (
+        await sandboxes.post(f"{BP}/_sandbox/stock", json={"sku": "WIDGET-2", "on_hand": 50})
+    ).json()["event_id"]
+
+    async def refused() -> bool:
+        return any(e["id"] == tampered and e["last_status"] == 401 for e in await events(sandboxes))
+
+    await wait_for(refused, "the refused delivery")
+    assert rec.refused == [TOKEN + "x"]
+    assert len(rec.accepted) == 2
+
+
+async def test_stock_events_batch_into_one_id_set(
+    sandboxes: httpx.AsyncClient, bp: BrightpearlClient
+) -> None:
+    await sandboxes.post(f"{BP}/_sandbox/webhook-batching", json={"window_s": 5})
+    for sku in ("WIDGET-3", "WIDGET-1", "WIDGET-2", "WIDGET-7"):
+        await sandboxes.post(f"{BP}/_sandbox/stock", json={"sku": sku, "on_hand": 9})
+    stock_events = await events(sandboxes, "product.modified.on-hand-modified")
+    assert len(stock_events) == 1
+    assert stock_events[0]["body"]["id"] == "1001-1003,1007"
+
+    await sandboxes.post(f"{BP}/_sandbox/webhook-batching", json={"window_s": 0})
+    await sandboxes.post(
+        f"{API}/warehouse-service/warehouse/2/stock-correction",
+        json={
+            "corrections": [
+                {"productId": 1004, "quantity": -1, "reason": "count"},
+                {"productId": 1006, "quantity": -1, "reason": "count"},
+            ]
+        },
+        headers=HEADERS,
+    )
+
+    async def two_events() -> bool:
+        return len(await events(sandboxes, "product.modified.on-hand-modified")) == 2
+
+    await wait_for(two_events, "a second stock event")
+    assert (await events(sandboxes, "product.modified.on-hand-modified"))[1]["body"][
+        "id"
+    ] == "1004,1006"
+
+
+async def test_registered_templates_render_and_respect_id_set_accepted(
+    bp: BrightpearlClient, sandboxes: httpx.AsyncClient, receiver: tuple[str, Receiver]
+) -> None:
+    url, rec = receiver
+    await bp.register_webhook(
+        "product.modified.on-hand-modified",
+        f"{url}/hooks/${{account-code}}/${{resource-type}}/${{resource-id}}",
+        body_template='{"what":"${full-event}","ids":"${resource-id}","spec":"${resource-specifier}"}',
+        id_set_accepted=False,
+    )
+    await bp.register_webhook("contact", f"{url}/hooks/contacts")
+    await bp.register_webhook("order.modified", f"{url}/hooks/orders", id_set_accepted=True)
+    await sandboxes.post(
+        f"{API}/warehouse-service/warehouse/2/stock-correction",
+        json={
+            "corrections": [
+                {"productId": 1004, "quantity": -1, "reason": "count"},
+                {"productId": 1006, "quantity": -1, "reason": "count"},
+            ]
+        },
+        headers=HEADERS,
+    )
+    order_id = await bp.create_sales_order(
+        order(
+            "K-8001",
+            lines=[OrderLine(sku="WIDGET-9", quantity=1, unit_price=Decimal("1"))],
+            shipping_total=Decimal("0"),
+            discount_total=Decimal("0"),
+            tax_total=Decimal("0"),
+            total=Decimal("1"),
+        ),
+        201,
+    )
+    await bp.set_order_status(order_id, OrderStatus.ON_HOLD)
+
+    async def arrived() -> bool:
+        paths = {path for path, _ in rec.accepted}
+        return {
+            "/hooks/sandbox/product/1004",
+            "/hooks/sandbox/product/1006",
+            "/hooks/orders",
+        } <= paths
+
+    await wait_for(arrived, "the registered deliveries")
+    bodies = {path: json.loads(body) for path, body in rec.accepted}
+    assert bodies["/hooks/sandbox/product/1004"] == {
+        "what": "product.modified.on-hand-modified",
+        "ids": "1004",
+        "spec": "on-hand-modified",
+    }
+    assert bodies["/hooks/orders"]["id"] == str(order_id)
+    assert bodies["/hooks/orders"]["fullEvent"] == "order.modified.order-status"
+    assert "/hooks/contacts" not in bodies  # "contact" is not a prefix of a raised event here
+    deliveries = (await state(sandboxes))["webhook_deliveries"]
+    assert {d["webhookId"] for d in deliveries} == {1, 3}
