@@ -61,14 +61,16 @@ class Ports:
     def activities(self, pairs: dict[str, PairConfig]) -> dict[str, Sequence[Callable[..., Any]]]:
         result: dict[str, Sequence[Callable[..., Any]]] = {}
         for system, store in self.stores.items():
-            result[system] = StoreActivities(store, pairs).all()  # type: ignore[assignment]
+            result[system] = StoreActivities(store, pairs).all()
         for system, erp in self.erps.items():
-            result[system] = ErpActivities(erp, pairs).all()  # type: ignore[assignment]
+            result[system] = ErpActivities(erp, pairs).all()
         return result
 
     async def aclose(self) -> None:
-        for port in [*self.stores.values(), *self.erps.values()]:
-            await port.aclose()
+        for store in self.stores.values():
+            await store.aclose()
+        for erp in self.erps.values():
+            await erp.aclose()
 
 
 def build_workers(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy import Engine
 from temporalio import activity
@@ -30,7 +32,7 @@ class DatabaseActivities:
         self._engine = engine
         self._pairs = pairs
 
-    def all(self) -> list[object]:
+    def all(self) -> list[Callable[..., Any]]:
         return [
             self.pair_config,
             self.record_link,

@@ -7,6 +7,9 @@ exists succeeds.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from temporalio import activity
 
 from commerce_sync.activities.errors import classified
@@ -34,7 +37,7 @@ class ErpActivities:
         self._port = port
         self._pairs = pairs
 
-    def all(self) -> list[object]:
+    def all(self) -> list[Callable[..., Any]]:
         return [
             self.unknown_skus,
             self.find_customer,
@@ -108,7 +111,9 @@ class ErpActivities:
     @activity.defn(name="erp.reverse_payment")
     @classified
     async def reverse_payment(self, request: PaymentReversal) -> None:
-        await self._port.reverse_payment(request.handle, request.payment_id, self._pairs[request.pair])
+        await self._port.reverse_payment(
+            request.handle, request.payment_id, self._pairs[request.pair]
+        )
 
     @activity.defn(name="erp.get_shipments")
     @classified

@@ -6,6 +6,9 @@ to that store's port, and a workflow picks the store by picking the queue.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from temporalio import activity
 
 from commerce_sync.activities.errors import classified
@@ -20,7 +23,7 @@ class StoreActivities:
         self._port = port
         self._pairs = pairs
 
-    def all(self) -> list[object]:
+    def all(self) -> list[Callable[..., Any]]:
         return [self.get_order, self.set_order_status, self.set_tracking]
 
     @activity.defn(name="store.get_order")

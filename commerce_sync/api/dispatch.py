@@ -32,7 +32,9 @@ from commerce_sync.config.pairs import PairConfig
 log = logging.getLogger(__name__)
 
 
-def routes_for(source: str, body: dict[str, Any], event_key: str, pairs: dict[str, PairConfig]) -> list[Route]:
+def routes_for(
+    source: str, body: dict[str, Any], event_key: str, pairs: dict[str, PairConfig]
+) -> list[Route]:
     """The routes of a recorded, already validated body."""
     if source in ("kentico", "xcart"):
         return store_routes(StoreEvent.model_validate(body), pairs)
@@ -45,7 +47,10 @@ def routes_for(source: str, body: dict[str, Any], event_key: str, pairs: dict[st
 
 def _search_attributes(route: Route) -> TypedSearchAttributes:
     return TypedSearchAttributes(
-        [SearchAttributePair(SearchAttributeKey.for_keyword(name), value) for name, value in route.search.items()]
+        [
+            SearchAttributePair(SearchAttributeKey.for_keyword(name), value)
+            for name, value in route.search.items()
+        ]
     )
 
 

@@ -74,7 +74,9 @@ def brightpearl_key(raw_body: bytes) -> str:
     return hashlib.sha256(raw_body).hexdigest()[:40]
 
 
-def brightpearl_routes(event: BrightpearlEvent, key: str, pairs: dict[str, PairConfig]) -> list[Route]:
+def brightpearl_routes(
+    event: BrightpearlEvent, key: str, pairs: dict[str, PairConfig]
+) -> list[Route]:
     full = event.fullEvent or f"{event.resourceType}.{event.lifecycleEvent}"
     if not (event.resourceType == "goods-out-note" and full.endswith("shipped")):
         return []
@@ -82,7 +84,9 @@ def brightpearl_routes(event: BrightpearlEvent, key: str, pairs: dict[str, PairC
         ids = [str(each) for each in parse_id_set(event.id)]
     except IdSetError as exc:
         raise RoutingError("id", str(exc)) from None
-    arg = ErpEventInput(erp="brightpearl", kind="shipment", pairs=_erp_pairs("brightpearl", pairs), ids=ids)
+    arg = ErpEventInput(
+        erp="brightpearl", kind="shipment", pairs=_erp_pairs("brightpearl", pairs), ids=ids
+    )
     return [Route("ErpEventRouter", f"erp-event:brightpearl:{key}", arg)]
 
 
@@ -95,5 +99,7 @@ def acumatica_routes(push: AcumaticaPush, pairs: dict[str, PairConfig]) -> list[
     if push.Query not in ACUMATICA_SHIPMENT_QUERIES or not push.Inserted:
         return []
     rows: list[dict[str, Any]] = list(push.Inserted)
-    arg = ErpEventInput(erp="acumatica", kind="shipment", pairs=_erp_pairs("acumatica", pairs), rows=rows)
+    arg = ErpEventInput(
+        erp="acumatica", kind="shipment", pairs=_erp_pairs("acumatica", pairs), rows=rows
+    )
     return [Route("ErpEventRouter", f"erp-event:acumatica:{acumatica_key(push)}", arg)]

@@ -37,7 +37,9 @@ def require(scope: Scope) -> Callable[..., str]:
             )
         scopes = _scopes_of(request.app.state.settings, credentials.credentials)
         if scopes is None:
-            raise HTTPException(status_code=401, detail="unknown API key", headers={"WWW-Authenticate": "Bearer"})
+            raise HTTPException(
+                status_code=401, detail="unknown API key", headers={"WWW-Authenticate": "Bearer"}
+            )
         if scope not in scopes:
             raise HTTPException(status_code=403, detail=f"this API key lacks the '{scope}' scope")
         return scope

@@ -39,12 +39,12 @@ class BrightpearlEvent(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    accountCode: str  # noqa: N815  (Brightpearl's field names)
-    resourceType: str  # noqa: N815
+    accountCode: str
+    resourceType: str
     id: str = Field(min_length=1, description="a resource id or an ID set such as 12-15,18")
-    lifecycleEvent: str  # noqa: N815
-    fullEvent: str = ""  # noqa: N815
-    raisedOn: str = ""  # noqa: N815
+    lifecycleEvent: str
+    fullEvent: str = ""
+    raisedOn: str = ""
 
 
 class AcumaticaPush(BaseModel):

@@ -40,14 +40,18 @@ def validate_order(order: Order, allowed_currencies: list[str]) -> list[Problem]
         problems.append(Problem("lines", "the order has no lines"))
     for index, line in enumerate(order.lines):
         if line.quantity <= 0:
-            problems.append(Problem(f"lines[{index}].quantity", f"must be > 0, got {line.quantity}"))
+            problems.append(
+                Problem(f"lines[{index}].quantity", f"must be > 0, got {line.quantity}")
+            )
         if not line.sku.strip():
             problems.append(Problem(f"lines[{index}].sku", "is missing"))
         if line.unit_price < 0:
             problems.append(Problem(f"lines[{index}].unit_price", "must not be negative"))
     if order.currency not in allowed_currencies:
         allowed = ", ".join(allowed_currencies)
-        problems.append(Problem("currency", f"{order.currency} is not allowed for this pair ({allowed})"))
+        problems.append(
+            Problem("currency", f"{order.currency} is not allowed for this pair ({allowed})")
+        )
     if not order.customer.email.strip() or "@" not in order.customer.email:
         problems.append(Problem("customer.email", "is missing or not an e-mail address"))
     problems += _address_problems("shipping_address", order.shipping_address)

@@ -90,8 +90,8 @@ def _migrate_sqlite(engine: Engine, config: Config) -> None:
     with engine.connect() as connection:
         raw = connection.connection.dbapi_connection
         assert raw is not None
-        previous = raw.isolation_level  # type: ignore[attr-defined]
-        raw.isolation_level = None  # type: ignore[attr-defined]
+        previous = raw.isolation_level
+        raw.isolation_level = None
         try:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
             try:
@@ -102,7 +102,7 @@ def _migrate_sqlite(engine: Engine, config: Config) -> None:
                 connection.exec_driver_sql("ROLLBACK")
                 raise
         finally:
-            raw.isolation_level = previous  # type: ignore[attr-defined]
+            raw.isolation_level = previous
 
 
 @contextmanager

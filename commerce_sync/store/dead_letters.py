@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
+from sqlmodel import col, select
 
 from commerce_sync.domain.models import utc_now
 from commerce_sync.store.db import session_scope
@@ -46,7 +46,9 @@ def record_dead_letter(
             return letter.id
     except IntegrityError:
         with session_scope(engine) as session:
-            existing = session.exec(select(DeadLetter).where(DeadLetter.dedupe_key == dedupe_key)).one()
+            existing = session.exec(
+                select(DeadLetter).where(DeadLetter.dedupe_key == dedupe_key)
+            ).one()
             assert existing.id is not None
             return existing.id
 
@@ -64,7 +66,10 @@ def resolve_dead_letters(engine: Engine, business_key: str, note: str) -> int:
         for letter in letters:
             letter.status = DeadLetterStatus.RESOLVED
             letter.resolved_at = letter.updated_at = now
-            letter.history = [*letter.history, {"at": now.isoformat(), "event": "resolved", "note": note}]
+            letter.history = [
+                *letter.history,
+                {"at": now.isoformat(), "event": "resolved", "note": note},
+            ]
             session.add(letter)
         return len(letters)
 
@@ -74,4 +79,4 @@ def open_dead_letters(engine: Engine, business_key: str | None = None) -> list[D
         statement = select(DeadLetter).where(DeadLetter.status == DeadLetterStatus.OPEN)
         if business_key is not None:
             statement = statement.where(DeadLetter.business_key == business_key)
-        return list(session.exec(statement.order_by(DeadLetter.id)).all())
+        return list(session.exec(statement.order_by(col(DeadLetter.id))).all())

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Engine, or_
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
+from sqlmodel import col, select
 
 from commerce_sync.domain.models import utc_now
 from commerce_sync.store.db import session_scope
@@ -45,7 +45,9 @@ def record_event(
 def find_event(engine: Engine, source: str, event_id: str) -> WebhookEvent | None:
     with session_scope(engine) as session:
         return session.exec(
-            select(WebhookEvent).where(WebhookEvent.source == source, WebhookEvent.event_id == event_id)
+            select(WebhookEvent).where(
+                WebhookEvent.source == source, WebhookEvent.event_id == event_id
+            )
         ).first()
 
 
@@ -81,9 +83,12 @@ def events_to_relay(engine: Engine, older_than: timedelta, limit: int = 100) -> 
                 select(WebhookEvent)
                 .where(
                     WebhookEvent.status == EventStatus.RECEIVED,
-                    or_(WebhookEvent.received_at <= cutoff, WebhookEvent.start_attempts > 0),
+                    or_(
+                        col(WebhookEvent.received_at) <= cutoff,
+                        col(WebhookEvent.start_attempts) > 0,
+                    ),
                 )
-                .order_by(WebhookEvent.id)
+                .order_by(col(WebhookEvent.id))
                 .limit(limit)
             ).all()
         )

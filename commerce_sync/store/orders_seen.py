@@ -20,7 +20,9 @@ def note_order_and_count(
     try:
         with session_scope(engine) as session:
             session.add(
-                OrderSeen(pair=pair, store_order_id=store_order_id, email=email, placed_at=placed_at)
+                OrderSeen(
+                    pair=pair, store_order_id=store_order_id, email=email, placed_at=placed_at
+                )
             )
     except IntegrityError:
         pass  # seen before: a retry or a re-run

@@ -50,7 +50,9 @@ class ErpEventRouterWorkflow:
                 workflow_id = f"order:{pair}:{store_order_id}"
                 handle = workflow.get_external_workflow_handle(workflow_id)
                 try:
-                    await handle.signal("shipment", ShipmentNotice(erp_event_id=workflow.info().workflow_id))
+                    await handle.signal(
+                        "shipment", ShipmentNotice(erp_event_id=workflow.info().workflow_id)
+                    )
                     woken.append(workflow_id)
                 except Exception as exc:  # the order's run has ended: nothing waits
                     workflow.logger.info("%s not signalled: %s", workflow_id, exc)

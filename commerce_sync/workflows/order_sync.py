@@ -253,7 +253,9 @@ class OrderSyncWorkflow:
             max_orders_per_email_per_hour=pair.risk.max_orders_per_email_per_hour,
         )
         reasons = risk_reasons(
-            order, rules, RiskInputs(is_new_customer=existing is None, orders_from_email_last_hour=recent)
+            order,
+            rules,
+            RiskInputs(is_new_customer=existing is None, orders_from_email_last_hour=recent),
         )
         if not reasons:
             self._step("risk checks", "no rule asks for approval")
@@ -360,14 +362,18 @@ class OrderSyncWorkflow:
         handle = created.handle
         self._status.erp_order_id, self._status.erp_order_number = handle.id, handle.number
         workflow.upsert_search_attributes([sa.ERP_ORDER_ID.value_set(handle.number)])
-        self._step("create ERP order", f"{'created' if created.created else 'found'} {handle.number}")
+        self._step(
+            "create ERP order", f"{'created' if created.created else 'found'} {handle.number}"
+        )
         await self._link("order", self._input.store_order_id, handle.id)
         self._check_cancel()
 
         if order.payment is not None and order.payment.amount > 0:
             payment_id = await self._act(
                 "erp.record_payment",
-                PaymentRecord(pair=pair.id, handle=handle, payment=order.payment, customer_id=customer_id),
+                PaymentRecord(
+                    pair=pair.id, handle=handle, payment=order.payment, customer_id=customer_id
+                ),
                 str,
                 queue=self._erp,
             )
@@ -418,7 +424,9 @@ class OrderSyncWorkflow:
         pair = self._pair_config
         handle: ErpOrderHandle | None = None
         if self._status.erp_order_id:
-            handle = ErpOrderHandle(id=self._status.erp_order_id, number=self._status.erp_order_number)
+            handle = ErpOrderHandle(
+                id=self._status.erp_order_id, number=self._status.erp_order_number
+            )
         else:
             handle = await self._act(
                 "erp.find_order",
@@ -535,7 +543,9 @@ class OrderSyncWorkflow:
             )
         await self._alert("order_failed", f"order {order.number} ({reason}): {error}")
         self._set_state(state)
-        raise ApplicationError(f"order {order.number} {reason}: {error}", type=reason, non_retryable=True)
+        raise ApplicationError(
+            f"order {order.number} {reason}: {error}", type=reason, non_retryable=True
+        )
 
     def _check_cancel(self) -> None:
         if self._cancel is not None:

@@ -37,7 +37,9 @@ def web_ui_link(settings: Settings, workflow_id: str) -> str:
 
 
 def _not_found(pair: str, store_order_id: str) -> HTTPException:
-    return HTTPException(status_code=404, detail=f"no sync run for order {store_order_id} of pair {pair}")
+    return HTTPException(
+        status_code=404, detail=f"no sync run for order {store_order_id} of pair {pair}"
+    )
 
 
 @router.get("/{pair}/{store_order_id}", response_model=OrderStatusResponse)
@@ -75,7 +77,10 @@ async def approve_order(
     handle = client.get_workflow_handle(order_workflow_id(pair, store_order_id))
     decision = ApprovalDecision(approved=request.approved, by=request.by, reason=request.reason)
     try:
-        return await handle.execute_update("approve", decision, result_type=OrderSyncStatus)
+        status: OrderSyncStatus = await handle.execute_update(
+            "approve", decision, result_type=OrderSyncStatus
+        )
+        return status
     except WorkflowUpdateFailedError as exc:
         raise HTTPException(status_code=409, detail=str(exc.cause or exc)) from None
     except RPCError as exc:

@@ -60,7 +60,9 @@ def _parse(raw: bytes, model: type[BaseModel]) -> tuple[BaseModel, dict[str, Any
         return model.model_validate(body), body
     except ValidationError as exc:
         error = exc.errors()[0]
-        raise _unprocessable(".".join(str(p) for p in error["loc"]) or "body", error["msg"]) from None
+        raise _unprocessable(
+            ".".join(str(p) for p in error["loc"]) or "body", error["msg"]
+        ) from None
 
 
 def _secret(settings: Settings, name: str) -> str:
@@ -115,7 +117,9 @@ async def start_recorded(
     """Dispatch the event's routes; on failure leave it to the relay. True when started."""
     assert event.id is not None
     if temporal.client is None:
-        await asyncio.to_thread(mark_start_failed, engine, event.id, f"Temporal unreachable: {temporal.last_error}")
+        await asyncio.to_thread(
+            mark_start_failed, engine, event.id, f"Temporal unreachable: {temporal.last_error}"
+        )
         return False
     try:
         for route in routes:
@@ -130,7 +134,11 @@ async def start_recorded(
 
 @router.post("/brightpearl/{token}", status_code=202, response_model=Accepted)
 async def brightpearl_webhook(
-    token: str, request: Request, settings: SettingsDep, engine: EngineDep, temporal: TemporalLinkDep
+    token: str,
+    request: Request,
+    settings: SettingsDep,
+    engine: EngineDep,
+    temporal: TemporalLinkDep,
 ) -> JSONResponse:
     """Brightpearl signs nothing: the secret token is in the registered `uriTemplate`."""
     try:
@@ -169,7 +177,9 @@ async def webhook(
         event, body = _parse(raw, StoreEvent)
         assert isinstance(event, StoreEvent)
         if event.data.store != source:
-            raise _unprocessable("data.store", f"{event.data.store!r} does not match the source {source!r}")
+            raise _unprocessable(
+                "data.store", f"{event.data.store!r} does not match the source {source!r}"
+            )
         return await _accept(
             request,
             engine,
@@ -196,5 +206,7 @@ async def webhook(
             body=body,
         )
     if source == "brightpearl":
-        raise HTTPException(status_code=401, detail="webhook proof refused: token missing from the path")
+        raise HTTPException(
+            status_code=401, detail="webhook proof refused: token missing from the path"
+        )
     raise HTTPException(status_code=404, detail=f"unknown webhook source {source!r}")

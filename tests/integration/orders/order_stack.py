@@ -1,0 +1,191 @@
+"""Helpers of the order tests: the whole order stack in one test process: a real Temporal dev server, a worker with
+every system's activities, the API as a real HTTP server, and the sandboxes delivering
+their webhooks to it."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import concurrent.futures
+import secrets
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import SecretStr
+from temporalio.client import Client
+
+from commerce_sync.config.pairs import load_pairs
+from commerce_sync.config.settings import Settings, WebhookSecrets
+from commerce_sync.store.db import make_engine, migrate
+from commerce_sync.worker import Ports, build_workers, run_workers
+
+T = TypeVar("T")
+API_KEY = "test-operator-key"
+READ_ONLY_KEY = "test-reader-key"
+
+PAIRS = {
+    "kentico-brightpearl": ("kentico", "brightpearl"),
+    "xcart-acumatica": ("xcart", "acumatica"),
+}
+
+
+async def eventually(
+    check: Callable[[], Awaitable[T | None]], timeout_s: float = 60.0, what: str = ""
+) -> T:
+    """Poll `check` until it returns something truthy; fail with `what` after the timeout."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    last: Any = None
+    while asyncio.get_running_loop().time() < deadline:
+        last = await check()
+        if last:
+            return last
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what or check}: last saw {last!r}")
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    api: str
+    client: Client
+    sandbox: httpx.AsyncClient
+    http: httpx.AsyncClient
+    database_url: str
+
+    def headers(self, key: str = API_KEY) -> dict[str, str]:
+        return {"authorization": f"Bearer {key}"}
+
+    async def place_order(self, store: str, **overrides: Any) -> str:
+        body: dict[str, Any] = {
+            "customer": {
+                "email": f"shopper-{uuid.uuid4().hex[:8]}@example.com",
+                "first_name": "Jane",
+                "last_name": "Doe",
+                "phone": "+1 512 555 0100",
+            },
+            "shipping_address": {
+                "line1": "1 Main St",
+                "line2": "",
+                "city": "Austin",
+                "region": "TX",
+                "postal_code": "78701",
+                "country": "US",
+            },
+            "lines": [{"sku": "WIDGET-1", "quantity": 2}],
+            "currency": "USD",
+            "shipping_method": "ground",
+            "payment": {"method": "card", "reference": f"ch_{uuid.uuid4().hex[:12]}"},
+        }
+        body.update(overrides)
+        response = await self.sandbox.post(f"/{store}/_sandbox/orders", json=body)
+        assert response.status_code in (200, 201), response.text
+        return str(response.json()["id"])
+
+    async def order_status(self, pair: str, order_id: str) -> dict[str, Any] | None:
+        response = await self.http.get(
+            f"{self.api}/orders/{pair}/{order_id}", headers=self.headers()
+        )
+        if response.status_code == 404:
+            return None
+        assert response.status_code == 200, response.text
+        result: dict[str, Any] = response.json()
+        return result
+
+    async def wait_state(
+        self, pair: str, order_id: str, *states: str, timeout_s: float = 60.0
+    ) -> dict[str, Any]:
+        async def check() -> dict[str, Any] | None:
+            status = await self.order_status(pair, order_id)
+            return status if status and status["status"]["state"] in states else None
+
+        return await eventually(check, timeout_s, f"order {pair}/{order_id} in {states}")
+
+    async def state_of(self, system: str) -> dict[str, Any]:
+        response = await self.sandbox.get(f"/{system}/_sandbox/state")
+        response.raise_for_status()
+        result: dict[str, Any] = response.json()
+        return result
+
+    async def ship(self, erp: str, erp_order: str, tracking: str) -> None:
+        response = await self.sandbox.post(
+            f"/{erp}/_sandbox/shipments",
+            json={"order": erp_order, "tracking": tracking, "carrier": "ups"},
+        )
+        assert response.status_code in (200, 201), response.text
+
+
+def stack_settings(
+    sandbox_url: str, database_url: str, data_dir: Path, temporal_target: str
+) -> Settings:
+    return Settings(
+        _env_file=None,
+        data_dir=data_dir,
+        database_url=database_url,
+        temporal_address=temporal_target,
+        task_queue=f"commerce-sync-{uuid.uuid4().hex[:8]}",
+        kentico={"base_url": f"{sandbox_url}/kentico"},
+        xcart={"base_url": f"{sandbox_url}/xcart"},
+        brightpearl={"base_url": f"{sandbox_url}/brightpearl", "rate_per_second": 50},
+        acumatica={"base_url": f"{sandbox_url}/acumatica", "rate_per_second": 50},
+        webhooks=WebhookSecrets(
+            kentico=SecretStr("whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()),
+            xcart=SecretStr("whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()),
+            brightpearl_token=SecretStr(secrets.token_urlsafe(16)),
+            acumatica_token=SecretStr(secrets.token_urlsafe(16)),
+        ),
+        api_keys={API_KEY: ["read", "operate"], READ_ONLY_KEY: ["read"]},
+        http_timeout_s=5.0,
+    )
+
+
+async def point_webhooks(sandbox: httpx.AsyncClient, settings: Settings, api: str) -> None:
+    hooks = settings.webhooks
+    assert hooks.kentico and hooks.xcart and hooks.brightpearl_token and hooks.acumatica_token
+    targets = {
+        "kentico": {"url": f"{api}/webhooks/kentico", "secret": hooks.kentico.get_secret_value()},
+        "xcart": {"url": f"{api}/webhooks/xcart", "secret": hooks.xcart.get_secret_value()},
+        "brightpearl": {
+            "url": f"{api}/webhooks/brightpearl",
+            "token": hooks.brightpearl_token.get_secret_value(),
+        },
+        "acumatica": {
+            "url": f"{api}/webhooks/acumatica",
+            "header_name": "X-Commerce-Sync-Token",
+            "header_value": hooks.acumatica_token.get_secret_value(),
+        },
+    }
+    for system, target in targets.items():
+        (await sandbox.post(f"/{system}/_sandbox/webhooks", json=target)).raise_for_status()
+
+
+class RunningWorker:
+    """The worker of `commerce-sync worker`, run as a task of the test's event loop."""
+
+    def __init__(self, client: Client, settings: Settings) -> None:
+        self.client, self.settings = client, settings
+        self.engine = make_engine(settings.resolved_database_url)
+        migrate(self.engine)
+        self.pairs = load_pairs(settings.pairs_file)
+        self.ports = Ports(settings)
+        self.executor = concurrent.futures.ThreadPoolExecutor(max_workers=16)
+        self.stop = asyncio.Event()
+        workers = build_workers(
+            client,
+            settings,
+            self.engine,
+            executor=self.executor,
+            pairs=self.pairs,
+            system_activities=self.ports.activities(self.pairs),
+        )
+        self.task = asyncio.create_task(run_workers(workers, self.stop))
+
+    async def close(self) -> None:
+        self.stop.set()
+        await self.task
+        await self.ports.aclose()
+        self.executor.shutdown(wait=True)
+        self.engine.dispose()

@@ -1,0 +1,61 @@
+"""A shopper's order reaches the ERP once, the store hears the ERP number, and the
+shipment's tracking comes back to the store: both pairs, through real webhooks."""
+
+from typing import Any
+
+import pytest
+from order_stack import PAIRS, Stack
+
+
+async def erp_orders_for(stack: Stack, erp: str, store_order_number: str) -> list[dict[str, Any]]:
+    """The ERP sandbox's sales orders carrying this store order number."""
+    state = await stack.state_of(erp)
+    if erp == "brightpearl":
+        return [
+            o
+            for o in state["orders"].values()
+            if o.get("reference") == store_order_number and o.get("orderTypeCode") == "SO"
+        ]
+    orders = state["entities"].get("SalesOrder", [])
+    return [
+        o
+        for o in orders
+        if o.get("CustomerOrder") == store_order_number and o.get("OrderType") == "SO"
+    ]
+
+
+async def store_order(stack: Stack, store: str, order_id: str) -> dict[str, Any]:
+    state = await stack.state_of(store)
+    if store == "kentico":
+        return next(o for o in state["ecommerce.order"] if str(o["OrderID"]) == order_id)
+    return next(o for o in state["orders"] if str(o["order_id"]) == order_id)
+
+
+@pytest.mark.parametrize("pair", list(PAIRS))
+async def test_order_syncs_once_and_tracking_reaches_the_store(stack: Stack, pair: str) -> None:
+    store, erp = PAIRS[pair]
+    order_id = await stack.place_order(store)
+
+    waiting = await stack.wait_state(pair, order_id, "awaiting_shipment")
+    status = waiting["status"]
+    number = status["store_order_number"]
+    assert status["erp_order_id"] and status["erp_customer_id"]
+    assert [step["name"] for step in status["steps"]][:2] == ["read order", "validate"]
+    assert waiting["web_ui"].endswith(f"order%3A{pair}%3A{order_id}")
+    orders = await erp_orders_for(stack, erp, number)
+    assert len(orders) == 1
+
+    await stack.ship(
+        erp,
+        status["erp_order_id"] if erp == "brightpearl" else status["erp_order_number"],
+        "1Z999AA10123456784",
+    )
+    done = await stack.wait_state(pair, order_id, "shipped")
+    assert done["run_status"] == "COMPLETED"
+    assert done["status"]["tracking_numbers"] == ["1Z999AA10123456784"]
+    record = await store_order(stack, store, order_id)
+    if store == "kentico":
+        assert "1Z999AA10123456784" in record["OrderTrackingNumber"]
+    else:
+        assert "1Z999AA10123456784" in str(record.get("trackingNumbers") or record.get("tracking"))
+    assert len(await erp_orders_for(stack, erp, number)) == 1
