@@ -96,11 +96,23 @@ class Stack:
         return result
 
     async def wait_state(
-        self, pair: str, order_id: str, *states: str, timeout_s: float = 60.0
+        self,
+        pair: str,
+        order_id: str,
+        *states: str,
+        run_status: str | None = None,
+        timeout_s: float = 60.0,
     ) -> dict[str, Any]:
+        """Wait for the sync state (and, when given, the Temporal run status: a query can
+        see the final state a moment before the server records the run as closed)."""
+
         async def check() -> dict[str, Any] | None:
             status = await self.order_status(pair, order_id)
-            return status if status and status["status"]["state"] in states else None
+            if not status or status["status"]["state"] not in states:
+                return None
+            if run_status is not None and status["run_status"] != run_status:
+                return None
+            return status
 
         return await eventually(check, timeout_s, f"order {pair}/{order_id} in {states}")
 

@@ -6,6 +6,9 @@ from typing import Any
 import pytest
 from order_stack import PAIRS, Stack
 
+from commerce_sync.store.db import make_engine
+from commerce_sync.store.links import find_erp_id
+
 
 async def erp_orders_for(stack: Stack, erp: str, store_order_number: str) -> list[dict[str, Any]]:
     """The ERP sandbox's sales orders carrying this store order number."""
@@ -44,14 +47,22 @@ async def test_order_syncs_once_and_tracking_reaches_the_store(stack: Stack, pai
     assert waiting["web_ui"].endswith(f"order%3A{pair}%3A{order_id}")
     orders = await erp_orders_for(stack, erp, number)
     assert len(orders) == 1
+    engine = make_engine(stack.database_url)
+    try:  # the workflow's activities wrote the cross-reference rows
+        assert find_erp_id(engine, pair, "order", order_id) == status["erp_order_id"]
+        assert (
+            find_erp_id(engine, pair, "customer", status["customer_email"].lower())
+            == status["erp_customer_id"]
+        )
+    finally:
+        engine.dispose()
 
     await stack.ship(
         erp,
         status["erp_order_id"] if erp == "brightpearl" else status["erp_order_number"],
         "1Z999AA10123456784",
     )
-    done = await stack.wait_state(pair, order_id, "shipped")
-    assert done["run_status"] == "COMPLETED"
+    done = await stack.wait_state(pair, order_id, "shipped", run_status="COMPLETED")
     assert done["status"]["tracking_numbers"] == ["1Z999AA10123456784"]
     record = await store_order(stack, store, order_id)
     if store == "kentico":
