@@ -53,10 +53,14 @@ def port_in_use(host: str, port: int) -> bool:
     return False
 
 
+def secrets_path(settings: Settings) -> Path:
+    return settings.data_dir / "secrets.json"
+
+
 def ensure_webhook_secrets(settings: Settings) -> dict[str, str]:
-    """Webhook secrets shared by the sandboxes and the API: from settings, else generated
-    once into the data dir (mode 0600) so they survive restarts."""
-    path = settings.data_dir / "webhook-secrets.json"
+    """Webhook secrets shared by the sandboxes and the API, and an operator API key: from
+    settings, else generated once into the data dir (mode 0600) so they survive restarts."""
+    path = secrets_path(settings)
     stored: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
     wanted = {
         "kentico": settings.webhooks.kentico,
@@ -74,6 +78,8 @@ def ensure_webhook_secrets(settings: Settings) -> dict[str, str]:
             result[name] = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
         else:
             result[name] = secrets.token_urlsafe(24)
+    if not settings.api_keys:
+        result["operator_api_key"] = stored.get("operator_api_key") or secrets.token_urlsafe(32)
     if result != stored:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(result, indent=2))
@@ -82,12 +88,15 @@ def ensure_webhook_secrets(settings: Settings) -> dict[str, str]:
 
 
 def secrets_env(webhook_secrets: dict[str, str]) -> dict[str, str]:
-    return {
+    env = {
         "COMMERCE_SYNC_WEBHOOKS__KENTICO": webhook_secrets["kentico"],
         "COMMERCE_SYNC_WEBHOOKS__XCART": webhook_secrets["xcart"],
         "COMMERCE_SYNC_WEBHOOKS__BRIGHTPEARL_TOKEN": webhook_secrets["brightpearl_token"],
         "COMMERCE_SYNC_WEBHOOKS__ACUMATICA_TOKEN": webhook_secrets["acumatica_token"],
     }
+    if "operator_api_key" in webhook_secrets:
+        env["COMMERCE_SYNC_API_KEYS"] = json.dumps({webhook_secrets["operator_api_key"]: ["read", "operate"]})
+    return env
 
 
 def temporal_binary() -> str:
@@ -321,6 +330,9 @@ class Supervisor:
             f"  Temporal         {s.resolved_temporal_address} (namespace {s.temporal_namespace})",
             f"  Sandboxes        {sandbox}/kentico  /xcart  /brightpearl  /acumatica",
             f"  Data and logs    {s.data_dir.resolve()}",
+            f"  API key          operator_api_key in {secrets_path(s).resolve()}"
+            if not s.api_keys
+            else "  API keys         from COMMERCE_SYNC_API_KEYS",
             "Ctrl-C stops everything.",
         ]
         self.echo("\n".join(lines))

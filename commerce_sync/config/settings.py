@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SANDBOX_URL = "http://127.0.0.1:8100"
@@ -111,6 +111,15 @@ class Settings(BaseSettings):
     webhooks: WebhookSecrets = WebhookSecrets()
 
     http_timeout_s: float = 15.0
+
+    @model_validator(mode="after")
+    def _sandbox_urls_follow_the_sandbox_server(self) -> Settings:
+        """A system whose base URL was not set talks to the sandbox server wherever it runs."""
+        for name in ("kentico", "xcart", "brightpearl", "acumatica"):
+            system = getattr(self, name)
+            if "base_url" not in system.model_fields_set:
+                system.base_url = f"http://{self.sandbox_host}:{self.sandbox_port}/{name}"
+        return self
 
     @property
     def resolved_temporal_address(self) -> str:

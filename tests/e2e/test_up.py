@@ -1,0 +1,188 @@
+"""`commerce-sync up` as a user runs it: one process tree that serves, survives a
+restart with its data, refuses a second copy, and leaves nothing behind on Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from commerce_sync.systems.sandbox_server import bind_socket
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [bind_socket() for _ in range(count)]
+    ports = [sock.getsockname()[1] for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process below `pid` (read from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(parent, []).append(int(entry.name))
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+class Up:
+    def __init__(self, env: dict[str, str], cwd: Path) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "commerce_sync.cli", "up"],
+            env=env,
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: list[str] = []
+
+    def wait_until_up(self, timeout_s: float = 120.0) -> None:
+        assert self.process.stdout is not None
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            line = self.process.stdout.readline()
+            if not line:
+                raise AssertionError(f"up exited early: {''.join(self.lines)}")
+            self.lines.append(line)
+            if line.startswith("Ctrl-C stops everything"):
+                return
+        raise AssertionError(f"up did not come up: {''.join(self.lines)}")
+
+    def interrupt(self) -> int:
+        self.process.send_signal(signal.SIGINT)
+        code = self.process.wait(timeout=90)
+        assert self.process.stdout is not None
+        self.lines += self.process.stdout.readlines()
+        return code
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Iterator[dict[str, str]]:
+    temporal, ui, api, sandbox = free_ports(4)
+    yield {
+        **os.environ,
+        "COMMERCE_SYNC_DATA_DIR": str(tmp_path / ".data"),
+        "COMMERCE_SYNC_TEMPORAL_PORT": str(temporal),
+        "COMMERCE_SYNC_TEMPORAL_UI_PORT": str(ui),
+        "COMMERCE_SYNC_API_PORT": str(api),
+        "COMMERCE_SYNC_SANDBOX_PORT": str(sandbox),
+    }
+
+
+SHOPPER_ORDER = {
+    "customer": {"email": "jane@example.com", "first_name": "Jane", "last_name": "Doe"},
+    "shipping_address": {
+        "line1": "1 Main St",
+        "city": "Austin",
+        "region": "TX",
+        "postal_code": "78701",
+        "country": "US",
+    },
+    "lines": [{"sku": "WIDGET-1", "quantity": 2}],
+    "currency": "USD",
+    "shipping_method": "ground",
+    "payment": {"method": "card", "reference": "ch_up_test"},
+}
+
+
+def wait_for(check, timeout_s: float = 60.0):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_s
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.3)
+    raise AssertionError(f"timed out; last saw {last!r}")
+
+
+def test_up_serves_survives_a_restart_and_leaves_nothing_behind(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    api = f"http://127.0.0.1:{env['COMMERCE_SYNC_API_PORT']}"
+    ui = f"http://127.0.0.1:{env['COMMERCE_SYNC_TEMPORAL_UI_PORT']}"
+    sandbox = f"http://127.0.0.1:{env['COMMERCE_SYNC_SANDBOX_PORT']}"
+
+    first = Up(env, tmp_path)
+    first.wait_until_up()
+    tree = descendants(first.process.pid)
+    assert len(tree) >= 4, tree  # temporal, sandboxes, api, worker
+    assert httpx.get(f"{api}/healthz").json() == {"status": "ok"}
+    assert httpx.get(ui).status_code == 200
+    assert wait_for(lambda: httpx.get(f"{api}/readyz").status_code == 200)
+
+    key = json.loads((tmp_path / ".data" / "secrets.json").read_text())["operator_api_key"]
+    headers = {"authorization": f"Bearer {key}"}
+    placed = httpx.post(f"{sandbox}/kentico/_sandbox/orders", json=SHOPPER_ORDER).json()
+    status_url = f"{api}/orders/kentico-brightpearl/{placed['id']}"
+    waiting = wait_for(
+        lambda: (
+            (r := httpx.get(status_url, headers=headers)).status_code == 200
+            and r.json()["status"]["state"] == "awaiting_shipment"
+            and r.json()
+        )
+    )
+    erp_order = waiting["status"]["erp_order_id"]
+
+    second = subprocess.run(
+        [sys.executable, "-m", "commerce_sync.cli", "up"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert second.returncode == 1
+    assert second.stderr.strip().count("\n") == 0
+    assert (
+        f"port {env['COMMERCE_SYNC_TEMPORAL_PORT']} (Temporal) is already in use" in second.stderr
+    )
+
+    assert first.interrupt() == 0
+    assert "stopped; nothing left running" in "".join(first.lines)
+    assert not [pid for pid in tree if alive(pid)]
+
+    again = Up(env, tmp_path)
+    again.wait_until_up()
+    try:  # the run of the first start is still there, waiting for its shipment
+        survived = wait_for(
+            lambda: (r := httpx.get(status_url, headers=headers)).status_code == 200 and r.json()
+        )
+        assert survived["status"]["state"] == "awaiting_shipment"
+        assert survived["status"]["erp_order_id"] == erp_order
+    finally:
+        tree = descendants(again.process.pid)
+        assert again.interrupt() == 0
+    assert not [pid for pid in tree if alive(pid)]
