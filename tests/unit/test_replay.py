@@ -1,0 +1,44 @@
+"""Recorded histories of real runs replay against today's workflow code.
+
+A change to a workflow that running executions would replay differently fails here
+until it is guarded with `workflow.patched`. The histories were recorded from the
+embedded default with tests/histories/record.py (one per scenario and pair).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from commerce_sync.worker import WORKFLOWS
+
+HISTORIES = sorted((Path(__file__).parents[1] / "histories").glob("*.json"))
+
+
+def test_histories_cover_every_workflow_and_scenario() -> None:
+    names = {path.stem for path in HISTORIES}
+    for pair in ("kentico-brightpearl", "xcart-acumatica"):
+        for scenario in (
+            "shipped",
+            "approved",
+            "rejected",
+            "cancelled",
+            "payment-failed",
+            "dead-lettered",
+        ):
+            assert f"OrderSync-{pair}-{scenario}" in names
+    assert {"ErpEventRouter-brightpearl", "ErpEventRouter-acumatica"} <= names
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=[path.stem for path in HISTORIES])
+async def test_recorded_history_replays(path: Path) -> None:
+    raw = json.loads(path.read_text())
+    history = WorkflowHistory.from_json(path.stem, raw)
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+    assert result.replay_failure is None, f"{path.name}: {result.replay_failure}"
