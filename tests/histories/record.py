@@ -153,11 +153,10 @@ class Recorder:
         await self.save(f"order:{pair}:{order_id}", f"OrderSync-{pair}-{name}")
 
 
-async def main() -> None:
-    secrets = json.loads(Path(".data/secrets.json").read_text())
+async def main(api_key: str) -> None:
     client = await Client.connect(TEMPORAL, data_converter=pydantic_data_converter)
     async with httpx.AsyncClient(timeout=30.0) as http:
-        recorder = Recorder(http, client, secrets["operator_api_key"])
+        recorder = Recorder(http, client, api_key)
         for pair in PAIRS:
             for name in (
                 "shipped",
@@ -176,6 +175,7 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    if not Path(".data/secrets.json").exists():
+    secrets_file = Path(".data/secrets.json")
+    if not secrets_file.exists():
         sys.exit("run this from the project root while `make run` is up")
-    asyncio.run(main())
+    asyncio.run(main(json.loads(secrets_file.read_text())["operator_api_key"]))

@@ -35,10 +35,12 @@ def test_histories_cover_every_workflow_and_scenario() -> None:
     assert {"ErpEventRouter-brightpearl", "ErpEventRouter-acumatica"} <= names
 
 
-@pytest.mark.parametrize("path", HISTORIES, ids=[path.stem for path in HISTORIES])
-async def test_recorded_history_replays(path: Path) -> None:
-    raw = json.loads(path.read_text())
-    history = WorkflowHistory.from_json(path.stem, raw)
+def load(path: Path) -> WorkflowHistory:
+    return WorkflowHistory.from_json(path.stem, json.loads(path.read_text()))
+
+
+@pytest.mark.parametrize("history", [load(p) for p in HISTORIES], ids=[p.stem for p in HISTORIES])
+async def test_recorded_history_replays(history: WorkflowHistory) -> None:
     replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
-    assert result.replay_failure is None, f"{path.name}: {result.replay_failure}"
+    assert result.replay_failure is None, f"{history.workflow_id}: {result.replay_failure}"
