@@ -4,7 +4,7 @@ shipment's tracking comes back to the store: both pairs, through real webhooks."
 from typing import Any
 
 import pytest
-from order_stack import PAIRS, Stack
+from order_stack import PAIRS, Stack, eventually
 
 from commerce_sync.store.db import make_engine
 from commerce_sync.store.links import find_erp_id
@@ -70,3 +70,15 @@ async def test_order_syncs_once_and_tracking_reaches_the_store(stack: Stack, pai
     else:
         assert "1Z999AA10123456784" in str(record.get("trackingNumbers") or record.get("tracking"))
     assert len(await erp_orders_for(stack, erp, number)) == 1
+
+    # The search attributes were kept current: the Web UI finds the order by any of them.
+    query = (
+        f"IntegrationPair = '{pair}' AND StoreOrderId = '{order_id}'"
+        f" AND ErpOrderId = '{status['erp_order_number']}'"
+        f" AND CustomerEmail = '{status['customer_email']}' AND SyncState = 'shipped'"
+    )
+
+    async def found() -> list[str]:
+        return [execution.id async for execution in stack.client.list_workflows(query)]
+
+    assert await eventually(found, what=query) == [f"order:{pair}:{order_id}"]
