@@ -88,13 +88,17 @@ class ErpActivities:
     @activity.defn(name="erp.create_order")
     @classified
     async def create_order(self, request: ErpOrderCreate) -> ErpOrderCreated:
-        """Look the order up by the store order number, create it only when absent."""
+        """Create the order once per store order number.
+
+        The port's create is idempotent on the store order number and completes an order
+        an earlier attempt left half made (Brightpearl: the header posted, the worker
+        killed before its rows), so it runs even when the order exists; the lookup only
+        tells whether this attempt is the one that created it.
+        """
         pair = self._pairs[request.pair]
         existing = await self._port.find_order(request.order.number, pair)
-        if existing is not None:
-            return ErpOrderCreated(handle=existing, created=False)
         handle = await self._port.create_order(request.order, request.customer_id, pair)
-        return ErpOrderCreated(handle=handle, created=True)
+        return ErpOrderCreated(handle=handle, created=existing is None)
 
     @activity.defn(name="erp.cancel_order")
     @classified
