@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import sys
 from typing import Annotated, NoReturn
 
 import typer
@@ -22,10 +24,23 @@ app = typer.Typer(
 err = Console(stderr=True)
 
 
+def leave(code: int) -> NoReturn:
+    """Exit now with `code`, output flushed, skipping interpreter teardown.
+
+    Once a command has used the Temporal client, the SDK's native runtime can abort the
+    process while Python finalises (temporalio/sdk-python#300, `Fatal Python error:
+    PyGILState_Release`), turning a finished command's status into SIGABRT. Nothing is
+    left to clean up when a command leaves: its work is done and its answer written.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def fail(message: str, code: int = 1) -> NoReturn:
     """One readable line on stderr and a non-zero exit."""
     err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
+    leave(code)
 
 
 def load_settings() -> Settings:
@@ -89,6 +104,150 @@ def api(
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
 
 
+APPROVE_CONNECT_TIMEOUT_S = 15.0
+
+
+class ApprovalCommandError(Exception):
+    """Why `approve` could not record the decision, as one line for the operator."""
+
+
+def _one_line(text: object) -> str:
+    """Collapse whitespace and escape Rich markup, so a server message stays one literal line."""
+    from rich.markup import escape
+
+    return escape(" ".join(str(text).split()))
+
+
+def _connect_reason(exc: BaseException) -> str:
+    """The useful part of the SDK's connect error (`... message: "Connection refused" ...`)."""
+    import re
+
+    found = re.search(r'message: "([^"]+)"', str(exc))
+    return found.group(1) if found else str(exc) or type(exc).__name__
+
+
+def _approval_workflow_id(target: list[str], settings: Settings) -> str:
+    """The run named on the command line: a workflow id as is, or a pair and a store order id."""
+    from commerce_sync.api.routing import order_workflow_id
+
+    parts = [part.strip() for part in target]
+    if len(parts) == 1 and parts[0]:
+        return parts[0]
+    if len(parts) == 2 and all(parts):
+        pair, store_order_id = parts
+        pairs = load_pairs(settings.pairs_file)
+        if pair not in pairs:
+            fail(_one_line(f"unknown pair {pair!r} (pairs: {', '.join(sorted(pairs))})"))
+        return order_workflow_id(pair, store_order_id)
+    fail("give a workflow id (order:PAIR:STORE_ORDER_ID) or a pair and a store order id")
+
+
+async def _run_approval(
+    settings: Settings,
+    workflow_id: str,
+    *,
+    approved: bool,
+    by: str,
+    reason: str,
+    timeout_s: float,
+) -> dict[str, object]:
+    """Execute the `approve` update; the run's status once the decision has been taken in."""
+    from temporalio.client import (
+        WorkflowUpdateFailedError,
+        WorkflowUpdateRPCTimeoutOrCancelledError,
+    )
+    from temporalio.service import RPCError, RPCStatusCode
+
+    from commerce_sync.temporal_client import connect, update_refusal
+    from commerce_sync.workflows.order_messages import ApprovalDecision
+
+    address = settings.resolved_temporal_address
+    try:
+        client = await asyncio.wait_for(connect(settings), timeout=APPROVE_CONNECT_TIMEOUT_S)
+    except TimeoutError:
+        raise ApprovalCommandError(f"cannot reach Temporal at {address}: no answer") from None
+    except (RuntimeError, OSError) as exc:
+        raise ApprovalCommandError(
+            f"cannot reach Temporal at {address}: {_connect_reason(exc)}"
+        ) from None
+
+    handle = client.get_workflow_handle(workflow_id)
+    decision = ApprovalDecision(approved=approved, by=by, reason=reason)
+    try:
+        result: dict[str, object] = await asyncio.wait_for(
+            handle.execute_update("approve", decision, result_type=dict), timeout=timeout_s
+        )
+        return result
+    except WorkflowUpdateFailedError as exc:
+        # The workflow's validator refused: nothing waits, or `by` is missing.
+        raise ApprovalCommandError(f"{workflow_id}: {update_refusal(exc)}") from None
+    except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
+        # wait_for's cancellation surfaces as the SDK's own error. The server keeps the
+        # admitted update: a worker that comes back may still apply it.
+        raise ApprovalCommandError(
+            f"{workflow_id}: no worker answered within {timeout_s:g}s (is a worker running?); "
+            "the decision may still be applied when one does"
+        ) from None
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.UNAVAILABLE:
+            raise ApprovalCommandError(
+                f"cannot reach Temporal at {address}: {exc.message}"
+            ) from None
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            raise ApprovalCommandError(f"{workflow_id}: {exc.message}") from None
+    # NOT_FOUND means no such run, or a run that has already ended: say which.
+    try:
+        description = await handle.describe()
+    except RPCError:
+        raise ApprovalCommandError(
+            f"no run {workflow_id} in namespace {settings.temporal_namespace}"
+        ) from None
+    ended = description.status.name.lower() if description.status else "closed"
+    raise ApprovalCommandError(
+        f"{workflow_id}: the run has ended ({ended}); nothing waits for approval"
+    )
+
+
+@app.command()
+def approve(
+    target: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="WORKFLOW_ID | PAIR STORE_ORDER_ID",
+            help="The run: its workflow id (order:PAIR:STORE_ORDER_ID), or a pair and an order id",
+            show_default=False,
+        ),
+    ],
+    by: Annotated[str, typer.Option("--by", help="Who decides (recorded on the run)")],
+    reject: Annotated[bool, typer.Option("--reject", help="Reject instead of approve")] = False,
+    reason: Annotated[str, typer.Option("--reason", help="Why (told to the store on reject)")] = "",
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=1.0, help="Seconds to wait for the workflow")
+    ] = 60.0,
+) -> None:
+    """Approve (or --reject) an order that waits for a person's decision."""
+    settings = load_settings()
+    if not by.strip():
+        fail("--by: who approves or rejects is required")
+    workflow_id = _approval_workflow_id(target, settings)
+    try:
+        status = asyncio.run(
+            _run_approval(
+                settings,
+                workflow_id,
+                approved=not reject,
+                by=by.strip(),
+                reason=reason.strip(),
+                timeout_s=timeout,
+            )
+        )
+    except ApprovalCommandError as exc:
+        fail(_one_line(exc))
+    verb = "rejected" if reject else "approved"
+    typer.echo(f"{workflow_id}: {status.get('state', 'unknown')} ({verb} by {by.strip()})")
+    leave(0)
+
+
 @app.command()
 def sandbox(
     host: Annotated[str, typer.Option(help="Bind address; loopback only by default")] = "127.0.0.1",
@@ -104,6 +263,106 @@ def sandbox(
     if port_in_use(host, port):
         fail(f"port {port} (sandboxes) is already in use")
     uvicorn.run(create_sandbox_app(settings), host=host, port=port, log_level="warning")
+
+
+resync_app = typer.Typer(
+    name="resync",
+    help="Start the sync runs that lost webhooks should have started (idempotent).",
+    no_args_is_help=True,
+)
+
+
+@resync_app.command("orders")
+def resync_orders(
+    pair: Annotated[
+        str | None, typer.Option(help="Integration pair id, e.g. kentico-brightpearl (required)")
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            help="ISO-8601 time, e.g. 2026-11-22T10:00:00Z (UTC when no offset is given): "
+            "orders changed since then. Default: the last 24 hours."
+        ),
+    ] = None,
+) -> None:
+    """Start an order sync run for every store order changed since --since that has none.
+
+    Only missing runs are started: a run that exists is left alone, whether it is going,
+    finished, or failed (replay failed orders from the dead letters).
+    Keep --since within Temporal's retention period: a deleted run looks missing.
+    Ends with one line: seen N, started M, already running/complete K.
+    """
+    from datetime import UTC, datetime
+
+    from rich.markup import escape
+
+    from commerce_sync import resync
+
+    settings = load_settings()
+    pairs = load_pairs(settings.pairs_file)
+    try:
+        if pair is None:
+            raise resync.ResyncError(f"--pair is required (one of: {', '.join(sorted(pairs))})")
+        pair_config = resync.find_pair(pairs, pair)
+        since_at = resync.parse_since(since, datetime.now(UTC), resync.DEFAULT_ORDERS_WINDOW)
+        with resync.RichProgress(err, f"orders {pair_config.id}") as bar:
+            summary = asyncio.run(
+                resync.run_order_resync(settings, pair_config, since_at, progress=bar)
+            )
+    except resync.ResyncError as exc:
+        fail(escape(str(exc)))
+    typer.echo(summary.line())
+    leave(0)
+
+
+@resync_app.command("catalog")
+def resync_catalog(
+    pair: Annotated[
+        str | None, typer.Option(help="Integration pair id, e.g. kentico-brightpearl (required)")
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            help="ISO-8601 time, e.g. 2026-11-22T10:00:00Z (UTC when no offset is given): "
+            "ERP products changed since then. Default: the last 24 hours."
+        ),
+    ] = None,
+) -> None:
+    """Start a catalog sync run for every ERP product created or changed since --since.
+
+    Every listed product is synced again (a running run reads it once more), since a
+    finished run says nothing about a later change; a product already up to date in the
+    store is not written. Ends with one line: seen N changed products, started M.
+    """
+    from datetime import UTC, datetime
+
+    from rich.markup import escape
+
+    from commerce_sync import catalog_resync, resync
+
+    settings = load_settings()
+    pairs = load_pairs(settings.pairs_file)
+    try:
+        if pair is None:
+            raise resync.ResyncError(f"--pair is required (one of: {', '.join(sorted(pairs))})")
+        pair_config = resync.find_pair(pairs, pair)
+        since_at = resync.parse_since(
+            since, datetime.now(UTC), catalog_resync.DEFAULT_CATALOG_WINDOW
+        )
+    except resync.ResyncError as exc:
+        fail(escape(str(exc)))
+    try:
+        with resync.RichProgress(err, f"catalog {pair_config.id}") as bar:
+            summary = asyncio.run(
+                catalog_resync.run_catalog_resync(settings, pair_config, since_at, progress=bar)
+            )
+    except resync.ResyncError as exc:
+        fail(escape(str(exc)))
+    typer.echo(catalog_resync.summary_line(summary))
+    leave(0)
+
+
+app.add_typer(resync_app)
 
 
 if __name__ == "__main__":

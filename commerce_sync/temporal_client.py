@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from temporalio.client import Client, TLSConfig
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import ApplicationError
 
 from commerce_sync.config.settings import Settings
 
@@ -37,3 +38,14 @@ async def connect(settings: Settings) -> Client:
         tls=tls_config(settings),
         api_key=api_key,
     )
+
+
+def update_refusal(exc: BaseException) -> str:
+    """A workflow's reason for refusing an update, without the Python exception's type
+    (`ValueError: nothing waits ...` -> `nothing waits ...`)."""
+    cause = getattr(exc, "cause", None)
+    if isinstance(cause, ApplicationError):
+        prefix = f"{cause.type}: " if cause.type else ""
+        message = cause.message
+        return message[len(prefix) :] if prefix and message.startswith(prefix) else message
+    return str(cause or exc)

@@ -19,18 +19,35 @@ from typing import Any
 
 from sqlalchemy import Engine
 from temporalio.client import Client
+from temporalio.service import RPCError
 from temporalio.worker import Worker
 
+from commerce_sync.activities.catalog import (
+    CatalogErpActivities,
+    CatalogStarter,
+    CatalogStoreActivities,
+)
 from commerce_sync.activities.database import DatabaseActivities
 from commerce_sync.activities.erp import ErpActivities
+from commerce_sync.activities.inventory import (
+    InventoryDatabaseActivities,
+    InventoryErpActivities,
+    InventoryStoreActivities,
+)
 from commerce_sync.activities.store import StoreActivities
 from commerce_sync.config.pairs import PairConfig, load_pairs
 from commerce_sync.config.settings import Settings
+from commerce_sync.inventory_control import ensure_schedules
 from commerce_sync.store.db import make_engine, migrate
 from commerce_sync.systems.ports import ErpPort, StorePort
 from commerce_sync.systems.registry import ERPS, STORES, create_erp_port, create_store_port
 from commerce_sync.temporal_client import connect
+from commerce_sync.workflows.catalog_sync import CatalogEventRouterWorkflow, CatalogSyncWorkflow
 from commerce_sync.workflows.erp_events import ErpEventRouterWorkflow
+from commerce_sync.workflows.inventory_push import (
+    InventoryPushWorkflow,
+    InventoryScheduleTickWorkflow,
+)
 from commerce_sync.workflows.order_sync import OrderSyncWorkflow
 
 log = logging.getLogger(__name__)
@@ -39,6 +56,8 @@ SYSTEM_QUEUES = ("kentico", "xcart", "brightpearl", "acumatica")
 GRACEFUL_SHUTDOWN = timedelta(seconds=30)
 
 WORKFLOWS: list[type] = [OrderSyncWorkflow, ErpEventRouterWorkflow]
+WORKFLOWS += [CatalogSyncWorkflow, CatalogEventRouterWorkflow]
+WORKFLOWS += [InventoryPushWorkflow, InventoryScheduleTickWorkflow]
 
 
 def system_rates(settings: Settings) -> dict[str, float]:
@@ -64,6 +83,14 @@ class Ports:
             result[system] = StoreActivities(store, pairs).all()
         for system, erp in self.erps.items():
             result[system] = ErpActivities(erp, pairs).all()
+        for system, store in self.stores.items():
+            result[system] = [*result[system], *CatalogStoreActivities(store, pairs).all()]
+        for system, erp in self.erps.items():
+            result[system] = [*result[system], *CatalogErpActivities(erp, pairs).all()]
+        for system, store in self.stores.items():
+            result[system] = [*result[system], *InventoryStoreActivities(store, pairs).all()]
+        for system, erp in self.erps.items():
+            result[system] = [*result[system], *InventoryErpActivities(erp, pairs).all()]
         return result
 
     async def aclose(self) -> None:
@@ -89,7 +116,11 @@ def build_workers(
             client,
             task_queue=settings.task_queue,
             workflows=list(workflows if workflows is not None else WORKFLOWS),
-            activities=database.all(),
+            activities=[
+                *database.all(),
+                *CatalogStarter(client).all(),
+                *InventoryDatabaseActivities(engine, client).all(),
+            ],
             activity_executor=executor,
             graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
         )
@@ -146,6 +177,11 @@ async def serve(settings: Settings) -> None:
                 system_activities=ports.activities(pairs),
             )
             log.info("worker polling %s and %s", settings.task_queue, ", ".join(SYSTEM_QUEUES))
+            # The inventory schedules start their ticks on this worker's workflow queue.
+            try:
+                await ensure_schedules(client, pairs.values(), settings.task_queue)
+            except RPCError as exc:  # orders must still flow; the schedules come next start
+                log.error("inventory schedules not ensured: %s", exc.message)
             await run_workers(workers, stop)
     finally:
         await ports.aclose()

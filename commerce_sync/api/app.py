@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from commerce_sync import __version__
 from commerce_sync.api.links import DatabaseLink, TemporalLink
 from commerce_sync.api.relay import run_relay
-from commerce_sync.api.routes import health, orders, webhooks
+from commerce_sync.api.routes import health, inventory, orders, webhooks
 from commerce_sync.config.pairs import load_pairs
 from commerce_sync.config.settings import Settings, get_settings
 from commerce_sync.store.db import make_engine
@@ -54,4 +54,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(webhooks.router)
     app.include_router(orders.router)
+    app.include_router(inventory.router)
     return app

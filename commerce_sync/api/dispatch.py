@@ -3,6 +3,8 @@
 Starts are idempotent: workflow ids are business keys, a running workflow is reused
 (`USE_EXISTING`), and a workflow that already completed successfully is not started
 again (`ALLOW_DUPLICATE_FAILED_ONLY`): a failed one may be, once the cause is fixed.
+A route marked `rerun` (catalog sync: every product change must land) may start a
+fresh run after a completed one.
 """
 
 from __future__ import annotations
@@ -59,7 +61,9 @@ async def dispatch(client: Client, route: Route, task_queue: str) -> None:
     common: dict[str, Any] = {
         "id": route.workflow_id,
         "task_queue": task_queue,
-        "id_reuse_policy": WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+        "id_reuse_policy": WorkflowIDReusePolicy.ALLOW_DUPLICATE
+        if route.rerun
+        else WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
         "search_attributes": _search_attributes(route),
     }
     try:

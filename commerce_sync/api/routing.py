@@ -3,7 +3,8 @@ relay compute the same routes from the same recorded body.
 
 Store events go to the order workflow `order:{pair}:{store order id}`; ERP events
 that name shipments go to an ERP event router, which finds the store orders behind
-them and signals their workflows.
+them and signals their workflows. ERP stock events signal the pair's inventory push
+`inventory:{pair}` (signal-with-start), which gathers them before one push.
 """
 
 from __future__ import annotations
@@ -17,7 +18,17 @@ from pydantic import BaseModel
 from commerce_sync.api.webhook_bodies import AcumaticaPush, BrightpearlEvent, StoreEvent
 from commerce_sync.config.pairs import PairConfig
 from commerce_sync.systems.brightpearl.idsets import IdSetError, parse_id_set
+from commerce_sync.workflows.catalog_messages import (
+    CatalogEventInput,
+    CatalogSyncInput,
+    ProductChanged,
+)
 from commerce_sync.workflows.erp_event_messages import ErpEventInput
+from commerce_sync.workflows.inventory_messages import (
+    InventoryPushInput,
+    PushRequest,
+    StockChanged,
+)
 from commerce_sync.workflows.order_messages import CancelRequest, OrderSyncInput
 
 ACUMATICA_SHIPMENT_QUERIES = ("CS-Shipments",)
@@ -39,10 +50,28 @@ class Route:
     signal: str | None = None
     signal_arg: BaseModel | None = None
     search: dict[str, str] = field(default_factory=dict)
+    rerun: bool = False
+    """Start a fresh run when an earlier one completed (a later change must be applied
+    again, as for a product); otherwise only a failed run may be started again."""
 
 
 def order_workflow_id(pair: str, store_order_id: str) -> str:
     return f"order:{pair}:{store_order_id}"
+
+
+def order_search(pair: str, store_order_id: str) -> dict[str, str]:
+    return {"IntegrationPair": pair, "StoreOrderId": store_order_id}
+
+
+def order_start_route(pair: str, store_order_id: str, trigger: str = "webhook") -> Route:
+    """The start of an order's sync run: a store's `order.created`, and `resync orders`."""
+    arg = OrderSyncInput(pair=pair, store_order_id=store_order_id, trigger=trigger)
+    return Route(
+        "OrderSync",
+        order_workflow_id(pair, store_order_id),
+        arg,
+        search=order_search(pair, store_order_id),
+    )
 
 
 def store_routes(event: StoreEvent, pairs: dict[str, PairConfig]) -> list[Route]:
@@ -54,10 +83,10 @@ def store_routes(event: StoreEvent, pairs: dict[str, PairConfig]) -> list[Route]
         if not event.type.startswith("order."):
             continue  # returns and customers have no process yet: recorded, not started
         arg = OrderSyncInput(pair=pair.id, store_order_id=order_id)
-        search = {"IntegrationPair": pair.id, "StoreOrderId": order_id}
+        search = order_search(pair.id, order_id)
         workflow_id = order_workflow_id(pair.id, order_id)
         if event.type == "order.created":
-            routes.append(Route("OrderSync", workflow_id, arg, search=search))
+            routes.append(order_start_route(pair.id, order_id))
         elif event.type == "order.updated":
             routes.append(Route("OrderSync", workflow_id, arg, "store_order_changed", None, search))
         elif event.type == "order.cancelled":
@@ -77,6 +106,12 @@ def brightpearl_key(raw_body: bytes) -> str:
 def brightpearl_routes(
     event: BrightpearlEvent, key: str, pairs: dict[str, PairConfig]
 ) -> list[Route]:
+    catalog = brightpearl_catalog_routes(event, key, pairs)
+    if catalog:
+        return catalog
+    stock = brightpearl_stock_routes(event, key, pairs)
+    if stock:
+        return stock
     full = event.fullEvent or f"{event.resourceType}.{event.lifecycleEvent}"
     if not (event.resourceType == "goods-out-note" and full.endswith("shipped")):
         return []
@@ -96,6 +131,12 @@ def acumatica_key(push: AcumaticaPush) -> str:
 
 
 def acumatica_routes(push: AcumaticaPush, pairs: dict[str, PairConfig]) -> list[Route]:
+    catalog = acumatica_catalog_routes(push, pairs)
+    if catalog:
+        return catalog
+    stock = acumatica_stock_routes(push, pairs)
+    if stock:
+        return stock
     if push.Query not in ACUMATICA_SHIPMENT_QUERIES or not push.Inserted:
         return []
     rows: list[dict[str, Any]] = list(push.Inserted)
@@ -103,3 +144,136 @@ def acumatica_routes(push: AcumaticaPush, pairs: dict[str, PairConfig]) -> list[
         erp="acumatica", kind="shipment", pairs=_erp_pairs("acumatica", pairs), rows=rows
     )
     return [Route("ErpEventRouter", f"erp-event:acumatica:{acumatica_key(push)}", arg)]
+
+
+# ---- catalog sync: ERP product created or changed -> `catalog:{pair}:{sku}` ------------
+
+ACUMATICA_CATALOG_QUERIES = ("CS-StockItems",)
+BRIGHTPEARL_STOCK_ONLY_EVENTS = ("product.modified.on-hand-modified",)
+
+
+def catalog_workflow_id(pair: str, sku: str) -> str:
+    return f"catalog:{pair}:{sku}"
+
+
+def catalog_route(
+    pair: str,
+    sku: str,
+    *,
+    erp_product_id: str = "",
+    trigger: str = "webhook",
+    erp_event_id: str = "",
+) -> Route:
+    """Signal-with-start of the SKU's catalog run: a running one reads the product again,
+    and a completed one is started afresh (`rerun`), since every change must land."""
+    return Route(
+        "CatalogSync",
+        catalog_workflow_id(pair, sku),
+        CatalogSyncInput(pair=pair, sku=sku, erp_product_id=erp_product_id, trigger=trigger),
+        "product_changed",
+        ProductChanged(trigger=trigger, erp_product_id=erp_product_id, erp_event_id=erp_event_id),
+        {"IntegrationPair": pair},
+        rerun=True,
+    )
+
+
+def brightpearl_catalog_routes(
+    event: BrightpearlEvent, key: str, pairs: dict[str, PairConfig]
+) -> list[Route]:
+    """`product.created` / `product.modified` name product ids (an ID set), not SKUs: a
+    router run looks the SKUs up and starts their catalog runs. Stock-only events are
+    the inventory push's."""
+    full = event.fullEvent or f"{event.resourceType}.{event.lifecycleEvent}"
+    if event.resourceType != "product" or event.lifecycleEvent not in ("created", "modified"):
+        return []
+    if full in BRIGHTPEARL_STOCK_ONLY_EVENTS:
+        return []
+    try:
+        ids = [str(each) for each in parse_id_set(event.id)]
+    except IdSetError as exc:
+        raise RoutingError("id", str(exc)) from None
+    erp_pairs = _erp_pairs("brightpearl", pairs)
+    if not erp_pairs:
+        return []
+    arg = CatalogEventInput(erp="brightpearl", pairs=erp_pairs, product_ids=ids)
+    return [Route("CatalogEventRouter", f"catalog-event:brightpearl:{key}", arg)]
+
+
+def acumatica_catalog_routes(push: AcumaticaPush, pairs: dict[str, PairConfig]) -> list[Route]:
+    """Rows of the stock items query carry the `InventoryID`, which is the SKU: each one
+    starts (or signals) its catalog run directly. A row only in `Deleted` is not synced."""
+    if push.Query not in ACUMATICA_CATALOG_QUERIES:
+        return []
+    skus: list[str] = []
+    for row in push.Inserted:
+        sku = str(row.get("InventoryID") or "").strip()
+        if sku and sku not in skus:
+            skus.append(sku)
+    return [
+        catalog_route(pair, sku, erp_product_id=sku, erp_event_id=acumatica_key(push))
+        for pair in _erp_pairs("acumatica", pairs)
+        for sku in skus
+    ]
+
+
+# ---- inventory push: ERP stock changed -> signal `inventory:{pair}` --------------------
+
+BRIGHTPEARL_STOCK_EVENT = "product.modified.on-hand-modified"
+ACUMATICA_STOCK_QUERY = "CS-StockChanges"
+
+
+def inventory_workflow_id(pair: str) -> str:
+    return f"inventory:{pair}"
+
+
+def _inventory_route(pair: str, signal: str, signal_arg: BaseModel) -> Route:
+    """Signal-with-start of the pair's one inventory push run."""
+    return Route(
+        "InventoryPush",
+        inventory_workflow_id(pair),
+        InventoryPushInput(pair=pair),
+        signal,
+        signal_arg,
+        {"IntegrationPair": pair},
+    )
+
+
+def inventory_push_route(pair: str, request: PushRequest) -> Route:
+    """A push asked for by the API, the CLI, a schedule or a benchmark."""
+    return _inventory_route(pair, "push", request)
+
+
+def brightpearl_stock_routes(
+    event: BrightpearlEvent, key: str, pairs: dict[str, PairConfig]
+) -> list[Route]:
+    """`product.modified.on-hand-modified` names product ids (an ID set when
+    `idSetAccepted`): every Brightpearl pair's push gathers them."""
+    full = event.fullEvent or f"{event.resourceType}.{event.lifecycleEvent}"
+    if full != BRIGHTPEARL_STOCK_EVENT:
+        return []
+    try:
+        ids = [str(each) for each in parse_id_set(event.id)]
+    except IdSetError as exc:
+        raise RoutingError("id", str(exc)) from None
+    change = StockChanged(erp="brightpearl", erp_ids=ids, event_key=key)
+    return [
+        _inventory_route(pair, "stock_changed", change) for pair in _erp_pairs("brightpearl", pairs)
+    ]
+
+
+def acumatica_stock_routes(push: AcumaticaPush, pairs: dict[str, PairConfig]) -> list[Route]:
+    """`CS-StockChanges` rows (an update is a Deleted + Inserted pair) carry the
+    `InventoryID`, which is the SKU."""
+    if push.Query != ACUMATICA_STOCK_QUERY:
+        return []
+    skus: list[str] = []
+    for row in [*push.Inserted, *push.Deleted]:
+        sku = str(row.get("InventoryID") or "").strip()
+        if sku and sku not in skus:
+            skus.append(sku)
+    if not skus:
+        return []
+    change = StockChanged(erp="acumatica", skus=skus, event_key=acumatica_key(push))
+    return [
+        _inventory_route(pair, "stock_changed", change) for pair in _erp_pairs("acumatica", pairs)
+    ]

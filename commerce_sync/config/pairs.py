@@ -55,11 +55,47 @@ class ReturnRules(_Strict):
 
 
 class InventoryRules(_Strict):
+    """The inventory push (`inventory:{pair}`): what is sellable and how it is pushed."""
+
     safety_stock: int = Field(default=0, ge=0)
     batch_size: int = Field(default=100, ge=1, le=500)
-    gather_window: timedelta = timedelta(seconds=5)
+    gather_window: timedelta = Field(
+        default=timedelta(seconds=5),
+        description="ERP stock webhooks gather this long before one push (0: push at once)",
+    )
     incremental_every: timedelta = timedelta(minutes=5)
     nightly_full_at_hour_utc: int = Field(default=3, ge=0, le=23)
+    order_lookback: timedelta = Field(
+        default=timedelta(hours=48),
+        description="a store order not yet in the ERP keeps its quantities reserved this long",
+    )
+    order_overlap: timedelta = Field(
+        default=timedelta(seconds=60),
+        description="store order listings reach back this far (store clock skew)",
+    )
+    attempts: int = Field(
+        default=5, ge=1, le=50, description="tries of one ERP read or store write"
+    )
+    retry_after: timedelta = Field(
+        default=timedelta(minutes=1),
+        description="SKUs whose read or write failed are pushed again after this",
+    )
+    cycles_per_run: int = Field(
+        default=200, ge=1, description="push cycles before the workflow continues as new"
+    )
+
+    @model_validator(mode="after")
+    def _durations(self) -> InventoryRules:
+        if not timedelta(0) <= self.gather_window <= timedelta(minutes=10):
+            raise ValueError("gather_window must be between 0 and 10 minutes")
+        if self.incremental_every < timedelta(minutes=1):
+            raise ValueError("incremental_every must be at least a minute")
+        for name in ("order_lookback", "retry_after"):
+            if getattr(self, name) <= timedelta(0):
+                raise ValueError(f"{name} must be positive")
+        if self.order_overlap < timedelta(0):
+            raise ValueError("order_overlap must not be negative")
+        return self
 
 
 FieldOwner = Literal["store", "erp"]
@@ -104,6 +140,16 @@ class PairConfig(_Strict):
         for code in self.currencies:
             if len(code) != 3 or not code.isalpha() or not code.isupper():
                 raise ValueError(f"currency {code!r} is not an ISO-4217 code")
+        return self
+
+    @model_validator(mode="after")
+    def _inventory_fits_the_pair(self) -> PairConfig:
+        if self.erp == "brightpearl" and self.inventory.batch_size > 200:
+            # product-availability takes at most 200 ids: a bigger batch costs more reads.
+            raise ValueError("inventory.batch_size must be at most 200 with Brightpearl")
+        if self.inventory.order_lookback < self.approval.reject_after:
+            # An order waiting for approval has left the store's stock, not yet the ERP's.
+            raise ValueError("inventory.order_lookback must be at least approval.reject_after")
         return self
 
 

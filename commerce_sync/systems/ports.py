@@ -7,12 +7,28 @@ the `PairConfig`; a port holds one pooled connector for the whole worker.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any, Protocol
 
 from pydantic import BaseModel
 
 from commerce_sync.config.pairs import PairConfig
-from commerce_sync.domain.models import Customer, Order, OrderStatus, Payment, Shipment
+from commerce_sync.domain.models import (
+    Customer,
+    Order,
+    OrderStatus,
+    Payment,
+    Product,
+    Shipment,
+)
+from commerce_sync.systems.stock import (
+    Availability,
+    OrderReservation,
+    OrderStamp,
+    StockChanges,
+    StockWriteResult,
+)
 
 
 class ErpOrderHandle(BaseModel):
@@ -39,6 +55,53 @@ class StorePort(Protocol):
     async def set_tracking(
         self, order_id: str, tracking_numbers: list[str], carrier: str, pair: PairConfig
     ) -> None: ...
+
+    def changed_order_ids(
+        self, since: datetime, pair: PairConfig, page_size: int = 100
+    ) -> AsyncIterator[list[str]]:
+        """Ids of the orders changed after `since`, a page at a time, each id once.
+
+        Ids only: the order sync run reads and validates each order itself, so an order
+        that would not map does not stop a listing (`resync orders`).
+        """
+        ...
+
+    # ---- catalog (catalog sync) -------------------------------------------------
+
+    async def find_product(self, sku: str, pair: PairConfig) -> Product | None:
+        """The store's product with this SKU (`origin.external_id` is its store id), or None."""
+        ...
+
+    async def create_product(self, product: Product, pair: PairConfig) -> str:
+        """Create the product (no stock yet); returns its store id."""
+        ...
+
+    async def update_product(self, product_id: str, product: Product, pair: PairConfig) -> None:
+        """Write name, description, price, SKU and enabled of an existing product."""
+        ...
+
+    async def delete_product(self, product_id: str, pair: PairConfig) -> bool:
+        """Remove the product; False when it was already gone (an undo may repeat)."""
+        ...
+
+    # ---- inventory (inventory push) ---------------------------------------------
+
+    async def set_stock_levels(
+        self, quantities: dict[str, int], pair: PairConfig
+    ) -> StockWriteResult:
+        """Absolute quantities per SKU, batched as the store allows; a SKU the store refuses
+        is reported, the rest still land. Transient failures raise."""
+        ...
+
+    async def orders_changed_since(self, since: datetime, pair: PairConfig) -> list[OrderStamp]:
+        """Every order changed after `since` (placed ones included), with its placing time."""
+        ...
+
+    async def order_reservations(
+        self, order_ids: list[str], pair: PairConfig
+    ) -> list[OrderReservation]:
+        """Quantities per SKU of these orders; orders that are gone are left out."""
+        ...
 
     async def aclose(self) -> None: ...
 
@@ -78,6 +141,40 @@ class ErpPort(Protocol):
         self, ids: list[str], rows: list[dict[str, Any]], pair: PairConfig
     ) -> list[str]:
         """ERP order ids (as `ErpOrderHandle.id`) behind the shipments a webhook named."""
+        ...
+
+    # ---- catalog (catalog sync) -------------------------------------------------
+
+    async def get_product(self, sku: str, pair: PairConfig, product_id: str = "") -> Product | None:
+        """The ERP's product with this SKU (mapped to the pair's lookups), or None.
+
+        `product_id` (the ERP's own id, from a webhook) spares a search when it still
+        carries this SKU."""
+        ...
+
+    async def product_skus(self, product_ids: list[str], pair: PairConfig) -> dict[str, str]:
+        """ERP product id -> SKU for the ids that exist (webhooks name ids, runs use SKUs)."""
+        ...
+
+    def changed_products(
+        self, since: datetime, pair: PairConfig, page_size: int = 100
+    ) -> AsyncIterator[list[Product]]:
+        """Products created or changed after `since`, a page at a time (`resync catalog`)."""
+        ...
+
+    # ---- inventory (inventory push) ---------------------------------------------
+
+    async def stock_skus(self, erp_ids: list[str], pair: PairConfig) -> dict[str, str]:
+        """ERP item id (as stock webhooks name them) -> SKU, for the items that exist."""
+        ...
+
+    async def read_stock(self, skus: list[str], pair: PairConfig) -> list[Availability]:
+        """What the ERP can sell of each SKU, in one read per batch; unknown SKUs are left
+        out (never reported as zero)."""
+        ...
+
+    async def stock_changed_since(self, since: datetime | None, pair: PairConfig) -> StockChanges:
+        """SKUs whose stock changed after `since` (every stock SKU when None)."""
         ...
 
     async def aclose(self) -> None: ...

@@ -44,7 +44,8 @@ class FaultRule(BaseModel):
     """`{"match": "POST /path*", "status": 503, "rate": 0.2, "count": 5, "retry_after_s": 1}`.
 
     `status` omitted with `delay_s` set only slows the request down (a timeout for a
-    client whose timeout is shorter). `count` limits how many requests the rule hits.
+    client whose timeout is shorter; the request is still served, its answer lost).
+    `count` limits how many requests the rule hits.
     """
 
     match: str
@@ -306,6 +307,10 @@ class Sandbox(ABC):
             return await call_next(request)
         query = request.url.query
         path_and_query = f"{path}?{query}" if query else path
+        # The request has fully arrived before any injected delay: a call its client gave
+        # up on is still served, as a real system finishes work whose answer is lost.
+        # (Read later, the body of a disconnected client is gone: ClientDisconnect.)
+        await request.body()
         response = await self._apply_faults(request.method, path, path_and_query)
         if response is None:
             if not self.throttle.take():

@@ -88,6 +88,8 @@ COMPENSATION_RETRY = RetryPolicy(
     maximum_attempts=8,
 )
 SHIPMENT_POLL_EVERY = timedelta(hours=6)
+# Runs recorded before this check replay without it (workflow.patched).
+SKIP_CANCELLED_PATCH = "skip-orders-cancelled-in-the-store"
 
 
 class OrderCancelled(Exception):
@@ -170,6 +172,9 @@ class OrderSyncWorkflow:
         if self._cancel is not None:  # signal-with-start from a cancellation: nothing to undo
             return self._end(SyncState.CANCELLED, self._cancel.reason)
         order = await self._read_order()
+        if order.status == OrderStatus.CANCELLED and workflow.patched(SKIP_CANCELLED_PATCH):
+            # A late order.created, or a resync, for an order the shopper already cancelled.
+            return self._end(SyncState.CANCELLED, "cancelled in the store before it was synced")
         if not await self._valid(order):
             return await self._end_failed(
                 "invalid_order", self._status.error, order, dead_letter=True, compensate=False

@@ -13,6 +13,7 @@ from commerce_sync.api.deps import SettingsDep, TemporalDep
 from commerce_sync.api.routing import order_workflow_id
 from commerce_sync.api.security import OperateKey, ReadKey
 from commerce_sync.config.settings import Settings
+from commerce_sync.temporal_client import update_refusal
 from commerce_sync.workflows.order_messages import ApprovalDecision, OrderSyncStatus
 
 router = APIRouter(prefix="/orders", tags=["orders"])
@@ -82,10 +83,21 @@ async def approve_order(
         )
         return status
     except WorkflowUpdateFailedError as exc:
-        raise HTTPException(status_code=409, detail=str(exc.cause or exc)) from None
+        raise HTTPException(status_code=409, detail=update_refusal(exc)) from None
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.FAILED_PRECONDITION:
+            raise HTTPException(status_code=409, detail="the order's sync run has ended") from None
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            raise
+    # The server answers NOT_FOUND ("workflow execution already completed") for a run that
+    # has ended too: that is a 409 (nothing waits), only a run that never existed is a 404.
+    try:
+        description = await handle.describe()
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
             raise _not_found(pair, store_order_id) from None
-        if exc.status == RPCStatusCode.FAILED_PRECONDITION:
-            raise HTTPException(status_code=409, detail="the order's sync run has ended") from None
         raise
+    ended = description.status.name.lower() if description.status else "closed"
+    raise HTTPException(
+        status_code=409, detail=f"the order's sync run has ended ({ended}): nothing waits"
+    )

@@ -372,7 +372,20 @@ class AcumaticaClient:
             if error_type.startswith("PX."):
                 return ValidationFailed(SYSTEM, message, status=status, field=field)
         if status >= 500:
-            return TransientError(SYSTEM, message or f"server error {status}", status=status)
+            # A 503 that says when to come back (IIS recycling, maintenance) is honoured,
+            # like a 429: DESIGN.md "HTTP 429/503 with Retry-After -> next_retry_delay".
+            retry_after: float | None = None
+            if status == 503:
+                try:
+                    retry_after = float(response.headers.get("retry-after", ""))
+                except ValueError:
+                    retry_after = None
+            return TransientError(
+                SYSTEM,
+                message or f"server error {status}",
+                status=status,
+                retry_after_s=retry_after,
+            )
         return PermanentError(SYSTEM, message or response.reason_phrase, status=status)
 
     async def _action(

@@ -7,14 +7,20 @@ are `ReferenceNbr`s of AR payments applied to the order.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from commerce_sync.config.pairs import PairConfig
 from commerce_sync.config.settings import AcumaticaSettings, Settings
-from commerce_sync.domain.models import Customer, Order, Payment, Shipment
+from commerce_sync.domain.models import Customer, Order, Payment, Product, Shipment
 from commerce_sync.systems.acumatica.client import AcumaticaClient
-from commerce_sync.systems.acumatica.mapping import order_ref, parse_order_ref
+from commerce_sync.systems.acumatica.mapping import datetime_value, order_ref, parse_order_ref, v
+from commerce_sync.systems.acumatica.schema import value_of
+from commerce_sync.systems.errors import ValidationFailed
 from commerce_sync.systems.ports import ErpOrderHandle
+from commerce_sync.systems.stock import Availability, StockChanges
 
 
 def _handle(order_type: str, order_nbr: str) -> ErpOrderHandle:
@@ -41,7 +47,13 @@ class AcumaticaErpPort:
         return await self.client.create_customer(customer, pair.acumatica)
 
     async def delete_customer(self, customer_id: str, pair: PairConfig) -> None:
-        await self.client.delete_customer(customer_id)
+        """Delete the customer; when documents refer to it (the sales order this run
+        created and then cancelled), Acumatica refuses the delete, so deactivate it:
+        it no longer takes orders and the cancelled documents keep their customer."""
+        try:
+            await self.client.delete_customer(customer_id)
+        except ValidationFailed:
+            await self.client.deactivate_customer(customer_id)
 
     async def find_order(self, store_order_number: str, pair: PairConfig) -> ErpOrderHandle | None:
         found = await self.client.find_order_by_customer_order(
@@ -49,7 +61,9 @@ class AcumaticaErpPort:
         )
         return None if found is None else _handle(*found)
 
-    async def create_order(self, order: Order, customer_id: str, pair: PairConfig) -> ErpOrderHandle:
+    async def create_order(
+        self, order: Order, customer_id: str, pair: PairConfig
+    ) -> ErpOrderHandle:
         order_nbr = await self.client.create_sales_order(order, customer_id, pair.acumatica)
         return _handle(pair.acumatica.order_type, order_nbr)
 
@@ -64,7 +78,9 @@ class AcumaticaErpPort:
             order_type, order_nbr, payment, customer_id=customer_id, lookups=pair.acumatica
         )
 
-    async def reverse_payment(self, handle: ErpOrderHandle, payment_id: str, pair: PairConfig) -> None:
+    async def reverse_payment(
+        self, handle: ErpOrderHandle, payment_id: str, pair: PairConfig
+    ) -> None:
         await self.client.void_payment(payment_id)
 
     async def get_shipments(self, handle: ErpOrderHandle, pair: PairConfig) -> list[Shipment]:
@@ -83,6 +99,84 @@ class AcumaticaErpPort:
                 if ref not in orders:
                     orders.append(ref)
         return orders
+
+    # ---- catalog ----------------------------------------------------------------
+    # A stock item's key, `InventoryID`, is its SKU. Acumatica keeps `DefaultPrice` in the
+    # company's base currency, which is the pair's first currency.
+
+    async def get_product(self, sku: str, pair: PairConfig, product_id: str = "") -> Product | None:
+        for product in await self.client.get_stock_items([sku], pair.currencies[0]):
+            if product.sku == sku:
+                return product
+        return None
+
+    async def product_skus(self, product_ids: list[str], pair: PairConfig) -> dict[str, str]:
+        items = await self.client.get_stock_items(product_ids, pair.currencies[0])
+        return {item.sku: item.sku for item in items}
+
+    async def changed_products(
+        self, since: datetime, pair: PairConfig, page_size: int = 100
+    ) -> AsyncIterator[list[Product]]:
+        page: list[Product] = []
+        async for product in self.client.iter_stock_items_changed_since(since, pair.currencies[0]):
+            page.append(product)
+            if len(page) >= page_size:
+                yield page
+                page = []
+        if page:
+            yield page
+
+    # ---- inventory ----------------------------------------------------------------
+    # `InventoryQuantityAvailable` answers `QtyAvailable` (on hand less what open sales
+    # orders hold) per item over every warehouse, for one item or for all of them, and
+    # filters on `LastModifiedDateTime` for delta pulls. One inquiry serves a batch.
+
+    async def _quantities_available(
+        self, *, sku: str | None = None, since: datetime | None = None
+    ) -> list[dict[str, Any]]:
+        body: dict[str, Any] = {}
+        if sku is not None:
+            body["InventoryID"] = v(sku)
+        if since is not None:
+            body["LastModifiedDateTime"] = v(since)
+        result = await self.client._json(
+            "PUT", "InventoryQuantityAvailable", body=body, params={"$expand": "Results"}
+        )
+        rows: list[dict[str, Any]] = (result or {}).get("Results", [])
+        return rows
+
+    async def stock_skus(self, erp_ids: list[str], pair: PairConfig) -> dict[str, str]:
+        """Push notifications name items by `InventoryID`, which is the SKU."""
+        return {each: each for each in erp_ids if each.strip()}
+
+    async def read_stock(self, skus: list[str], pair: PairConfig) -> list[Availability]:
+        wanted = set(skus)
+        rows = await self._quantities_available(sku=skus[0] if len(wanted) == 1 else None)
+        levels: list[Availability] = []
+        for row in rows:
+            sku = str(value_of(row, "InventoryID") or "")
+            if sku in wanted:
+                levels.append(
+                    Availability(
+                        sku=sku,
+                        available=int(Decimal(str(value_of(row, "QtyAvailable") or 0))),
+                        as_of=datetime_value(row, "LastModifiedDateTime"),
+                    )
+                )
+        return levels
+
+    async def stock_changed_since(self, since: datetime | None, pair: PairConfig) -> StockChanges:
+        skus: list[str] = []
+        cursor = since
+        for row in await self._quantities_available(since=since):
+            sku = str(value_of(row, "InventoryID") or "")
+            if not sku:
+                continue
+            skus.append(sku)
+            changed = datetime_value(row, "LastModifiedDateTime")
+            if changed is not None and (cursor is None or changed > cursor):
+                cursor = changed
+        return StockChanges(skus=list(dict.fromkeys(skus)), cursor=cursor)
 
     async def aclose(self) -> None:
         await self.client.aclose()

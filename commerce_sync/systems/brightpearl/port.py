@@ -7,14 +7,18 @@ inactive (contact status 2) instead; it no longer takes orders and keeps its his
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
 from typing import Any
 
 from commerce_sync.config.pairs import PairConfig
 from commerce_sync.config.settings import BrightpearlSettings, Settings
-from commerce_sync.domain.models import Customer, Order, Payment, Shipment
+from commerce_sync.domain.models import Customer, Order, Payment, Product, Shipment
 from commerce_sync.systems.brightpearl.client import BrightpearlClient
+from commerce_sync.systems.brightpearl.mapping import bp_datetime, parse_datetime
 from commerce_sync.systems.errors import NotFound
 from commerce_sync.systems.ports import ErpOrderHandle
+from commerce_sync.systems.stock import Availability, StockChanges
 
 
 class BrightpearlErpPort:
@@ -22,6 +26,10 @@ class BrightpearlErpPort:
 
     def __init__(self, settings: BrightpearlSettings, *, timeout_s: float = 15.0) -> None:
         self.client = BrightpearlClient(settings, timeout_s=timeout_s)
+        # Product id <-> SKU, learned from every read (stock webhooks name ids, stores SKUs):
+        # a warm index makes each stock batch one `product-availability` call.
+        self._sku_of: dict[str, str] = {}
+        self._id_of: dict[str, str] = {}
 
     async def unknown_skus(self, skus: list[str], pair: PairConfig) -> list[str]:
         found = await self.client.find_products_by_sku(skus)
@@ -40,13 +48,17 @@ class BrightpearlErpPort:
         except NotFound:
             return
         if contact.active:
-            await self.client.update_contact(int(customer_id), contact.model_copy(update={"active": False}))
+            await self.client.update_contact(
+                int(customer_id), contact.model_copy(update={"active": False})
+            )
 
     async def find_order(self, store_order_number: str, pair: PairConfig) -> ErpOrderHandle | None:
         order_id = await self.client.find_order_by_reference(store_order_number)
         return None if order_id is None else ErpOrderHandle(id=str(order_id), number=str(order_id))
 
-    async def create_order(self, order: Order, customer_id: str, pair: PairConfig) -> ErpOrderHandle:
+    async def create_order(
+        self, order: Order, customer_id: str, pair: PairConfig
+    ) -> ErpOrderHandle:
         order_id = await self.client.create_sales_order(order, int(customer_id), pair.brightpearl)
         return ErpOrderHandle(id=str(order_id), number=str(order_id))
 
@@ -58,7 +70,9 @@ class BrightpearlErpPort:
     ) -> str:
         return str(await self.client.record_payment(int(handle.id), payment, pair.brightpearl))
 
-    async def reverse_payment(self, handle: ErpOrderHandle, payment_id: str, pair: PairConfig) -> None:
+    async def reverse_payment(
+        self, handle: ErpOrderHandle, payment_id: str, pair: PairConfig
+    ) -> None:
         for payment in await self.client.get_payments(int(handle.id)):
             if payment.origin is not None and payment.origin.external_id == payment_id:
                 await self.client.reverse_payment(int(handle.id), payment, pair.brightpearl)
@@ -80,6 +94,104 @@ class BrightpearlErpPort:
             if shipment.order_ref and shipment.order_ref not in orders:
                 orders.append(shipment.order_ref)
         return orders
+
+    # ---- catalog ----------------------------------------------------------------
+
+    async def get_product(self, sku: str, pair: PairConfig, product_id: str = "") -> Product | None:
+        """By the webhook's product id when it still carries this SKU (no search), else
+        by a SKU search; the price comes from the pair's price list."""
+        if product_id.isdigit():
+            try:
+                product = await self.client.get_product(int(product_id), pair.brightpearl)
+            except NotFound:
+                product = None
+            if product is not None and product.sku == sku:
+                return product
+        found = await self.client.find_products_by_sku([sku])
+        if sku not in found:
+            return None
+        try:
+            return await self.client.get_product(found[sku], pair.brightpearl)
+        except NotFound:
+            return None
+
+    async def product_skus(self, product_ids: list[str], pair: PairConfig) -> dict[str, str]:
+        """One `product/{ID-SET}` call per 200 ids; ids that do not exist are left out."""
+        ids = sorted({int(each) for each in product_ids if each.strip().isdigit()})
+        skus: dict[str, str] = {}
+        for native in await self.client._get_by_ids("product-service/product", ids):
+            sku = str((native.get("identity") or {}).get("sku") or "")
+            if sku:
+                skus[str(native["id"])] = sku
+        return skus
+
+    async def changed_products(
+        self, since: datetime, pair: PairConfig, page_size: int = 100
+    ) -> AsyncIterator[list[Product]]:
+        page: list[Product] = []
+        async for product in self.client.iter_products_changed_since(since, pair.brightpearl):
+            page.append(product)
+            if len(page) >= page_size:
+                yield page
+                page = []
+        if page:
+            yield page
+
+    # ---- inventory ----------------------------------------------------------------
+
+    def _learn(self, product_id: str, sku: str) -> None:
+        old_sku = self._sku_of.get(product_id)
+        if old_sku is not None and old_sku != sku:
+            self._id_of.pop(old_sku, None)
+        self._sku_of[product_id], self._id_of[sku] = sku, product_id
+
+    async def stock_skus(self, erp_ids: list[str], pair: PairConfig) -> dict[str, str]:
+        """Product ids -> SKUs: from the index, the misses read with one
+        `product/{ID-SET}` call per 200 ids."""
+        missing = [each for each in dict.fromkeys(erp_ids) if each not in self._sku_of]
+        if missing:
+            for product_id, sku in (await self.product_skus(missing, pair)).items():
+                self._learn(product_id, sku)
+        return {each: self._sku_of[each] for each in erp_ids if each in self._sku_of}
+
+    async def read_stock(self, skus: list[str], pair: PairConfig) -> list[Availability]:
+        """One `product-availability/{ID-SET}` call for the batch (totals over all
+        warehouses: `onHand` is what is in stock and not allocated to an order).
+        SKUs missing from the index are looked up first (a search per SKU when few,
+        else one listing of every product's id and SKU)."""
+        missing = [sku for sku in dict.fromkeys(skus) if sku not in self._id_of]
+        if missing:
+            for sku, product_id in (await self.client.find_products_by_sku(missing)).items():
+                self._learn(str(product_id), sku)
+        ids = {int(self._id_of[sku]): sku for sku in skus if sku in self._id_of}
+        if not ids:
+            return []
+        levels = await self.client.get_availability(ids, batch_size=len(ids))
+        return [
+            Availability(sku=level.sku, available=level.available, as_of=level.as_of)
+            for level in levels
+        ]
+
+    async def stock_changed_since(self, since: datetime | None, pair: PairConfig) -> StockChanges:
+        """Products updated after `since` (`product-search` on `updatedOn`, 500 a page);
+        every product when None. Stock corrections and goods movements update a
+        product's `updatedOn`; allocations do not, their webhook covers them."""
+        params: dict[str, str] = {"columns": "productId,SKU,updatedOn", "sort": "productId.ASC"}
+        if since is not None:
+            # The PERIOD filter includes its start: start a millisecond after the cursor.
+            params["updatedOn"] = f"{bp_datetime(since + timedelta(milliseconds=1))}/"
+        skus: list[str] = []
+        cursor = since
+        async for row in self.client._search("product-service/product-search", params):
+            sku = str(row.get("SKU") or "")
+            if not sku:
+                continue
+            self._learn(str(row["productId"]), sku)
+            skus.append(sku)
+            updated = parse_datetime(row.get("updatedOn"))
+            if updated is not None and (cursor is None or updated > cursor):
+                cursor = updated
+        return StockChanges(skus=list(dict.fromkeys(skus)), cursor=cursor)
 
     async def aclose(self) -> None:
         await self.client.aclose()

@@ -5,10 +5,34 @@ Each call maps with the calling pair's `[pairs.<id>.kentico]` lookups.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from datetime import datetime
+
 from commerce_sync.config.pairs import PairConfig
 from commerce_sync.config.settings import KenticoSettings, Settings
-from commerce_sync.domain.models import Order, OrderStatus
+from commerce_sync.domain.models import Order, OrderStatus, Product
+from commerce_sync.systems.errors import (
+    ConnectorError,
+    NotFound,
+    TransientError,
+    ValidationFailed,
+)
 from commerce_sync.systems.kentico.client import KenticoClient
+from commerce_sync.systems.kentico.formats import parse_datetime
+from commerce_sync.systems.kentico.schema import ORDER, SKU
+from commerce_sync.systems.stock import (
+    OrderReservation,
+    OrderStamp,
+    StockWriteResult,
+    reservation_of,
+)
+
+log = logging.getLogger(__name__)
+
+STOCK_WRITES_AT_ONCE = 8
+"""Stock `PUT`s in flight at once within one batch (Kentico has no batch write)."""
 
 
 class KenticoStorePort:
@@ -37,6 +61,103 @@ class KenticoStorePort:
         self, order_id: str, tracking_numbers: list[str], carrier: str, pair: PairConfig
     ) -> None:
         await self._for(pair).set_tracking(order_id, tracking_numbers, carrier)
+
+    async def changed_order_ids(
+        self, since: datetime, pair: PairConfig, page_size: int = 100
+    ) -> AsyncIterator[list[str]]:
+        """`COM_Order` rows changed after `since`, paged by key (`OrderID > last`) as the
+        client's incremental reads are: orders changing while we page are neither
+        skipped nor repeated. Ids only, no mapping (see `StorePort.changed_order_ids`)."""
+        async for rows in self.client._pages(ORDER, since, page_size):
+            yield [str(row["OrderID"]) for row in rows]
+
+    # ---- catalog ----------------------------------------------------------------
+
+    async def find_product(self, sku: str, pair: PairConfig) -> Product | None:
+        return await self._for(pair).get_product_by_sku(sku)
+
+    async def create_product(self, product: Product, pair: PairConfig) -> str:
+        return await self._for(pair).create_product(product)
+
+    async def update_product(self, product_id: str, product: Product, pair: PairConfig) -> None:
+        await self._for(pair).update_product(product_id, product)
+
+    async def delete_product(self, product_id: str, pair: PairConfig) -> bool:
+        try:
+            await self._for(pair).delete_product(product_id)
+        except NotFound:
+            return False
+        return True
+
+    # ---- inventory ----------------------------------------------------------------
+
+    async def set_stock_levels(
+        self, quantities: dict[str, int], pair: PairConfig
+    ) -> StockWriteResult:
+        """Kentico has no batch write: the batch's SKU rows come in one listing per 100
+        (with their `SKUAvailableItems`), and only SKUs whose quantity differs get a
+        `PUT`, a few at a time. A SKU the store refuses (unknown, 400, 404) is reported
+        and the rest go on; a transient failure raises, and the retried batch finds what
+        already landed unchanged."""
+        rows = {
+            str(row["SKUNumber"]).casefold(): row
+            for row in await self.client._sku_rows(list(quantities))
+        }
+        result = StockWriteResult()
+        todo: list[tuple[str, int, int]] = []
+        for sku, quantity in quantities.items():
+            row = rows.get(sku.casefold())
+            if row is None:
+                result.rejected[sku] = f"kentico: no SKU {sku!r} in the store"
+            elif row.get("SKUAvailableItems") == quantity:
+                result.unchanged.append(sku)
+            else:
+                todo.append((sku, int(row["SKUID"]), quantity))
+        gate = asyncio.Semaphore(STOCK_WRITES_AT_ONCE)
+
+        async def put(sku_id: int, quantity: int) -> None:
+            async with gate:
+                await self.client._update(SKU, sku_id, {"SKUAvailableItems": quantity})
+
+        outcomes = await asyncio.gather(
+            *(put(sku_id, quantity) for _, sku_id, quantity in todo), return_exceptions=True
+        )
+        for (sku, _, _), outcome in zip(todo, outcomes, strict=True):
+            if isinstance(outcome, TransientError):
+                raise outcome
+            if isinstance(outcome, ConnectorError):
+                result.rejected[sku] = str(outcome)
+            elif isinstance(outcome, BaseException):
+                raise outcome
+            else:
+                result.written.append(sku)
+        return result
+
+    async def orders_changed_since(self, since: datetime, pair: PairConfig) -> list[OrderStamp]:
+        """`COM_Order` rows whose `OrderLastModified` is after `since`, paged by key."""
+        stamps: list[OrderStamp] = []
+        async for rows in self.client._pages(ORDER, since, 100):
+            for row in rows:
+                placed_at = parse_datetime(row.get("OrderDate"))
+                if placed_at is not None:
+                    stamps.append(OrderStamp(order_id=str(row["OrderID"]), placed_at=placed_at))
+        return stamps
+
+    async def order_reservations(
+        self, order_ids: list[str], pair: PairConfig
+    ) -> list[OrderReservation]:
+        """Each order read through the store's API; one that is gone is left out, and so is
+        one that does not map (its lines cannot be known; the order's own sync run
+        dead-letters it)."""
+        found: list[OrderReservation] = []
+        for order_id in order_ids:
+            try:
+                order = await self.get_order(order_id, pair)
+            except (NotFound, ValidationFailed) as exc:
+                log.warning("order %s left out of stock reservations: %s", order_id, exc)
+                continue
+            found.append(reservation_of(order_id, order))
+        return found
 
     async def aclose(self) -> None:
         await self.client.aclose()

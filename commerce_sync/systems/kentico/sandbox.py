@@ -226,8 +226,12 @@ class KenticoSandbox(Sandbox):
     # ---- state ------------------------------------------------------------------
 
     def reset_state(self) -> None:
+        # Order ids go on across resets, as a real store never reuses an OrderID: workflow
+        # ids are built from them (`order:{pair}:{id}`) and outlive a reset.
+        next_order_id = self.next_ids.get(ORDER, 1)
         self.rows = {object_type: {} for object_type in TABLES}
         self.next_ids = {object_type: 1 for object_type in TABLES}
+        self.next_ids[ORDER] = next_order_id
         self._seed()
 
     def _seed(self) -> None:

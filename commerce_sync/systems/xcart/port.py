@@ -5,10 +5,24 @@ Each call maps with the calling pair's `[pairs.<id>.xcart]` lookups.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import AsyncIterator
+from datetime import datetime
+
 from commerce_sync.config.pairs import PairConfig
 from commerce_sync.config.settings import Settings, XCartSettings
-from commerce_sync.domain.models import Order, OrderStatus
+from commerce_sync.domain.models import Order, OrderStatus, Product
+from commerce_sync.systems.errors import NotFound, ValidationFailed
+from commerce_sync.systems.stock import (
+    OrderReservation,
+    OrderStamp,
+    StockWriteResult,
+    reservation_of,
+)
 from commerce_sync.systems.xcart.client import XCartClient
+from commerce_sync.systems.xcart.mapping import from_unix
+
+log = logging.getLogger(__name__)
 
 
 class XCartStorePort:
@@ -37,6 +51,103 @@ class XCartStorePort:
         self, order_id: str, tracking_numbers: list[str], carrier: str, pair: PairConfig
     ) -> None:
         await self._for(pair).set_tracking(order_id, tracking_numbers, carrier)
+
+    async def changed_order_ids(
+        self, since: datetime, pair: PairConfig, page_size: int = 100
+    ) -> AsyncIterator[list[str]]:
+        """Orders whose `lastRenewDate` is at or after `since`, paged as the client's
+        incremental reads are (by `order_id`, offset and limit). An order that changes
+        while we page can only move into the listing, so it may repeat an id but never
+        skips one; repeats within a listing are dropped. Ids only, no mapping (see
+        `StorePort.changed_order_ids`)."""
+        seen: set[str] = set()
+        page: list[str] = []
+        async for record in self.client._iter_changed(
+            "order", "order_id", "lastRenewDate", since, page_size
+        ):
+            order_id = str(record["order_id"])
+            if order_id in seen:
+                continue
+            seen.add(order_id)
+            page.append(order_id)
+            if len(page) >= page_size:
+                yield page
+                page = []
+        if page:
+            yield page
+
+    # ---- catalog ----------------------------------------------------------------
+
+    async def find_product(self, sku: str, pair: PairConfig) -> Product | None:
+        return await self._for(pair).get_product_by_sku(sku)
+
+    async def create_product(self, product: Product, pair: PairConfig) -> str:
+        self._check_currency(product, pair)
+        return await self._for(pair).create_product(product)
+
+    async def update_product(self, product_id: str, product: Product, pair: PairConfig) -> None:
+        self._check_currency(product, pair)
+        await self._for(pair).update_product(product_id, product)
+
+    async def delete_product(self, product_id: str, pair: PairConfig) -> bool:
+        try:
+            return await self._for(pair).delete_product(product_id)
+        except NotFound:
+            return False
+
+    # ---- inventory ----------------------------------------------------------------
+
+    async def set_stock_levels(
+        self, quantities: dict[str, int], pair: PairConfig
+    ) -> StockWriteResult:
+        """One update-many `PUT product` for the whole batch (product ids from the client's
+        SKU cache, refreshed by one listing on a miss). A SKU the store does not know is
+        reported; a failed call raises (retrying the absolute batch is harmless)."""
+        pushed = await self.client.set_stock_many(quantities, batch_size=max(1, len(quantities)))
+        return StockWriteResult(
+            written=list(pushed.updated),
+            rejected={sku: f"xcart: {reason}" for sku, reason in pushed.failed.items()},
+        )
+
+    async def orders_changed_since(self, since: datetime, pair: PairConfig) -> list[OrderStamp]:
+        """Orders whose `lastRenewDate` is at or after `since`, with their `date` placed."""
+        stamps: dict[str, OrderStamp] = {}
+        async for record in self.client._iter_changed(
+            "order", "order_id", "lastRenewDate", since, 100
+        ):
+            placed_at = from_unix(record.get("date"))
+            if placed_at is not None:
+                order_id = str(record["order_id"])
+                stamps[order_id] = OrderStamp(order_id=order_id, placed_at=placed_at)
+        return list(stamps.values())
+
+    async def order_reservations(
+        self, order_ids: list[str], pair: PairConfig
+    ) -> list[OrderReservation]:
+        """Each order read through the store's API; one that is gone is left out, and so is
+        one that does not map (its lines cannot be known; the order's own sync run
+        dead-letters it)."""
+        found: list[OrderReservation] = []
+        for order_id in order_ids:
+            try:
+                order = await self.get_order(order_id, pair)
+            except (NotFound, ValidationFailed) as exc:
+                log.warning("order %s left out of stock reservations: %s", order_id, exc)
+                continue
+            found.append(reservation_of(order_id, order))
+        return found
+
+    @staticmethod
+    def _check_currency(product: Product, pair: PairConfig) -> None:
+        """X-Cart prices the catalog in one currency; another is a permanent mapping error
+        (the mapping's own ValueError would be retried forever)."""
+        if product.currency != pair.xcart.currency:
+            raise ValidationFailed(
+                "xcart",
+                f"X-Cart prices in {pair.xcart.currency}; product {product.sku} is in "
+                f"{product.currency}",
+                field="price",
+            )
 
     async def aclose(self) -> None:
         await self.client.aclose()

@@ -349,11 +349,14 @@ class XCartSandbox(Sandbox):
         self.orders: dict[int, Native] = {}
         self.tracking_numbers: dict[int, Native] = {}
         self.returns: dict[int, Native] = {}
+        # Order ids go on across resets, as a real store never reuses an order_id: workflow
+        # ids are built from them (`order:{pair}:{id}`) and outlive a reset.
+        last_order_id = getattr(self, "_ids", {}).get("order", 0)
         self._ids: dict[str, int] = {
             "product": 0,
             "profile": 0,
             "address": 0,
-            "order": 0,
+            "order": last_order_id,
             "item": 0,
             "tracking": 0,
             "return": 0,

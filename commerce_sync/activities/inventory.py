@@ -1,0 +1,192 @@
+"""Inventory push activities (workflow `inventory:{pair}`).
+
+- `InventoryErpActivities` on each ERP's queue: ERP item ids -> SKUs, one availability
+  read per batch, the SKUs changed since a cursor (or all of them).
+- `InventoryStoreActivities` on each store's queue: one batched absolute stock write,
+  the store's orders changed since a time, and the lines of some orders.
+- `InventoryDatabaseActivities` on the workflow queue: which store orders reached the
+  ERP (the links table), dead letters for SKUs the store refused, and the signal a
+  schedule tick sends to the push run.
+
+All of them are idempotent: reads change nothing, stock writes are absolute, a dead
+letter is recorded once per SKU while it is open, and a repeated push request is
+recognised by its id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlmodel import col, select
+from temporalio import activity
+from temporalio.client import Client
+
+from commerce_sync.activities.errors import classified
+from commerce_sync.api.dispatch import dispatch
+from commerce_sync.api.routing import inventory_push_route, inventory_workflow_id
+from commerce_sync.config.pairs import PairConfig
+from commerce_sync.domain.models import utc_now
+from commerce_sync.store.db import session_scope
+from commerce_sync.store.dead_letters import record_dead_letter
+from commerce_sync.store.models import DeadLetter, DeadLetterStatus, Link
+from commerce_sync.systems.ports import ErpPort, StorePort
+from commerce_sync.systems.stock import (
+    Availability,
+    OrderReservation,
+    StockChanges,
+    StockWriteResult,
+)
+from commerce_sync.workflows.inventory_messages import (
+    ErpIdsInput,
+    LinkedOrdersInput,
+    OrderListing,
+    OrderListingInput,
+    PushSignalInput,
+    ReservationsInput,
+    StockChangesInput,
+    StockReadInput,
+    StockRejections,
+    StockWriteInput,
+)
+
+IN_CHUNK = 500
+
+
+class InventoryErpActivities:
+    def __init__(self, port: ErpPort, pairs: dict[str, PairConfig]) -> None:
+        self._port = port
+        self._pairs = pairs
+
+    def all(self) -> list[Callable[..., Any]]:
+        return [self.stock_skus, self.read_stock, self.stock_changed_since]
+
+    @activity.defn(name="inventory.stock_skus")
+    @classified
+    async def stock_skus(self, ids: ErpIdsInput) -> dict[str, str]:
+        return await self._port.stock_skus(ids.erp_ids, self._pairs[ids.pair])
+
+    @activity.defn(name="inventory.read_stock")
+    @classified
+    async def read_stock(self, read: StockReadInput) -> list[Availability]:
+        return await self._port.read_stock(read.skus, self._pairs[read.pair])
+
+    @activity.defn(name="inventory.stock_changed_since")
+    @classified
+    async def stock_changed_since(self, query: StockChangesInput) -> StockChanges:
+        return await self._port.stock_changed_since(query.since, self._pairs[query.pair])
+
+
+class InventoryStoreActivities:
+    def __init__(self, port: StorePort, pairs: dict[str, PairConfig]) -> None:
+        self._port = port
+        self._pairs = pairs
+
+    def all(self) -> list[Callable[..., Any]]:
+        return [self.set_stock, self.store_orders, self.order_reservations]
+
+    @activity.defn(name="inventory.set_stock")
+    @classified
+    async def set_stock(self, write: StockWriteInput) -> StockWriteResult:
+        return await self._port.set_stock_levels(write.quantities, self._pairs[write.pair])
+
+    @activity.defn(name="inventory.store_orders")
+    @classified
+    async def store_orders(self, listing: OrderListingInput) -> OrderListing:
+        """The time is taken before the store is asked: an order the listing misses was
+        placed after it, and the next listing (from this time) finds it."""
+        listed_at = datetime.now(UTC)
+        stamps = await self._port.orders_changed_since(listing.since, self._pairs[listing.pair])
+        return OrderListing(stamps=stamps, listed_at=listed_at)
+
+    @activity.defn(name="inventory.order_reservations")
+    @classified
+    async def order_reservations(self, request: ReservationsInput) -> list[OrderReservation]:
+        return await self._port.order_reservations(request.order_ids, self._pairs[request.pair])
+
+
+class InventoryDatabaseActivities:
+    """On the workflow queue: the application database, and starting pushes."""
+
+    def __init__(self, engine: Engine, client: Client) -> None:
+        self._engine = engine
+        self._client = client
+
+    def all(self) -> list[Callable[..., Any]]:
+        return [self.linked_orders, self.record_rejections, self.request_push]
+
+    @activity.defn(name="inventory.linked_orders")
+    def linked_orders(self, request: LinkedOrdersInput) -> list[str]:
+        """The store orders the order sync has linked to an ERP order: the ERP holds their
+        stock already (the link is recorded after the ERP order exists)."""
+        linked: list[str] = []
+        ids = list(dict.fromkeys(request.order_ids))
+        with session_scope(self._engine) as session:
+            for start in range(0, len(ids), IN_CHUNK):
+                statement = select(Link.store_id).where(
+                    Link.pair == request.pair,
+                    Link.kind == "order",
+                    col(Link.store_id).in_(ids[start : start + IN_CHUNK]),
+                )
+                linked.extend(session.exec(statement).all())
+        return linked
+
+    @activity.defn(name="inventory.record_rejections")
+    def record_rejections(self, batch: StockRejections) -> int:
+        """One open dead letter per refused SKU (process `inventory`): a SKU refused again
+        while its letter is open adds an attempt to it instead of a second letter."""
+        info = activity.info()
+        attempt_key = f"{info.workflow_run_id}:{info.activity_id}"
+        business_key = inventory_workflow_id(batch.pair)
+        for rejection in batch.rejections:
+            prefix = f"inventory:{batch.pair}:{rejection.sku}:"
+            payload = {
+                "pair": batch.pair,
+                "store": batch.store,
+                "sku": rejection.sku,
+                "quantity": rejection.quantity,
+            }
+            with session_scope(self._engine) as session:
+                open_letter = session.exec(
+                    select(DeadLetter).where(
+                        col(DeadLetter.dedupe_key).startswith(prefix),
+                        DeadLetter.status == DeadLetterStatus.OPEN,
+                    )
+                ).first()
+                if open_letter is not None:
+                    repeated = str(open_letter.dedupe_key).endswith(attempt_key) or any(
+                        entry.get("key") == attempt_key for entry in open_letter.history
+                    )
+                    if not repeated:  # not this very activity retried
+                        now = utc_now()
+                        open_letter.attempts += 1
+                        open_letter.error = rejection.error
+                        open_letter.payload = payload
+                        open_letter.updated_at = now
+                        open_letter.history = [
+                            *open_letter.history,
+                            {"at": now.isoformat(), "event": "refused again", "key": attempt_key},
+                        ]
+                        session.add(open_letter)
+                    continue
+            record_dead_letter(
+                self._engine,
+                pair=batch.pair,
+                process="inventory",
+                business_key=business_key,
+                reason="store_rejected",
+                error=rejection.error,
+                payload=payload,
+                dedupe_key=f"{prefix}{attempt_key}",
+            )
+        return len(batch.rejections)
+
+    @activity.defn(name="inventory.request_push")
+    async def request_push(self, request: PushSignalInput) -> str:
+        """Signal-with-start `inventory:{pair}` on this worker's workflow queue; the run
+        ignores a request id it has seen, so a retry asks for nothing twice."""
+        route = inventory_push_route(request.pair, request.request)
+        await dispatch(self._client, route, activity.info().task_queue)
+        return route.workflow_id

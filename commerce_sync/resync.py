@@ -1,0 +1,273 @@
+"""`commerce-sync resync orders`: start the order sync runs that webhooks should have started.
+
+A store whose webhooks were lost (target down, hook disabled, a queue dropped) leaves
+orders with no run. Resync lists the ids of the store's orders changed since a time
+(the store port pages through them) and starts `order:{pair}:{store_order_id}` for
+each one that has no run, through the webhook path's own `dispatch`: same workflow id,
+task queue, search attributes and start policies.
+
+Only missing runs are started, so running resync twice starts nothing the second time.
+A run that exists is left alone whatever its state: going, finished, and also failed or
+terminated (a failed order is dead-lettered and replayed from there once the cause is
+fixed, not by every resync). The summary names those separately.
+
+Each id is first looked up with `describe` (strongly consistent, unlike visibility);
+the start itself is still the idempotent one (`USE_EXISTING`), so a webhook racing us
+cannot cause a second run. A run deleted after Temporal's retention period looks
+missing: keep `--since` within the namespace's retention.
+
+Everything here runs without the CLI; the CLI renders `ResyncProgress` as a rich bar.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import Protocol
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError, RPCStatusCode
+
+from commerce_sync.api.dispatch import dispatch
+from commerce_sync.api.routing import order_start_route, order_workflow_id
+from commerce_sync.config.pairs import PairConfig
+from commerce_sync.config.settings import Settings
+from commerce_sync.systems.errors import ConnectorError
+from commerce_sync.systems.ports import StorePort
+from commerce_sync.systems.registry import create_store_port
+from commerce_sync.temporal_client import connect
+
+DEFAULT_ORDERS_WINDOW = timedelta(hours=24)
+"""`--since` left out: the orders changed in the last 24 hours."""
+
+CONNECT_TIMEOUT_S = 15.0
+PAGE_SIZE = 100
+CONCURRENCY = 8
+"""Ids looked up and started at once; the Temporal server, not us, is the bottleneck."""
+
+# Closed runs that did not succeed: left alone too, but named in the summary.
+_UNSUCCESSFUL = frozenset(
+    {
+        WorkflowExecutionStatus.FAILED,
+        WorkflowExecutionStatus.TERMINATED,
+        WorkflowExecutionStatus.CANCELED,
+        WorkflowExecutionStatus.TIMED_OUT,
+    }
+)
+
+
+class ResyncError(Exception):
+    """Bad input or a system that cannot be reached; the message is one line for people."""
+
+
+class Outcome(enum.Enum):
+    STARTED = "started"
+    EXISTING = "already running or complete"
+    UNSUCCESSFUL = "ended unsuccessfully earlier; not restarted"
+
+
+@dataclass
+class ResyncSummary:
+    seen: int = 0
+    started: int = 0
+    existing: int = 0
+    """Every run that was there already, the unsuccessful ones included."""
+    unsuccessful: int = 0
+
+    def count(self, outcome: Outcome) -> None:
+        if outcome is Outcome.STARTED:
+            self.started += 1
+            return
+        self.existing += 1
+        if outcome is Outcome.UNSUCCESSFUL:
+            self.unsuccessful += 1
+
+    def line(self) -> str:
+        text = f"seen {self.seen}, started {self.started}, already running/complete {self.existing}"
+        if self.unsuccessful:
+            text += (
+                f" ({self.unsuccessful} of them failed, were terminated or timed out: "
+                "not restarted)"
+            )
+        return text
+
+
+class ResyncProgress(Protocol):
+    """What a resync reports while it goes (the CLI draws a bar from it)."""
+
+    def listed(self, count: int) -> None:
+        """`count` more order ids were read from the store."""
+
+    def handled(self, order_id: str, outcome: Outcome) -> None:
+        """One order id was dealt with."""
+
+
+class RichProgress:
+    """`ResyncProgress` as a rich bar (on stderr in the CLI); the total grows as the
+    store's pages arrive, and the bar is cleared when done (the summary line stays)."""
+
+    def __init__(self, console: Console, description: str) -> None:
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=console,
+            transient=True,
+            disable=not console.is_terminal,  # no bar (nor stray blank line) in a pipe or log
+        )
+        self._task: TaskID = self._progress.add_task(description, total=None)
+        self._total = 0
+
+    def __enter__(self) -> RichProgress:
+        self._progress.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._progress.stop()
+
+    def listed(self, count: int) -> None:
+        self._total += count
+        self._progress.update(self._task, total=self._total)
+
+    def handled(self, order_id: str, outcome: Outcome) -> None:
+        self._progress.advance(self._task)
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    """Whitespace (newlines from a system's error body) collapsed, and cut short."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def parse_since(text: str | None, now: datetime, default: timedelta) -> datetime:
+    """An ISO-8601 time (UTC when it has no offset); None means `now - default`."""
+    if text is None:
+        return now - default
+    try:
+        since = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ResyncError(
+            f"--since: {text!r} is not an ISO-8601 time (e.g. 2026-11-22T10:00:00Z)"
+        ) from None
+    if since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+    if since > now:
+        raise ResyncError(f"--since: {text!r} is in the future")
+    return since
+
+
+def find_pair(pairs: Mapping[str, PairConfig], pair_id: str) -> PairConfig:
+    pair = pairs.get(pair_id)
+    if pair is None:
+        known = ", ".join(sorted(pairs)) or "none configured"
+        raise ResyncError(f"--pair: unknown pair {pair_id!r} (known: {known})")
+    return pair
+
+
+async def start_missing_order(
+    client: Client, pair_id: str, store_order_id: str, task_queue: str
+) -> Outcome:
+    """Start the order's sync run when it has none; an existing run is left alone."""
+    handle = client.get_workflow_handle(order_workflow_id(pair_id, store_order_id))
+    try:
+        description = await handle.describe()
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            raise
+    else:
+        if description.status in _UNSUCCESSFUL:
+            return Outcome.UNSUCCESSFUL
+        return Outcome.EXISTING
+    await dispatch(client, order_start_route(pair_id, store_order_id, "resync"), task_queue)
+    return Outcome.STARTED
+
+
+async def resync_orders(
+    client: Client,
+    store: StorePort,
+    pair: PairConfig,
+    since: datetime,
+    task_queue: str,
+    *,
+    progress: ResyncProgress | None = None,
+    page_size: int = PAGE_SIZE,
+    concurrency: int = CONCURRENCY,
+) -> ResyncSummary:
+    """Page through the store's orders changed since `since`; start each missing run.
+
+    Raises `ResyncError` when the store or Temporal fails; what was started before
+    that stays started (running resync again is harmless).
+    """
+    summary = ResyncSummary()
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(order_id: str) -> Outcome:
+        async with gate:
+            outcome = await start_missing_order(client, pair.id, order_id, task_queue)
+        if progress is not None:
+            progress.handled(order_id, outcome)
+        return outcome
+
+    try:
+        async for page in store.changed_order_ids(since, pair, page_size):
+            summary.seen += len(page)
+            if progress is not None:
+                progress.listed(len(page))
+            results = await asyncio.gather(*(one(i) for i in page), return_exceptions=True)
+            for result in results:
+                if isinstance(result, BaseException):
+                    raise result
+                summary.count(result)
+    except ConnectorError as exc:
+        # "kentico (HTTP 401): GET ...: access denied" -> "store kentico (HTTP 401): ..."
+        raise ResyncError(f"store {one_line(str(exc))}") from None
+    except RPCError as exc:
+        raise ResyncError(f"Temporal: {one_line(exc.message)}") from None
+    return summary
+
+
+async def connect_temporal(settings: Settings) -> Client:
+    address = settings.resolved_temporal_address
+    try:
+        return await asyncio.wait_for(connect(settings), timeout=CONNECT_TIMEOUT_S)
+    except TimeoutError:
+        raise ResyncError(
+            f"Temporal unreachable at {address}: no answer in {CONNECT_TIMEOUT_S:g} s"
+        ) from None
+    except RuntimeError as exc:  # the SDK's "Failed client connect: ... message: "..." ..."
+        found = re.search(r'message: "([^"]+)"', str(exc))
+        reason = found.group(1) if found else one_line(str(exc))
+        raise ResyncError(f"Temporal unreachable at {address}: {reason}") from None
+
+
+async def run_order_resync(
+    settings: Settings,
+    pair: PairConfig,
+    since: datetime,
+    *,
+    progress: ResyncProgress | None = None,
+    client: Client | None = None,
+    page_size: int = PAGE_SIZE,
+) -> ResyncSummary:
+    """`resync orders` end to end: connect (unless given a client), list, start, close."""
+    if client is None:
+        client = await connect_temporal(settings)
+    store = create_store_port(pair.store, settings)
+    try:
+        return await resync_orders(
+            client, store, pair, since, settings.task_queue, progress=progress, page_size=page_size
+        )
+    finally:
+        await store.aclose()

@@ -1,0 +1,444 @@
+"""Catalog sync: the ERP's product, created or changed, reaches the store once.
+
+Workflow id `catalog:{pair}:{sku}`, started (or signalled, `product_changed`) by ERP
+product webhooks and by `resync catalog`. Each pass: read the ERP product by SKU ->
+check it -> look the store product up by SKU -> update it when a field differs
+(name, description, price, enabled), or create it [remove it again] hidden, publish
+it (enable) when the ERP sells it, and record the link SKU <-> ERP product id.
+
+A new product is created disabled and enabled as a separate, later step, so that a
+shopper never sees a product whose set-up failed half way; when a step after the
+create fails for good, the product this run created is removed again (compensations
+registered before their step, run in reverse, each failure alerted and never hiding
+the original error), a dead letter is recorded, an alert raised, and the run fails.
+
+A change signalled while a pass runs makes one more pass, so the last change always
+lands; a change after the run completed starts a fresh run (the route's `rerun`).
+
+`CatalogEventRouter` (`catalog-event:{erp}:{event key}`) serves ERPs whose webhooks
+name product ids rather than SKUs (Brightpearl): it looks the SKUs up and starts the
+catalog runs. Deterministic code only: activities are called by name on their
+system's queue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from commerce_sync.activities.messages import (
+        AlertInput,
+        DeadLetterInput,
+        LinkInput,
+        ResolveDeadLetters,
+    )
+    from commerce_sync.config.pairs import PairConfig
+    from commerce_sync.domain.models import Product
+    from commerce_sync.workflows import search_attributes as sa
+    from commerce_sync.workflows.catalog_messages import (
+        CatalogAction,
+        CatalogEventInput,
+        CatalogStart,
+        CatalogStarts,
+        CatalogState,
+        CatalogStep,
+        CatalogSyncInput,
+        CatalogSyncStatus,
+        ErpProductIds,
+        ErpProductRef,
+        ProductChanged,
+        StoreProductCreated,
+        StoreProductRef,
+        StoreProductRemoval,
+        StoreProductWrite,
+    )
+
+T = TypeVar("T")
+
+STEP_TIMEOUT = timedelta(seconds=60)
+# Transient failures (timeouts, 5xx, throttling) are retried until they pass.
+STEP_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=5),
+)
+# Compensations are retried a bounded number of times: one that fails for good is
+# reported and the run still ends.
+COMPENSATION_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=8,
+)
+MAX_PASSES = 20
+"""Passes before continue-as-new: a product changed non-stop must not grow the history."""
+
+
+@dataclass
+class Compensation:
+    name: str
+    run: Callable[[], Awaitable[Any]]
+
+
+class InvalidProduct(Exception):
+    """The ERP product cannot go to the store as it is; nothing was written."""
+
+
+def permanent_failure(error: BaseException) -> ApplicationError | None:
+    """The non-retryable application error behind an activity failure, if that is what it was."""
+    cause = error.cause if isinstance(error, ActivityError) else error
+    if isinstance(cause, ApplicationError) and cause.non_retryable:
+        return cause
+    return None
+
+
+def product_problems(product: Product, sku: str) -> list[str]:
+    """Why the ERP product cannot go to the store as it is (empty when it can)."""
+    problems: list[str] = []
+    if product.sku != sku:
+        problems.append(f"sku: the ERP product carries {product.sku!r}, not {sku!r}")
+    if not product.name.strip():
+        problems.append("name: empty")
+    if product.price < 0:
+        problems.append(f"price: negative ({product.price})")
+    return problems
+
+
+def differing_fields(store: Product, erp: Product) -> list[str]:
+    """The synced fields where the store's product differs from the ERP's."""
+    fields: list[str] = []
+    if store.name != erp.name:
+        fields.append("name")
+    if store.description != erp.description:
+        fields.append("description")
+    if store.price != erp.price:
+        fields.append("price")
+    if store.enabled != erp.enabled:
+        fields.append("enabled")
+    return fields
+
+
+@workflow.defn(name="CatalogSync")
+class CatalogSyncWorkflow:
+    @workflow.init
+    def __init__(self, input: CatalogSyncInput) -> None:
+        self._input = input
+        self._status = CatalogSyncStatus(
+            pair=input.pair,
+            sku=input.sku,
+            state=CatalogState.STARTED,
+            erp_product_id=input.erp_product_id,
+        )
+        self._pair: PairConfig | None = None
+        self._changes = 0
+        self._product_id_hint = input.erp_product_id
+        self._compensations: list[Compensation] = []
+
+    # ---- messages ------------------------------------------------------------------
+
+    @workflow.query(name="status")
+    def status(self) -> CatalogSyncStatus:
+        return self._status
+
+    @workflow.signal(name="product_changed")
+    def product_changed(self, change: ProductChanged | None = None) -> None:
+        self._changes += 1
+        if change is not None and change.erp_product_id:
+            self._product_id_hint = change.erp_product_id
+
+    # ---- the run -------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, input: CatalogSyncInput) -> CatalogSyncStatus:
+        workflow.upsert_search_attributes([sa.INTEGRATION_PAIR.value_set(input.pair)])
+        self._set_state(CatalogState.SYNCING)
+        self._pair = await self._act("config.pair", input.pair, PairConfig, queue=None)
+        while True:
+            self._changes = 0
+            self._status.passes += 1
+            try:
+                state = await self._sync_once()
+            except InvalidProduct as problem:
+                return await self._end_failed(
+                    "invalid_product", str(problem), CatalogState.DEAD_LETTERED
+                )
+            except ActivityError as error:
+                failure = permanent_failure(error)
+                if failure is None:
+                    raise
+                return await self._end_failed(
+                    failure.type or "failed", str(failure), CatalogState.FAILED
+                )
+            if self._changes == 0:
+                if state == CatalogState.SYNCED:  # an earlier failed run's letters are done
+                    await self._act(
+                        "db.resolve_dead_letters",
+                        ResolveDeadLetters(
+                            business_key=workflow.info().workflow_id, note="product synced"
+                        ),
+                        int,
+                        queue=None,
+                    )
+                return self._end(state)
+            if self._status.passes >= MAX_PASSES:
+                workflow.continue_as_new(
+                    CatalogSyncInput(
+                        pair=input.pair,
+                        sku=input.sku,
+                        erp_product_id=self._product_id_hint,
+                        trigger="continued",
+                    )
+                )
+
+    async def _sync_once(self) -> CatalogState:
+        """One pass: the store ends up with the ERP product as it is now."""
+        pair, sku = self._pair_config, self._input.sku
+        product = await self._act(
+            "erp.get_product",
+            ErpProductRef(pair=pair.id, sku=sku, erp_product_id=self._product_id_hint),
+            Product | None,  # type: ignore[arg-type]
+            queue=self._erp,
+        )
+        if product is None:
+            self._step("read ERP product", f"{pair.erp} has no product {sku}", "skipped")
+            return CatalogState.SKIPPED
+        if product.origin is not None:
+            self._status.erp_product_id = self._product_id_hint = product.origin.external_id
+        self._step("read ERP product", f"{product.name}, {product.price} {product.currency}")
+        problems = product_problems(product, sku)
+        if problems:
+            raise InvalidProduct("; ".join(problems))
+
+        existing = await self._act(
+            "store.find_product",
+            StoreProductRef(pair=pair.id, sku=sku),
+            Product | None,  # type: ignore[arg-type]
+            queue=self._store,
+        )
+        if existing is None:
+            created = await self._create(product)
+            if not created.created:  # it appeared since the look-up: bring it up to date
+                await self._write(product, created.product_id, "all fields")
+        else:
+            store_id = existing.origin.external_id if existing.origin is not None else ""
+            self._status.store_product_id = store_id
+            fields = differing_fields(existing, product)
+            if fields:
+                await self._write(product, store_id, ", ".join(fields))
+            else:
+                self._status.action = self._status.action or CatalogAction.UNCHANGED
+                self._step("update store product", f"{store_id} unchanged")
+
+        await self._act(
+            "db.record_link",
+            LinkInput(
+                pair=pair.id, kind="product", store_id=sku, erp_id=self._status.erp_product_id
+            ),
+            int,
+            queue=None,
+        )
+        self._step("record link", f"{sku} <-> {pair.erp} {self._status.erp_product_id}")
+        self._compensations.clear()  # the pass is complete: nothing left to undo
+        return CatalogState.SYNCED
+
+    async def _create(self, product: Product) -> StoreProductCreated:
+        """Create the product hidden, then publish it (enable) when the ERP sells it."""
+        pair = self._pair_config
+        # Registered before the step: a create whose answer was lost is still undone.
+        self._register(
+            "remove the store product this run created",
+            lambda: self._act(
+                "store.delete_product",
+                StoreProductRemoval(
+                    pair=pair.id, sku=product.sku, product_id=self._status.store_product_id
+                ),
+                bool,
+                queue=self._store,
+                compensation=True,
+            ),
+        )
+        created = await self._act(
+            "store.create_product",
+            StoreProductWrite(pair=pair.id, product=product.model_copy(update={"enabled": False})),
+            StoreProductCreated,
+            queue=self._store,
+        )
+        self._status.store_product_id = created.product_id
+        if not created.created:
+            self._compensations.pop()  # someone else's product: never ours to remove
+            self._step("create store product", f"{created.product_id} exists already")
+            return created
+        self._status.created_by_this_run = True
+        self._status.action = CatalogAction.CREATED
+        self._step("create store product", f"created {created.product_id}, hidden")
+        if product.enabled:
+            await self._act(
+                "store.update_product",
+                StoreProductWrite(pair=pair.id, product=product, product_id=created.product_id),
+                type(None),
+                queue=self._store,
+            )
+            self._step("publish", f"{created.product_id} enabled")
+        return created
+
+    async def _write(self, product: Product, store_id: str, what: str) -> None:
+        await self._act(
+            "store.update_product",
+            StoreProductWrite(pair=self._pair_config.id, product=product, product_id=store_id),
+            type(None),
+            queue=self._store,
+        )
+        if self._status.action != CatalogAction.CREATED:
+            self._status.action = CatalogAction.UPDATED
+        self._step("update store product", f"{store_id}: {what}")
+
+    # ---- failure and compensation --------------------------------------------------
+
+    def _register(self, name: str, run: Callable[[], Awaitable[Any]]) -> None:
+        self._compensations.append(Compensation(name, run))
+
+    async def _compensate(self) -> None:
+        """Undo in reverse; a compensation that fails for good is alerted, the rest still run."""
+        if not self._compensations:
+            return
+        self._set_state(CatalogState.COMPENSATING)
+        for compensation in reversed(self._compensations):
+            try:
+                await compensation.run()
+                self._status.compensations.append(self._record(compensation.name, "ok"))
+            except ActivityError as error:
+                detail = str(error.cause or error)
+                self._status.compensations.append(self._record(compensation.name, "failed", detail))
+                await self._alert(
+                    "compensation_failed",
+                    f"could not {compensation.name} for {self._input.sku}: {detail}",
+                )
+        self._compensations.clear()
+
+    async def _end_failed(self, reason: str, error: str, state: CatalogState) -> CatalogSyncStatus:
+        self._status.error = error
+        self._step(reason, error, "failed")
+        await self._compensate()
+        await self._act(
+            "db.record_dead_letter",
+            DeadLetterInput(
+                pair=self._input.pair,
+                process="catalog",
+                business_key=workflow.info().workflow_id,
+                reason=reason,
+                error=error,
+                payload={
+                    "pair": self._input.pair,
+                    "sku": self._input.sku,
+                    "erp_product_id": self._status.erp_product_id,
+                },
+                attempts=workflow.info().attempt,
+            ),
+            int,
+            queue=None,
+        )
+        await self._alert("catalog_failed", f"product {self._input.sku} ({reason}): {error}")
+        self._set_state(state)
+        raise ApplicationError(
+            f"product {self._input.sku} {reason}: {error}", type=reason, non_retryable=True
+        )
+
+    # ---- helpers -------------------------------------------------------------------
+
+    @property
+    def _pair_config(self) -> PairConfig:
+        assert self._pair is not None
+        return self._pair
+
+    @property
+    def _store(self) -> str:
+        return self._pair_config.store
+
+    @property
+    def _erp(self) -> str:
+        return self._pair_config.erp
+
+    async def _act(
+        self,
+        name: str,
+        arg: Any,
+        result_type: type[T],
+        *,
+        queue: str | None,
+        compensation: bool = False,
+    ) -> T:
+        result: T = await workflow.execute_activity(
+            name,
+            arg,
+            result_type=result_type,
+            task_queue=queue or workflow.info().task_queue,
+            start_to_close_timeout=STEP_TIMEOUT,
+            retry_policy=COMPENSATION_RETRY if compensation else STEP_RETRY,
+        )
+        return result
+
+    async def _alert(self, kind: str, message: str) -> None:
+        await self._act(
+            "ops.alert",
+            AlertInput(kind=kind, key=workflow.info().workflow_id, message=message),
+            bool,
+            queue=None,
+        )
+
+    def _record(self, name: str, outcome: str, detail: str = "") -> CatalogStep:
+        return CatalogStep(name=name, at=workflow.now(), outcome=outcome, detail=detail)
+
+    def _step(self, name: str, detail: str = "", outcome: str = "ok") -> None:
+        self._status.steps.append(self._record(name, outcome, detail))
+
+    def _set_state(self, state: CatalogState) -> None:
+        self._status.state = state
+        workflow.upsert_search_attributes([sa.SYNC_STATE.value_set(state.value)])
+
+    def _end(self, state: CatalogState) -> CatalogSyncStatus:
+        self._set_state(state)
+        return self._status
+
+
+@workflow.defn(name="CatalogEventRouter")
+class CatalogEventRouterWorkflow:
+    """An ERP webhook named product ids: find their SKUs and start their catalog runs."""
+
+    @workflow.run
+    async def run(self, event: CatalogEventInput) -> list[str]:
+        starts: list[CatalogStart] = []
+        for pair in event.pairs:
+            skus: dict[str, str] = await workflow.execute_activity(
+                "erp.product_skus",
+                ErpProductIds(pair=pair, product_ids=event.product_ids),
+                result_type=dict[str, str],
+                task_queue=event.erp,
+                start_to_close_timeout=STEP_TIMEOUT,
+                retry_policy=STEP_RETRY,
+            )
+            starts += [
+                CatalogStart(
+                    pair=pair,
+                    sku=sku,
+                    erp_product_id=product_id,
+                    erp_event_id=workflow.info().workflow_id,
+                )
+                for product_id, sku in sorted(skus.items())
+            ]
+        if not starts:
+            return []
+        started: list[str] = await workflow.execute_activity(
+            "catalog.start_runs",
+            CatalogStarts(starts=starts),
+            result_type=list[str],
+            start_to_close_timeout=STEP_TIMEOUT,
+            retry_policy=STEP_RETRY,
+        )
+        return started

@@ -1,0 +1,141 @@
+"""Record the catalog sync histories that tests/unit/test_replay.py replays.
+
+Self-contained: it starts its own Temporal dev server, sandboxes, API and worker on
+free ports (the catalog tests' stack), so it needs nothing running:
+
+    .venv/bin/python tests/histories/record_catalog.py
+
+Per pair it drives a product created in the ERP (`created`), then changed
+(`updated`), and one whose publish the store refuses for good (`compensated`: the
+created product removed, a dead letter, the run failed), and writes each run's history
+as `tests/histories/CatalogSync-<pair>-<scenario>.json`, plus the Brightpearl router's
+as `CatalogEventRouter-brightpearl.json`. Re-record after a deliberate, patched change
+to the workflows; keep the old files, so that runs started before the change are still
+shown to replay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import httpx
+from temporalio.client import WorkflowExecutionStatus
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+HERE = Path(__file__).parent
+sys.path[:0] = [
+    str(HERE.parent / "integration" / "orders"),
+    str(HERE.parent / "integration" / "catalog"),
+]
+
+from catalog_views import erp_change, erp_create, new_sku, publish_fault, wait_run  # noqa: E402
+from order_stack import (  # noqa: E402
+    PAIRS,
+    RunningWorker,
+    Stack,
+    point_webhooks,
+    stack_settings,
+)
+
+from commerce_sync.api.app import create_app  # noqa: E402
+from commerce_sync.api.routing import catalog_workflow_id  # noqa: E402
+from commerce_sync.config.settings import Settings  # noqa: E402
+from commerce_sync.systems.sandbox_server import (  # noqa: E402
+    SANDBOX_SYSTEMS,
+    BackgroundServer,
+    create_sandbox_app,
+)
+from commerce_sync.workflows import search_attributes  # noqa: E402
+
+COMPLETED = WorkflowExecutionStatus.COMPLETED
+FAILED = WorkflowExecutionStatus.FAILED
+
+
+async def save(stack: Stack, workflow_id: str, name: str) -> None:
+    history = await stack.client.get_workflow_handle(workflow_id).fetch_history()
+    (HERE / f"{name}.json").write_text(json.dumps(history.to_json_dict(), indent=1) + "\n")
+    print(f"recorded {workflow_id} -> {name}.json ({len(history.events)} events)")
+
+
+async def router_of(stack: Stack, catalog_id: str) -> str:
+    """The id of the Brightpearl router run that started this catalog run."""
+    for _ in range(50):  # visibility is eventually consistent
+        async for execution in stack.client.list_workflows("WorkflowType = 'CatalogEventRouter'"):
+            handle = stack.client.get_workflow_handle(execution.id)
+            if execution.status == COMPLETED and catalog_id in await handle.result():
+                return execution.id
+        await asyncio.sleep(0.2)
+    raise SystemExit(f"no completed router run started {catalog_id}")
+
+
+async def record(stack: Stack) -> None:
+    for pair, (store, erp) in PAIRS.items():
+        sku = new_sku()
+        await erp_create(
+            stack, erp, sku, name="Replay Lamp", description="Recorded.", price="19.00"
+        )
+        first = await wait_run(stack, pair, sku, "synced", COMPLETED)
+        await save(stack, catalog_workflow_id(pair, sku), f"CatalogSync-{pair}-created")
+        if erp == "brightpearl":
+            router = await router_of(stack, catalog_workflow_id(pair, sku))
+            await save(stack, router, "CatalogEventRouter-brightpearl")
+
+        await erp_change(stack, erp, sku, name="Replay Lamp, brass", price="21.00")
+        await wait_run(stack, pair, sku, "synced", COMPLETED, after_run=first.run_id)
+        await save(stack, catalog_workflow_id(pair, sku), f"CatalogSync-{pair}-updated")
+
+        broken = new_sku()
+        (
+            await stack.sandbox.post(f"/{store}/_sandbox/faults", json=publish_fault(store))
+        ).raise_for_status()
+        await erp_create(stack, erp, broken, name="Replay Stool", description="", price="9.00")
+        await wait_run(stack, pair, broken, "failed", FAILED)
+        (await stack.sandbox.delete(f"/{store}/_sandbox/faults")).raise_for_status()
+        await save(stack, catalog_workflow_id(pair, broken), f"CatalogSync-{pair}-compensated")
+
+
+async def main() -> None:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=shutil.which("temporal")
+        or str(Path(sys.executable).parent / "temporal"),
+        search_attributes=list(search_attributes.ALL_KEYS),
+        data_converter=pydantic_data_converter,
+        ui=False,
+        dev_server_log_level="error",
+    )
+    try:
+        with (
+            tempfile.TemporaryDirectory() as tmp,
+            BackgroundServer(create_sandbox_app(Settings(_env_file=None))) as sandbox,
+        ):
+            target = env.client.service_client.config.target_host
+            settings = stack_settings(sandbox.url, f"sqlite:///{tmp}/cs.db", Path(tmp), target)
+            api = BackgroundServer(create_app(settings)).start()
+            worker = RunningWorker(env.client, settings)
+            try:
+                async with (
+                    httpx.AsyncClient(base_url=sandbox.url, timeout=10.0) as control,
+                    httpx.AsyncClient(timeout=15.0) as http,
+                ):
+                    for system in SANDBOX_SYSTEMS:
+                        (await control.post(f"/{system}/_sandbox/reset")).raise_for_status()
+                    await point_webhooks(control, settings, api.url)
+                    stack = Stack(
+                        settings, api.url, env.client, control, http, settings.database_url or ""
+                    )
+                    await record(stack)
+            finally:
+                await worker.close()
+                api.stop()
+    finally:
+        await env.shutdown()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

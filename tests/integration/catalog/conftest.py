@@ -1,0 +1,42 @@
+"""Fixtures of the catalog sync tests: the whole stack (real Temporal dev server, a worker,
+the API as a real HTTP server, sandboxes delivering webhooks to it), built from the
+order tests' helpers (`tests/integration/orders/order_stack.py`), which this folder
+puts on `sys.path` without touching them."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from temporalio.client import Client
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "orders"))
+
+from order_stack import RunningWorker, Stack, point_webhooks, stack_settings
+
+from commerce_sync.api.app import create_app
+from commerce_sync.systems.sandbox_server import BackgroundServer
+
+
+@pytest.fixture
+async def stack(
+    temporal_client: Client,
+    sandbox_url: str,
+    sandboxes: httpx.AsyncClient,
+    tmp_path: Path,
+) -> AsyncIterator[Stack]:
+    database_url = f"sqlite:///{tmp_path / 'commerce-sync.db'}"
+    target = temporal_client.service_client.config.target_host
+    settings = stack_settings(sandbox_url, database_url, tmp_path, target)
+    api = BackgroundServer(create_app(settings)).start()
+    worker = RunningWorker(temporal_client, settings)
+    await point_webhooks(sandboxes, settings, api.url)
+    try:
+        async with httpx.AsyncClient(timeout=15.0) as http:
+            yield Stack(settings, api.url, temporal_client, sandboxes, http, database_url)
+    finally:
+        await worker.close()
+        api.stop()

@@ -1,0 +1,285 @@
+"""Inventory push end to end, both pairs: an ERP stock change reaches the store as
+sellable stock (available - safety stock), pushed as absolute quantities."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import pytest
+from bulk import add_in_brightpearl, bulk_skus, create_in_erp, create_in_store, receive_in_acumatica
+from inventory_stack import BATCH_SIZE, PAIRS, InventoryStack, erp_stock_reads, stock_writes
+from order_stack import eventually, point_webhooks
+
+from commerce_sync.systems.kentico.client import KenticoClient
+from commerce_sync.systems.xcart.client import XCartClient
+from commerce_sync.workflows.inventory_messages import PushProgress
+
+
+@pytest.mark.parametrize("pair", list(PAIRS))
+async def test_a_stock_change_in_the_erp_reaches_the_store(
+    inventory: InventoryStack, pair: str
+) -> None:
+    store, erp = PAIRS[pair]
+    before = await inventory.store_stocks(pair)
+    await inventory.set_erp_stock(pair, "WIDGET-3", 37)
+    expected = inventory.sellable(pair, 37)
+
+    async def landed() -> bool:
+        return await inventory.store_stock(pair, "WIDGET-3") == expected
+
+    await eventually(landed, what=f"WIDGET-3 at {expected} in {store}")
+    status = await inventory.wait_status(pair, "the push idle", lambda s: s.state == "idle")
+    assert status.totals.written == 1 and status.totals.rejected == 0
+    assert status.last_cycle is not None and status.last_cycle.skus == 1
+    # Only that SKU moved in the store; one read of the ERP, one write to the store.
+    after = await inventory.store_stocks(pair)
+    assert {sku: qty for sku, qty in after.items() if before.get(sku) != qty} == {
+        "WIDGET-3": expected
+    }
+    assert len(erp_stock_reads(erp, await inventory.calls(erp))) == 1
+    assert len(stock_writes(store, await inventory.calls(store))) == 1
+
+
+# ---- a thousand SKUs at once -------------------------------------------------------------
+
+
+def _not_auth(call: dict[str, object]) -> bool:
+    return not str(call["path"]).startswith(("/identity/", "/entity/auth/"))
+
+
+@pytest.mark.parametrize("pair", list(PAIRS))
+async def test_a_thousand_skus_changed_at_once_take_one_erp_read_per_batch(
+    inventory: InventoryStack, pair: str
+) -> None:
+    store, erp = PAIRS[pair]
+    settings = inventory.stack.settings
+    skus = bulk_skus(1000)
+    # Made with the ERP's webhooks held: a thousand product events are catalog sync's.
+    await inventory.hold_webhooks(erp)
+    await create_in_erp(inventory, pair, skus, on_hand=10)
+    # The store already shows the right figure for most: a full push only fixes drift.
+    await create_in_store(settings, store, skus, amount=inventory.sellable(pair, 10))
+    everything = len(skus) + 10  # and the seed catalog
+
+    # The full reconciliation (what runs nightly): every ERP SKU, read a batch at a time.
+    await inventory.forget_calls(erp)
+    response = await inventory.http.post(
+        f"{inventory.stack.api}/inventory/{pair}/push", headers=inventory.headers()
+    )
+    assert response.status_code == 202, response.text
+    assert response.json()["mode"] == "all" and response.json()["skus"] is None
+    full = await inventory.wait_request(pair, response.json()["request_id"], timeout_s=240)
+    assert (full.phase, full.total, full.done) == ("done", everything, everything)
+    assert (full.counts.read, full.counts.rejected, full.counts.not_in_erp) == (everything, 0, 0)
+    if store == "kentico":  # it compares before it writes: only the seed SKUs drifted
+        assert (full.counts.written, full.counts.unchanged) == (10, len(skus))
+    else:  # one update-many per batch writes the whole batch
+        assert full.counts.written == everything
+    calls = [call for call in await inventory.calls(erp) if _not_auth(call)]
+    reads = erp_stock_reads(erp, calls)
+    listing_pages = 1 if erp == "acumatica" else math.ceil(everything / 500)
+    # One read per batch, plus the listing of every SKU (Acumatica: one inquiry for all).
+    assert len(calls) == math.ceil(everything / BATCH_SIZE) + listing_pages, calls
+    assert len(reads) >= math.ceil(everything / BATCH_SIZE)
+    stocks = await inventory.store_stocks(pair)
+    assert {stocks[sku] for sku in skus} == {inventory.sellable(pair, 10)}
+
+    # Now all thousand change at once: one stock correction / one released receipt.
+    await point_webhooks(inventory.sandbox, settings, inventory.stack.api)
+    if erp == "brightpearl":
+        state = await inventory.stack.state_of("brightpearl")
+        wanted = set(skus)
+        ids = [int(i) for i, p in state["products"].items() if p["identity"]["sku"] in wanted]
+        assert len(ids) == len(skus)
+        await add_in_brightpearl(settings, ids, 5)
+    else:
+        await receive_in_acumatica(settings, skus, 5, "bulk count")
+    changed_at = time.time()
+    expected = inventory.sellable(pair, 15)
+
+    async def all_landed() -> bool:
+        stocks = await inventory.store_stocks(pair)
+        return all(stocks[sku] == expected for sku in skus)
+
+    await eventually(all_landed, 240.0, f"a thousand SKUs at {expected} in {store}")
+    await inventory.wait_status(pair, "the push idle", lambda s: s.state == "idle")
+    pushed = [c for c in await inventory.calls(erp) if c["time"] >= changed_at and _not_auth(c)]
+    assert pushed == erp_stock_reads(erp, pushed)  # nothing but availability reads
+    assert len(pushed) <= math.ceil(len(skus) / BATCH_SIZE), pushed
+    # Seed SKUs did not change, so they were not pushed.
+    stocks = await inventory.store_stocks(pair)
+    assert stocks["WIDGET-1"] == inventory.sellable(pair, 100)
+
+
+# ---- a SKU the store refuses -------------------------------------------------------------
+
+
+async def remove_from_store(inventory: InventoryStack, store: str, sku: str) -> None:
+    """The store stops selling the SKU (deleted through its own API); the ERP keeps it."""
+    settings = inventory.stack.settings
+    state = await inventory.stack.state_of(store)
+    if store == "kentico":
+        rows = [row for row in state["ecommerce.sku"] if row["SKUNumber"] == sku]
+        async with KenticoClient(settings.kentico) as kentico:
+            await kentico.delete_product(rows[0]["SKUID"])
+    else:
+        found = [p for p in state["products"] if p["sku"] == sku]
+        async with XCartClient(settings.xcart) as xcart:
+            assert await xcart.delete_product(found[0]["product_id"])
+    assert sku not in await inventory.store_stocks_of(store)
+
+
+@pytest.mark.parametrize("pair", list(PAIRS))
+async def test_a_sku_the_store_refuses_is_a_dead_letter_and_the_others_land(
+    inventory: InventoryStack, pair: str
+) -> None:
+    store, erp = PAIRS[pair]
+    await remove_from_store(inventory, store, "WIDGET-5")
+    skus = ["WIDGET-4", "WIDGET-5", "WIDGET-6"]
+
+    async def push() -> PushProgress:
+        response = await inventory.http.post(
+            f"{inventory.stack.api}/inventory/{pair}/push",
+            json={"skus": skus},
+            headers=inventory.headers(),
+        )
+        assert response.status_code == 202, response.text
+        assert response.json()["skus"] == len(skus)
+        return await inventory.wait_request(pair, response.json()["request_id"])
+
+    done = await push()
+    assert (done.phase, done.total, done.counts.read) == ("done", 3, 3)
+    assert (done.counts.written, done.counts.rejected) == (2, 1)
+    stocks = await inventory.store_stocks(pair)
+    assert stocks["WIDGET-4"] == stocks["WIDGET-6"] == inventory.sellable(pair, 100)
+    assert "WIDGET-5" not in stocks
+
+    letters = inventory.dead_letters(pair)
+    assert len(letters) == 1
+    letter = letters[0]
+    assert (letter.process, letter.reason, letter.status) == ("inventory", "store_rejected", "open")
+    assert letter.business_key == f"inventory:{pair}"
+    assert letter.payload == {
+        "pair": pair,
+        "store": store,
+        "sku": "WIDGET-5",
+        "quantity": inventory.sellable(pair, 100),
+    }
+    assert "WIDGET-5" in letter.error or "unknown SKU" in letter.error
+
+    # Refused again: the open letter counts another attempt; no second letter.
+    again = await push()
+    assert (again.counts.rejected, again.counts.written + again.counts.unchanged) == (1, 2)
+    letters = inventory.dead_letters(pair)
+    assert [(each.id, each.attempts) for each in letters] == [(letter.id, 2)]
+    # The ERP was only read (Acumatica's inquiries are PUTs that change nothing).
+    calls = [c for c in await inventory.calls(erp) if _not_auth(c)]
+    assert [c for c in calls if c["method"] != "GET" and not erp_stock_reads(erp, [c])] == []
+
+
+# ---- a failed ERP read ------------------------------------------------------------------
+
+READ_FAILS = {
+    "brightpearl": {"match": "GET */warehouse-service/product-availability/*", "status": 500},
+    "acumatica": {"match": "PUT */InventoryQuantityAvailable*", "status": 500},
+}
+
+
+@pytest.mark.parametrize("pair", list(PAIRS))
+async def test_a_failed_erp_read_pushes_nothing_until_a_read_works(
+    inventory: InventoryStack, pair: str
+) -> None:
+    store, erp = PAIRS[pair]
+    await inventory.fault(erp, {**READ_FAILS[erp], "message": "warehouse service down"})
+    await inventory.forget_calls(store)
+    await inventory.set_erp_stock(pair, "WIDGET-7", 40)
+
+    status = await inventory.wait_status(
+        pair,
+        "the read given up and the SKU waiting for a retry",
+        lambda s: s.totals.read_failed >= 1 and s.retrying >= 1,
+    )
+    assert status.totals.written == status.totals.unchanged == 0
+    assert "warehouse service down" in status.last_error
+    assert await inventory.fault_hits(erp) >= 2  # `inventory.attempts` tries
+    # Nothing reached the store: not a zero, not a guess.
+    assert stock_writes(store, await inventory.calls(store)) == []
+    assert await inventory.store_stock(pair, "WIDGET-7") == 100
+
+    # The ERP answers again: the retry pushes the SKU.
+    await inventory.clear_faults(erp)
+    expected = inventory.sellable(pair, 40)
+
+    async def landed() -> bool:
+        return await inventory.store_stock(pair, "WIDGET-7") == expected
+
+    await eventually(landed, what=f"WIDGET-7 at {expected} after the retry")
+    assert len(stock_writes(store, await inventory.calls(store))) == 1
+
+
+# ---- the oversell race -------------------------------------------------------------------
+
+# The store's stock write is held up for a few seconds: the window between the ERP read
+# and the write stays open long enough to place an order in it.
+SLOW_STOCK_WRITE = {
+    "kentico": {"match": "PUT /rest/ecommerce.sku/*", "delay_s": 4, "count": 1},
+    "xcart": {"match": "PUT /admin.php?*_path=product", "delay_s": 4, "count": 1},
+}
+
+
+async def approve(inventory: InventoryStack, pair: str, order_id: str) -> None:
+    response = await inventory.http.post(
+        f"{inventory.stack.api}/orders/{pair}/{order_id}/approval",
+        json={"approved": True, "by": "ops"},
+        headers=inventory.headers(),
+    )
+    assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize("pair", list(PAIRS))
+async def test_store_orders_not_yet_in_the_erp_are_held_back_even_mid_push(
+    inventory: InventoryStack, pair: str
+) -> None:
+    store = PAIRS[pair][0]
+    stack = inventory.stack
+    # A shopper ordered 3 before the push; the order waits for approval, not in the ERP.
+    early = await stack.place_order(store, lines=[{"sku": "WIDGET-2", "quantity": 3}])
+    await stack.wait_state(pair, early, "awaiting_approval")
+
+    await inventory.fault(store, SLOW_STOCK_WRITE[store])
+    await inventory.set_erp_stock(pair, "WIDGET-2", 40)
+    # The ERP has been read (40) and the write is on its way: another shopper orders 5.
+    await eventually(lambda: inventory.fault_hits(store), what="the stock write in flight")
+    late = await stack.place_order(store, lines=[{"sku": "WIDGET-2", "quantity": 5}])
+    await stack.wait_state(pair, late, "awaiting_approval")
+
+    status = await inventory.wait_status(
+        pair,
+        "the push cycle written and verified",
+        lambda s: s.state == "idle" and s.cycles >= 1 and s.pending == 0,
+    )
+    # The ERP can sell 40 less safety stock; 8 of that are the two orders' (not in it yet).
+    held_back = inventory.sellable(pair, 40, held=3 + 5)
+    assert await inventory.store_stock(pair, "WIDGET-2") == held_back
+    assert status.reserved == {"WIDGET-2": 8}
+    assert status.reserved_orders == sorted([early, late])
+    assert status.last_cycle is not None and status.last_cycle.counts.corrected == 1
+    assert (await inventory.erp_available(pair))["WIDGET-2"] == 40
+
+    # Both orders are approved and reach the ERP, which now holds their 8 itself.
+    await approve(inventory, pair, early)
+    await approve(inventory, pair, late)
+    for order_id in (early, late):
+        await stack.wait_state(pair, order_id, "awaiting_shipment")
+    settled = await inventory.wait_status(
+        pair,
+        "no order held back any more",
+        lambda s: s.state == "idle" and not s.reserved and s.pending == 0,
+    )
+    assert settled.reserved_orders == []
+    assert (await inventory.erp_available(pair))["WIDGET-2"] == 32
+    # Never more than the ERP can sell: the same figure, now from the ERP's own count.
+    assert (
+        await inventory.store_stock(pair, "WIDGET-2") == held_back == inventory.sellable(pair, 32)
+    )

@@ -1,0 +1,146 @@
+"""The Temporal Schedules behind the incremental and nightly pushes, and the run's
+continue-as-new, against the real dev server."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+from inventory_stack import PAIRS, InventoryStack, erp_stock_reads
+from temporalio.client import Client, ScheduleActionStartWorkflow
+from temporalio.service import RPCError
+
+from commerce_sync.config.pairs import load_pairs
+from commerce_sync.inventory_control import ensure_schedules, schedule_ids
+from commerce_sync.workflows.inventory_messages import InventoryStatus, PushMode
+
+
+@pytest.fixture
+async def schedules(inventory: InventoryStack) -> AsyncIterator[list[str]]:
+    """The stack's pairs' schedules, ensured as the worker does at start-up, then deleted
+    (schedules outlive a test on the session's dev server)."""
+    pairs = load_pairs(inventory.stack.settings.pairs_file)
+    created: list[str] = []
+    try:
+        created = await ensure_schedules(
+            inventory.client, pairs.values(), inventory.stack.settings.task_queue
+        )
+        yield created
+    finally:
+        await _delete(inventory.client, [i for pair in PAIRS for i in schedule_ids(pair)])
+
+
+async def _delete(client: Client, ids: list[str]) -> None:
+    for schedule_id in ids:
+        try:
+            await client.get_schedule_handle(schedule_id).delete()
+        except RPCError:
+            pass
+
+
+def _schedule_requests(status: InventoryStatus, mode: PushMode) -> list[str]:
+    return [
+        r.request_id
+        for r in status.recent
+        if r.requested_by == "schedule" and r.mode == mode and r.phase == "done"
+    ]
+
+
+async def test_schedules_are_ensured_twice_without_harm(
+    inventory: InventoryStack, schedules: list[str]
+) -> None:
+    settings = inventory.stack.settings
+    pairs = load_pairs(settings.pairs_file)
+    again = await ensure_schedules(inventory.client, pairs.values(), settings.task_queue)
+    assert again == schedules == [i for pair in pairs for i in schedule_ids(pair)]
+    for pair_id, pair in pairs.items():
+        incremental, full = schedule_ids(pair_id)
+        described = await inventory.client.get_schedule_handle(incremental).describe()
+        spec = described.schedule.spec
+        assert [interval.every for interval in spec.intervals] == [timedelta(minutes=5)]
+        action = described.schedule.action
+        assert isinstance(action, ScheduleActionStartWorkflow)
+        assert (action.workflow, action.task_queue) == (
+            "InventoryScheduleTick",
+            settings.task_queue,
+        )
+        nightly = (await inventory.client.get_schedule_handle(full).describe()).schedule.spec
+        calendar = nightly.calendars[0]
+        hour = pair.inventory.nightly_full_at_hour_utc
+        assert [(r.start, r.end) for r in calendar.hour] == [(hour, hour)]
+        assert [(r.start, r.end) for r in calendar.minute] == [(0, 0)]
+
+
+@pytest.mark.parametrize("pair", list(PAIRS))
+async def test_a_schedule_tick_pushes_from_the_cursor(
+    inventory: InventoryStack, schedules: list[str], pair: str
+) -> None:
+    store, erp = PAIRS[pair]
+    incremental, _ = schedule_ids(pair)
+    await inventory.hold_webhooks(erp)  # what changes now, only the schedule finds
+    await inventory.set_erp_stock(pair, "WIDGET-8", 55)
+
+    # The first tick has no cursor yet: it reads every SKU and sets the cursor.
+    await inventory.client.get_schedule_handle(incremental).trigger()
+    first = await inventory.wait_status(
+        pair, "the first tick done", lambda s: len(_schedule_requests(s, PushMode.INCREMENTAL)) == 1
+    )
+    assert first.recent[0].total == 10 and first.cursor is not None
+    assert await inventory.store_stock(pair, "WIDGET-8") == inventory.sellable(pair, 55)
+
+    # Then only what changed after the cursor: one SKU, one listing and one read.
+    await inventory.set_erp_stock(pair, "WIDGET-9", 21)
+    await inventory.forget_calls(erp)
+    await inventory.client.get_schedule_handle(incremental).trigger()
+    second = await inventory.wait_status(
+        pair,
+        "the second tick done",
+        lambda s: len(_schedule_requests(s, PushMode.INCREMENTAL)) == 2,
+    )
+    latest = second.recent[0]
+    assert (latest.total, latest.counts.written) == (1, 1)
+    assert second.cursor is not None and first.cursor is not None
+    assert second.cursor > first.cursor
+    assert await inventory.store_stock(pair, "WIDGET-9") == inventory.sellable(pair, 21)
+    calls = [c for c in await inventory.calls(erp) if not c["path"].startswith("/identity/")]
+    listing = 1  # product-search / one delta inquiry
+    assert len(calls) == listing + 1, calls
+    assert len(erp_stock_reads(erp, calls)) >= 1
+
+
+@pytest.mark.parametrize("inventory", [{"cycles_per_run": 2}], indirect=True)
+async def test_the_run_continues_as_new_carrying_its_state(inventory: InventoryStack) -> None:
+    pair, (store, _) = "kentico-brightpearl", PAIRS["kentico-brightpearl"]
+    stack = inventory.stack
+    held = await stack.place_order(store, lines=[{"sku": "WIDGET-4", "quantity": 2}])
+    await stack.wait_state(pair, held, "awaiting_approval")
+    request_ids = []
+    for skus in (["WIDGET-4"], ["WIDGET-5"], ["WIDGET-6"]):
+        response = await inventory.http.post(
+            f"{stack.api}/inventory/{pair}/push", json={"skus": skus}, headers=inventory.headers()
+        )
+        assert response.status_code == 202, response.text
+        request_ids.append(response.json()["request_id"])
+        await inventory.wait_request(pair, request_ids[-1])
+    handle = inventory.client.get_workflow_handle(f"inventory:{pair}")
+    status = await inventory.wait_status(pair, "a second run", lambda s: s.run >= 1)
+    # Two cycles per run: the third push ran in the run that continued the first.
+    assert status.cycles == 3 and status.run == 1
+    assert [r.request_id for r in status.recent] == list(reversed(request_ids))
+    assert status.reserved == {"WIDGET-4": 2} and status.reserved_orders == [held]
+    assert status.totals.written == 3
+    assert await inventory.store_stock(pair, "WIDGET-4") == inventory.sellable(pair, 100, held=2)
+    first_run = (await handle.describe()).run_id
+    history = await inventory.client.get_workflow_handle(
+        f"inventory:{pair}", run_id=status_first_run_id(await handle.fetch_history())
+    ).fetch_history()
+    assert history.events[-1].HasField("workflow_execution_continued_as_new_event_attributes")
+    assert first_run != history.run_id
+
+
+def status_first_run_id(history: object) -> str:
+    """The run that the latest run continued from (its first event says which)."""
+    first = history.events[0]  # type: ignore[attr-defined]
+    attributes = first.workflow_execution_started_event_attributes
+    return str(attributes.continued_execution_run_id)
