@@ -6,7 +6,7 @@ import asyncio
 import logging
 import os
 import sys
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from pydantic import ValidationError
@@ -14,6 +14,11 @@ from rich.console import Console
 
 from commerce_sync.config.pairs import PairsConfigError, load_pairs
 from commerce_sync.config.settings import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from commerce_sync.store.models import DeadLetter
 
 app = typer.Typer(
     name="commerce-sync",
@@ -362,7 +367,250 @@ def resync_catalog(
     leave(0)
 
 
+@resync_app.command("inventory")
+def resync_inventory(
+    pair: Annotated[
+        str | None, typer.Option(help="Integration pair id, e.g. kentico-brightpearl (required)")
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            help="ISO-8601 time, e.g. 2026-11-22T10:00:00Z (UTC when no offset is given): "
+            "only SKUs whose stock changed in the ERP since then. Default: every SKU."
+        ),
+    ] = None,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=1.0, help="Seconds to follow the push")
+    ] = 3600.0,
+) -> None:
+    """Push sellable stock of every SKU (or those changed since --since) to the store now.
+
+    The push runs in the pair's inventory push run (`inventory:{pair}`), as the nightly
+    full reconciliation does: absolute quantities, one ERP read per batch, store orders
+    not yet in the ERP held back. Shows its progress; ends with one line of counts.
+    Leaving early (Ctrl-C, --timeout) does not stop the push.
+    """
+    from datetime import UTC, datetime, timedelta
+
+    from rich.markup import escape
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from commerce_sync import resync
+    from commerce_sync.inventory_control import run_inventory_resync, summary_line
+    from commerce_sync.workflows.inventory_messages import PushPhase, PushProgress
+
+    settings = load_settings()
+    pairs = load_pairs(settings.pairs_file)
+    try:
+        if pair is None:
+            raise resync.ResyncError(f"--pair is required (one of: {', '.join(sorted(pairs))})")
+        pair_config = resync.find_pair(pairs, pair)
+        now = datetime.now(UTC)
+        since_at = None if since is None else resync.parse_since(since, now, timedelta(0))
+    except resync.ResyncError as exc:
+        fail(escape(str(exc)))
+
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    )
+    task = bar.add_task(f"inventory {pair_config.id}", total=None)
+
+    def show(progress: PushProgress) -> None:
+        bar.update(task, total=progress.total, completed=progress.done)
+
+    async def go() -> PushProgress:
+        client = await resync.connect_temporal(settings)
+        return await asyncio.wait_for(
+            run_inventory_resync(
+                client, pair_config, settings.task_queue, since=since_at, on_progress=show
+            ),
+            timeout=timeout,
+        )
+
+    try:
+        with bar:
+            done = asyncio.run(go())
+    except resync.ResyncError as exc:
+        fail(escape(str(exc)))
+    except TimeoutError:
+        fail(
+            f"the push is still going after {timeout:g}s (is a worker running?); "
+            f"follow it with GET /inventory/{pair_config.id}"
+        )
+    typer.echo(summary_line(pair_config.id, done))
+    leave(0 if done.phase == PushPhase.DONE else 1)
+
+
 app.add_typer(resync_app)
+
+dead_letters_app = typer.Typer(
+    name="dead-letters",
+    help="Items that failed for good: list, show, and replay them (optionally edited).",
+    no_args_is_help=True,
+)
+
+
+def _letters_engine(settings: Settings) -> Engine:
+    """The application database, or one line saying why it cannot be read."""
+    from sqlalchemy import inspect
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from commerce_sync.store.db import make_engine
+
+    try:
+        engine = make_engine(settings.resolved_database_url)
+        if not inspect(engine).has_table("dead_letters"):
+            fail("the database has no dead_letters table (has the API or a worker run yet?)")
+    except SQLAlchemyError as exc:
+        fail(_one_line(f"database: {exc.__class__.__name__}: {str(exc).splitlines()[0]}"))
+    return engine
+
+
+def _letter_json(letter: DeadLetter) -> str:
+    import json
+
+    return json.dumps(letter.model_dump(mode="json"), indent=2, ensure_ascii=False)
+
+
+@dead_letters_app.command("list")
+def dead_letters_list(
+    pair: Annotated[str | None, typer.Option(help="Only this integration pair")] = None,
+    process: Annotated[
+        str | None, typer.Option(help="Only this process: order, catalog or inventory")
+    ] = None,
+    reason: Annotated[str | None, typer.Option(help="Only this reason, e.g. invalid_order")] = None,
+    status: Annotated[
+        str | None, typer.Option(help="Only this status: open, replayed or resolved")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="Letters per page")] = 50,
+    offset: Annotated[int, typer.Option(min=0, help="Letters to skip (newest first)")] = 0,
+) -> None:
+    """A table of dead letters, newest first, and how many match in all."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from commerce_sync.store.dead_letters import list_dead_letters
+    from commerce_sync.store.models import DeadLetterStatus
+
+    if process is not None and process not in ("order", "catalog", "inventory"):
+        fail(_one_line(f"--process: {process!r} is not one of order, catalog, inventory"))
+    if status is not None and status not in {member.value for member in DeadLetterStatus}:
+        fail(_one_line(f"--status: {status!r} is not one of open, replayed, resolved"))
+    settings = load_settings()
+    engine = _letters_engine(settings)
+    letters, total = list_dead_letters(
+        engine,
+        pair=pair,
+        process=process,
+        reason=reason,
+        status=status,
+        limit=limit,
+        offset=offset,
+    )
+    table = Table(title=None, show_lines=False)
+    for column in ("id", "status", "pair", "process", "business key", "reason", "tries", "updated"):
+        table.add_column(column, overflow="fold")
+    for letter in letters:
+        table.add_row(
+            str(letter.id),
+            letter.status,
+            escape(letter.pair),
+            letter.process,
+            escape(letter.business_key),
+            escape(letter.reason),
+            str(letter.attempts),
+            letter.updated_at.strftime("%Y-%m-%d %H:%M:%S"),
+        )
+    out = Console()
+    out.print(table)
+    shown = f"{offset + 1}-{offset + len(letters)}" if letters else "none"
+    out.print(f"{shown} of {total}", highlight=False)
+    engine.dispose()
+    leave(0)
+
+
+@dead_letters_app.command("show")
+def dead_letters_show(
+    letter_id: Annotated[int, typer.Argument(metavar="ID", help="The letter's id")],
+) -> None:
+    """One letter as JSON: payload, error, attempts, status and history."""
+    from commerce_sync.store.dead_letters import get_dead_letter
+
+    settings = load_settings()
+    engine = _letters_engine(settings)
+    letter = get_dead_letter(engine, letter_id)
+    engine.dispose()
+    if letter is None:
+        fail(f"no dead letter {letter_id}")
+    typer.echo(_letter_json(letter))
+    leave(0)
+
+
+def _read_payload(source: str) -> dict[str, object]:
+    """The edited payload from a file, or from stdin for `-`: a JSON object."""
+    import json
+    from pathlib import Path
+
+    try:
+        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    except OSError as exc:
+        fail(_one_line(f"--payload: cannot read {source}: {exc.strerror or exc}"))
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        fail(_one_line(f"--payload: not JSON ({exc.msg} at line {exc.lineno})"))
+    if not isinstance(value, dict):
+        fail("--payload: must be a JSON object (the letter's payload, edited)")
+    return value
+
+
+@dead_letters_app.command("replay")
+def dead_letters_replay(
+    letter_id: Annotated[int, typer.Argument(metavar="ID", help="The letter's id")],
+    payload: Annotated[
+        str | None,
+        typer.Option(
+            "--payload",
+            metavar="FILE|-",
+            help="The edited payload as JSON (a file, or - for stdin); default: the letter's",
+        ),
+    ] = None,
+    by: Annotated[str, typer.Option("--by", help="Who replays (kept in the history)")] = "cli",
+) -> None:
+    """Start a fresh run for the letter (same workflow id); it is resolved when that run
+    succeeds. Prints the letter as it now stands."""
+    from commerce_sync.dead_letter_replay import ReplayError, replay_dead_letter
+    from commerce_sync.resync import ResyncError, connect_temporal
+
+    if not by.strip():
+        fail("--by: who replays is required")
+    edited = _read_payload(payload) if payload is not None else None
+    settings = load_settings()
+    engine = _letters_engine(settings)
+
+    async def run() -> DeadLetter:
+        client = await connect_temporal(settings)
+        return await replay_dead_letter(
+            engine, client, settings.task_queue, letter_id, edited=edited, by=by.strip()
+        )
+
+    try:
+        letter = asyncio.run(run())
+    except ResyncError as exc:
+        fail(_one_line(exc))
+    except ReplayError as exc:
+        fail(_one_line(exc.one_line()))
+    engine.dispose()
+    typer.echo(_letter_json(letter))
+    leave(0)
+
+
+app.add_typer(dead_letters_app)
 
 
 if __name__ == "__main__":

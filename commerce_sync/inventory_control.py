@@ -186,3 +186,44 @@ async def ensure_schedules(
                 await client.get_schedule_handle(schedule_id).update(update)
             ensured.append(schedule_id)
     return ensured
+
+
+# ---- `commerce-sync resync inventory` ---------------------------------------------------
+
+
+def summary_line(pair: str, progress: PushProgress) -> str:
+    """One line for people: what the push did, and what it left for its retries."""
+    counts = progress.counts
+    line = (
+        f"inventory {pair}: {progress.phase.value}, {progress.done} of {progress.total or 0} "
+        f"SKUs: written {counts.written}, unchanged {counts.unchanged}, "
+        f"refused by the store {counts.rejected} (dead letters), "
+        f"not in the ERP {counts.not_in_erp}"
+    )
+    retried = counts.read_failed + counts.write_failed
+    if retried:
+        line += f", {retried} failed and will be pushed again"
+    if progress.error:
+        line += f"; {progress.error}"
+    return line
+
+
+async def run_inventory_resync(
+    client: Client,
+    pair: PairConfig,
+    task_queue: str,
+    *,
+    since: datetime | None = None,
+    on_progress: Callable[[PushProgress], None] | None = None,
+) -> PushProgress:
+    """Push every SKU (or those changed in the ERP since `since`) through the pair's
+    push run, and follow it to the end."""
+    request = await request_push(
+        client,
+        pair.id,
+        task_queue,
+        mode=PushMode.ALL if since is None else PushMode.CHANGED,
+        since=since,
+        requested_by="resync",
+    )
+    return await wait_for_push(client, pair.id, request.request_id, on_progress=on_progress)

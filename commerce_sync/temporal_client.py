@@ -8,8 +8,10 @@ from __future__ import annotations
 from temporalio.client import Client, TLSConfig
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from commerce_sync.config.settings import Settings
+from commerce_sync.ops.tracing import tracing_interceptor
 
 
 def tls_config(settings: Settings) -> TLSConfig | bool:
@@ -29,7 +31,16 @@ def tls_config(settings: Settings) -> TLSConfig | bool:
     return settings.temporal_api_key is not None
 
 
-async def connect(settings: Settings) -> Client:
+def metrics_runtime(settings: Settings) -> Runtime | None:
+    """A Temporal runtime exporting the SDK's metrics to Prometheus, when configured."""
+    address = settings.metrics.temporal_bind_address
+    if address is None:
+        return None
+    return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=address)))
+
+
+async def connect(settings: Settings, *, runtime: Runtime | None = None) -> Client:
+    """A client with the tracing interceptor (workers built on it trace too)."""
     api_key = settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None
     return await Client.connect(
         settings.resolved_temporal_address,
@@ -37,6 +48,8 @@ async def connect(settings: Settings) -> Client:
         data_converter=pydantic_data_converter,
         tls=tls_config(settings),
         api_key=api_key,
+        interceptors=[tracing_interceptor()],
+        runtime=runtime,
     )
 
 

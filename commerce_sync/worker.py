@@ -38,10 +38,13 @@ from commerce_sync.activities.store import StoreActivities
 from commerce_sync.config.pairs import PairConfig, load_pairs
 from commerce_sync.config.settings import Settings
 from commerce_sync.inventory_control import ensure_schedules
+from commerce_sync.ops.alerts import Notifier, UnreachableWatch, install_watch
+from commerce_sync.ops.metrics import MetricsInterceptor, MetricsServer
+from commerce_sync.ops.tracing import configure_tracing
 from commerce_sync.store.db import make_engine, migrate
 from commerce_sync.systems.ports import ErpPort, StorePort
 from commerce_sync.systems.registry import ERPS, STORES, create_erp_port, create_store_port
-from commerce_sync.temporal_client import connect
+from commerce_sync.temporal_client import connect, metrics_runtime
 from commerce_sync.workflows.catalog_sync import CatalogEventRouterWorkflow, CatalogSyncWorkflow
 from commerce_sync.workflows.erp_events import ErpEventRouterWorkflow
 from commerce_sync.workflows.inventory_push import (
@@ -110,7 +113,14 @@ def build_workers(
     system_activities: dict[str, Sequence[Callable[..., Any]]] | None = None,
     workflows: Sequence[type] | None = None,
 ) -> list[Worker]:
-    database = DatabaseActivities(engine, pairs)
+    notifier = Notifier(settings.alerts.urls)
+    database = DatabaseActivities(
+        engine, pairs, notifier=notifier, send_attempts=settings.alerts.send_attempts
+    )
+    # This process's system activities report their failures and successes here.
+    install_watch(
+        UnreachableWatch(settings.alerts.unreachable_after_s, engine=engine, notifier=notifier)
+    )
     workers = [
         Worker(
             client,
@@ -123,6 +133,7 @@ def build_workers(
             ],
             activity_executor=executor,
             graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+            interceptors=[MetricsInterceptor()],
         )
     ]
     rates = system_rates(settings)
@@ -159,7 +170,10 @@ async def serve(settings: Settings) -> None:
     """The `commerce-sync worker` process: connect, migrate, run until SIGINT/SIGTERM."""
     engine = make_engine(settings.resolved_database_url)
     migrate(engine)
-    client = await connect(settings)
+    configure_tracing(settings, "commerce-sync-worker")
+    client = await connect(settings, runtime=metrics_runtime(settings))
+    address = settings.metrics.worker_bind_address
+    metrics_server = MetricsServer(address) if address else None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -186,3 +200,5 @@ async def serve(settings: Settings) -> None:
     finally:
         await ports.aclose()
         engine.dispose()
+        if metrics_server is not None:
+            metrics_server.close()

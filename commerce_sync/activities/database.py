@@ -19,6 +19,7 @@ from commerce_sync.activities.messages import (
     ResolveDeadLetters,
 )
 from commerce_sync.config.pairs import PairConfig
+from commerce_sync.ops.alerts import Notifier
 from commerce_sync.store.alerts import record_alert
 from commerce_sync.store.dead_letters import record_dead_letter, resolve_dead_letters
 from commerce_sync.store.links import find_store_id, upsert_link
@@ -28,9 +29,18 @@ log = logging.getLogger("commerce_sync.alerts")
 
 
 class DatabaseActivities:
-    def __init__(self, engine: Engine, pairs: dict[str, PairConfig]) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        pairs: dict[str, PairConfig],
+        *,
+        notifier: Notifier | None = None,
+        send_attempts: int = 5,
+    ) -> None:
         self._engine = engine
         self._pairs = pairs
+        self._notifier = notifier
+        self._send_attempts = send_attempts
 
     def all(self) -> list[Callable[..., Any]]:
         return [
@@ -92,7 +102,14 @@ class DatabaseActivities:
 
     @activity.defn(name="ops.alert")
     def alert(self, alert: AlertInput) -> bool:
-        """Record the alert and log it; a retried activity alerts once."""
+        """Record the alert, log it and send it through apprise (ops/alerts.py).
+
+        Recorded first: a retried activity finds its row and records nothing new. It
+        sends when the row is new, and again on every retry, because a retry means the
+        previous attempt's send failed (or timed out): delivery is at least once. After
+        `send_attempts` attempts it gives up sending so that a broken channel never
+        stalls the workflow; the alert stays in the table and the log says so.
+        """
         info = activity.info()
         new = record_alert(
             self._engine,
@@ -103,4 +120,19 @@ class DatabaseActivities:
         )
         if new:
             log.warning("ALERT %s %s: %s", alert.kind, alert.key, alert.message)
-        return new
+        if self._notifier is None or not (new or info.attempt > 1):
+            return new
+        if self._notifier.send(alert.kind, alert.key, alert.message):
+            return new
+        if info.attempt >= self._send_attempts:
+            log.error(
+                "alert %s for %s not delivered after %d attempts; it stays in the alerts table",
+                alert.kind,
+                alert.key,
+                info.attempt,
+            )
+            return new
+        raise ApplicationError(
+            f"alert {alert.kind} not delivered to every channel (attempt {info.attempt})",
+            type="AlertNotDelivered",
+        )

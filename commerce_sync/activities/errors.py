@@ -12,9 +12,12 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import ParamSpec, TypeVar
 
+from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from commerce_sync.systems.errors import ConnectorError
+from commerce_sync.ops.alerts import current_watch
+from commerce_sync.ops.metrics import STEPS_FAILED
+from commerce_sync.systems.errors import ConnectorError, ThrottledError, TransientError
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -37,8 +40,36 @@ def classified(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
     @functools.wraps(fn)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
-            return await fn(*args, **kwargs)
+            result = await fn(*args, **kwargs)
         except ConnectorError as exc:
+            STEPS_FAILED.labels(system=exc.system, error_class=type(exc).__name__).inc()
+            await _watch_answer(exc.system, unreachable=unreachable(exc))
             raise to_application_error(exc) from exc
+        except Exception as exc:
+            STEPS_FAILED.labels(system=_queue(), error_class=type(exc).__name__).inc()
+            raise
+        await _watch_answer(_queue(), unreachable=False)
+        return result
 
     return wrapper
+
+
+def unreachable(exc: ConnectorError) -> bool:
+    """Timeouts, connection errors and 5xx say the system is not answering; a throttle
+    or a refusal (4xx) is an answer."""
+    if not isinstance(exc, TransientError) or isinstance(exc, ThrottledError):
+        return False
+    return exc.status is None or exc.status >= 500
+
+
+def _queue() -> str:
+    """The running activity's task queue: one per outside system."""
+    return activity.info().task_queue if activity.in_activity() else "unknown"
+
+
+async def _watch_answer(system: str, *, unreachable: bool) -> None:
+    """Tell this worker's unreachable-system watch (alerts.py) how the call went."""
+    watch = current_watch()
+    if watch is None:
+        return
+    await watch.report(watch.failed(system) if unreachable else watch.answered(system))

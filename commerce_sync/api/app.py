@@ -11,7 +11,8 @@ from fastapi import FastAPI
 from commerce_sync import __version__
 from commerce_sync.api.links import DatabaseLink, TemporalLink
 from commerce_sync.api.relay import run_relay
-from commerce_sync.api.routes import health, inventory, orders, webhooks
+from commerce_sync.api.routes import dead_letters, health, inventory, orders, webhooks
+from commerce_sync.api.routes.metrics import install_observability
 from commerce_sync.config.pairs import load_pairs
 from commerce_sync.config.settings import Settings, get_settings
 from commerce_sync.store.db import make_engine
@@ -55,4 +56,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(webhooks.router)
     app.include_router(orders.router)
     app.include_router(inventory.router)
+    app.include_router(dead_letters.router)
+    install_observability(app, settings)
     return app

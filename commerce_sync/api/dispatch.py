@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 from temporalio.common import (
     SearchAttributeKey,
     SearchAttributePair,
@@ -56,8 +56,13 @@ def _search_attributes(route: Route) -> TypedSearchAttributes:
     )
 
 
-async def dispatch(client: Client, route: Route, task_queue: str) -> None:
-    """Start (or signal-with-start) the route's workflow; a completed one is left alone."""
+async def dispatch(
+    client: Client, route: Route, task_queue: str
+) -> WorkflowHandle[Any, Any] | None:
+    """Start (or signal-with-start) the route's workflow; a completed one is left alone.
+
+    The handle of the run started (or reused, or signalled); None when a completed run
+    forbids a new one."""
     common: dict[str, Any] = {
         "id": route.workflow_id,
         "task_queue": task_queue,
@@ -68,19 +73,19 @@ async def dispatch(client: Client, route: Route, task_queue: str) -> None:
     }
     try:
         if route.signal is not None:
-            await client.start_workflow(
+            return await client.start_workflow(
                 route.workflow,
                 route.arg,
                 start_signal=route.signal,
                 start_signal_args=[route.signal_arg] if route.signal_arg is not None else [],
                 **common,
             )
-        else:
-            await client.start_workflow(
-                route.workflow,
-                route.arg,
-                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                **common,
-            )
+        return await client.start_workflow(
+            route.workflow,
+            route.arg,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            **common,
+        )
     except WorkflowAlreadyStartedError:
         log.info("%s already completed; nothing to start", route.workflow_id)
+        return None

@@ -66,6 +66,28 @@ class WebhookSecrets(BaseModel):
     acumatica_token: SecretStr | None = None
 
 
+class AlertSettings(BaseModel):
+    """Where alerts go, as apprise URLs (`slack://...`, `mailtos://...`, `msteams://...`,
+    `json://host/path`). URLs carry tokens: they are secrets and never logged."""
+
+    urls: list[SecretStr] = Field(default_factory=list)
+    # A system whose calls fail transiently (timeouts, connection errors, 5xx) for this
+    # long without one success in between raises one alert, and one more on recovery.
+    unreachable_after_s: float = Field(default=300.0, gt=0)
+    # An alert that cannot be delivered is retried by Temporal this many times; then it is
+    # logged as undelivered and the workflow goes on (it stays in the `alerts` table).
+    send_attempts: int = Field(default=5, ge=1)
+
+
+class MetricsSettings(BaseModel):
+    """Prometheus endpoints of the worker process (the API serves `GET /metrics`)."""
+
+    # Ours (prometheus-client): runs, failed steps, order latency. "host:port"; unset = off.
+    worker_bind_address: str | None = None
+    # The Temporal SDK's own worker metrics (its Runtime's Prometheus exporter).
+    temporal_bind_address: str | None = None
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="COMMERCE_SYNC_",
@@ -111,6 +133,12 @@ class Settings(BaseSettings):
     webhooks: WebhookSecrets = WebhookSecrets()
 
     http_timeout_s: float = 15.0
+
+    alerts: AlertSettings = AlertSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    # OTLP/HTTP traces endpoint (e.g. http://collector:4318); the standard
+    # OTEL_EXPORTER_OTLP_ENDPOINT works too. Unset: no traces are exported.
+    otlp_endpoint: str | None = None
 
     @model_validator(mode="after")
     def _sandbox_urls_follow_the_sandbox_server(self) -> Settings:

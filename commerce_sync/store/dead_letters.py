@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select
+from sqlmodel import col, func, select
 
 from commerce_sync.domain.models import utc_now
 from commerce_sync.store.db import session_scope
@@ -80,3 +80,64 @@ def open_dead_letters(engine: Engine, business_key: str | None = None) -> list[D
         if business_key is not None:
             statement = statement.where(DeadLetter.business_key == business_key)
         return list(session.exec(statement.order_by(col(DeadLetter.id))).all())
+
+
+def list_dead_letters(
+    engine: Engine,
+    *,
+    pair: str | None = None,
+    process: str | None = None,
+    reason: str | None = None,
+    status: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[DeadLetter], int]:
+    """One page of letters, newest first, and how many match the filters in all."""
+    conditions = [
+        column == value
+        for column, value in (
+            (DeadLetter.pair, pair),
+            (DeadLetter.process, process),
+            (DeadLetter.reason, reason),
+            (DeadLetter.status, status),
+        )
+        if value is not None
+    ]
+    with session_scope(engine) as session:
+        total = session.exec(select(func.count()).select_from(DeadLetter).where(*conditions)).one()
+        page = session.exec(
+            select(DeadLetter)
+            .where(*conditions)
+            .order_by(col(DeadLetter.id).desc())
+            .offset(offset)
+            .limit(limit)
+        ).all()
+        return list(page), int(total)
+
+
+def get_dead_letter(engine: Engine, letter_id: int) -> DeadLetter | None:
+    with session_scope(engine) as session:
+        return session.get(DeadLetter, letter_id)
+
+
+def note_replay(engine: Engine, letter_id: int, entry: dict[str, Any]) -> DeadLetter:
+    """Mark the letter replayed and add `entry` (who, the new run, ...) to its history.
+
+    A letter the fresh run has resolved already keeps its status; the replay still goes
+    into its history. Raises KeyError when there is no such letter. The row is locked
+    while it changes (on Postgres), so two replays at once both land in the history."""
+    now = utc_now()
+    with session_scope(engine) as session:
+        letter = session.exec(
+            select(DeadLetter).where(DeadLetter.id == letter_id).with_for_update()
+        ).first()
+        if letter is None:
+            raise KeyError(letter_id)
+        if letter.status != DeadLetterStatus.RESOLVED:
+            letter.status = DeadLetterStatus.REPLAYED
+        letter.updated_at = now
+        letter.history = [*letter.history, {"at": now.isoformat(), "event": "replayed", **entry}]
+        session.add(letter)
+        session.flush()
+        session.refresh(letter)
+        return letter

@@ -174,6 +174,9 @@ class InventoryCarry(BaseModel):
     run: int = 0
     last_cycle: CycleRecord | None = None
     last_error: str = ""
+    troubles: dict[str, datetime] = Field(
+        default_factory=dict, description="failure kinds alerted and not cleared since"
+    )
 
 
 class InventoryPushInput(BaseModel):

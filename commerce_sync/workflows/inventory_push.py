@@ -141,6 +141,7 @@ class InventoryPushWorkflow:
         self._run_cycles = 0
         self._last_cycle = carry.last_cycle
         self._last_error = carry.last_error
+        self._troubles: dict[str, datetime] = dict(carry.troubles)
         self._state = InventoryState.IDLE
         self._state_shown = False
         # Per cycle: when its first order listing began, and the orders it classified.
@@ -460,11 +461,13 @@ class InventoryPushWorkflow:
                 base[sku] = sellable[sku]
         if read_failures:
             self._last_error = f"ERP read failed: {read_failures[-1]}"
-            await self._alert(
+            await self._trouble(
                 "inventory_read_failed",
-                f"{counts.read_failed} SKUs of {self._pair_id} not pushed, retried after "
+                f"{counts.read_failed} SKUs of {self._pair_id} not pushed, tried again every "
                 f"{rules.retry_after}: {read_failures[-1]}",
             )
+        elif counts.read:
+            self._troubles.pop("inventory_read_failed", None)
         return base
 
     async def _write(
@@ -482,7 +485,13 @@ class InventoryPushWorkflow:
             counts.write_failed += len(quantities)
             self._last_error = f"store write failed: {_cause(error)}"
             self._to_retry(list(quantities))
+            await self._trouble(
+                "inventory_write_failed",
+                f"{len(quantities)} SKUs of {self._pair_id} not written to {self._store}, "
+                f"tried again every {self._rules.retry_after}: {_cause(error)}",
+            )
             return None
+        self._troubles.pop("inventory_write_failed", None)
         counts.written += len(result.written)
         counts.unchanged += len(result.unchanged)
         if result.rejected:
@@ -684,6 +693,13 @@ class InventoryPushWorkflow:
         )
         return result
 
+    async def _trouble(self, kind: str, message: str) -> None:
+        """Alert when a kind of failure starts; its retries stay quiet until it clears."""
+        if kind in self._troubles:
+            return
+        self._troubles[kind] = workflow.now()
+        await self._alert(kind, message)
+
     async def _alert(self, kind: str, message: str) -> None:
         await self._db(
             "ops.alert",
@@ -716,6 +732,7 @@ class InventoryPushWorkflow:
             run=self._run + 1,
             last_cycle=self._last_cycle,
             last_error=self._last_error,
+            troubles=self._troubles,
         )
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from commerce_sync.domain.models import Shipment
+from commerce_sync.domain.models import Address, Order, Shipment
 
 
 class SyncState(StrEnum):
@@ -24,10 +25,68 @@ class SyncState(StrEnum):
     FAILED = "failed"
 
 
+NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Email = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"),
+]
+
+
+class AddressCorrection(Address):
+    """A corrected address: the fields an order needs must be filled in."""
+
+    line1: NonEmpty
+    city: NonEmpty
+    postal_code: NonEmpty
+
+
+class OrderCorrections(BaseModel):
+    """An operator's fixes, applied on top of the order read from the store (dead-letter
+    replay): the store keeps its record, the ERP gets the corrected one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    shipping_address: AddressCorrection | None = None
+    billing_address: AddressCorrection | None = None
+    customer_email: Email | None = None
+    sku_map: dict[NonEmpty, NonEmpty] = Field(
+        default_factory=dict, description="order line SKU -> the SKU to send instead"
+    )
+
+    def describe(self) -> str:
+        """What is corrected, without the values (they are personal data)."""
+        parts = [
+            name
+            for name in ("shipping_address", "billing_address", "customer_email")
+            if getattr(self, name) is not None
+        ]
+        parts += [f"sku {old} -> {new}" for old, new in sorted(self.sku_map.items())]
+        return ", ".join(parts) or "nothing"
+
+    def apply(self, order: Order) -> Order:
+        """The order with the corrections applied (pure: `order` is left as it is)."""
+        update: dict[str, object] = {}
+        if self.shipping_address is not None:
+            update["shipping_address"] = Address.model_validate(self.shipping_address.model_dump())
+        if self.billing_address is not None:
+            update["billing_address"] = Address.model_validate(self.billing_address.model_dump())
+        if self.customer_email is not None:
+            update["customer"] = order.customer.model_copy(update={"email": self.customer_email})
+        if self.sku_map:
+            update["lines"] = [
+                line.model_copy(update={"sku": self.sku_map.get(line.sku, line.sku)})
+                for line in order.lines
+            ]
+        return order.model_copy(update=update, deep=True)
+
+
 class OrderSyncInput(BaseModel):
     pair: str
     store_order_id: str
     trigger: str = "webhook"
+    corrections: OrderCorrections | None = Field(
+        default=None, description="operator fixes from a dead-letter replay; none by default"
+    )
 
 
 class ApprovalDecision(BaseModel):

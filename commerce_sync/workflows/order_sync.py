@@ -10,7 +10,9 @@ payment [reverse it] -> ERP number and status back to the store [restore the sta
 -> tracking and shipped status to the store.
 
 A permanent failure runs the compensations in reverse, records a dead letter, alerts
-and fails the run (so a fixed replay may reuse the id). A store cancellation before
+and fails the run (so a fixed replay may reuse the id). A replay may carry an
+operator's corrections (`OrderSyncInput.corrections`), applied right after the order is
+read; once the order is in the ERP, the open dead letters of the id are resolved. A store cancellation before
 shipment (signal `cancel`) runs the same compensations and ends the run cancelled.
 Deterministic code only: activities are called by name on their system's queue.
 """
@@ -90,6 +92,8 @@ COMPENSATION_RETRY = RetryPolicy(
 SHIPMENT_POLL_EVERY = timedelta(hours=6)
 # Runs recorded before this check replay without it (workflow.patched).
 SKIP_CANCELLED_PATCH = "skip-orders-cancelled-in-the-store"
+# Runs recorded before this step resolve their dead letters only once shipped.
+RESOLVE_WHEN_SYNCED_PATCH = "resolve-dead-letters-once-in-the-erp"
 
 
 class OrderCancelled(Exception):
@@ -186,6 +190,9 @@ class OrderSyncWorkflow:
 
         try:
             await self._sync(order)
+            if workflow.patched(RESOLVE_WHEN_SYNCED_PATCH):
+                # The order is in the ERP: what the earlier failed runs left is fixed.
+                await self._resolve_dead_letters("order synced to the ERP")
             await self._await_shipment(order)
         except OrderCancelled:
             await self._compensate(restore_store_status=False)
@@ -195,13 +202,16 @@ class OrderSyncWorkflow:
             if failure is None:
                 raise
             return await self._end_failed(failure.type or "failed", str(failure), order)
+        await self._resolve_dead_letters("order shipped")
+        return self._end(SyncState.SHIPPED, "shipped")
+
+    async def _resolve_dead_letters(self, note: str) -> None:
         await self._act(
             "db.resolve_dead_letters",
-            ResolveDeadLetters(business_key=workflow.info().workflow_id, note="order shipped"),
+            ResolveDeadLetters(business_key=workflow.info().workflow_id, note=note),
             int,
             queue=None,
         )
-        return self._end(SyncState.SHIPPED, "shipped")
 
     async def _read_order(self) -> Order:
         order = await self._act(
@@ -210,10 +220,14 @@ class OrderSyncWorkflow:
             Order,
             queue=self._store,
         )
+        self._step("read order", f"{len(order.lines)} lines, {order.total} {order.currency}")
+        corrections = self._input.corrections
+        if corrections is not None:  # an operator's fixes from a dead-letter replay
+            order = corrections.apply(order)
+            self._step("apply corrections", corrections.describe())
         self._status.store_order_number = order.number
         self._status.customer_email = order.customer.email
         workflow.upsert_search_attributes([sa.CUSTOMER_EMAIL.value_set(order.customer.email)])
-        self._step("read order", f"{len(order.lines)} lines, {order.total} {order.currency}")
         return order
 
     async def _valid(self, order: Order) -> bool:

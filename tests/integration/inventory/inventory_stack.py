@@ -100,6 +100,8 @@ class InventoryStack:
             return await push_status(self.client, pair)
         except RPCError as exc:
             if exc.status == RPCStatusCode.FAILED_PRECONDITION:
+                import time as _t
+                print("DBGFP", _t.time(), exc.message, flush=True)
                 return None
             raise
 

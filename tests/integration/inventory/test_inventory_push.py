@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import time
+from datetime import timedelta
 
 import pytest
 from bulk import add_in_brightpearl, bulk_skus, create_in_erp, create_in_store, receive_in_acumatica
@@ -283,3 +284,46 @@ async def test_store_orders_not_yet_in_the_erp_are_held_back_even_mid_push(
     assert (
         await inventory.store_stock(pair, "WIDGET-2") == held_back == inventory.sellable(pair, 32)
     )
+
+
+# ---- the Brightpearl throttle ------------------------------------------------------------
+
+
+async def test_a_brightpearl_throttle_answer_is_the_retry_delay(inventory: InventoryStack) -> None:
+    """Brightpearl says 503 and `brightpearl-next-throttle-period: 3000` (ms): the read is
+    tried again when the period ends, not on Temporal's own backoff."""
+    pair = "kentico-brightpearl"
+    await inventory.fault(
+        "brightpearl",
+        {
+            "match": "GET */warehouse-service/product-availability/*",
+            "status": 503,
+            "count": 1,
+            "retry_after_s": 3,
+        },
+    )
+    await inventory.set_erp_stock(pair, "WIDGET-6", 44)
+    expected = inventory.sellable(pair, 44)
+
+    async def landed() -> bool:
+        return await inventory.store_stock(pair, "WIDGET-6") == expected
+
+    await eventually(landed, what=f"WIDGET-6 at {expected} after the throttle")
+    history = await inventory.client.get_workflow_handle(f"inventory:{pair}").fetch_history()
+    scheduled = {
+        event.event_id: event.activity_task_scheduled_event_attributes.activity_type.name
+        for event in history.events
+        if event.HasField("activity_task_scheduled_event_attributes")
+    }
+    retried = [
+        event.activity_task_started_event_attributes
+        for event in history.events
+        if event.HasField("activity_task_started_event_attributes")
+        and event.activity_task_started_event_attributes.attempt == 2
+        and scheduled[event.activity_task_started_event_attributes.scheduled_event_id]
+        == "inventory.read_stock"
+    ]
+    assert len(retried) == 1
+    failure = retried[0].last_failure.application_failure_info
+    assert failure.type == "ThrottledError"
+    assert failure.next_retry_delay.ToTimedelta() == timedelta(seconds=3)

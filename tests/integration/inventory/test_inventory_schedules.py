@@ -3,12 +3,15 @@ continue-as-new, against the real dev server."""
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
 from inventory_stack import PAIRS, InventoryStack, erp_stock_reads
-from temporalio.client import Client, ScheduleActionStartWorkflow
+from order_stack import eventually
+from temporalio.client import Client, ScheduleActionStartWorkflow, ScheduleOverlapPolicy
 from temporalio.service import RPCError
 
 from commerce_sync.config.pairs import load_pairs
@@ -37,6 +40,23 @@ async def _delete(client: Client, ids: list[str]) -> None:
             await client.get_schedule_handle(schedule_id).delete()
         except RPCError:
             pass
+
+
+async def trigger(client: Client, schedule_id: str) -> None:
+    """Fire the schedule now, even while its previous tick run is still closing (its own
+    policy skips overlapping ticks). A run a schedule starts is named after the second
+    it starts in, so a second trigger waits for the next second, or it would be the
+    same run."""
+    handle = client.get_schedule_handle(schedule_id)
+    actions = (await handle.describe()).info.recent_actions
+    if actions:
+        last = max(max(a.scheduled_at, a.started_at) for a in actions).timestamp()
+
+        async def next_second() -> bool:
+            return time.time() >= math.floor(last) + 1
+
+        await eventually(next_second, what="the next second")
+    await handle.trigger(overlap=ScheduleOverlapPolicy.ALLOW_ALL)
 
 
 def _schedule_requests(status: InventoryStatus, mode: PushMode) -> list[str]:
@@ -76,13 +96,21 @@ async def test_schedules_are_ensured_twice_without_harm(
 async def test_a_schedule_tick_pushes_from_the_cursor(
     inventory: InventoryStack, schedules: list[str], pair: str
 ) -> None:
-    store, erp = PAIRS[pair]
+    erp = PAIRS[pair][1]
     incremental, _ = schedule_ids(pair)
     await inventory.hold_webhooks(erp)  # what changes now, only the schedule finds
     await inventory.set_erp_stock(pair, "WIDGET-8", 55)
 
     # The first tick has no cursor yet: it reads every SKU and sets the cursor.
-    await inventory.client.get_schedule_handle(incremental).trigger()
+    await trigger(inventory.client, incremental)
+    import asyncio as _a
+    for _ in range(40):
+        await _a.sleep(0.5)
+        st = await inventory.status(pair)
+        d = await inventory.client.get_schedule_handle(incremental).describe()
+        print("DBG", st and [(r.request_id, r.phase, r.mode) for r in st.recent], [a.action.workflow_id for a in d.info.recent_actions], d.info.num_actions, flush=True)
+        if st and _schedule_requests(st, PushMode.INCREMENTAL):
+            break
     first = await inventory.wait_status(
         pair, "the first tick done", lambda s: len(_schedule_requests(s, PushMode.INCREMENTAL)) == 1
     )
@@ -92,7 +120,7 @@ async def test_a_schedule_tick_pushes_from_the_cursor(
     # Then only what changed after the cursor: one SKU, one listing and one read.
     await inventory.set_erp_stock(pair, "WIDGET-9", 21)
     await inventory.forget_calls(erp)
-    await inventory.client.get_schedule_handle(incremental).trigger()
+    await trigger(inventory.client, incremental)
     second = await inventory.wait_status(
         pair,
         "the second tick done",
@@ -131,16 +159,11 @@ async def test_the_run_continues_as_new_carrying_its_state(inventory: InventoryS
     assert status.reserved == {"WIDGET-4": 2} and status.reserved_orders == [held]
     assert status.totals.written == 3
     assert await inventory.store_stock(pair, "WIDGET-4") == inventory.sellable(pair, 100, held=2)
-    first_run = (await handle.describe()).run_id
-    history = await inventory.client.get_workflow_handle(
-        f"inventory:{pair}", run_id=status_first_run_id(await handle.fetch_history())
+    # The run now going was started by the first one continuing as new.
+    latest = await handle.fetch_history()
+    started = latest.events[0].workflow_execution_started_event_attributes
+    assert started.continued_execution_run_id
+    earlier = await inventory.client.get_workflow_handle(
+        f"inventory:{pair}", run_id=started.continued_execution_run_id
     ).fetch_history()
-    assert history.events[-1].HasField("workflow_execution_continued_as_new_event_attributes")
-    assert first_run != history.run_id
-
-
-def status_first_run_id(history: object) -> str:
-    """The run that the latest run continued from (its first event says which)."""
-    first = history.events[0]  # type: ignore[attr-defined]
-    attributes = first.workflow_execution_started_event_attributes
-    return str(attributes.continued_execution_run_id)
+    assert earlier.events[-1].HasField("workflow_execution_continued_as_new_event_attributes")

@@ -246,7 +246,7 @@ async def test_cancellation_while_the_order_is_being_read_leaves_the_erp_alone(
 
     done = await stack.wait_state(pair, order_id, "cancelled", run_status="COMPLETED")
     status = done["status"]
-    assert status["steps"][-1]["detail"] == "cancelled before sync"
+    assert status["steps"][-1]["detail"] == "cancelled in the store before it was synced"
     assert "ensure customer" not in [s["name"] for s in status["steps"]]
     assert status["compensations"] == []
     assert await erp_sales_orders(stack, erp, status["store_order_number"]) == []

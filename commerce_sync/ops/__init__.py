@@ -1,0 +1,1 @@
+"""Operators' tools: alerts, metrics, traces."""

@@ -1,0 +1,246 @@
+"""Our Prometheus metrics (prometheus-client); the Temporal SDK exports its own.
+
+- webhooks received by source and result: the API, from each webhook response;
+- runs started and finished by process and state: a worker interceptor, outside replay;
+- steps failed by system and error class: the activities' error classification;
+- end-to-end order latency (placed in the store -> shipped): the same interceptor, from
+  the order workflow's `store.get_order` result and its final state;
+- dead letters open and approvals waiting: read at scrape time by `GET /metrics`.
+
+Workflow code never touches these: the workflow interceptor calls out of the sandbox
+through an extern function, and only when the workflow is not replaying, so a run
+evicted from the cache and replayed is not counted twice. No workflow code changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    start_http_server,
+)
+from sqlalchemy import Engine, func
+from sqlmodel import Session, select
+from temporalio import workflow
+from temporalio.client import Client
+from temporalio.exceptions import FailureError
+from temporalio.worker import (
+    ExecuteWorkflowInput,
+    Interceptor,
+    StartActivityInput,
+    WorkflowInboundInterceptor,
+    WorkflowInterceptorClassInput,
+    WorkflowOutboundInterceptor,
+)
+
+from commerce_sync.store.models import DeadLetter, DeadLetterStatus
+
+log = logging.getLogger(__name__)
+
+WEBHOOKS_RECEIVED = Counter(
+    "commerce_sync_webhooks_received",
+    "Webhook deliveries by source and result (accepted, duplicate, refused, invalid, ...)",
+    ["source", "result"],
+)
+RUNS_STARTED = Counter(
+    "commerce_sync_runs_started", "Workflow runs started, by process", ["process"]
+)
+RUNS_FINISHED = Counter(
+    "commerce_sync_runs_finished",
+    "Workflow runs finished, by process and final state",
+    ["process", "state"],
+)
+STEPS_FAILED = Counter(
+    "commerce_sync_steps_failed",
+    "Activity attempts that failed, by system and error class",
+    ["system", "error_class"],
+)
+ORDER_LATENCY = Histogram(
+    "commerce_sync_order_latency_seconds",
+    "Order placed in the store -> shipped, per pair",
+    ["pair", "state"],
+    buckets=(1, 5, 15, 30, 60, 120, 300, 900, 1800, 3600, 4 * 3600, 12 * 3600, 86400, 3 * 86400),
+)
+
+PROCESSES = {
+    "OrderSync": "order",
+    "CatalogSync": "catalog",
+    "InventoryPush": "inventory",
+    "ErpEventRouter": "erp-events",
+    "CatalogEventRouter": "catalog-events",
+    "InventoryScheduleTick": "inventory-tick",
+}
+
+WEBHOOK_RESULTS = {
+    200: "duplicate",
+    202: "accepted",
+    401: "refused",
+    403: "refused",
+    404: "unknown_source",
+    422: "invalid",
+}
+
+
+def webhook_result(status: int) -> str:
+    return WEBHOOK_RESULTS.get(status, "error" if status >= 500 else str(status))
+
+
+# ---- the workflow side ------------------------------------------------------------------
+
+_EXTERN = "commerce_sync_metric"
+
+
+def _record(event: str, labels: dict[str, str], value: float) -> None:
+    """Runs outside the sandbox, called from the workflow interceptor."""
+    if event == "started":
+        RUNS_STARTED.labels(**labels).inc()
+    elif event == "finished":
+        RUNS_FINISHED.labels(**labels).inc()
+    elif event == "order_latency":
+        ORDER_LATENCY.labels(**labels).observe(value)
+
+
+class MetricsInterceptor(Interceptor):
+    """Counts runs and measures order latency on the worker (replay-safe)."""
+
+    def workflow_interceptor_class(
+        self, input: WorkflowInterceptorClassInput
+    ) -> type[WorkflowInboundInterceptor]:
+        input.unsafe_extern_functions[_EXTERN] = _record
+        return _MetricsWorkflowInbound
+
+
+def _emit(event: str, labels: dict[str, str], value: float = 0.0) -> None:
+    if workflow.unsafe.is_replaying():
+        return
+    record: Callable[[str, dict[str, str], float], None] = workflow.extern_functions()[_EXTERN]
+    record(event, labels, value)
+
+
+class _MetricsWorkflowInbound(WorkflowInboundInterceptor):
+    placed_at: datetime | None = None
+
+    def init(self, outbound: WorkflowOutboundInterceptor) -> None:
+        super().init(_MetricsWorkflowOutbound(outbound, self))
+
+    async def execute_workflow(self, input: ExecuteWorkflowInput) -> Any:
+        info = workflow.info()
+        process = PROCESSES.get(info.workflow_type, info.workflow_type)
+        _emit("started", {"process": process})
+        try:
+            result = await super().execute_workflow(input)
+        except workflow.ContinueAsNewError:
+            _emit("finished", {"process": process, "state": "continued_as_new"})
+            raise
+        except asyncio.CancelledError:
+            _emit("finished", {"process": process, "state": "cancelled"})
+            raise
+        except FailureError:
+            _emit("finished", {"process": process, "state": "failed"})
+            raise
+        state = getattr(result, "state", None)
+        state_name = str(getattr(state, "value", state)) if state is not None else "completed"
+        _emit("finished", {"process": process, "state": state_name})
+        pair = getattr(result, "pair", None)
+        if process == "order" and state_name == "shipped" and self.placed_at and pair:
+            latency = (workflow.now() - self.placed_at).total_seconds()
+            _emit("order_latency", {"pair": str(pair), "state": state_name}, max(latency, 0.0))
+        return result
+
+
+class _MetricsWorkflowOutbound(WorkflowOutboundInterceptor):
+    """Notes when the order was placed, from the result of the run's `store.get_order`."""
+
+    def __init__(self, next: WorkflowOutboundInterceptor, inbound: _MetricsWorkflowInbound):
+        super().__init__(next)
+        self._inbound = inbound
+
+    def start_activity(self, input: StartActivityInput) -> workflow.ActivityHandle[Any]:
+        handle = super().start_activity(input)
+        if input.activity == "store.get_order" and self._inbound.placed_at is None:
+            handle.add_done_callback(self._note_placed)
+        return handle
+
+    def _note_placed(self, task: asyncio.Future[Any]) -> None:
+        if task.cancelled() or task.exception() is not None:
+            return
+        placed = getattr(task.result(), "placed_at", None)
+        if isinstance(placed, datetime):
+            self._inbound.placed_at = placed
+
+
+# ---- scrape-time gauges and the endpoints -----------------------------------------------
+
+APPROVALS_QUERY = 'SyncState = "awaiting_approval" AND ExecutionStatus = "Running"'
+
+
+def _open_dead_letters(engine: Engine) -> list[tuple[str, str, int]]:
+    with Session(engine) as session:
+        rows = session.exec(
+            select(DeadLetter.pair, DeadLetter.process, func.count())
+            .where(DeadLetter.status == DeadLetterStatus.OPEN)
+            .group_by(DeadLetter.pair, DeadLetter.process)
+        ).all()
+    return [(pair, process, int(count)) for pair, process, count in rows]
+
+
+async def render(engine: Engine | None, client: Client | None) -> bytes:
+    """This process's metrics plus the gauges read now: dead letters open (database) and
+    approvals waiting (Temporal visibility). A source that cannot answer is left out."""
+    now = CollectorRegistry()
+    if engine is not None:
+        dead = Gauge(
+            "commerce_sync_dead_letters_open",
+            "Dead letters not yet replayed or resolved",
+            ["pair", "process"],
+            registry=now,
+        )
+        try:
+            for pair, process, count in await asyncio.to_thread(_open_dead_letters, engine):
+                dead.labels(pair=pair, process=process).set(count)
+        except Exception as exc:
+            log.warning("dead letters not counted: %s", type(exc).__name__)
+    if client is not None:
+        try:
+            waiting = await client.count_workflows(APPROVALS_QUERY)
+        except Exception as exc:
+            log.warning("approvals not counted: %s", type(exc).__name__)
+        else:
+            Gauge(
+                "commerce_sync_approvals_waiting",
+                "Runs waiting for a person's approval",
+                registry=now,
+            ).set(waiting.count)
+    return generate_latest(REGISTRY) + generate_latest(now)
+
+
+def split_address(address: str) -> tuple[str, int]:
+    """ "host:port" -> (host, port), with a readable error naming the setting."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"metrics bind address {address!r}: expected host:port")
+    return host, int(port)
+
+
+class MetricsServer:
+    """The worker's own metrics port (prometheus-client's HTTP server in a thread)."""
+
+    def __init__(self, address: str) -> None:
+        host, port = split_address(address)
+        self._server, self._thread = start_http_server(port, addr=host)
+        self.port = int(self._server.server_address[1])
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)

@@ -1,0 +1,111 @@
+"""Metrics: `GET /metrics` on the API (read key), our worker port and the Temporal SDK's."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from ops_stack import OpsStack, dead_lettered_order
+from order_stack import PAIRS, READ_ONLY_KEY, eventually
+
+
+def value(text: str, name: str, **labels: str) -> float:
+    """The sample `name{labels}` in Prometheus text (0 when absent)."""
+    for line in text.splitlines():
+        if line.startswith("#") or not line.startswith(name):
+            continue
+        match = re.match(r"^([a-zA-Z_:]+)(\{(.*)\})? (\S+)$", line)
+        if not match or match.group(1) != name:
+            continue
+        found = dict(re.findall(r'(\w+)="([^"]*)"', match.group(3) or ""))
+        if all(found.get(k) == v for k, v in labels.items()):
+            return float(match.group(4))
+    return 0.0
+
+
+async def scrape(ops: OpsStack, url: str) -> str:
+    response = await ops.stack.http.get(url)
+    assert response.status_code == 200, response.text
+    return response.text
+
+
+async def api_metrics(ops: OpsStack) -> str:
+    response = await ops.stack.http.get(
+        f"{ops.stack.api}/metrics", headers=ops.stack.headers(READ_ONLY_KEY)
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/plain")
+    return response.text
+
+
+async def test_metrics_route_needs_a_key(ops: OpsStack) -> None:
+    none = await ops.stack.http.get(f"{ops.stack.api}/metrics")
+    wrong = await ops.stack.http.get(
+        f"{ops.stack.api}/metrics", headers={"authorization": "Bearer nope"}
+    )
+    assert (none.status_code, wrong.status_code) == (401, 401)
+
+
+@pytest.mark.parametrize("pair", list(PAIRS))
+async def test_shipped_order_counts_webhooks_runs_latency_and_sdk_metrics(
+    ops: OpsStack, pair: str
+) -> None:
+    store, erp = PAIRS[pair]
+    stack = ops.stack
+    before_api = await api_metrics(ops)
+    before_worker = await scrape(ops, ops.worker_metrics)
+
+    # One transient ERP failure on the way: a failed step by system and error class.
+    await stack.sandbox.post(
+        f"/{erp}/_sandbox/faults",
+        json={"rules": [{"match": "POST *", "status": 502, "count": 1}]},
+    )
+    order_id = await stack.place_order(store)
+    placed = await stack.wait_state(pair, order_id, "awaiting_shipment")
+    await stack.ship(erp, placed["status"]["erp_order_number"], "1Z999AA10123456784")
+    await stack.wait_state(pair, order_id, "shipped", run_status="COMPLETED")
+
+    after_api = await api_metrics(ops)
+    accepted = {"source": store, "result": "accepted"}
+    name = "commerce_sync_webhooks_received_total"
+    assert value(after_api, name, **accepted) == value(before_api, name, **accepted) + 1
+    shipped = {"source": erp, "result": "accepted"}
+    assert value(after_api, name, **shipped) >= value(before_api, name, **shipped) + 1
+
+    worker = await scrape(ops, ops.worker_metrics)
+    for metric, labels in [
+        ("commerce_sync_runs_started_total", {"process": "order"}),
+        ("commerce_sync_runs_finished_total", {"process": "order", "state": "shipped"}),
+        ("commerce_sync_order_latency_seconds_count", {"pair": pair, "state": "shipped"}),
+    ]:
+        assert value(worker, metric, **labels) == value(before_worker, metric, **labels) + 1, metric
+    failed = {"system": erp, "error_class": "TransientError"}
+    metric = "commerce_sync_steps_failed_total"
+    assert value(worker, metric, **failed) >= value(before_worker, metric, **failed) + 1
+    assert value(worker, "commerce_sync_order_latency_seconds_sum", pair=pair) > 0
+
+    # The Temporal SDK's own worker metrics, on its Runtime's Prometheus port.
+    sdk = await scrape(ops, ops.temporal_metrics)
+    assert value(sdk, "temporal_workflow_completed", workflow_type="OrderSync") >= 1
+
+
+async def test_dead_letters_open_and_approvals_waiting_are_read_at_scrape_time(
+    ops: OpsStack,
+) -> None:
+    pair = "kentico-brightpearl"
+    await dead_lettered_order(ops, pair)
+    text = await api_metrics(ops)
+    assert value(text, "commerce_sync_dead_letters_open", pair=pair, process="order") == 1
+    assert value(text, "commerce_sync_runs_finished_total", process="order", state="failed")
+
+    # An order over the pair's total threshold waits for a person.
+    order_id = await ops.stack.place_order(
+        "kentico", lines=[{"sku": "WIDGET-1", "quantity": 1, "unit_price": "2500.00"}]
+    )
+    await ops.stack.wait_state(pair, order_id, "awaiting_approval")
+
+    async def waiting() -> float | None:
+        # Visibility is eventually consistent; the gauge follows it.
+        return value(await api_metrics(ops), "commerce_sync_approvals_waiting") or None
+
+    assert await eventually(waiting, 15, "approvals waiting gauge") >= 1
