@@ -95,7 +95,9 @@ def secrets_env(webhook_secrets: dict[str, str]) -> dict[str, str]:
         "COMMERCE_SYNC_WEBHOOKS__ACUMATICA_TOKEN": webhook_secrets["acumatica_token"],
     }
     if "operator_api_key" in webhook_secrets:
-        env["COMMERCE_SYNC_API_KEYS"] = json.dumps({webhook_secrets["operator_api_key"]: ["read", "operate"]})
+        env["COMMERCE_SYNC_API_KEYS"] = json.dumps(
+            {webhook_secrets["operator_api_key"]: ["read", "operate"]}
+        )
     return env
 
 
