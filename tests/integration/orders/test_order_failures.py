@@ -225,28 +225,43 @@ async def test_cancellation_while_waiting_for_shipment_unwinds_the_sync(
     assert dead_letters(stack, workflow_id(pair, order_id)) == []
 
 
+# Where the run is held (that system's API answers 503 to every read) when the shopper
+# cancels, and how the run ends: reading the order, it then reads a cancelled order;
+# validating, it read the order still pending and then sees the `cancel` signal.
+HELD_AT = {
+    "reading the order": ("store", "cancelled in the store before it was synced"),
+    "validating": ("erp", "cancelled before sync"),
+}
+
+
 @pytest.mark.parametrize("pair", list(PAIRS))
-async def test_cancellation_while_the_order_is_being_read_leaves_the_erp_alone(
-    stack: Stack, pair: str
+@pytest.mark.parametrize("held_at", list(HELD_AT))
+async def test_cancellation_before_the_sync_leaves_the_erp_alone(
+    stack: Stack, pair: str, held_at: str
 ) -> None:
-    """The store API is down while the run reads the order; the shopper cancels; the
-    store comes back. The run must see the cancellation before it syncs anything."""
+    """A system is down while the run reads or validates the order; the shopper cancels;
+    the system comes back. The run must stop before it syncs anything."""
     store, erp = PAIRS[pair]
-    await inject(stack, store, {"match": "GET *", "status": 503, "retry_after_s": 1})
+    side, detail = HELD_AT[held_at]
+    down = store if side == "store" else erp
+    await inject(stack, down, {"match": "GET *", "status": 503, "retry_after_s": 1})
     customer = shopper("quick-cancel")
     order_id = await stack.place_order(store, customer=customer)
-    await eventually(lambda: fault_hits(stack, store), what=f"the run reading {store} order")
+    if side == "store":
+        await eventually(lambda: fault_hits(stack, down), what=f"{store} refusing the read")
+    else:  # the order is read; the SKU check against the ERP is what waits
+        await eventually(lambda: _has_read_the_order(stack, pair, order_id), what="order read")
 
     event_id = await cancel_in_store(stack, store, order_id)
     delivered = await eventually(
         lambda: _delivered(stack, store, event_id), what="order.cancelled delivered"
     )
     assert delivered["last_status"] == 202
-    await clear_faults(stack, store)
+    await clear_faults(stack, down)
 
     done = await stack.wait_state(pair, order_id, "cancelled", run_status="COMPLETED")
     status = done["status"]
-    assert status["steps"][-1]["detail"] == "cancelled in the store before it was synced"
+    assert (status["steps"][-1]["name"], status["steps"][-1]["detail"]) == ("cancelled", detail)
     assert "ensure customer" not in [s["name"] for s in status["steps"]]
     assert status["compensations"] == []
     assert await erp_sales_orders(stack, erp, status["store_order_number"]) == []
@@ -309,6 +324,11 @@ async def test_cancellation_delivered_before_the_order_leaves_the_erp_alone(
     requests = (await stack.sandbox.get(f"/{erp}/_sandbox/requests")).json()["requests"]
     assert requests == []
     assert dead_letters(stack, workflow_id(pair, order_id)) == []
+
+
+async def _has_read_the_order(stack: Stack, pair: str, order_id: str) -> bool:
+    status = await stack.order_status(pair, order_id)
+    return status is not None and "read order" in [s["name"] for s in status["status"]["steps"]]
 
 
 async def _delivered(stack: Stack, store: str, event_id: str) -> dict[str, Any] | None:
