@@ -4,6 +4,10 @@ The API (`POST /inventory/{pair}/push`), `commerce-sync resync inventory`, bench
 the schedule tick all go through `request_push`: a signal-with-start of the pair's one
 push run `inventory:{pair}` (the webhook path's own `dispatch`, so the same start
 options), with a request id the run uses to report progress and to ignore repeats.
+`push_and_wait` also follows the request to its end (a benchmark: `await
+push_and_wait(client, "kentico-brightpearl", task_queue)` pushes every SKU, `skus=[...]`
+some). The run itself never ends: it serialises every push of its pair. Starting it
+with `InventoryPushInput(pair=..., request=PushRequest(...))` queues that request first.
 
 `ensure_schedules` creates the two Temporal Schedules of every pair, or brings them in
 line with pairs.toml: an incremental push every `inventory.incremental_every` and a full
@@ -33,6 +37,7 @@ from temporalio.client import (
     ScheduleSpec,
     ScheduleUpdate,
     ScheduleUpdateInput,
+    WorkflowExecutionStatus,
 )
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError, RPCStatusCode
@@ -81,15 +86,21 @@ async def request_push(
 
 
 async def push_status(client: Client, pair: str) -> InventoryStatus | None:
-    """The run's `status` query; None when the pair has no push run (yet)."""
+    """The running push run's `status` query; None when the pair has no running run.
+
+    A closed run (terminated, say) is not queried: answering would need a worker to
+    replay it on its old task queue, and none may poll that any more."""
     handle = client.get_workflow_handle(inventory_workflow_id(pair))
     try:
-        status: InventoryStatus = await handle.query("status", result_type=InventoryStatus)
-        return status
+        description = await handle.describe()
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
             return None
         raise
+    if description.status != WorkflowExecutionStatus.RUNNING:
+        return None
+    status: InventoryStatus = await handle.query("status", result_type=InventoryStatus)
+    return status
 
 
 async def wait_for_push(
@@ -208,6 +219,34 @@ def summary_line(pair: str, progress: PushProgress) -> str:
     return line
 
 
+async def push_and_wait(
+    client: Client,
+    pair: str,
+    task_queue: str,
+    *,
+    skus: Sequence[str] | None = None,
+    since: datetime | None = None,
+    requested_by: str = "api",
+    on_progress: Callable[[PushProgress], None] | None = None,
+) -> PushProgress:
+    """Push these SKUs (None: every SKU, or those changed since `since`) through the pair's
+    push run and follow it to the end: what `resync inventory` and benchmarks use."""
+    if skus is not None:
+        mode = PushMode.SKUS
+    else:
+        mode = PushMode.ALL if since is None else PushMode.CHANGED
+    request = await request_push(
+        client,
+        pair,
+        task_queue,
+        mode=mode,
+        skus=skus or (),
+        since=since,
+        requested_by=requested_by,
+    )
+    return await wait_for_push(client, pair, request.request_id, on_progress=on_progress)
+
+
 async def run_inventory_resync(
     client: Client,
     pair: PairConfig,
@@ -216,14 +255,7 @@ async def run_inventory_resync(
     since: datetime | None = None,
     on_progress: Callable[[PushProgress], None] | None = None,
 ) -> PushProgress:
-    """Push every SKU (or those changed in the ERP since `since`) through the pair's
-    push run, and follow it to the end."""
-    request = await request_push(
-        client,
-        pair.id,
-        task_queue,
-        mode=PushMode.ALL if since is None else PushMode.CHANGED,
-        since=since,
-        requested_by="resync",
+    """`resync inventory`: every SKU (or those changed in the ERP since `since`)."""
+    return await push_and_wait(
+        client, pair.id, task_queue, since=since, requested_by="resync", on_progress=on_progress
     )
-    return await wait_for_push(client, pair.id, request.request_id, on_progress=on_progress)

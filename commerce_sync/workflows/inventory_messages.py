@@ -181,6 +181,9 @@ class InventoryCarry(BaseModel):
 
 class InventoryPushInput(BaseModel):
     pair: str
+    request: PushRequest | None = Field(
+        default=None, description="a push to queue at once when this input starts the run"
+    )
     carry: InventoryCarry | None = None
 
 

@@ -16,8 +16,11 @@ back) -> per batch of `inventory.batch_size`: one ERP read, sellable = available
 safety stock - held back, never below 0, one batched absolute store write -> list the
 store's orders again and, when one arrived during the cycle, write the SKUs it touches
 again (the oversell race; README "Inventory: how the store never shows more than the ERP
-can sell"). A failed read pushes nothing for its batch; a SKU the store refuses becomes a
-dead letter and the rest go on.
+can sell"). A failed read pushes nothing for its batch (those SKUs are pushed again after
+`inventory.retry_after`, with one alert per failure streak); a SKU the store refuses
+becomes a dead letter and the rest go on. While store orders are held back, the run looks
+again every `retry_after` and pushes the SKUs of holds that ended (the order reached the
+ERP, was cancelled, or grew old).
 
 The run continues as new after `inventory.cycles_per_run` cycles or when Temporal
 suggests it, carrying pending SKUs, the cursor, held-back orders and queued requests.
@@ -147,6 +150,8 @@ class InventoryPushWorkflow:
         # Per cycle: when its first order listing began, and the orders it classified.
         self._cycle_listed_at: datetime | None = None
         self._cycle_known: set[str] = set()
+        if input.request is not None:
+            self.push(input.request)
 
     # ---- messages ------------------------------------------------------------------
 
@@ -270,16 +275,18 @@ class InventoryPushWorkflow:
         """Held-back orders end by reaching the ERP (a link), by being cancelled in the
         store, or by growing old. The ERP's stock webhook may come before the link is
         recorded, so the push that followed it still held the order back: when a hold
-        ends, its SKUs are pushed again. Costs one store listing and one database query."""
+        ends, its SKUs are pushed again. Costs one store listing and one database query
+        (and a read of each held order that changed)."""
         self._watch_at = None
         before = self._reserved()
         if not await self._refresh_before():
             return
         after = self._reserved()
-        changed = [sku for sku in {*before, *after} if before.get(sku) != after.get(sku)]
-        if changed and not self._pending and not self._pending_ids:
+        # A new order's hold needs no push: the store has counted that order itself.
+        released = [sku for sku in before if after.get(sku, 0) < before[sku]]
+        if released and not self._pending and not self._pending_ids:
             self._gather_from = workflow.now() - self._rules.gather_window
-        for sku in sorted(changed):
+        for sku in released:
             self._pending[sku] = None
 
     @staticmethod

@@ -99,7 +99,9 @@ async def _status(request: Request, client: TemporalDep, pair: str) -> Inventory
     except RPCError as exc:  # e.g. no worker polls the run's queue right now
         raise HTTPException(status_code=503, detail=f"Temporal: {exc.message}") from None
     if status is None:
-        raise HTTPException(status_code=404, detail=f"no inventory push run for pair {pair}")
+        raise HTTPException(
+            status_code=404, detail=f"no inventory push run is going for pair {pair}"
+        )
     return status
 
 

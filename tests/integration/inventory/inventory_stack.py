@@ -4,6 +4,7 @@ status, the API calls each sandbox received)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from dataclasses import dataclass
@@ -100,8 +101,6 @@ class InventoryStack:
             return await push_status(self.client, pair)
         except RPCError as exc:
             if exc.status == RPCStatusCode.FAILED_PRECONDITION:
-                import time as _t
-                print("DBGFP", _t.time(), exc.message, flush=True)
                 return None
             raise
 
@@ -128,8 +127,11 @@ class InventoryStack:
 
         return await eventually(probe, timeout_s, f"push request {request_id}")
 
-    async def follow(self, pair: str, request_id: str) -> PushProgress:
-        return await wait_for_push(self.client, pair, request_id, poll_s=0.2)
+    async def follow(self, pair: str, request_id: str, timeout_s: float = 120.0) -> PushProgress:
+        """`wait_for_push`, as a benchmark or the CLI follows a request (bounded here)."""
+        return await asyncio.wait_for(
+            wait_for_push(self.client, pair, request_id, poll_s=0.2), timeout=timeout_s
+        )
 
     # ---- the store -------------------------------------------------------------------
 

@@ -1,0 +1,281 @@
+"""Record the inventory push histories that tests/unit/test_replay.py replays.
+
+Self-contained: it starts its own Temporal dev server, sandboxes, API and worker on
+free ports (the inventory tests' stack, with their pairs file: pushes that gather and
+retry within seconds, every store order held for approval), so it needs nothing running:
+
+    .venv/bin/python tests/histories/record_inventory.py
+
+Per pair, each scenario in a fresh `inventory:{pair}` run (the one before it ended):
+`pushed` (an ERP stock webhook gathered and pushed), `rejected` (a SKU the store refuses:
+a dead letter), `read-failed` (the ERP read fails, nothing is pushed, the retry pushes),
+`held-back` (store orders not in the ERP held back, one placed mid-push corrected, then
+released once approved); for kentico-brightpearl also `continued` (the run that
+continued as new, two cycles per run) and the schedule tick. Each is written as
+`tests/histories/InventoryPush-<pair>-<scenario>.json` (the runs go on: a history
+replays as far as it goes). Re-record after a deliberate, patched change to the
+workflow; keep the old files, so runs started before the change are still shown to
+replay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import sys
+import tempfile
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import httpx
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+HERE = Path(__file__).parent
+sys.path[:0] = [
+    str(HERE.parent / "integration" / "orders"),
+    str(HERE.parent / "integration" / "inventory"),
+]
+
+from inventory_stack import (  # noqa: E402
+    PAIRS,
+    InventoryStack,
+    forget_inventory_runs,
+    pairs_file_for_tests,
+)
+from order_stack import (  # noqa: E402
+    RunningWorker,
+    Stack,
+    eventually,
+    point_webhooks,
+    stack_settings,
+)
+
+from commerce_sync.api.app import create_app  # noqa: E402
+from commerce_sync.config.pairs import load_pairs  # noqa: E402
+from commerce_sync.config.settings import Settings  # noqa: E402
+from commerce_sync.inventory_control import ensure_schedules, schedule_ids  # noqa: E402
+from commerce_sync.systems.kentico.client import KenticoClient  # noqa: E402
+from commerce_sync.systems.sandbox_server import (  # noqa: E402
+    SANDBOX_SYSTEMS,
+    BackgroundServer,
+    create_sandbox_app,
+)
+from commerce_sync.systems.xcart.client import XCartClient  # noqa: E402
+from commerce_sync.workflows import search_attributes  # noqa: E402
+
+READ_FAILS = {
+    "brightpearl": {"match": "GET */warehouse-service/product-availability/*", "status": 500},
+    "acumatica": {"match": "PUT */InventoryQuantityAvailable*", "status": 500},
+}
+SLOW_STOCK_WRITE = {
+    "kentico": {"match": "PUT /rest/ecommerce.sku/*", "delay_s": 4, "count": 1},
+    "xcart": {"match": "PUT /admin.php?*_path=product", "delay_s": 4, "count": 1},
+}
+
+
+async def save(client: Client, workflow_id: str, name: str, run_id: str | None = None) -> None:
+    history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+    (HERE / f"{name}.json").write_text(json.dumps(history.to_json_dict(), indent=1) + "\n")
+    print(f"recorded {workflow_id} -> {name}.json ({len(history.events)} events)")
+
+
+async def idle(inventory: InventoryStack, pair: str) -> None:
+    await inventory.wait_status(
+        pair, "the push idle", lambda s: s.state == "idle" and s.pending == 0
+    )
+
+
+async def push(inventory: InventoryStack, pair: str, skus: list[str]) -> None:
+    response = await inventory.http.post(
+        f"{inventory.stack.api}/inventory/{pair}/push",
+        json={"skus": skus},
+        headers=inventory.headers(),
+    )
+    response.raise_for_status()
+    await inventory.wait_request(pair, response.json()["request_id"])
+
+
+async def remove_from_store(inventory: InventoryStack, store: str, sku: str) -> None:
+    settings = inventory.stack.settings
+    state = await inventory.stack.state_of(store)
+    if store == "kentico":
+        row = next(r for r in state["ecommerce.sku"] if r["SKUNumber"] == sku)
+        async with KenticoClient(settings.kentico) as kentico:
+            await kentico.delete_product(row["SKUID"])
+    else:
+        product = next(p for p in state["products"] if p["sku"] == sku)
+        async with XCartClient(settings.xcart) as xcart:
+            await xcart.delete_product(product["product_id"])
+
+
+async def save_chain(client: Client, workflow_id: str, name: str) -> None:
+    """The latest run and every run it continued from: `name.json` when there is one,
+    `name-1.json` (the first) .. `name-N.json` when the scenario continued as new."""
+    runs: list[str | None] = [None]
+    while True:
+        history = await client.get_workflow_handle(workflow_id, run_id=runs[-1]).fetch_history()
+        started = history.events[0].workflow_execution_started_event_attributes
+        if not started.continued_execution_run_id:
+            break
+        runs.append(started.continued_execution_run_id)
+    if len(runs) == 1:
+        await save(client, workflow_id, name)
+        return
+    for number, run_id in enumerate(reversed(runs), start=1):
+        await save(client, workflow_id, f"{name}-{number}", run_id=run_id)
+
+
+Steps = Callable[[InventoryStack, str], Awaitable[None]]
+
+
+async def scenario(inventory: InventoryStack, pair: str, name: str, steps: Steps) -> None:
+    """One scenario in a fresh run, saved as it stands when the steps are done."""
+    await forget_inventory_runs(inventory.client)
+    await steps(inventory, pair)
+    await save_chain(inventory.client, f"inventory:{pair}", f"InventoryPush-{pair}-{name}")
+
+
+async def landed(inventory: InventoryStack, pair: str, sku: str, available: int) -> None:
+    expected = inventory.sellable(pair, available)
+
+    async def check() -> bool:
+        return await inventory.store_stock(pair, sku) == expected
+
+    await eventually(check, what=f"{sku} at {expected}")
+
+
+async def pushed(inventory: InventoryStack, pair: str) -> None:
+    await inventory.set_erp_stock(pair, "WIDGET-3", 37)
+    await landed(inventory, pair, "WIDGET-3", 37)
+    await idle(inventory, pair)
+
+
+async def rejected(inventory: InventoryStack, pair: str) -> None:
+    await remove_from_store(inventory, PAIRS[pair][0], "WIDGET-5")
+    await push(inventory, pair, ["WIDGET-4", "WIDGET-5"])
+
+
+async def read_failed(inventory: InventoryStack, pair: str) -> None:
+    erp = PAIRS[pair][1]
+    await inventory.fault(erp, READ_FAILS[erp])
+    await inventory.set_erp_stock(pair, "WIDGET-7", 40)
+    await inventory.wait_status(pair, "a failed read", lambda s: s.retrying >= 1)
+    await inventory.clear_faults(erp)
+    await landed(inventory, pair, "WIDGET-7", 40)
+    await idle(inventory, pair)
+
+
+async def held_back(inventory: InventoryStack, pair: str) -> None:
+    stack, store = inventory.stack, PAIRS[pair][0]
+    early = await stack.place_order(store, lines=[{"sku": "WIDGET-2", "quantity": 3}])
+    await stack.wait_state(pair, early, "awaiting_approval")
+    await inventory.fault(store, SLOW_STOCK_WRITE[store])
+    await inventory.set_erp_stock(pair, "WIDGET-2", 40)
+    await eventually(lambda: inventory.fault_hits(store), what="the slow write")
+    late = await stack.place_order(store, lines=[{"sku": "WIDGET-2", "quantity": 5}])
+    await stack.wait_state(pair, late, "awaiting_approval")
+    await inventory.wait_status(
+        pair, "the correction", lambda s: s.totals.corrected >= 1 and s.state == "idle"
+    )
+    for order_id in (early, late):
+        response = await inventory.http.post(
+            f"{stack.api}/orders/{pair}/{order_id}/approval",
+            json={"approved": True, "by": "ops"},
+            headers=inventory.headers(),
+        )
+        response.raise_for_status()
+    await inventory.wait_status(
+        pair, "holds released", lambda s: not s.reserved and s.state == "idle"
+    )
+
+
+SCENARIOS: dict[str, Steps] = {
+    "pushed": pushed,
+    "rejected": rejected,
+    "read-failed": read_failed,
+    "held-back": held_back,
+}
+
+
+async def record(inventory: InventoryStack) -> None:
+    for pair in PAIRS:
+        for name, steps in SCENARIOS.items():
+            for system in SANDBOX_SYSTEMS:
+                reset = await inventory.sandbox.post(f"/{system}/_sandbox/reset")
+                reset.raise_for_status()
+            await scenario(inventory, pair, name, steps)
+
+
+async def record_continued(inventory: InventoryStack) -> None:
+    """Two cycles per run (the stack's pairs file): the third push is in the next run."""
+    pair = "kentico-brightpearl"
+    await forget_inventory_runs(inventory.client)
+    for skus in (["WIDGET-4"], ["WIDGET-5"], ["WIDGET-6"]):
+        await push(inventory, pair, skus)
+    status = await inventory.wait_status(pair, "a second run", lambda s: s.run >= 1)
+    assert status.run == 1
+    await save_chain(inventory.client, f"inventory:{pair}", f"InventoryPush-{pair}-continued")
+
+    pairs = load_pairs(inventory.stack.settings.pairs_file)
+    await ensure_schedules(inventory.client, pairs.values(), inventory.stack.settings.task_queue)
+    incremental, _ = schedule_ids(pair)
+    try:
+        await inventory.client.get_schedule_handle(incremental).trigger()
+        status = await inventory.wait_status(
+            pair,
+            "the tick's push",
+            lambda s: any(r.requested_by == "schedule" and r.phase == "done" for r in s.recent),
+        )
+        tick = next(r.request_id for r in status.recent if r.requested_by == "schedule")
+        await save(inventory.client, tick, "InventoryScheduleTick")
+    finally:
+        for schedule_id in [i for p in PAIRS for i in schedule_ids(p)]:
+            await inventory.client.get_schedule_handle(schedule_id).delete()
+
+
+async def main() -> None:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=shutil.which("temporal")
+        or str(Path(sys.executable).parent / "temporal"),
+        search_attributes=list(search_attributes.ALL_KEYS),
+        data_converter=pydantic_data_converter,
+        ui=False,
+        dev_server_log_level="error",
+    )
+    try:
+        with (
+            tempfile.TemporaryDirectory() as tmp,
+            BackgroundServer(create_sandbox_app(Settings(_env_file=None))) as sandbox,
+        ):
+            target = env.client.service_client.config.target_host
+            settings = stack_settings(sandbox.url, f"sqlite:///{tmp}/cs.db", Path(tmp), target)
+            settings = settings.model_copy(
+                update={"pairs_file": pairs_file_for_tests(Path(tmp), {"cycles_per_run": 2})}
+            )
+            api = BackgroundServer(create_app(settings)).start()
+            worker = RunningWorker(env.client, settings)
+            try:
+                async with (
+                    httpx.AsyncClient(base_url=sandbox.url, timeout=10.0) as control,
+                    httpx.AsyncClient(timeout=30.0) as http,
+                ):
+                    await point_webhooks(control, settings, api.url)
+                    stack = Stack(
+                        settings, api.url, env.client, control, http, settings.database_url or ""
+                    )
+                    inventory = InventoryStack(stack)
+                    await record_continued(inventory)
+                    await record(inventory)
+            finally:
+                await forget_inventory_runs(env.client)
+                await worker.close()
+                api.stop()
+    finally:
+        await env.shutdown()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
