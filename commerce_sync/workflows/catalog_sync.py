@@ -24,17 +24,13 @@ system's queue.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from commerce_sync.activities.messages import (
-        AlertInput,
         DeadLetterInput,
         LinkInput,
         ResolveDeadLetters,
@@ -59,44 +55,21 @@ with workflow.unsafe.imports_passed_through():
         StoreProductRemoval,
         StoreProductWrite,
     )
+    from commerce_sync.workflows.saga import (
+        STEP_RETRY,
+        STEP_TIMEOUT,
+        Compensation,
+        PairSaga,
+        permanent_failure,
+    )
 
-T = TypeVar("T")
 
-STEP_TIMEOUT = timedelta(seconds=60)
-# Transient failures (timeouts, 5xx, throttling) are retried until they pass.
-STEP_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(minutes=5),
-)
-# Compensations are retried a bounded number of times: one that fails for good is
-# reported and the run still ends.
-COMPENSATION_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=30),
-    maximum_attempts=8,
-)
 MAX_PASSES = 20
 """Passes before continue-as-new: a product changed non-stop must not grow the history."""
 
 
-@dataclass
-class Compensation:
-    name: str
-    run: Callable[[], Awaitable[Any]]
-
-
 class InvalidProduct(Exception):
     """The ERP product cannot go to the store as it is; nothing was written."""
-
-
-def permanent_failure(error: BaseException) -> ApplicationError | None:
-    """The non-retryable application error behind an activity failure, if that is what it was."""
-    cause = error.cause if isinstance(error, ActivityError) else error
-    if isinstance(cause, ApplicationError) and cause.non_retryable:
-        return cause
-    return None
 
 
 def product_problems(product: Product, sku: str) -> list[str]:
@@ -126,7 +99,7 @@ def differing_fields(store: Product, erp: Product) -> list[str]:
 
 
 @workflow.defn(name="CatalogSync")
-class CatalogSyncWorkflow:
+class CatalogSyncWorkflow(PairSaga):
     @workflow.init
     def __init__(self, input: CatalogSyncInput) -> None:
         self._input = input
@@ -351,46 +324,6 @@ class CatalogSyncWorkflow:
         )
 
     # ---- helpers -------------------------------------------------------------------
-
-    @property
-    def _pair_config(self) -> PairConfig:
-        assert self._pair is not None
-        return self._pair
-
-    @property
-    def _store(self) -> str:
-        return self._pair_config.store
-
-    @property
-    def _erp(self) -> str:
-        return self._pair_config.erp
-
-    async def _act(
-        self,
-        name: str,
-        arg: Any,
-        result_type: type[T],
-        *,
-        queue: str | None,
-        compensation: bool = False,
-    ) -> T:
-        result: T = await workflow.execute_activity(
-            name,
-            arg,
-            result_type=result_type,
-            task_queue=queue or workflow.info().task_queue,
-            start_to_close_timeout=STEP_TIMEOUT,
-            retry_policy=COMPENSATION_RETRY if compensation else STEP_RETRY,
-        )
-        return result
-
-    async def _alert(self, kind: str, message: str) -> None:
-        await self._act(
-            "ops.alert",
-            AlertInput(kind=kind, key=workflow.info().workflow_id, message=message),
-            bool,
-            queue=None,
-        )
 
     def _record(self, name: str, outcome: str, detail: str = "") -> CatalogStep:
         return CatalogStep(name=name, at=workflow.now(), outcome=outcome, detail=detail)

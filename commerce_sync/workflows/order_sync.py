@@ -20,17 +20,14 @@ Deterministic code only: activities are called by name on their system's queue.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from commerce_sync.activities.messages import (
-        AlertInput,
         CustomerCreate,
         CustomerLookup,
         CustomerRef,
@@ -70,25 +67,13 @@ with workflow.unsafe.imports_passed_through():
         StepRecord,
         SyncState,
     )
+    from commerce_sync.workflows.saga import (
+        Compensation,
+        PairSaga,
+        permanent_failure,
+    )
 
-T = TypeVar("T")
 
-STEP_TIMEOUT = timedelta(seconds=60)
-# Transient failures (timeouts, 5xx, throttling) are retried until they pass: an order
-# must not be lost because a system was down for an hour.
-STEP_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(minutes=5),
-)
-# Compensations are retried too, but a bounded number of times, so that one that fails
-# for good is reported and the remaining ones still run.
-COMPENSATION_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=30),
-    maximum_attempts=8,
-)
 SHIPMENT_POLL_EVERY = timedelta(hours=6)
 # Runs recorded before this check replay without it (workflow.patched).
 SKIP_CANCELLED_PATCH = "skip-orders-cancelled-in-the-store"
@@ -100,22 +85,8 @@ class OrderCancelled(Exception):
     """The store cancelled the order; unwind what this run did."""
 
 
-@dataclass
-class Compensation:
-    name: str
-    run: Callable[[], Awaitable[Any]]
-
-
-def permanent_failure(error: BaseException) -> ApplicationError | None:
-    """The non-retryable application error behind an activity failure, if that is what it was."""
-    cause = error.cause if isinstance(error, ActivityError) else error
-    if isinstance(cause, ApplicationError) and cause.non_retryable:
-        return cause
-    return None
-
-
 @workflow.defn(name="OrderSync")
-class OrderSyncWorkflow:
+class OrderSyncWorkflow(PairSaga):
     @workflow.init
     def __init__(self, input: OrderSyncInput) -> None:
         self._input = input
@@ -572,51 +543,11 @@ class OrderSyncWorkflow:
 
     # ---- helpers -------------------------------------------------------------------
 
-    @property
-    def _pair_config(self) -> PairConfig:
-        assert self._pair is not None
-        return self._pair
-
-    @property
-    def _store(self) -> str:
-        return self._pair_config.store
-
-    @property
-    def _erp(self) -> str:
-        return self._pair_config.erp
-
-    async def _act(
-        self,
-        name: str,
-        arg: Any,
-        result_type: type[T],
-        *,
-        queue: str | None,
-        compensation: bool = False,
-    ) -> T:
-        result: T = await workflow.execute_activity(
-            name,
-            arg,
-            result_type=result_type,
-            task_queue=queue or workflow.info().task_queue,
-            start_to_close_timeout=STEP_TIMEOUT,
-            retry_policy=COMPENSATION_RETRY if compensation else STEP_RETRY,
-        )
-        return result
-
     async def _link(self, kind: str, store_id: str, erp_id: str) -> None:
         await self._act(
             "db.record_link",
             LinkInput(pair=self._input.pair, kind=kind, store_id=store_id, erp_id=erp_id),
             int,
-            queue=None,
-        )
-
-    async def _alert(self, kind: str, message: str) -> None:
-        await self._act(
-            "ops.alert",
-            AlertInput(kind=kind, key=workflow.info().workflow_id, message=message),
-            bool,
             queue=None,
         )
 

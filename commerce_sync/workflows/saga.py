@@ -1,0 +1,102 @@
+"""What every per-pair saga workflow (order sync, catalog sync) shares: how a step is
+called, how it is retried, how compensations are kept, and how an alert is raised.
+
+Deterministic code only. A step is an activity called by name on a task queue: the
+outside system's own queue for calls to it (so its API budget applies), the workflow's
+queue for the database and alerts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from commerce_sync.activities.messages import AlertInput
+    from commerce_sync.config.pairs import PairConfig
+
+T = TypeVar("T")
+
+STEP_TIMEOUT = timedelta(seconds=60)
+# Transient failures (timeouts, 5xx, throttling) are retried until they pass: an order
+# must not be lost because a system was down for an hour.
+STEP_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=5),
+)
+# Compensations are retried too, but a bounded number of times, so that one that fails
+# for good is reported and the remaining ones still run.
+COMPENSATION_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=8,
+)
+
+
+@dataclass
+class Compensation:
+    name: str
+    run: Callable[[], Awaitable[Any]]
+
+
+def permanent_failure(error: BaseException) -> ApplicationError | None:
+    """The non-retryable application error behind an activity failure, if that is what it was."""
+    cause = error.cause if isinstance(error, ActivityError) else error
+    if isinstance(cause, ApplicationError) and cause.non_retryable:
+        return cause
+    return None
+
+
+class PairSaga:
+    """Steps of a workflow that works for one integration pair (`self._pair`, read from
+    the `config.pair` activity at the start of the run)."""
+
+    _pair: PairConfig | None
+
+    @property
+    def _pair_config(self) -> PairConfig:
+        assert self._pair is not None
+        return self._pair
+
+    @property
+    def _store(self) -> str:
+        return self._pair_config.store
+
+    @property
+    def _erp(self) -> str:
+        return self._pair_config.erp
+
+    async def _act(
+        self,
+        name: str,
+        arg: Any,
+        result_type: type[T],
+        *,
+        queue: str | None,
+        compensation: bool = False,
+    ) -> T:
+        result: T = await workflow.execute_activity(
+            name,
+            arg,
+            result_type=result_type,
+            task_queue=queue or workflow.info().task_queue,
+            start_to_close_timeout=STEP_TIMEOUT,
+            retry_policy=COMPENSATION_RETRY if compensation else STEP_RETRY,
+        )
+        return result
+
+    async def _alert(self, kind: str, message: str) -> None:
+        await self._act(
+            "ops.alert",
+            AlertInput(kind=kind, key=workflow.info().workflow_id, message=message),
+            bool,
+            queue=None,
+        )
