@@ -6,13 +6,14 @@ import asyncio
 import logging
 import os
 import sys
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
 
-from commerce_sync.config.pairs import PairsConfigError, load_pairs
+from commerce_sync.config.pairs import PairConfig, PairsConfigError, load_pairs
 from commerce_sync.config.settings import Settings
 
 if TYPE_CHECKING:
@@ -277,6 +278,29 @@ resync_app = typer.Typer(
 )
 
 
+def _resync_target(
+    pair: str | None, since: str | None, window: timedelta | None
+) -> tuple[Settings, PairConfig, datetime | None]:
+    """Settings, the pair and the --since time of a resync command, or one line saying what
+    is wrong. Without --since: `window` back from now, or None (everything) without one."""
+    from rich.markup import escape
+
+    from commerce_sync import resync
+
+    settings = load_settings()
+    pairs = load_pairs(settings.pairs_file)
+    try:
+        if pair is None:
+            raise resync.ResyncError(f"--pair is required (one of: {', '.join(sorted(pairs))})")
+        pair_config = resync.find_pair(pairs, pair)
+        now = datetime.now(UTC)
+        if since is None and window is None:
+            return settings, pair_config, None
+        return settings, pair_config, resync.parse_since(since, now, window or timedelta(0))
+    except resync.ResyncError as exc:
+        fail(escape(str(exc)))
+
+
 @resync_app.command("orders")
 def resync_orders(
     pair: Annotated[
@@ -297,19 +321,13 @@ def resync_orders(
     Keep --since within Temporal's retention period: a deleted run looks missing.
     Ends with one line: seen N, started M, already running/complete K.
     """
-    from datetime import UTC, datetime
-
     from rich.markup import escape
 
     from commerce_sync import resync
 
-    settings = load_settings()
-    pairs = load_pairs(settings.pairs_file)
+    settings, pair_config, since_at = _resync_target(pair, since, resync.DEFAULT_ORDERS_WINDOW)
+    assert since_at is not None
     try:
-        if pair is None:
-            raise resync.ResyncError(f"--pair is required (one of: {', '.join(sorted(pairs))})")
-        pair_config = resync.find_pair(pairs, pair)
-        since_at = resync.parse_since(since, datetime.now(UTC), resync.DEFAULT_ORDERS_WINDOW)
         with resync.RichProgress(err, f"orders {pair_config.id}") as bar:
             summary = asyncio.run(
                 resync.run_order_resync(settings, pair_config, since_at, progress=bar)
@@ -339,23 +357,14 @@ def resync_catalog(
     finished run says nothing about a later change; a product already up to date in the
     store is not written. Ends with one line: seen N changed products, started M.
     """
-    from datetime import UTC, datetime
-
     from rich.markup import escape
 
     from commerce_sync import catalog_resync, resync
 
-    settings = load_settings()
-    pairs = load_pairs(settings.pairs_file)
-    try:
-        if pair is None:
-            raise resync.ResyncError(f"--pair is required (one of: {', '.join(sorted(pairs))})")
-        pair_config = resync.find_pair(pairs, pair)
-        since_at = resync.parse_since(
-            since, datetime.now(UTC), catalog_resync.DEFAULT_CATALOG_WINDOW
-        )
-    except resync.ResyncError as exc:
-        fail(escape(str(exc)))
+    settings, pair_config, since_at = _resync_target(
+        pair, since, catalog_resync.DEFAULT_CATALOG_WINDOW
+    )
+    assert since_at is not None
     try:
         with resync.RichProgress(err, f"catalog {pair_config.id}") as bar:
             summary = asyncio.run(
@@ -390,8 +399,6 @@ def resync_inventory(
     not yet in the ERP held back. Shows its progress; ends with one line of counts.
     Leaving early (Ctrl-C, --timeout) does not stop the push.
     """
-    from datetime import UTC, datetime, timedelta
-
     from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
@@ -399,16 +406,7 @@ def resync_inventory(
     from commerce_sync.inventory_control import run_inventory_resync, summary_line
     from commerce_sync.workflows.inventory_messages import PushPhase, PushProgress
 
-    settings = load_settings()
-    pairs = load_pairs(settings.pairs_file)
-    try:
-        if pair is None:
-            raise resync.ResyncError(f"--pair is required (one of: {', '.join(sorted(pairs))})")
-        pair_config = resync.find_pair(pairs, pair)
-        now = datetime.now(UTC)
-        since_at = None if since is None else resync.parse_since(since, now, timedelta(0))
-    except resync.ResyncError as exc:
-        fail(escape(str(exc)))
+    settings, pair_config, since_at = _resync_target(pair, since, None)
 
     bar = Progress(
         TextColumn("{task.description}"),
