@@ -278,6 +278,11 @@ resync_app = typer.Typer(
 )
 
 
+PairOption = Annotated[
+    str | None, typer.Option(help="Integration pair id, e.g. kentico-brightpearl (required)")
+]
+
+
 def _resync_target(
     pair: str | None, since: str | None, window: timedelta | None
 ) -> tuple[Settings, PairConfig, datetime | None]:
@@ -303,9 +308,7 @@ def _resync_target(
 
 @resync_app.command("orders")
 def resync_orders(
-    pair: Annotated[
-        str | None, typer.Option(help="Integration pair id, e.g. kentico-brightpearl (required)")
-    ] = None,
+    pair: PairOption = None,
     since: Annotated[
         str | None,
         typer.Option(
@@ -340,9 +343,7 @@ def resync_orders(
 
 @resync_app.command("catalog")
 def resync_catalog(
-    pair: Annotated[
-        str | None, typer.Option(help="Integration pair id, e.g. kentico-brightpearl (required)")
-    ] = None,
+    pair: PairOption = None,
     since: Annotated[
         str | None,
         typer.Option(
@@ -378,9 +379,7 @@ def resync_catalog(
 
 @resync_app.command("inventory")
 def resync_inventory(
-    pair: Annotated[
-        str | None, typer.Option(help="Integration pair id, e.g. kentico-brightpearl (required)")
-    ] = None,
+    pair: PairOption = None,
     since: Annotated[
         str | None,
         typer.Option(

@@ -23,9 +23,6 @@ system's queue.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any
-
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
@@ -274,26 +271,15 @@ class CatalogSyncWorkflow(PairSaga):
 
     # ---- failure and compensation --------------------------------------------------
 
-    def _register(self, name: str, run: Callable[[], Awaitable[Any]]) -> None:
-        self._compensations.append(Compensation(name, run))
-
     async def _compensate(self) -> None:
         """Undo in reverse; a compensation that fails for good is alerted, the rest still run."""
         if not self._compensations:
             return
         self._set_state(CatalogState.COMPENSATING)
-        for compensation in reversed(self._compensations):
-            try:
-                await compensation.run()
-                self._status.compensations.append(self._record(compensation.name, "ok"))
-            except ActivityError as error:
-                detail = str(error.cause or error)
-                self._status.compensations.append(self._record(compensation.name, "failed", detail))
-                await self._alert(
-                    "compensation_failed",
-                    f"could not {compensation.name} for {self._input.sku}: {detail}",
-                )
-        self._compensations.clear()
+        await self._unwind(self._input.sku, self._compensated)
+
+    def _compensated(self, name: str, outcome: str, detail: str) -> None:
+        self._status.compensations.append(self._record(name, outcome, detail))
 
     async def _end_failed(self, reason: str, error: str, state: CatalogState) -> CatalogSyncStatus:
         self._status.error = error

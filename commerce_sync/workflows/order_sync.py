@@ -19,9 +19,7 @@ Deterministic code only: activities are called by name on their system's queue.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
@@ -475,28 +473,19 @@ class OrderSyncWorkflow(PairSaga):
 
     # ---- failure and compensation --------------------------------------------------
 
-    def _register(self, name: str, run: Callable[[], Awaitable[Any]]) -> None:
-        self._compensations.append(Compensation(name, run))
-
     async def _compensate(self, *, restore_store_status: bool = True) -> None:
         """Undo in reverse; a compensation that fails for good is alerted, the rest still run."""
         if not self._compensations:
             return
         self._set_state(SyncState.COMPENSATING)
-        for compensation in reversed(self._compensations):
-            if not restore_store_status and compensation.name == "restore the store status":
-                continue
-            try:
-                await compensation.run()
-                self._status.compensations.append(self._record(compensation.name, "ok"))
-            except ActivityError as error:
-                detail = str(error.cause or error)
-                self._status.compensations.append(self._record(compensation.name, "failed", detail))
-                await self._alert(
-                    "compensation_failed",
-                    f"could not {compensation.name} for order {self._input.store_order_id}: {detail}",
-                )
-        self._compensations.clear()
+        await self._unwind(
+            f"order {self._input.store_order_id}",
+            self._compensated,
+            skip=() if restore_store_status else ("restore the store status",),
+        )
+
+    def _compensated(self, name: str, outcome: str, detail: str) -> None:
+        self._status.compensations.append(self._record(name, outcome, detail))
 
     async def _end_failed(
         self,

@@ -60,6 +60,7 @@ class PairSaga:
     the `config.pair` activity at the start of the run)."""
 
     _pair: PairConfig | None
+    _compensations: list[Compensation]
 
     @property
     def _pair_config(self) -> PairConfig:
@@ -92,6 +93,33 @@ class PairSaga:
             retry_policy=COMPENSATION_RETRY if compensation else STEP_RETRY,
         )
         return result
+
+    def _register(self, name: str, run: Callable[[], Awaitable[Any]]) -> None:
+        """Keep a compensation; registered before its step, so a lost answer is undone too."""
+        self._compensations.append(Compensation(name, run))
+
+    async def _unwind(
+        self,
+        subject: str,
+        done: Callable[[str, str, str], None],
+        *,
+        skip: tuple[str, ...] = (),
+    ) -> None:
+        """Run the kept compensations in reverse; `done(name, outcome, detail)` records each.
+        One that fails for good is alerted and the rest still run."""
+        for compensation in reversed(self._compensations):
+            if compensation.name in skip:
+                continue
+            try:
+                await compensation.run()
+                done(compensation.name, "ok", "")
+            except ActivityError as error:
+                detail = str(error.cause or error)
+                done(compensation.name, "failed", detail)
+                await self._alert(
+                    "compensation_failed", f"could not {compensation.name} for {subject}: {detail}"
+                )
+        self._compensations.clear()
 
     async def _alert(self, kind: str, message: str) -> None:
         await self._act(
