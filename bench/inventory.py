@@ -68,6 +68,7 @@ from commerce_sync.systems.kentico.mapping import product_to_native
 from commerce_sync.systems.kentico.schema import SKU
 from commerce_sync.systems.sandbox_server import SANDBOX_SYSTEMS
 from commerce_sync.systems.xcart.client import XCartClient
+from commerce_sync.temporal_client import data_converter
 from commerce_sync.workflows.inventory_messages import PushPhase, PushProgress
 
 PAIR_CHOICES = {"both": list(PAIRS)} | {p: [p] for p in PAIRS}
@@ -347,11 +348,11 @@ async def run(args: argparse.Namespace) -> BenchResult:
             server = DevServer(data_dir)
             stack.callback(server.stop)
             server.start()
-            client = await server.connect()
             sandboxes = ChildServer("sandboxes", Settings(_env_file=None))
             stack.callback(sandboxes.stop)
             sandbox_url = sandboxes.start()
             lifted = bench_settings(sandbox_url, data_dir, server.target, lift_budgets=True)
+            client = await server.connect(data_converter(lifted))
             engine = make_engine(lifted.resolved_database_url)
             stack.callback(engine.dispose)
             migrate(engine)

@@ -63,7 +63,7 @@ from rich.table import Table
 from sqlalchemy import Engine
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
 from temporalio.worker import Worker
 
 from commerce_sync.api.app import create_app
@@ -71,6 +71,7 @@ from commerce_sync.config.pairs import load_pairs
 from commerce_sync.config.settings import (
     AcumaticaSettings,
     BrightpearlSettings,
+    CodecSettings,
     KenticoSettings,
     Settings,
     WebhookSecrets,
@@ -83,6 +84,7 @@ from commerce_sync.systems.sandbox_server import (
     BackgroundServer,
     create_sandbox_app,
 )
+from commerce_sync.temporal_client import data_converter
 from commerce_sync.worker import Ports, build_workers, run_workers
 from commerce_sync.workflows.order_messages import OrderSyncStatus, SyncState
 from commerce_sync.workflows.search_attributes import dev_server_flags
@@ -96,6 +98,11 @@ PAIRS: dict[str, tuple[str, str]] = {
 PAIR_CHOICES = {"both": list(PAIRS), "one": ["kentico-brightpearl"]} | {p: [p] for p in PAIRS}
 LIFTED_RATE_PER_SECOND = 10_000.0
 BENCH_TASK_QUEUE = "commerce-sync-bench"
+# Payloads encrypted as under `commerce-sync up` (one key per bench process).
+BENCH_CODEC = CodecSettings(
+    keys={"bench": SecretStr(base64.b64encode(secrets.token_bytes(32)).decode())},
+    search_key=SecretStr(secrets.token_urlsafe(32)),
+)
 BARE_TASK_QUEUE = "commerce-sync-bench-bare"
 WARM_UP_INDEX = 1_000_000  # shopper numbers of the warm-up orders, apart from the measured ones
 IN_FLIGHT = 8  # concurrent placement / start / query calls from the driver
@@ -206,13 +213,13 @@ class DevServer:
             preexec_fn=die_with_parent,
         )
 
-    async def connect(self, timeout_s: float = 60.0) -> Client:
+    async def connect(self, converter: DataConverter, timeout_s: float = 60.0) -> Client:
         deadline = time.monotonic() + timeout_s
         while True:
             if self.process is None or self.process.poll() is not None:
                 raise BenchError(f"the Temporal dev server exited at start: {self._tail()}")
             try:
-                return await Client.connect(self.target, data_converter=pydantic_data_converter)
+                return await Client.connect(self.target, data_converter=converter)
             except RuntimeError:
                 if time.monotonic() > deadline:
                     raise BenchError(
@@ -340,6 +347,7 @@ def bench_settings(
             acumatica_token=SecretStr(secrets.token_urlsafe(16)),
         ),
         api_keys={secrets.token_urlsafe(16): ["read"]},
+        codec=BENCH_CODEC,
     )
 
 
@@ -643,12 +651,12 @@ async def run(args: argparse.Namespace) -> BenchResult:
             server = DevServer(data_dir)
             stack.callback(server.stop)
             server.start()
-            client = await server.connect()
 
             sandboxes = ChildServer("sandboxes", Settings(_env_file=None))
             stack.callback(sandboxes.stop)
             sandbox_url = sandboxes.start()
             settings = bench_settings(sandbox_url, data_dir, server.target, lift_budgets=lift)
+            client = await server.connect(data_converter(settings))
             engine = make_engine(settings.resolved_database_url)
             stack.callback(engine.dispose)
             migrate(engine)

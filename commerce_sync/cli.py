@@ -60,6 +60,12 @@ def load_settings() -> Settings:
         load_pairs(settings.pairs_file)
     except PairsConfigError as exc:
         fail(str(exc))
+    from commerce_sync.ops.codec import CodecConfigError, key_ring
+
+    try:
+        key_ring(settings)
+    except CodecConfigError as exc:
+        fail(str(exc))
     return settings
 
 
@@ -145,7 +151,10 @@ def _approval_workflow_id(target: list[str], settings: Settings) -> str:
         if pair not in pairs:
             fail(_one_line(f"unknown pair {pair!r} (pairs: {', '.join(sorted(pairs))})"))
         return order_workflow_id(pair, store_order_id)
-    fail("give a workflow id (order:PAIR:STORE_ORDER_ID) or a pair and a store order id")
+    fail(
+        "give a workflow id (order:PAIR:STORE_ORDER_ID, return:PAIR:RMA_ID) "
+        "or a pair and a store order id"
+    )
 
 
 async def _run_approval(
@@ -220,7 +229,8 @@ def approve(
         list[str],
         typer.Argument(
             metavar="WORKFLOW_ID | PAIR STORE_ORDER_ID",
-            help="The run: its workflow id (order:PAIR:STORE_ORDER_ID), or a pair and an order id",
+            help="The run: its workflow id (order:PAIR:STORE_ORDER_ID or return:PAIR:RMA_ID), "
+            "or a pair and an order id",
             show_default=False,
         ),
     ],
@@ -269,6 +279,27 @@ def sandbox(
     if port_in_use(host, port):
         fail(f"port {port} (sandboxes) is already in use")
     uvicorn.run(create_sandbox_app(settings), host=host, port=port, log_level="warning")
+
+
+@app.command("email-query")
+def email_query(
+    email: Annotated[str, typer.Argument(help="The shopper's email")],
+) -> None:
+    """Print the Web UI query that finds a shopper's order runs: with codec keys the
+    `CustomerEmail` search attribute holds a keyed hash of the email, not the email."""
+    from commerce_sync.embedded import codec_keys_path
+    from commerce_sync.ops.codec import customer_email_search_value, key_ring
+
+    settings = load_settings()
+    generated = codec_keys_path(settings)
+    if not settings.codec.keys and settings.codec.keys_file is None and generated.exists():
+        # `up` generated the keys into the data dir and gave them to its children only.
+        codec = settings.codec.model_copy(update={"keys_file": generated})
+        settings = settings.model_copy(update={"codec": codec})
+    value = customer_email_search_value(key_ring(settings), email)
+    if not value:
+        fail("codec keys are set but no codec.search_key: CustomerEmail is not recorded")
+    typer.echo(f"CustomerEmail = '{value}'")
 
 
 resync_app = typer.Typer(
@@ -494,8 +525,8 @@ def dead_letters_list(
     from commerce_sync.store.dead_letters import list_dead_letters
     from commerce_sync.store.models import DeadLetterStatus
 
-    if process is not None and process not in ("order", "catalog", "inventory"):
-        fail(_one_line(f"--process: {process!r} is not one of order, catalog, inventory"))
+    if process is not None and process not in ("order", "catalog", "inventory", "return"):
+        fail(_one_line(f"--process: {process!r} is not one of order, catalog, inventory, return"))
     if status is not None and status not in {member.value for member in DeadLetterStatus}:
         fail(_one_line(f"--status: {status!r} is not one of open, replayed, resolved"))
     settings = load_settings()

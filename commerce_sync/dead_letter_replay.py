@@ -12,8 +12,11 @@ What an edited payload means, per process:
   address, customer e-mail, SKU map old -> new) that the fresh run applies on top of
   the order it reads from the store. `pair` and `store_order_id` cannot change.
 - `catalog`: a fresh run for the same SKU; `erp_product_id` may be given as a hint.
+- `return`: a fresh run of the same return request (`rma_id` cannot change).
 - `inventory`: a push request for the same SKU on the pair's push run (the quantity is
-  read from the ERP again, so the payload's `quantity` is informational).
+  read from the ERP again, so the payload's `quantity` is informational); the letter's
+  business key is the SKU's (`inventory:{pair}:{sku}`), and the push that lands the SKU
+  resolves it.
 
 A letter is resolved by the run that succeeds (it calls `db.resolve_dead_letters` for
 its workflow id), never by the replay itself. Edited values are personal data (names,
@@ -38,9 +41,10 @@ from commerce_sync.api.routing import (
     catalog_route,
     inventory_push_route,
     order_start_route,
+    return_start_route,
 )
 from commerce_sync.inventory_control import new_request_id, push_status
-from commerce_sync.store.dead_letters import get_dead_letter, note_replay
+from commerce_sync.store.dead_letters import get_dead_letter, inventory_letter_key, note_replay
 from commerce_sync.store.models import DeadLetter, DeadLetterStatus
 from commerce_sync.workflows.inventory_messages import PushMode, PushPhase, PushRequest
 from commerce_sync.workflows.order_messages import OrderCorrections, OrderSyncInput
@@ -96,10 +100,21 @@ class InventoryLetterPayload(BaseModel):
     quantity: int | None = Field(default=None, ge=0)
 
 
+class ReturnLetterPayload(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    pair: str
+    rma_id: str = Field(min_length=1)
+    store_order_id: str = ""
+    reference: str = ""
+    skus: list[str] = Field(default_factory=list)
+
+
 PAYLOADS: dict[str, type[BaseModel]] = {
     "order": OrderLetterPayload,
     "catalog": CatalogLetterPayload,
     "inventory": InventoryLetterPayload,
+    "return": ReturnLetterPayload,
 }
 
 
@@ -191,6 +206,12 @@ def plan_replay(letter: DeadLetter, edited: Mapping[str, Any] | None) -> ReplayP
         )
         _same_key(route, letter)
         return ReplayPlan(route, changed)
+    if isinstance(payload, ReturnLetterPayload):
+        # A fresh run of the same return request (it reads the request and the order
+        # again, and keys new ERP documents: the failed run's are cancelled).
+        route = return_start_route(letter.pair, payload.rma_id, trigger="replay")
+        _same_key(route, letter)
+        return ReplayPlan(route, changed)
     assert isinstance(payload, InventoryLetterPayload)
     _must_equal(payload, letter, "sku", _letter_subject(letter))
     request = PushRequest(
@@ -200,7 +221,14 @@ def plan_replay(letter: DeadLetter, edited: Mapping[str, Any] | None) -> ReplayP
         requested_by=f"dead-letter {letter.id}",
     )
     route = inventory_push_route(letter.pair, request)
-    _same_key(route, letter)
+    # Keyed by SKU (`inventory:{pair}:{sku}`); letters recorded before, by the push run's id.
+    if letter.business_key not in (
+        inventory_letter_key(letter.pair, payload.sku),
+        route.workflow_id,
+    ):
+        raise ReplayError(
+            409, f"dead letter {letter.id} is about {letter.business_key}, not SKU {payload.sku}"
+        )
     return ReplayPlan(route, changed, request_id=request.request_id)
 
 

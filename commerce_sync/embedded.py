@@ -87,6 +87,29 @@ def ensure_webhook_secrets(settings: Settings) -> dict[str, str]:
     return result
 
 
+def codec_keys_path(settings: Settings) -> Path:
+    return settings.data_dir / "codec-keys.json"
+
+
+def ensure_codec_keys(settings: Settings) -> Path | None:
+    """With no codec key configured, one generated once into the data dir (mode 0600), so
+    the demo's payloads are encrypted too; None when settings bring their own keys."""
+    if settings.codec.keys or settings.codec.keys_file is not None:
+        return None
+    path = codec_keys_path(settings)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        content = {
+            "current": "local-1",
+            "keys": {"local-1": base64.b64encode(secrets.token_bytes(32)).decode()},
+            "search_key": secrets.token_urlsafe(32),
+        }
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as file:
+            json.dump(content, file, indent=2)
+    return path
+
+
 def secrets_env(webhook_secrets: dict[str, str]) -> dict[str, str]:
     env = {
         "COMMERCE_SYNC_WEBHOOKS__KENTICO": webhook_secrets["kentico"],
@@ -198,6 +221,7 @@ class Supervisor:
                         "--sqlite-pragma", "synchronous=normal",
                         "--namespace", s.temporal_namespace,
                         "--log-level", "error",
+                        "--ui-codec-endpoint", f"{s.api_url}/codec",
                         *dev_server_flags(),
                     ],
                     ready=_http_ok(f"http://127.0.0.1:{s.temporal_ui_port}/"),
@@ -282,6 +306,9 @@ class Supervisor:
         webhook_secrets = ensure_webhook_secrets(s)
         env = {**os.environ, **secrets_env(webhook_secrets)}
         env["COMMERCE_SYNC_DATA_DIR"] = str(s.data_dir.resolve())
+        codec_keys = ensure_codec_keys(s)
+        if codec_keys is not None:
+            env["COMMERCE_SYNC_CODEC__KEYS_FILE"] = str(codec_keys.resolve())
         self.children = self.plan()
 
         def _request_stop(signum: int, _: object) -> None:
@@ -335,6 +362,9 @@ class Supervisor:
             f"  API key          operator_api_key in {secrets_path(s).resolve()}"
             if not s.api_keys
             else "  API keys         from COMMERCE_SYNC_API_KEYS",
+            f"  Codec keys       {codec_keys_path(s).resolve()} (Web UI decodes via {s.api_url}/codec)"
+            if not (s.codec.keys or s.codec.keys_file)
+            else "  Codec keys       from settings (codec.*)",
             "Ctrl-C stops everything.",
         ]
         self.echo("\n".join(lines))

@@ -1,16 +1,21 @@
 """Connecting to Temporal: the embedded dev server, a cluster, or Temporal Cloud.
 
-Every client uses the pydantic data converter (canonical models are payloads).
+Every client uses `data_converter(settings)`: the pydantic data converter (canonical
+models are payloads), plus the AES-GCM payload codec when codec keys are configured.
 """
 
 from __future__ import annotations
 
+import dataclasses
+
 from temporalio.client import Client, TLSConfig
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 from temporalio.exceptions import ApplicationError
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from commerce_sync.config.settings import Settings
+from commerce_sync.ops.codec import payload_codec
 from commerce_sync.ops.tracing import tracing_interceptor
 
 
@@ -39,13 +44,28 @@ def metrics_runtime(settings: Settings) -> Runtime | None:
     return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=address)))
 
 
+def data_converter(settings: Settings) -> DataConverter:
+    """The one data converter of every client, worker and replayer of this deployment.
+
+    With the codec on, failure messages and stack traces move into an encoded attribute
+    too: they may quote an order (an invalid email, an address the ERP refused)."""
+    codec = payload_codec(settings)
+    if codec is None:
+        return pydantic_data_converter
+    return dataclasses.replace(
+        pydantic_data_converter,
+        payload_codec=codec,
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+    )
+
+
 async def connect(settings: Settings, *, runtime: Runtime | None = None) -> Client:
     """A client with the tracing interceptor (workers built on it trace too)."""
     api_key = settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None
     return await Client.connect(
         settings.resolved_temporal_address,
         namespace=settings.temporal_namespace,
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(settings),
         tls=tls_config(settings),
         api_key=api_key,
         interceptors=[tracing_interceptor()],

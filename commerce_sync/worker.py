@@ -27,6 +27,7 @@ from commerce_sync.activities.catalog import (
     CatalogStarter,
     CatalogStoreActivities,
 )
+from commerce_sync.activities.customers import CustomerActivities, CustomerDatabaseActivities
 from commerce_sync.activities.database import DatabaseActivities
 from commerce_sync.activities.erp import ErpActivities
 from commerce_sync.activities.inventory import (
@@ -34,24 +35,31 @@ from commerce_sync.activities.inventory import (
     InventoryErpActivities,
     InventoryStoreActivities,
 )
+from commerce_sync.activities.privacy import PrivacyActivities
+from commerce_sync.activities.returns import ErpReturnActivities, StoreReturnActivities
 from commerce_sync.activities.store import StoreActivities
 from commerce_sync.config.pairs import PairConfig, load_pairs
 from commerce_sync.config.settings import Settings
 from commerce_sync.inventory_control import ensure_schedules
 from commerce_sync.ops.alerts import Notifier, UnreachableWatch, install_watch
 from commerce_sync.ops.metrics import MetricsInterceptor, MetricsServer
+from commerce_sync.ops.redaction import install_log_redaction
 from commerce_sync.ops.tracing import configure_tracing
 from commerce_sync.store.db import make_engine, migrate
+from commerce_sync.systems.customer_ports import customer_port
 from commerce_sync.systems.ports import ErpPort, StorePort
 from commerce_sync.systems.registry import ERPS, STORES, create_erp_port, create_store_port
 from commerce_sync.temporal_client import connect, metrics_runtime
 from commerce_sync.workflows.catalog_sync import CatalogEventRouterWorkflow, CatalogSyncWorkflow
+from commerce_sync.workflows.customer_merge import CustomerMergeWorkflow
+from commerce_sync.workflows.customer_sync import CustomerSyncWorkflow
 from commerce_sync.workflows.erp_events import ErpEventRouterWorkflow
 from commerce_sync.workflows.inventory_push import (
     InventoryPushWorkflow,
     InventoryScheduleTickWorkflow,
 )
 from commerce_sync.workflows.order_sync import OrderSyncWorkflow
+from commerce_sync.workflows.return_sync import ReturnSyncWorkflow
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +69,8 @@ GRACEFUL_SHUTDOWN = timedelta(seconds=30)
 WORKFLOWS: list[type] = [OrderSyncWorkflow, ErpEventRouterWorkflow]
 WORKFLOWS += [CatalogSyncWorkflow, CatalogEventRouterWorkflow]
 WORKFLOWS += [InventoryPushWorkflow, InventoryScheduleTickWorkflow]
+WORKFLOWS += [CustomerMergeWorkflow, CustomerSyncWorkflow]
+WORKFLOWS += [ReturnSyncWorkflow]
 
 
 def system_rates(settings: Settings) -> dict[str, float]:
@@ -94,6 +104,13 @@ class Ports:
             result[system] = [*result[system], *InventoryStoreActivities(store, pairs).all()]
         for system, erp in self.erps.items():
             result[system] = [*result[system], *InventoryErpActivities(erp, pairs).all()]
+        for system, port in [*self.stores.items(), *self.erps.items()]:
+            customers = CustomerActivities(customer_port(port), pairs).all()
+            result[system] = [*result[system], *customers]
+        for system, store in self.stores.items():
+            result[system] = [*result[system], *StoreReturnActivities(store, pairs).all()]
+        for system, erp in self.erps.items():
+            result[system] = [*result[system], *ErpReturnActivities(erp, pairs).all()]
         return result
 
     async def aclose(self) -> None:
@@ -113,6 +130,7 @@ def build_workers(
     system_activities: dict[str, Sequence[Callable[..., Any]]] | None = None,
     workflows: Sequence[type] | None = None,
 ) -> list[Worker]:
+    install_log_redaction()
     notifier = Notifier(settings.alerts.urls)
     database = DatabaseActivities(
         engine, pairs, notifier=notifier, send_attempts=settings.alerts.send_attempts
@@ -130,6 +148,8 @@ def build_workers(
                 *database.all(),
                 *CatalogStarter(client).all(),
                 *InventoryDatabaseActivities(engine, client).all(),
+                *CustomerDatabaseActivities(engine).all(),
+                *PrivacyActivities(settings).all(),
             ],
             activity_executor=executor,
             graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,

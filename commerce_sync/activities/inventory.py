@@ -5,7 +5,8 @@
 - `InventoryStoreActivities` on each store's queue: one batched absolute stock write,
   the store's orders changed since a time, and the lines of some orders.
 - `InventoryDatabaseActivities` on the workflow queue: which store orders reached the
-  ERP (the links table), dead letters for SKUs the store refused, and the signal a
+  ERP (the links table), dead letters for SKUs the store refused (business key
+  `inventory:{pair}:{sku}`), resolved once a later push lands the SKU, and the signal a
   schedule tick sends to the push run.
 
 All of them are idempotent: reads change nothing, stock writes are absolute, a dead
@@ -26,11 +27,16 @@ from temporalio.client import Client
 
 from commerce_sync.activities.errors import classified
 from commerce_sync.api.dispatch import dispatch
-from commerce_sync.api.routing import inventory_push_route, inventory_workflow_id
+from commerce_sync.api.routing import inventory_push_route
 from commerce_sync.config.pairs import PairConfig
 from commerce_sync.domain.models import utc_now
 from commerce_sync.store.db import session_scope
-from commerce_sync.store.dead_letters import record_dead_letter
+from commerce_sync.store.dead_letters import (
+    inventory_letter_key,
+    record_dead_letter,
+    resolve_inventory_letters,
+    unresolved_inventory_skus,
+)
 from commerce_sync.store.models import DeadLetter, DeadLetterStatus, Link
 from commerce_sync.systems.ports import ErpPort, StorePort
 from commerce_sync.systems.stock import (
@@ -41,6 +47,7 @@ from commerce_sync.systems.stock import (
 )
 from commerce_sync.workflows.inventory_messages import (
     ErpIdsInput,
+    LandedSkus,
     LinkedOrdersInput,
     OrderListing,
     OrderListingInput,
@@ -115,7 +122,13 @@ class InventoryDatabaseActivities:
         self._client = client
 
     def all(self) -> list[Callable[..., Any]]:
-        return [self.linked_orders, self.record_rejections, self.request_push]
+        return [
+            self.linked_orders,
+            self.record_rejections,
+            self.lettered_skus,
+            self.resolve_letters,
+            self.request_push,
+        ]
 
     @activity.defn(name="inventory.linked_orders")
     def linked_orders(self, request: LinkedOrdersInput) -> list[str]:
@@ -139,7 +152,6 @@ class InventoryDatabaseActivities:
         while its letter is open adds an attempt to it instead of a second letter."""
         info = activity.info()
         attempt_key = f"{info.workflow_run_id}:{info.activity_id}"
-        business_key = inventory_workflow_id(batch.pair)
         for rejection in batch.rejections:
             prefix = f"inventory:{batch.pair}:{rejection.sku}:"
             payload = {
@@ -175,13 +187,26 @@ class InventoryDatabaseActivities:
                 self._engine,
                 pair=batch.pair,
                 process="inventory",
-                business_key=business_key,
+                business_key=inventory_letter_key(batch.pair, rejection.sku),
                 reason="store_rejected",
                 error=rejection.error,
                 payload=payload,
                 dedupe_key=f"{prefix}{attempt_key}",
             )
         return len(batch.rejections)
+
+    @activity.defn(name="inventory.lettered_skus")
+    def lettered_skus(self, pair: str) -> list[str]:
+        """The pair's SKUs with an unresolved letter: the run resolves them once it lands
+        one (asked once per run, so a push of SKUs without letters costs nothing more)."""
+        return unresolved_inventory_skus(self._engine, pair)
+
+    @activity.defn(name="inventory.resolve_letters")
+    def resolve_letters(self, landed: LandedSkus) -> int:
+        """The store took these SKUs' stock: their open or replayed letters are resolved,
+        history kept (a retry finds them resolved and changes nothing)."""
+        note = "a later push wrote the SKU to the store"
+        return resolve_inventory_letters(self._engine, landed.pair, landed.skus, note)
 
     @activity.defn(name="inventory.request_push")
     async def request_push(self, request: PushSignalInput) -> str:

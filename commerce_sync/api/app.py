@@ -9,12 +9,18 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from commerce_sync import __version__
+from commerce_sync.api.access_log import install_access_log_redaction
 from commerce_sync.api.links import DatabaseLink, TemporalLink
 from commerce_sync.api.relay import run_relay
+from commerce_sync.api.routes import customers as customer_routes
 from commerce_sync.api.routes import dead_letters, health, inventory, orders, webhooks
+from commerce_sync.api.routes import returns as returns_routes
+from commerce_sync.api.routes.codec import install_codec_server
 from commerce_sync.api.routes.metrics import install_observability
 from commerce_sync.config.pairs import load_pairs
 from commerce_sync.config.settings import Settings, get_settings
+from commerce_sync.ops.codec import payload_codec
+from commerce_sync.ops.redaction import install_log_redaction
 from commerce_sync.store.db import make_engine
 from commerce_sync.temporal_client import connect
 
@@ -55,7 +61,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(webhooks.router)
     app.include_router(orders.router)
+    app.include_router(returns_routes.router)
     app.include_router(inventory.router)
     app.include_router(dead_letters.router)
+    app.include_router(customer_routes.router)
     install_observability(app, settings)
+    install_codec_server(app, settings, payload_codec(settings))
+    install_log_redaction()
+    install_access_log_redaction()
     return app

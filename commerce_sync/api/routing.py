@@ -23,6 +23,7 @@ from commerce_sync.workflows.catalog_messages import (
     CatalogSyncInput,
     ProductChanged,
 )
+from commerce_sync.workflows.customer_messages import CustomerChanged, CustomerSyncInput
 from commerce_sync.workflows.erp_event_messages import ErpEventInput
 from commerce_sync.workflows.inventory_messages import (
     InventoryPushInput,
@@ -30,6 +31,7 @@ from commerce_sync.workflows.inventory_messages import (
     StockChanged,
 )
 from commerce_sync.workflows.order_messages import CancelRequest, OrderSyncInput
+from commerce_sync.workflows.return_messages import ReturnSyncInput
 
 ACUMATICA_SHIPMENT_QUERIES = ("CS-Shipments",)
 
@@ -74,14 +76,35 @@ def order_start_route(pair: str, store_order_id: str, trigger: str = "webhook") 
     )
 
 
+def return_workflow_id(pair: str, rma_id: str) -> str:
+    return f"return:{pair}:{rma_id}"
+
+
+def return_start_route(pair: str, rma_id: str, trigger: str = "webhook") -> Route:
+    """A store's `return.requested`: one run per return request; a repeated event finds
+    the running run, or a completed one and starts nothing (dispatch's reuse policy)."""
+    return Route(
+        "ReturnSync",
+        return_workflow_id(pair, rma_id),
+        ReturnSyncInput(pair=pair, rma_id=rma_id, trigger=trigger),
+        search={"IntegrationPair": pair},
+    )
+
+
 def store_routes(event: StoreEvent, pairs: dict[str, PairConfig]) -> list[Route]:
     routes: list[Route] = []
     for pair in pairs.values():
         if pair.store != event.data.store:
             continue
         order_id = event.data.id
+        if event.type == "return.requested":
+            routes.append(return_start_route(pair.id, event.data.id))
+            continue
+        if event.type in STORE_CUSTOMER_EVENTS:
+            routes.append(customer_route(pair.id, "store", event.data.id))
+            continue
         if not event.type.startswith("order."):
-            continue  # returns and customers have no process yet: recorded, not started
+            continue  # customers have no process yet: recorded, not started
         arg = OrderSyncInput(pair=pair.id, store_order_id=order_id)
         search = order_search(pair.id, order_id)
         workflow_id = order_workflow_id(pair.id, order_id)
@@ -112,6 +135,9 @@ def brightpearl_routes(
     stock = brightpearl_stock_routes(event, key, pairs)
     if stock:
         return stock
+    customers = brightpearl_customer_routes(event, key, pairs)
+    if customers:
+        return customers
     full = event.fullEvent or f"{event.resourceType}.{event.lifecycleEvent}"
     if not (event.resourceType == "goods-out-note" and full.endswith("shipped")):
         return []
@@ -137,6 +163,9 @@ def acumatica_routes(push: AcumaticaPush, pairs: dict[str, PairConfig]) -> list[
     stock = acumatica_stock_routes(push, pairs)
     if stock:
         return stock
+    customers = acumatica_customer_routes(push, pairs)
+    if customers:
+        return customers
     if push.Query not in ACUMATICA_SHIPMENT_QUERIES or not push.Inserted:
         return []
     rows: list[dict[str, Any]] = list(push.Inserted)
@@ -276,4 +305,70 @@ def acumatica_stock_routes(push: AcumaticaPush, pairs: dict[str, PairConfig]) ->
     change = StockChanged(erp="acumatica", skus=skus, event_key=acumatica_key(push))
     return [
         _inventory_route(pair, "stock_changed", change) for pair in _erp_pairs("acumatica", pairs)
+    ]
+
+
+# ---- customer sync: a customer changed in a store or an ERP -> `customer:{pair}:...` ---
+
+STORE_CUSTOMER_EVENTS = ("customer.created", "customer.updated")
+BRIGHTPEARL_CUSTOMER_EVENT = "contact.modified"
+ACUMATICA_CUSTOMER_QUERY = "CS-Customers"
+
+
+def customer_workflow_id(pair: str, side: str, customer_id: str) -> str:
+    """`customer:{pair}:{store id}` for a store change, `customer:{pair}:erp:{erp id}` for
+    an ERP change (its event names only the ERP id)."""
+    if side == "store":
+        return f"customer:{pair}:{customer_id}"
+    return f"customer:{pair}:erp:{customer_id}"
+
+
+def customer_route(pair: str, side: str, customer_id: str, event_key: str = "") -> Route:
+    """Signal-with-start: a running sync reads the record again; a completed one is
+    started afresh (`rerun`), since every change must land."""
+    return Route(
+        "CustomerSync",
+        customer_workflow_id(pair, side, customer_id),
+        CustomerSyncInput(
+            pair=pair, side="store" if side == "store" else "erp", customer_id=customer_id
+        ),
+        "customer_changed",
+        CustomerChanged(event_key=event_key),
+        {"IntegrationPair": pair},
+        rerun=True,
+    )
+
+
+def brightpearl_customer_routes(
+    event: BrightpearlEvent, key: str, pairs: dict[str, PairConfig]
+) -> list[Route]:
+    """`contact.modified` names contact ids (an ID set): one sync per contact and pair."""
+    full = event.fullEvent or f"{event.resourceType}.{event.lifecycleEvent}"
+    if event.resourceType != "contact" or not full.startswith(BRIGHTPEARL_CUSTOMER_EVENT):
+        return []
+    try:
+        ids = [str(each) for each in parse_id_set(event.id)]
+    except IdSetError as exc:
+        raise RoutingError("id", str(exc)) from None
+    return [
+        customer_route(pair, "erp", contact_id, key)
+        for pair in _erp_pairs("brightpearl", pairs)
+        for contact_id in ids
+    ]
+
+
+def acumatica_customer_routes(push: AcumaticaPush, pairs: dict[str, PairConfig]) -> list[Route]:
+    """`CS-Customers` rows (an update is a Deleted + Inserted pair) carry the `CustomerID`;
+    a row only in `Deleted` (the customer is gone) starts nothing."""
+    if push.Query != ACUMATICA_CUSTOMER_QUERY:
+        return []
+    ids: list[str] = []
+    for row in push.Inserted:
+        customer_id = str(row.get("CustomerID") or "").strip()
+        if customer_id and customer_id not in ids:
+            ids.append(customer_id)
+    return [
+        customer_route(pair, "erp", customer_id, acumatica_key(push))
+        for pair in _erp_pairs("acumatica", pairs)
+        for customer_id in ids
     ]

@@ -88,6 +88,26 @@ class MetricsSettings(BaseModel):
     temporal_bind_address: str | None = None
 
 
+class CodecSettings(BaseModel):
+    """AES-GCM keys of the Temporal payload codec (`commerce_sync/ops/codec.py`).
+
+    `keys` maps a key id to a 16, 24 or 32 byte key written as hex or base64; more keys
+    come from `keys_file` (JSON: `{"current": id, "keys": {id: key}, "search_key": ...}`).
+    New payloads are encrypted under `current_key_id` (or the file's `current`, or the only
+    key); older ids stay for decoding, which is how a key is rotated. No key: no codec.
+    `search_key` keys the hash that the `CustomerEmail` search attribute holds instead of
+    the email while encryption is on.
+    """
+
+    keys: dict[str, SecretStr] = Field(default_factory=dict)
+    current_key_id: str | None = None
+    keys_file: Path | None = None
+    search_key: SecretStr | None = None
+    # Origins of the Temporal Web UI allowed to call the codec server (CORS). Unset: the
+    # local Web UI at localhost and 127.0.0.1 on `temporal_ui_port`, and `temporal_ui_url`.
+    cors_origins: list[str] | None = None
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="COMMERCE_SYNC_",
@@ -136,6 +156,7 @@ class Settings(BaseSettings):
 
     alerts: AlertSettings = AlertSettings()
     metrics: MetricsSettings = MetricsSettings()
+    codec: CodecSettings = CodecSettings()
     # OTLP/HTTP traces endpoint (e.g. http://collector:4318); the standard
     # OTEL_EXPORTER_OTLP_ENDPOINT works too. Unset: no traces are exported.
     otlp_endpoint: str | None = None
@@ -166,6 +187,14 @@ class Settings(BaseSettings):
     @property
     def web_ui_url(self) -> str:
         return self.temporal_ui_url or f"http://127.0.0.1:{self.temporal_ui_port}"
+
+    @property
+    def codec_cors_origins(self) -> list[str]:
+        if self.codec.cors_origins is not None:
+            return self.codec.cors_origins
+        local = [f"http://{host}:{self.temporal_ui_port}" for host in ("localhost", "127.0.0.1")]
+        extra = [self.temporal_ui_url.rstrip("/")] if self.temporal_ui_url else []
+        return [*local, *(u for u in extra if u not in local)]
 
     @property
     def api_url(self) -> str:

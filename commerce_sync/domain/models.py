@@ -167,6 +167,15 @@ class Shipment(CanonicalModel):
     lines: list[ShipmentLine] = Field(default_factory=list)
 
 
+class ReturnStatus(StrEnum):
+    """A return request's state as the store shows it; per-store ports translate it."""
+
+    REQUESTED = "requested"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    REFUNDED = "refunded"
+
+
 class ReturnLine(CanonicalModel):
     sku: str
     quantity: int

@@ -79,6 +79,8 @@ PROCESSES = {
     "ErpEventRouter": "erp-events",
     "CatalogEventRouter": "catalog-events",
     "InventoryScheduleTick": "inventory-tick",
+    "CustomerSync": "customer-sync",
+    "CustomerMerge": "customer-merge",
 }
 
 WEBHOOK_RESULTS = {

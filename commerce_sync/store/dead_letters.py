@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, func, select
+from sqlmodel import Session, col, func, select
 
 from commerce_sync.domain.models import utc_now
 from commerce_sync.store.db import session_scope
@@ -141,3 +141,57 @@ def note_replay(engine: Engine, letter_id: int, entry: dict[str, Any]) -> DeadLe
         session.flush()
         session.refresh(letter)
         return letter
+
+
+# ---- inventory: one business key per SKU ---------------------------------------------------
+
+
+def inventory_letter_key(pair: str, sku: str) -> str:
+    """The business key of an inventory letter: the SKU on the pair, not the pair's push
+    run (`inventory:{pair}`), so a later push that lands the SKU resolves just its letters.
+    Letters recorded before carried the run's id; they are matched by their payload's SKU."""
+    return f"inventory:{pair}:{sku}"
+
+
+def _unresolved_inventory_letters(
+    session: Session, pair: str, skus: list[str] | None
+) -> list[DeadLetter]:
+    legacy = f"inventory:{pair}"
+    statement = select(DeadLetter).where(
+        DeadLetter.process == "inventory",
+        DeadLetter.pair == pair,
+        DeadLetter.status != DeadLetterStatus.RESOLVED,
+    )
+    if skus is None:
+        return list(session.exec(statement).all())
+    letters: list[DeadLetter] = []
+    wanted = set(skus)
+    keys = [inventory_letter_key(pair, sku) for sku in dict.fromkeys(skus)]
+    for start in range(0, len(keys), 400):
+        chunk = keys[start : start + 400] + ([legacy] if start == 0 else [])
+        found = session.exec(statement.where(col(DeadLetter.business_key).in_(chunk))).all()
+        letters.extend(each for each in found if each.payload.get("sku") in wanted)
+    return letters
+
+
+def unresolved_inventory_skus(engine: Engine, pair: str) -> list[str]:
+    """The SKUs of the pair with an open or replayed inventory letter, sorted."""
+    with session_scope(engine) as session:
+        letters = _unresolved_inventory_letters(session, pair, None)
+        return sorted({str(each.payload.get("sku")) for each in letters if each.payload.get("sku")})
+
+
+def resolve_inventory_letters(engine: Engine, pair: str, skus: list[str], note: str) -> int:
+    """Resolve the open or replayed letters of these SKUs (a push wrote them); idempotent."""
+    now = utc_now()
+    with session_scope(engine) as session:
+        letters = _unresolved_inventory_letters(session, pair, skus)
+        for letter in letters:
+            letter.status = DeadLetterStatus.RESOLVED
+            letter.resolved_at = letter.updated_at = now
+            letter.history = [
+                *letter.history,
+                {"at": now.isoformat(), "event": "resolved", "note": note},
+            ]
+            session.add(letter)
+        return len(letters)

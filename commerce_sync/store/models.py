@@ -137,3 +137,21 @@ class Alert(SQLModel, table=True):
     key: str = Field(max_length=300)
     message: str = Field(sa_column=Column(Text, nullable=False))
     created_at: datetime = _timestamp()
+
+
+class CustomerWrite(SQLModel, table=True):
+    """The last customer record commerce-sync wrote, per (system, id): its fingerprint as
+    intended (stored before the write) and as read back (after it). The change event that
+    write raises finds the record equal to one of them and is dropped (echo); one that
+    arrives while the write is `pending` (not yet read back) waits for it."""
+
+    __tablename__ = "customer_writes"
+    __table_args__ = (UniqueConstraint("system", "customer_id", name="uq_customer_writes_record"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    system: str = Field(max_length=32)
+    customer_id: str = Field(max_length=200)
+    fingerprint: str = Field(default="", max_length=64)
+    intended: str = Field(default="", max_length=64)
+    pending: bool = False
+    written_at: datetime = _timestamp()

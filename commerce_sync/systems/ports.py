@@ -9,17 +9,22 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Protocol
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from commerce_sync.config.pairs import PairConfig
 from commerce_sync.domain.models import (
     Customer,
     Order,
+    OrderLine,
     OrderStatus,
     Payment,
     Product,
+    ReturnLine,
+    ReturnRequest,
+    ReturnStatus,
     Shipment,
 )
 from commerce_sync.systems.stock import (
@@ -36,6 +41,23 @@ class ErpOrderHandle(BaseModel):
 
     id: str
     number: str
+
+
+class StoreReturn(BaseModel):
+    """A store's return request and the store id of the order it returns goods of."""
+
+    request: ReturnRequest
+    order_id: str
+    status: str = Field(default="", description="the store's own status text, as it is now")
+
+
+class PriorReturns(BaseModel):
+    """What earlier returns of one order took back, as the ERP records them: live
+    credits / return orders (cancelled ones do not count) and their refunds net of voids."""
+
+    quantities: dict[str, int] = Field(default_factory=dict)
+    refunded: Decimal = Decimal("0")
+    references: list[str] = Field(default_factory=list)
 
 
 class StorePort(Protocol):
@@ -101,6 +123,18 @@ class StorePort(Protocol):
         self, order_ids: list[str], pair: PairConfig
     ) -> list[OrderReservation]:
         """Quantities per SKU of these orders; orders that are gone are left out."""
+        ...
+
+    # ---- returns (return sync) ----------------------------------------------------
+
+    async def get_return(self, return_id: str, pair: PairConfig) -> StoreReturn:
+        """The return request and its order's store id (`NotFound` when there is none)."""
+        ...
+
+    async def set_return_status(
+        self, return_id: str, status: ReturnStatus, pair: PairConfig, note: str | None = None
+    ) -> None:
+        """Write the return's status in the store's own terms (idempotent)."""
         ...
 
     async def aclose(self) -> None: ...
@@ -175,6 +209,56 @@ class ErpPort(Protocol):
 
     async def stock_changed_since(self, since: datetime | None, pair: PairConfig) -> StockChanges:
         """SKUs whose stock changed after `since` (every stock SKU when None)."""
+        ...
+
+    # ---- returns (return sync) ----------------------------------------------------
+    # Every write is keyed by `reference` (one per store return request): a retry finds
+    # what an earlier attempt made instead of making a second one, and an undo finds what
+    # to undo by the reference even when the answer of the create was lost.
+
+    async def prior_returns(
+        self, handle: ErpOrderHandle, pair: PairConfig, exclude: str = ""
+    ) -> PriorReturns:
+        """Earlier returns of the sales order (the one keyed `exclude` left out)."""
+        ...
+
+    async def create_credit(
+        self, handle: ErpOrderHandle, lines: list[OrderLine], reference: str, pair: PairConfig
+    ) -> str:
+        """The ERP's credit for the returned lines, priced as sold (Brightpearl sales
+        credit, Acumatica return order); returns its id."""
+        ...
+
+    async def cancel_credit(self, handle: ErpOrderHandle, reference: str, pair: PairConfig) -> None:
+        """Cancel the credit keyed `reference`; none, or already cancelled: nothing to do."""
+        ...
+
+    async def restock(
+        self, credit_id: str, lines: list[ReturnLine], reference: str, pair: PairConfig
+    ) -> str:
+        """Put the returned goods back on hand; returns an id of the stock document."""
+        ...
+
+    async def reverse_restock(self, credit_id: str, reference: str, pair: PairConfig) -> None:
+        """Take back what `restock` put on hand; nothing restocked: nothing to do."""
+        ...
+
+    async def refund(
+        self,
+        handle: ErpOrderHandle,
+        credit_id: str,
+        amount: Decimal,
+        currency: str,
+        method: str,
+        reference: str,
+        pair: PairConfig,
+    ) -> str:
+        """Money back to the customer (Brightpearl `PAYMENT` on the credit, Acumatica
+        `Refund`); returns the payment's id."""
+        ...
+
+    async def reverse_refund(self, credit_id: str, reference: str, pair: PairConfig) -> None:
+        """Void the refund keyed `reference`; none, or already voided: nothing to do."""
         ...
 
     async def aclose(self) -> None: ...

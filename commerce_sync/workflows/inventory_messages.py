@@ -242,6 +242,13 @@ class StockRejections(BaseModel):
     rejections: list[StockRejection]
 
 
+class LandedSkus(BaseModel):
+    """SKUs a push wrote (or found right) in the store: their dead letters are resolved."""
+
+    pair: str
+    skus: list[str]
+
+
 class PushSignalInput(BaseModel):
     pair: str
     request: PushRequest

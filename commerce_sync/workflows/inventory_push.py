@@ -18,7 +18,8 @@ store's orders again and, when one arrived during the cycle, write the SKUs it t
 again (the oversell race; README "Inventory: how the store never shows more than the ERP
 can sell"). A failed read pushes nothing for its batch (those SKUs are pushed again after
 `inventory.retry_after`, with one alert per failure streak); a SKU the store refuses
-becomes a dead letter and the rest go on. While store orders are held back, the run looks
+becomes a dead letter and the rest go on; a later push that lands the SKU resolves its
+letters. While store orders are held back, the run looks
 again every `retry_after` and pushes the SKUs of holds that ended (the order reached the
 ERP, was cancelled, or grew old).
 
@@ -55,6 +56,7 @@ with workflow.unsafe.imports_passed_through():
         InventoryPushInput,
         InventoryState,
         InventoryStatus,
+        LandedSkus,
         LinkedOrdersInput,
         OrderListing,
         OrderListingInput,
@@ -87,6 +89,8 @@ MAX_HISTORY_EVENTS = 10_000
 server suggests: a run's history stays quick to replay."""
 LOOKUP_TIMEOUT = timedelta(seconds=60)
 WRITE_TIMEOUT = timedelta(minutes=3)
+# Runs recorded before this step leave inventory dead letters open when their SKU lands.
+RESOLVE_LETTERS_PATCH = "resolve-inventory-dead-letters-per-sku"
 DB_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
@@ -150,6 +154,9 @@ class InventoryPushWorkflow:
         # Per cycle: when its first order listing began, and the orders it classified.
         self._cycle_listed_at: datetime | None = None
         self._cycle_known: set[str] = set()
+        # SKUs with an unresolved dead letter (read once per run): writing one resolves it.
+        self._resolves_letters = False
+        self._lettered: set[str] = set()
         if input.request is not None:
             self.push(input.request)
 
@@ -212,6 +219,9 @@ class InventoryPushWorkflow:
         workflow.upsert_search_attributes([sa.INTEGRATION_PAIR.value_set(input.pair)])
         self._set_state(InventoryState.IDLE)
         self._pair = await self._db("config.pair", input.pair, PairConfig)
+        if workflow.patched(RESOLVE_LETTERS_PATCH):
+            self._resolves_letters = True
+            self._lettered = set(await self._db("inventory.lettered_skus", input.pair, list[str]))
         while not self._should_continue_as_new():
             work = await self._next_work()
             if work is None:
@@ -515,7 +525,18 @@ class InventoryPushWorkflow:
                 ),
                 int,
             )
+            if self._resolves_letters:
+                self._lettered.update(result.rejected)
+        await self._resolve_letters([*result.written, *result.unchanged])
         return result
+
+    async def _resolve_letters(self, landed: list[str]) -> None:
+        """The store took these SKUs: the dead letters of those that had one are resolved."""
+        skus = [sku for sku in landed if sku in self._lettered]
+        if not self._resolves_letters or not skus:
+            return
+        await self._db("inventory.resolve_letters", LandedSkus(pair=self._pair_id, skus=skus), int)
+        self._lettered.difference_update(skus)
 
     async def _verify(self, base: dict[str, int], counts: PushCounts) -> str:
         """Orders placed while the cycle ran have left the store's count but may not be in

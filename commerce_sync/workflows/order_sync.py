@@ -60,7 +60,6 @@ with workflow.unsafe.imports_passed_through():
         CancelRequest,
         OrderSyncInput,
         OrderSyncStatus,
-        PendingApproval,
         ShipmentNotice,
         StepRecord,
         SyncState,
@@ -77,6 +76,8 @@ SHIPMENT_POLL_EVERY = timedelta(hours=6)
 SKIP_CANCELLED_PATCH = "skip-orders-cancelled-in-the-store"
 # Runs recorded before this step resolve their dead letters only once shipped.
 RESOLVE_WHEN_SYNCED_PATCH = "resolve-dead-letters-once-in-the-erp"
+# Runs recorded before the payload codec upsert the plain email as `CustomerEmail`.
+EMAIL_SEARCH_VALUE_PATCH = "customer-email-search-value"
 
 
 class OrderCancelled(Exception):
@@ -196,7 +197,15 @@ class OrderSyncWorkflow(PairSaga):
             self._step("apply corrections", corrections.describe())
         self._status.store_order_number = order.number
         self._status.customer_email = order.customer.email
-        workflow.upsert_search_attributes([sa.CUSTOMER_EMAIL.value_set(order.customer.email)])
+        if workflow.patched(EMAIL_SEARCH_VALUE_PATCH):
+            # Search attributes are not encrypted: with codec keys this is a keyed hash.
+            value = await self._act(
+                "codec.email_search_value", order.customer.email, str, queue=None
+            )
+            if value:
+                workflow.upsert_search_attributes([sa.CUSTOMER_EMAIL.value_set(value)])
+        else:
+            workflow.upsert_search_attributes([sa.CUSTOMER_EMAIL.value_set(order.customer.email)])
         return order
 
     async def _valid(self, order: Order) -> bool:
@@ -249,33 +258,13 @@ class OrderSyncWorkflow(PairSaga):
             self._step("risk checks", "no rule asks for approval")
             return True
         self._step("risk checks", "; ".join(reasons), outcome="approval required")
-        now = workflow.now()
-        self._status.approval = PendingApproval(
-            reasons=reasons,
-            since=now,
-            escalate_at=now + pair.approval.escalate_after,
-            reject_at=now + pair.approval.reject_after,
-        )
         self._set_state(SyncState.AWAITING_APPROVAL)
-        decided = lambda: self._decision is not None or self._cancel is not None  # noqa: E731
-        try:
-            await workflow.wait_condition(decided, timeout=pair.approval.escalate_after)
-        except TimeoutError:
-            self._status.approval.escalated = True
-            await self._alert(
-                "approval_waiting",
-                f"order {order.number} has waited {pair.approval.escalate_after} for approval: "
-                + "; ".join(reasons),
-            )
-            try:
-                await workflow.wait_condition(
-                    decided, timeout=pair.approval.reject_after - pair.approval.escalate_after
-                )
-            except TimeoutError:
-                self._decision = ApprovalDecision(
-                    approved=False, by="commerce-sync", reason="approval timed out"
-                )
-                self._status.decision = self._decision
+        await self._wait_for_decision(
+            self._status,
+            reasons,
+            f"order {order.number}",
+            lambda: self._decision is not None or self._cancel is not None,
+        )
         if self._cancel is not None:
             self._status.approval = None
             self._end(SyncState.CANCELLED, self._cancel.reason)

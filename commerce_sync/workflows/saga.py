@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -20,6 +20,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from commerce_sync.activities.messages import AlertInput
     from commerce_sync.config.pairs import PairConfig
+    from commerce_sync.workflows.order_messages import ApprovalDecision, PendingApproval
 
 T = TypeVar("T")
 
@@ -55,12 +56,20 @@ def permanent_failure(error: BaseException) -> ApplicationError | None:
     return None
 
 
+class ApprovalStatus(Protocol):
+    """The part of a run's status that a person's decision is recorded in."""
+
+    approval: PendingApproval | None
+    decision: ApprovalDecision | None
+
+
 class PairSaga:
     """Steps of a workflow that works for one integration pair (`self._pair`, read from
     the `config.pair` activity at the start of the run)."""
 
     _pair: PairConfig | None
     _compensations: list[Compensation]
+    _decision: ApprovalDecision | None
 
     @property
     def _pair_config(self) -> PairConfig:
@@ -120,6 +129,43 @@ class PairSaga:
                     "compensation_failed", f"could not {compensation.name} for {subject}: {detail}"
                 )
         self._compensations.clear()
+
+    async def _wait_for_decision(
+        self,
+        status: ApprovalStatus,
+        reasons: list[str],
+        subject: str,
+        decided: Callable[[], bool],
+    ) -> None:
+        """Wait for the `approve` update (or whatever else `decided` watches): the pending
+        approval is shown in `status`, an `approval_waiting` alert goes out once after the
+        pair's `escalate_after`, and at `reject_after` the run rejects it itself."""
+        pair = self._pair_config
+        now = workflow.now()
+        status.approval = PendingApproval(
+            reasons=reasons,
+            since=now,
+            escalate_at=now + pair.approval.escalate_after,
+            reject_at=now + pair.approval.reject_after,
+        )
+        try:
+            await workflow.wait_condition(decided, timeout=pair.approval.escalate_after)
+        except TimeoutError:
+            status.approval.escalated = True
+            await self._alert(
+                "approval_waiting",
+                f"{subject} has waited {pair.approval.escalate_after} for approval: "
+                + "; ".join(reasons),
+            )
+            try:
+                await workflow.wait_condition(
+                    decided, timeout=pair.approval.reject_after - pair.approval.escalate_after
+                )
+            except TimeoutError:
+                self._decision = ApprovalDecision(
+                    approved=False, by="commerce-sync", reason="approval timed out"
+                )
+                status.decision = self._decision
 
     async def _alert(self, kind: str, message: str) -> None:
         await self._act(

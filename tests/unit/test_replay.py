@@ -33,6 +33,16 @@ def test_histories_cover_every_workflow_and_scenario() -> None:
         ):
             assert f"OrderSync-{pair}-{scenario}" in names
     assert {"ErpEventRouter-brightpearl", "ErpEventRouter-acumatica"} <= names
+    for pair in ("kentico-brightpearl", "xcart-acumatica"):
+        for customer_run in (
+            "CustomerMerge-{}-merged",
+            "CustomerMerge-{}-compensated",
+            "CustomerSync-{}-store-change",
+            "CustomerSync-{}-echo",
+            "CustomerSync-{}-failed",
+            "CustomerSync-{}-merged-duplicate",
+        ):
+            assert customer_run.format(pair) in names
 
 
 def load(path: Path) -> WorkflowHistory:

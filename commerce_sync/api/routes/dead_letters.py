@@ -8,11 +8,11 @@ scope, replaying the `operate` scope.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, HTTPException, Query
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Body, HTTPException, Path, Query
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from commerce_sync.api.deps import EngineDep, SettingsDep, TemporalDep
 from commerce_sync.api.security import OperateKey, ReadKey
@@ -22,25 +22,39 @@ from commerce_sync.store.models import DeadLetter
 
 router = APIRouter(prefix="/dead-letters", tags=["dead letters"])
 
-Process = Literal["order", "catalog", "inventory"]
+Process = Literal["order", "catalog", "inventory", "return"]
 Status = Literal["open", "replayed", "resolved"]
 MAX_PAGE = 200
+
+
+def _utc(value: datetime) -> datetime:
+    """Times are stored in UTC, but SQLite hands them back without an offset; the spec
+    promises RFC 3339 date-times (with one)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+UtcDateTime = Annotated[datetime, AfterValidator(_utc)]
+# Letter ids and offsets are 64-bit database integers: a larger one is a 422, not a 500.
+DB_INT_MAX = 2**63 - 1
+LetterId = Annotated[int, Path(ge=1, le=DB_INT_MAX, description="the letter's id")]
 
 
 class DeadLetterView(BaseModel):
     id: int
     pair: str
     process: str
-    business_key: str = Field(description="the workflow id of the failed run")
+    business_key: str = Field(
+        description="the workflow id of the failed run; inventory: `inventory:{pair}:{sku}`"
+    )
     reason: str
     error: str
     payload: dict[str, Any]
     attempts: int
     status: str
     history: list[dict[str, Any]]
-    created_at: datetime
-    updated_at: datetime
-    resolved_at: datetime | None
+    created_at: UtcDateTime
+    updated_at: UtcDateTime
+    resolved_at: UtcDateTime | None
 
     @classmethod
     def of(cls, letter: DeadLetter) -> DeadLetterView:
@@ -76,7 +90,7 @@ async def list_letters(
     reason: str | None = None,
     status: Status | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=DB_INT_MAX)] = 0,
 ) -> DeadLetterPage:
     """Dead letters, newest first, filtered by pair, process, reason and status."""
     letters, total = await asyncio.to_thread(
@@ -100,7 +114,7 @@ async def list_letters(
 
 
 @router.get("/{letter_id}", response_model=DeadLetterView, responses={404: {}})
-async def show_letter(letter_id: int, engine: EngineDep, _: ReadKey) -> DeadLetterView:
+async def show_letter(letter_id: LetterId, engine: EngineDep, _: ReadKey) -> DeadLetterView:
     """One letter with its payload, error, attempts and history."""
     letter = await asyncio.to_thread(get_dead_letter, engine, letter_id)
     if letter is None:
@@ -120,7 +134,7 @@ async def show_letter(letter_id: int, engine: EngineDep, _: ReadKey) -> DeadLett
     },
 )
 async def replay_letter(
-    letter_id: int,
+    letter_id: LetterId,
     engine: EngineDep,
     client: TemporalDep,
     settings: SettingsDep,

@@ -14,12 +14,20 @@ from typing import Any
 
 from commerce_sync.config.pairs import PairConfig
 from commerce_sync.config.settings import AcumaticaSettings, Settings
-from commerce_sync.domain.models import Customer, Order, Payment, Product, Shipment
+from commerce_sync.domain.models import (
+    Customer,
+    Order,
+    OrderLine,
+    Payment,
+    Product,
+    ReturnLine,
+    Shipment,
+)
 from commerce_sync.systems.acumatica.client import AcumaticaClient
 from commerce_sync.systems.acumatica.mapping import datetime_value, order_ref, parse_order_ref, v
-from commerce_sync.systems.acumatica.schema import value_of
+from commerce_sync.systems.acumatica.schema import odata_string, value_of
 from commerce_sync.systems.errors import ValidationFailed
-from commerce_sync.systems.ports import ErpOrderHandle
+from commerce_sync.systems.ports import ErpOrderHandle, PriorReturns
 from commerce_sync.systems.stock import Availability, StockChanges
 
 
@@ -177,6 +185,122 @@ class AcumaticaErpPort:
             if changed is not None and (cursor is None or changed > cursor):
                 cursor = changed
         return StockChanges(skus=list(dict.fromkeys(skus)), cursor=cursor)
+
+    # ---- returns ----------------------------------------------------------------
+    # A return is a return order (type `acumatica.return_order_type`, `Receipt` lines,
+    # `CustomerOrder` = the return's reference, `ExternalRef` = the sales order's, so the
+    # returns of an order are found by it). Goods go back on hand by a released
+    # `InventoryReceipt` (Description `commerce-sync {reference}`), undone by a negative
+    # adjustment; the refund is a `Refund` payment (`PaymentRef` = the reference), voided.
+
+    async def _sales_order(self, handle: ErpOrderHandle, pair: PairConfig) -> dict[str, Any]:
+        order_type, order_nbr = parse_order_ref(handle.id, pair.acumatica.order_type)
+        record: dict[str, Any] = await self.client._json(
+            "GET",
+            f"SalesOrder/{order_type}/{order_nbr}",
+            params={"$select": "OrderType,OrderNbr,CustomerID,ExternalRef,CurrencyID"},
+        )
+        return record
+
+    async def prior_returns(
+        self, handle: ErpOrderHandle, pair: PairConfig, exclude: str = ""
+    ) -> PriorReturns:
+        parent = await self._sales_order(handle, pair)
+        external_ref = str(value_of(parent, "ExternalRef") or "")
+        result = PriorReturns()
+        if not external_ref:
+            return result
+        records = await self.client._json(
+            "GET",
+            "SalesOrder",
+            params={
+                "$filter": f"OrderType eq {odata_string(pair.acumatica.return_order_type)} "
+                f"and ExternalRef eq {odata_string(external_ref)}",
+                "$expand": "Details",
+            },
+        )
+        for record in records:
+            reference = str(value_of(record, "CustomerOrder") or "")
+            if value_of(record, "Status") == "Canceled" or reference == exclude:
+                continue
+            result.references.append(reference)
+            for row in record.get("Details", []):
+                sku = str(value_of(row, "InventoryID") or "")
+                quantity = int(Decimal(str(value_of(row, "OrderQty") or 0)))
+                result.quantities[sku] = result.quantities.get(sku, 0) + quantity
+            refunds = await self.client._json(
+                "GET",
+                "Payment",
+                params={
+                    "$filter": f"Type eq 'Refund' and PaymentRef eq {odata_string(reference)}",
+                    "$select": "Type,ReferenceNbr,Status,PaymentAmount",
+                },
+            )
+            for refund in refunds:
+                if value_of(refund, "Status") != "Voided":
+                    result.refunded += Decimal(str(value_of(refund, "PaymentAmount") or 0))
+        return result
+
+    async def create_credit(
+        self, handle: ErpOrderHandle, lines: list[OrderLine], reference: str, pair: PairConfig
+    ) -> str:
+        order_type, order_nbr = parse_order_ref(handle.id, pair.acumatica.order_type)
+        returned = [ReturnLine(sku=line.sku, quantity=line.quantity) for line in lines]
+        return_nbr = await self.client.create_return_order(
+            order_type, order_nbr, returned, reference, pair.acumatica
+        )
+        return order_ref(pair.acumatica.return_order_type, return_nbr)
+
+    async def cancel_credit(self, handle: ErpOrderHandle, reference: str, pair: PairConfig) -> None:
+        found = await self.client.find_order_by_customer_order(
+            reference, pair.acumatica.return_order_type
+        )
+        if found is not None:
+            await self.client.cancel_return_order(*found)
+
+    @staticmethod
+    def _receipt_description(reference: str) -> str:
+        return f"commerce-sync {reference}"[:255]  # as `receive_stock` writes it
+
+    async def restock(
+        self, credit_id: str, lines: list[ReturnLine], reference: str, pair: PairConfig
+    ) -> str:
+        return await self.client.receive_stock(
+            [(line.sku, line.quantity) for line in lines], reference, pair.acumatica.warehouse_id
+        )
+
+    async def reverse_restock(self, credit_id: str, reference: str, pair: PairConfig) -> None:
+        found = await self.client._find_document(
+            "InventoryReceipt",
+            f"Description eq {odata_string(self._receipt_description(reference))}",
+        )
+        if found is None:
+            return
+        number = str(value_of(found, "ReferenceNbr"))
+        if value_of(found, "Status") != "Released":
+            # An earlier attempt stopped before the release: finish it, then reverse.
+            number = await self.client.receive_stock([], reference, pair.acumatica.warehouse_id)
+        await self.client.reverse_receipt(number)
+
+    async def refund(
+        self,
+        handle: ErpOrderHandle,
+        credit_id: str,
+        amount: Decimal,
+        currency: str,
+        method: str,
+        reference: str,
+        pair: PairConfig,
+    ) -> str:
+        customer_id = str(value_of(await self._sales_order(handle, pair), "CustomerID"))
+        return await self.client.refund(
+            customer_id, amount, currency, reference, method=method, lookups=pair.acumatica
+        )
+
+    async def reverse_refund(self, credit_id: str, reference: str, pair: PairConfig) -> None:
+        found = await self.client._find_payment("Refund", reference)
+        if found is not None:
+            await self.client.void_refund(str(value_of(found, "ReferenceNbr")))
 
     async def aclose(self) -> None:
         await self.client.aclose()

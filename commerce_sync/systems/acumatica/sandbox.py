@@ -2021,6 +2021,7 @@ def _query_customers(sb: AcumaticaSandbox) -> QueryRows:
             "CustomerID": c["CustomerID"],
             "CustomerName": c.get("CustomerName"),
             "Email": c.get("MainContact", {}).get("Email") or c.get("Email"),
+            "Phone": c.get("MainContact", {}).get("Phone1"),
             "Status": c.get("Status"),
         }
         for c in sb.db["Customer"].values()

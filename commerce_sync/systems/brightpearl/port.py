@@ -9,16 +9,28 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from commerce_sync.config.pairs import PairConfig
 from commerce_sync.config.settings import BrightpearlSettings, Settings
-from commerce_sync.domain.models import Customer, Order, Payment, Product, Shipment
+from commerce_sync.domain.models import (
+    Customer,
+    Order,
+    OrderLine,
+    Payment,
+    Product,
+    ReturnLine,
+    Shipment,
+)
 from commerce_sync.systems.brightpearl.client import BrightpearlClient
 from commerce_sync.systems.brightpearl.mapping import bp_datetime, parse_datetime
 from commerce_sync.systems.errors import NotFound
-from commerce_sync.systems.ports import ErpOrderHandle
+from commerce_sync.systems.ports import ErpOrderHandle, PriorReturns
 from commerce_sync.systems.stock import Availability, StockChanges
+
+RESTOCK_NOTE = "commerce-sync restocked the goods of"
+UNSTOCK_NOTE = "commerce-sync took back the restock of"
 
 
 class BrightpearlErpPort:
@@ -192,6 +204,139 @@ class BrightpearlErpPort:
             if updated is not None and (cursor is None or updated > cursor):
                 cursor = updated
         return StockChanges(skus=list(dict.fromkeys(skus)), cursor=cursor)
+
+    # ---- returns ----------------------------------------------------------------
+    # A return is a sales credit (`SC`, `reference` = the return's reference, parent = the
+    # sales order). Goods go back on hand by stock corrections; Brightpearl has no search
+    # of corrections, so the credit's notes record what was corrected (RESTOCK_NOTE):
+    # a retry that finds the note does not correct twice. The refund is a `PAYMENT` on
+    # the credit (`transactionRef` = the reference), undone by a `VOID` (`{ref}-void`).
+
+    async def _credit_ids(self, parent_id: int, pair: PairConfig) -> dict[str, int]:
+        """reference -> id of the parent's live (not cancelled) sales credits."""
+        cancelled = {pair.brightpearl.order_status_ids.get("cancelled", 5)}
+        found: dict[str, int] = {}
+        async for row in self.client._search(
+            "order-service/order-search",
+            {
+                "parentOrderId": parent_id,
+                "orderTypeId": 3,
+                "columns": "orderId,customerRef,orderStatusId",
+                "sort": "orderId.ASC",
+            },
+        ):
+            if int(row.get("orderStatusId") or 0) in cancelled:
+                continue
+            found.setdefault(str(row.get("customerRef") or ""), int(row["orderId"]))
+        return found
+
+    async def _paid_net(self, order_id: int) -> Decimal:
+        total = Decimal("0")
+        async for row in self.client._search(
+            "accounting-service/customer-payment-search",
+            {"orderId": order_id, "sort": "paymentId.ASC"},
+        ):
+            value = Decimal(str(row.get("amountPaid") or "0"))
+            if row.get("paymentType") == "PAYMENT":
+                total += value
+            elif row.get("paymentType") == "VOID":
+                total -= value
+        return total
+
+    async def prior_returns(
+        self, handle: ErpOrderHandle, pair: PairConfig, exclude: str = ""
+    ) -> PriorReturns:
+        credits = await self._credit_ids(int(handle.id), pair)
+        credits.pop(exclude, None)
+        result = PriorReturns(references=sorted(credits))
+        natives = await self.client._get_by_ids("order-service/order", sorted(credits.values()))
+        for native in natives:
+            for row in (native.get("orderRows") or {}).values():
+                sku = str(row.get("productSku") or "")
+                if not sku or not row.get("productId"):
+                    continue
+                quantity = int(Decimal(str((row.get("quantity") or {}).get("magnitude") or 0)))
+                result.quantities[sku] = result.quantities.get(sku, 0) + quantity
+            result.refunded += await self._paid_net(int(native["id"]))
+        return result
+
+    async def _credit_id(
+        self, handle: ErpOrderHandle, reference: str, pair: PairConfig
+    ) -> int | None:
+        return (await self._credit_ids(int(handle.id), pair)).get(reference)
+
+    async def create_credit(
+        self, handle: ErpOrderHandle, lines: list[OrderLine], reference: str, pair: PairConfig
+    ) -> str:
+        credit_id = await self.client.create_sales_credit(
+            int(handle.id), lines, reference=reference, lookups=pair.brightpearl
+        )
+        return str(credit_id)
+
+    async def cancel_credit(self, handle: ErpOrderHandle, reference: str, pair: PairConfig) -> None:
+        credit_id = await self._credit_id(handle, reference, pair)
+        if credit_id is not None:
+            await self.client.cancel_sales_credit(credit_id, pair.brightpearl)
+
+    async def _notes(self, credit_id: int) -> list[str]:
+        try:
+            notes = await self.client._request("GET", f"order-service/order/{credit_id}/note")
+        except NotFound:
+            return []
+        rows = notes if isinstance(notes, list) else list((notes or {}).values())
+        return [str(note.get("text") or "") for note in rows if isinstance(note, dict)]
+
+    async def _correct(
+        self, credit_id: int, lines: list[ReturnLine], sign: int, note: str, pair: PairConfig
+    ) -> str:
+        if note in await self._notes(credit_id):
+            return note
+        corrected: list[int] = []
+        for line in lines:
+            corrected += await self.client.correct_stock(
+                line.sku, sign * line.quantity, note, lookups=pair.brightpearl
+            )
+        await self.client.add_order_note(credit_id, note)
+        return ",".join(str(each) for each in corrected) or note
+
+    async def restock(
+        self, credit_id: str, lines: list[ReturnLine], reference: str, pair: PairConfig
+    ) -> str:
+        return await self._correct(int(credit_id), lines, 1, f"{RESTOCK_NOTE} {reference}", pair)
+
+    async def reverse_restock(self, credit_id: str, reference: str, pair: PairConfig) -> None:
+        notes = await self._notes(int(credit_id))
+        if f"{RESTOCK_NOTE} {reference}" not in notes:
+            return
+        credit = await self.client._get_native_order(int(credit_id))
+        lines = [
+            ReturnLine(
+                sku=str(row.get("productSku")),
+                quantity=int(Decimal(str((row.get("quantity") or {}).get("magnitude") or 0))),
+            )
+            for row in (credit.get("orderRows") or {}).values()
+            if row.get("productId") and row.get("productSku")
+        ]
+        await self._correct(int(credit_id), lines, -1, f"{UNSTOCK_NOTE} {reference}", pair)
+
+    async def refund(
+        self,
+        handle: ErpOrderHandle,
+        credit_id: str,
+        amount: Decimal,
+        currency: str,
+        method: str,
+        reference: str,
+        pair: PairConfig,
+    ) -> str:
+        payment = Payment(method=method, reference=reference, amount=amount, currency=currency)
+        return str(await self.client.refund(int(credit_id), payment, pair.brightpearl))
+
+    async def reverse_refund(self, credit_id: str, reference: str, pair: PairConfig) -> None:
+        for payment in await self.client.get_payments(int(credit_id), pair.brightpearl):
+            if payment.reference == reference:
+                await self.client.reverse_payment(int(credit_id), payment, pair.brightpearl)
+                return
 
     async def aclose(self) -> None:
         await self.client.aclose()

@@ -505,6 +505,7 @@ class BrightpearlSandbox(Sandbox):
         r("POST", "order-service", "order/{id}/row", self._create_row)
         r("PATCH", "order-service", "order/{id}/row/{row}", self._patch_row)
         r("PUT", "order-service", "order/{id}/status", self._set_status)
+        r("PATCH", "order-service", "order/{id}", self._patch_order)
         r("POST", "order-service", "order/{id}/note", self._add_note)
         r("GET", "order-service", "order/{id}/note", self._get_notes)
         r("GET", "order-service", "order-search", self._search_orders)
@@ -1335,6 +1336,39 @@ class BrightpearlSandbox(Sandbox):
                 }
                 if product_ids:
                     self._raise_event("product.modified.on-hand-modified", sorted(product_ids))
+        return None
+
+    async def _patch_order(self, call: Call) -> Any:
+        """Order PATCH (api-docs `order/order/patch`): JSON-Patch `replace` of
+        `/parties/customer/contactId` or `/parties/billing/contactId` (a valid customer);
+        the order must not be invoiced and at least one field must change. The other
+        documented paths (reference, warehouse, delivery) are not simulated."""
+        order = self._order(call.params["id"])
+        if not isinstance(call.body, list) or not call.body:
+            raise bad("A JSON-Patch array is required")
+        if any(str(i.get("invoiceReference") or "") for i in order.get("invoices") or []):
+            raise bad(f"Order {order['id']} has been invoiced and cannot be changed")
+        changes: dict[str, int] = {}
+        for index, op in enumerate(call.body):
+            path = str(op.get("path") or "") if isinstance(op, dict) else ""
+            party = {
+                "/parties/customer/contactId": "customer",
+                "/parties/billing/contactId": "billing",
+            }
+            if path not in party or op.get("op") != "replace":
+                raise bad(f"[{index}]: only replace of {sorted(party)} is allowed")
+            contact_id = whole(op.get("value"), f"[{index}].value")
+            contact = self.contacts.get(contact_id)
+            if contact is None or not contact["relationshipToAccount"].get("isCustomer"):
+                raise bad(f"[{index}].value: contact {contact_id} is not a valid customer")
+            changes[party[path]] = contact_id
+        parties = order["parties"]
+        if all(parties[name].get("contactId") == value for name, value in changes.items()):
+            raise bad("At least one of the fields must be changed")
+        for name, contact_id in changes.items():
+            parties[name] = {**parties[name], **self._customer_party(contact_id)}
+        order["updatedOn"] = stamp()
+        self._raise_event("order.modified", [order["id"]])
         return None
 
     def _append_note(self, order_id: int, note: Any, status: int | None = None) -> int:

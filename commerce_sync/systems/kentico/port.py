@@ -12,7 +12,7 @@ from datetime import datetime
 
 from commerce_sync.config.pairs import PairConfig
 from commerce_sync.config.settings import KenticoSettings, Settings
-from commerce_sync.domain.models import Order, OrderStatus, Product
+from commerce_sync.domain.models import Order, OrderStatus, Product, ReturnStatus
 from commerce_sync.systems.errors import (
     ConnectorError,
     NotFound,
@@ -22,6 +22,7 @@ from commerce_sync.systems.errors import (
 from commerce_sync.systems.kentico.client import KenticoClient
 from commerce_sync.systems.kentico.formats import parse_datetime
 from commerce_sync.systems.kentico.schema import ORDER, SKU
+from commerce_sync.systems.ports import StoreReturn
 from commerce_sync.systems.stock import (
     OrderReservation,
     OrderStamp,
@@ -158,6 +159,21 @@ class KenticoStorePort:
                 continue
             found.append(reservation_of(order_id, order))
         return found
+
+    # ---- returns ----------------------------------------------------------------
+    # The custom table's `ReturnOrderID` is the order's id, and `ReturnStatus` is free
+    # text: the canonical status values are written as they are.
+
+    async def get_return(self, return_id: str, pair: PairConfig) -> StoreReturn:
+        client = self._for(pair)
+        request = await client.get_return(return_id)
+        status = await client.get_return_status(return_id)
+        return StoreReturn(request=request, order_id=request.order_number, status=status)
+
+    async def set_return_status(
+        self, return_id: str, status: ReturnStatus, pair: PairConfig, note: str | None = None
+    ) -> None:
+        await self._for(pair).set_return_status(return_id, status.value, note)
 
     async def aclose(self) -> None:
         await self.client.aclose()

@@ -229,9 +229,11 @@ class KenticoSandbox(Sandbox):
         # Order ids go on across resets, as a real store never reuses an OrderID: workflow
         # ids are built from them (`order:{pair}:{id}`) and outlive a reset.
         next_order_id = self.next_ids.get(ORDER, 1)
+        next_return_id = self.next_ids.get(RETURN_REQUEST, 1)  # likewise `return:{pair}:{id}`
         self.rows = {object_type: {} for object_type in TABLES}
         self.next_ids = {object_type: 1 for object_type in TABLES}
         self.next_ids[ORDER] = next_order_id
+        self.next_ids[RETURN_REQUEST] = next_return_id
         self._seed()
 
     def _seed(self) -> None:

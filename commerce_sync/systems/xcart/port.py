@@ -11,8 +11,9 @@ from datetime import datetime
 
 from commerce_sync.config.pairs import PairConfig
 from commerce_sync.config.settings import Settings, XCartSettings
-from commerce_sync.domain.models import Order, OrderStatus, Product
+from commerce_sync.domain.models import Order, OrderStatus, Product, ReturnStatus
 from commerce_sync.systems.errors import NotFound, ValidationFailed
+from commerce_sync.systems.ports import StoreReturn
 from commerce_sync.systems.stock import (
     OrderReservation,
     OrderStamp,
@@ -20,9 +21,17 @@ from commerce_sync.systems.stock import (
     reservation_of,
 )
 from commerce_sync.systems.xcart.client import XCartClient
-from commerce_sync.systems.xcart.mapping import from_unix
+from commerce_sync.systems.xcart.mapping import from_unix, return_from_native
 
 log = logging.getLogger(__name__)
+
+# The returns module's statuses: requested, authorized, declined, received, completed.
+RETURN_STATUSES: dict[ReturnStatus, str] = {
+    ReturnStatus.REQUESTED: "requested",
+    ReturnStatus.APPROVED: "authorized",
+    ReturnStatus.REJECTED: "declined",
+    ReturnStatus.REFUNDED: "completed",
+}
 
 
 class XCartStorePort:
@@ -148,6 +157,23 @@ class XCartStorePort:
                 f"{product.currency}",
                 field="price",
             )
+
+    # ---- returns ----------------------------------------------------------------
+
+    async def get_return(self, return_id: str, pair: PairConfig) -> StoreReturn:
+        """The return names its order by id (`order.order_id`) and by number."""
+        native = await self.client._get_one("xc-returns-orderreturn", return_id)
+        order_id = str((native.get("order") or {}).get("order_id") or "")
+        return StoreReturn(
+            request=return_from_native(native),
+            order_id=order_id,
+            status=str(native.get("status") or ""),
+        )
+
+    async def set_return_status(
+        self, return_id: str, status: ReturnStatus, pair: PairConfig, note: str | None = None
+    ) -> None:
+        await self._for(pair).set_return_status(return_id, RETURN_STATUSES[status], note)
 
     async def aclose(self) -> None:
         await self.client.aclose()

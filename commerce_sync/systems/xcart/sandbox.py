@@ -37,7 +37,7 @@ date conditions unverified; a real store needs the sync module's repository
 conditions for them): `_cnd[updatedSince]=<unix seconds>` (inclusive) on orders
 (`lastRenewDate`), products and profiles (`updateDate`); `_cnd[sku]` (exact) and
 `_cnd[substring]` and `_cnd[inventory]=all|low|out|in` on products; `_cnd[login]`
-(e-mail, case-insensitive) on profiles; `_cnd[order]=<order_id>` on order items,
+(e-mail, case-insensitive) and `_cnd[pattern]` (part of the login) on profiles; `_cnd[order]=<order_id>` on order items,
 tracking numbers and returns; `_cnd[orderNumber]` on orders. Unknown conditions are
 ignored, as X-Cart does. `_schema=complex` gives the read-only complex shapes of
 orders, products and profiles. Every response carries an `ETag` (md5 of the body);
@@ -352,6 +352,7 @@ class XCartSandbox(Sandbox):
         # Order ids go on across resets, as a real store never reuses an order_id: workflow
         # ids are built from them (`order:{pair}:{id}`) and outlive a reset.
         last_order_id = getattr(self, "_ids", {}).get("order", 0)
+        last_return_id = getattr(self, "_ids", {}).get("return", 0)  # `return:{pair}:{id}`
         self._ids: dict[str, int] = {
             "product": 0,
             "profile": 0,
@@ -359,7 +360,7 @@ class XCartSandbox(Sandbox):
             "order": last_order_id,
             "item": 0,
             "tracking": 0,
-            "return": 0,
+            "return": last_return_id,
             "transaction": 0,
             "surcharge": 0,
         }
@@ -741,6 +742,11 @@ class XCartSandbox(Sandbox):
                 return False
         if entity == "profile" and cnd.get("login") not in (None, ""):
             if record["login"].lower() != str(cnd["login"]).strip().lower():
+                return False
+        if entity == "profile" and cnd.get("pattern") not in (None, ""):
+            # The profile repository's `pattern` condition: a LIKE %pattern% on the login
+            # (and, in X-Cart, the address names; the sandbox matches the login only).
+            if str(cnd["pattern"]).strip().lower() not in record["login"].lower():
                 return False
         if entity == "order" and cnd.get("orderNumber") not in (None, ""):
             if record["orderNumber"] != str(cnd["orderNumber"]):

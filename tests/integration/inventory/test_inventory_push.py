@@ -160,7 +160,7 @@ async def test_a_sku_the_store_refuses_is_a_dead_letter_and_the_others_land(
     assert len(letters) == 1
     letter = letters[0]
     assert (letter.process, letter.reason, letter.status) == ("inventory", "store_rejected", "open")
-    assert letter.business_key == f"inventory:{pair}"
+    assert letter.business_key == f"inventory:{pair}:WIDGET-5"
     assert letter.payload == {
         "pair": pair,
         "store": store,

@@ -3,6 +3,9 @@ HTTP calls, collected by an in-memory exporter in this test process."""
 
 from __future__ import annotations
 
+import uuid
+from urllib.parse import quote
+
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -16,8 +19,15 @@ async def test_webhook_workflow_activities_and_http_calls_share_one_trace(
     ops: OpsStack, spans: InMemorySpanExporter, pair: str
 ) -> None:
     store, erp = PAIRS[pair]
-    order_id = await ops.stack.place_order(store)
-    await ops.stack.wait_state(pair, order_id, "awaiting_shipment")
+    email = f"traced-{uuid.uuid4().hex[:8]}@example.com"
+    customer = {
+        "email": email,
+        "first_name": "Jane",
+        "last_name": "Doe",
+        "phone": "+1 512 555 0100",
+    }
+    order_id = await ops.stack.place_order(store, customer=customer)
+    status = (await ops.stack.wait_state(pair, order_id, "awaiting_shipment"))["status"]
 
     async def until_traced() -> list[ReadableSpan] | None:
         """The trace of a webhook request span that reaches the workflow and the ERP call."""
@@ -42,3 +52,29 @@ async def test_webhook_workflow_activities_and_http_calls_share_one_trace(
     hosts = {str(s.attributes.get("url.full") or s.attributes.get("http.url")) for s in calls}
     assert any(f"/{store}/" in url for url in hosts), hosts
     assert any(f"/{erp}/" in url for url in hosts), hosts
+
+    # The shipment comes back through the ERP's webhook (Brightpearl's proof is a token in
+    # the path); then no span of the whole run may carry a secret or the shopper's email.
+    erp_order = status["erp_order_id"] if erp == "brightpearl" else status["erp_order_number"]
+    await ops.stack.ship(erp, erp_order, "1Z999AA10123456784")
+    await ops.stack.wait_state(pair, order_id, "shipped")
+    settings = ops.stack.settings
+    token = settings.webhooks.brightpearl_token
+    assert token is not None
+    secrets = {
+        "brightpearl webhook token": token.get_secret_value(),
+        "x-cart api key": settings.xcart.api_key.get_secret_value(),
+        "shopper email": email,
+        "shopper email in a query": quote(email),
+    }
+    sandbox_port = ops.stack.sandbox.base_url.port
+    for span in spans.get_finished_spans():
+        attributes = span.attributes or {}
+        if span.kind == SpanKind.SERVER and attributes.get("server.port") == sandbox_port:
+            continue  # the outside systems' own spans (the sandboxes run in this process)
+        url = str(attributes.get("url.full") or attributes.get("http.url") or "")
+        if span.kind == SpanKind.CLIENT and url.startswith(ops.stack.api):
+            continue  # a sandbox delivering its webhook to us, as the real system would
+        for key, value in attributes.items():
+            for what, secret in secrets.items():
+                assert secret not in str(value), f"{what} in {span.name} attribute {key}"

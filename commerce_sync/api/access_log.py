@@ -1,0 +1,43 @@
+"""Keep the Brightpearl webhook token out of the access log.
+
+Brightpearl cannot sign its webhooks, so its proof is a token in the URL path
+(`POST /webhooks/brightpearl/{token}`), and uvicorn's access log prints every request's
+path. The filter below masks that path segment on the `uvicorn.access` logger; the rest
+of the line (client, method, status) stays.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+_TOKEN_PATH = re.compile(r"(/webhooks/brightpearl/)[^/?#\s\"]+")
+MASK = "***"
+
+
+def mask_webhook_token(text: str) -> str:
+    return _TOKEN_PATH.sub(rf"\g<1>{MASK}", text)
+
+
+class WebhookTokenRedaction(logging.Filter):
+    """Mask the token in the record's message and in each of its text arguments."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and "/webhooks/brightpearl/" in record.msg:
+            record.msg = mask_webhook_token(record.msg)
+        if isinstance(record.args, tuple) and record.args:
+            record.args = tuple(
+                mask_webhook_token(arg) if isinstance(arg, str) else arg for arg in record.args
+            )
+        return True
+
+
+_FILTER = WebhookTokenRedaction()
+
+
+def install_access_log_redaction() -> None:
+    """Idempotent. Logger filters outlive uvicorn's logging setup (`dictConfig` replaces
+    handlers, not filters), so installing it before the server starts is enough."""
+    logger = logging.getLogger("uvicorn.access")
+    if _FILTER not in logger.filters:
+        logger.addFilter(_FILTER)

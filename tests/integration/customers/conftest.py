@@ -1,0 +1,84 @@
+"""Fixtures of the customer merge and sync tests: the whole stack (real Temporal dev server, a worker,
+the API as a real HTTP server, sandboxes delivering webhooks to it), built from the
+order tests' helpers (`tests/integration/orders/order_stack.py`), which this folder
+puts on `sys.path` without touching them."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "orders"))
+
+from order_stack import PAIRS, RunningWorker, Stack, point_webhooks, stack_settings
+
+from commerce_sync.api.app import create_app
+from commerce_sync.config.pairs import default_pairs_path, load_pairs
+from commerce_sync.systems.sandbox_server import BackgroundServer
+
+
+@pytest.fixture
+def plus_addressing() -> bool:
+    """Every pair's `[pairs.*.customers] plus_addressing_is_same_person`; a test changes it
+    with `@pytest.mark.parametrize("plus_addressing", [False])`."""
+    return True
+
+
+def pairs_file_with(directory: Path, plus_addressing: bool) -> Path:
+    text = default_pairs_path().read_text(encoding="utf-8")
+    text, count = re.subn(
+        r"(?m)^plus_addressing_is_same_person = \w+",
+        f"plus_addressing_is_same_person = {json.dumps(plus_addressing)}",
+        text,
+    )
+    assert count == len(PAIRS)
+    path = directory / "pairs.toml"
+    path.write_text(text, encoding="utf-8")
+    load_pairs(path)
+    return path
+
+
+@pytest.fixture
+async def stack(
+    temporal_client: Client,
+    sandbox_url: str,
+    sandboxes: httpx.AsyncClient,
+    tmp_path: Path,
+    plus_addressing: bool,
+) -> AsyncIterator[Stack]:
+    database_url = f"sqlite:///{tmp_path / 'commerce-sync.db'}"
+    target = temporal_client.service_client.config.target_host
+    settings = stack_settings(sandbox_url, database_url, tmp_path, target)
+    if not plus_addressing:
+        pairs_file = pairs_file_with(tmp_path, plus_addressing)
+        settings = settings.model_copy(update={"pairs_file": pairs_file})
+    api = BackgroundServer(create_app(settings)).start()
+    worker = RunningWorker(temporal_client, settings)
+    await point_webhooks(sandboxes, settings, api.url)
+    try:
+        async with httpx.AsyncClient(timeout=15.0) as http:
+            yield Stack(settings, api.url, temporal_client, sandboxes, http, database_url)
+    finally:
+        await worker.close()
+        api.stop()
+        await end_leftover_runs(temporal_client, settings.task_queue)
+
+
+async def end_leftover_runs(client: Client, task_queue: str) -> None:
+    """The sandboxes are reset for every test, so customer ids (and with them the workflow
+    ids) come again in the next test; a sync run still open when this test's worker
+    stopped would take the next test's signals on a queue nobody polls."""
+    query = f"TaskQueue = '{task_queue}' AND ExecutionStatus = 'Running'"
+    async for execution in client.list_workflows(query):
+        handle = client.get_workflow_handle(execution.id, run_id=execution.run_id)
+        with contextlib.suppress(RPCError):
+            await handle.terminate(reason="the test that started it is over")

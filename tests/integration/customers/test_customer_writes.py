@@ -1,0 +1,80 @@
+"""The customer tables on a real database: echo fingerprints (intended before a write,
+read back after it) and the customer links a merge moves and puts back."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import Engine
+from sqlmodel import select
+
+from commerce_sync.domain.models import utc_now
+from commerce_sync.store.customer_writes import (
+    PENDING_FOR,
+    echo_verdict,
+    links_to_move,
+    remember_intent,
+    remember_write,
+    repoint_links,
+    restore_links,
+)
+from commerce_sync.store.db import session_scope
+from commerce_sync.store.links import find_erp_id, upsert_link
+from commerce_sync.store.models import CustomerWrite
+
+PAIR = "xcart-acumatica"
+
+
+def test_an_event_arriving_before_the_write_is_read_back_is_an_echo(engine: Engine) -> None:
+    assert echo_verdict(engine, "acumatica", "C1", "a" * 64) == "new"
+    remember_intent(engine, "acumatica", "C1", "a" * 64)
+    # The write's own event, before the write's answer came back: already recognised.
+    assert echo_verdict(engine, "acumatica", "C1", "a" * 64) == "echo"
+    # Another record state while our write is under way: wait for the read-back.
+    assert echo_verdict(engine, "acumatica", "C1", "b" * 64) == "pending"
+    # The system stored a value its own way: the read-back fingerprint counts too.
+    remember_write(engine, "acumatica", "C1", "c" * 64)
+    assert echo_verdict(engine, "acumatica", "C1", "c" * 64) == "echo"
+    assert echo_verdict(engine, "acumatica", "C1", "a" * 64) == "echo"
+    assert echo_verdict(engine, "acumatica", "C1", "b" * 64) == "new"
+    assert echo_verdict(engine, "brightpearl", "C1", "c" * 64) == "new"
+
+
+def test_an_intent_never_read_back_stops_holding_events(engine: Engine) -> None:
+    remember_intent(engine, "kentico", "7", "a" * 64)
+    with session_scope(engine) as session:
+        row = session.exec(select(CustomerWrite)).one()
+        row.written_at = utc_now() - PENDING_FOR - timedelta(seconds=1)
+        session.add(row)
+    assert echo_verdict(engine, "kentico", "7", "b" * 64) == "new"
+    assert echo_verdict(engine, "kentico", "7", "a" * 64) == "echo"
+
+
+def test_the_links_a_merge_moves_are_known_before_the_move(engine: Engine) -> None:
+    """A lost answer of the move is retried: the retry moves nothing and answers nothing,
+    so the compensation restores the rows read before the move."""
+    upsert_link(engine, PAIR, "customer", "a+shop@x.com", "C2")
+    upsert_link(engine, PAIR, "customer", "b@x.com", "C3")
+    upsert_link(engine, PAIR, "customer", "c@x.com", "C9")
+    planned = links_to_move(engine, PAIR, "erp", ["C2", "C3"], "C1")
+    assert sorted(row[1:] for row in planned) == [("a+shop@x.com", "C2"), ("b@x.com", "C3")]
+    assert sorted(repoint_links(engine, PAIR, "erp", ["C2", "C3"], "C1")) == sorted(planned)
+    assert repoint_links(engine, PAIR, "erp", ["C2", "C3"], "C1") == []
+    assert links_to_move(engine, PAIR, "erp", ["C2", "C3"], "C1") == []
+    assert find_erp_id(engine, PAIR, "customer", "b@x.com") == "C1"
+    restore_links(engine, planned)
+    restore_links(engine, planned)
+    assert find_erp_id(engine, PAIR, "customer", "a+shop@x.com") == "C2"
+    assert find_erp_id(engine, PAIR, "customer", "b@x.com") == "C3"
+    assert find_erp_id(engine, PAIR, "customer", "c@x.com") == "C9"
+
+
+def test_a_store_merge_moves_one_link_to_an_unlinked_survivor(engine: Engine) -> None:
+    upsert_link(engine, PAIR, "customer", "a+1@x.com", "C2")
+    upsert_link(engine, PAIR, "customer", "a+2@x.com", "C3")
+    planned = links_to_move(engine, PAIR, "store", ["a+2@x.com", "a+1@x.com"], "a@x.com")
+    assert [row[1:] for row in planned] == [("a+1@x.com", "C2")]
+    assert repoint_links(engine, PAIR, "store", ["a+2@x.com", "a+1@x.com"], "a@x.com") == planned
+    # The survivor is linked now: nothing more moves.
+    assert links_to_move(engine, PAIR, "store", ["a+2@x.com"], "a@x.com") == []
+    assert find_erp_id(engine, PAIR, "customer", "a@x.com") == "C2"

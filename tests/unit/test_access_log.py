@@ -1,0 +1,57 @@
+"""The Brightpearl webhook token (a path segment) is masked in uvicorn's access log, also
+after uvicorn has set up logging the way `commerce-sync api` runs it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import pytest
+import uvicorn
+
+from commerce_sync.api.access_log import install_access_log_redaction, mask_webhook_token
+
+UVICORN = ("uvicorn", "uvicorn.error", "uvicorn.access")
+
+
+@pytest.fixture
+def uvicorn_logging() -> Iterator[None]:
+    """uvicorn's loggers are put back after the test (it sets them up as `uvicorn.run`)."""
+    saved = {
+        name: (list(lg.handlers), lg.level, lg.propagate, lg.disabled)
+        for name in UVICORN
+        for lg in [logging.getLogger(name)]
+    }
+    try:
+        yield
+    finally:
+        for name, (handlers, level, propagate, disabled) in saved.items():
+            lg = logging.getLogger(name)
+            lg.handlers[:] = handlers
+            lg.setLevel(level)
+            lg.propagate, lg.disabled = propagate, disabled
+
+
+@pytest.mark.usefixtures("uvicorn_logging")
+def test_the_token_is_masked_and_the_rest_of_the_line_kept(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    assert mask_webhook_token("/webhooks/brightpearl/s3cr3t?x=1") == "/webhooks/brightpearl/***?x=1"
+    assert mask_webhook_token("/webhooks/kentico") == "/webhooks/kentico"
+    install_access_log_redaction()  # as `create_app` does, before uvicorn starts
+    uvicorn.Config(app=None, log_level="info")  # its dictConfig, as `uvicorn.run` does
+    install_access_log_redaction()  # idempotent
+    access = logging.getLogger("uvicorn.access")
+    assert len([f for f in access.filters if type(f).__name__ == "WebhookTokenRedaction"]) == 1
+    access.addHandler(caplog.handler)  # uvicorn's access logger does not propagate
+    with caplog.at_level(logging.INFO, logger="uvicorn.access"):
+        access.info(
+            '%s - "%s %s HTTP/%s" %d',
+            "127.0.0.1:5000",
+            "POST",
+            "/webhooks/brightpearl/s3cr3t-token",
+            "1.1",
+            202,
+        )
+    [record] = [r for r in caplog.records if r.name == "uvicorn.access"]
+    assert record.getMessage() == ('127.0.0.1:5000 - "POST /webhooks/brightpearl/*** HTTP/1.1" 202')
