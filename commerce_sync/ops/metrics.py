@@ -81,6 +81,7 @@ PROCESSES = {
     "InventoryScheduleTick": "inventory-tick",
     "CustomerSync": "customer-sync",
     "CustomerMerge": "customer-merge",
+    "ReturnSync": "return",
 }
 
 WEBHOOK_RESULTS = {
