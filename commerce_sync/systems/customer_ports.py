@@ -5,10 +5,14 @@ the store and ERP ports stay as they are. Reads answer None for a record that is
 writes are absolute (the whole record, an active flag, an order's customer), so a retry
 repeats nothing harmful.
 
-Open documents are re-pointed in the ERPs only: Brightpearl `PATCH order/{id}` on
+Open orders are re-pointed in every system: Brightpearl `PATCH order/{id}` on
 `/parties/customer/contactId` and `/parties/billing/contactId` (SYSTEMS.md 2.5, api-docs
 Order PATCH: not once invoiced), Acumatica a `PUT SalesOrder` with the new `CustomerID`
-(open orders only). A store's orders stay with the shopper account that placed them.
+(open orders only), Kentico a `PUT ecommerce.order/{id}` of `OrderCustomerID` (SYSTEMS.md
+3.3-3.4), X-Cart a `PUT order/{id}` of the `orig_profile` association (the customer's own
+profile, SYSTEMS.md 4.3; the order's copy of the profile, its addresses as placed, stays).
+A store order is open until the pair's lookups map its status to one of
+`CLOSED_ORDER_STATES`.
 """
 
 from __future__ import annotations
@@ -17,21 +21,27 @@ from typing import Any, Protocol, cast
 
 from commerce_sync.config.pairs import PairConfig
 from commerce_sync.domain.customers import email_variants, normalise_email, same_person
-from commerce_sync.domain.models import Customer
+from commerce_sync.domain.models import Address, Customer
 from commerce_sync.systems.acumatica import mapping as acumatica_mapping
 from commerce_sync.systems.acumatica.client import CUSTOMER_EXPAND, AcumaticaClient
 from commerce_sync.systems.acumatica.mapping import order_ref, parse_order_ref
 from commerce_sync.systems.acumatica.schema import odata_string, value_of
+from commerce_sync.systems.brightpearl import mapping as brightpearl_mapping
 from commerce_sync.systems.brightpearl.client import BrightpearlClient
 from commerce_sync.systems.errors import NotFound
 from commerce_sync.systems.kentico.client import KenticoClient
 from commerce_sync.systems.kentico.formats import where_text
-from commerce_sync.systems.kentico.schema import ADDRESS, CUSTOMER
+from commerce_sync.systems.kentico.schema import ADDRESS, CUSTOMER, ORDER
 from commerce_sync.systems.xcart import mapping as xcart_mapping
 from commerce_sync.systems.xcart.client import XCartClient
 
 ACUMATICA_OPEN_STATUSES = ("Open", "On Hold", "Back Order", "Credit Hold", "Pending Approval")
 BRIGHTPEARL_CLOSED_STATES = ("shipped", "delivered", "cancelled", "rejected", "returned")
+ROLES = ("AddressIsBilling", "AddressIsShipping")  # a Kentico address's roles
+CLOSED_ORDER_STATES = frozenset(
+    {"shipped", "delivered", "cancelled", "rejected", "returned", "refunded"}
+)
+XCART_ORDER_PAGE = 100
 
 
 class CustomerPort(Protocol):
@@ -55,7 +65,7 @@ class CustomerPort(Protocol):
     async def set_active(self, customer_id: str, active: bool, pair: PairConfig) -> None: ...
 
     async def open_orders(self, customer_id: str, pair: PairConfig) -> list[str]:
-        """Ids of the customer's orders that may still change hands (none in a store)."""
+        """Ids of the customer's orders that may still change hands."""
         ...
 
     async def set_order_customer(self, order_id: str, customer_id: str, pair: PairConfig) -> None:
@@ -88,15 +98,7 @@ async def _exact_variants(port: CustomerPort, email: str, pair: PairConfig) -> l
     return _same_person(found, email, pair)
 
 
-class _StoreOrders:
-    async def open_orders(self, customer_id: str, pair: PairConfig) -> list[str]:
-        return []
-
-    async def set_order_customer(self, order_id: str, customer_id: str, pair: PairConfig) -> None:
-        raise NotImplementedError("store orders are not re-pointed")
-
-
-class KenticoCustomers(_StoreOrders):
+class KenticoCustomers:
     system = "kentico"
 
     def __init__(self, client: KenticoClient) -> None:
@@ -135,7 +137,9 @@ class KenticoCustomers(_StoreOrders):
 
     async def _clear_missing_roles(self, customer_id: int, customer: Customer) -> None:
         """`update_customer` leaves a role whose address is None as it is; a record written
-        whole (a snapshot written back) has none there, so no address keeps that role."""
+        whole (a snapshot written back) has none there, so no address keeps that role, and
+        an address left with no role is deleted: the customer holds the addresses the
+        record carries (an address without a role from before is left alone)."""
         missing = [
             column
             for column, address in (
@@ -148,14 +152,35 @@ class KenticoCustomers(_StoreOrders):
             return
         for row in await self.client._list(ADDRESS, where=f"AddressCustomerID = {customer_id}"):
             clear = {column: False for column in missing if row.get(column)}
-            if clear:
+            if not clear:
+                continue
+            if not any(row.get(role) for role in ROLES if role not in clear):
+                await self.client._delete(ADDRESS, int(row["AddressID"]))
+            else:
                 await self.client._update(ADDRESS, int(row["AddressID"]), clear)
 
     async def set_active(self, customer_id: str, active: bool, pair: PairConfig) -> None:
         await self.client._update(CUSTOMER, int(customer_id), {"CustomerEnabled": active})
 
+    async def open_orders(self, customer_id: str, pair: PairConfig) -> list[str]:
+        ids = pair.kentico.order_status_ids
+        closed = {ids[state] for state in CLOSED_ORDER_STATES if state in ids}
+        rows = await self.client._list(
+            ORDER,
+            where=f"OrderCustomerID = {int(customer_id)}",
+            orderby="OrderID",
+            columns=("OrderID", "OrderStatusID"),
+        )
+        return [str(row["OrderID"]) for row in rows if row["OrderStatusID"] not in closed]
 
-class XCartCustomers(_StoreOrders):
+    async def set_order_customer(self, order_id: str, customer_id: str, pair: PairConfig) -> None:
+        wanted = int(customer_id)
+        row = await self.client._get(ORDER, int(order_id))
+        if row.get("OrderCustomerID") != wanted:
+            await self.client._update(ORDER, int(order_id), {"OrderCustomerID": wanted})
+
+
+class XCartCustomers:
     system = "xcart"
 
     def __init__(self, client: XCartClient) -> None:
@@ -203,6 +228,45 @@ class XCartCustomers(_StoreOrders):
                 customer_id, current.model_copy(update={"active": active})
             )
 
+    async def open_orders(self, customer_id: str, pair: PairConfig) -> list[str]:
+        """`_cnd[profileId]` (the order repository's condition on `orig_profile`), pages by
+        id; the profile is compared again here, as an unknown condition is ignored."""
+        wanted, found, offset = int(customer_id), [], 0
+        while True:
+            page = await self.client._list(
+                "order",
+                {
+                    "profileId": wanted,
+                    "orderBy": ["order_id", "asc"],
+                    "limit": [offset, XCART_ORDER_PAGE],
+                },
+            )
+            for record in page:
+                if _orig_profile_id(record) != wanted:
+                    continue
+                status = xcart_mapping.order_status_from_native(
+                    (record.get("shippingStatus") or {}).get("id"),
+                    (record.get("paymentStatus") or {}).get("code"),
+                    pair.xcart,
+                )
+                if status.value not in CLOSED_ORDER_STATES:
+                    found.append(str(record["order_id"]))
+            if len(page) < XCART_ORDER_PAGE:
+                return found
+            offset += XCART_ORDER_PAGE
+
+    async def set_order_customer(self, order_id: str, customer_id: str, pair: PairConfig) -> None:
+        wanted = int(customer_id)
+        order = await self.client._get_one("order", order_id)
+        if _orig_profile_id(order) != wanted:
+            await self.client._put_one("order", order_id, {"orig_profile": {"profile_id": wanted}})
+
+
+def _orig_profile_id(order: dict[str, Any]) -> int | None:
+    orig = order.get("orig_profile")
+    value = orig.get("profile_id") if isinstance(orig, dict) else orig
+    return int(value) if value not in (None, "") else None
+
 
 class BrightpearlCustomers:
     system = "brightpearl"
@@ -233,18 +297,33 @@ class BrightpearlCustomers:
         return await _exact_variants(self, email, pair)
 
     async def write_customer(self, customer_id: str, customer: Customer, pair: PairConfig) -> None:
-        """A record without addresses (a snapshot written back) drops the contact's
-        address links too, so that it is exactly as it was."""
-        await self.client.update_contact(int(customer_id), customer)
-        if customer.billing_address is None and customer.shipping_address is None:
-            current = await self.client.get_contact(int(customer_id))
-            if current.billing_address is not None or current.shipping_address is not None:
-                await self.client._request(
-                    "PATCH",
-                    f"contact-service/contact/{int(customer_id)}",
-                    json=[{"op": "replace", "path": "/postAddressIds", "value": {}}],
-                    field="customer",
-                )
+        """Only what differs from the contact as it is, so that a record written back (a
+        snapshot) leaves the contact exactly as it was: an empty value where the contact
+        has none stays none, and addresses equal to the contact's keep their postal
+        addresses (no new copies). A record without addresses drops the address links."""
+        contact_id = int(customer_id)
+        found = await self.client._request("GET", f"contact-service/contact/{contact_id}")
+        native = found[0] if isinstance(found, list) else found
+        current = await self.client.get_contact(contact_id)
+        billing, shipping = customer.billing_address, customer.shipping_address
+        address_ids: dict[str, int] = {}
+        unlink = billing is None and shipping is None and bool(native.get("postAddressIds"))
+        if not (
+            _same_postal(current.billing_address, billing)
+            and _same_postal(current.shipping_address, shipping)
+        ) and not (billing is None and shipping is None):
+            address_ids = await self.client._create_addresses(customer)
+        ops = [
+            _emptying(op)
+            for op in brightpearl_mapping.customer_patch(customer, address_ids)
+            if _changes(native, op)
+        ]
+        if unlink:
+            ops.append({"op": "replace", "path": "/postAddressIds", "value": {}})
+        if ops:
+            await self.client._request(
+                "PATCH", f"contact-service/contact/{contact_id}", json=ops, field="customer"
+            )
 
     async def set_active(self, customer_id: str, active: bool, pair: PairConfig) -> None:
         current = await self.client.get_contact(int(customer_id))
@@ -268,13 +347,20 @@ class BrightpearlCustomers:
         return [str(row["orderId"]) async for row in rows if row["orderStatusId"] not in closed]
 
     async def set_order_customer(self, order_id: str, customer_id: str, pair: PairConfig) -> None:
+        """The customer party, and the billing party when it names the same contact (a
+        billing party of another contact, or of none, stays as it is)."""
         order = await self.client._get_native_order(int(order_id))
         parties = order.get("parties") or {}
         wanted = int(customer_id)
+        old = (parties.get("customer") or {}).get("contactId")
         ops = [
             {"op": "replace", "path": f"/parties/{party}/contactId", "value": wanted}
             for party in ("customer", "billing")
-            if (parties.get(party) or {}).get("contactId") != wanted
+            if (
+                party == "customer"
+                or (old is not None and (parties.get(party) or {}).get("contactId") == old)
+            )
+            and (parties.get(party) or {}).get("contactId") != wanted
         ]
         if ops:
             await self.client._request(
@@ -380,6 +466,30 @@ class AcumaticaCustomers:
             headers={"If-Match": "*"},
             params={"$select": "OrderType,OrderNbr"},
         )
+
+
+def _same_postal(current: Address | None, wanted: Address | None) -> bool:
+    if current is None or wanted is None:
+        return current is wanted
+    return brightpearl_mapping.same_postal(current, wanted)
+
+
+def _changes(native: dict[str, Any], op: dict[str, Any]) -> bool:
+    """Whether a JSON-Patch `replace` changes the record (empty and absent are the same)."""
+    value: Any = native
+    for part in str(op["path"]).strip("/").split("/"):
+        value = value.get(part) if isinstance(value, dict) else None
+    if value in (None, "") and op["value"] in (None, ""):
+        return False
+    return bool(value != op["value"])
+
+
+def _emptying(op: dict[str, Any]) -> dict[str, Any]:
+    """A telephone made empty is removed: a contact's telephones are the numbers it has."""
+    path = str(op["path"])
+    if path.startswith("/communication/telephones/") and op["value"] in (None, ""):
+        return {"op": "remove", "path": path}
+    return op
 
 
 def customer_port(port: object) -> CustomerPort:

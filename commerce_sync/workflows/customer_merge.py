@@ -4,7 +4,7 @@ Workflow id `customer-merge:{system}:{survivor_id}`. Steps (compensation in brac
 snapshot the survivor and every duplicate (a missing one fails the run: `NotFound`), and
 read the linked record of the pair's other system as a source -> merge fields by the
 pair's system-of-record rules (domain/customers.py) -> write the survivor [write its
-snapshot back] -> re-point the duplicates' open orders to it (ERPs) [point each back]
+snapshot back] -> re-point the duplicates' open orders to it [point each back]
 -> deactivate the duplicates [write each snapshot back, active again] -> move the
 customer links to the survivor [restore them as read before the move].
 

@@ -978,7 +978,9 @@ class AcumaticaClient:
         )
         return str(value_of(record, "OrderNbr"))
 
-    async def create_receipt(self, order_type: str, order_nbr: str) -> str:
+    async def create_receipt(
+        self, order_type: str, order_nbr: str, warehouse: str | None = None
+    ) -> str:
         """Receive the returned goods: `SalesOrderCreateReceipt`, then confirm the receipt.
 
         Confirming puts the goods back on hand. Returns the receipt's ShipmentNbr;
@@ -990,7 +992,7 @@ class AcumaticaClient:
                 "SalesOrder",
                 "SalesOrderCreateReceipt",
                 {"OrderType": order_type, "OrderNbr": order_nbr},
-                {"WarehouseID": self.lookups.warehouse_id},
+                {"WarehouseID": warehouse or self.lookups.warehouse_id},
             )
             receipt = await self._receipt_of(order_type, order_nbr)
             if receipt is None:
@@ -1010,6 +1012,20 @@ class AcumaticaClient:
             if value_of(link, "ShipmentType") == "Receipt":
                 return str(value_of(link, "ShipmentNbr")), str(value_of(link, "Status"))
         return None
+
+    async def undo_receipt(self, order_type: str, order_nbr: str) -> str | None:
+        """Take back what `create_receipt` did: `CorrectShipment` on the confirmed receipt
+        (its goods leave stock again, as Acumatica allows until the receipt is invoiced),
+        then delete the Open receipt, leaving the return order Open (so it can be
+        cancelled). Idempotent: no receipt, nothing to do. Returns the receipt's number."""
+        receipt = await self._receipt_of(order_type, order_nbr)
+        if receipt is None:
+            return None
+        number, status = receipt
+        if status in ("Confirmed", "Completed"):
+            await self._action("Shipment", "CorrectShipment", {"ShipmentNbr": number})
+        await self._request("DELETE", f"Shipment/{number}")
+        return number
 
     async def cancel_return_order(self, order_type: str, order_nbr: str) -> None:
         await self.cancel_order(order_type, order_nbr)

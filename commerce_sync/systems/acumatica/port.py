@@ -189,9 +189,9 @@ class AcumaticaErpPort:
     # ---- returns ----------------------------------------------------------------
     # A return is a return order (type `acumatica.return_order_type`, `Receipt` lines,
     # `CustomerOrder` = the return's reference, `ExternalRef` = the sales order's, so the
-    # returns of an order are found by it). Goods go back on hand by a released
-    # `InventoryReceipt` (Description `commerce-sync {reference}`), undone by a negative
-    # adjustment; the refund is a `Refund` payment (`PaymentRef` = the reference), voided.
+    # returns of an order are found by it). Goods go back on hand by the return order's
+    # receipt, undone by correcting and deleting it (see `restock`); the refund is a
+    # `Refund` payment (`PaymentRef` = the reference), voided.
 
     async def _sales_order(self, handle: ErpOrderHandle, pair: PairConfig) -> dict[str, Any]:
         order_type, order_nbr = parse_order_ref(handle.id, pair.acumatica.order_type)
@@ -258,6 +258,13 @@ class AcumaticaErpPort:
         if found is not None:
             await self.client.cancel_return_order(*found)
 
+    # Goods come back on the return order's own receipt (`SalesOrderCreateReceipt`, then
+    # confirmed), as SYSTEMS.md 1.5 describes a return: the receipt is linked to the
+    # return order, so finding it needs no key of ours, and it is undone the way
+    # Acumatica allows before invoicing: `CorrectShipment`, then the Open receipt deleted.
+    # Runs that restocked before this used a stand-alone `InventoryReceipt` keyed by its
+    # description; their undo still finds and reverses it.
+
     @staticmethod
     def _receipt_description(reference: str) -> str:
         return f"commerce-sync {reference}"[:255]  # as `receive_stock` writes it
@@ -265,11 +272,14 @@ class AcumaticaErpPort:
     async def restock(
         self, credit_id: str, lines: list[ReturnLine], reference: str, pair: PairConfig
     ) -> str:
-        return await self.client.receive_stock(
-            [(line.sku, line.quantity) for line in lines], reference, pair.acumatica.warehouse_id
+        order_type, order_nbr = parse_order_ref(credit_id, pair.acumatica.return_order_type)
+        return await self.client.create_receipt(
+            order_type, order_nbr, warehouse=pair.acumatica.warehouse_id
         )
 
     async def reverse_restock(self, credit_id: str, reference: str, pair: PairConfig) -> None:
+        order_type, order_nbr = parse_order_ref(credit_id, pair.acumatica.return_order_type)
+        await self.client.undo_receipt(order_type, order_nbr)
         found = await self.client._find_document(
             "InventoryReceipt",
             f"Description eq {odata_string(self._receipt_description(reference))}",

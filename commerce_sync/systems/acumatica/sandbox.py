@@ -70,6 +70,7 @@ from commerce_sync.systems.sandbox_kit import (
 from commerce_sync.systems.seed import SEED_CURRENCY, SEED_CUSTOMERS, SEED_PRODUCTS
 
 DEFAULT_WAREHOUSE = "WHOLESALE"
+COMPANY_COUNTRY = "US"  # the branch's country: a new contact's address is in it
 WAREHOUSES = ("WHOLESALE", "RETAIL")
 ORDER_TYPES = {"SO": "Issue", "RC": "Receipt", "CR": "Receipt", "RM": "Receipt"}
 SHIP_VIAS = ("UPSGROUND", "UPS2DAY", "FEDEX2DAY", "FEDEXGROUND", "USPSPRIORITY", "PICKUP")
@@ -842,6 +843,8 @@ class AcumaticaSandbox(Sandbox):
             raise PXError(f"The order with the {record.get('Status')} status cannot be deleted.")
         if entity == "Payment" and record.get("Status") not in ("On Hold", "Balanced"):
             raise PXError("A released document cannot be deleted.")
+        if entity == "Shipment":
+            delete_shipment(self, record)
         del self.db[entity][record["id"]]
         self._commit()
         return Response(status_code=204)
@@ -1442,6 +1445,14 @@ def prepare_customer(
     if not customer.get("CustomerName"):
         errors.append((("CustomerName",), "'Customer Name' cannot be empty."))
     main = customer.setdefault("MainContact", {"id": str(uuid.uuid4())})
+    if not main.get("Address"):
+        # A contact always has its address record (Contact.DefAddressID): empty, in the
+        # company's country, until one is written; it can be emptied, never removed.
+        main["Address"] = {
+            "id": str(uuid.uuid4()),
+            **dict.fromkeys(("AddressLine1", "AddressLine2", "City", "State", "PostalCode"), ""),
+            "Country": COMPANY_COUNTRY,
+        }
     email = main.get("Email") or customer.get("Email")
     if email and ("@" not in str(email) or " " in str(email).strip()):
         path: tuple[str | int, ...] = (
@@ -1898,6 +1909,76 @@ def confirm_shipment(
     _touch(sb, shipment)
 
 
+def correct_shipment(
+    sb: AcumaticaSandbox, shipment: dict[str, Any], _params: dict[str, Any]
+) -> None:
+    """`CorrectShipment`: a confirmed shipment (or a completed receipt) is Open again and
+    its stock movement undone, as Acumatica allows while it is not yet invoiced (the
+    sandbox invoices nothing). The quantities go back on the shipment."""
+    if shipment.get("Status") not in ("Confirmed", "Completed"):
+        raise PXError(
+            f"The shipment {shipment['ShipmentNbr']} has the {shipment.get('Status')} "
+            "status and cannot be corrected."
+        )
+    sign = Decimal(-1) if shipment.get("Operation") == "Receipt" else Decimal(1)
+    touched_orders: dict[tuple[str, str], dict[str, Any]] = {}
+    for row in shipment.get("Details", []):
+        qty = _dec(row.get("ShippedQty"))
+        key = (str(row["InventoryID"]), str(row.get("WarehouseID") or DEFAULT_WAREHOUSE))
+        sb.stock[key] = sb.stock.get(key, Decimal(0)) + sign * qty
+        order = sb.order(row.get("OrderType"), row.get("OrderNbr"))
+        if order is None:
+            continue
+        touched_orders[(order["OrderType"], order["OrderNbr"])] = order
+        for line in order.get("Details", []):
+            if line.get("LineNbr") == row.get("OrderLineNbr"):
+                line["_shipped"] = max(Decimal(0), _dec(line.get("_shipped")) - qty)
+                line["QtyOnShipments"] = _dec(line.get("QtyOnShipments")) + qty
+                line["OpenQty"] = _dec(line.get("OrderQty")) - line["_shipped"]
+                line["Completed"] = False
+    for order in touched_orders.values():
+        order["Status"] = "Shipping"
+        _touch(sb, order, "LastModified")
+    shipment["Status"] = "Open"
+    for package in shipment.get("Packages", []):
+        package["Confirmed"] = False
+    _touch(sb, shipment)
+
+
+def delete_shipment(sb: AcumaticaSandbox, shipment: dict[str, Any]) -> None:
+    """What deleting an Open shipment does to its orders (the caller removes the record):
+    the quantities leave the shipment, and an order with nothing else shipping is Open
+    (Back Order when part of it was shipped before)."""
+    if shipment.get("Status") not in ("Open", "On Hold"):
+        raise PXError(
+            f"The shipment {shipment['ShipmentNbr']} has the {shipment.get('Status')} "
+            "status and cannot be deleted."
+        )
+    touched_orders: dict[tuple[str, str], dict[str, Any]] = {}
+    for row in shipment.get("Details", []):
+        order = sb.order(row.get("OrderType"), row.get("OrderNbr"))
+        if order is None:
+            continue
+        touched_orders[(order["OrderType"], order["OrderNbr"])] = order
+        for line in order.get("Details", []):
+            if line.get("LineNbr") == row.get("OrderLineNbr"):
+                qty = _dec(row.get("ShippedQty"))
+                line["QtyOnShipments"] = max(Decimal(0), _dec(line.get("QtyOnShipments")) - qty)
+    for order in touched_orders.values():
+        others = any(
+            other is not shipment
+            and any(
+                o.get("OrderType") == order["OrderType"] and o.get("OrderNbr") == order["OrderNbr"]
+                for o in other.get("Orders", [])
+            )
+            for other in sb.db["Shipment"].values()
+        )
+        if not others:
+            shipped = any(_dec(line.get("_shipped")) > 0 for line in order.get("Details", []))
+            order["Status"] = "Back Order" if shipped else "Open"
+        _touch(sb, order, "LastModified")
+
+
 def sales_order_create_shipment(
     sb: AcumaticaSandbox, order: dict[str, Any], params: dict[str, Any]
 ) -> None:
@@ -1968,6 +2049,7 @@ ACTIONS: dict[tuple[str, str], Action] = {
     ("SalesOrder", "OpenSalesOrder"): _reopen,
     ("SalesOrder", "ReopenSalesOrder"): _reopen,
     ("Shipment", "ConfirmShipment"): confirm_shipment,
+    ("Shipment", "CorrectShipment"): correct_shipment,
     ("Payment", "ReleasePayment"): release_payment,
     ("Payment", "VoidPayment"): void_payment,
     ("InventoryReceipt", "ReleaseInventoryReceipt"): release_inventory,

@@ -479,6 +479,80 @@ class BrightpearlClient:
         )
         return [int(i) for i in (result if isinstance(result, list) else [result])]
 
+    # ---- goods-in notes ---------------------------------------------------------------
+
+    async def get_goods_in_notes(self, order_id: int) -> dict[int, Json]:
+        """The goods-in notes of an order (a sales credit's received goods), by note id."""
+        try:
+            notes = await self._request(
+                "GET", f"warehouse-service/order/{int(order_id)}/goods-note/goods-in"
+            )
+        except NotFound:
+            return {}
+        return {int(note_id): note for note_id, note in (notes or {}).items()}
+
+    async def receive_goods(
+        self,
+        order_id: int,
+        rows: Mapping[int, tuple[int, int]],
+        lookups: BrightpearlLookups | None = None,
+        *,
+        unit_values: Mapping[int, Decimal] | None = None,
+        currency: str | None = None,
+    ) -> int:
+        """Goods back on hand against a sales credit: one goods-in note for `rows` (row id
+        -> (product id, quantity)), as SYSTEMS.md 2.11 says returned goods come back;
+        `unit_values` (row id -> value of one item) become each movement's `productValue`.
+
+        The body is Goods-In Note POST's (`goodsMoved[]`; `purchaseOrderRowId` names the
+        row also for a sales credit, as Goods-In Note GET documents). Idempotent on the
+        order: a note already there (an earlier attempt whose answer was lost) is
+        returned, so goods are never received twice."""
+        existing = await self.get_goods_in_notes(order_id)
+        if existing:
+            return min(existing)
+        lk = self._lk(lookups)
+        values = unit_values or {}
+        body = {
+            "transfer": False,
+            "warehouseId": lk.warehouse_id,
+            "receivedOn": mapping.bp_datetime(datetime.now(UTC)),
+            "goodsMoved": [
+                {
+                    "purchaseOrderRowId": int(row_id),
+                    "productId": int(product_id),
+                    "quantity": int(quantity),
+                    "destinationLocationId": lk.location_id,
+                    **(
+                        {
+                            "productValue": {
+                                "currency": currency or lk.base_currency,
+                                "value": mapping.money_str(values[row_id]),
+                            }
+                        }
+                        if row_id in values
+                        else {}
+                    ),
+                }
+                for row_id, (product_id, quantity) in rows.items()
+            ],
+        }
+        result = await self._request(
+            "POST",
+            f"warehouse-service/order/{int(order_id)}/goods-note/goods-in",
+            json=body,
+            field="goodsMoved",
+        )
+        return int(result[0] if isinstance(result, list) else result)
+
+    async def delete_goods_in_note(self, note_id: int) -> None:
+        """Undo a goods-in note: its goods leave stock and its accounting entries are
+        reversed (refused once its stock has moved on); already gone: nothing to do."""
+        try:
+            await self._request("DELETE", f"warehouse-service/goods-note/goods-in/{int(note_id)}")
+        except NotFound:
+            return
+
     # ---- orders ---------------------------------------------------------------------
 
     async def _find_order(

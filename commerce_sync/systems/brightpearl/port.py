@@ -25,7 +25,7 @@ from commerce_sync.domain.models import (
 )
 from commerce_sync.systems.brightpearl.client import BrightpearlClient
 from commerce_sync.systems.brightpearl.mapping import bp_datetime, parse_datetime
-from commerce_sync.systems.errors import NotFound
+from commerce_sync.systems.errors import NotFound, ValidationFailed
 from commerce_sync.systems.ports import ErpOrderHandle, PriorReturns
 from commerce_sync.systems.stock import Availability, StockChanges
 
@@ -207,10 +207,12 @@ class BrightpearlErpPort:
 
     # ---- returns ----------------------------------------------------------------
     # A return is a sales credit (`SC`, `reference` = the return's reference, parent = the
-    # sales order). Goods go back on hand by stock corrections; Brightpearl has no search
-    # of corrections, so the credit's notes record what was corrected (RESTOCK_NOTE):
-    # a retry that finds the note does not correct twice. The refund is a `PAYMENT` on
-    # the credit (`transactionRef` = the reference), undone by a `VOID` (`{ref}-void`).
+    # sales order). Goods go back on hand by a goods-in note on the credit, found again by
+    # the credit (so a retry after a lost answer does not receive twice) and undone by
+    # deleting it. Runs that restocked before used stock corrections recorded in the
+    # credit's notes (RESTOCK_NOTE; corrections cannot be searched, so a lost answer could
+    # correct twice); their undo still works. The refund is a `PAYMENT` on the credit
+    # (`transactionRef` = the reference), undone by a `VOID` (`{ref}-void`).
 
     async def _credit_ids(self, parent_id: int, pair: PairConfig) -> dict[str, int]:
         """reference -> id of the parent's live (not cancelled) sales credits."""
@@ -302,9 +304,41 @@ class BrightpearlErpPort:
     async def restock(
         self, credit_id: str, lines: list[ReturnLine], reference: str, pair: PairConfig
     ) -> str:
-        return await self._correct(int(credit_id), lines, 1, f"{RESTOCK_NOTE} {reference}", pair)
+        legacy = f"{RESTOCK_NOTE} {reference}"
+        if legacy in await self._notes(int(credit_id)):
+            return legacy  # restocked by corrections before goods-in notes were used
+        credit = await self.client._get_native_order(int(credit_id))
+        by_sku: dict[str, tuple[int, int]] = {}
+        unit_values: dict[int, Decimal] = {}
+        for row_id, row in (credit.get("orderRows") or {}).items():
+            if not row.get("productId") or not row.get("productSku"):
+                continue
+            by_sku[str(row["productSku"])] = (int(row_id), int(row["productId"]))
+            quantity = Decimal(str((row.get("quantity") or {}).get("magnitude") or 0))
+            net = Decimal(str(((row.get("rowValue") or {}).get("rowNet") or {}).get("value") or 0))
+            if quantity:
+                unit_values[int(row_id)] = net / quantity
+        rows: dict[int, tuple[int, int]] = {}
+        for line in lines:
+            if line.sku not in by_sku:
+                raise ValidationFailed(
+                    "brightpearl", f"{line.sku} is not on sales credit {credit_id}", field="lines"
+                )
+            row_id, product_id = by_sku[line.sku]
+            rows[row_id] = (product_id, rows.get(row_id, (product_id, 0))[1] + line.quantity)
+        currency = (credit.get("currency") or {}).get("orderCurrencyCode")
+        note_id = await self.client.receive_goods(
+            int(credit_id),
+            rows,
+            pair.brightpearl,
+            unit_values=unit_values,
+            currency=str(currency) if currency else None,
+        )
+        return str(note_id)
 
     async def reverse_restock(self, credit_id: str, reference: str, pair: PairConfig) -> None:
+        for note_id in await self.client.get_goods_in_notes(int(credit_id)):
+            await self.client.delete_goods_in_note(note_id)
         notes = await self._notes(int(credit_id))
         if f"{RESTOCK_NOTE} {reference}" not in notes:
             return

@@ -291,6 +291,7 @@ class BrightpearlSandbox(Sandbox):
         self.orders: dict[int, Json] = {}
         self.order_notes: dict[int, list[Json]] = {}
         self.goods_out: dict[int, Json] = {}
+        self.goods_in: dict[int, Json] = {}
         self.stock_corrections: dict[int, Json] = {}
         self.payments: dict[int, Json] = {}
         self.webhooks: dict[int, Registration] = {}
@@ -306,6 +307,7 @@ class BrightpearlSandbox(Sandbox):
             "note": 1,
             "goods-out": 7001,
             "goods-note": 8001,
+            "goods-in": 6001,
             "payment": 9001,
             "webhook": 1,
             "product": 1011,
@@ -411,6 +413,7 @@ class BrightpearlSandbox(Sandbox):
             "orders": {str(k): self._order_view(k) for k in self.orders},
             "order_notes": {str(k): v for k, v in self.order_notes.items()},
             "goods_out_notes": {str(k): v for k, v in self.goods_out.items()},
+            "goods_in_notes": {str(k): v for k, v in self.goods_in.items()},
             "stock_corrections": {str(k): v for k, v in self.stock_corrections.items()},
             "payments": {str(k): v for k, v in self.payments.items()},
             "webhooks": [hook.as_json() for hook in self.webhooks.values()],
@@ -536,6 +539,9 @@ class BrightpearlSandbox(Sandbox):
             self._get_goods_out,
         )
         r("PUT", "warehouse-service", "goods-note/goods-out/{id}", self._update_goods_out)
+        r("POST", "warehouse-service", "order/{id}/goods-note/goods-in", self._create_goods_in)
+        r("GET", "warehouse-service", "order/{orders}/goods-note/goods-in", self._get_goods_in)
+        r("DELETE", "warehouse-service", "goods-note/goods-in/{id}", self._delete_goods_in)
         r("POST", "warehouse-service", "goods-note/goods-out/{id}/event", self._goods_out_event)
         r("POST", "accounting-service", "customer-payment", self._create_payment)
         r("GET", "accounting-service", "customer-payment-search", self._search_payments)
@@ -1518,6 +1524,108 @@ class BrightpearlSandbox(Sandbox):
         if not found:
             raise not_found()
         return found
+
+    # ---- goods-in notes (goods received against a sales credit) ------------------------
+
+    async def _create_goods_in(self, call: Call) -> Any:
+        """Goods received against a sales credit's rows: on hand goes up at once. Rows
+        cannot receive more than they hold, less what earlier notes received."""
+        order = self._order(call.params["id"])
+        if order["orderTypeCode"] not in ("SC", "PO"):
+            raise bad("Goods-in notes are only for sales credits and purchase orders")
+        body = call.body if isinstance(call.body, dict) else {}
+        warehouse_id = whole(body.get("warehouseId", order["warehouseId"]), "warehouseId")
+        if warehouse_id not in WAREHOUSES:
+            raise bad(f"warehouseId: warehouse {warehouse_id} does not exist")
+        moved = body.get("goodsMoved")
+        if not isinstance(moved, list) or not moved:
+            raise bad("goodsMoved must be a non-empty list")
+        received: dict[int, int] = {}
+        for note in self.goods_in.values():
+            if note["orderId"] == order["id"]:
+                for item in note["goodsMoved"]:
+                    row = int(item["purchaseOrderRowId"])
+                    received[row] = received.get(row, 0) + int(item["quantity"])
+        items: list[Json] = []
+        for index, item in enumerate(moved):
+            where = f"goodsMoved[{index}]"
+            row_id = whole(item.get("purchaseOrderRowId"), f"{where}.purchaseOrderRowId")
+            row = order["orderRows"].get(str(row_id))
+            if row is None or not row.get("productId"):
+                raise bad(f"{where}.purchaseOrderRowId: row {row_id} is not a product row")
+            product_id = whole(item.get("productId", row["productId"]), f"{where}.productId")
+            if product_id != row["productId"]:
+                raise bad(f"{where}.productId: row {row_id} holds product {row['productId']}")
+            qty = whole(item.get("quantity"), f"{where}.quantity")
+            left = row["_qty"] - received.get(row_id, 0)
+            if qty <= 0 or qty > left:
+                raise bad(f"{where}.quantity: row {row_id} has {left} left to receive")
+            received[row_id] = received.get(row_id, 0) + qty
+            location = item.get("destinationLocationId", WAREHOUSES[warehouse_id]["locationId"])
+            items.append(
+                {
+                    "productId": product_id,
+                    "purchaseOrderRowId": row_id,
+                    "quantity": qty,
+                    "warehouseId": warehouse_id,
+                    "destinationLocationId": location,
+                    "productValue": item.get("productValue"),
+                }
+            )
+        note_id = self._id("goods-in")
+        for each in items:
+            each["goodsNoteId"] = note_id
+        self.goods_in[note_id] = {
+            "id": note_id,
+            "goodsNoteId": note_id,
+            "orderId": order["id"],
+            "warehouseId": warehouse_id,
+            "goodsNoteStatus": "OPEN",
+            "transfer": bool(body.get("transfer", False)),
+            "receivedOn": body.get("receivedOn") or stamp(),
+            "createdOn": stamp(),
+            "goodsMoved": items,
+        }
+        for item in items:
+            key = (item["productId"], warehouse_id)
+            self.stock[key] = self.stock.get(key, 0) + item["quantity"]
+            self._touch_product(item["productId"])
+        self._raise_event("product.modified.on-hand-modified", [i["productId"] for i in items])
+        return note_id
+
+    async def _get_goods_in(self, call: Call) -> Any:
+        order_ids = set(ids_of(call.params["orders"], "order"))
+        found = {
+            str(note_id): {k: v for k, v in copy.deepcopy(note).items() if k != "id"}
+            for note_id, note in sorted(self.goods_in.items())
+            if note["orderId"] in order_ids
+        }
+        if not found:
+            raise not_found()
+        return found
+
+    async def _delete_goods_in(self, call: Call) -> Any:
+        """Deleting a goods-in note takes its goods off hand again (refused when they are
+        no longer all there)."""
+        note_id = whole(call.params["id"], "goodsInNoteId")
+        note = self.goods_in.get(note_id)
+        if note is None:
+            raise not_found(f"Goods-in note {note_id} not found")
+        for item in note["goodsMoved"]:
+            key = (item["productId"], note["warehouseId"])
+            if self.stock.get(key, 0) < item["quantity"]:
+                raise bad(
+                    f"Goods-in note {note_id}: product {item['productId']} is no longer in stock"
+                )
+        for item in note["goodsMoved"]:
+            key = (item["productId"], note["warehouseId"])
+            self.stock[key] = self.stock.get(key, 0) - item["quantity"]
+            self._touch_product(item["productId"])
+        del self.goods_in[note_id]
+        self._raise_event(
+            "product.modified.on-hand-modified", [i["productId"] for i in note["goodsMoved"]]
+        )
+        return None
 
     def _note(self, text: str) -> Json:
         note_id = whole(text, "goodsOutNoteId")

@@ -38,7 +38,10 @@ conditions for them): `_cnd[updatedSince]=<unix seconds>` (inclusive) on orders
 (`lastRenewDate`), products and profiles (`updateDate`); `_cnd[sku]` (exact) and
 `_cnd[substring]` and `_cnd[inventory]=all|low|out|in` on products; `_cnd[login]`
 (e-mail, case-insensitive) and `_cnd[pattern]` (part of the login) on profiles; `_cnd[order]=<order_id>` on order items,
-tracking numbers and returns; `_cnd[orderNumber]` on orders. Unknown conditions are
+tracking numbers and returns; `_cnd[orderNumber]` and `_cnd[profileId]` (the customer's
+own profile, `orig_profile`) on orders. An order's `orig_profile` is writable
+(`{"orig_profile": {"profile_id": N}}`, an existing profile): a merge of customers moves
+open orders to the survivor. Unknown conditions are
 ignored, as X-Cart does. `_schema=complex` gives the read-only complex shapes of
 orders, products and profiles. Every response carries an `ETag` (md5 of the body);
 `If-None-Match` with it answers 304. There is no rate limit.
@@ -751,6 +754,11 @@ class XCartSandbox(Sandbox):
         if entity == "order" and cnd.get("orderNumber") not in (None, ""):
             if record["orderNumber"] != str(cnd["orderNumber"]):
                 return False
+        if entity == "order" and cnd.get("profileId") not in (None, ""):
+            # The order repository's `profileId` condition: the customer's own profile.
+            orig = record.get("orig_profile") or {}
+            if orig.get("profile_id") != _int("_cnd[profileId]", cnd["profileId"]):
+                return False
         if entity in ("order-item", "ordertrackingnumber", "xc-returns-orderreturn"):
             wanted = cnd.get("order")
             if wanted not in (None, "") and record["order"]["order_id"] != _int(
@@ -1040,7 +1048,15 @@ class XCartSandbox(Sandbox):
     # orders
 
     _ORDER_FIELDS = frozenset(
-        {"shippingStatus", "paymentStatus", "tracking", "trackingNumbers", "notes", "adminNotes"}
+        {
+            "shippingStatus",
+            "paymentStatus",
+            "tracking",
+            "trackingNumbers",
+            "notes",
+            "adminNotes",
+            "orig_profile",
+        }
     )
     _ORDER_IGNORED = frozenset(
         {
@@ -1054,7 +1070,6 @@ class XCartSandbox(Sandbox):
             "shipping_method_name",
             "payment_method_name",
             "profile",
-            "orig_profile",
             "items",
             "surcharges",
             "payment_transactions",
@@ -1093,6 +1108,8 @@ class XCartSandbox(Sandbox):
         for name in ("tracking", "notes", "adminNotes"):
             if name in data:
                 changes[name] = _str(name, data[name])
+        if "orig_profile" in data:
+            changes["orig_profile"] = self._orig_profile(data["orig_profile"])
         numbers: list[str] | None = None
         if "trackingNumbers" in data:
             numbers = []
@@ -1111,6 +1128,18 @@ class XCartSandbox(Sandbox):
             return record
 
         return commit
+
+    def _orig_profile(self, value: Any) -> Native | None:
+        """The order's customer account, an association set by its key (`{"profile_id": 5}`,
+        or the bare id; null makes the order a guest's). The order's own copy of the
+        profile, its addresses as placed, is not touched."""
+        if value in (None, "", 0, "0"):
+            return None
+        raw = value.get("profile_id") if isinstance(value, dict) else value
+        profile_id = _int("orig_profile.profile_id", raw, minimum=1)
+        if profile_id not in self.profiles:
+            raise _bad("orig_profile.profile_id", f"no profile {profile_id}")
+        return {"profile_id": profile_id}
 
     def _replace_tracking(self, order_id: int, numbers: list[str]) -> None:
         current = {

@@ -35,6 +35,91 @@ def comparable(customer: Customer) -> dict[str, Any]:
     return customer.model_dump(exclude={"updated_at", "created_at"})
 
 
+# Members every write stamps (a record written back is as it was but for these).
+STAMPS = ("lastmodified", "updatedate", "lastrenewdate", "updatedon")
+
+
+def unstamped(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            k: unstamped(v) for k, v in value.items() if not any(s in k.lower() for s in STAMPS)
+        }
+    if isinstance(value, list):
+        return [unstamped(v) for v in value]
+    return value
+
+
+async def merge_records(
+    stack: Stack, system: str, customers: list[str], orders: list[str]
+) -> dict[str, Any]:
+    """The records a merge of these customers writes, from the sandbox's `/_sandbox/state`
+    (the customers with their addresses, and the orders), less the stamps of a write."""
+    state = await stack.state_of(system)
+    if system == "kentico":
+        ids, order_ids = {int(c) for c in customers}, {int(o) for o in orders}
+        found: dict[str, Any] = {
+            "customers": [r for r in state["ecommerce.customer"] if r["CustomerID"] in ids],
+            "addresses": [r for r in state["ecommerce.address"] if r["AddressCustomerID"] in ids],
+            "orders": [r for r in state["ecommerce.order"] if r["OrderID"] in order_ids],
+        }
+    elif system == "xcart":
+        ids, order_ids = {int(c) for c in customers}, {int(o) for o in orders}
+        found = {
+            "profiles": [r for r in state["profiles"] if r["profile_id"] in ids],
+            "orders": [r for r in state["orders"] if r["order_id"] in order_ids],
+        }
+    elif system == "brightpearl":
+        found = {
+            "contacts": {c: state["contacts"][c] for c in customers},
+            "orders": {o: state["orders"][o] for o in orders},
+        }
+    else:
+        entities = state["entities"]
+        found = {
+            "customers": [r for r in entities["Customer"] if r["CustomerID"] in customers],
+            "orders": [
+                r
+                for r in entities["SalesOrder"]
+                if order_ref(str(r["OrderType"]), str(r["OrderNbr"])) in orders
+            ],
+        }
+    assert all(found.values()), f"{system} holds none of {customers} {orders}: {found}"
+    return unstamped(found)  # type: ignore[no-any-return]
+
+
+def merge_fault(
+    system: str, step: str, survivor: str, duplicate: str, order_id: str
+) -> dict[str, Any]:
+    """A one-shot permanent (400) fault rule hitting the merge's write step `step`
+    (`update` the survivor, `re-point` the open order, `deactivate` the duplicate)."""
+    target = survivor if step == "update" else duplicate
+    if system == "kentico":
+        path = (
+            f"ecommerce.order/{order_id}" if step == "re-point" else f"ecommerce.customer/{target}"
+        )
+        match = f"PUT */rest/{path}"
+    elif system == "xcart":
+        path = f"order%2F{order_id}" if step == "re-point" else f"profile%2F{target}"
+        match = f"PUT /admin.php?*_path={path}"
+    elif system == "brightpearl":
+        path = (
+            f"order-service/order/{order_id}"
+            if step == "re-point"
+            else (f"contact-service/contact/{target}")
+        )
+        match = f"PATCH */{path}"
+    else:
+        # The re-point is the merge's only SalesOrder write, the deactivation its only
+        # Customer write selecting the Status back, the survivor's its first Customer write
+        # (customer_ports.AcumaticaCustomers).
+        match = {
+            "update": "PUT */Customer*",
+            "re-point": "PUT */SalesOrder*",
+            "deactivate": "PUT */Customer?*Status*",
+        }[step]
+    return {"match": match, "status": 400, "count": 1}
+
+
 class ErpView(Protocol):
     pair: str
     system: str
@@ -281,6 +366,52 @@ async def synced_customer(stack: Stack, pair: str) -> tuple[str, str, str]:
         assert created["writes"] == 0 and created["merges"] == [], created
     assert failures(stack) == failed_before, "the order's customer events raised failures"
     return email, found.origin.external_id, erp_id
+
+
+async def store_duplicates(stack: Stack, store: str) -> tuple[str, str, str]:
+    """A store survivor made through the REST API (no address, no event), and an older
+    record of the same shopper under an address she no longer uses: a storefront shopper
+    whose first order reached the ERP and is still open there and in the store (its
+    customer link made by the order sync). Answers (survivor, duplicate, order)."""
+    pair = "kentico-brightpearl" if store == "kentico" else "xcart-acumatica"
+    _email, duplicate, _erp_id = await synced_customer(stack, pair)
+    client = store_client(stack, store)
+    try:
+        survivor = await client.create_customer(
+            Customer(
+                email=f"merge-{uuid.uuid4().hex[:8]}@example.com",
+                first_name="Sam",
+                last_name="Ray",
+                billing_address=None,
+            )
+        )
+    finally:
+        await client.aclose()
+    state = await stack.state_of(store)
+    if store == "kentico":
+        orders = [
+            str(o["OrderID"])
+            for o in state["ecommerce.order"]
+            if str(o["OrderCustomerID"]) == duplicate
+        ]
+    else:
+        orders = [
+            str(o["order_id"])
+            for o in state["orders"]
+            if str((o["orig_profile"] or {}).get("profile_id")) == duplicate
+        ]
+    assert len(orders) == 1, orders
+    return survivor, duplicate, orders[0]
+
+
+async def order_customer_in_store(stack: Stack, store: str, order_id: str) -> str:
+    """The id of the customer account a store order belongs to."""
+    state = await stack.state_of(store)
+    if store == "kentico":
+        (order,) = [o for o in state["ecommerce.order"] if str(o["OrderID"]) == order_id]
+        return str(order["OrderCustomerID"])
+    (order,) = [o for o in state["orders"] if str(o["order_id"]) == order_id]
+    return str(order["orig_profile"]["profile_id"])
 
 
 def failures(stack: Stack, process: str = "") -> tuple[list[str], list[str]]:

@@ -599,6 +599,15 @@ async def test_return_order_receipt_and_cancel(
     receipt = await acu.create_receipt("RC", rc)
     assert await acu.create_receipt("RC", rc) == receipt
     assert (await acu.get_availability(["WIDGET-9"]))[0].on_hand == 99
+    assert await acu.get_order_status("RC", rc) == "Completed"
+    # Undone: the receipt corrected (goods off hand again) and deleted; the return
+    # order is Open again, so it can be cancelled.
+    assert await acu.undo_receipt("RC", rc) == receipt
+    assert await acu.undo_receipt("RC", rc) is None
+    assert (await acu.get_availability(["WIDGET-9"]))[0].on_hand == 97
+    assert await acu.get_order_status("RC", rc) == "Open"
+    await acu.cancel_return_order("RC", rc)
+    assert await acu.get_order_status("RC", rc) == "Canceled"
 
     other = await acu.create_return_order(
         "SO", nbr, [ReturnLine(sku="WIDGET-9", quantity=1)], "RMA-2"

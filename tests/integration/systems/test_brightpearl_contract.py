@@ -561,6 +561,34 @@ async def test_sales_credit_refund_and_cancel(
     after = await state(sandboxes)
     assert after["payments"][str(refund_id)]["paymentType"] == "PAYMENT"
     assert after["orders"][str(credit_id)]["orderPaymentStatus"] == "PAID"
+
+    # The returned goods come back on a goods-in note of the credit, once; deleting it
+    # takes them off hand again.
+    on_hand = (await bp.get_availability({1001: "WIDGET-1"}))[0].on_hand
+    row_id = int(next(iter(native["orderRows"])))
+    note_id = await bp.receive_goods(
+        credit_id, {row_id: (1001, 1)}, unit_values={row_id: Decimal("9.99")}
+    )
+    assert await bp.receive_goods(credit_id, {row_id: (1001, 1)}) == note_id
+    notes = await bp.get_goods_in_notes(credit_id)
+    assert list(notes) == [note_id]
+    moved = notes[note_id]["goodsMoved"]
+    assert [(m["purchaseOrderRowId"], m["productId"], m["quantity"]) for m in moved] == [
+        (row_id, 1001, 1)
+    ]
+    assert Decimal(moved[0]["productValue"]["value"]) == Decimal("9.99")
+    assert (await bp.get_availability({1001: "WIDGET-1"}))[0].on_hand == on_hand + 1
+    with pytest.raises(ValidationFailed, match="left to receive"):
+        await bp._request(
+            "POST",
+            f"warehouse-service/order/{credit_id}/goods-note/goods-in",
+            json={"goodsMoved": [{"purchaseOrderRowId": row_id, "quantity": 1}]},
+        )
+    await bp.delete_goods_in_note(note_id)
+    await bp.delete_goods_in_note(note_id)
+    assert await bp.get_goods_in_notes(credit_id) == {}
+    assert (await bp.get_availability({1001: "WIDGET-1"}))[0].on_hand == on_hand
+
     await bp.cancel_sales_credit(credit_id)
     assert (await bp.get_order(credit_id)).status == OrderStatus.CANCELLED
 
