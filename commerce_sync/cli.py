@@ -19,6 +19,7 @@ from commerce_sync.config.settings import Settings
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
+    from commerce_sync.run_list import RunFilters, RunPage
     from commerce_sync.store.models import DeadLetter
 
 app = typer.Typer(
@@ -639,6 +640,90 @@ def dead_letters_replay(
 
 
 app.add_typer(dead_letters_app)
+
+runs_app = typer.Typer(
+    name="runs",
+    help="Runs from Temporal visibility, as GET /runs lists them.",
+    no_args_is_help=True,
+)
+
+
+async def _runs_page(
+    settings: Settings, filters: RunFilters, limit: int, page_token: str | None
+) -> RunPage:
+    """One page of runs; RunFilterError for a bad token, TemporalUnanswered when Temporal cannot
+    answer (the connection refused included)."""
+    from commerce_sync.run_list import TemporalUnanswered, list_page
+    from commerce_sync.temporal_client import connect
+
+    address = settings.resolved_temporal_address
+    try:
+        client = await asyncio.wait_for(connect(settings), timeout=APPROVE_CONNECT_TIMEOUT_S)
+    except TimeoutError:
+        raise TemporalUnanswered(f"cannot reach Temporal at {address}: no answer") from None
+    except (RuntimeError, OSError) as exc:
+        raise TemporalUnanswered(
+            f"cannot reach Temporal at {address}: {_connect_reason(exc)}"
+        ) from None
+    return await list_page(client, settings, filters, limit=limit, page_token=page_token)
+
+
+@runs_app.command("list")
+def runs_list(
+    process: Annotated[
+        str | None, typer.Option(help="Only this process: order, return, ...")
+    ] = None,
+    state: Annotated[str | None, typer.Option(help="Only runs in this SyncState")] = None,
+    pair: Annotated[str | None, typer.Option(help="Only this integration pair")] = None,
+    running: Annotated[
+        bool | None, typer.Option("--running/--closed", help="Only running (or closed) runs")
+    ] = None,
+    task_queue: Annotated[
+        str | None, typer.Option(help="Only runs started on this workflow task queue")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=200, help="Runs per page")] = 50,
+    page_token: Annotated[
+        str | None, typer.Option(help="The next-page token printed under the page before")
+    ] = None,
+) -> None:
+    """A table of runs, newest first, and the token of the next page."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from commerce_sync.run_list import RunFilterError, RunFilters, TemporalUnanswered
+
+    settings = load_settings()
+    filters = RunFilters(
+        process=process, state=state, pair=pair, running=running, task_queue=task_queue
+    )
+    try:
+        filters.check(load_pairs(settings.pairs_file))
+        page = asyncio.run(_runs_page(settings, filters, limit, page_token))
+    except RunFilterError as exc:
+        fail(_one_line(f"--{exc.field.replace('_', '-')}: {exc.reason}"))
+    except TemporalUnanswered as exc:
+        fail(_one_line(exc))
+    table = Table(title=None, show_lines=False)
+    for column in ("workflow id", "process", "pair", "state", "status", "started", "closed"):
+        table.add_column(column, overflow="fold")
+    for run in page.runs:
+        table.add_row(
+            escape(run.workflow_id),
+            escape(run.process),
+            escape(run.pair or ""),
+            run.state or "",
+            run.run_status,
+            run.start_time.strftime("%Y-%m-%d %H:%M:%S"),
+            run.close_time.strftime("%Y-%m-%d %H:%M:%S") if run.close_time else "",
+        )
+    out = Console()
+    out.print(table)
+    following = f"next page: --page-token {page.next_page_token}"
+    out.print(following if page.next_page_token else "last page", highlight=False, soft_wrap=True)
+    leave(0)
+
+
+app.add_typer(runs_app)
 
 
 if __name__ == "__main__":

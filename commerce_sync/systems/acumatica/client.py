@@ -516,6 +516,42 @@ class AcumaticaClient:
         async for record in self._pages("Customer", params):
             yield mapping.customer_from_native(record)
 
+    async def find_customers_where(self, odata_filter: str) -> list[Customer]:
+        """Every customer an OData `$filter` on `Customer` matches (contact and addresses
+        expanded), in one call."""
+        records: list[dict[str, Any]] = await self._json(
+            "GET", "Customer", params={"$filter": odata_filter, "$expand": CUSTOMER_EXPAND}
+        )
+        return [mapping.customer_from_native(record) for record in records]
+
+    async def set_customer_active(self, customer_id: str, active: bool) -> None:
+        """`PUT Customer` with the `Status` only (`Active` / `Inactive`), selected back so
+        that the answer shows it."""
+        body = {
+            "CustomerID": {"value": customer_id},
+            "Status": {"value": "Active" if active else "Inactive"},
+        }
+        await self._request(
+            "PUT",
+            "Customer",
+            body=body,
+            headers={"If-Match": "*"},
+            params={"$select": "CustomerID,Status"},
+        )
+
+    async def clear_main_contact_address(self, customer_id: str) -> None:
+        """Empties the main contact's address (lines, city, state, postal code), which
+        reads back as the customer's billing address."""
+        empty = {name: {"value": ""} for name in ("AddressLine1", "AddressLine2", "City")}
+        empty.update({"State": {"value": ""}, "PostalCode": {"value": ""}})
+        await self._request(
+            "PUT",
+            "Customer",
+            body={"CustomerID": {"value": customer_id}, "MainContact": {"Address": empty}},
+            headers={"If-Match": "*"},
+            params={"$select": "CustomerID"},
+        )
+
     # ---- sales orders --------------------------------------------------------------
 
     async def find_order_by_customer_order(
@@ -598,6 +634,37 @@ class AcumaticaClient:
             "SalesOrder", {"$filter": condition, "$expand": ORDER_EXPAND}
         ):
             yield mapping.order_from_native(record, lookups)
+
+    async def sales_orders_of_customer(
+        self, customer_id: str, order_type: str
+    ) -> list[dict[str, Any]]:
+        """The customer's sales orders of this type, `OrderType`, `OrderNbr` and `Status`
+        only, in one call."""
+        records: list[dict[str, Any]] = await self._json(
+            "GET",
+            "SalesOrder",
+            params={
+                "$filter": f"CustomerID eq {odata_string(customer_id)} "
+                f"and OrderType eq {odata_string(order_type)}",
+                "$select": "OrderType,OrderNbr,Status",
+            },
+        )
+        return records
+
+    async def set_order_customer(self, order_type: str, order_nbr: str, customer_id: str) -> None:
+        """`PUT SalesOrder` of a new `CustomerID` (Acumatica accepts it on open orders)."""
+        body = {
+            "OrderType": {"value": order_type},
+            "OrderNbr": {"value": order_nbr},
+            "CustomerID": {"value": customer_id},
+        }
+        await self._request(
+            "PUT",
+            "SalesOrder",
+            body=body,
+            headers={"If-Match": "*"},
+            params={"$select": "OrderType,OrderNbr"},
+        )
 
     # ---- payments ------------------------------------------------------------------
 

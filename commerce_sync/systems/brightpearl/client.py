@@ -301,6 +301,33 @@ class BrightpearlClient:
             for contact in await self._get_by_ids("contact-service/contact", batch):
                 yield mapping.contact_from_native(contact)
 
+    async def find_contact_ids_by_email(self, email: str) -> list[int]:
+        """Ids of every contact whose `primaryEmail` contact-search matches, ascending."""
+        return [
+            int(row["contactId"])
+            async for row in self._search(
+                "contact-service/contact-search",
+                {"primaryEmail": email, "columns": "contactId", "sort": "contactId.ASC"},
+            )
+        ]
+
+    async def get_contact_native(self, contact_id: int) -> Json:
+        """The contact as Brightpearl answers it (`postAddressIds`, no postal addresses)."""
+        found = await self._request("GET", f"contact-service/contact/{int(contact_id)}")
+        contact: Json = found[0] if isinstance(found, list) else found
+        return contact
+
+    async def create_postal_addresses(self, customer: Customer) -> dict[str, int]:
+        """New postal addresses for the customer's billing and shipping addresses (one when
+        they are the same place): the ids by role (`DEF`, `BIL`, `DEL`), none without any."""
+        return await self._create_addresses(customer)
+
+    async def patch_contact(self, contact_id: int, ops: list[Json]) -> None:
+        """`PATCH contact/{id}` with these JSON-Patch operations as they are."""
+        await self._request(
+            "PATCH", f"contact-service/contact/{int(contact_id)}", json=ops, field="customer"
+        )
+
     # ---- products -------------------------------------------------------------------
 
     async def find_products_by_sku(
@@ -578,6 +605,28 @@ class BrightpearlClient:
         found = await self._request("GET", f"order-service/order/{int(order_id)}")
         order: Json = found[0] if isinstance(found, list) else found
         return order
+
+    async def get_order_native(self, order_id: int) -> Json:
+        """The order as Brightpearl answers it (`parties`, `orderRows`, ...)."""
+        return await self._get_native_order(order_id)
+
+    async def patch_order(self, order_id: int, ops: list[Json], *, field: str) -> None:
+        """`PATCH order/{id}` with these JSON-Patch operations; `field` names the input a
+        refusal is about."""
+        await self._request("PATCH", f"order-service/order/{int(order_id)}", json=ops, field=field)
+
+    def iter_sales_orders_of_contact(self, contact_id: int) -> AsyncIterator[Json]:
+        """`orderId` / `orderStatusId` rows of the contact's sales orders (`orderTypeId` 1),
+        by `orderId` ascending."""
+        return self._search(
+            "order-service/order-search",
+            {
+                "contactId": int(contact_id),
+                "orderTypeId": 1,
+                "columns": "orderId,orderStatusId",
+                "sort": "orderId.ASC",
+            },
+        )
 
     async def _post_missing_rows(self, order_id: int, existing: Json, rows: list[Json]) -> None:
         have = Counter(mapping.row_key(row) for row in (existing.get("orderRows") or {}).values())

@@ -509,6 +509,46 @@ class KenticoClient:
         """Removes a customer (and its addresses); refused while orders refer to it."""
         await self._delete(CUSTOMER, _id(customer_id, "customer"))
 
+    async def list_customers_where(self, where: str) -> list[Customer]:
+        """Every customer matching a REST `where` condition, by `CustomerID`, with their
+        addresses (no address call when none matches)."""
+        rows = await self._list(CUSTOMER, where=where, orderby="CustomerID")
+        return await self._customers_from_rows(rows) if rows else []
+
+    async def set_customer_enabled(self, customer_id: int, enabled: bool) -> None:
+        """`CustomerEnabled` alone (Kentico's active flag)."""
+        await self._update(CUSTOMER, customer_id, {"CustomerEnabled": enabled})
+
+    async def list_customer_address_rows(self, customer_id: int) -> list[Row]:
+        """The customer's `COM_Address` rows as stored (roles `AddressIsBilling` and
+        `AddressIsShipping` included)."""
+        return await self._list(ADDRESS, where=f"AddressCustomerID = {customer_id}")
+
+    async def update_address(self, address_id: int, values: Mapping[str, Any]) -> None:
+        """Writes the given columns of one customer address."""
+        await self._update(ADDRESS, address_id, values)
+
+    async def delete_address(self, address_id: int) -> None:
+        """Removes one customer address."""
+        await self._delete(ADDRESS, address_id)
+
+    async def list_order_statuses_of_customer(self, customer_id: int) -> list[Row]:
+        """The customer's orders (`OrderCustomerID`) as `OrderID` / `OrderStatusID` rows,
+        by `OrderID`."""
+        return await self._list(
+            ORDER,
+            where=f"OrderCustomerID = {customer_id}",
+            orderby="OrderID",
+            columns=("OrderID", "OrderStatusID"),
+        )
+
+    async def set_order_customer(self, order_id: int, customer_id: int) -> None:
+        """Makes the order the customer's (`OrderCustomerID`); nothing is written when it
+        already is."""
+        row = await self._get(ORDER, order_id)
+        if row.get("OrderCustomerID") != customer_id:
+            await self._update(ORDER, order_id, {"OrderCustomerID": customer_id})
+
     # ---- products and stock -----------------------------------------------------
 
     async def get_product_by_sku(self, sku: str) -> Product | None:

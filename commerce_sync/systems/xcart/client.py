@@ -309,6 +309,26 @@ class XCartClient:
         code = mapping.payment_status_code(state, self.lookups)
         await self._put_one("order", order_id, {"paymentStatus": {"code": code}})
 
+    async def get_order_record(self, order_id: str | int) -> Native:
+        """The order record as X-Cart answers it (`orig_profile` included)."""
+        return await self._get_one("order", order_id)
+
+    async def set_order_orig_profile(self, order_id: str | int, profile_id: int) -> None:
+        """Points the order's `orig_profile` (the customer's own profile) at this profile;
+        the order's copy of the profile, its addresses as placed, stays."""
+        await self._put_one("order", order_id, {"orig_profile": {"profile_id": profile_id}})
+
+    async def list_orders_of_profile(
+        self, profile_id: int, *, offset: int, limit: int
+    ) -> list[Native]:
+        """A page of order records by `_cnd[profileId]` (the order repository's condition on
+        `orig_profile`), by `order_id` ascending. A store that ignores the condition answers
+        every order: callers compare `orig_profile` themselves."""
+        return await self._list(
+            "order",
+            {"profileId": profile_id, "orderBy": ["order_id", "asc"], "limit": [offset, limit]},
+        )
+
     # ---- customers -----------------------------------------------------------------
 
     async def get_customer(self, customer_id: str | int) -> Customer:
@@ -343,6 +363,17 @@ class XCartClient:
             "profile", "profile_id", "updateDate", since, page_size
         ):
             yield mapping.customer_from_native(record)
+
+    async def find_customers_by_login(self, login: str, *, limit: int) -> list[Customer]:
+        """Profiles by `_cnd[login]`, at most `limit` of them."""
+        records = await self._list("profile", {"login": login, "limit": [0, limit]})
+        return [mapping.customer_from_native(record) for record in records]
+
+    async def find_customers_by_pattern(self, pattern: str, *, limit: int) -> list[Customer]:
+        """Profiles by `_cnd[pattern]` (the profile repository's LIKE %pattern% on the
+        login), at most `limit` of them."""
+        records = await self._list("profile", {"pattern": pattern, "limit": [0, limit]})
+        return [mapping.customer_from_native(record) for record in records]
 
     # ---- products and stock ----------------------------------------------------------
 

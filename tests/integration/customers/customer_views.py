@@ -111,7 +111,7 @@ def merge_fault(
     else:
         # The re-point is the merge's only SalesOrder write, the deactivation its only
         # Customer write selecting the Status back, the survivor's its first Customer write
-        # (customer_ports.AcumaticaCustomers).
+        # (systems/acumatica/customers.py).
         match = {
             "update": "PUT */Customer*",
             "re-point": "PUT */SalesOrder*",
@@ -243,7 +243,7 @@ class AcumaticaView:
 
     def fault(self, step: str, order_id: str, duplicate: str) -> dict[str, Any]:
         # The re-point is the merge's only SalesOrder write; the deactivation is its only
-        # Customer write selecting the Status back (customer_ports.AcumaticaCustomers).
+        # Customer write selecting the Status back (AcumaticaClient.set_customer_active).
         match = "PUT */SalesOrder*" if step == "re-point" else "PUT */Customer?*Status*"
         return {"match": match, "status": 400, "count": 1}
 

@@ -1,0 +1,123 @@
+"""Brightpearl's customer binding (`CustomerPort` of `systems/customer_ports.py`).
+
+Open orders are re-pointed with a `PATCH order/{id}` of `/parties/customer/contactId` and
+`/parties/billing/contactId` (SYSTEMS.md 2.5, api-docs Order PATCH: not once invoiced).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from commerce_sync.config.pairs import PairConfig
+from commerce_sync.domain.models import Address, Customer
+from commerce_sync.systems.brightpearl import mapping as brightpearl_mapping
+from commerce_sync.systems.brightpearl.client import BrightpearlClient
+from commerce_sync.systems.customer_ports import exact_variants, is_same_email
+from commerce_sync.systems.errors import NotFound
+
+BRIGHTPEARL_CLOSED_STATES = ("shipped", "delivered", "cancelled", "rejected", "returned")
+
+
+class BrightpearlCustomers:
+    system = "brightpearl"
+
+    def __init__(self, client: BrightpearlClient) -> None:
+        self.client = client
+
+    async def get_customer(self, customer_id: str, pair: PairConfig) -> Customer | None:
+        try:
+            return await self.client.get_contact(int(customer_id))
+        except NotFound:
+            return None
+
+    async def customers_by_email(self, email: str, pair: PairConfig) -> list[Customer]:
+        ids = await self.client.find_contact_ids_by_email(email.strip())
+        found = [await self.client.get_contact(contact_id) for contact_id in ids]
+        return [customer for customer in found if is_same_email(customer, email)]
+
+    async def same_person(self, email: str, pair: PairConfig) -> list[Customer]:
+        """contact-search matches a whole e-mail (SYSTEMS.md 2.7 gives no pattern search):
+        the address and its base address."""
+        return await exact_variants(self, email, pair)
+
+    async def write_customer(self, customer_id: str, customer: Customer, pair: PairConfig) -> None:
+        """Only what differs from the contact as it is, so that a record written back (a
+        snapshot) leaves the contact exactly as it was: an empty value where the contact
+        has none stays none, and addresses equal to the contact's keep their postal
+        addresses (no new copies). A record without addresses drops the address links."""
+        contact_id = int(customer_id)
+        native = await self.client.get_contact_native(contact_id)
+        current = await self.client.get_contact(contact_id)
+        billing, shipping = customer.billing_address, customer.shipping_address
+        address_ids: dict[str, int] = {}
+        unlink = billing is None and shipping is None and bool(native.get("postAddressIds"))
+        if not (
+            _same_postal(current.billing_address, billing)
+            and _same_postal(current.shipping_address, shipping)
+        ) and not (billing is None and shipping is None):
+            address_ids = await self.client.create_postal_addresses(customer)
+        ops = [
+            _emptying(op)
+            for op in brightpearl_mapping.customer_patch(customer, address_ids)
+            if _changes(native, op)
+        ]
+        if unlink:
+            ops.append({"op": "replace", "path": "/postAddressIds", "value": {}})
+        if ops:
+            await self.client.patch_contact(contact_id, ops)
+
+    async def set_active(self, customer_id: str, active: bool, pair: PairConfig) -> None:
+        current = await self.client.get_contact(int(customer_id))
+        if current.active != active:
+            await self.client.update_contact(
+                int(customer_id), current.model_copy(update={"active": active})
+            )
+
+    async def open_orders(self, customer_id: str, pair: PairConfig) -> list[str]:
+        statuses = pair.brightpearl.order_status_ids
+        closed = {statuses[state] for state in BRIGHTPEARL_CLOSED_STATES if state in statuses}
+        rows = self.client.iter_sales_orders_of_contact(int(customer_id))
+        return [str(row["orderId"]) async for row in rows if row["orderStatusId"] not in closed]
+
+    async def set_order_customer(self, order_id: str, customer_id: str, pair: PairConfig) -> None:
+        """The customer party, and the billing party when it names the same contact (a
+        billing party of another contact, or of none, stays as it is)."""
+        order = await self.client.get_order_native(int(order_id))
+        parties = order.get("parties") or {}
+        wanted = int(customer_id)
+        old = (parties.get("customer") or {}).get("contactId")
+        ops = [
+            {"op": "replace", "path": f"/parties/{party}/contactId", "value": wanted}
+            for party in ("customer", "billing")
+            if (
+                party == "customer"
+                or (old is not None and (parties.get(party) or {}).get("contactId") == old)
+            )
+            and (parties.get(party) or {}).get("contactId") != wanted
+        ]
+        if ops:
+            await self.client.patch_order(int(order_id), ops, field="customer")
+
+
+def _same_postal(current: Address | None, wanted: Address | None) -> bool:
+    if current is None or wanted is None:
+        return current is wanted
+    return brightpearl_mapping.same_postal(current, wanted)
+
+
+def _changes(native: dict[str, Any], op: dict[str, Any]) -> bool:
+    """Whether a JSON-Patch `replace` changes the record (empty and absent are the same)."""
+    value: Any = native
+    for part in str(op["path"]).strip("/").split("/"):
+        value = value.get(part) if isinstance(value, dict) else None
+    if value in (None, "") and op["value"] in (None, ""):
+        return False
+    return bool(value != op["value"])
+
+
+def _emptying(op: dict[str, Any]) -> dict[str, Any]:
+    """A telephone made empty is removed: a contact's telephones are the numbers it has."""
+    path = str(op["path"])
+    if path.startswith("/communication/telephones/") and op["value"] in (None, ""):
+        return {"op": "remove", "path": path}
+    return op
