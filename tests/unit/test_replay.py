@@ -7,6 +7,8 @@ embedded default with tests/histories/record.py (one per scenario and pair).
 
 from __future__ import annotations
 
+import ast
+import base64
 import json
 from pathlib import Path
 
@@ -15,9 +17,11 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from commerce_sync import workflows
 from commerce_sync.worker import WORKFLOWS
 
 HISTORIES = sorted((Path(__file__).parents[1] / "histories").glob("*.json"))
+WORKFLOW_SOURCES = sorted(Path(workflows.__file__).parent.glob("*.py"))
 
 
 def test_histories_cover_every_workflow_and_scenario() -> None:
@@ -43,6 +47,62 @@ def test_histories_cover_every_workflow_and_scenario() -> None:
             "CustomerSync-{}-merged-duplicate",
         ):
             assert customer_run.format(pair) in names
+    for pair in ("kentico-brightpearl", "xcart-acumatica"):
+        # An approval wait that escalated, recorded before and after it moved into
+        # PairSaga._wait_for_decision; a SKU's letter resolved by a later push.
+        assert f"OrderSync-{pair}-approved-escalated" in names
+        assert f"OrderSync-{pair}-approved-escalated-v2" in names
+        assert f"InventoryPush-{pair}-rejected-resolved-1" in names
+
+
+def patched_ids(source: Path) -> set[str]:
+    """The ids a workflow module passes to `workflow.patched`, literally or as a constant."""
+    tree = ast.parse(source.read_text())
+    constants = {
+        target.id: node.value.value
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        and isinstance(node.value, ast.Constant)
+        and isinstance(node.value.value, str)
+        for target in node.targets
+        if isinstance(target, ast.Name)
+    }
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "patched"
+            and node.args
+        ):
+            arg = node.args[0]
+            if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                found.add(arg.value)
+            else:
+                assert isinstance(arg, ast.Name), f"{source.name}: patch id {ast.unparse(arg)}"
+                found.add(constants[arg.id])
+    return found
+
+
+def recorded_patch_ids(path: Path) -> set[str]:
+    found: set[str] = set()
+    for event in json.loads(path.read_text())["events"]:
+        marker = event.get("markerRecordedEventAttributes")
+        if marker is None or marker.get("markerName") != "core_patch":
+            continue
+        for detail in marker["details"].values():  # "patch-data": {"id": ..., "deprecated": ...}
+            for payload in detail["payloads"]:
+                found.add(json.loads(base64.b64decode(payload["data"]))["id"])
+    return found
+
+
+def test_every_patch_has_a_history_that_takes_it() -> None:
+    """Old histories show the old branch still replays; this shows the new one does too
+    (a history recorded after the change, e.g. `*-v2.json`)."""
+    declared = set().union(*(patched_ids(source) for source in WORKFLOW_SOURCES))
+    assert "customer-email-search-value" in declared  # the scan finds them at all
+    recorded = set().union(*(recorded_patch_ids(path) for path in HISTORIES))
+    assert declared - recorded == set(), "re-record with tests/histories/record*.py"
 
 
 def load(path: Path) -> WorkflowHistory:
