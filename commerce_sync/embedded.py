@@ -28,6 +28,7 @@ from typing import IO
 import httpx
 
 from commerce_sync.config.settings import Settings
+from commerce_sync.ops.codec import key_ring
 from commerce_sync.workflows.search_attributes import dev_server_flags
 
 PR_SET_PDEATHSIG = 1
@@ -299,6 +300,15 @@ class Supervisor:
                 )
             time.sleep(0.2)
 
+    def _codec_line(self) -> str:
+        s = self.settings
+        if not (s.codec.keys or s.codec.keys_file):
+            path = codec_keys_path(s).resolve()
+            return f"  Codec keys       {path} (Web UI decodes via {s.api_url}/codec)"
+        if key_ring(s) is None:
+            return "  Codec keys       none configured: Temporal payloads are NOT encrypted"
+        return "  Codec keys       from settings (codec.*)"
+
     def run(self) -> int:
         s = self.settings
         s.data_dir.mkdir(parents=True, exist_ok=True)
@@ -362,9 +372,7 @@ class Supervisor:
             f"  API key          operator_api_key in {secrets_path(s).resolve()}"
             if not s.api_keys
             else "  API keys         from COMMERCE_SYNC_API_KEYS",
-            f"  Codec keys       {codec_keys_path(s).resolve()} (Web UI decodes via {s.api_url}/codec)"
-            if not (s.codec.keys or s.codec.keys_file)
-            else "  Codec keys       from settings (codec.*)",
+            self._codec_line(),
             "Ctrl-C stops everything.",
         ]
         self.echo("\n".join(lines))
