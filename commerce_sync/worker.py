@@ -42,6 +42,7 @@ from commerce_sync.config.pairs import PairConfig, load_pairs
 from commerce_sync.config.settings import Settings
 from commerce_sync.inventory_control import ensure_schedules
 from commerce_sync.ops.alerts import Notifier, UnreachableWatch, install_watch
+from commerce_sync.ops.heartbeat import HeartbeatInterceptor
 from commerce_sync.ops.metrics import MetricsInterceptor, MetricsServer
 from commerce_sync.ops.redaction import install_log_redaction
 from commerce_sync.ops.tracing import configure_tracing
@@ -153,7 +154,7 @@ def build_workers(
             ],
             activity_executor=executor,
             graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
-            interceptors=[MetricsInterceptor()],
+            interceptors=[MetricsInterceptor(), HeartbeatInterceptor()],
         )
     ]
     rates = system_rates(settings)
@@ -168,6 +169,7 @@ def build_workers(
                 activity_executor=executor,
                 max_task_queue_activities_per_second=rates[system],
                 graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+                interceptors=[HeartbeatInterceptor()],
             )
         )
     return workers

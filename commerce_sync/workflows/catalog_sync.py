@@ -53,6 +53,7 @@ with workflow.unsafe.imports_passed_through():
         StoreProductWrite,
     )
     from commerce_sync.workflows.saga import (
+        HEARTBEAT_TIMEOUT,
         STEP_RETRY,
         STEP_TIMEOUT,
         Compensation,
@@ -340,6 +341,7 @@ class CatalogEventRouterWorkflow:
                 result_type=dict[str, str],
                 task_queue=event.erp,
                 start_to_close_timeout=STEP_TIMEOUT,
+                heartbeat_timeout=HEARTBEAT_TIMEOUT,
                 retry_policy=STEP_RETRY,
             )
             starts += [
@@ -358,6 +360,7 @@ class CatalogEventRouterWorkflow:
             CatalogStarts(starts=starts),
             result_type=list[str],
             start_to_close_timeout=STEP_TIMEOUT,
+            heartbeat_timeout=HEARTBEAT_TIMEOUT,
             retry_policy=STEP_RETRY,
         )
         return started

@@ -18,6 +18,7 @@ with workflow.unsafe.imports_passed_through():
     from commerce_sync.activities.messages import LinkLookup, ShipmentEventRef
     from commerce_sync.workflows.erp_event_messages import ErpEventInput
     from commerce_sync.workflows.order_messages import ShipmentNotice
+    from commerce_sync.workflows.saga import HEARTBEAT_TIMEOUT
 
 RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=2))
 
@@ -34,6 +35,7 @@ class ErpEventRouterWorkflow:
                 result_type=list[str],
                 task_queue=event.erp,
                 start_to_close_timeout=timedelta(seconds=60),
+                heartbeat_timeout=HEARTBEAT_TIMEOUT,
                 retry_policy=RETRY,
             )
             for erp_order_id in erp_order_ids:
@@ -42,6 +44,7 @@ class ErpEventRouterWorkflow:
                     LinkLookup(pair=pair, kind="order", erp_id=erp_order_id),
                     result_type=str | None,  # type: ignore[arg-type]
                     start_to_close_timeout=timedelta(seconds=30),
+                    heartbeat_timeout=HEARTBEAT_TIMEOUT,
                     retry_policy=RETRY,
                 )
                 if store_order_id is None:

@@ -76,6 +76,7 @@ with workflow.unsafe.imports_passed_through():
         StockRejections,
         StockWriteInput,
     )
+    from commerce_sync.workflows.saga import HEARTBEAT_TIMEOUT
 
 T = TypeVar("T")
 
@@ -701,6 +702,7 @@ class InventoryPushWorkflow:
             result_type=result_type,
             task_queue=queue,
             start_to_close_timeout=time_limit,
+            heartbeat_timeout=HEARTBEAT_TIMEOUT,
             retry_policy=RetryPolicy(
                 initial_interval=timedelta(seconds=1),
                 backoff_coefficient=2.0,
@@ -717,6 +719,7 @@ class InventoryPushWorkflow:
             arg,
             result_type=result_type,
             start_to_close_timeout=LOOKUP_TIMEOUT,
+            heartbeat_timeout=HEARTBEAT_TIMEOUT,
             retry_policy=DB_RETRY,
         )
         return result
@@ -778,6 +781,7 @@ class InventoryScheduleTickWorkflow:
             "inventory.request_push",
             PushSignalInput(pair=tick.pair, request=request),
             start_to_close_timeout=LOOKUP_TIMEOUT,
+            heartbeat_timeout=HEARTBEAT_TIMEOUT,
             retry_policy=DB_RETRY,
         )
         return request.request_id

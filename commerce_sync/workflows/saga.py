@@ -25,6 +25,10 @@ with workflow.unsafe.imports_passed_through():
 T = TypeVar("T")
 
 STEP_TIMEOUT = timedelta(seconds=60)
+HEARTBEAT_TIMEOUT = timedelta(seconds=15)
+"""How soon a step whose worker died is retried elsewhere (else only at STEP_TIMEOUT).
+The worker's HeartbeatInterceptor (ops/heartbeat.py) beats for every running activity,
+so a live worker never hits this; a dead one stops beating and the attempt times out."""
 # Transient failures (timeouts, 5xx, throttling) are retried until they pass: an order
 # must not be lost because a system was down for an hour.
 STEP_RETRY = RetryPolicy(
@@ -99,6 +103,7 @@ class PairSaga:
             result_type=result_type,
             task_queue=queue or workflow.info().task_queue,
             start_to_close_timeout=STEP_TIMEOUT,
+            heartbeat_timeout=HEARTBEAT_TIMEOUT,
             retry_policy=COMPENSATION_RETRY if compensation else STEP_RETRY,
         )
         return result

@@ -198,6 +198,12 @@ class KillPoint:
     fault: str
 
 
+SLOWED_BY_S = 10.0
+"""How long the kill point's request is held. The worker is killed meanwhile; the ERP still
+serves the request afterwards (its answer lost), and the new worker starts only once it
+has: this test is about the retry finishing the dead attempt's half-done work once.
+(A request the ERP serves only after the retry is not covered here.)"""
+
 KILL_POINTS = {
     # The order header is posted, its rows are not.
     "kentico-brightpearl": KillPoint("erp.create_order", "POST */order-service/order/*/row"),
@@ -220,9 +226,11 @@ async def fault_hits(sandbox: httpx.AsyncClient, erp: str, match: str) -> int:
     return sum(rule["hits"] for rule in rules if rule["match"] == match)
 
 
-async def retried_after_timeout(client: Client, workflow_id: str, activity: str) -> bool:
+async def retried_after_heartbeat_timeout(client: Client, workflow_id: str, activity: str) -> bool:
     """Whether `activity` completed on its second attempt, the first having hit its
-    start-to-close timeout (the fate of an attempt whose worker died), per the history."""
+    heartbeat timeout (the fate of an attempt whose worker died: its heartbeats stopped),
+    per the history. A start-to-close timeout here would mean the dead worker was only
+    noticed at the step's full time limit."""
     scheduled: dict[int, str] = {}
     async for event in client.get_workflow_handle(workflow_id).fetch_history_events():
         if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
@@ -236,7 +244,7 @@ async def retried_after_timeout(client: Client, workflow_id: str, activity: str)
             return (
                 started.attempt == 2
                 and started.last_failure.HasField("timeout_failure_info")
-                and timeout.timeout_type == TimeoutType.TIMEOUT_TYPE_START_TO_CLOSE
+                and timeout.timeout_type == TimeoutType.TIMEOUT_TYPE_HEARTBEAT
             )
     return False
 
@@ -266,7 +274,8 @@ async def test_worker_killed_mid_activity_a_new_worker_finishes_every_order_once
     services: Callable[[StackConfig], Services],
 ) -> None:
     """Both pairs at once in one worker process, as in production: one kill, one wait for
-    the activities' start-to-close timeout, two orders to recover."""
+    the activities' heartbeat timeout (the worker heartbeats for every running activity;
+    the dead one stops), two orders to recover."""
     config = StackConfig(
         sandbox_url,
         f"sqlite:///{tmp_path / 'commerce-sync.db'}",
@@ -281,7 +290,7 @@ async def test_worker_killed_mid_activity_a_new_worker_finishes_every_order_once
     await point_webhooks(sandboxes, config, api.url)
     for pair, point in KILL_POINTS.items():
         erp = PAIRS[pair][1]
-        fault = {"match": point.fault, "delay_s": 45, "count": 1}
+        fault = {"match": point.fault, "delay_s": SLOWED_BY_S, "count": 1}
         (await sandboxes.post(f"/{erp}/_sandbox/faults", json=fault)).raise_for_status()
 
     orders = [await place_order(sandboxes, pair) for pair in KILL_POINTS]
@@ -306,16 +315,24 @@ async def test_worker_killed_mid_activity_a_new_worker_finishes_every_order_once
     assert [o["orderRows"] for o in header] == [{}], "one order header, no rows yet"
     unreleased = await erp_payments(sandboxes, "acumatica", xcart_order.payment_reference)
     assert [p["Status"] for p in unreleased] == ["Balanced"]
+    for order in orders:  # the ERP has served the dead worker's slowed request
+        method, glob = KILL_POINTS[order.pair].fault.split(" ", 1)
+        await eventually(
+            partial(erp_requests, sandboxes, order.erp, method, glob),
+            SLOWED_BY_S + 30.0,
+            f"{order.pair} slowed request served",
+        )
 
     stack.worker("worker-2")
     for order in orders:
         workflow_id = f"order:{order.pair}:{order.id}"
-        # The first attempt is only given up at its start-to-close timeout (60 s).
+        # The first attempt is given up once its heartbeats stop (HEARTBEAT_TIMEOUT, 15 s),
+        # not at its start-to-close timeout (60 s).
         waiting = await api.wait_state(
             http, order.pair, order.id, "awaiting_shipment", timeout_s=180.0
         )
         status = waiting["status"]
-        assert await retried_after_timeout(
+        assert await retried_after_heartbeat_timeout(
             temporal_client, workflow_id, KILL_POINTS[order.pair].activity
         )
         if order.erp == "brightpearl":  # the retry completed the dead attempt's order
