@@ -76,7 +76,11 @@ class BackgroundServer:
     def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0) -> None:
         self._socket = bind_socket(host, port)
         self.host, self.port = self._socket.getsockname()[:2]
-        config = uvicorn.Config(app, log_level="warning", lifespan="on")
+        # Keep idle connections open longer than httpx's pool does (5 s): then the client
+        # always drops an idle connection first. With uvicorn's default (also 5 s) a busy
+        # process could send a request on a connection the server was just closing, and
+        # that request died with a ReadError.
+        config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_keep_alive=75)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=lambda: asyncio.run(self._server.serve(sockets=[self._socket])),

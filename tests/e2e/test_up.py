@@ -118,12 +118,18 @@ SHOPPER_ORDER = {
 
 
 def wait_for(check, timeout_s: float = 60.0):  # type: ignore[no-untyped-def]
+    """Poll `check`; a request that times out or is cut off (a busy machine) counts as
+    "not yet", not as a failure."""
     deadline = time.monotonic() + timeout_s
     last = None
     while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
+        try:
+            last = check()
+        except (httpx.TimeoutException, httpx.TransportError) as exc:
+            last = exc
+        else:
+            if last:
+                return last
         time.sleep(0.3)
     raise AssertionError(f"timed out; last saw {last!r}")
 
