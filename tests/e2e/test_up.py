@@ -3,6 +3,7 @@ restart with its data, refuses a second copy, and leaves nothing behind on Ctrl-
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -56,8 +57,12 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
+STARTED: list[Up] = []
+
+
 class Up:
     def __init__(self, env: dict[str, str], cwd: Path) -> None:
+        STARTED.append(self)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "commerce_sync.cli", "up"],
             env=env,
@@ -86,6 +91,23 @@ class Up:
         assert self.process.stdout is not None
         self.lines += self.process.stdout.readlines()
         return code
+
+
+@pytest.fixture(autouse=True)
+def stop_leftovers() -> Iterator[None]:
+    """A test that fails half-way must not leave `up` (and its Temporal) running."""
+    yield
+    while STARTED:
+        up = STARTED.pop()
+        if up.process.poll() is None:
+            tree = descendants(up.process.pid)
+            up.process.send_signal(signal.SIGINT)
+            try:
+                up.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                for pid in [up.process.pid, *tree]:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
 
 
 @pytest.fixture

@@ -654,25 +654,51 @@ class BrightpearlClient:
     async def create_sales_order(
         self, order: Order, contact_id: int, lookups: BrightpearlLookups | None = None
     ) -> int:
-        """The order (legacy create), then its rows. Idempotent on `order.number`: a re-run
-        finds the order by reference and posts only the rows not yet there."""
+        """The order with its rows in one atomic create (`POST sales-order`), idempotent on
+        the server: `externalRef` (the store order number) + `installedIntegrationInstanceId`
+        is Brightpearl's unique key, so a request that lands late (its worker killed, the
+        retry already done) is refused instead of making a second order. Refused as a
+        duplicate, the order with that key is the answer.
+
+        An order found by reference first may be one the legacy create (header, then one
+        POST per row) left half made: its missing rows are posted.
+        """
         lk = self._lk(lookups)
         try:
-            body = mapping.order_to_native(order, contact_id, lk)
             product_ids = await self._product_ids_for(order.lines)
             rows = mapping.order_rows_to_native(order, product_ids, lk)
+            body = mapping.order_to_atomic(
+                order, contact_id, rows, lk, self.settings.installed_integration_instance_id
+            )
         except ValueError as exc:
             raise ValidationFailed(SYSTEM, str(exc), field="order") from None
         order_id = await self.find_order_by_reference(order.number)
-        if order_id is None:
-            order_id = int(
-                await self._request("POST", "order-service/order", json=body, field="order")
-            )
-            existing: Json = {}
-        else:
+        if order_id is not None:
             existing = await self._get_native_order(order_id)
-        await self._post_missing_rows(order_id, existing, rows)
-        return order_id
+            await self._post_missing_rows(order_id, existing, rows)
+            return order_id
+        try:
+            return int(
+                await self._request("POST", "order-service/sales-order", json=body, field="order")
+            )
+        except ValidationFailed:
+            made = await self._find_by_external_ref(order.number)
+            if made is None:
+                raise
+            return made
+
+    async def _find_by_external_ref(self, external_ref: str) -> int | None:
+        """The sales order holding the unique key (`externalRef`, this integration)."""
+        params: Json = {
+            "externalRef": external_ref,
+            "installedIntegrationInstanceId": self.settings.installed_integration_instance_id,
+            "orderTypeId": 1,
+            "columns": "orderId",
+            "sort": "orderId.ASC",
+        }
+        async for row in self._search("order-service/order-search", params):
+            return int(row["orderId"])
+        return None
 
     async def get_order(self, order_id: int, lookups: BrightpearlLookups | None = None) -> Order:
         return mapping.order_from_native(await self._get_native_order(order_id), self._lk(lookups))

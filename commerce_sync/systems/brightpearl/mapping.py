@@ -410,6 +410,58 @@ def order_rows_to_native(
     return rows
 
 
+def order_to_atomic(
+    order: Order,
+    contact_id: int,
+    rows: list[Json],
+    lookups: BrightpearlLookups,
+    installed_integration_instance_id: int,
+) -> Json:
+    """`POST order-service/sales-order` body: the header and `rows` (the legacy row bodies,
+    flattened) in one request. `externalRef` is the store order number: with the
+    integration instance id it is Brightpearl's unique key, so the create is idempotent on
+    the server. `ref` stays the number too (search column `customerRef`). The address and
+    currency object shapes are [INFERRED]."""
+    legacy = order_to_native(order, contact_id, lookups)
+    return {
+        "customer": {"id": contact_id},
+        "billing": {"contactId": contact_id, "address": legacy["parties"]["billing"]},
+        "delivery": {**legacy["delivery"], "address": legacy["parties"]["delivery"]},
+        "ref": order.number,
+        "externalRef": order.number,
+        "installedIntegrationInstanceId": installed_integration_instance_id,
+        "placedOn": legacy["placedOn"],
+        "statusId": legacy["orderStatus"]["orderStatusId"],
+        "warehouseId": legacy["warehouseId"],
+        "channelId": lookups.channel_id,
+        "priceListId": legacy["priceListId"],
+        "priceModeCode": legacy["priceModeCode"],
+        "currency": {
+            "code": order.currency,
+            "fixedExchangeRate": True,
+            "exchangeRate": "1",
+        },
+        "rows": [atomic_row(row) for row in rows],
+    }
+
+
+def atomic_row(row: Mapping[str, Any]) -> Json:
+    """A legacy row body (`quantity.magnitude`, `rowNet.value`, ...) in the atomic create's
+    flat shape (`quantity`, `net`, `tax`; `name` for `productName`)."""
+    atomic: Json = {
+        "quantity": row["quantity"]["magnitude"],
+        "taxCode": row["taxCode"],
+        "net": row["rowNet"]["value"],
+        "tax": row["rowTax"]["value"],
+        "nominalCode": row["nominalCode"],
+    }
+    if row.get("productId") is not None:
+        atomic["productId"] = row["productId"]
+    if row.get("productName"):
+        atomic["name"] = row["productName"]
+    return atomic
+
+
 def row_key(row: Mapping[str, Any]) -> tuple[str, int, Decimal, Decimal]:
     """What makes two rows the same, for either the create or the read shape."""
     value = row.get("rowValue") or row

@@ -512,6 +512,7 @@ class BrightpearlSandbox(Sandbox):
         r("POST", "order-service", "order/{id}/note", self._add_note)
         r("GET", "order-service", "order/{id}/note", self._get_notes)
         r("GET", "order-service", "order-search", self._search_orders)
+        r("POST", "order-service", "sales-order", self._create_sales_order)
         r("POST", "contact-service", "postal-address", self._create_address)
         r("GET", "contact-service", "postal-address/{ids}", self._get_addresses)
         r("POST", "contact-service", "contact", self._create_contact)
@@ -1032,7 +1033,14 @@ class BrightpearlSandbox(Sandbox):
         }
 
     async def _create_order(self, call: Call) -> Any:
-        body = call.body
+        order = self._order_record(call.body)
+        self.orders[order["id"]] = order
+        contact_id = order["parties"]["customer"]["contactId"]
+        self.contacts[contact_id]["lastOrderedOn"] = order["createdOn"]
+        return order["id"]
+
+    def _order_record(self, body: Any) -> Json:
+        """A new order (no rows) from a legacy create body, checked but not stored."""
         if not isinstance(body, dict):
             raise bad("order must be an object")
         type_code = body.get("orderTypeCode")
@@ -1086,7 +1094,7 @@ class BrightpearlSandbox(Sandbox):
             raise bad(f"placedOn {placed!r} is not a date") from None
         customer = self._customer_party(contact_id)
         order_id = self._id("order")
-        self.orders[order_id] = {
+        return {
             "id": order_id,
             "parentOrderId": parent,
             "orderTypeCode": type_code,
@@ -1139,8 +1147,151 @@ class BrightpearlSandbox(Sandbox):
             "isDropship": False,
             "orderRows": {},
         }
-        self.contacts[contact_id]["lastOrderedOn"] = now
-        return order_id
+
+    # ---- atomic create (POST sales-order) ------------------------------------------
+
+    async def _create_sales_order(self, call: Call) -> Any:
+        """The newer atomic create: header and rows in one request, all or nothing.
+
+        `externalRef` + `installedIntegrationInstanceId` is a unique key (SYSTEMS.md 2.5):
+        a second create with the same pair is refused and stores nothing. The refusal's
+        status and code (400 `ORDC-DUPLICATE`, as the sandbox answers the payments'
+        uniqueness rule) are [UNVERIFIED]. Where the body carries addresses
+        (`delivery.address`, `billing.address`) and the currency object's shape are
+        [INFERRED]; without addresses the customer's default address is used.
+        """
+        body = call.body
+        if not isinstance(body, dict):
+            raise bad("sales order must be an object")
+        raw_rows = body.get("rows")
+        if not isinstance(raw_rows, list) or not raw_rows:
+            raise bad("rows must be a non-empty array")
+        rows = [self._atomic_row(row, f"rows[{index}]") for index, row in enumerate(raw_rows)]
+        instance = body.get("installedIntegrationInstanceId")
+        if instance is not None:
+            instance = whole(instance, "installedIntegrationInstanceId")
+        external_ref = str(body.get("externalRef") or "")
+        if external_ref:
+            for existing in self.orders.values():
+                if (
+                    existing["externalRef"] == external_ref
+                    and existing["installedIntegrationInstanceId"] == instance
+                ):
+                    raise bad(
+                        f"externalRef {external_ref!r} is already used by order "
+                        f"{existing['id']} of installedIntegrationInstanceId {instance}",
+                        "ORDC-DUPLICATE",
+                    )
+        try:
+            order = self._order_record(self._atomic_to_legacy(body))
+        except BpError as exc:  # name the fields as this body does
+            message = exc.message.replace("parties.delivery.", "delivery.address.")
+            raise bad(message.replace("parties.billing.", "billing.address.")) from None
+        order["externalRef"] = external_ref
+        order["installedIntegrationInstanceId"] = instance
+        for sequence, row in enumerate(rows, start=1):
+            order["orderRows"][str(self._id("row"))] = {
+                "orderRowSequence": str(sequence),
+                **row,
+            }
+        self.orders[order["id"]] = order
+        contact_id = order["parties"]["customer"]["contactId"]
+        self.contacts[contact_id]["lastOrderedOn"] = order["createdOn"]
+        self._raise_event("sales-order.created", [order["id"]])
+        products = sorted({row["productId"] for row in rows if row["productId"] is not None})
+        if products:
+            self._raise_event("product.modified.on-hand-modified", products)
+        return order["id"]
+
+    def _atomic_to_legacy(self, body: Json) -> Json:
+        """The atomic body as the legacy create's, after checking the fields whose names
+        differ there (so a refusal names the field the caller sent)."""
+        customer = body.get("customer")
+        if not isinstance(customer, dict) or customer.get("id") is None:
+            raise bad("customer.id is required")
+        contact_id = whole(customer["id"], "customer.id")
+        if contact_id not in self.contacts:
+            raise bad(f"customer.id: contact {contact_id} does not exist")
+        if body.get("parentId") is not None:
+            raise bad("parentId is only allowed on credits")
+        status = whole(body.get("statusId", 1), "statusId")
+        if status not in ORDER_STATUSES:
+            raise bad(f"statusId: order status {status} does not exist")
+        currency = body.get("currency")
+        if isinstance(currency, dict):
+            code = currency.get("code")
+            rate = currency.get("exchangeRate", "1")
+            fixed = currency.get("fixedExchangeRate", True)
+        else:
+            code, rate, fixed = currency, "1", True
+        code = code or SEED_CURRENCY
+        if not re.fullmatch(r"[A-Z]{3}", str(code)):
+            raise bad(f"currency {code!r} is not an ISO 4217 code")
+        delivery = body.get("delivery") or {}
+        billing = body.get("billing") or {}
+        if not isinstance(delivery, dict) or not isinstance(billing, dict):
+            raise bad("delivery and billing must be objects")
+        legacy: Json = {
+            "orderTypeCode": "SO",
+            "reference": body.get("ref"),
+            "placedOn": body.get("placedOn"),
+            "orderStatus": {"orderStatusId": status},
+            "delivery": {
+                "deliveryDate": delivery.get("date"),
+                "shippingMethodId": delivery.get("shippingMethodId"),
+            },
+            "invoices": [{"taxDate": body.get("taxDate")}],
+            "currency": {
+                "orderCurrencyCode": code,
+                "exchangeRate": rate,
+                "fixedExchangeRate": fixed,
+            },
+            "parties": {
+                "customer": {"contactId": contact_id},
+                "delivery": delivery.get("address"),
+                "billing": billing.get("address"),
+            },
+            "assignment": {"current": {"channelId": body.get("channelId")}},
+            "warehouseId": body.get("warehouseId", DEFAULT_WAREHOUSE),
+            "priceListId": body.get("priceListId", 2),
+            "priceModeCode": body.get("priceModeCode", "EXC"),
+        }
+        return legacy
+
+    def _atomic_row(self, body: Any, where: str) -> Json:
+        """One row of the atomic create, checked: `productId` or `name`, `quantity`,
+        `taxCode`, `net`, `tax` (flat numbers), `nominalCode`."""
+        if not isinstance(body, dict):
+            raise bad(f"{where} must be an object")
+        qty = whole(body.get("quantity"), f"{where}.quantity")
+        if qty <= 0:
+            raise bad(f"{where}.quantity must be positive")
+        product_id = body.get("productId")
+        if product_id is not None:
+            product_id = whole(product_id, f"{where}.productId")
+            if product_id not in self.products:
+                raise bad(f"{where}.productId: product {product_id} does not exist")
+            product = self.products[product_id]
+            name = str(body.get("name") or product["salesChannels"][0]["productName"])
+            sku = product["identity"]["sku"]
+        else:
+            name = str(body.get("name") or "").strip()
+            if not name:
+                raise bad(f"{where}.productId or {where}.name is required")
+            sku = ""
+        code = body.get("taxCode") or "-"
+        if code not in TAX_CODES:
+            raise bad(f"{where}.taxCode {code!r} does not exist")
+        return {
+            "productId": product_id,
+            "productName": name,
+            "productSku": sku,
+            "_qty": qty,
+            "_net": dec(body.get("net", "0"), f"{where}.net"),
+            "_tax": dec(body.get("tax", "0"), f"{where}.tax"),
+            "taxCode": code,
+            "nominalCode": str(body.get("nominalCode") or "4000"),
+        }
 
     def _order(self, text: str) -> Json:
         order_id = whole(text, "orderId")

@@ -59,7 +59,7 @@ TIMEOUTS = {
     "brightpearl": [
         "GET *",
         "POST */contact-service/contact",
-        "POST */order-service/order",
+        "POST */order-service/sales-order",
         "POST */accounting-service/customer-payment",
     ],
     "acumatica": ["GET *", "PUT */Customer", "PUT */SalesOrder", "PUT */Payment"],

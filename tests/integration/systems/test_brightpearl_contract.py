@@ -26,6 +26,7 @@ from commerce_sync.domain.models import (
     Payment,
     PaymentKind,
 )
+from commerce_sync.systems.brightpearl import mapping
 from commerce_sync.systems.brightpearl.client import BrightpearlClient
 from commerce_sync.systems.errors import (
     AuthenticationFailed,
@@ -391,7 +392,7 @@ async def test_contact_validation_errors_name_the_field(bp: BrightpearlClient) -
 # ---- orders -----------------------------------------------------------------------------
 
 
-async def test_order_create_is_rows_after_header_and_reads_back(
+async def test_order_create_is_one_atomic_request_and_reads_back(
     bp: BrightpearlClient, sandboxes: httpx.AsyncClient
 ) -> None:
     await clear_log(sandboxes)
@@ -399,7 +400,11 @@ async def test_order_create_is_rows_after_header_and_reads_back(
     order_id = await bp.create_sales_order(created, 201)
     log = await requests_log(sandboxes)
     writes = [r["path"].split("/public-api/sandbox/")[-1] for r in log if r["method"] == "POST"]
-    assert writes == ["order-service/order"] + [f"order-service/order/{order_id}/row"] * 4
+    assert writes == ["order-service/sales-order"]
+    native = (await state(sandboxes))["orders"][str(order_id)]
+    assert (native["reference"], native["externalRef"]) == ("K-1001", "K-1001")
+    assert native["installedIntegrationInstanceId"] == 1 and len(native["orderRows"]) == 4
+    assert [e["subject"] for e in await events(sandboxes, "sales-order.created")] == [str(order_id)]
     assert await bp.find_order_by_reference("K-1001") == order_id
     assert await bp.find_order_by_reference("K-404") is None
 
@@ -435,21 +440,77 @@ async def test_order_create_is_rows_after_header_and_reads_back(
     assert [r for r in await requests_log(sandboxes) if r["method"] == "POST"] == []
 
 
-async def test_order_rerun_after_a_crash_between_header_and_rows(
+async def test_order_older_code_left_half_made_is_completed(
     bp: BrightpearlClient, sandboxes: httpx.AsyncClient
 ) -> None:
-    await sandboxes.post(
-        f"{BP}/_sandbox/faults", json={"match": "POST */order/*/row", "status": 500, "count": 1}
+    """An order the legacy create (header, then one POST per row) left without its last
+    rows: a re-run finds it by reference and posts only the missing rows."""
+    half = order("K-2002")
+    lookups = bp.lookups
+    rows = mapping.order_rows_to_native(half, {"WIDGET-1": 1001, "WIDGET-3": 1003}, lookups)
+    made = await sandboxes.post(
+        f"{API}/order-service/order",
+        headers=HEADERS,
+        json=mapping.order_to_native(half, 202, lookups),
     )
-    with pytest.raises(TransientError):
-        await bp.create_sales_order(order("K-2002"), 202)
-    order_id = await bp.find_order_by_reference("K-2002")
-    assert order_id is not None
-    assert await bp.create_sales_order(order("K-2002"), 202) == order_id
+    order_id = int(made.json()["response"])
+    first_row = await sandboxes.post(
+        f"{API}/order-service/order/{order_id}/row", headers=HEADERS, json=rows[0]
+    )
+    assert first_row.status_code == 200, first_row.text
+    await clear_log(sandboxes)
+    assert await bp.create_sales_order(half, 202) == order_id
+    posts = [r["path"] for r in await requests_log(sandboxes) if r["method"] == "POST"]
+    assert [p.rsplit("/", 2)[-2:] for p in posts] == [[str(order_id), "row"]] * 3
     orders = (await state(sandboxes))["orders"]
     assert [o["reference"] for o in orders.values()].count("K-2002") == 1
     assert len(orders[str(order_id)]["orderRows"]) == 4
-    assert (await bp.get_order(order_id)).total == order("K-2002").total
+    assert (await bp.get_order(order_id)).total == half.total
+
+
+async def test_atomic_create_unique_key_refuses_a_late_duplicate(
+    bp: BrightpearlClient, sandboxes: httpx.AsyncClient
+) -> None:
+    """Two creates of one order race: the first one's request is held in the ERP while the
+    second finds nothing and creates the order; when the held request lands it is refused
+    by the (externalRef, installedIntegrationInstanceId) key and its caller answers with
+    the order the second made. One order, its rows once."""
+    held = {"match": "POST */order-service/sales-order", "delay_s": 2.0, "count": 1}
+    (await sandboxes.post(f"{BP}/_sandbox/faults", json=held)).raise_for_status()
+    late = asyncio.create_task(bp.create_sales_order(order("K-6001"), 201))
+
+    async def held_in_erp() -> bool:
+        rules = (await sandboxes.get(f"{BP}/_sandbox/faults")).json()["faults"]
+        return any(rule["hits"] == 1 for rule in rules)
+
+    await wait_for(held_in_erp, "the first create held")
+    async with BrightpearlClient(bp.settings, timeout_s=5.0) as other:
+        order_id = await other.create_sales_order(order("K-6001"), 201)
+    assert await late == order_id
+    creates = [
+        r["status"] for r in await requests_log(sandboxes) if r["path"].endswith("/sales-order")
+    ]
+    assert creates == [200, 400], "the held request landed after the other and was refused"
+    orders = [o for o in (await state(sandboxes))["orders"].values() if o["externalRef"]]
+    assert [o["id"] for o in orders] == [order_id]
+    skus = sorted(r["productSku"] for r in orders[0]["orderRows"].values())
+    assert skus == ["", "", "WIDGET-1", "WIDGET-3"]
+
+    # the refusal itself: Brightpearl's error envelope naming the key
+    body = mapping.order_to_atomic(
+        order("K-6001"), 201, [], bp.lookups, bp.settings.installed_integration_instance_id
+    )
+    body["rows"] = [{"productId": 1001, "quantity": 1, "taxCode": "T20", "net": 1, "tax": 0}]
+    again = await sandboxes.post(f"{API}/order-service/sales-order", headers=HEADERS, json=body)
+    assert again.status_code == 400
+    assert again.json()["errors"][0]["code"] == "ORDC-DUPLICATE"
+    assert "response" not in again.json()
+    # the same externalRef from another integration instance is another key
+    body["installedIntegrationInstanceId"] = 2
+    other_instance = await sandboxes.post(
+        f"{API}/order-service/sales-order", headers=HEADERS, json=body
+    )
+    assert other_instance.status_code == 200, other_instance.text
 
 
 async def test_order_validation_errors(bp: BrightpearlClient, sandboxes: httpx.AsyncClient) -> None:
@@ -459,8 +520,14 @@ async def test_order_validation_errors(bp: BrightpearlClient, sandboxes: httpx.A
     assert unknown.value.field == "lines[0].sku"
     with pytest.raises(ValidationFailed) as no_contact:
         await bp.create_sales_order(order("K-3004"), 999)
-    assert no_contact.value.field == "parties.customer.contactId"
+    assert no_contact.value.field == "customer.id"
+    # a bad row refuses the whole order: nothing is stored
+    bad_tax = bp.lookups.model_copy(update={"default_tax_code": "T99"})
+    with pytest.raises(ValidationFailed) as bad_row:
+        await bp.create_sales_order(order("K-3006"), 201, bad_tax)
+    assert bad_row.value.field == "rows[0].taxCode" and bad_row.value.status == 400
     assert (await state(sandboxes))["orders"] == {}
+    assert await events(sandboxes, "sales-order.created") == []
     order_id = await bp.create_sales_order(order("K-3005"), 201)
     with pytest.raises(ValidationFailed) as bad_status:
         await bp.set_order_status(order_id, 77)
