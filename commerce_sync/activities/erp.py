@@ -90,10 +90,11 @@ class ErpActivities:
     async def create_order(self, request: ErpOrderCreate) -> ErpOrderCreated:
         """Create the order once per store order number.
 
-        The port's create is idempotent on the store order number and completes an order
-        an earlier attempt left half made (Brightpearl: the header posted, the worker
-        killed before its rows), so it runs even when the order exists; the lookup only
-        tells whether this attempt is the one that created it.
+        The port's create is idempotent on the store order number (Brightpearl: an atomic
+        create that the system itself keeps unique by `externalRef`; it also completes an
+        order that older code, posting the header and then each row, left half made), so it
+        runs even when the order exists; the lookup only tells whether this attempt is the
+        one that created it.
         """
         pair = self._pairs[request.pair]
         existing = await self._port.find_order(request.order.number, pair)
