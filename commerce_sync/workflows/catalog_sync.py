@@ -28,7 +28,6 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from commerce_sync.activities.messages import (
-        DeadLetterInput,
         LinkInput,
         ResolveDeadLetters,
     )
@@ -286,23 +285,16 @@ class CatalogSyncWorkflow(PairSaga):
         self._status.error = error
         self._step(reason, error, "failed")
         await self._compensate()
-        await self._act(
-            "db.record_dead_letter",
-            DeadLetterInput(
-                pair=self._input.pair,
-                process="catalog",
-                business_key=workflow.info().workflow_id,
-                reason=reason,
-                error=error,
-                payload={
-                    "pair": self._input.pair,
-                    "sku": self._input.sku,
-                    "erp_product_id": self._status.erp_product_id,
-                },
-                attempts=workflow.info().attempt,
-            ),
-            int,
-            queue=None,
+        await self._dead_letter(
+            self._input.pair,
+            "catalog",
+            reason,
+            error,
+            {
+                "pair": self._input.pair,
+                "sku": self._input.sku,
+                "erp_product_id": self._status.erp_product_id,
+            },
         )
         await self._alert("catalog_failed", f"product {self._input.sku} ({reason}): {error}")
         self._set_state(state)

@@ -20,7 +20,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from commerce_sync.activities.messages import DeadLetterInput, ResolveDeadLetters
+    from commerce_sync.activities.messages import ResolveDeadLetters
     from commerce_sync.config.pairs import PairConfig
     from commerce_sync.domain.customers import MERGE_FIELDS, changed_fields, fingerprint
     from commerce_sync.domain.customers import merge_customer as merge_records
@@ -272,19 +272,12 @@ class CustomerMergeWorkflow(PairSaga):
         await self._unwind(
             f"customer merge into {self._system} {self._input.survivor}", self._compensated
         )
-        await self._act(
-            "db.record_dead_letter",
-            DeadLetterInput(
-                pair=self._input.pair,
-                process="customer-merge",
-                business_key=workflow.info().workflow_id,
-                reason=reason,
-                error=error,
-                payload=self._input.model_dump(mode="json"),
-                attempts=workflow.info().attempt,
-            ),
-            int,
-            queue=None,
+        await self._dead_letter(
+            self._input.pair,
+            "customer-merge",
+            reason,
+            error,
+            self._input.model_dump(mode="json"),
         )
         await self._alert(
             "customer_merge_failed",

@@ -36,7 +36,7 @@ from temporalio.exceptions import (
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from commerce_sync.activities.messages import DeadLetterInput, LinkInput, ResolveDeadLetters
+    from commerce_sync.activities.messages import LinkInput, ResolveDeadLetters
     from commerce_sync.config.pairs import PairConfig
     from commerce_sync.domain.customers import (
         apply_fields,
@@ -208,19 +208,12 @@ class CustomerSyncWorkflow(PairSaga):
         the run failed. Nothing to undo: the one write this run makes is the failed one."""
         self._status.error = error
         self._step(step, ", ".join(fields), "failed")
-        await self._act(
-            "db.record_dead_letter",
-            DeadLetterInput(
-                pair=self._input.pair,
-                process="customer-sync",
-                business_key=workflow.info().workflow_id,
-                reason=reason,
-                error=error,
-                payload=self._input.model_dump(mode="json"),
-                attempts=workflow.info().attempt,
-            ),
-            int,
-            queue=None,
+        await self._dead_letter(
+            self._input.pair,
+            "customer-sync",
+            reason,
+            error,
+            self._input.model_dump(mode="json"),
         )
         await self._alert(
             "customer_sync_failed",

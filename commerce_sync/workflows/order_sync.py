@@ -29,7 +29,6 @@ with workflow.unsafe.imports_passed_through():
         CustomerCreate,
         CustomerLookup,
         CustomerRef,
-        DeadLetterInput,
         ErpOrderCreate,
         ErpOrderCreated,
         ErpOrderLookup,
@@ -490,24 +489,17 @@ class OrderSyncWorkflow(PairSaga):
             await self._compensate()
         state = SyncState.DEAD_LETTERED if not compensate else SyncState.FAILED
         if dead_letter:
-            await self._act(
-                "db.record_dead_letter",
-                DeadLetterInput(
-                    pair=self._input.pair,
-                    process="order",
-                    business_key=workflow.info().workflow_id,
-                    reason=reason,
-                    error=error,
-                    payload={
-                        "pair": self._input.pair,
-                        "store_order_id": self._input.store_order_id,
-                        "store_order_number": order.number,
-                        "skus": [line.sku for line in order.lines],
-                    },
-                    attempts=workflow.info().attempt,
-                ),
-                int,
-                queue=None,
+            await self._dead_letter(
+                self._input.pair,
+                "order",
+                reason,
+                error,
+                {
+                    "pair": self._input.pair,
+                    "store_order_id": self._input.store_order_id,
+                    "store_order_number": order.number,
+                    "skus": [line.sku for line in order.lines],
+                },
             )
         await self._alert("order_failed", f"order {order.number} ({reason}): {error}")
         self._set_state(state)

@@ -30,7 +30,6 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from commerce_sync.activities.messages import (
-        DeadLetterInput,
         ErpOrderLookup,
         ErpOrderRefInput,
         ResolveDeadLetters,
@@ -357,25 +356,18 @@ class ReturnSyncWorkflow(PairSaga):
         if self._compensations:
             self._set_state(ReturnState.COMPENSATING)
             await self._unwind(f"return {self._input.rma_id}", self._compensated)
-        await self._act(
-            "db.record_dead_letter",
-            DeadLetterInput(
-                pair=self._input.pair,
-                process="return",
-                business_key=workflow.info().workflow_id,
-                reason=reason,
-                error=error,
-                payload={
-                    "pair": self._input.pair,
-                    "rma_id": self._input.rma_id,
-                    "store_order_id": self._status.store_order_id,
-                    "reference": self._status.reference,
-                    "skus": [line.sku for line in self._status.lines],
-                },
-                attempts=workflow.info().attempt,
-            ),
-            int,
-            queue=None,
+        await self._dead_letter(
+            self._input.pair,
+            "return",
+            reason,
+            error,
+            {
+                "pair": self._input.pair,
+                "rma_id": self._input.rma_id,
+                "store_order_id": self._status.store_order_id,
+                "reference": self._status.reference,
+                "skus": [line.sku for line in self._status.lines],
+            },
         )
         await self._alert("return_failed", f"return {self._input.rma_id} ({reason}): {error}")
         self._set_state(ReturnState.FAILED)

@@ -18,7 +18,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from commerce_sync.activities.messages import AlertInput
+    from commerce_sync.activities.messages import AlertInput, DeadLetterInput
     from commerce_sync.config.pairs import PairConfig
     from commerce_sync.workflows.order_messages import ApprovalDecision, PendingApproval
 
@@ -171,6 +171,26 @@ class PairSaga:
                     approved=False, by="commerce-sync", reason="approval timed out"
                 )
                 status.decision = self._decision
+
+    async def _dead_letter(
+        self, pair: str, process: str, reason: str, error: str, payload: dict[str, Any]
+    ) -> None:
+        """One dead letter for this run, keyed by its workflow id (the business key), so a
+        later run of the same key that succeeds resolves it."""
+        await self._act(
+            "db.record_dead_letter",
+            DeadLetterInput(
+                pair=pair,
+                process=process,
+                business_key=workflow.info().workflow_id,
+                reason=reason,
+                error=error,
+                payload=payload,
+                attempts=workflow.info().attempt,
+            ),
+            int,
+            queue=None,
+        )
 
     async def _alert(self, kind: str, message: str) -> None:
         await self._act(
