@@ -17,16 +17,10 @@ shown to replay.
 from __future__ import annotations
 
 import asyncio
-import json
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
-import httpx
 from temporalio.client import WorkflowExecutionStatus
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 
 HERE = Path(__file__).parent
 sys.path[:0] = [
@@ -35,32 +29,16 @@ sys.path[:0] = [
 ]
 
 from catalog_views import erp_change, erp_create, new_sku, publish_fault, wait_run  # noqa: E402
+from in_process_stack import run_recorder, save  # noqa: E402
 from order_stack import (  # noqa: E402
     PAIRS,
-    RunningWorker,
     Stack,
-    point_webhooks,
-    stack_settings,
 )
 
-from commerce_sync.api.app import create_app  # noqa: E402
 from commerce_sync.api.routing import catalog_workflow_id  # noqa: E402
-from commerce_sync.config.settings import Settings  # noqa: E402
-from commerce_sync.systems.sandbox_server import (  # noqa: E402
-    SANDBOX_SYSTEMS,
-    BackgroundServer,
-    create_sandbox_app,
-)
-from commerce_sync.workflows import search_attributes  # noqa: E402
 
 COMPLETED = WorkflowExecutionStatus.COMPLETED
 FAILED = WorkflowExecutionStatus.FAILED
-
-
-async def save(stack: Stack, workflow_id: str, name: str) -> None:
-    history = await stack.client.get_workflow_handle(workflow_id).fetch_history()
-    (HERE / f"{name}.json").write_text(json.dumps(history.to_json_dict(), indent=1) + "\n")
-    print(f"recorded {workflow_id} -> {name}.json ({len(history.events)} events)")
 
 
 async def router_of(stack: Stack, catalog_id: str) -> str:
@@ -101,40 +79,7 @@ async def record(stack: Stack) -> None:
 
 
 async def main() -> None:
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=shutil.which("temporal")
-        or str(Path(sys.executable).parent / "temporal"),
-        search_attributes=list(search_attributes.ALL_KEYS),
-        data_converter=pydantic_data_converter,
-        ui=False,
-        dev_server_log_level="error",
-    )
-    try:
-        with (
-            tempfile.TemporaryDirectory() as tmp,
-            BackgroundServer(create_sandbox_app(Settings(_env_file=None))) as sandbox,
-        ):
-            target = env.client.service_client.config.target_host
-            settings = stack_settings(sandbox.url, f"sqlite:///{tmp}/cs.db", Path(tmp), target)
-            api = BackgroundServer(create_app(settings)).start()
-            worker = RunningWorker(env.client, settings)
-            try:
-                async with (
-                    httpx.AsyncClient(base_url=sandbox.url, timeout=10.0) as control,
-                    httpx.AsyncClient(timeout=15.0) as http,
-                ):
-                    for system in SANDBOX_SYSTEMS:
-                        (await control.post(f"/{system}/_sandbox/reset")).raise_for_status()
-                    await point_webhooks(control, settings, api.url)
-                    stack = Stack(
-                        settings, api.url, env.client, control, http, settings.database_url or ""
-                    )
-                    await record(stack)
-            finally:
-                await worker.close()
-                api.stop()
-    finally:
-        await env.shutdown()
+    await run_recorder(record)
 
 
 if __name__ == "__main__":

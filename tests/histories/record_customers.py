@@ -18,17 +18,10 @@ after a deliberate, patched change to the workflows; keep the old files.
 from __future__ import annotations
 
 import asyncio
-import json
-import shutil
 import sys
-import tempfile
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-
-import httpx
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 
 HERE = Path(__file__).parent
 sys.path[:0] = [
@@ -45,22 +38,8 @@ from customer_views import (  # noqa: E402
     start_merge,
     synced_customer,
 )
-from order_stack import RunningWorker, Stack, eventually, point_webhooks, stack_settings  # noqa: E402
-
-from commerce_sync.api.app import create_app  # noqa: E402
-from commerce_sync.config.settings import Settings  # noqa: E402
-from commerce_sync.systems.sandbox_server import (  # noqa: E402
-    SANDBOX_SYSTEMS,
-    BackgroundServer,
-    create_sandbox_app,
-)
-from commerce_sync.workflows import search_attributes  # noqa: E402
-
-
-async def save(stack: Stack, workflow_id: str, name: str) -> None:
-    history = await stack.client.get_workflow_handle(workflow_id).fetch_history()
-    (HERE / f"{name}.json").write_text(json.dumps(history.to_json_dict(), indent=1) + "\n")
-    print(f"recorded {workflow_id} -> {name}.json ({len(history.events)} events)")
+from in_process_stack import run_recorder, save  # noqa: E402
+from order_stack import Stack, eventually  # noqa: E402
 
 
 async def record_pair(stack: Stack, pair: str) -> None:
@@ -138,41 +117,11 @@ async def record_pair(stack: Stack, pair: str) -> None:
 
 
 async def main() -> None:
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=shutil.which("temporal")
-        or str(Path(sys.executable).parent / "temporal"),
-        search_attributes=list(search_attributes.ALL_KEYS),
-        data_converter=pydantic_data_converter,
-        ui=False,
-        dev_server_log_level="error",
-    )
-    try:
-        with (
-            tempfile.TemporaryDirectory() as tmp,
-            BackgroundServer(create_sandbox_app(Settings(_env_file=None))) as sandbox,
-        ):
-            target = env.client.service_client.config.target_host
-            settings = stack_settings(sandbox.url, f"sqlite:///{tmp}/cs.db", Path(tmp), target)
-            api = BackgroundServer(create_app(settings)).start()
-            worker = RunningWorker(env.client, settings)
-            try:
-                async with (
-                    httpx.AsyncClient(base_url=sandbox.url, timeout=10.0) as control,
-                    httpx.AsyncClient(timeout=15.0) as http,
-                ):
-                    for system in SANDBOX_SYSTEMS:
-                        (await control.post(f"/{system}/_sandbox/reset")).raise_for_status()
-                    await point_webhooks(control, settings, api.url)
-                    stack = Stack(
-                        settings, api.url, env.client, control, http, settings.database_url or ""
-                    )
-                    for pair in PAIRS:
-                        await record_pair(stack, pair)
-            finally:
-                await worker.close()
-                api.stop()
-    finally:
-        await env.shutdown()
+    async def record_all(stack: Stack) -> None:
+        for pair in PAIRS:
+            await record_pair(stack, pair)
+
+    await run_recorder(record_all)
 
 
 if __name__ == "__main__":

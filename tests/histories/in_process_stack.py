@@ -1,0 +1,82 @@
+"""The in-process stack the catalog, returns and customers recorders drive: a throw-away
+Temporal dev server (no codec: the histories must replay without keys), the sandboxes,
+the API and a worker, all reset and wired up; and `save`, which writes one history.
+
+The recorders import the test helpers from tests/integration/* (as the tests do), so they
+put those folders on `sys.path` before importing this module.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import tempfile
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import httpx
+from order_stack import RunningWorker, Stack, point_webhooks, stack_settings
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from commerce_sync.api.app import create_app
+from commerce_sync.config.settings import Settings
+from commerce_sync.systems.sandbox_server import (
+    SANDBOX_SYSTEMS,
+    BackgroundServer,
+    create_sandbox_app,
+)
+from commerce_sync.workflows import search_attributes
+
+HERE = Path(__file__).parent
+
+
+async def save(stack: Stack, workflow_id: str, name: str) -> None:
+    history = await stack.client.get_workflow_handle(workflow_id).fetch_history()
+    (HERE / f"{name}.json").write_text(json.dumps(history.to_json_dict(), indent=1) + "\n")
+    print(f"recorded {workflow_id} -> {name}.json ({len(history.events)} events)")
+
+
+async def run_recorder(
+    record: Callable[[Stack], Awaitable[None]],
+    adjust: Callable[[Settings, Path], Settings] = lambda settings, _: settings,
+) -> None:
+    """Start everything, call `record(stack)`, stop everything; `adjust` may change the
+    stack's settings (a pairs file of the recorder's own, say) before anything starts."""
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=shutil.which("temporal")
+        or str(Path(sys.executable).parent / "temporal"),
+        search_attributes=list(search_attributes.ALL_KEYS),
+        data_converter=pydantic_data_converter,
+        ui=False,
+        dev_server_log_level="error",
+    )
+    try:
+        with (
+            tempfile.TemporaryDirectory() as tmp,
+            BackgroundServer(create_sandbox_app(Settings(_env_file=None))) as sandbox,
+        ):
+            target = env.client.service_client.config.target_host
+            settings = adjust(
+                stack_settings(sandbox.url, f"sqlite:///{tmp}/cs.db", Path(tmp), target), Path(tmp)
+            )
+            api = BackgroundServer(create_app(settings)).start()
+            worker = RunningWorker(env.client, settings)
+            try:
+                async with (
+                    httpx.AsyncClient(base_url=sandbox.url, timeout=10.0) as control,
+                    httpx.AsyncClient(timeout=15.0) as http,
+                ):
+                    for system in SANDBOX_SYSTEMS:
+                        (await control.post(f"/{system}/_sandbox/reset")).raise_for_status()
+                    await point_webhooks(control, settings, api.url)
+                    stack = Stack(
+                        settings, api.url, env.client, control, http, settings.database_url or ""
+                    )
+                    await record(stack)
+            finally:
+                await worker.close()
+                api.stop()
+    finally:
+        await env.shutdown()
