@@ -31,7 +31,6 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
 import sys
 import tempfile
 import time
@@ -48,8 +47,10 @@ from orders import (
     ChildServer,
     DevServer,
     OrderWorker,
+    bench_main,
     bench_settings,
     bounded,
+    exit_skipping_teardown,
     positive_float,
     positive_int,
 )
@@ -538,30 +539,5 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str]) -> int:
-    args = parse_args(argv)
-
-    async def guarded() -> BenchResult:
-        task = asyncio.current_task()
-        assert task is not None
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
-        return await run(args)
-
-    try:
-        result = asyncio.run(guarded())
-    except BenchError as exc:
-        err.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
-        return 1
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        err.print("interrupted; everything was stopped")
-        return 130
-    report(result, Console() if sys.stdout.isatty() else Console(width=130))
-    return 0
-
-
 if __name__ == "__main__":
-    code = main(sys.argv[1:])
-    sys.stdout.flush()
-    sys.stderr.flush()
-    # Skip interpreter teardown: the Temporal runtime can crash there (sdk-python #300).
-    os._exit(code)
+    exit_skipping_teardown(bench_main(sys.argv[1:], parse_args, run, report, width=130))

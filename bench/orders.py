@@ -881,14 +881,23 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str]) -> int:
-    args = parse_args(argv)
+def bench_main(
+    argv: list[str],
+    parse: Callable[[list[str]], argparse.Namespace],
+    bench: Callable[[argparse.Namespace], Awaitable[T]],
+    report_to: Callable[[T, Console], None],
+    width: int,
+) -> int:
+    """What both benches do around their run: SIGTERM and Ctrl-C stop everything, a
+    `BenchError` is one red line and exit 1, the report goes to the terminal (piped output
+    gets a fixed width instead of rich's default 80 columns)."""
+    args = parse(argv)
 
-    async def guarded() -> BenchResult:
+    async def guarded() -> T:
         task = asyncio.current_task()
         assert task is not None
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
-        return await run(args)
+        return await bench(args)
 
     try:
         result = asyncio.run(guarded())
@@ -898,15 +907,17 @@ def main(argv: list[str]) -> int:
     except (KeyboardInterrupt, asyncio.CancelledError):
         err.print("interrupted; everything was stopped")
         return 130
-    # Piped output gets a fixed width instead of rich's default 80 columns.
-    report(result, Console() if sys.stdout.isatty() else Console(width=110))
+    report_to(result, Console() if sys.stdout.isatty() else Console(width=width))
     return 0
 
 
-if __name__ == "__main__":
-    code = main(sys.argv[1:])
+def exit_skipping_teardown(code: int) -> None:
+    """Skip interpreter teardown: the Temporal runtime can crash there after everything
+    finished (sdk-python #300); every process and temp dir is already gone."""
     sys.stdout.flush()
     sys.stderr.flush()
-    # Skip interpreter teardown: the Temporal runtime can crash there after everything
-    # finished (sdk-python #300); every process and temp dir is already gone.
     os._exit(code)
+
+
+if __name__ == "__main__":
+    exit_skipping_teardown(bench_main(sys.argv[1:], parse_args, run, report, width=110))

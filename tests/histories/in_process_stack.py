@@ -1,4 +1,4 @@
-"""The in-process stack the catalog, returns and customers recorders drive: a throw-away
+"""The in-process stack the catalog, returns, customers and inventory recorders drive: a throw-away
 Temporal dev server (no codec: the histories must replay without keys), the sandboxes,
 the API and a worker, all reset and wired up; and `save`, which writes one history.
 
@@ -66,7 +66,7 @@ async def run_recorder(
             try:
                 async with (
                     httpx.AsyncClient(base_url=sandbox.url, timeout=10.0) as control,
-                    httpx.AsyncClient(timeout=15.0) as http,
+                    httpx.AsyncClient(timeout=30.0) as http,
                 ):
                     for system in SANDBOX_SYSTEMS:
                         (await control.post(f"/{system}/_sandbox/reset")).raise_for_status()

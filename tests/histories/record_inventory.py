@@ -27,16 +27,11 @@ import argparse
 import asyncio
 import json
 import re
-import shutil
 import sys
-import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-import httpx
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 
 HERE = Path(__file__).parent
 sys.path[:0] = [
@@ -45,6 +40,7 @@ sys.path[:0] = [
 ]
 
 from bulk import create_in_store  # noqa: E402
+from in_process_stack import run_recorder  # noqa: E402
 from inventory_stack import (  # noqa: E402
     PAIRS,
     InventoryStack,
@@ -52,25 +48,18 @@ from inventory_stack import (  # noqa: E402
     pairs_file_for_tests,
 )
 from order_stack import (  # noqa: E402
-    RunningWorker,
     Stack,
     eventually,
-    point_webhooks,
-    stack_settings,
 )
 
-from commerce_sync.api.app import create_app  # noqa: E402
 from commerce_sync.config.pairs import load_pairs  # noqa: E402
 from commerce_sync.config.settings import Settings  # noqa: E402
 from commerce_sync.inventory_control import ensure_schedules, schedule_ids  # noqa: E402
 from commerce_sync.systems.kentico.client import KenticoClient  # noqa: E402
 from commerce_sync.systems.sandbox_server import (  # noqa: E402
     SANDBOX_SYSTEMS,
-    BackgroundServer,
-    create_sandbox_app,
 )
 from commerce_sync.systems.xcart.client import XCartClient  # noqa: E402
-from commerce_sync.workflows import search_attributes  # noqa: E402
 
 READ_FAILS = {
     "brightpearl": {"match": "GET */warehouse-service/product-availability/*", "status": 500},
@@ -273,45 +262,20 @@ async def record_continued(inventory: InventoryStack) -> None:
 
 
 async def main(names: list[str]) -> None:
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=shutil.which("temporal")
-        or str(Path(sys.executable).parent / "temporal"),
-        search_attributes=list(search_attributes.ALL_KEYS),
-        data_converter=pydantic_data_converter,
-        ui=False,
-        dev_server_log_level="error",
-    )
-    try:
-        with (
-            tempfile.TemporaryDirectory() as tmp,
-            BackgroundServer(create_sandbox_app(Settings(_env_file=None))) as sandbox,
-        ):
-            target = env.client.service_client.config.target_host
-            settings = stack_settings(sandbox.url, f"sqlite:///{tmp}/cs.db", Path(tmp), target)
-            settings = settings.model_copy(
-                update={"pairs_file": pairs_file_for_tests(Path(tmp), {"cycles_per_run": 2})}
-            )
-            api = BackgroundServer(create_app(settings)).start()
-            worker = RunningWorker(env.client, settings)
-            try:
-                async with (
-                    httpx.AsyncClient(base_url=sandbox.url, timeout=10.0) as control,
-                    httpx.AsyncClient(timeout=30.0) as http,
-                ):
-                    await point_webhooks(control, settings, api.url)
-                    stack = Stack(
-                        settings, api.url, env.client, control, http, settings.database_url or ""
-                    )
-                    inventory = InventoryStack(stack)
-                    if "continued" in names:
-                        await record_continued(inventory)
-                    await record(inventory, names)
-            finally:
-                await forget_inventory_runs(env.client)
-                await worker.close()
-                api.stop()
-    finally:
-        await env.shutdown()
+    def two_cycles_per_run(settings: Settings, tmp: Path) -> Settings:
+        pairs_file = pairs_file_for_tests(tmp, {"cycles_per_run": 2})
+        return settings.model_copy(update={"pairs_file": pairs_file})
+
+    async def record_all(stack: Stack) -> None:
+        inventory = InventoryStack(stack)
+        try:
+            if "continued" in names:
+                await record_continued(inventory)
+            await record(inventory, names)
+        finally:
+            await forget_inventory_runs(stack.client)
+
+    await run_recorder(record_all, two_cycles_per_run)
 
 
 def recorded(name: str) -> list[str]:
