@@ -9,10 +9,12 @@ STAMP := $(VENV)/.installed-stamp
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# The product and, beside it, the sandboxes (their own distribution, with the Temporal CLI
+# and the `up` command): the production image installs the product alone.
+$(STAMP): pyproject.toml sandboxes/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev]' -e ./sandboxes
 	@touch $(STAMP)
 
 run: $(STAMP)
@@ -27,13 +29,13 @@ test: $(STAMP)
 	$(BIN)/python tests/run_pytest.py -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff format --check commerce_sync tests bench
-	$(BIN)/ruff check commerce_sync tests bench
-	$(BIN)/mypy commerce_sync
+	$(BIN)/ruff format --check commerce_sync sandboxes tests bench
+	$(BIN)/ruff check commerce_sync sandboxes tests bench
+	$(BIN)/mypy commerce_sync sandboxes
 
 format: $(STAMP)
-	$(BIN)/ruff format commerce_sync tests bench
-	$(BIN)/ruff check --fix commerce_sync tests bench
+	$(BIN)/ruff format commerce_sync sandboxes tests bench
+	$(BIN)/ruff check --fix commerce_sync sandboxes tests bench
 
 bench: $(STAMP)
 	$(BIN)/python bench/orders.py

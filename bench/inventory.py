@@ -67,10 +67,10 @@ from commerce_sync.systems.brightpearl.client import BrightpearlClient
 from commerce_sync.systems.kentico.client import KenticoClient
 from commerce_sync.systems.kentico.mapping import product_to_native
 from commerce_sync.systems.kentico.schema import SKU
-from commerce_sync.systems.sandbox_server import SANDBOX_SYSTEMS
 from commerce_sync.systems.xcart.client import XCartClient
 from commerce_sync.temporal_client import data_converter
 from commerce_sync.workflows.inventory_messages import PushPhase, PushProgress
+from sandboxes.server import SANDBOX_SYSTEMS
 
 PAIR_CHOICES = {"both": list(PAIRS)} | {p: [p] for p in PAIRS}
 ON_HAND = 50  # what the ERP holds of every bench SKU

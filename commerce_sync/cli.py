@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 from datetime import UTC, datetime, timedelta
+from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
@@ -77,19 +78,6 @@ def _logging() -> None:
 
 
 @app.command()
-def up() -> None:
-    """Run the embedded default: Temporal dev server, sandboxes, API and a worker."""
-    from commerce_sync.embedded import EmbeddedError, Supervisor
-
-    settings = load_settings()
-    try:
-        code = Supervisor(settings, echo=lambda line: typer.echo(line)).run()
-    except EmbeddedError as exc:
-        fail(str(exc))
-    raise typer.Exit(code)
-
-
-@app.command()
 def worker() -> None:
     """Run a Temporal worker (workflows and every system's activities)."""
     from commerce_sync.worker import serve
@@ -108,7 +96,7 @@ def api(
     import uvicorn
 
     from commerce_sync.api.app import create_app
-    from commerce_sync.embedded import port_in_use
+    from commerce_sync.ops.sockets import port_in_use
 
     settings = load_settings()
     host, port = host or settings.api_host, port or settings.api_port
@@ -265,31 +253,13 @@ def approve(
     leave(0)
 
 
-@app.command()
-def sandbox(
-    host: Annotated[str, typer.Option(help="Bind address; loopback only by default")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port")] = 8100,
-) -> None:
-    """Serve the four sandbox systems under /kentico, /xcart, /brightpearl, /acumatica."""
-    import uvicorn
-
-    from commerce_sync.embedded import port_in_use
-    from commerce_sync.systems.sandbox_server import create_sandbox_app
-
-    settings = load_settings()
-    if port_in_use(host, port):
-        fail(f"port {port} (sandboxes) is already in use")
-    uvicorn.run(create_sandbox_app(settings), host=host, port=port, log_level="warning")
-
-
 @app.command("email-query")
 def email_query(
     email: Annotated[str, typer.Argument(help="The shopper's email")],
 ) -> None:
     """Print the Web UI query that finds a shopper's order runs: with codec keys the
     `CustomerEmail` search attribute holds a keyed hash of the email, not the email."""
-    from commerce_sync.embedded import codec_keys_path
-    from commerce_sync.ops.codec import customer_email_search_value, key_ring
+    from commerce_sync.ops.codec import codec_keys_path, customer_email_search_value, key_ring
 
     settings = load_settings()
     generated = codec_keys_path(settings)
@@ -724,6 +694,17 @@ def runs_list(
 
 
 app.add_typer(runs_app)
+
+
+def _add_installed_commands() -> None:
+    """Commands that other installed distributions add through the entry point group
+    `commerce_sync.cli`: the sandboxes' `up` and `sandbox` where `make run` or `make test`
+    installed them. The production image has none, and this module never names them."""
+    for entry in entry_points(group="commerce_sync.cli"):
+        entry.load()(app)
+
+
+_add_installed_commands()
 
 
 if __name__ == "__main__":

@@ -28,12 +28,12 @@ from commerce_sync.config.settings import (
     XCartSettings,
 )
 from commerce_sync.store.db import make_engine, migrate, normalise_url
-from commerce_sync.systems.sandbox_server import (
+from commerce_sync.workflows import search_attributes
+from sandboxes.server import (
     SANDBOX_SYSTEMS,
     BackgroundServer,
     create_sandbox_app,
 )
-from commerce_sync.workflows import search_attributes
 
 
 @pytest.fixture(scope="session")

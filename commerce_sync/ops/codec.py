@@ -96,6 +96,11 @@ def _read_keys_file(path: Path) -> dict[str, object]:
     return loaded
 
 
+def codec_keys_path(settings: Settings) -> Path:
+    """Where `commerce-sync up` generates the demo's keys (the data dir, mode 0600)."""
+    return settings.data_dir / "codec-keys.json"
+
+
 def key_ring(settings: Settings) -> KeyRing | None:
     """The configured keys (settings and the keys file together); None when there are none."""
     config = settings.codec

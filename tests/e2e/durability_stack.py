@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from commerce_sync.systems.sandbox_server import bind_socket
+from sandboxes.server import bind_socket
 
 T = TypeVar("T")
 

@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from commerce_sync.systems.sandbox_server import bind_socket
+from sandboxes.server import bind_socket
 
 
 def run_cli(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:

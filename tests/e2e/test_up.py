@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from commerce_sync.systems.sandbox_server import bind_socket
+from sandboxes.server import bind_socket
 
 
 def free_ports(count: int) -> list[int]:

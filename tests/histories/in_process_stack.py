@@ -22,12 +22,12 @@ from temporalio.testing import WorkflowEnvironment
 
 from commerce_sync.api.app import create_app
 from commerce_sync.config.settings import Settings
-from commerce_sync.systems.sandbox_server import (
+from commerce_sync.workflows import search_attributes
+from sandboxes.server import (
     SANDBOX_SYSTEMS,
     BackgroundServer,
     create_sandbox_app,
 )
-from commerce_sync.workflows import search_attributes
 
 HERE = Path(__file__).parent
 

@@ -43,8 +43,8 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from commerce_sync.config.settings import Settings
-from commerce_sync.embedded import secrets_path
 from commerce_sync.resync import start_missing_order
+from sandboxes.embedded import secrets_path
 
 HERE = Path(__file__).parent
 SCENARIOS = ("shipped", "approved", "rejected", "cancelled", "payment-failed", "dead-lettered")

@@ -9,7 +9,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from commerce_sync.api.app import create_app
 from commerce_sync.config.settings import Settings
-from commerce_sync.systems.sandbox_server import BackgroundServer, bind_socket
+from sandboxes.server import BackgroundServer, bind_socket
 
 
 def serve(settings: Settings) -> BackgroundServer:

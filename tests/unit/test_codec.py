@@ -16,7 +16,6 @@ from temporalio.converter import DefaultFailureConverterWithEncodedAttributes
 
 from commerce_sync.config.settings import CodecSettings, Settings
 from commerce_sync.domain.models import Customer
-from commerce_sync.embedded import ensure_codec_keys
 from commerce_sync.ops.codec import (
     ENCODING,
     KEY_ID,
@@ -31,6 +30,7 @@ from commerce_sync.ops.codec import (
     payload_codec,
 )
 from commerce_sync.temporal_client import data_converter
+from sandboxes.embedded import ensure_codec_keys
 
 K1, K2 = os.urandom(32), os.urandom(32)
 EMAIL = "Jane.Shopper@Example.com"

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from commerce_sync.systems.kentico.restquery import BOOL, DATETIME, DECIMAL, GUID, INT, TEXT
+# Column type names: how the sandbox reads and compares each object type's columns.
+INT, DECIMAL, TEXT, BOOL, DATETIME, GUID = "int", "decimal", "text", "bool", "datetime", "guid"
 
 ORDER = "ecommerce.order"
 ORDER_ITEM = "ecommerce.orderitem"

@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "orders"))
 from order_stack import RunningWorker, Stack, point_webhooks, stack_settings
 
 from commerce_sync.api.app import create_app
-from commerce_sync.systems.sandbox_server import BackgroundServer
+from sandboxes.server import BackgroundServer
 
 
 @pytest.fixture

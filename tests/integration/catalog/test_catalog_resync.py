@@ -31,7 +31,7 @@ from temporalio.client import WorkflowExecutionStatus
 from commerce_sync.catalog_resync import run_catalog_resync
 from commerce_sync.config.pairs import load_pairs
 from commerce_sync.resync import Outcome
-from commerce_sync.systems.sandbox_server import bind_socket
+from sandboxes.server import bind_socket
 
 COMPLETED = WorkflowExecutionStatus.COMPLETED
 Json = dict[str, Any]

@@ -23,7 +23,7 @@ from order_stack import PAIRS, RunningWorker, Stack, point_webhooks, stack_setti
 
 from commerce_sync.api.app import create_app
 from commerce_sync.config.pairs import default_pairs_path, load_pairs
-from commerce_sync.systems.sandbox_server import BackgroundServer
+from sandboxes.server import BackgroundServer
 
 
 @pytest.fixture

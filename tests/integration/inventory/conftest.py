@@ -22,7 +22,7 @@ from inventory_stack import InventoryStack, forget_inventory_runs, pairs_file_fo
 from order_stack import RunningWorker, Stack, point_webhooks, stack_settings
 
 from commerce_sync.api.app import create_app
-from commerce_sync.systems.sandbox_server import BackgroundServer
+from sandboxes.server import BackgroundServer
 
 
 @pytest.fixture

@@ -31,9 +31,9 @@ from commerce_sync.api.app import create_app
 from commerce_sync.config.settings import CodecSettings
 from commerce_sync.ops.codec import ENCODING, KEY_ID, EncryptionCodec, email_digest
 from commerce_sync.ops.redaction import REDACTED_QUERY
-from commerce_sync.systems.sandbox_server import BackgroundServer
 from commerce_sync.temporal_client import connect
 from commerce_sync.workflows.order_messages import OrderSyncStatus
+from sandboxes.server import BackgroundServer
 
 SEARCH_KEY = "test-search-key"
 UI_ORIGIN = "http://localhost:8233"

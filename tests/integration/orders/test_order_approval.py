@@ -34,7 +34,7 @@ from commerce_sync.config.pairs import default_pairs_path, load_pairs
 from commerce_sync.store.db import make_engine
 from commerce_sync.store.models import Alert
 from commerce_sync.systems.kentico.formats import parse_custom_data
-from commerce_sync.systems.sandbox_server import BackgroundServer
+from sandboxes.server import BackgroundServer
 
 TEMPORAL_CLI = Path(sys.executable).parent / "temporal"
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
@@ -617,7 +617,7 @@ async def test_approve_command_names_what_is_wrong_in_one_line(
 
 def bind_free_port() -> int:
     """A port nothing listens on (bound and released)."""
-    from commerce_sync.systems.sandbox_server import bind_socket
+    from sandboxes.server import bind_socket
 
     sock = bind_socket("127.0.0.1", 0)
     port: int = sock.getsockname()[1]

@@ -23,7 +23,7 @@ from commerce_sync.api.routing import order_workflow_id
 from commerce_sync.config.pairs import load_pairs
 from commerce_sync.config.settings import Settings
 from commerce_sync.resync import Outcome, ResyncError, run_order_resync
-from commerce_sync.systems.sandbox_server import bind_socket
+from sandboxes.server import bind_socket
 
 Json = dict[str, Any]
 

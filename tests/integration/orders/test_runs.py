@@ -15,7 +15,7 @@ from test_dead_letters import cli, one_error_line
 
 from commerce_sync.api.app import create_app
 from commerce_sync.api.routing import order_workflow_id
-from commerce_sync.systems.sandbox_server import BackgroundServer
+from sandboxes.server import BackgroundServer
 
 KB, XA = "kentico-brightpearl", "xcart-acumatica"
 

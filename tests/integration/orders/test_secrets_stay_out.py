@@ -27,7 +27,7 @@ from temporalio.service import RPCError
 from commerce_sync.api.app import create_app
 from commerce_sync.config.pairs import default_pairs_path
 from commerce_sync.config.settings import AlertSettings, Settings, WebhookSecrets
-from commerce_sync.systems.sandbox_server import BackgroundServer
+from sandboxes.server import BackgroundServer
 
 OPERATE_KEY = "opsrest-operate-key-Q7x2Wm"
 READ_KEY = "opsrest-read-key-Lp4Rz8"

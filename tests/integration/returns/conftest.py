@@ -20,7 +20,7 @@ from order_stack import RunningWorker, Stack, point_webhooks, stack_settings
 from return_stack import ReturnStack, pairs_file_for_returns
 
 from commerce_sync.api.app import create_app
-from commerce_sync.systems.sandbox_server import BackgroundServer
+from sandboxes.server import BackgroundServer
 
 
 @pytest.fixture

@@ -39,7 +39,7 @@ from commerce_sync.systems.errors import (
     TransientError,
     ValidationFailed,
 )
-from commerce_sync.systems.sandbox_server import BackgroundServer
+from sandboxes.server import BackgroundServer
 
 CONTROL = "/acumatica/_sandbox"
 ADDRESS = Address(

@@ -35,7 +35,7 @@ from commerce_sync.systems.errors import (
     TransientError,
     ValidationFailed,
 )
-from commerce_sync.systems.sandbox_server import BackgroundServer
+from sandboxes.server import BackgroundServer
 
 BP = "/brightpearl"
 API = f"{BP}/public-api/sandbox"

@@ -29,7 +29,7 @@ from commerce_sync.systems.kentico.client import KenticoClient
 from commerce_sync.systems.kentico.lookups import KenticoLookups
 from commerce_sync.systems.kentico.port import KenticoStorePort
 from commerce_sync.systems.ports import StorePort
-from commerce_sync.systems.sandbox_server import BackgroundServer
+from sandboxes.server import BackgroundServer
 
 SECRET = "whsec_" + base64.b64encode(b"kentico-contract-test-secret-32b").decode()
 

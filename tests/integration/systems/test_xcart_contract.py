@@ -30,9 +30,9 @@ from commerce_sync.systems.errors import (
     ValidationFailed,
 )
 from commerce_sync.systems.ports import StorePort
-from commerce_sync.systems.sandbox_server import BackgroundServer
 from commerce_sync.systems.xcart.client import XCartClient
 from commerce_sync.systems.xcart.port import create_store_port
+from sandboxes.server import BackgroundServer
 
 RW = "sandbox-xcart-rw-key"
 READ = "sandbox-xcart-read-key"

@@ -27,8 +27,8 @@ from commerce_sync.domain.models import (
 from commerce_sync.systems.acumatica import mapping
 from commerce_sync.systems.acumatica.client import first_field_error
 from commerce_sync.systems.acumatica.lookups import AcumaticaLookups
-from commerce_sync.systems.acumatica.odata import FilterError, parse_filter
 from commerce_sync.systems.acumatica.schema import dumps, loads, unwrap, wrap
+from sandboxes.acumatica.odata import FilterError, parse_filter
 
 LOOKUPS = AcumaticaLookups()
 COUNTRIES = sorted(country.alpha_2 for country in pycountry.countries)

@@ -11,12 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from commerce_sync.systems.kentico.formats import where_datetime, where_text
-from commerce_sync.systems.kentico.restquery import (
-    BOOL,
-    DATETIME,
-    DECIMAL,
-    INT,
-    TEXT,
+from commerce_sync.systems.kentico.schema import BOOL, DATETIME, DECIMAL, INT, TEXT
+from sandboxes.kentico.restquery import (
     QueryError,
     parse_orderby,
     parse_where,

@@ -21,7 +21,7 @@ from fastapi import FastAPI
 from commerce_sync.config.settings import Settings
 
 if TYPE_CHECKING:
-    from commerce_sync.systems.sandbox_kit import Sandbox
+    from sandboxes.kit import Sandbox
 
 SANDBOX_SYSTEMS = ("kentico", "xcart", "brightpearl", "acumatica")
 
@@ -30,7 +30,7 @@ def create_sandboxes(settings: Settings) -> dict[str, Sandbox]:
     """One sandbox per system, accepting the credentials `settings` gives the connectors."""
     sandboxes: dict[str, Sandbox] = {}
     for system in SANDBOX_SYSTEMS:
-        module = importlib.import_module(f"commerce_sync.systems.{system}.sandbox")
+        module = importlib.import_module(f"sandboxes.{system}.sandbox")
         sandboxes[system] = module.create_sandbox(settings)
     return sandboxes
 

@@ -39,8 +39,8 @@ from pydantic import BaseModel, Field
 
 from commerce_sync.config.settings import BrightpearlSettings, Settings
 from commerce_sync.systems.brightpearl.idsets import IdSetError, format_id_set, parse_id_set
-from commerce_sync.systems.sandbox_kit import Sandbox, SandboxEvent, WebhookTarget
-from commerce_sync.systems.seed import SEED_CURRENCY, SEED_CUSTOMERS, SEED_PRODUCTS
+from sandboxes.kit import Sandbox, SandboxEvent, WebhookTarget
+from sandboxes.seed import SEED_CURRENCY, SEED_CUSTOMERS, SEED_PRODUCTS
 
 Json = dict[str, Any]
 

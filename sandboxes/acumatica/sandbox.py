@@ -48,7 +48,6 @@ from pydantic import BaseModel, Field
 
 from commerce_sync.api.webhook_proofs import ACUMATICA_TOKEN_HEADER
 from commerce_sync.config.settings import AcumaticaSettings, Settings
-from commerce_sync.systems.acumatica.odata import FilterError, parse_filter
 from commerce_sync.systems.acumatica.schema import (
     ENDPOINT,
     ENTITIES,
@@ -62,12 +61,13 @@ from commerce_sync.systems.acumatica.schema import (
     loads,
     unwrap,
 )
-from commerce_sync.systems.sandbox_kit import (
+from sandboxes.acumatica.odata import FilterError, parse_filter
+from sandboxes.kit import (
     Sandbox,
     SandboxEvent,
     WebhookTarget,
 )
-from commerce_sync.systems.seed import SEED_CURRENCY, SEED_CUSTOMERS, SEED_PRODUCTS
+from sandboxes.seed import SEED_CURRENCY, SEED_CUSTOMERS, SEED_PRODUCTS
 
 DEFAULT_WAREHOUSE = "WHOLESALE"
 COMPANY_COUNTRY = "US"  # the branch's country: a new contact's address is in it

@@ -28,7 +28,8 @@ from typing import IO
 import httpx
 
 from commerce_sync.config.settings import Settings
-from commerce_sync.ops.codec import key_ring
+from commerce_sync.ops.codec import codec_keys_path, key_ring
+from commerce_sync.ops.sockets import port_in_use
 from commerce_sync.workflows.search_attributes import dev_server_flags
 
 PR_SET_PDEATHSIG = 1
@@ -42,16 +43,6 @@ def _die_with_parent() -> None:
     """Runs in the child before exec: SIGTERM it when the supervisor goes away."""
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-def port_in_use(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return True
-    return False
 
 
 def secrets_path(settings: Settings) -> Path:
@@ -86,10 +77,6 @@ def ensure_webhook_secrets(settings: Settings) -> dict[str, str]:
         path.write_text(json.dumps(result, indent=2))
         path.chmod(0o600)
     return result
-
-
-def codec_keys_path(settings: Settings) -> Path:
-    return settings.data_dir / "codec-keys.json"
 
 
 def ensure_codec_keys(settings: Settings) -> Path | None:

@@ -18,11 +18,10 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from commerce_sync.systems.kentico.schema import BOOL, DATETIME, DECIMAL, GUID, INT, TEXT
+
 Row = Mapping[str, Any]
 Predicate = Callable[[Row], bool]
-
-# column type names used by the sandbox's table schemas
-INT, DECIMAL, TEXT, BOOL, DATETIME, GUID = "int", "decimal", "text", "bool", "datetime", "guid"
 
 
 class QueryError(ValueError):

@@ -69,14 +69,6 @@ from commerce_sync.systems.kentico.formats import (
     format_datetime,
 )
 from commerce_sync.systems.kentico.lookups import KenticoLookups
-from commerce_sync.systems.kentico.restquery import (
-    DATETIME,
-    QueryError,
-    coerce,
-    parse_orderby,
-    parse_where,
-    sort_rows,
-)
 from commerce_sync.systems.kentico.schema import (
     ADDRESS,
     ADDRESS_TYPE_BILLING,
@@ -84,6 +76,7 @@ from commerce_sync.systems.kentico.schema import (
     COUNTRY,
     CURRENCY,
     CUSTOMER,
+    DATETIME,
     ORDER,
     ORDER_ADDRESS,
     ORDER_ITEM,
@@ -96,8 +89,15 @@ from commerce_sync.systems.kentico.schema import (
     TABLES,
     Table,
 )
-from commerce_sync.systems.sandbox_kit import Sandbox, SandboxEvent, WebhookTarget
-from commerce_sync.systems.seed import SEED_CURRENCY, SEED_CUSTOMERS, SEED_PRODUCTS
+from sandboxes.kentico.restquery import (
+    QueryError,
+    coerce,
+    parse_orderby,
+    parse_where,
+    sort_rows,
+)
+from sandboxes.kit import Sandbox, SandboxEvent, WebhookTarget
+from sandboxes.seed import SEED_CURRENCY, SEED_CUSTOMERS, SEED_PRODUCTS
 
 Row = dict[str, Any]
 

@@ -70,8 +70,8 @@ from standardwebhooks.webhooks import Webhook
 
 from commerce_sync.api.webhook_proofs import sign_standard_webhook
 from commerce_sync.config.settings import Settings
-from commerce_sync.systems.sandbox_kit import Sandbox, SandboxEvent, WebhookTarget
-from commerce_sync.systems.seed import SEED_CURRENCY, SEED_CUSTOMERS, SEED_PRODUCTS
+from sandboxes.kit import Sandbox, SandboxEvent, WebhookTarget
+from sandboxes.seed import SEED_CURRENCY, SEED_CUSTOMERS, SEED_PRODUCTS
 
 Native = dict[str, Any]
 

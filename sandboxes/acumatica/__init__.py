@@ -1,0 +1,1 @@
+"""The Acumatica sandbox."""
