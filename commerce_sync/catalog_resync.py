@@ -21,10 +21,10 @@ from datetime import datetime, timedelta
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from commerce_sync.api.dispatch import dispatch
-from commerce_sync.api.routing import catalog_route
 from commerce_sync.config.pairs import PairConfig
 from commerce_sync.config.settings import Settings
+from commerce_sync.intake.dispatch import dispatch
+from commerce_sync.intake.routing import catalog_route
 from commerce_sync.resync import (
     CONCURRENCY,
     PAGE_SIZE,

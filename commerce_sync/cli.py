@@ -129,7 +129,7 @@ def _connect_reason(exc: BaseException) -> str:
 
 def _approval_workflow_id(target: list[str], settings: Settings) -> str:
     """The run named on the command line: a workflow id as is, or a pair and a store order id."""
-    from commerce_sync.api.routing import order_workflow_id
+    from commerce_sync.intake.routing import order_workflow_id
 
     parts = [part.strip() for part in target]
     if len(parts) == 1 and parts[0]:

@@ -35,8 +35,8 @@ from sqlalchemy import Engine
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
-from commerce_sync.api.dispatch import dispatch
-from commerce_sync.api.routing import (
+from commerce_sync.intake.dispatch import dispatch
+from commerce_sync.intake.routing import (
     Route,
     catalog_route,
     inventory_push_route,

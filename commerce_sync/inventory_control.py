@@ -42,9 +42,9 @@ from temporalio.client import (
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError, RPCStatusCode
 
-from commerce_sync.api.dispatch import dispatch
-from commerce_sync.api.routing import inventory_push_route, inventory_workflow_id
 from commerce_sync.config.pairs import PairConfig
+from commerce_sync.intake.dispatch import dispatch
+from commerce_sync.intake.routing import inventory_push_route, inventory_workflow_id
 from commerce_sync.workflows import search_attributes as sa
 from commerce_sync.workflows.inventory_messages import (
     InventoryStatus,

@@ -35,10 +35,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
-from commerce_sync.api.dispatch import dispatch
-from commerce_sync.api.routing import order_start_route, order_workflow_id
 from commerce_sync.config.pairs import PairConfig
 from commerce_sync.config.settings import Settings
+from commerce_sync.intake.dispatch import dispatch
+from commerce_sync.intake.routing import order_start_route, order_workflow_id
 from commerce_sync.systems.errors import ConnectorError
 from commerce_sync.systems.ports import StorePort
 from commerce_sync.systems.registry import create_store_port

@@ -20,10 +20,10 @@ from temporalio import activity
 from temporalio.client import Client
 
 from commerce_sync.activities.errors import classified
-from commerce_sync.api.dispatch import dispatch
-from commerce_sync.api.routing import catalog_route
 from commerce_sync.config.pairs import PairConfig
 from commerce_sync.domain.models import Product
+from commerce_sync.intake.dispatch import dispatch
+from commerce_sync.intake.routing import catalog_route
 from commerce_sync.systems.ports import ErpPort, StorePort
 from commerce_sync.workflows.catalog_messages import (
     CatalogStarts,

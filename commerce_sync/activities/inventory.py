@@ -26,10 +26,10 @@ from temporalio import activity
 from temporalio.client import Client
 
 from commerce_sync.activities.errors import classified
-from commerce_sync.api.dispatch import dispatch
-from commerce_sync.api.routing import inventory_push_route
 from commerce_sync.config.pairs import PairConfig
 from commerce_sync.domain.models import utc_now
+from commerce_sync.intake.dispatch import dispatch
+from commerce_sync.intake.routing import inventory_push_route
 from commerce_sync.store.db import session_scope
 from commerce_sync.store.dead_letters import (
     inventory_letter_key,

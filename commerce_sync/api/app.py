@@ -9,9 +9,6 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from commerce_sync import __version__
-from commerce_sync.api.access_log import install_access_log_redaction
-from commerce_sync.api.links import DatabaseLink, TemporalLink
-from commerce_sync.api.relay import run_relay
 from commerce_sync.api.routes import customers as customer_routes
 from commerce_sync.api.routes import dead_letters, health, inventory, orders, webhooks
 from commerce_sync.api.routes import returns as returns_routes
@@ -20,6 +17,9 @@ from commerce_sync.api.routes.codec import install_codec_server
 from commerce_sync.api.routes.metrics import install_observability
 from commerce_sync.config.pairs import load_pairs
 from commerce_sync.config.settings import Settings, get_settings
+from commerce_sync.intake.links import DatabaseLink, TemporalLink
+from commerce_sync.intake.relay import run_relay
+from commerce_sync.ops.access_log import install_access_log_redaction
 from commerce_sync.ops.codec import payload_codec
 from commerce_sync.ops.redaction import install_log_redaction
 from commerce_sync.store.db import make_engine

@@ -8,8 +8,8 @@ from fastapi import Depends, HTTPException, Request
 from sqlalchemy import Engine
 from temporalio.client import Client
 
-from commerce_sync.api.links import DatabaseLink, TemporalLink
 from commerce_sync.config.settings import Settings
+from commerce_sync.intake.links import DatabaseLink, TemporalLink
 
 
 def get_settings(request: Request) -> Settings:

@@ -34,8 +34,8 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import Span
 from temporalio.contrib.opentelemetry import TracingInterceptor
 
-from commerce_sync.api.access_log import mask_webhook_token
 from commerce_sync.config.settings import Settings
+from commerce_sync.ops.access_log import mask_webhook_token
 
 _lock = threading.Lock()
 _configured = False

@@ -35,7 +35,7 @@ from order_stack import (  # noqa: E402
     Stack,
 )
 
-from commerce_sync.api.routing import catalog_workflow_id  # noqa: E402
+from commerce_sync.intake.routing import catalog_workflow_id  # noqa: E402
 
 COMPLETED = WorkflowExecutionStatus.COMPLETED
 FAILED = WorkflowExecutionStatus.FAILED

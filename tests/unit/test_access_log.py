@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 import uvicorn
 
-from commerce_sync.api.access_log import install_access_log_redaction, mask_webhook_token
+from commerce_sync.ops.access_log import install_access_log_redaction, mask_webhook_token
 
 UVICORN = ("uvicorn", "uvicorn.error", "uvicorn.access")
 

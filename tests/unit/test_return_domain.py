@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from commerce_sync.api.routing import store_routes
-from commerce_sync.api.webhook_bodies import StoreEvent
+from commerce_sync.intake.routing import store_routes
+from commerce_sync.intake.bodies import StoreEvent
 from commerce_sync.config.pairs import load_pairs
 from commerce_sync.domain.models import (
     Address,

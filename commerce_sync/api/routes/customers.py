@@ -8,12 +8,12 @@ from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, Field, StringConstraints
 
 from commerce_sync.api.deps import TemporalDep
-from commerce_sync.api.dispatch import dispatch
-from commerce_sync.api.routing import Route
 from commerce_sync.api.runs import read_status
 from commerce_sync.api.security import OperateKey, ReadKey
 from commerce_sync.config.pairs import PairConfig
 from commerce_sync.domain.models import ERP_SYSTEMS, STORE_SYSTEMS
+from commerce_sync.intake.dispatch import dispatch
+from commerce_sync.intake.routing import Route
 from commerce_sync.workflows.customer_messages import CustomerMergeInput, CustomerMergeStatus
 from commerce_sync.workflows.customer_sync import merge_workflow_id
 

@@ -6,9 +6,9 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.middleware.base import RequestResponseEndpoint
 
-from commerce_sync.api.links import TemporalLink
 from commerce_sync.api.security import ReadKey
 from commerce_sync.config.settings import Settings
+from commerce_sync.intake.links import TemporalLink
 from commerce_sync.ops import metrics
 from commerce_sync.ops.tracing import configure_tracing, instrument_app
 

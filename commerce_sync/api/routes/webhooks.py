@@ -19,20 +19,19 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import Engine
 
 from commerce_sync.api.deps import EngineDep, SettingsDep, TemporalLinkDep
-from commerce_sync.api.dispatch import dispatch, routes_for
-from commerce_sync.api.links import TemporalLink
-from commerce_sync.api.routing import RoutingError, acumatica_key, brightpearl_key
-from commerce_sync.api.webhook_bodies import AcumaticaPush, BrightpearlEvent, StoreEvent
-from commerce_sync.api.webhook_proofs import (
+from commerce_sync.config.pairs import PairConfig
+from commerce_sync.config.settings import Settings
+from commerce_sync.intake.bodies import AcumaticaPush, BrightpearlEvent, StoreEvent
+from commerce_sync.intake.dispatch import routes_for, start_recorded
+from commerce_sync.intake.links import TemporalLink
+from commerce_sync.intake.proofs import (
     ACUMATICA_TOKEN_HEADER,
     WebhookProofError,
     verify_standard_webhook,
     verify_token,
 )
-from commerce_sync.config.pairs import PairConfig
-from commerce_sync.config.settings import Settings
-from commerce_sync.store.events import mark_start_failed, mark_started, record_event
-from commerce_sync.store.models import WebhookEvent
+from commerce_sync.intake.routing import RoutingError, acumatica_key, brightpearl_key
+from commerce_sync.store.events import record_event
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 log = logging.getLogger(__name__)
@@ -109,27 +108,6 @@ async def _accept(
         return JSONResponse(answer, status_code=200)
     await start_recorded(engine, temporal, event, routes, settings.task_queue)
     return JSONResponse(answer, status_code=202)
-
-
-async def start_recorded(
-    engine: Engine, temporal: TemporalLink, event: WebhookEvent, routes: list[Any], task_queue: str
-) -> bool:
-    """Dispatch the event's routes; on failure leave it to the relay. True when started."""
-    assert event.id is not None
-    if temporal.client is None:
-        await asyncio.to_thread(
-            mark_start_failed, engine, event.id, f"Temporal unreachable: {temporal.last_error}"
-        )
-        return False
-    try:
-        for route in routes:
-            await dispatch(temporal.client, route, task_queue)
-    except Exception as exc:  # Temporal down or refusing: the relay tries again
-        log.warning("could not start %s yet: %s", event.workflow_id, type(exc).__name__)
-        await asyncio.to_thread(mark_start_failed, engine, event.id, f"{type(exc).__name__}: {exc}")
-        return False
-    await asyncio.to_thread(mark_started, engine, event.id)
-    return True
 
 
 @router.post("/brightpearl/{token}", status_code=202, response_model=Accepted)

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from commerce_sync.api.webhook_proofs import ACUMATICA_TOKEN_HEADER, verify_token
+from commerce_sync.intake.proofs import ACUMATICA_TOKEN_HEADER, verify_token
 
 QUERY_SHIPMENTS = "CS-Shipments"
 QUERY_STOCK = "CS-StockChanges"

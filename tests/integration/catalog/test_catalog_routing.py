@@ -7,13 +7,13 @@ from typing import Any
 
 import pytest
 
-from commerce_sync.api.routing import (
+from commerce_sync.intake.routing import (
     RoutingError,
     acumatica_routes,
     brightpearl_routes,
     catalog_route,
 )
-from commerce_sync.api.webhook_bodies import AcumaticaPush, BrightpearlEvent
+from commerce_sync.intake.bodies import AcumaticaPush, BrightpearlEvent
 from commerce_sync.config.pairs import load_pairs
 from commerce_sync.workflows.catalog_messages import (
     CatalogEventInput,

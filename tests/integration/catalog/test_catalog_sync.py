@@ -24,8 +24,8 @@ from catalog_views import (
 from order_stack import PAIRS, Stack, eventually
 from temporalio.client import WorkflowExecutionStatus
 
-from commerce_sync.api.dispatch import dispatch
-from commerce_sync.api.routing import catalog_route, catalog_workflow_id
+from commerce_sync.intake.dispatch import dispatch
+from commerce_sync.intake.routing import catalog_route, catalog_workflow_id
 
 COMPLETED = WorkflowExecutionStatus.COMPLETED
 FAILED = WorkflowExecutionStatus.FAILED

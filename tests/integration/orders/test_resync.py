@@ -19,7 +19,7 @@ from order_stack import PAIRS, Stack, eventually
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
-from commerce_sync.api.routing import order_workflow_id
+from commerce_sync.intake.routing import order_workflow_id
 from commerce_sync.config.pairs import load_pairs
 from commerce_sync.config.settings import Settings
 from commerce_sync.resync import Outcome, ResyncError, run_order_resync

@@ -17,7 +17,7 @@ from order_stack import Stack
 from sqlmodel import Session, select
 from temporalio.service import RPCError, RPCStatusCode
 
-from commerce_sync.api.webhook_proofs import ACUMATICA_TOKEN_HEADER, sign_standard_webhook
+from commerce_sync.intake.proofs import ACUMATICA_TOKEN_HEADER, sign_standard_webhook
 from commerce_sync.store.db import make_engine
 from commerce_sync.store.models import WebhookEvent
 

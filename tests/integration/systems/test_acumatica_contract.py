@@ -18,7 +18,7 @@ import pytest
 from fastapi import FastAPI, Request
 from pydantic import SecretStr
 
-from commerce_sync.api.webhook_proofs import ACUMATICA_TOKEN_HEADER, WebhookProofError
+from commerce_sync.intake.proofs import ACUMATICA_TOKEN_HEADER, WebhookProofError
 from commerce_sync.config.settings import Settings
 from commerce_sync.domain.models import (
     Address,

@@ -14,7 +14,7 @@ import pytest
 from fastapi import FastAPI, Request, Response
 from pydantic import SecretStr
 
-from commerce_sync.api.webhook_proofs import WebhookProofError, verify_token
+from commerce_sync.intake.proofs import WebhookProofError, verify_token
 from commerce_sync.config.settings import BrightpearlSettings, Settings
 from commerce_sync.domain.models import (
     Address,

@@ -12,10 +12,9 @@ from datetime import timedelta
 
 from sqlalchemy import Engine
 
-from commerce_sync.api.dispatch import routes_for
-from commerce_sync.api.links import TemporalLink
-from commerce_sync.api.routes.webhooks import start_recorded
 from commerce_sync.config.pairs import PairConfig
+from commerce_sync.intake.dispatch import routes_for, start_recorded
+from commerce_sync.intake.links import TemporalLink
 from commerce_sync.store.events import events_to_relay
 
 log = logging.getLogger(__name__)

@@ -15,8 +15,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from commerce_sync.api.webhook_bodies import AcumaticaPush, BrightpearlEvent, StoreEvent
 from commerce_sync.config.pairs import PairConfig
+from commerce_sync.intake.bodies import AcumaticaPush, BrightpearlEvent, StoreEvent
 from commerce_sync.systems.brightpearl.idsets import IdSetError, parse_id_set
 from commerce_sync.workflows.catalog_messages import (
     CatalogEventInput,

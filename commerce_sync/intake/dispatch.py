@@ -9,9 +9,11 @@ fresh run after a completed one.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
+from sqlalchemy import Engine
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import (
     SearchAttributeKey,
@@ -22,14 +24,17 @@ from temporalio.common import (
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from commerce_sync.api.routing import (
+from commerce_sync.config.pairs import PairConfig
+from commerce_sync.intake.bodies import AcumaticaPush, BrightpearlEvent, StoreEvent
+from commerce_sync.intake.links import TemporalLink
+from commerce_sync.intake.routing import (
     Route,
     acumatica_routes,
     brightpearl_routes,
     store_routes,
 )
-from commerce_sync.api.webhook_bodies import AcumaticaPush, BrightpearlEvent, StoreEvent
-from commerce_sync.config.pairs import PairConfig
+from commerce_sync.store.events import mark_start_failed, mark_started
+from commerce_sync.store.models import WebhookEvent
 
 log = logging.getLogger(__name__)
 
@@ -89,3 +94,24 @@ async def dispatch(
     except WorkflowAlreadyStartedError:
         log.info("%s already completed; nothing to start", route.workflow_id)
         return None
+
+
+async def start_recorded(
+    engine: Engine, temporal: TemporalLink, event: WebhookEvent, routes: list[Any], task_queue: str
+) -> bool:
+    """Dispatch the event's routes; on failure leave it to the relay. True when started."""
+    assert event.id is not None
+    if temporal.client is None:
+        await asyncio.to_thread(
+            mark_start_failed, engine, event.id, f"Temporal unreachable: {temporal.last_error}"
+        )
+        return False
+    try:
+        for route in routes:
+            await dispatch(temporal.client, route, task_queue)
+    except Exception as exc:  # Temporal down or refusing: the relay tries again
+        log.warning("could not start %s yet: %s", event.workflow_id, type(exc).__name__)
+        await asyncio.to_thread(mark_start_failed, engine, event.id, f"{type(exc).__name__}: {exc}")
+        return False
+    await asyncio.to_thread(mark_started, engine, event.id)
+    return True

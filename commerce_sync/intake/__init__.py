@@ -1,0 +1,1 @@
+"""From an outside event to a recorded, started run: webhook proofs and bodies, routing to workflows, dispatch (start or signal), the relay for starts that did not go through, and the connections they need."""
