@@ -78,7 +78,7 @@ from commerce_sync.config.settings import (
     XCartSettings,
 )
 from commerce_sync.store.db import make_engine, migrate
-from commerce_sync.temporal_client import data_converter
+from commerce_sync.ops.temporal_client import data_converter
 from commerce_sync.worker import Ports, build_workers, run_workers
 from commerce_sync.workflows.order_messages import OrderSyncStatus, SyncState
 from commerce_sync.workflows.search_attributes import dev_server_flags

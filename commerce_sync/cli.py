@@ -20,7 +20,7 @@ from commerce_sync.config.settings import Settings
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
-    from commerce_sync.run_list import RunFilters, RunPage
+    from commerce_sync.commands.run_list import RunFilters, RunPage
     from commerce_sync.store.models import DeadLetter
 
 app = typer.Typer(
@@ -162,7 +162,7 @@ async def _run_approval(
     )
     from temporalio.service import RPCError, RPCStatusCode
 
-    from commerce_sync.temporal_client import connect, update_refusal
+    from commerce_sync.ops.temporal_client import connect, update_refusal
     from commerce_sync.workflows.order_messages import ApprovalDecision
 
     address = settings.resolved_temporal_address
@@ -292,7 +292,7 @@ def _resync_target(
     is wrong. Without --since: `window` back from now, or None (everything) without one."""
     from rich.markup import escape
 
-    from commerce_sync import resync
+    from commerce_sync.commands import resync
 
     settings = load_settings()
     pairs = load_pairs(settings.pairs_file)
@@ -328,7 +328,7 @@ def resync_orders(
     """
     from rich.markup import escape
 
-    from commerce_sync import resync
+    from commerce_sync.commands import resync
 
     settings, pair_config, since_at = _resync_target(pair, since, resync.DEFAULT_ORDERS_WINDOW)
     assert since_at is not None
@@ -362,7 +362,7 @@ def resync_catalog(
     """
     from rich.markup import escape
 
-    from commerce_sync import catalog_resync, resync
+    from commerce_sync.commands import catalog_resync, resync
 
     settings, pair_config, since_at = _resync_target(
         pair, since, catalog_resync.DEFAULT_CATALOG_WINDOW
@@ -403,8 +403,8 @@ def resync_inventory(
     from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from commerce_sync import resync
-    from commerce_sync.inventory_control import run_inventory_resync, summary_line
+    from commerce_sync.commands import resync
+    from commerce_sync.commands.inventory_control import run_inventory_resync, summary_line
     from commerce_sync.workflows.inventory_messages import PushPhase, PushProgress
 
     settings, pair_config, since_at = _resync_target(pair, since, None)
@@ -583,8 +583,8 @@ def dead_letters_replay(
 ) -> None:
     """Start a fresh run for the letter (same workflow id); it is resolved when that run
     succeeds. Prints the letter as it now stands."""
-    from commerce_sync.dead_letter_replay import ReplayError, replay_dead_letter
-    from commerce_sync.resync import ResyncError, connect_temporal
+    from commerce_sync.commands.dead_letter_replay import ReplayError, replay_dead_letter
+    from commerce_sync.commands.resync import ResyncError, connect_temporal
 
     if not by.strip():
         fail("--by: who replays is required")
@@ -623,8 +623,8 @@ async def _runs_page(
 ) -> RunPage:
     """One page of runs; RunFilterError for a bad token, TemporalUnanswered when Temporal cannot
     answer (the connection refused included)."""
-    from commerce_sync.run_list import TemporalUnanswered, list_page
-    from commerce_sync.temporal_client import connect
+    from commerce_sync.commands.run_list import TemporalUnanswered, list_page
+    from commerce_sync.ops.temporal_client import connect
 
     address = settings.resolved_temporal_address
     try:
@@ -660,7 +660,7 @@ def runs_list(
     from rich.markup import escape
     from rich.table import Table
 
-    from commerce_sync.run_list import RunFilterError, RunFilters, TemporalUnanswered
+    from commerce_sync.commands.run_list import RunFilterError, RunFilters, TemporalUnanswered
 
     settings = load_settings()
     filters = RunFilters(

@@ -38,19 +38,19 @@ from commerce_sync.activities.inventory import (
 from commerce_sync.activities.privacy import PrivacyActivities
 from commerce_sync.activities.returns import ErpReturnActivities, StoreReturnActivities
 from commerce_sync.activities.store import StoreActivities
+from commerce_sync.commands.inventory_control import ensure_schedules
 from commerce_sync.config.pairs import PairConfig, load_pairs
 from commerce_sync.config.settings import Settings
-from commerce_sync.inventory_control import ensure_schedules
 from commerce_sync.ops.alerts import Notifier, UnreachableWatch, install_watch
 from commerce_sync.ops.heartbeat import HeartbeatInterceptor
 from commerce_sync.ops.metrics import MetricsInterceptor, MetricsServer
 from commerce_sync.ops.redaction import install_log_redaction
+from commerce_sync.ops.temporal_client import connect, metrics_runtime
 from commerce_sync.ops.tracing import configure_tracing
 from commerce_sync.store.db import make_engine, migrate
 from commerce_sync.systems.customer_ports import customer_port
 from commerce_sync.systems.ports import ErpPort, StorePort
 from commerce_sync.systems.registry import ERPS, STORES, create_erp_port, create_store_port
-from commerce_sync.temporal_client import connect, metrics_runtime
 from commerce_sync.workflows.catalog_sync import CatalogEventRouterWorkflow, CatalogSyncWorkflow
 from commerce_sync.workflows.customer_merge import CustomerMergeWorkflow
 from commerce_sync.workflows.customer_sync import CustomerSyncWorkflow

@@ -22,8 +22,8 @@ from commerce_sync.intake.relay import run_relay
 from commerce_sync.ops.access_log import install_access_log_redaction
 from commerce_sync.ops.codec import payload_codec
 from commerce_sync.ops.redaction import install_log_redaction
+from commerce_sync.ops.temporal_client import connect
 from commerce_sync.store.db import make_engine
-from commerce_sync.temporal_client import connect
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

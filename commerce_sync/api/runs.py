@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any, TypeVar
-from urllib.parse import quote
 
 from fastapi import HTTPException
 from pydantic import BaseModel, Field
@@ -17,8 +16,7 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from commerce_sync.config.settings import Settings
-from commerce_sync.temporal_client import update_refusal
+from commerce_sync.ops.temporal_client import update_refusal
 from commerce_sync.workflows.order_messages import ApprovalDecision
 
 T = TypeVar("T")
@@ -28,11 +26,6 @@ class ApprovalRequest(BaseModel):
     approved: bool
     by: str = Field(min_length=1, description="who approves or rejects")
     reason: str = ""
-
-
-def web_ui_link(settings: Settings, workflow_id: str) -> str:
-    namespace = quote(settings.temporal_namespace, safe="")
-    return f"{settings.web_ui_url}/namespaces/{namespace}/workflows/{quote(workflow_id, safe='')}"
 
 
 async def read_status(

@@ -29,7 +29,7 @@ from commerce_sync.ops.codec import (
     parse_key,
     payload_codec,
 )
-from commerce_sync.temporal_client import data_converter
+from commerce_sync.ops.temporal_client import data_converter
 from sandboxes.embedded import ensure_codec_keys
 
 K1, K2 = os.urandom(32), os.urandom(32)

@@ -6,7 +6,7 @@ import pytest
 
 from commerce_sync.config.settings import Settings
 from commerce_sync.ops.metrics import PROCESSES
-from commerce_sync.run_list import (
+from commerce_sync.commands.run_list import (
     PROCESS_STATES,
     WORKFLOW_TYPES,
     RunFilterError,

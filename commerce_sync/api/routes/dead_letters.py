@@ -16,7 +16,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from commerce_sync.api.deps import EngineDep, SettingsDep, TemporalDep
 from commerce_sync.api.security import OperateKey, ReadKey
-from commerce_sync.dead_letter_replay import ReplayError, replay_dead_letter
+from commerce_sync.commands.dead_letter_replay import ReplayError, replay_dead_letter
 from commerce_sync.store.dead_letters import get_dead_letter, list_dead_letters
 from commerce_sync.store.models import DeadLetter
 

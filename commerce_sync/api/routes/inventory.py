@@ -10,9 +10,9 @@ from temporalio.service import RPCError
 
 from commerce_sync.api.deps import SettingsDep, TemporalDep
 from commerce_sync.api.security import OperateKey, ReadKey
+from commerce_sync.commands.inventory_control import push_status, request_push
 from commerce_sync.config.pairs import PairConfig
 from commerce_sync.intake.routing import inventory_workflow_id
-from commerce_sync.inventory_control import push_status, request_push
 from commerce_sync.workflows.inventory_messages import (
     InventoryStatus,
     PushMode,

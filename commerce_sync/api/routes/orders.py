@@ -6,8 +6,9 @@ from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel
 
 from commerce_sync.api.deps import SettingsDep, TemporalDep
-from commerce_sync.api.runs import ApprovalRequest, read_status, send_decision, web_ui_link
+from commerce_sync.api.runs import ApprovalRequest, read_status, send_decision
 from commerce_sync.api.security import OperateKey, ReadKey
+from commerce_sync.commands.run_list import web_ui_link
 from commerce_sync.intake.routing import order_workflow_id
 from commerce_sync.workflows.order_messages import OrderSyncStatus
 

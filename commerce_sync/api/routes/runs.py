@@ -8,8 +8,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 
 from commerce_sync.api.deps import SettingsDep, TemporalDep
 from commerce_sync.api.security import ReadKey
-from commerce_sync.config.pairs import PairConfig
-from commerce_sync.run_list import (
+from commerce_sync.commands.run_list import (
     ALL_STATES,
     MAX_LIMIT,
     WORKFLOW_TYPES,
@@ -19,6 +18,7 @@ from commerce_sync.run_list import (
     TemporalUnanswered,
     list_page,
 )
+from commerce_sync.config.pairs import PairConfig
 
 router = APIRouter(prefix="/runs", tags=["runs"])
 

@@ -15,7 +15,7 @@ from temporalio.client import Client, ScheduleActionStartWorkflow, ScheduleOverl
 from temporalio.service import RPCError
 
 from commerce_sync.config.pairs import load_pairs
-from commerce_sync.inventory_control import ensure_schedules, schedule_ids
+from commerce_sync.commands.inventory_control import ensure_schedules, schedule_ids
 from commerce_sync.workflows.inventory_messages import (
     InventoryPushInput,
     InventoryStatus,

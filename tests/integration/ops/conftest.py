@@ -28,7 +28,7 @@ from order_stack import RunningWorker, Stack, point_webhooks, stack_settings
 from commerce_sync.api.app import create_app
 from commerce_sync.config.settings import AlertSettings, MetricsSettings
 from commerce_sync.ops.metrics import MetricsServer
-from commerce_sync.temporal_client import connect, metrics_runtime
+from commerce_sync.ops.temporal_client import connect, metrics_runtime
 from sandboxes.server import BackgroundServer
 
 

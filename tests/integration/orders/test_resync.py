@@ -22,7 +22,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from commerce_sync.intake.routing import order_workflow_id
 from commerce_sync.config.pairs import load_pairs
 from commerce_sync.config.settings import Settings
-from commerce_sync.resync import Outcome, ResyncError, run_order_resync
+from commerce_sync.commands.resync import Outcome, ResyncError, run_order_resync
 from sandboxes.server import bind_socket
 
 Json = dict[str, Any]

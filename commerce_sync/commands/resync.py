@@ -39,10 +39,10 @@ from commerce_sync.config.pairs import PairConfig
 from commerce_sync.config.settings import Settings
 from commerce_sync.intake.dispatch import dispatch
 from commerce_sync.intake.routing import order_start_route, order_workflow_id
+from commerce_sync.ops.temporal_client import connect
 from commerce_sync.systems.errors import ConnectorError
 from commerce_sync.systems.ports import StorePort
 from commerce_sync.systems.registry import create_store_port
-from commerce_sync.temporal_client import connect
 
 DEFAULT_ORDERS_WINDOW = timedelta(hours=24)
 """`--since` left out: the orders changed in the last 24 hours."""

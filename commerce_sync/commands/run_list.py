@@ -32,7 +32,6 @@ from pydantic import BaseModel, Field
 from temporalio.client import Client, WorkflowExecution
 from temporalio.service import RPCError
 
-from commerce_sync.api.runs import web_ui_link
 from commerce_sync.config.settings import Settings
 from commerce_sync.ops.metrics import PROCESSES
 from commerce_sync.workflows import search_attributes as sa
@@ -56,6 +55,11 @@ ALL_STATES = tuple(sorted({state for states in PROCESS_STATES.values() for state
 MAX_LIMIT = 200
 TEMPORAL_ANSWER_S = 10.0
 _TAG = 16
+
+
+def web_ui_link(settings: Settings, workflow_id: str) -> str:
+    namespace = quote(settings.temporal_namespace, safe="")
+    return f"{settings.web_ui_url}/namespaces/{namespace}/workflows/{quote(workflow_id, safe='')}"
 
 
 class RunFilterError(ValueError):

@@ -35,6 +35,7 @@ from sqlalchemy import Engine
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
+from commerce_sync.commands.inventory_control import new_request_id, push_status
 from commerce_sync.intake.dispatch import dispatch
 from commerce_sync.intake.routing import (
     Route,
@@ -43,7 +44,6 @@ from commerce_sync.intake.routing import (
     order_start_route,
     return_start_route,
 )
-from commerce_sync.inventory_control import new_request_id, push_status
 from commerce_sync.store.dead_letters import get_dead_letter, inventory_letter_key, note_replay
 from commerce_sync.store.models import DeadLetter, DeadLetterStatus
 from commerce_sync.workflows.inventory_messages import PushMode, PushPhase, PushRequest

@@ -10,7 +10,7 @@ one is started afresh. Both are harmless, since a catalog run that finds the sto
 product up to date writes nothing, so running resync twice changes nothing the second
 time.
 
-The start, progress and error handling are `resync orders`' (`commerce_sync.resync`).
+The start, progress and error handling are `resync orders`' (`commerce_sync.commands.resync`).
 """
 
 from __future__ import annotations
@@ -21,11 +21,7 @@ from datetime import datetime, timedelta
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from commerce_sync.config.pairs import PairConfig
-from commerce_sync.config.settings import Settings
-from commerce_sync.intake.dispatch import dispatch
-from commerce_sync.intake.routing import catalog_route
-from commerce_sync.resync import (
+from commerce_sync.commands.resync import (
     CONCURRENCY,
     PAGE_SIZE,
     Outcome,
@@ -35,6 +31,10 @@ from commerce_sync.resync import (
     connect_temporal,
     one_line,
 )
+from commerce_sync.config.pairs import PairConfig
+from commerce_sync.config.settings import Settings
+from commerce_sync.intake.dispatch import dispatch
+from commerce_sync.intake.routing import catalog_route
 from commerce_sync.systems.errors import ConnectorError
 from commerce_sync.systems.ports import ErpPort
 from commerce_sync.systems.registry import create_erp_port
