@@ -58,9 +58,11 @@ from rich.console import Console
 from rich.table import Table
 from temporalio.client import Client
 
-from commerce_sync.config.settings import BrightpearlSettings, Settings
-from commerce_sync.domain.models import Product
 from commerce_sync.commands.inventory_control import push_and_wait
+from commerce_sync.config.settings import BrightpearlSettings, Settings
+from commerce_sync.contracts.inventory import PushPhase, PushProgress
+from commerce_sync.domain.models import Product
+from commerce_sync.ops.temporal_client import data_converter
 from commerce_sync.store.db import make_engine, migrate
 from commerce_sync.systems.acumatica.client import AcumaticaClient
 from commerce_sync.systems.brightpearl.client import BrightpearlClient
@@ -68,8 +70,6 @@ from commerce_sync.systems.kentico.client import KenticoClient
 from commerce_sync.systems.kentico.mapping import product_to_native
 from commerce_sync.systems.kentico.schema import SKU
 from commerce_sync.systems.xcart.client import XCartClient
-from commerce_sync.ops.temporal_client import data_converter
-from commerce_sync.workflows.inventory_messages import PushPhase, PushProgress
 from sandboxes.server import SANDBOX_SYSTEMS
 
 PAIR_CHOICES = {"both": list(PAIRS)} | {p: [p] for p in PAIRS}

@@ -77,11 +77,11 @@ from commerce_sync.config.settings import (
     WebhookSecrets,
     XCartSettings,
 )
-from commerce_sync.store.db import make_engine, migrate
+from commerce_sync.contracts.orders import OrderSyncStatus, SyncState
+from commerce_sync.contracts.search_attributes import dev_server_flags
 from commerce_sync.ops.temporal_client import data_converter
+from commerce_sync.store.db import make_engine, migrate
 from commerce_sync.worker import Ports, build_workers, run_workers
-from commerce_sync.workflows.order_messages import OrderSyncStatus, SyncState
-from commerce_sync.workflows.search_attributes import dev_server_flags
 from sandboxes.embedded import temporal_binary
 from sandboxes.server import (
     SANDBOX_SYSTEMS,

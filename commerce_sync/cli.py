@@ -129,7 +129,7 @@ def _connect_reason(exc: BaseException) -> str:
 
 def _approval_workflow_id(target: list[str], settings: Settings) -> str:
     """The run named on the command line: a workflow id as is, or a pair and a store order id."""
-    from commerce_sync.intake.routing import order_workflow_id
+    from commerce_sync.contracts.ids import order_workflow_id
 
     parts = [part.strip() for part in target]
     if len(parts) == 1 and parts[0]:
@@ -162,8 +162,8 @@ async def _run_approval(
     )
     from temporalio.service import RPCError, RPCStatusCode
 
+    from commerce_sync.contracts.orders import ApprovalDecision
     from commerce_sync.ops.temporal_client import connect, update_refusal
-    from commerce_sync.workflows.order_messages import ApprovalDecision
 
     address = settings.resolved_temporal_address
     try:
@@ -405,7 +405,7 @@ def resync_inventory(
 
     from commerce_sync.commands import resync
     from commerce_sync.commands.inventory_control import run_inventory_resync, summary_line
-    from commerce_sync.workflows.inventory_messages import PushPhase, PushProgress
+    from commerce_sync.contracts.inventory import PushPhase, PushProgress
 
     settings, pair_config, since_at = _resync_target(pair, since, None)
 

@@ -28,9 +28,9 @@ from typing import IO
 import httpx
 
 from commerce_sync.config.settings import Settings
+from commerce_sync.contracts.search_attributes import dev_server_flags
 from commerce_sync.ops.codec import codec_keys_path, key_ring
 from commerce_sync.ops.sockets import port_in_use
-from commerce_sync.workflows.search_attributes import dev_server_flags
 
 PR_SET_PDEATHSIG = 1
 

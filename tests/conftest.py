@@ -27,8 +27,8 @@ from commerce_sync.config.settings import (
     Settings,
     XCartSettings,
 )
+from commerce_sync.contracts import search_attributes
 from commerce_sync.store.db import make_engine, migrate, normalise_url
-from commerce_sync.workflows import search_attributes
 from sandboxes.server import (
     SANDBOX_SYSTEMS,
     BackgroundServer,

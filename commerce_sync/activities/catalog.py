@@ -21,11 +21,7 @@ from temporalio.client import Client
 
 from commerce_sync.activities.errors import classified
 from commerce_sync.config.pairs import PairConfig
-from commerce_sync.domain.models import Product
-from commerce_sync.intake.dispatch import dispatch
-from commerce_sync.intake.routing import catalog_route
-from commerce_sync.systems.ports import ErpPort, StorePort
-from commerce_sync.workflows.catalog_messages import (
+from commerce_sync.contracts.catalog import (
     CatalogStarts,
     ErpProductIds,
     ErpProductRef,
@@ -34,6 +30,10 @@ from commerce_sync.workflows.catalog_messages import (
     StoreProductRemoval,
     StoreProductWrite,
 )
+from commerce_sync.domain.models import Product
+from commerce_sync.intake.dispatch import dispatch
+from commerce_sync.intake.routing import catalog_route
+from commerce_sync.systems.ports import ErpPort, StorePort
 
 
 class CatalogStoreActivities:

@@ -19,6 +19,17 @@ from temporalio.exceptions import ApplicationError
 
 from commerce_sync.activities.errors import classified
 from commerce_sync.config.pairs import PairConfig
+from commerce_sync.contracts.customers import (
+    CustomerActiveInput,
+    CustomerEmailLookup,
+    CustomerLinkLookup,
+    CustomerRecordRef,
+    CustomerWriteInput,
+    LinkRepoint,
+    LinkRow,
+    OrderCustomerInput,
+    WriteMemo,
+)
 from commerce_sync.domain.models import Customer
 from commerce_sync.store.customer_writes import (
     EchoVerdict,
@@ -32,17 +43,6 @@ from commerce_sync.store.customer_writes import (
 )
 from commerce_sync.store.links import find_erp_id, find_store_id
 from commerce_sync.systems.customer_ports import CustomerPort
-from commerce_sync.workflows.customer_messages import (
-    CustomerActiveInput,
-    CustomerEmailLookup,
-    CustomerLinkLookup,
-    CustomerRecordRef,
-    CustomerWriteInput,
-    LinkRepoint,
-    LinkRow,
-    OrderCustomerInput,
-    WriteMemo,
-)
 
 
 class CustomerActivities:

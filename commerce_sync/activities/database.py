@@ -10,7 +10,8 @@ from sqlalchemy import Engine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from commerce_sync.activities.messages import (
+from commerce_sync.config.pairs import PairConfig
+from commerce_sync.contracts.steps import (
     AlertInput,
     DeadLetterInput,
     LinkInput,
@@ -18,7 +19,6 @@ from commerce_sync.activities.messages import (
     OrderSeen,
     ResolveDeadLetters,
 )
-from commerce_sync.config.pairs import PairConfig
 from commerce_sync.ops.alerts import Notifier
 from commerce_sync.store.alerts import record_alert
 from commerce_sync.store.dead_letters import record_dead_letter, resolve_dead_letters

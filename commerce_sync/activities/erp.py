@@ -13,7 +13,9 @@ from typing import Any
 from temporalio import activity
 
 from commerce_sync.activities.errors import classified
-from commerce_sync.activities.messages import (
+from commerce_sync.config.pairs import PairConfig
+from commerce_sync.contracts.documents import ErpOrderHandle
+from commerce_sync.contracts.steps import (
     CustomerCreate,
     CustomerLookup,
     CustomerRef,
@@ -26,10 +28,9 @@ from commerce_sync.activities.messages import (
     ShipmentEventRef,
     SkuCheck,
 )
-from commerce_sync.config.pairs import PairConfig
 from commerce_sync.domain.models import Shipment
 from commerce_sync.systems.errors import NotFound
-from commerce_sync.systems.ports import ErpOrderHandle, ErpPort
+from commerce_sync.systems.ports import ErpPort
 
 
 class ErpActivities:

@@ -27,25 +27,7 @@ from temporalio.client import Client
 
 from commerce_sync.activities.errors import classified
 from commerce_sync.config.pairs import PairConfig
-from commerce_sync.domain.models import utc_now
-from commerce_sync.intake.dispatch import dispatch
-from commerce_sync.intake.routing import inventory_push_route
-from commerce_sync.store.db import session_scope
-from commerce_sync.store.dead_letters import (
-    inventory_letter_key,
-    record_dead_letter,
-    resolve_inventory_letters,
-    unresolved_inventory_skus,
-)
-from commerce_sync.store.models import DeadLetter, DeadLetterStatus, Link
-from commerce_sync.systems.ports import ErpPort, StorePort
-from commerce_sync.systems.stock import (
-    Availability,
-    OrderReservation,
-    StockChanges,
-    StockWriteResult,
-)
-from commerce_sync.workflows.inventory_messages import (
+from commerce_sync.contracts.inventory import (
     ErpIdsInput,
     LandedSkus,
     LinkedOrdersInput,
@@ -58,6 +40,24 @@ from commerce_sync.workflows.inventory_messages import (
     StockRejections,
     StockWriteInput,
 )
+from commerce_sync.contracts.stock import (
+    Availability,
+    OrderReservation,
+    StockChanges,
+    StockWriteResult,
+)
+from commerce_sync.domain.models import utc_now
+from commerce_sync.intake.dispatch import dispatch
+from commerce_sync.intake.routing import inventory_push_route
+from commerce_sync.store.db import session_scope
+from commerce_sync.store.dead_letters import (
+    inventory_letter_key,
+    record_dead_letter,
+    resolve_inventory_letters,
+    unresolved_inventory_skus,
+)
+from commerce_sync.store.models import DeadLetter, DeadLetterStatus, Link
+from commerce_sync.systems.ports import ErpPort, StorePort
 
 IN_CHUNK = 500
 

@@ -15,7 +15,9 @@ from typing import Any
 from temporalio import activity
 
 from commerce_sync.activities.errors import classified
-from commerce_sync.activities.return_messages import (
+from commerce_sync.config.pairs import PairConfig
+from commerce_sync.contracts.documents import PriorReturns, StoreReturn
+from commerce_sync.contracts.return_steps import (
     CreditCreate,
     CreditRef,
     PriorReturnsLookup,
@@ -25,8 +27,7 @@ from commerce_sync.activities.return_messages import (
     ReturnStatusUpdate,
     StoreReturnRef,
 )
-from commerce_sync.config.pairs import PairConfig
-from commerce_sync.systems.ports import ErpPort, PriorReturns, StorePort, StoreReturn
+from commerce_sync.systems.ports import ErpPort, StorePort
 
 
 class StoreReturnActivities:

@@ -12,8 +12,8 @@ from typing import Any
 from temporalio import activity
 
 from commerce_sync.activities.errors import classified
-from commerce_sync.activities.messages import StoreOrderRef, StoreStatusUpdate, TrackingUpdate
 from commerce_sync.config.pairs import PairConfig
+from commerce_sync.contracts.steps import StoreOrderRef, StoreStatusUpdate, TrackingUpdate
 from commerce_sync.domain.models import Order
 from commerce_sync.systems.ports import StorePort
 

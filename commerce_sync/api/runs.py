@@ -16,8 +16,8 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
+from commerce_sync.contracts.orders import ApprovalDecision
 from commerce_sync.ops.temporal_client import update_refusal
-from commerce_sync.workflows.order_messages import ApprovalDecision
 
 T = TypeVar("T")
 

@@ -36,6 +36,8 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from commerce_sync.commands.inventory_control import new_request_id, push_status
+from commerce_sync.contracts.inventory import PushMode, PushPhase, PushRequest
+from commerce_sync.contracts.orders import OrderCorrections, OrderSyncInput
 from commerce_sync.intake.dispatch import dispatch
 from commerce_sync.intake.routing import (
     Route,
@@ -46,8 +48,6 @@ from commerce_sync.intake.routing import (
 )
 from commerce_sync.store.dead_letters import get_dead_letter, inventory_letter_key, note_replay
 from commerce_sync.store.models import DeadLetter, DeadLetterStatus
-from commerce_sync.workflows.inventory_messages import PushMode, PushPhase, PushRequest
-from commerce_sync.workflows.order_messages import OrderCorrections, OrderSyncInput
 
 
 class ReplayError(Exception):

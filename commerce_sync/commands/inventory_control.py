@@ -43,10 +43,9 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError, RPCStatusCode
 
 from commerce_sync.config.pairs import PairConfig
-from commerce_sync.intake.dispatch import dispatch
-from commerce_sync.intake.routing import inventory_push_route, inventory_workflow_id
-from commerce_sync.workflows import search_attributes as sa
-from commerce_sync.workflows.inventory_messages import (
+from commerce_sync.contracts import search_attributes as sa
+from commerce_sync.contracts.ids import inventory_workflow_id
+from commerce_sync.contracts.inventory import (
     InventoryStatus,
     PushMode,
     PushPhase,
@@ -54,6 +53,8 @@ from commerce_sync.workflows.inventory_messages import (
     PushRequest,
     ScheduleTick,
 )
+from commerce_sync.intake.dispatch import dispatch
+from commerce_sync.intake.routing import inventory_push_route
 
 FINISHED = (PushPhase.DONE, PushPhase.FAILED)
 

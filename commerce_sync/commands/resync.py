@@ -37,8 +37,9 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from commerce_sync.config.pairs import PairConfig
 from commerce_sync.config.settings import Settings
+from commerce_sync.contracts.ids import order_workflow_id
 from commerce_sync.intake.dispatch import dispatch
-from commerce_sync.intake.routing import order_start_route, order_workflow_id
+from commerce_sync.intake.routing import order_start_route
 from commerce_sync.ops.temporal_client import connect
 from commerce_sync.systems.errors import ConnectorError
 from commerce_sync.systems.ports import StorePort

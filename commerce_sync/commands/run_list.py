@@ -33,12 +33,12 @@ from temporalio.client import Client, WorkflowExecution
 from temporalio.service import RPCError
 
 from commerce_sync.config.settings import Settings
+from commerce_sync.contracts import search_attributes as sa
+from commerce_sync.contracts.catalog import CatalogState
+from commerce_sync.contracts.inventory import InventoryState
+from commerce_sync.contracts.orders import SyncState
+from commerce_sync.contracts.returns import ReturnState
 from commerce_sync.ops.metrics import PROCESSES
-from commerce_sync.workflows import search_attributes as sa
-from commerce_sync.workflows.catalog_messages import CatalogState
-from commerce_sync.workflows.inventory_messages import InventoryState
-from commerce_sync.workflows.order_messages import SyncState
-from commerce_sync.workflows.return_messages import ReturnState
 
 WORKFLOW_TYPES = {label: workflow_type for workflow_type, label in PROCESSES.items()}
 """process label -> workflow type"""

@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from commerce_sync.config.pairs import CustomerRules
 from commerce_sync.domain.models import STORE_SYSTEMS, Address, Customer
+from commerce_sync.domain.pair_rules import CustomerRules
 
 Side = Literal["store", "erp"]
 

@@ -27,12 +27,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from commerce_sync.config.pairs import PairConfig
 from commerce_sync.intake.bodies import AcumaticaPush, BrightpearlEvent, StoreEvent
 from commerce_sync.intake.links import TemporalLink
-from commerce_sync.intake.routing import (
-    Route,
-    acumatica_routes,
-    brightpearl_routes,
-    store_routes,
-)
+from commerce_sync.intake.routing import Route, acumatica_routes, brightpearl_routes, store_routes
 from commerce_sync.store.events import mark_start_failed, mark_started
 from commerce_sync.store.models import WebhookEvent
 

@@ -16,22 +16,29 @@ from typing import Any
 from pydantic import BaseModel
 
 from commerce_sync.config.pairs import PairConfig
-from commerce_sync.intake.bodies import AcumaticaPush, BrightpearlEvent, StoreEvent
-from commerce_sync.systems.brightpearl.idsets import IdSetError, parse_id_set
-from commerce_sync.workflows.catalog_messages import (
+from commerce_sync.contracts.catalog import (
     CatalogEventInput,
     CatalogSyncInput,
     ProductChanged,
 )
-from commerce_sync.workflows.customer_messages import CustomerChanged, CustomerSyncInput
-from commerce_sync.workflows.erp_event_messages import ErpEventInput
-from commerce_sync.workflows.inventory_messages import (
+from commerce_sync.contracts.customers import CustomerChanged, CustomerSyncInput
+from commerce_sync.contracts.erp_events import ErpEventInput
+from commerce_sync.contracts.ids import (
+    catalog_workflow_id,
+    customer_workflow_id,
+    inventory_workflow_id,
+    order_workflow_id,
+    return_workflow_id,
+)
+from commerce_sync.contracts.inventory import (
     InventoryPushInput,
     PushRequest,
     StockChanged,
 )
-from commerce_sync.workflows.order_messages import CancelRequest, OrderSyncInput
-from commerce_sync.workflows.return_messages import ReturnSyncInput
+from commerce_sync.contracts.orders import CancelRequest, OrderSyncInput
+from commerce_sync.contracts.returns import ReturnSyncInput
+from commerce_sync.intake.bodies import AcumaticaPush, BrightpearlEvent, StoreEvent
+from commerce_sync.systems.brightpearl.idsets import IdSetError, parse_id_set
 
 ACUMATICA_SHIPMENT_QUERIES = ("CS-Shipments",)
 
@@ -57,10 +64,6 @@ class Route:
     again, as for a product); otherwise only a failed run may be started again."""
 
 
-def order_workflow_id(pair: str, store_order_id: str) -> str:
-    return f"order:{pair}:{store_order_id}"
-
-
 def order_search(pair: str, store_order_id: str) -> dict[str, str]:
     return {"IntegrationPair": pair, "StoreOrderId": store_order_id}
 
@@ -74,10 +77,6 @@ def order_start_route(pair: str, store_order_id: str, trigger: str = "webhook") 
         arg,
         search=order_search(pair, store_order_id),
     )
-
-
-def return_workflow_id(pair: str, rma_id: str) -> str:
-    return f"return:{pair}:{rma_id}"
 
 
 def return_start_route(pair: str, rma_id: str, trigger: str = "webhook") -> Route:
@@ -181,10 +180,6 @@ ACUMATICA_CATALOG_QUERIES = ("CS-StockItems",)
 BRIGHTPEARL_STOCK_ONLY_EVENTS = ("product.modified.on-hand-modified",)
 
 
-def catalog_workflow_id(pair: str, sku: str) -> str:
-    return f"catalog:{pair}:{sku}"
-
-
 def catalog_route(
     pair: str,
     sku: str,
@@ -251,10 +246,6 @@ BRIGHTPEARL_STOCK_EVENT = "product.modified.on-hand-modified"
 ACUMATICA_STOCK_QUERY = "CS-StockChanges"
 
 
-def inventory_workflow_id(pair: str) -> str:
-    return f"inventory:{pair}"
-
-
 def _inventory_route(pair: str, signal: str, signal_arg: BaseModel) -> Route:
     """Signal-with-start of the pair's one inventory push run."""
     return Route(
@@ -313,14 +304,6 @@ def acumatica_stock_routes(push: AcumaticaPush, pairs: dict[str, PairConfig]) ->
 STORE_CUSTOMER_EVENTS = ("customer.created", "customer.updated")
 BRIGHTPEARL_CUSTOMER_EVENT = "contact.modified"
 ACUMATICA_CUSTOMER_QUERY = "CS-Customers"
-
-
-def customer_workflow_id(pair: str, side: str, customer_id: str) -> str:
-    """`customer:{pair}:{store id}` for a store change, `customer:{pair}:erp:{erp id}` for
-    an ERP change (its event names only the ERP id)."""
-    if side == "store":
-        return f"customer:{pair}:{customer_id}"
-    return f"customer:{pair}:erp:{customer_id}"
 
 
 def customer_route(pair: str, side: str, customer_id: str, event_key: str = "") -> Route:

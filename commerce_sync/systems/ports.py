@@ -12,9 +12,15 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
-from pydantic import BaseModel, Field
-
 from commerce_sync.config.pairs import PairConfig
+from commerce_sync.contracts.documents import ErpOrderHandle, PriorReturns, StoreReturn
+from commerce_sync.contracts.stock import (
+    Availability,
+    OrderReservation,
+    OrderStamp,
+    StockChanges,
+    StockWriteResult,
+)
 from commerce_sync.domain.models import (
     Customer,
     Order,
@@ -23,41 +29,9 @@ from commerce_sync.domain.models import (
     Payment,
     Product,
     ReturnLine,
-    ReturnRequest,
     ReturnStatus,
     Shipment,
 )
-from commerce_sync.systems.stock import (
-    Availability,
-    OrderReservation,
-    OrderStamp,
-    StockChanges,
-    StockWriteResult,
-)
-
-
-class ErpOrderHandle(BaseModel):
-    """An ERP sales order: `id` to address it by API, `number` for people."""
-
-    id: str
-    number: str
-
-
-class StoreReturn(BaseModel):
-    """A store's return request and the store id of the order it returns goods of."""
-
-    request: ReturnRequest
-    order_id: str
-    status: str = Field(default="", description="the store's own status text, as it is now")
-
-
-class PriorReturns(BaseModel):
-    """What earlier returns of one order took back, as the ERP records them: live
-    credits / return orders (cancelled ones do not count) and their refunds net of voids."""
-
-    quantities: dict[str, int] = Field(default_factory=dict)
-    refunded: Decimal = Decimal("0")
-    references: list[str] = Field(default_factory=list)
 
 
 class StorePort(Protocol):

@@ -27,14 +27,8 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from commerce_sync.activities.messages import (
-        LinkInput,
-        ResolveDeadLetters,
-    )
-    from commerce_sync.config.pairs import PairConfig
-    from commerce_sync.domain.models import Product
-    from commerce_sync.workflows import search_attributes as sa
-    from commerce_sync.workflows.catalog_messages import (
+    from commerce_sync.contracts import search_attributes as sa
+    from commerce_sync.contracts.catalog import (
         CatalogAction,
         CatalogEventInput,
         CatalogStart,
@@ -51,6 +45,12 @@ with workflow.unsafe.imports_passed_through():
         StoreProductRemoval,
         StoreProductWrite,
     )
+    from commerce_sync.contracts.steps import (
+        LinkInput,
+        ResolveDeadLetters,
+    )
+    from commerce_sync.domain.models import Product
+    from commerce_sync.domain.pair_rules import PairRules
     from commerce_sync.workflows.saga import (
         HEARTBEAT_TIMEOUT,
         STEP_RETRY,
@@ -106,7 +106,7 @@ class CatalogSyncWorkflow(PairSaga):
             state=CatalogState.STARTED,
             erp_product_id=input.erp_product_id,
         )
-        self._pair: PairConfig | None = None
+        self._pair: PairRules | None = None
         self._changes = 0
         self._product_id_hint = input.erp_product_id
         self._compensations: list[Compensation] = []
@@ -129,7 +129,7 @@ class CatalogSyncWorkflow(PairSaga):
     async def run(self, input: CatalogSyncInput) -> CatalogSyncStatus:
         workflow.upsert_search_attributes([sa.INTEGRATION_PAIR.value_set(input.pair)])
         self._set_state(CatalogState.SYNCING)
-        self._pair = await self._act("config.pair", input.pair, PairConfig, queue=None)
+        self._pair = await self._act("config.pair", input.pair, PairRules, queue=None)
         while True:
             self._changes = 0
             self._status.passes += 1

@@ -20,12 +20,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from commerce_sync.activities.messages import ResolveDeadLetters
-    from commerce_sync.config.pairs import PairConfig
-    from commerce_sync.domain.customers import MERGE_FIELDS, changed_fields, fingerprint
-    from commerce_sync.domain.customers import merge_customer as merge_records
-    from commerce_sync.domain.models import STORE_SYSTEMS, Customer
-    from commerce_sync.workflows.customer_messages import (
+    from commerce_sync.contracts.customers import (
         CustomerActiveInput,
         CustomerEmailLookup,
         CustomerLinkLookup,
@@ -40,6 +35,11 @@ with workflow.unsafe.imports_passed_through():
         StepRecord,
         WriteMemo,
     )
+    from commerce_sync.contracts.steps import ResolveDeadLetters
+    from commerce_sync.domain.customers import MERGE_FIELDS, changed_fields, fingerprint
+    from commerce_sync.domain.customers import merge_customer as merge_records
+    from commerce_sync.domain.models import STORE_SYSTEMS, Customer
+    from commerce_sync.domain.pair_rules import PairRules
     from commerce_sync.workflows.saga import Compensation, PairSaga, permanent_failure
 
 
@@ -51,7 +51,7 @@ class CustomerMergeWorkflow(PairSaga):
         self._status = CustomerMergeStatus(
             system=input.system, survivor=input.survivor, duplicates=list(input.duplicates)
         )
-        self._pair: PairConfig | None = None
+        self._pair: PairRules | None = None
         self._compensations: list[Compensation] = []
 
     @workflow.query(name="status")
@@ -60,7 +60,7 @@ class CustomerMergeWorkflow(PairSaga):
 
     @workflow.run
     async def run(self, input: CustomerMergeInput) -> CustomerMergeStatus:
-        self._pair = await self._act("config.pair", input.pair, PairConfig, queue=None)
+        self._pair = await self._act("config.pair", input.pair, PairRules, queue=None)
         self._status.state = MergeState.MERGING
         try:
             await self._merge()

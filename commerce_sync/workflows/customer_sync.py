@@ -36,18 +36,7 @@ from temporalio.exceptions import (
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from commerce_sync.activities.messages import LinkInput, ResolveDeadLetters
-    from commerce_sync.config.pairs import PairConfig
-    from commerce_sync.domain.customers import (
-        apply_fields,
-        changed_fields,
-        fingerprint,
-        flowing_fields,
-        same_person,
-    )
-    from commerce_sync.domain.models import Customer
-    from commerce_sync.workflows.customer_merge import CustomerMergeWorkflow
-    from commerce_sync.workflows.customer_messages import (
+    from commerce_sync.contracts.customers import (
         CustomerChanged,
         CustomerEmailLookup,
         CustomerLinkLookup,
@@ -59,6 +48,18 @@ with workflow.unsafe.imports_passed_through():
         StepRecord,
         WriteMemo,
     )
+    from commerce_sync.contracts.ids import merge_workflow_id
+    from commerce_sync.contracts.steps import LinkInput, ResolveDeadLetters
+    from commerce_sync.domain.customers import (
+        apply_fields,
+        changed_fields,
+        fingerprint,
+        flowing_fields,
+        same_person,
+    )
+    from commerce_sync.domain.models import Customer
+    from commerce_sync.domain.pair_rules import PairRules
+    from commerce_sync.workflows.customer_merge import CustomerMergeWorkflow
     from commerce_sync.workflows.saga import Compensation, PairSaga, permanent_failure
 
 MERGE_TIMEOUT = timedelta(hours=1)
@@ -66,10 +67,6 @@ MERGE_TIMEOUT = timedelta(hours=1)
 # this often, at most this many times (customer_writes.PENDING_FOR bounds the wait too).
 PENDING_PAUSE = timedelta(seconds=1)
 PENDING_CHECKS = 30
-
-
-def merge_workflow_id(system: str, survivor_id: str) -> str:
-    return f"customer-merge:{system}:{survivor_id}"
 
 
 def _id_order(customer: Customer) -> tuple[int, str]:
@@ -87,7 +84,7 @@ class CustomerSyncWorkflow(PairSaga):
         self._status = CustomerSyncStatus(
             pair=input.pair, side=input.side, customer_id=input.customer_id
         )
-        self._pair: PairConfig | None = None
+        self._pair: PairRules | None = None
         self._compensations: list[Compensation] = []
         self._pending = 0
 
@@ -103,7 +100,7 @@ class CustomerSyncWorkflow(PairSaga):
     async def run(self, input: CustomerSyncInput) -> CustomerSyncStatus:
         # A signal-with-start has counted its change already; a plain start counts here.
         self._pending = max(self._pending, 1)
-        self._pair = await self._act("config.pair", input.pair, PairConfig, queue=None)
+        self._pair = await self._act("config.pair", input.pair, PairRules, queue=None)
         while self._pending:
             while self._pending:
                 self._pending = 0

@@ -15,9 +15,9 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from commerce_sync.activities.messages import LinkLookup, ShipmentEventRef
-    from commerce_sync.workflows.erp_event_messages import ErpEventInput
-    from commerce_sync.workflows.order_messages import ShipmentNotice
+    from commerce_sync.contracts.erp_events import ErpEventInput
+    from commerce_sync.contracts.orders import ShipmentNotice
+    from commerce_sync.contracts.steps import LinkLookup, ShipmentEventRef
     from commerce_sync.workflows.saga import HEARTBEAT_TIMEOUT
 
 RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=2))

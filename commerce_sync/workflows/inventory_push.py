@@ -40,16 +40,8 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from commerce_sync.activities.messages import AlertInput
-    from commerce_sync.config.pairs import InventoryRules, PairConfig
-    from commerce_sync.systems.stock import (
-        Availability,
-        OrderReservation,
-        StockChanges,
-        StockWriteResult,
-    )
-    from commerce_sync.workflows import search_attributes as sa
-    from commerce_sync.workflows.inventory_messages import (
+    from commerce_sync.contracts import search_attributes as sa
+    from commerce_sync.contracts.inventory import (
         CycleRecord,
         ErpIdsInput,
         InventoryCarry,
@@ -76,6 +68,14 @@ with workflow.unsafe.imports_passed_through():
         StockRejections,
         StockWriteInput,
     )
+    from commerce_sync.contracts.steps import AlertInput
+    from commerce_sync.contracts.stock import (
+        Availability,
+        OrderReservation,
+        StockChanges,
+        StockWriteResult,
+    )
+    from commerce_sync.domain.pair_rules import InventoryRules, PairRules
     from commerce_sync.workflows.saga import HEARTBEAT_TIMEOUT
 
 T = TypeVar("T")
@@ -128,7 +128,7 @@ class InventoryPushWorkflow:
     def __init__(self, input: InventoryPushInput) -> None:
         carry = input.carry or InventoryCarry()
         self._pair_id = input.pair
-        self._pair: PairConfig | None = None
+        self._pair: PairRules | None = None
         self._pending: dict[str, None] = dict.fromkeys(carry.pending)
         self._pending_ids: dict[str, None] = dict.fromkeys(carry.pending_ids)
         self._gather_from: datetime | None = carry.gather_from
@@ -219,7 +219,7 @@ class InventoryPushWorkflow:
     async def run(self, input: InventoryPushInput) -> None:
         workflow.upsert_search_attributes([sa.INTEGRATION_PAIR.value_set(input.pair)])
         self._set_state(InventoryState.IDLE)
-        self._pair = await self._db("config.pair", input.pair, PairConfig)
+        self._pair = await self._db("config.pair", input.pair, PairRules)
         if workflow.patched(RESOLVE_LETTERS_PATCH):
             self._resolves_letters = True
             self._lettered = set(await self._db("inventory.lettered_skus", input.pair, list[str]))

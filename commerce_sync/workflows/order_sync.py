@@ -25,7 +25,18 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from commerce_sync.activities.messages import (
+    from commerce_sync.contracts import search_attributes as sa
+    from commerce_sync.contracts.documents import ErpOrderHandle
+    from commerce_sync.contracts.orders import (
+        ApprovalDecision,
+        CancelRequest,
+        OrderSyncInput,
+        OrderSyncStatus,
+        ShipmentNotice,
+        StepRecord,
+        SyncState,
+    )
+    from commerce_sync.contracts.steps import (
         CustomerCreate,
         CustomerLookup,
         CustomerRef,
@@ -43,25 +54,14 @@ with workflow.unsafe.imports_passed_through():
         StoreStatusUpdate,
         TrackingUpdate,
     )
-    from commerce_sync.config.pairs import PairConfig
     from commerce_sync.domain.models import Order, OrderStatus, Shipment
+    from commerce_sync.domain.pair_rules import PairRules
     from commerce_sync.domain.rules import (
         RiskInputs,
         RiskRuleSet,
         risk_reasons,
         unknown_sku_problems,
         validate_order,
-    )
-    from commerce_sync.systems.ports import ErpOrderHandle
-    from commerce_sync.workflows import search_attributes as sa
-    from commerce_sync.workflows.order_messages import (
-        ApprovalDecision,
-        CancelRequest,
-        OrderSyncInput,
-        OrderSyncStatus,
-        ShipmentNotice,
-        StepRecord,
-        SyncState,
     )
     from commerce_sync.workflows.saga import (
         Compensation,
@@ -91,7 +91,7 @@ class OrderSyncWorkflow(PairSaga):
         self._status = OrderSyncStatus(
             pair=input.pair, store_order_id=input.store_order_id, state=SyncState.STARTED
         )
-        self._pair: PairConfig | None = None
+        self._pair: PairRules | None = None
         self._decision: ApprovalDecision | None = None
         self._cancel: CancelRequest | None = None
         self._shipment_hint = False
@@ -141,7 +141,7 @@ class OrderSyncWorkflow(PairSaga):
             ]
         )
         self._set_state(SyncState.VALIDATING)
-        self._pair = await self._act("config.pair", input.pair, PairConfig, queue=None)
+        self._pair = await self._act("config.pair", input.pair, PairRules, queue=None)
         if self._cancel is not None:  # signal-with-start from a cancellation: nothing to undo
             return self._end(SyncState.CANCELLED, self._cancel.reason)
         order = await self._read_order()

@@ -29,13 +29,13 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from commerce_sync.activities.messages import (
-        ErpOrderLookup,
-        ErpOrderRefInput,
-        ResolveDeadLetters,
-        StoreOrderRef,
+    from commerce_sync.contracts import search_attributes as sa
+    from commerce_sync.contracts.documents import ErpOrderHandle, PriorReturns, StoreReturn
+    from commerce_sync.contracts.orders import (
+        ApprovalDecision,
+        StepRecord,
     )
-    from commerce_sync.activities.return_messages import (
+    from commerce_sync.contracts.return_steps import (
         CreditCreate,
         CreditRef,
         PriorReturnsLookup,
@@ -45,26 +45,26 @@ with workflow.unsafe.imports_passed_through():
         ReturnStatusUpdate,
         StoreReturnRef,
     )
-    from commerce_sync.config.pairs import PairConfig
+    from commerce_sync.contracts.returns import (
+        ReturnState,
+        ReturnSyncInput,
+        ReturnSyncStatus,
+        return_reference,
+    )
+    from commerce_sync.contracts.steps import (
+        ErpOrderLookup,
+        ErpOrderRefInput,
+        ResolveDeadLetters,
+        StoreOrderRef,
+    )
     from commerce_sync.domain.models import Order, ReturnStatus, Shipment
+    from commerce_sync.domain.pair_rules import PairRules
     from commerce_sync.domain.returns import (
         ReturnContext,
         credit_lines,
         refund_amount,
         restock_lines,
         return_problems,
-    )
-    from commerce_sync.systems.ports import ErpOrderHandle, PriorReturns, StoreReturn
-    from commerce_sync.workflows import search_attributes as sa
-    from commerce_sync.workflows.order_messages import (
-        ApprovalDecision,
-        StepRecord,
-    )
-    from commerce_sync.workflows.return_messages import (
-        ReturnState,
-        ReturnSyncInput,
-        ReturnSyncStatus,
-        return_reference,
     )
     from commerce_sync.workflows.saga import Compensation, PairSaga, permanent_failure
 
@@ -81,7 +81,7 @@ class ReturnSyncWorkflow(PairSaga):
         self._status = ReturnSyncStatus(
             pair=input.pair, rma_id=input.rma_id, state=ReturnState.STARTED
         )
-        self._pair: PairConfig | None = None
+        self._pair: PairRules | None = None
         self._decision: ApprovalDecision | None = None
         self._compensations: list[Compensation] = []
 
@@ -111,7 +111,7 @@ class ReturnSyncWorkflow(PairSaga):
     async def run(self, input: ReturnSyncInput) -> ReturnSyncStatus:
         workflow.upsert_search_attributes([sa.INTEGRATION_PAIR.value_set(input.pair)])
         self._set_state(ReturnState.VALIDATING)
-        self._pair = await self._act("config.pair", input.pair, PairConfig, queue=None)
+        self._pair = await self._act("config.pair", input.pair, PairRules, queue=None)
         self._status.reference = return_reference(
             self._store, input.rma_id, workflow.info().first_execution_run_id
         )

@@ -18,9 +18,9 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from commerce_sync.activities.messages import AlertInput, DeadLetterInput
-    from commerce_sync.config.pairs import PairConfig
-    from commerce_sync.workflows.order_messages import ApprovalDecision, PendingApproval
+    from commerce_sync.contracts.orders import ApprovalDecision, PendingApproval
+    from commerce_sync.contracts.steps import AlertInput, DeadLetterInput
+    from commerce_sync.domain.pair_rules import PairRules
 
 T = TypeVar("T")
 
@@ -71,12 +71,12 @@ class PairSaga:
     """Steps of a workflow that works for one integration pair (`self._pair`, read from
     the `config.pair` activity at the start of the run)."""
 
-    _pair: PairConfig | None
+    _pair: PairRules | None
     _compensations: list[Compensation]
     _decision: ApprovalDecision | None
 
     @property
-    def _pair_config(self) -> PairConfig:
+    def _pair_config(self) -> PairRules:
         assert self._pair is not None
         return self._pair
 

@@ -46,8 +46,8 @@ import pycountry
 from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
 from pydantic import BaseModel, Field
 
-from commerce_sync.intake.proofs import ACUMATICA_TOKEN_HEADER
 from commerce_sync.config.settings import AcumaticaSettings, Settings
+from commerce_sync.intake.proofs import ACUMATICA_TOKEN_HEADER
 from commerce_sync.systems.acumatica.schema import (
     ENDPOINT,
     ENTITIES,

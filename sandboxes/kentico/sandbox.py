@@ -60,8 +60,8 @@ from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from commerce_sync.intake.proofs import sign_standard_webhook
 from commerce_sync.config.settings import Settings
+from commerce_sync.intake.proofs import sign_standard_webhook
 from commerce_sync.systems.kentico import exactjson
 from commerce_sync.systems.kentico.formats import (
     dump_custom_data,

@@ -68,8 +68,8 @@ from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from standardwebhooks.webhooks import Webhook
 
-from commerce_sync.intake.proofs import sign_standard_webhook
 from commerce_sync.config.settings import Settings
+from commerce_sync.intake.proofs import sign_standard_webhook
 from sandboxes.kit import Sandbox, SandboxEvent, WebhookTarget
 from sandboxes.seed import SEED_CURRENCY, SEED_CUSTOMERS, SEED_PRODUCTS
 

@@ -50,9 +50,9 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from commerce_sync.contracts import search_attributes
 from commerce_sync.store.db import make_engine
 from commerce_sync.store.models import EventStatus, WebhookEvent
-from commerce_sync.workflows import search_attributes
 
 TRACKING = "1Z999AA10123456784"
 

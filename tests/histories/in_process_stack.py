@@ -22,7 +22,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from commerce_sync.api.app import create_app
 from commerce_sync.config.settings import Settings
-from commerce_sync.workflows import search_attributes
+from commerce_sync.contracts import search_attributes
 from sandboxes.server import (
     SANDBOX_SYSTEMS,
     BackgroundServer,

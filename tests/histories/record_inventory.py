@@ -52,9 +52,9 @@ from order_stack import (  # noqa: E402
     eventually,
 )
 
+from commerce_sync.commands.inventory_control import ensure_schedules, schedule_ids  # noqa: E402
 from commerce_sync.config.pairs import load_pairs  # noqa: E402
 from commerce_sync.config.settings import Settings  # noqa: E402
-from commerce_sync.commands.inventory_control import ensure_schedules, schedule_ids  # noqa: E402
 from commerce_sync.systems.kentico.client import KenticoClient  # noqa: E402
 from commerce_sync.systems.xcart.client import XCartClient  # noqa: E402
 from sandboxes.server import (  # noqa: E402

@@ -30,8 +30,8 @@ from order_stack import PAIRS, Stack  # noqa: E402
 from return_stack import ReturnStack, pairs_file_for_returns  # noqa: E402
 from sandbox_views import clear_faults, inject  # noqa: E402
 
-from commerce_sync.intake.routing import return_workflow_id  # noqa: E402
 from commerce_sync.config.settings import Settings  # noqa: E402
+from commerce_sync.intake.routing import return_workflow_id  # noqa: E402
 
 REFUND_CALL = {
     "brightpearl": "POST */accounting-service/customer-payment",

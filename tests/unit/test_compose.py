@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from commerce_sync.workflows.search_attributes import ALL_KEYS
+from commerce_sync.contracts.search_attributes import ALL_KEYS
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"

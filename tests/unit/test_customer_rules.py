@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 
 import pytest
 
-from commerce_sync.config.pairs import CustomerRules
 from commerce_sync.domain.customers import (
     apply_fields,
     changed_fields,
@@ -18,6 +17,7 @@ from commerce_sync.domain.customers import (
     same_person,
 )
 from commerce_sync.domain.models import Address, Customer, Origin
+from commerce_sync.domain.pair_rules import CustomerRules
 
 
 def _at(day: int) -> datetime:

@@ -6,8 +6,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from commerce_sync.intake.routing import store_routes
-from commerce_sync.intake.bodies import StoreEvent
 from commerce_sync.config.pairs import load_pairs
 from commerce_sync.domain.models import (
     Address,
@@ -25,6 +23,8 @@ from commerce_sync.domain.returns import (
     refund_amount,
     return_problems,
 )
+from commerce_sync.intake.bodies import StoreEvent
+from commerce_sync.intake.routing import store_routes
 
 PLACED = datetime(2026, 1, 10, tzinfo=UTC)
 SHIPPED = PLACED + timedelta(days=2)

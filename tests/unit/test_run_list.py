@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from commerce_sync.config.settings import Settings
-from commerce_sync.ops.metrics import PROCESSES
 from commerce_sync.commands.run_list import (
     PROCESS_STATES,
     WORKFLOW_TYPES,
@@ -14,6 +12,8 @@ from commerce_sync.commands.run_list import (
     open_token,
     seal_token,
 )
+from commerce_sync.config.settings import Settings
+from commerce_sync.ops.metrics import PROCESSES
 
 PAIRS = {"kentico-brightpearl": object()}
 

@@ -11,11 +11,11 @@ from commerce_sync.api.deps import TemporalDep
 from commerce_sync.api.runs import read_status
 from commerce_sync.api.security import OperateKey, ReadKey
 from commerce_sync.config.pairs import PairConfig
+from commerce_sync.contracts.customers import CustomerMergeInput, CustomerMergeStatus
+from commerce_sync.contracts.ids import merge_workflow_id
 from commerce_sync.domain.models import ERP_SYSTEMS, STORE_SYSTEMS
 from commerce_sync.intake.dispatch import dispatch
 from commerce_sync.intake.routing import Route
-from commerce_sync.workflows.customer_messages import CustomerMergeInput, CustomerMergeStatus
-from commerce_sync.workflows.customer_sync import merge_workflow_id
 
 router = APIRouter(prefix="/customers", tags=["customers"])
 

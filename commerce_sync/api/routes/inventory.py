@@ -12,8 +12,8 @@ from commerce_sync.api.deps import SettingsDep, TemporalDep
 from commerce_sync.api.security import OperateKey, ReadKey
 from commerce_sync.commands.inventory_control import push_status, request_push
 from commerce_sync.config.pairs import PairConfig
-from commerce_sync.intake.routing import inventory_workflow_id
-from commerce_sync.workflows.inventory_messages import (
+from commerce_sync.contracts.ids import inventory_workflow_id
+from commerce_sync.contracts.inventory import (
     InventoryStatus,
     PushMode,
     PushProgress,

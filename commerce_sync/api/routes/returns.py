@@ -9,8 +9,8 @@ from commerce_sync.api.deps import SettingsDep, TemporalDep
 from commerce_sync.api.runs import ApprovalRequest, read_status, send_decision
 from commerce_sync.api.security import OperateKey, ReadKey
 from commerce_sync.commands.run_list import web_ui_link
-from commerce_sync.intake.routing import return_workflow_id
-from commerce_sync.workflows.return_messages import ReturnSyncStatus
+from commerce_sync.contracts.ids import return_workflow_id
+from commerce_sync.contracts.returns import ReturnSyncStatus
 
 router = APIRouter(prefix="/returns", tags=["returns"])
 

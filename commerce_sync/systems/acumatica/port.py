@@ -14,6 +14,8 @@ from typing import Any
 
 from commerce_sync.config.pairs import PairConfig
 from commerce_sync.config.settings import AcumaticaSettings, Settings
+from commerce_sync.contracts.documents import ErpOrderHandle, PriorReturns
+from commerce_sync.contracts.stock import Availability, StockChanges
 from commerce_sync.domain.models import (
     Customer,
     Order,
@@ -27,8 +29,6 @@ from commerce_sync.systems.acumatica.client import AcumaticaClient
 from commerce_sync.systems.acumatica.mapping import datetime_value, order_ref, parse_order_ref, v
 from commerce_sync.systems.acumatica.schema import odata_string, value_of
 from commerce_sync.systems.errors import ValidationFailed
-from commerce_sync.systems.ports import ErpOrderHandle, PriorReturns
-from commerce_sync.systems.stock import Availability, StockChanges
 
 
 def _handle(order_type: str, order_nbr: str) -> ErpOrderHandle:

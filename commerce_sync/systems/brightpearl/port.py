@@ -14,6 +14,8 @@ from typing import Any
 
 from commerce_sync.config.pairs import PairConfig
 from commerce_sync.config.settings import BrightpearlSettings, Settings
+from commerce_sync.contracts.documents import ErpOrderHandle, PriorReturns
+from commerce_sync.contracts.stock import Availability, StockChanges
 from commerce_sync.domain.models import (
     Customer,
     Order,
@@ -26,8 +28,6 @@ from commerce_sync.domain.models import (
 from commerce_sync.systems.brightpearl.client import BrightpearlClient
 from commerce_sync.systems.brightpearl.mapping import bp_datetime, parse_datetime
 from commerce_sync.systems.errors import NotFound, ValidationFailed
-from commerce_sync.systems.ports import ErpOrderHandle, PriorReturns
-from commerce_sync.systems.stock import Availability, StockChanges
 
 RESTOCK_NOTE = "commerce-sync restocked the goods of"
 UNSTOCK_NOTE = "commerce-sync took back the restock of"

@@ -12,6 +12,13 @@ from datetime import datetime
 
 from commerce_sync.config.pairs import PairConfig
 from commerce_sync.config.settings import KenticoSettings, Settings
+from commerce_sync.contracts.documents import StoreReturn
+from commerce_sync.contracts.stock import (
+    OrderReservation,
+    OrderStamp,
+    StockWriteResult,
+    reservation_of,
+)
 from commerce_sync.domain.models import Order, OrderStatus, Product, ReturnStatus
 from commerce_sync.systems.errors import (
     ConnectorError,
@@ -22,13 +29,6 @@ from commerce_sync.systems.errors import (
 from commerce_sync.systems.kentico.client import KenticoClient
 from commerce_sync.systems.kentico.formats import parse_datetime
 from commerce_sync.systems.kentico.schema import ORDER, SKU
-from commerce_sync.systems.ports import StoreReturn
-from commerce_sync.systems.stock import (
-    OrderReservation,
-    OrderStamp,
-    StockWriteResult,
-    reservation_of,
-)
 
 log = logging.getLogger(__name__)
 

@@ -11,15 +11,15 @@ from datetime import datetime
 
 from commerce_sync.config.pairs import PairConfig
 from commerce_sync.config.settings import Settings, XCartSettings
-from commerce_sync.domain.models import Order, OrderStatus, Product, ReturnStatus
-from commerce_sync.systems.errors import NotFound, ValidationFailed
-from commerce_sync.systems.ports import StoreReturn
-from commerce_sync.systems.stock import (
+from commerce_sync.contracts.documents import StoreReturn
+from commerce_sync.contracts.stock import (
     OrderReservation,
     OrderStamp,
     StockWriteResult,
     reservation_of,
 )
+from commerce_sync.domain.models import Order, OrderStatus, Product, ReturnStatus
+from commerce_sync.systems.errors import NotFound, ValidationFailed
 from commerce_sync.systems.xcart.client import XCartClient
 from commerce_sync.systems.xcart.mapping import from_unix, return_from_native
 

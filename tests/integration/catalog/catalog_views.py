@@ -15,7 +15,7 @@ from sqlmodel import col, select
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
-from commerce_sync.intake.routing import catalog_workflow_id
+from commerce_sync.contracts.ids import catalog_workflow_id
 from commerce_sync.store.db import make_engine, session_scope
 from commerce_sync.store.dead_letters import open_dead_letters
 from commerce_sync.store.links import find_erp_id

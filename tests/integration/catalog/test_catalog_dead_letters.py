@@ -17,7 +17,7 @@ from catalog_views import (
 from order_stack import PAIRS, Stack, eventually
 from temporalio.client import WorkflowExecutionStatus
 
-from commerce_sync.intake.routing import catalog_workflow_id
+from commerce_sync.contracts.ids import catalog_workflow_id
 
 FAILED = WorkflowExecutionStatus.FAILED
 COMPLETED = WorkflowExecutionStatus.COMPLETED

@@ -29,8 +29,8 @@ from order_stack import PAIRS, Stack, eventually
 from temporalio.client import WorkflowExecutionStatus
 
 from commerce_sync.commands.catalog_resync import run_catalog_resync
-from commerce_sync.config.pairs import load_pairs
 from commerce_sync.commands.resync import Outcome
+from commerce_sync.config.pairs import load_pairs
 from sandboxes.server import bind_socket
 
 COMPLETED = WorkflowExecutionStatus.COMPLETED

@@ -7,18 +7,18 @@ from typing import Any
 
 import pytest
 
+from commerce_sync.config.pairs import load_pairs
+from commerce_sync.contracts.catalog import (
+    CatalogEventInput,
+    CatalogSyncInput,
+    ProductChanged,
+)
+from commerce_sync.intake.bodies import AcumaticaPush, BrightpearlEvent
 from commerce_sync.intake.routing import (
     RoutingError,
     acumatica_routes,
     brightpearl_routes,
     catalog_route,
-)
-from commerce_sync.intake.bodies import AcumaticaPush, BrightpearlEvent
-from commerce_sync.config.pairs import load_pairs
-from commerce_sync.workflows.catalog_messages import (
-    CatalogEventInput,
-    CatalogSyncInput,
-    ProductChanged,
 )
 
 PAIRS = load_pairs()

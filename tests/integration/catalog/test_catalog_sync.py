@@ -24,8 +24,9 @@ from catalog_views import (
 from order_stack import PAIRS, Stack, eventually
 from temporalio.client import WorkflowExecutionStatus
 
+from commerce_sync.contracts.ids import catalog_workflow_id
 from commerce_sync.intake.dispatch import dispatch
-from commerce_sync.intake.routing import catalog_route, catalog_workflow_id
+from commerce_sync.intake.routing import catalog_route
 
 COMPLETED = WorkflowExecutionStatus.COMPLETED
 FAILED = WorkflowExecutionStatus.FAILED

@@ -18,11 +18,11 @@ from sqlmodel import Session, col, select
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from commerce_sync.config.pairs import default_pairs_path, load_pairs
 from commerce_sync.commands.inventory_control import push_status, wait_for_push
+from commerce_sync.config.pairs import default_pairs_path, load_pairs
+from commerce_sync.contracts.inventory import InventoryStatus, PushProgress
 from commerce_sync.store.db import make_engine
 from commerce_sync.store.models import DeadLetter
-from commerce_sync.workflows.inventory_messages import InventoryStatus, PushProgress
 
 PAIRS = {
     "kentico-brightpearl": ("kentico", "brightpearl"),

@@ -12,9 +12,9 @@ from bulk import add_in_brightpearl, bulk_skus, create_in_erp, create_in_store, 
 from inventory_stack import BATCH_SIZE, PAIRS, InventoryStack, erp_stock_reads, stock_writes
 from order_stack import eventually, point_webhooks
 
+from commerce_sync.contracts.inventory import PushProgress
 from commerce_sync.systems.kentico.client import KenticoClient
 from commerce_sync.systems.xcart.client import XCartClient
-from commerce_sync.workflows.inventory_messages import PushProgress
 
 
 @pytest.mark.parametrize("pair", list(PAIRS))

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import pytest
 
-from commerce_sync.intake.dispatch import routes_for
-from commerce_sync.intake.routing import RoutingError, inventory_push_route
 from commerce_sync.config.pairs import load_pairs
-from commerce_sync.workflows.inventory_messages import (
+from commerce_sync.contracts.inventory import (
     InventoryPushInput,
     PushMode,
     PushRequest,
     StockChanged,
 )
+from commerce_sync.intake.dispatch import routes_for
+from commerce_sync.intake.routing import RoutingError, inventory_push_route
 
 PAIRS = load_pairs()
 

@@ -14,9 +14,9 @@ from order_stack import eventually
 from temporalio.client import Client, ScheduleActionStartWorkflow, ScheduleOverlapPolicy
 from temporalio.service import RPCError
 
-from commerce_sync.config.pairs import load_pairs
 from commerce_sync.commands.inventory_control import ensure_schedules, schedule_ids
-from commerce_sync.workflows.inventory_messages import (
+from commerce_sync.config.pairs import load_pairs
+from commerce_sync.contracts.inventory import (
     InventoryPushInput,
     InventoryStatus,
     PushMode,

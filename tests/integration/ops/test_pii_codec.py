@@ -29,10 +29,10 @@ from temporalio.client import Client
 
 from commerce_sync.api.app import create_app
 from commerce_sync.config.settings import CodecSettings
+from commerce_sync.contracts.orders import OrderSyncStatus
 from commerce_sync.ops.codec import ENCODING, KEY_ID, EncryptionCodec, email_digest
 from commerce_sync.ops.redaction import REDACTED_QUERY
 from commerce_sync.ops.temporal_client import connect
-from commerce_sync.workflows.order_messages import OrderSyncStatus
 from sandboxes.server import BackgroundServer
 
 SEARCH_KEY = "test-search-key"

@@ -19,10 +19,10 @@ from order_stack import PAIRS, Stack, eventually
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
-from commerce_sync.intake.routing import order_workflow_id
+from commerce_sync.commands.resync import Outcome, ResyncError, run_order_resync
 from commerce_sync.config.pairs import load_pairs
 from commerce_sync.config.settings import Settings
-from commerce_sync.commands.resync import Outcome, ResyncError, run_order_resync
+from commerce_sync.contracts.ids import order_workflow_id
 from sandboxes.server import bind_socket
 
 Json = dict[str, Any]

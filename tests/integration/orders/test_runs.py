@@ -14,7 +14,7 @@ from order_stack import READ_ONLY_KEY, Stack, eventually
 from test_dead_letters import cli, one_error_line
 
 from commerce_sync.api.app import create_app
-from commerce_sync.intake.routing import order_workflow_id
+from commerce_sync.contracts.ids import order_workflow_id
 from sandboxes.server import BackgroundServer
 
 KB, XA = "kentico-brightpearl", "xcart-acumatica"

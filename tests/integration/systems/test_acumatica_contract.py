@@ -18,7 +18,6 @@ import pytest
 from fastapi import FastAPI, Request
 from pydantic import SecretStr
 
-from commerce_sync.intake.proofs import ACUMATICA_TOKEN_HEADER, WebhookProofError
 from commerce_sync.config.settings import Settings
 from commerce_sync.domain.models import (
     Address,
@@ -30,6 +29,7 @@ from commerce_sync.domain.models import (
     Payment,
     ReturnLine,
 )
+from commerce_sync.intake.proofs import ACUMATICA_TOKEN_HEADER, WebhookProofError
 from commerce_sync.systems.acumatica.client import AcumaticaClient
 from commerce_sync.systems.acumatica.push import PushBodyError, verify_push
 from commerce_sync.systems.errors import (

@@ -14,7 +14,6 @@ import pytest
 from fastapi import FastAPI, Request, Response
 from pydantic import SecretStr
 
-from commerce_sync.intake.proofs import WebhookProofError, verify_token
 from commerce_sync.config.settings import BrightpearlSettings, Settings
 from commerce_sync.domain.models import (
     Address,
@@ -26,6 +25,7 @@ from commerce_sync.domain.models import (
     Payment,
     PaymentKind,
 )
+from commerce_sync.intake.proofs import WebhookProofError, verify_token
 from commerce_sync.systems.brightpearl import mapping
 from commerce_sync.systems.brightpearl.client import BrightpearlClient
 from commerce_sync.systems.errors import (

@@ -17,10 +17,10 @@ import pytest
 from fastapi import FastAPI, Request, Response
 from pydantic import SecretStr
 
-from commerce_sync.intake.proofs import WebhookProofError, verify_standard_webhook
 from commerce_sync.config.pairs import load_pairs
 from commerce_sync.config.settings import Settings, XCartSettings
 from commerce_sync.domain.models import Address, Customer, OrderStatus, Product
+from commerce_sync.intake.proofs import WebhookProofError, verify_standard_webhook
 from commerce_sync.ops.redaction import REDACTED_QUERY
 from commerce_sync.systems.errors import (
     AuthenticationFailed,

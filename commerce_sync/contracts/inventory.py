@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from commerce_sync.systems.stock import OrderReservation, OrderStamp
+from commerce_sync.contracts.stock import OrderReservation, OrderStamp
 
 # ---- what starts and feeds a push ---------------------------------------------------
 

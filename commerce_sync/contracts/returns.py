@@ -12,8 +12,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
+from commerce_sync.contracts.orders import ApprovalDecision, PendingApproval, StepRecord
 from commerce_sync.domain.models import OrderLine
-from commerce_sync.workflows.order_messages import ApprovalDecision, PendingApproval, StepRecord
 
 
 class ReturnState(StrEnum):

@@ -7,8 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from commerce_sync.contracts.documents import ErpOrderHandle
 from commerce_sync.domain.models import Customer, Order, OrderStatus, Payment
-from commerce_sync.systems.ports import ErpOrderHandle
 
 
 class LinkInput(BaseModel):

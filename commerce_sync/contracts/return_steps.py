@@ -6,8 +6,8 @@ from decimal import Decimal
 
 from pydantic import BaseModel
 
+from commerce_sync.contracts.documents import ErpOrderHandle
 from commerce_sync.domain.models import OrderLine, ReturnLine, ReturnStatus
-from commerce_sync.systems.ports import ErpOrderHandle
 
 
 class StoreReturnRef(BaseModel):

@@ -1,0 +1,1 @@
+"""What crosses a Temporal boundary: every workflow and activity input and output type, the search attributes and the workflow ids. Pure pydantic models and functions; workflows, activities, intake and commands all speak these."""

@@ -1,0 +1,145 @@
+"""The rules of an integration pair: which store feeds which ERP, and how risk,
+approvals, returns, stock and customers are handled. Pure models; `config/pairs.py`
+reads them from pairs.toml together with each system's lookups."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+StoreName = Literal["kentico", "xcart"]
+ErpName = Literal["brightpearl", "acumatica"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RiskRules(_Strict):
+    """Each rule that matches sends the order to manual approval; unset rules are off."""
+
+    total_over: Decimal | None = None
+    countries_differ: bool = False
+    new_customer_first_order_over: Decimal | None = None
+    max_orders_per_email_per_hour: int | None = Field(default=None, ge=1)
+
+
+class ApprovalRules(_Strict):
+    escalate_after: timedelta = timedelta(hours=4)
+    reject_after: timedelta = timedelta(hours=48)
+
+    @model_validator(mode="after")
+    def _escalate_before_reject(self) -> ApprovalRules:
+        if self.escalate_after > self.reject_after:
+            raise ValueError("escalate_after must not be later than reject_after")
+        return self
+
+
+class ReturnRules(_Strict):
+    window_days: int = Field(default=30, ge=0)
+    approval_over: Decimal | None = None
+
+
+class InventoryRules(_Strict):
+    """The inventory push (`inventory:{pair}`): what is sellable and how it is pushed."""
+
+    safety_stock: int = Field(default=0, ge=0)
+    batch_size: int = Field(default=100, ge=1, le=500)
+    gather_window: timedelta = Field(
+        default=timedelta(seconds=5),
+        description="ERP stock webhooks gather this long before one push (0: push at once)",
+    )
+    incremental_every: timedelta = timedelta(minutes=5)
+    nightly_full_at_hour_utc: int = Field(default=3, ge=0, le=23)
+    order_lookback: timedelta = Field(
+        default=timedelta(hours=48),
+        description="a store order not yet in the ERP keeps its quantities reserved this long",
+    )
+    order_overlap: timedelta = Field(
+        default=timedelta(seconds=60),
+        description="store order listings reach back this far (store clock skew)",
+    )
+    attempts: int = Field(
+        default=5, ge=1, le=50, description="tries of one ERP read or store write"
+    )
+    retry_after: timedelta = Field(
+        default=timedelta(minutes=1),
+        description="SKUs whose read or write failed are pushed again after this",
+    )
+    cycles_per_run: int = Field(
+        default=200, ge=1, description="push cycles before the workflow continues as new"
+    )
+
+    @model_validator(mode="after")
+    def _durations(self) -> InventoryRules:
+        if not timedelta(0) <= self.gather_window <= timedelta(minutes=10):
+            raise ValueError("gather_window must be between 0 and 10 minutes")
+        if self.incremental_every < timedelta(minutes=1):
+            raise ValueError("incremental_every must be at least a minute")
+        for name in ("order_lookback", "retry_after"):
+            if getattr(self, name) <= timedelta(0):
+                raise ValueError(f"{name} must be positive")
+        if self.order_overlap < timedelta(0):
+            raise ValueError("order_overlap must not be negative")
+        return self
+
+
+FieldOwner = Literal["store", "erp"]
+
+
+def _default_field_owners() -> dict[str, FieldOwner]:
+    return {
+        "email": "store",
+        "first_name": "store",
+        "last_name": "store",
+        "phone": "store",
+        "billing_address": "store",
+        "shipping_address": "store",
+        "company": "erp",
+    }
+
+
+class CustomerRules(_Strict):
+    """Which system owns each customer field (`store` or `erp`); others: newest non-empty."""
+
+    plus_addressing_is_same_person: bool = True
+    field_owner: dict[str, FieldOwner] = Field(default_factory=_default_field_owners)
+
+
+class PairRules(BaseModel):
+    """What a workflow needs of its pair: the systems and the rules, without the systems'
+    lookups (those stay with the activities that call the systems). A run reads it from
+    the `config.pair` activity, whose result is the whole `PairConfig`: the lookups are
+    ignored here, so runs recorded with either shape replay."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: str
+    store: StoreName
+    erp: ErpName
+    currencies: list[str] = Field(min_length=1)
+    risk: RiskRules = RiskRules()
+    approval: ApprovalRules = ApprovalRules()
+    returns: ReturnRules = ReturnRules()
+    inventory: InventoryRules = InventoryRules()
+    customers: CustomerRules = CustomerRules()
+
+    @model_validator(mode="after")
+    def _currencies_are_iso(self) -> PairRules:
+        for code in self.currencies:
+            if len(code) != 3 or not code.isalpha() or not code.isupper():
+                raise ValueError(f"currency {code!r} is not an ISO-4217 code")
+        return self
+
+    @model_validator(mode="after")
+    def _inventory_fits_the_pair(self) -> PairRules:
+        if self.erp == "brightpearl" and self.inventory.batch_size > 200:
+            # product-availability takes at most 200 ids: a bigger batch costs more reads.
+            raise ValueError("inventory.batch_size must be at most 200 with Brightpearl")
+        if self.inventory.order_lookback < self.approval.reject_after:
+            # An order waiting for approval has left the store's stock, not yet the ERP's.
+            raise ValueError("inventory.order_lookback must be at least approval.reject_after")
+        return self
