@@ -41,6 +41,7 @@ from commerce_sync.activities.store import StoreActivities
 from commerce_sync.commands.inventory_control import ensure_schedules
 from commerce_sync.config.pairs import PairConfig, load_pairs
 from commerce_sync.config.settings import Settings
+from commerce_sync.contracts.activities import implementations
 from commerce_sync.ops.alerts import Notifier, UnreachableWatch, install_watch
 from commerce_sync.ops.heartbeat import HeartbeatInterceptor
 from commerce_sync.ops.metrics import MetricsInterceptor, MetricsServer
@@ -92,33 +93,50 @@ class Ports:
         self.erps: dict[str, ErpPort] = {s: create_erp_port(s, settings) for s in ERPS}
 
     def activities(self, pairs: dict[str, PairConfig]) -> dict[str, Sequence[Callable[..., Any]]]:
-        result: dict[str, Sequence[Callable[..., Any]]] = {}
+        """Each system's activities, for its own task queue."""
+        owners: dict[str, list[object]] = {}
         for system, store in self.stores.items():
-            result[system] = StoreActivities(store, pairs).all()
+            owners[system] = [
+                StoreActivities(store, pairs),
+                CatalogStoreActivities(store, pairs),
+                InventoryStoreActivities(store, pairs),
+                CustomerActivities(customer_port(store), pairs),
+                StoreReturnActivities(store, pairs),
+            ]
         for system, erp in self.erps.items():
-            result[system] = ErpActivities(erp, pairs).all()
-        for system, store in self.stores.items():
-            result[system] = [*result[system], *CatalogStoreActivities(store, pairs).all()]
-        for system, erp in self.erps.items():
-            result[system] = [*result[system], *CatalogErpActivities(erp, pairs).all()]
-        for system, store in self.stores.items():
-            result[system] = [*result[system], *InventoryStoreActivities(store, pairs).all()]
-        for system, erp in self.erps.items():
-            result[system] = [*result[system], *InventoryErpActivities(erp, pairs).all()]
-        for system, port in [*self.stores.items(), *self.erps.items()]:
-            customers = CustomerActivities(customer_port(port), pairs).all()
-            result[system] = [*result[system], *customers]
-        for system, store in self.stores.items():
-            result[system] = [*result[system], *StoreReturnActivities(store, pairs).all()]
-        for system, erp in self.erps.items():
-            result[system] = [*result[system], *ErpReturnActivities(erp, pairs).all()]
-        return result
+            owners[system] = [
+                ErpActivities(erp, pairs),
+                CatalogErpActivities(erp, pairs),
+                InventoryErpActivities(erp, pairs),
+                CustomerActivities(customer_port(erp), pairs),
+                ErpReturnActivities(erp, pairs),
+            ]
+        return {system: implementations(*found) for system, found in owners.items()}
 
     async def aclose(self) -> None:
         for store in self.stores.values():
             await store.aclose()
         for erp in self.erps.values():
             await erp.aclose()
+
+
+def workflow_queue_activities(
+    client: Client,
+    settings: Settings,
+    engine: Engine,
+    pairs: dict[str, PairConfig],
+    notifier: Notifier,
+) -> list[Callable[..., Any]]:
+    """The activities of the workflows' own task queue: database, alerts, starts, codec."""
+    return implementations(
+        DatabaseActivities(
+            engine, pairs, notifier=notifier, send_attempts=settings.alerts.send_attempts
+        ),
+        CatalogStarter(client),
+        InventoryDatabaseActivities(engine, client),
+        CustomerDatabaseActivities(engine),
+        PrivacyActivities(settings),
+    )
 
 
 def build_workers(
@@ -133,9 +151,6 @@ def build_workers(
 ) -> list[Worker]:
     install_log_redaction()
     notifier = Notifier(settings.alerts.urls)
-    database = DatabaseActivities(
-        engine, pairs, notifier=notifier, send_attempts=settings.alerts.send_attempts
-    )
     # This process's system activities report their failures and successes here.
     install_watch(
         UnreachableWatch(settings.alerts.unreachable_after_s, engine=engine, notifier=notifier)
@@ -145,13 +160,7 @@ def build_workers(
             client,
             task_queue=settings.task_queue,
             workflows=list(workflows if workflows is not None else WORKFLOWS),
-            activities=[
-                *database.all(),
-                *CatalogStarter(client).all(),
-                *InventoryDatabaseActivities(engine, client).all(),
-                *CustomerDatabaseActivities(engine).all(),
-                *PrivacyActivities(settings).all(),
-            ],
+            activities=workflow_queue_activities(client, settings, engine, pairs, notifier),
             activity_executor=executor,
             graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
             interceptors=[MetricsInterceptor(), HeartbeatInterceptor()],

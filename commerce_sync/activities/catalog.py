@@ -13,14 +13,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 from temporalio import activity
 from temporalio.client import Client
 
 from commerce_sync.activities.errors import classified
 from commerce_sync.config.pairs import PairConfig
+from commerce_sync.contracts.activities import Catalog, Erp, Store, implements
 from commerce_sync.contracts.catalog import (
     CatalogStarts,
     ErpProductIds,
@@ -41,15 +39,12 @@ class CatalogStoreActivities:
         self._port = port
         self._pairs = pairs
 
-    def all(self) -> list[Callable[..., Any]]:
-        return [self.find_product, self.create_product, self.update_product, self.delete_product]
-
-    @activity.defn(name="store.find_product")
+    @implements(Store.find_product)
     @classified
     async def find_product(self, ref: StoreProductRef) -> Product | None:
         return await self._port.find_product(ref.sku, self._pairs[ref.pair])
 
-    @activity.defn(name="store.create_product")
+    @implements(Store.create_product)
     @classified
     async def create_product(self, write: StoreProductWrite) -> StoreProductCreated:
         """Create unless the SKU is there. Found on a retry, it is the product an earlier
@@ -64,12 +59,12 @@ class CatalogStoreActivities:
         product_id = await self._port.create_product(write.product, pair)
         return StoreProductCreated(product_id=product_id, created=True)
 
-    @activity.defn(name="store.update_product")
+    @implements(Store.update_product)
     @classified
     async def update_product(self, write: StoreProductWrite) -> None:
         await self._port.update_product(write.product_id, write.product, self._pairs[write.pair])
 
-    @activity.defn(name="store.delete_product")
+    @implements(Store.delete_product)
     @classified
     async def delete_product(self, removal: StoreProductRemoval) -> bool:
         """Remove the product; True when something was removed."""
@@ -88,15 +83,12 @@ class CatalogErpActivities:
         self._port = port
         self._pairs = pairs
 
-    def all(self) -> list[Callable[..., Any]]:
-        return [self.get_product, self.product_skus]
-
-    @activity.defn(name="erp.get_product")
+    @implements(Erp.get_product)
     @classified
     async def get_product(self, ref: ErpProductRef) -> Product | None:
         return await self._port.get_product(ref.sku, self._pairs[ref.pair], ref.erp_product_id)
 
-    @activity.defn(name="erp.product_skus")
+    @implements(Erp.product_skus)
     @classified
     async def product_skus(self, ids: ErpProductIds) -> dict[str, str]:
         return await self._port.product_skus(ids.product_ids, self._pairs[ids.pair])
@@ -108,10 +100,7 @@ class CatalogStarter:
     def __init__(self, client: Client) -> None:
         self._client = client
 
-    def all(self) -> list[Callable[..., Any]]:
-        return [self.start_runs]
-
-    @activity.defn(name="catalog.start_runs")
+    @implements(Catalog.start_runs)
     async def start_runs(self, request: CatalogStarts) -> list[str]:
         task_queue = activity.info().task_queue
         started: list[str] = []

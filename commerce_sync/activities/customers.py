@@ -10,21 +10,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 from sqlalchemy import Engine
-from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from commerce_sync.activities.errors import classified
 from commerce_sync.config.pairs import PairConfig
+from commerce_sync.contracts.activities import Customers, Database, implements, implements_sync
 from commerce_sync.contracts.customers import (
     CustomerActiveInput,
     CustomerEmailLookup,
     CustomerLinkLookup,
     CustomerRecordRef,
     CustomerWriteInput,
+    EchoVerdict,
     LinkRepoint,
     LinkRow,
     OrderCustomerInput,
@@ -32,7 +30,6 @@ from commerce_sync.contracts.customers import (
 )
 from commerce_sync.domain.models import Customer
 from commerce_sync.store.customer_writes import (
-    EchoVerdict,
     abandon_intent,
     echo_verdict,
     links_to_move,
@@ -50,28 +47,17 @@ class CustomerActivities:
         self._port = port
         self._pairs = pairs
 
-    def all(self) -> list[Callable[..., Any]]:
-        return [
-            self.get,
-            self.by_email,
-            self.same_person,
-            self.write,
-            self.set_active,
-            self.open_orders,
-            self.set_order_customer,
-        ]
-
-    @activity.defn(name="customers.get")
+    @implements(Customers.get)
     @classified
     async def get(self, ref: CustomerRecordRef) -> Customer | None:
         return await self._port.get_customer(ref.customer_id, self._pairs[ref.pair])
 
-    @activity.defn(name="customers.by_email")
+    @implements(Customers.by_email)
     @classified
     async def by_email(self, lookup: CustomerEmailLookup) -> list[Customer]:
         return await self._port.customers_by_email(lookup.email, self._pairs[lookup.pair])
 
-    @activity.defn(name="customers.same_person")
+    @implements(Customers.same_person)
     @classified
     async def same_person(self, lookup: CustomerEmailLookup) -> list[Customer]:
         """Customers whose e-mail normalises as this one does (the pair's plus rule)."""
@@ -87,26 +73,26 @@ class CustomerActivities:
             )
         return found
 
-    @activity.defn(name="customers.write")
+    @implements(Customers.write)
     @classified
     async def write(self, request: CustomerWriteInput) -> Customer:
         pair = self._pairs[request.pair]
         await self._port.write_customer(request.customer_id, request.customer, pair)
         return await self._read_back(pair, request.customer_id)
 
-    @activity.defn(name="customers.set_active")
+    @implements(Customers.set_active)
     @classified
     async def set_active(self, request: CustomerActiveInput) -> Customer:
         pair = self._pairs[request.pair]
         await self._port.set_active(request.customer_id, request.active, pair)
         return await self._read_back(pair, request.customer_id)
 
-    @activity.defn(name="customers.open_orders")
+    @implements(Customers.open_orders)
     @classified
     async def open_orders(self, ref: CustomerRecordRef) -> list[str]:
         return await self._port.open_orders(ref.customer_id, self._pairs[ref.pair])
 
-    @activity.defn(name="customers.set_order_customer")
+    @implements(Customers.set_order_customer)
     @classified
     async def set_order_customer(self, request: OrderCustomerInput) -> None:
         await self._port.set_order_customer(
@@ -118,36 +104,24 @@ class CustomerDatabaseActivities:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
-    def all(self) -> list[Callable[..., Any]]:
-        return [
-            self.remember_intent,
-            self.abandon_intent,
-            self.remember_write,
-            self.is_echo,
-            self.links_to_move,
-            self.repoint_links,
-            self.restore_links,
-            self.find_link,
-        ]
-
-    @activity.defn(name="db.remember_customer_intent")
+    @implements_sync(Database.remember_customer_intent)
     def remember_intent(self, memo: WriteMemo) -> None:
         remember_intent(self._engine, memo.system, memo.customer_id, memo.fingerprint)
 
-    @activity.defn(name="db.abandon_customer_intent")
+    @implements_sync(Database.abandon_customer_intent)
     def abandon_intent(self, memo: WriteMemo) -> None:
         abandon_intent(self._engine, memo.system, memo.customer_id)
 
-    @activity.defn(name="db.remember_customer_write")
+    @implements_sync(Database.remember_customer_write)
     def remember_write(self, memo: WriteMemo) -> None:
         remember_write(self._engine, memo.system, memo.customer_id, memo.fingerprint)
 
-    @activity.defn(name="db.customer_echo")
+    @implements_sync(Database.customer_echo)
     def is_echo(self, memo: WriteMemo) -> EchoVerdict:
         """`echo`, `pending` (a write is under way: ask again) or `new`."""
         return echo_verdict(self._engine, memo.system, memo.customer_id, memo.fingerprint)
 
-    @activity.defn(name="db.customer_links_to_move")
+    @implements_sync(Database.customer_links_to_move)
     def links_to_move(self, request: LinkRepoint) -> list[LinkRow]:
         """The links `db.repoint_customer_links` would move, as they are: read before the
         move so that its compensation does not depend on the move's answer."""
@@ -156,7 +130,7 @@ class CustomerDatabaseActivities:
         )
         return [LinkRow(id=i, store_id=s, erp_id=e) for i, s, e in rows]
 
-    @activity.defn(name="db.repoint_customer_links")
+    @implements_sync(Database.repoint_customer_links)
     def repoint_links(self, request: LinkRepoint) -> list[LinkRow]:
         """Idempotent: a retry finds the links already on the survivor and changes nothing
         more (the rows it answers are then the ones still to move, none). The merge's
@@ -166,11 +140,11 @@ class CustomerDatabaseActivities:
         )
         return [LinkRow(id=i, store_id=s, erp_id=e) for i, s, e in rows]
 
-    @activity.defn(name="db.restore_customer_links")
+    @implements_sync(Database.restore_customer_links)
     def restore_links(self, rows: list[LinkRow]) -> None:
         restore_links(self._engine, [(row.id, row.store_id, row.erp_id) for row in rows])
 
-    @activity.defn(name="db.find_customer_link")
+    @implements_sync(Database.find_customer_link)
     def find_link(self, lookup: CustomerLinkLookup) -> str | None:
         """The other side's key of a customer link: the ERP id of a store e-mail, or the
         store e-mail of an ERP id."""

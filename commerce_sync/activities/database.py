@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import Any
 
 from sqlalchemy import Engine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from commerce_sync.config.pairs import PairConfig
+from commerce_sync.contracts.activities import Config, Database, Ops, implements_sync
 from commerce_sync.contracts.steps import (
     AlertInput,
     DeadLetterInput,
@@ -42,18 +41,7 @@ class DatabaseActivities:
         self._notifier = notifier
         self._send_attempts = send_attempts
 
-    def all(self) -> list[Callable[..., Any]]:
-        return [
-            self.pair_config,
-            self.record_link,
-            self.find_store_id,
-            self.note_order,
-            self.record_dead_letter,
-            self.resolve_dead_letters,
-            self.alert,
-        ]
-
-    @activity.defn(name="config.pair")
+    @implements_sync(Config.pair)
     def pair_config(self, pair: str) -> PairConfig:
         """The pair's rules and lookups, recorded in the run's history at its start."""
         try:
@@ -63,25 +51,25 @@ class DatabaseActivities:
                 f"unknown integration pair {pair!r}", type="UnknownPair", non_retryable=True
             ) from None
 
-    @activity.defn(name="db.record_link")
+    @implements_sync(Database.record_link)
     def record_link(self, link: LinkInput) -> int:
         """Record (pair, kind, store id) <-> ERP id; repeating it changes nothing."""
         row = upsert_link(self._engine, link.pair, link.kind, link.store_id, link.erp_id)
         assert row.id is not None
         return row.id
 
-    @activity.defn(name="db.find_store_id")
+    @implements_sync(Database.find_store_id)
     def find_store_id(self, lookup: LinkLookup) -> str | None:
         return find_store_id(self._engine, lookup.pair, lookup.kind, lookup.erp_id)
 
-    @activity.defn(name="db.note_order")
+    @implements_sync(Database.note_order)
     def note_order(self, seen: OrderSeen) -> int:
         """Record the order and return how many orders its e-mail placed in the last hour."""
         return note_order_and_count(
             self._engine, seen.pair, seen.store_order_id, seen.email, seen.placed_at
         )
 
-    @activity.defn(name="db.record_dead_letter")
+    @implements_sync(Database.record_dead_letter)
     def record_dead_letter(self, letter: DeadLetterInput) -> int:
         info = activity.info()
         return record_dead_letter(
@@ -96,11 +84,11 @@ class DatabaseActivities:
             dedupe_key=f"{info.workflow_run_id}:{letter.reason}",
         )
 
-    @activity.defn(name="db.resolve_dead_letters")
+    @implements_sync(Database.resolve_dead_letters)
     def resolve_dead_letters(self, request: ResolveDeadLetters) -> int:
         return resolve_dead_letters(self._engine, request.business_key, request.note)
 
-    @activity.defn(name="ops.alert")
+    @implements_sync(Ops.alert)
     def alert(self, alert: AlertInput) -> bool:
         """Record the alert, log it and send it through apprise (ops/alerts.py).
 

@@ -7,13 +7,9 @@ exists succeeds.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
-from temporalio import activity
-
 from commerce_sync.activities.errors import classified
 from commerce_sync.config.pairs import PairConfig
+from commerce_sync.contracts.activities import Erp, implements
 from commerce_sync.contracts.documents import ErpOrderHandle
 from commerce_sync.contracts.steps import (
     CustomerCreate,
@@ -38,32 +34,17 @@ class ErpActivities:
         self._port = port
         self._pairs = pairs
 
-    def all(self) -> list[Callable[..., Any]]:
-        return [
-            self.unknown_skus,
-            self.find_customer,
-            self.create_customer,
-            self.delete_customer,
-            self.find_order,
-            self.create_order,
-            self.cancel_order,
-            self.record_payment,
-            self.reverse_payment,
-            self.get_shipments,
-            self.orders_for_shipments,
-        ]
-
-    @activity.defn(name="erp.unknown_skus")
+    @implements(Erp.unknown_skus)
     @classified
     async def unknown_skus(self, check: SkuCheck) -> list[str]:
         return await self._port.unknown_skus(check.skus, self._pairs[check.pair])
 
-    @activity.defn(name="erp.find_customer")
+    @implements(Erp.find_customer)
     @classified
     async def find_customer(self, lookup: CustomerLookup) -> str | None:
         return await self._port.find_customer_by_email(lookup.email, self._pairs[lookup.pair])
 
-    @activity.defn(name="erp.create_customer")
+    @implements(Erp.create_customer)
     @classified
     async def create_customer(self, request: CustomerCreate) -> str:
         """Create unless a customer with the e-mail exists (a retry after a lost answer)."""
@@ -73,7 +54,7 @@ class ErpActivities:
             return existing
         return await self._port.create_customer(request.customer, pair)
 
-    @activity.defn(name="erp.delete_customer")
+    @implements(Erp.delete_customer)
     @classified
     async def delete_customer(self, ref: CustomerRef) -> None:
         try:
@@ -81,12 +62,12 @@ class ErpActivities:
         except NotFound:
             pass  # already gone
 
-    @activity.defn(name="erp.find_order")
+    @implements(Erp.find_order)
     @classified
     async def find_order(self, lookup: ErpOrderLookup) -> ErpOrderHandle | None:
         return await self._port.find_order(lookup.store_order_number, self._pairs[lookup.pair])
 
-    @activity.defn(name="erp.create_order")
+    @implements(Erp.create_order)
     @classified
     async def create_order(self, request: ErpOrderCreate) -> ErpOrderCreated:
         """Create the order once per store order number.
@@ -102,31 +83,31 @@ class ErpActivities:
         handle = await self._port.create_order(request.order, request.customer_id, pair)
         return ErpOrderCreated(handle=handle, created=existing is None)
 
-    @activity.defn(name="erp.cancel_order")
+    @implements(Erp.cancel_order)
     @classified
     async def cancel_order(self, ref: ErpOrderRefInput) -> None:
         await self._port.cancel_order(ref.handle, self._pairs[ref.pair])
 
-    @activity.defn(name="erp.record_payment")
+    @implements(Erp.record_payment)
     @classified
     async def record_payment(self, request: PaymentRecord) -> str:
         return await self._port.record_payment(
             request.handle, request.payment, request.customer_id, self._pairs[request.pair]
         )
 
-    @activity.defn(name="erp.reverse_payment")
+    @implements(Erp.reverse_payment)
     @classified
     async def reverse_payment(self, request: PaymentReversal) -> None:
         await self._port.reverse_payment(
             request.handle, request.payment_id, self._pairs[request.pair]
         )
 
-    @activity.defn(name="erp.get_shipments")
+    @implements(Erp.get_shipments)
     @classified
     async def get_shipments(self, ref: ErpOrderRefInput) -> list[Shipment]:
         return await self._port.get_shipments(ref.handle, self._pairs[ref.pair])
 
-    @activity.defn(name="erp.orders_for_shipments")
+    @implements(Erp.orders_for_shipments)
     @classified
     async def orders_for_shipments(self, ref: ShipmentEventRef) -> list[str]:
         """The ERP order ids behind the shipments an ERP webhook named."""

@@ -16,9 +16,7 @@ recognised by its id.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import Engine
 from sqlmodel import col, select
@@ -27,6 +25,7 @@ from temporalio.client import Client
 
 from commerce_sync.activities.errors import classified
 from commerce_sync.config.pairs import PairConfig
+from commerce_sync.contracts.activities import Inventory, implements, implements_sync
 from commerce_sync.contracts.inventory import (
     ErpIdsInput,
     LandedSkus,
@@ -67,20 +66,17 @@ class InventoryErpActivities:
         self._port = port
         self._pairs = pairs
 
-    def all(self) -> list[Callable[..., Any]]:
-        return [self.stock_skus, self.read_stock, self.stock_changed_since]
-
-    @activity.defn(name="inventory.stock_skus")
+    @implements(Inventory.stock_skus)
     @classified
     async def stock_skus(self, ids: ErpIdsInput) -> dict[str, str]:
         return await self._port.stock_skus(ids.erp_ids, self._pairs[ids.pair])
 
-    @activity.defn(name="inventory.read_stock")
+    @implements(Inventory.read_stock)
     @classified
     async def read_stock(self, read: StockReadInput) -> list[Availability]:
         return await self._port.read_stock(read.skus, self._pairs[read.pair])
 
-    @activity.defn(name="inventory.stock_changed_since")
+    @implements(Inventory.stock_changed_since)
     @classified
     async def stock_changed_since(self, query: StockChangesInput) -> StockChanges:
         return await self._port.stock_changed_since(query.since, self._pairs[query.pair])
@@ -91,15 +87,12 @@ class InventoryStoreActivities:
         self._port = port
         self._pairs = pairs
 
-    def all(self) -> list[Callable[..., Any]]:
-        return [self.set_stock, self.store_orders, self.order_reservations]
-
-    @activity.defn(name="inventory.set_stock")
+    @implements(Inventory.set_stock)
     @classified
     async def set_stock(self, write: StockWriteInput) -> StockWriteResult:
         return await self._port.set_stock_levels(write.quantities, self._pairs[write.pair])
 
-    @activity.defn(name="inventory.store_orders")
+    @implements(Inventory.store_orders)
     @classified
     async def store_orders(self, listing: OrderListingInput) -> OrderListing:
         """The time is taken before the store is asked: an order the listing misses was
@@ -108,7 +101,7 @@ class InventoryStoreActivities:
         stamps = await self._port.orders_changed_since(listing.since, self._pairs[listing.pair])
         return OrderListing(stamps=stamps, listed_at=listed_at)
 
-    @activity.defn(name="inventory.order_reservations")
+    @implements(Inventory.order_reservations)
     @classified
     async def order_reservations(self, request: ReservationsInput) -> list[OrderReservation]:
         return await self._port.order_reservations(request.order_ids, self._pairs[request.pair])
@@ -121,16 +114,7 @@ class InventoryDatabaseActivities:
         self._engine = engine
         self._client = client
 
-    def all(self) -> list[Callable[..., Any]]:
-        return [
-            self.linked_orders,
-            self.record_rejections,
-            self.lettered_skus,
-            self.resolve_letters,
-            self.request_push,
-        ]
-
-    @activity.defn(name="inventory.linked_orders")
+    @implements_sync(Inventory.linked_orders)
     def linked_orders(self, request: LinkedOrdersInput) -> list[str]:
         """The store orders the order sync has linked to an ERP order: the ERP holds their
         stock already (the link is recorded after the ERP order exists)."""
@@ -146,7 +130,7 @@ class InventoryDatabaseActivities:
                 linked.extend(session.exec(statement).all())
         return linked
 
-    @activity.defn(name="inventory.record_rejections")
+    @implements_sync(Inventory.record_rejections)
     def record_rejections(self, batch: StockRejections) -> int:
         """One open dead letter per refused SKU (process `inventory`): a SKU refused again
         while its letter is open adds an attempt to it instead of a second letter."""
@@ -195,20 +179,20 @@ class InventoryDatabaseActivities:
             )
         return len(batch.rejections)
 
-    @activity.defn(name="inventory.lettered_skus")
+    @implements_sync(Inventory.lettered_skus)
     def lettered_skus(self, pair: str) -> list[str]:
         """The pair's SKUs with an unresolved letter: the run resolves them once it lands
         one (asked once per run, so a push of SKUs without letters costs nothing more)."""
         return unresolved_inventory_skus(self._engine, pair)
 
-    @activity.defn(name="inventory.resolve_letters")
+    @implements_sync(Inventory.resolve_letters)
     def resolve_letters(self, landed: LandedSkus) -> int:
         """The store took these SKUs' stock: their open or replayed letters are resolved,
         history kept (a retry finds them resolved and changes nothing)."""
         note = "a later push wrote the SKU to the store"
         return resolve_inventory_letters(self._engine, landed.pair, landed.skus, note)
 
-    @activity.defn(name="inventory.request_push")
+    @implements(Inventory.request_push)
     async def request_push(self, request: PushSignalInput) -> str:
         """Signal-with-start `inventory:{pair}` on this worker's workflow queue; the run
         ignores a request id it has seen, so a retry asks for nothing twice."""

@@ -9,13 +9,9 @@ undo finds what to undo by the same reference; undoing what does not exist succe
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
-from temporalio import activity
-
 from commerce_sync.activities.errors import classified
 from commerce_sync.config.pairs import PairConfig
+from commerce_sync.contracts.activities import Erp, Store, implements
 from commerce_sync.contracts.documents import PriorReturns, StoreReturn
 from commerce_sync.contracts.return_steps import (
     CreditCreate,
@@ -35,15 +31,12 @@ class StoreReturnActivities:
         self._port = port
         self._pairs = pairs
 
-    def all(self) -> list[Callable[..., Any]]:
-        return [self.get_return, self.set_return_status]
-
-    @activity.defn(name="store.get_return")
+    @implements(Store.get_return)
     @classified
     async def get_return(self, ref: StoreReturnRef) -> StoreReturn:
         return await self._port.get_return(ref.return_id, self._pairs[ref.pair])
 
-    @activity.defn(name="store.set_return_status")
+    @implements(Store.set_return_status)
     @classified
     async def set_return_status(self, update: ReturnStatusUpdate) -> None:
         await self._port.set_return_status(
@@ -56,49 +49,38 @@ class ErpReturnActivities:
         self._port = port
         self._pairs = pairs
 
-    def all(self) -> list[Callable[..., Any]]:
-        return [
-            self.prior_returns,
-            self.create_credit,
-            self.cancel_credit,
-            self.restock,
-            self.reverse_restock,
-            self.refund,
-            self.reverse_refund,
-        ]
-
-    @activity.defn(name="erp.prior_returns")
+    @implements(Erp.prior_returns)
     @classified
     async def prior_returns(self, lookup: PriorReturnsLookup) -> PriorReturns:
         return await self._port.prior_returns(
             lookup.handle, self._pairs[lookup.pair], exclude=lookup.exclude
         )
 
-    @activity.defn(name="erp.create_credit")
+    @implements(Erp.create_credit)
     @classified
     async def create_credit(self, request: CreditCreate) -> str:
         return await self._port.create_credit(
             request.handle, request.lines, request.reference, self._pairs[request.pair]
         )
 
-    @activity.defn(name="erp.cancel_credit")
+    @implements(Erp.cancel_credit)
     @classified
     async def cancel_credit(self, ref: CreditRef) -> None:
         await self._port.cancel_credit(ref.handle, ref.reference, self._pairs[ref.pair])
 
-    @activity.defn(name="erp.restock")
+    @implements(Erp.restock)
     @classified
     async def restock(self, request: RestockRequest) -> str:
         return await self._port.restock(
             request.credit_id, request.lines, request.reference, self._pairs[request.pair]
         )
 
-    @activity.defn(name="erp.reverse_restock")
+    @implements(Erp.reverse_restock)
     @classified
     async def reverse_restock(self, ref: ReturnDocRef) -> None:
         await self._port.reverse_restock(ref.credit_id, ref.reference, self._pairs[ref.pair])
 
-    @activity.defn(name="erp.refund")
+    @implements(Erp.refund)
     @classified
     async def refund(self, request: RefundRequest) -> str:
         return await self._port.refund(
@@ -111,7 +93,7 @@ class ErpReturnActivities:
             self._pairs[request.pair],
         )
 
-    @activity.defn(name="erp.reverse_refund")
+    @implements(Erp.reverse_refund)
     @classified
     async def reverse_refund(self, ref: ReturnDocRef) -> None:
         await self._port.reverse_refund(ref.credit_id, ref.reference, self._pairs[ref.pair])

@@ -6,13 +6,9 @@ to that store's port, and a workflow picks the store by picking the queue.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
-from temporalio import activity
-
 from commerce_sync.activities.errors import classified
 from commerce_sync.config.pairs import PairConfig
+from commerce_sync.contracts.activities import Store, implements
 from commerce_sync.contracts.steps import StoreOrderRef, StoreStatusUpdate, TrackingUpdate
 from commerce_sync.domain.models import Order
 from commerce_sync.systems.ports import StorePort
@@ -23,15 +19,12 @@ class StoreActivities:
         self._port = port
         self._pairs = pairs
 
-    def all(self) -> list[Callable[..., Any]]:
-        return [self.get_order, self.set_order_status, self.set_tracking]
-
-    @activity.defn(name="store.get_order")
+    @implements(Store.get_order)
     @classified
     async def get_order(self, ref: StoreOrderRef) -> Order:
         return await self._port.get_order(ref.order_id, self._pairs[ref.pair])
 
-    @activity.defn(name="store.set_order_status")
+    @implements(Store.set_order_status)
     @classified
     async def set_order_status(self, update: StoreStatusUpdate) -> None:
         await self._port.set_order_status(
@@ -42,7 +35,7 @@ class StoreActivities:
             note=update.note,
         )
 
-    @activity.defn(name="store.set_tracking")
+    @implements(Store.set_tracking)
     @classified
     async def set_tracking(self, update: TrackingUpdate) -> None:
         await self._port.set_tracking(

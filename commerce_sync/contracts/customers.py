@@ -11,6 +11,8 @@ from pydantic import BaseModel, Field
 from commerce_sync.domain.models import Customer, SystemName
 
 Side = Literal["store", "erp"]
+EchoVerdict = Literal["echo", "pending", "new"]
+"""`echo`: what commerce-sync wrote; `pending`: a write of ours not yet read back; `new`."""
 
 
 class CustomerRecordRef(BaseModel):

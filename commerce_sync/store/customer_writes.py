@@ -11,17 +11,16 @@ a store customer's e-mail to its ERP customer id (the order sync records them so
 from __future__ import annotations
 
 from datetime import UTC, timedelta
-from typing import Literal
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from commerce_sync.contracts.customers import EchoVerdict
 from commerce_sync.domain.models import utc_now
 from commerce_sync.store.db import session_scope
 from commerce_sync.store.models import CustomerWrite, Link
 
-EchoVerdict = Literal["echo", "pending", "new"]
 # A write not read back this long after it was intended has failed or its worker died:
 # an event for the record no longer waits for it.
 PENDING_FOR = timedelta(seconds=60)

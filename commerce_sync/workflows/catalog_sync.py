@@ -28,6 +28,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from commerce_sync.contracts import search_attributes as sa
+    from commerce_sync.contracts.activities import Catalog, Config, Database, Erp, Store
     from commerce_sync.contracts.catalog import (
         CatalogAction,
         CatalogEventInput,
@@ -129,7 +130,7 @@ class CatalogSyncWorkflow(PairSaga):
     async def run(self, input: CatalogSyncInput) -> CatalogSyncStatus:
         workflow.upsert_search_attributes([sa.INTEGRATION_PAIR.value_set(input.pair)])
         self._set_state(CatalogState.SYNCING)
-        self._pair = await self._act("config.pair", input.pair, PairRules, queue=None)
+        self._pair = await self._act(Config.pair, input.pair, queue=None)
         while True:
             self._changes = 0
             self._status.passes += 1
@@ -149,11 +150,10 @@ class CatalogSyncWorkflow(PairSaga):
             if self._changes == 0:
                 if state == CatalogState.SYNCED:  # an earlier failed run's letters are done
                     await self._act(
-                        "db.resolve_dead_letters",
+                        Database.resolve_dead_letters,
                         ResolveDeadLetters(
                             business_key=workflow.info().workflow_id, note="product synced"
                         ),
-                        int,
                         queue=None,
                     )
                 return self._end(state)
@@ -171,9 +171,8 @@ class CatalogSyncWorkflow(PairSaga):
         """One pass: the store ends up with the ERP product as it is now."""
         pair, sku = self._pair_config, self._input.sku
         product = await self._act(
-            "erp.get_product",
+            Erp.get_product,
             ErpProductRef(pair=pair.id, sku=sku, erp_product_id=self._product_id_hint),
-            Product | None,  # type: ignore[arg-type]
             queue=self._erp,
         )
         if product is None:
@@ -187,9 +186,8 @@ class CatalogSyncWorkflow(PairSaga):
             raise InvalidProduct("; ".join(problems))
 
         existing = await self._act(
-            "store.find_product",
+            Store.find_product,
             StoreProductRef(pair=pair.id, sku=sku),
-            Product | None,  # type: ignore[arg-type]
             queue=self._store,
         )
         if existing is None:
@@ -207,11 +205,10 @@ class CatalogSyncWorkflow(PairSaga):
                 self._step("update store product", f"{store_id} unchanged")
 
         await self._act(
-            "db.record_link",
+            Database.record_link,
             LinkInput(
                 pair=pair.id, kind="product", store_id=sku, erp_id=self._status.erp_product_id
             ),
-            int,
             queue=None,
         )
         self._step("record link", f"{sku} <-> {pair.erp} {self._status.erp_product_id}")
@@ -225,19 +222,17 @@ class CatalogSyncWorkflow(PairSaga):
         self._register(
             "remove the store product this run created",
             lambda: self._act(
-                "store.delete_product",
+                Store.delete_product,
                 StoreProductRemoval(
                     pair=pair.id, sku=product.sku, product_id=self._status.store_product_id
                 ),
-                bool,
                 queue=self._store,
                 compensation=True,
             ),
         )
         created = await self._act(
-            "store.create_product",
+            Store.create_product,
             StoreProductWrite(pair=pair.id, product=product.model_copy(update={"enabled": False})),
-            StoreProductCreated,
             queue=self._store,
         )
         self._status.store_product_id = created.product_id
@@ -250,9 +245,8 @@ class CatalogSyncWorkflow(PairSaga):
         self._step("create store product", f"created {created.product_id}, hidden")
         if product.enabled:
             await self._act(
-                "store.update_product",
+                Store.update_product,
                 StoreProductWrite(pair=pair.id, product=product, product_id=created.product_id),
-                type(None),
                 queue=self._store,
             )
             self._step("publish", f"{created.product_id} enabled")
@@ -260,9 +254,8 @@ class CatalogSyncWorkflow(PairSaga):
 
     async def _write(self, product: Product, store_id: str, what: str) -> None:
         await self._act(
-            "store.update_product",
+            Store.update_product,
             StoreProductWrite(pair=self._pair_config.id, product=product, product_id=store_id),
-            type(None),
             queue=self._store,
         )
         if self._status.action != CatalogAction.CREATED:
@@ -328,9 +321,9 @@ class CatalogEventRouterWorkflow:
         starts: list[CatalogStart] = []
         for pair in event.pairs:
             skus: dict[str, str] = await workflow.execute_activity(
-                "erp.product_skus",
+                Erp.product_skus.name,
                 ErpProductIds(pair=pair, product_ids=event.product_ids),
-                result_type=dict[str, str],
+                result_type=Erp.product_skus.result_type,
                 task_queue=event.erp,
                 start_to_close_timeout=STEP_TIMEOUT,
                 heartbeat_timeout=HEARTBEAT_TIMEOUT,
@@ -348,9 +341,9 @@ class CatalogEventRouterWorkflow:
         if not starts:
             return []
         started: list[str] = await workflow.execute_activity(
-            "catalog.start_runs",
+            Catalog.start_runs.name,
             CatalogStarts(starts=starts),
-            result_type=list[str],
+            result_type=Catalog.start_runs.result_type,
             start_to_close_timeout=STEP_TIMEOUT,
             heartbeat_timeout=HEARTBEAT_TIMEOUT,
             retry_policy=STEP_RETRY,

@@ -20,6 +20,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from commerce_sync.contracts.activities import Config, Customers, Database
     from commerce_sync.contracts.customers import (
         CustomerActiveInput,
         CustomerEmailLookup,
@@ -29,7 +30,6 @@ with workflow.unsafe.imports_passed_through():
         CustomerRecordRef,
         CustomerWriteInput,
         LinkRepoint,
-        LinkRow,
         MergeState,
         OrderCustomerInput,
         StepRecord,
@@ -60,7 +60,7 @@ class CustomerMergeWorkflow(PairSaga):
 
     @workflow.run
     async def run(self, input: CustomerMergeInput) -> CustomerMergeStatus:
-        self._pair = await self._act("config.pair", input.pair, PairRules, queue=None)
+        self._pair = await self._act(Config.pair, input.pair, queue=None)
         self._status.state = MergeState.MERGING
         try:
             await self._merge()
@@ -80,9 +80,8 @@ class CustomerMergeWorkflow(PairSaga):
             raise
         # What an earlier failed merge into this survivor left is settled now.
         await self._act(
-            "db.resolve_dead_letters",
+            Database.resolve_dead_letters,
             ResolveDeadLetters(business_key=workflow.info().workflow_id, note="merged"),
-            int,
             queue=None,
         )
         self._status.state = MergeState.MERGED
@@ -101,9 +100,8 @@ class CustomerMergeWorkflow(PairSaga):
 
     async def _get(self, system: str, customer_id: str) -> Customer | None:
         return await self._act(
-            "customers.get",
+            Customers.get,
             CustomerRecordRef(pair=self._input.pair, customer_id=customer_id),
-            Customer | None,  # type: ignore[arg-type]
             queue=system,
         )
 
@@ -135,9 +133,8 @@ class CustomerMergeWorkflow(PairSaga):
 
         for duplicate_id in self._input.duplicates:
             orders = await self._act(
-                "customers.open_orders",
+                Customers.open_orders,
                 CustomerRecordRef(pair=pair, customer_id=duplicate_id),
-                list[str],
                 queue=system,
             )
             for order_id in orders:
@@ -160,9 +157,8 @@ class CustomerMergeWorkflow(PairSaga):
             )
             await self._remember_intent(duplicate_id, snapshot.model_copy(update={"active": False}))
             written = await self._act(
-                "customers.set_active",
+                Customers.set_active,
                 CustomerActiveInput(pair=pair, customer_id=duplicate_id, active=False),
-                Customer,
                 queue=system,
             )
             await self._remember(duplicate_id, written)
@@ -179,14 +175,17 @@ class CustomerMergeWorkflow(PairSaga):
         # The rows to move, as they are, read before the move: its compensation restores
         # these, whether or not the move's own answer arrived (a lost answer is retried,
         # and the retry finds nothing left to move).
-        moving = await self._act("db.customer_links_to_move", repoint, list[LinkRow], queue=None)
+        moving = await self._act(Database.customer_links_to_move, repoint, queue=None)
         self._register(
             "restore the customer links",
             lambda: self._act(
-                "db.restore_customer_links", moving, type(None), queue=None, compensation=True
+                Database.restore_customer_links,
+                moving,
+                queue=None,
+                compensation=True,
             ),
         )
-        await self._act("db.repoint_customer_links", repoint, list[LinkRow], queue=None)
+        await self._act(Database.repoint_customer_links, repoint, queue=None)
         self._step("update links", f"{len(moving)} links")
         self._compensations.clear()
 
@@ -195,23 +194,20 @@ class CustomerMergeWorkflow(PairSaga):
         pair = self._pair_config
         if self._is_store:
             erp_id = await self._act(
-                "db.find_customer_link",
+                Database.find_customer_link,
                 CustomerLinkLookup(pair=pair.id, store_id=survivor.email),
-                str | None,  # type: ignore[arg-type]
                 queue=None,
             )
             linked = await self._get(pair.erp, erp_id) if erp_id else None
             return [linked] if linked is not None else []
         email = await self._act(
-            "db.find_customer_link",
+            Database.find_customer_link,
             CustomerLinkLookup(pair=pair.id, erp_id=self._input.survivor),
-            str | None,  # type: ignore[arg-type]
             queue=None,
         )
         found = await self._act(
-            "customers.by_email",
+            Customers.by_email,
             CustomerEmailLookup(pair=pair.id, email=email or survivor.email),
-            list[Customer],
             queue=pair.store,
         )
         return [customer for customer in found if customer.active][:1]
@@ -221,9 +217,8 @@ class CustomerMergeWorkflow(PairSaga):
     ) -> None:
         await self._remember_intent(customer_id, customer, compensation=compensation)
         written = await self._act(
-            "customers.write",
+            Customers.write,
             CustomerWriteInput(pair=self._input.pair, customer_id=customer_id, customer=customer),
-            Customer,
             queue=self._system,
             compensation=compensation,
         )
@@ -234,22 +229,20 @@ class CustomerMergeWorkflow(PairSaga):
     ) -> None:
         """Before a write: its change event may come back before the write's answer."""
         await self._act(
-            "db.remember_customer_intent",
+            Database.remember_customer_intent,
             WriteMemo(
                 system=self._system, customer_id=customer_id, fingerprint=fingerprint(customer)
             ),
-            type(None),
             queue=None,
             compensation=compensation,
         )
 
     async def _remember(self, customer_id: str, written: Customer) -> None:
         await self._act(
-            "db.remember_customer_write",
+            Database.remember_customer_write,
             WriteMemo(
                 system=self._system, customer_id=customer_id, fingerprint=fingerprint(written)
             ),
-            type(None),
             queue=None,
         )
 
@@ -257,9 +250,8 @@ class CustomerMergeWorkflow(PairSaga):
         self, order_id: str, customer_id: str, *, compensation: bool = False
     ) -> None:
         await self._act(
-            "customers.set_order_customer",
+            Customers.set_order_customer,
             OrderCustomerInput(pair=self._input.pair, order_id=order_id, customer_id=customer_id),
-            type(None),
             queue=self._system,
             compensation=compensation,
         )

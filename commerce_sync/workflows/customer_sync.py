@@ -36,6 +36,7 @@ from temporalio.exceptions import (
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
+    from commerce_sync.contracts.activities import Config, Customers, Database
     from commerce_sync.contracts.customers import (
         CustomerChanged,
         CustomerEmailLookup,
@@ -100,7 +101,7 @@ class CustomerSyncWorkflow(PairSaga):
     async def run(self, input: CustomerSyncInput) -> CustomerSyncStatus:
         # A signal-with-start has counted its change already; a plain start counts here.
         self._pending = max(self._pending, 1)
-        self._pair = await self._act("config.pair", input.pair, PairRules, queue=None)
+        self._pair = await self._act(Config.pair, input.pair, queue=None)
         while self._pending:
             while self._pending:
                 self._pending = 0
@@ -109,9 +110,8 @@ class CustomerSyncWorkflow(PairSaga):
             # What an earlier failed sync of this customer left is settled now. (A change
             # signalled meanwhile is synced before the run ends.)
             await self._act(
-                "db.resolve_dead_letters",
+                Database.resolve_dead_letters,
                 ResolveDeadLetters(business_key=workflow.info().workflow_id, note="synced"),
-                int,
                 queue=None,
             )
         return self._status
@@ -144,9 +144,8 @@ class CustomerSyncWorkflow(PairSaga):
             else (target.email, record.origin.external_id)
         )
         await self._act(
-            "db.record_link",
+            Database.record_link,
             LinkInput(pair=pair.id, kind="customer", store_id=store_email.lower(), erp_id=erp_id),
-            int,
             queue=None,
         )
         if not changed:
@@ -154,22 +153,20 @@ class CustomerSyncWorkflow(PairSaga):
             return
         wanted = apply_fields(target, record, changed)
         await self._act(
-            "db.remember_customer_intent",
+            Database.remember_customer_intent,
             WriteMemo(
                 system=self._target,
                 customer_id=target.origin.external_id,
                 fingerprint=fingerprint(wanted),
             ),
-            type(None),
             queue=None,
         )
         try:
             written = await self._act(
-                "customers.write",
+                Customers.write,
                 CustomerWriteInput(
                     pair=pair.id, customer_id=target.origin.external_id, customer=wanted
                 ),
-                Customer,
                 queue=self._target,
             )
         except ActivityError as error:
@@ -177,24 +174,22 @@ class CustomerSyncWorkflow(PairSaga):
             if failure is None:
                 raise
             await self._act(
-                "db.abandon_customer_intent",
+                Database.abandon_customer_intent,
                 WriteMemo(
                     system=self._target, customer_id=target.origin.external_id, fingerprint=""
                 ),
-                type(None),
                 queue=None,
             )
             await self._fail(
                 f"write {self._target}", failure.type or "failed", str(failure), changed
             )
         await self._act(
-            "db.remember_customer_write",
+            Database.remember_customer_write,
             WriteMemo(
                 system=self._target,
                 customer_id=target.origin.external_id,
                 fingerprint=fingerprint(written),
             ),
-            type(None),
             queue=None,
         )
         self._status.writes += 1
@@ -231,11 +226,10 @@ class CustomerSyncWorkflow(PairSaga):
                 self._step("read", "gone or inactive: nothing to sync", "skipped")
                 return None
             verdict = await self._act(
-                "db.customer_echo",
+                Database.customer_echo,
                 WriteMemo(
                     system=self._source, customer_id=customer_id, fingerprint=fingerprint(record)
                 ),
-                str,
                 queue=None,
             )
             if verdict == "echo":
@@ -254,9 +248,8 @@ class CustomerSyncWorkflow(PairSaga):
         rules = pair.customers
         found: dict[str, Customer] = {}
         for customer in await self._act(
-            "customers.same_person",
+            Customers.same_person,
             CustomerEmailLookup(pair=pair.id, email=record.email),
-            list[Customer],
             queue=self._source,
         ):
             if customer.origin is not None:
@@ -305,9 +298,8 @@ class CustomerSyncWorkflow(PairSaga):
         assert record.origin is not None
         if self._input.side == "store":
             erp_id = await self._act(
-                "db.find_customer_link",
+                Database.find_customer_link,
                 CustomerLinkLookup(pair=pair.id, store_id=record.email),
-                str | None,  # type: ignore[arg-type]
                 queue=None,
             )
             if erp_id:
@@ -317,17 +309,15 @@ class CustomerSyncWorkflow(PairSaga):
             emails = [record.email]
         else:
             email = await self._act(
-                "db.find_customer_link",
+                Database.find_customer_link,
                 CustomerLinkLookup(pair=pair.id, erp_id=record.origin.external_id),
-                str | None,  # type: ignore[arg-type]
                 queue=None,
             )
             emails = [e for e in (email, record.email) if e]
         for email in emails:
             found = await self._act(
-                "customers.by_email",
+                Customers.by_email,
                 CustomerEmailLookup(pair=pair.id, email=email),
-                list[Customer],
                 queue=self._target,
             )
             active = sorted((c for c in found if c.active), key=_id_order)
@@ -337,9 +327,8 @@ class CustomerSyncWorkflow(PairSaga):
 
     async def _get(self, system: str, customer_id: str) -> Customer | None:
         return await self._act(
-            "customers.get",
+            Customers.get,
             CustomerRecordRef(pair=self._input.pair, customer_id=customer_id),
-            Customer | None,  # type: ignore[arg-type]
             queue=system,
         )
 

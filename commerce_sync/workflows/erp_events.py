@@ -15,6 +15,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
+    from commerce_sync.contracts.activities import Database, Erp
     from commerce_sync.contracts.erp_events import ErpEventInput
     from commerce_sync.contracts.orders import ShipmentNotice
     from commerce_sync.contracts.steps import LinkLookup, ShipmentEventRef
@@ -30,9 +31,9 @@ class ErpEventRouterWorkflow:
         woken: list[str] = []
         for pair in event.pairs:
             erp_order_ids: list[str] = await workflow.execute_activity(
-                "erp.orders_for_shipments",
+                Erp.orders_for_shipments.name,
                 ShipmentEventRef(pair=pair, ids=event.ids, rows=event.rows),
-                result_type=list[str],
+                result_type=Erp.orders_for_shipments.result_type,
                 task_queue=event.erp,
                 start_to_close_timeout=timedelta(seconds=60),
                 heartbeat_timeout=HEARTBEAT_TIMEOUT,
@@ -40,9 +41,9 @@ class ErpEventRouterWorkflow:
             )
             for erp_order_id in erp_order_ids:
                 store_order_id: str | None = await workflow.execute_activity(
-                    "db.find_store_id",
+                    Database.find_store_id.name,
                     LinkLookup(pair=pair, kind="order", erp_id=erp_order_id),
-                    result_type=str | None,  # type: ignore[arg-type]
+                    result_type=Database.find_store_id.result_type,
                     start_to_close_timeout=timedelta(seconds=30),
                     heartbeat_timeout=HEARTBEAT_TIMEOUT,
                     retry_policy=RETRY,

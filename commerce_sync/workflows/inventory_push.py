@@ -33,7 +33,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -41,6 +41,7 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from commerce_sync.contracts import search_attributes as sa
+    from commerce_sync.contracts.activities import ActivityRef, Config, Inventory, Ops
     from commerce_sync.contracts.inventory import (
         CycleRecord,
         ErpIdsInput,
@@ -70,15 +71,14 @@ with workflow.unsafe.imports_passed_through():
     )
     from commerce_sync.contracts.steps import AlertInput
     from commerce_sync.contracts.stock import (
-        Availability,
         OrderReservation,
-        StockChanges,
         StockWriteResult,
     )
     from commerce_sync.domain.pair_rules import InventoryRules, PairRules
     from commerce_sync.workflows.saga import HEARTBEAT_TIMEOUT
 
-T = TypeVar("T")
+InputT = TypeVar("InputT")
+OutputT = TypeVar("OutputT")
 
 BATCHES_PER_CYCLE = 20
 """A cycle pushes at most this many batches, then verifies: long pushes verify as they go."""
@@ -219,10 +219,10 @@ class InventoryPushWorkflow:
     async def run(self, input: InventoryPushInput) -> None:
         workflow.upsert_search_attributes([sa.INTEGRATION_PAIR.value_set(input.pair)])
         self._set_state(InventoryState.IDLE)
-        self._pair = await self._db("config.pair", input.pair, PairRules)
+        self._pair = await self._db(Config.pair, input.pair)
         if workflow.patched(RESOLVE_LETTERS_PATCH):
             self._resolves_letters = True
-            self._lettered = set(await self._db("inventory.lettered_skus", input.pair, list[str]))
+            self._lettered = set(await self._db(Inventory.lettered_skus, input.pair))
         while not self._should_continue_as_new():
             work = await self._next_work()
             if work is None:
@@ -362,9 +362,8 @@ class InventoryPushWorkflow:
             PushMode.CHANGED: request.since,
         }[request.mode]
         changes = await self._system(
-            "inventory.stock_changed_since",
+            Inventory.stock_changed_since,
             StockChangesInput(pair=self._pair_id, since=since),
-            StockChanges,
             queue=self._erp,
             time_limit=WRITE_TIMEOUT,
         )
@@ -388,9 +387,8 @@ class InventoryPushWorkflow:
             self._pending_ids.clear()
             try:
                 skus = await self._system(
-                    "inventory.stock_skus",
+                    Inventory.stock_skus,
                     ErpIdsInput(pair=self._pair_id, erp_ids=erp_ids),
-                    dict[str, str],
                     queue=self._erp,
                 )
             except ActivityError as error:
@@ -449,9 +447,8 @@ class InventoryPushWorkflow:
                 self._pending.pop(sku, None)
             try:
                 levels = await self._system(
-                    "inventory.read_stock",
+                    Inventory.read_stock,
                     StockReadInput(pair=self._pair_id, skus=batch),
-                    list[Availability],
                     queue=self._erp,
                 )
             except ActivityError as error:
@@ -493,9 +490,8 @@ class InventoryPushWorkflow:
     ) -> StockWriteResult | None:
         try:
             result = await self._system(
-                "inventory.set_stock",
+                Inventory.set_stock,
                 StockWriteInput(pair=self._pair_id, quantities=quantities),
-                StockWriteResult,
                 queue=self._store,
                 time_limit=WRITE_TIMEOUT,
             )
@@ -515,7 +511,7 @@ class InventoryPushWorkflow:
         if result.rejected:
             counts.rejected += len(result.rejected)
             await self._db(
-                "inventory.record_rejections",
+                Inventory.record_rejections,
                 StockRejections(
                     pair=self._pair_id,
                     store=self._store,
@@ -524,7 +520,6 @@ class InventoryPushWorkflow:
                         for sku, error in result.rejected.items()
                     ],
                 ),
-                int,
             )
             if self._resolves_letters:
                 self._lettered.update(result.rejected)
@@ -536,7 +531,7 @@ class InventoryPushWorkflow:
         skus = [sku for sku in landed if sku in self._lettered]
         if not self._resolves_letters or not skus:
             return
-        await self._db("inventory.resolve_letters", LandedSkus(pair=self._pair_id, skus=skus), int)
+        await self._db(Inventory.resolve_letters, LandedSkus(pair=self._pair_id, skus=skus))
         self._lettered.difference_update(skus)
 
     async def _verify(self, base: dict[str, int], counts: PushCounts) -> str:
@@ -577,9 +572,8 @@ class InventoryPushWorkflow:
     async def _list_orders(self, since: datetime) -> OrderListing | None:
         try:
             return await self._system(
-                "inventory.store_orders",
+                Inventory.store_orders,
                 OrderListingInput(pair=self._pair_id, since=since),
-                OrderListing,
                 queue=self._store,
             )
         except ActivityError as error:
@@ -592,9 +586,8 @@ class InventoryPushWorkflow:
             return True
         try:
             found = await self._system(
-                "inventory.order_reservations",
+                Inventory.order_reservations,
                 ReservationsInput(pair=self._pair_id, order_ids=order_ids),
-                list[OrderReservation],
                 queue=self._store,
             )
         except ActivityError as error:
@@ -634,9 +627,8 @@ class InventoryPushWorkflow:
         if candidates:
             linked = set(
                 await self._db(
-                    "inventory.linked_orders",
+                    Inventory.linked_orders,
                     LinkedOrdersInput(pair=self._pair_id, order_ids=candidates),
-                    list[str],
                 )
             )
         for order_id in linked:
@@ -688,18 +680,17 @@ class InventoryPushWorkflow:
 
     async def _system(
         self,
-        name: str,
-        arg: Any,
-        result_type: type[T],
+        ref: ActivityRef[InputT, OutputT],
+        arg: InputT,
         *,
         queue: str,
         time_limit: timedelta = LOOKUP_TIMEOUT,
-    ) -> T:
+    ) -> OutputT:
         """An outside system's activity, tried `inventory.attempts` times."""
-        result: T = await workflow.execute_activity(
-            name,
+        result: OutputT = await workflow.execute_activity(
+            ref.name,
             arg,
-            result_type=result_type,
+            result_type=ref.result_type,
             task_queue=queue,
             start_to_close_timeout=time_limit,
             heartbeat_timeout=HEARTBEAT_TIMEOUT,
@@ -712,12 +703,12 @@ class InventoryPushWorkflow:
         )
         return result
 
-    async def _db(self, name: str, arg: Any, result_type: type[T]) -> T:
+    async def _db(self, ref: ActivityRef[InputT, OutputT], arg: InputT) -> OutputT:
         """A database activity on the workflow's own queue, retried until it works."""
-        result: T = await workflow.execute_activity(
-            name,
+        result: OutputT = await workflow.execute_activity(
+            ref.name,
             arg,
-            result_type=result_type,
+            result_type=ref.result_type,
             start_to_close_timeout=LOOKUP_TIMEOUT,
             heartbeat_timeout=HEARTBEAT_TIMEOUT,
             retry_policy=DB_RETRY,
@@ -733,9 +724,8 @@ class InventoryPushWorkflow:
 
     async def _alert(self, kind: str, message: str) -> None:
         await self._db(
-            "ops.alert",
+            Ops.alert,
             AlertInput(kind=kind, key=workflow.info().workflow_id, message=message),
-            bool,
         )
 
     def _set_state(self, state: InventoryState) -> None:
@@ -778,7 +768,7 @@ class InventoryScheduleTickWorkflow:
             request_id=workflow.info().workflow_id, mode=tick.mode, requested_by="schedule"
         )
         await workflow.execute_activity(
-            "inventory.request_push",
+            Inventory.request_push.name,
             PushSignalInput(pair=tick.pair, request=request),
             start_to_close_timeout=LOOKUP_TIMEOUT,
             heartbeat_timeout=HEARTBEAT_TIMEOUT,

@@ -26,6 +26,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from commerce_sync.contracts import search_attributes as sa
+    from commerce_sync.contracts.activities import Codec, Config, Database, Erp, Store
     from commerce_sync.contracts.documents import ErpOrderHandle
     from commerce_sync.contracts.orders import (
         ApprovalDecision,
@@ -41,7 +42,6 @@ with workflow.unsafe.imports_passed_through():
         CustomerLookup,
         CustomerRef,
         ErpOrderCreate,
-        ErpOrderCreated,
         ErpOrderLookup,
         ErpOrderRefInput,
         LinkInput,
@@ -141,7 +141,7 @@ class OrderSyncWorkflow(PairSaga):
             ]
         )
         self._set_state(SyncState.VALIDATING)
-        self._pair = await self._act("config.pair", input.pair, PairRules, queue=None)
+        self._pair = await self._act(Config.pair, input.pair, queue=None)
         if self._cancel is not None:  # signal-with-start from a cancellation: nothing to undo
             return self._end(SyncState.CANCELLED, self._cancel.reason)
         order = await self._read_order()
@@ -176,17 +176,15 @@ class OrderSyncWorkflow(PairSaga):
 
     async def _resolve_dead_letters(self, note: str) -> None:
         await self._act(
-            "db.resolve_dead_letters",
+            Database.resolve_dead_letters,
             ResolveDeadLetters(business_key=workflow.info().workflow_id, note=note),
-            int,
             queue=None,
         )
 
     async def _read_order(self) -> Order:
         order = await self._act(
-            "store.get_order",
+            Store.get_order,
             StoreOrderRef(pair=self._input.pair, order_id=self._input.store_order_id),
-            Order,
             queue=self._store,
         )
         self._step("read order", f"{len(order.lines)} lines, {order.total} {order.currency}")
@@ -199,7 +197,9 @@ class OrderSyncWorkflow(PairSaga):
         if workflow.patched(EMAIL_SEARCH_VALUE_PATCH):
             # Search attributes are not encrypted: with codec keys this is a keyed hash.
             value = await self._act(
-                "codec.email_search_value", order.customer.email, str, queue=None
+                Codec.email_search_value,
+                order.customer.email,
+                queue=None,
             )
             if value:
                 workflow.upsert_search_attributes([sa.CUSTOMER_EMAIL.value_set(value)])
@@ -212,7 +212,9 @@ class OrderSyncWorkflow(PairSaga):
         problems = validate_order(order, pair.currencies)
         skus = sorted({line.sku for line in order.lines if line.sku})
         unknown = await self._act(
-            "erp.unknown_skus", SkuCheck(pair=pair.id, skus=skus), list[str], queue=self._erp
+            Erp.unknown_skus,
+            SkuCheck(pair=pair.id, skus=skus),
+            queue=self._erp,
         )
         problems += unknown_sku_problems(order, unknown)
         if problems:
@@ -226,20 +228,18 @@ class OrderSyncWorkflow(PairSaga):
         """Risk checks, then a person's decision when a rule asks for one."""
         pair = self._pair_config
         existing = await self._act(
-            "erp.find_customer",
+            Erp.find_customer,
             CustomerLookup(pair=pair.id, email=order.customer.email),
-            str | None,  # type: ignore[arg-type]
             queue=self._erp,
         )
         recent = await self._act(
-            "db.note_order",
+            Database.note_order,
             OrderSeen(
                 pair=pair.id,
                 store_order_id=self._input.store_order_id,
                 email=order.customer.email,
                 placed_at=order.placed_at,
             ),
-            int,
             queue=None,
         )
         rules = RiskRuleSet(
@@ -277,14 +277,13 @@ class OrderSyncWorkflow(PairSaga):
             return True
         self._step("approval", f"rejected by {decision.by}: {decision.reason}", outcome="rejected")
         await self._act(
-            "store.set_order_status",
+            Store.set_order_status,
             StoreStatusUpdate(
                 pair=pair.id,
                 order_id=self._input.store_order_id,
                 status=OrderStatus.REJECTED,
                 note=f"Rejected by {decision.by}: {decision.reason}",
             ),
-            type(None),
             queue=self._store,
         )
         self._end(SyncState.REJECTED, decision.reason)
@@ -297,25 +296,22 @@ class OrderSyncWorkflow(PairSaga):
         self._check_cancel()
 
         customer_id = await self._act(
-            "erp.find_customer",
+            Erp.find_customer,
             CustomerLookup(pair=pair.id, email=order.customer.email),
-            str | None,  # type: ignore[arg-type]
             queue=self._erp,
         )
         if customer_id is None:
             customer_id = await self._act(
-                "erp.create_customer",
+                Erp.create_customer,
                 CustomerCreate(pair=pair.id, customer=order.customer),
-                str,
                 queue=self._erp,
             )
             created_id = customer_id
             self._register(
                 "delete the customer this run created",
                 lambda: self._act(
-                    "erp.delete_customer",
+                    Erp.delete_customer,
                     CustomerRef(pair=pair.id, customer_id=created_id),
-                    type(None),
                     queue=self._erp,
                     compensation=True,
                 ),
@@ -330,9 +326,8 @@ class OrderSyncWorkflow(PairSaga):
         # Registered before the step: a create whose answer was lost is still undone.
         self._register("cancel the ERP sales order", lambda: self._cancel_erp_order(order))
         created = await self._act(
-            "erp.create_order",
+            Erp.create_order,
             ErpOrderCreate(pair=pair.id, order=order, customer_id=customer_id),
-            ErpOrderCreated,
             queue=self._erp,
         )
         handle = created.handle
@@ -346,19 +341,17 @@ class OrderSyncWorkflow(PairSaga):
 
         if order.payment is not None and order.payment.amount > 0:
             payment_id = await self._act(
-                "erp.record_payment",
+                Erp.record_payment,
                 PaymentRecord(
                     pair=pair.id, handle=handle, payment=order.payment, customer_id=customer_id
                 ),
-                str,
                 queue=self._erp,
             )
             self._register(
                 "reverse the payment",
                 lambda: self._act(
-                    "erp.reverse_payment",
+                    Erp.reverse_payment,
                     PaymentReversal(pair=pair.id, handle=handle, payment_id=payment_id),
-                    type(None),
                     queue=self._erp,
                     compensation=True,
                 ),
@@ -370,20 +363,19 @@ class OrderSyncWorkflow(PairSaga):
         self._register(
             "restore the store status",
             lambda: self._act(
-                "store.set_order_status",
+                Store.set_order_status,
                 StoreStatusUpdate(
                     pair=pair.id,
                     order_id=self._input.store_order_id,
                     status=original_status,
                     note="commerce-sync undid its changes",
                 ),
-                type(None),
                 queue=self._store,
                 compensation=True,
             ),
         )
         await self._act(
-            "store.set_order_status",
+            Store.set_order_status,
             StoreStatusUpdate(
                 pair=pair.id,
                 order_id=self._input.store_order_id,
@@ -391,7 +383,6 @@ class OrderSyncWorkflow(PairSaga):
                 erp_ref=handle.number,
                 note=f"In {pair.erp} as {handle.number}",
             ),
-            type(None),
             queue=self._store,
         )
         self._step("confirm to store", f"processing, ERP {handle.number}")
@@ -405,17 +396,15 @@ class OrderSyncWorkflow(PairSaga):
             )
         else:
             handle = await self._act(
-                "erp.find_order",
+                Erp.find_order,
                 ErpOrderLookup(pair=pair.id, store_order_number=order.number),
-                ErpOrderHandle | None,  # type: ignore[arg-type]
                 queue=self._erp,
                 compensation=True,
             )
         if handle is not None:
             await self._act(
-                "erp.cancel_order",
+                Erp.cancel_order,
                 ErpOrderRefInput(pair=pair.id, handle=handle),
-                type(None),
                 queue=self._erp,
                 compensation=True,
             )
@@ -436,9 +425,8 @@ class OrderSyncWorkflow(PairSaga):
             self._check_cancel()
             self._shipment_hint = False
             shipments = await self._act(
-                "erp.get_shipments",
+                Erp.get_shipments,
                 ErpOrderRefInput(pair=pair.id, handle=handle),
-                list[Shipment],
                 queue=self._erp,
             )
             shipped = [shipment for shipment in shipments if shipment.tracking_numbers]
@@ -447,14 +435,13 @@ class OrderSyncWorkflow(PairSaga):
         self._status.tracking_numbers = tracking
         self._compensations.clear()  # shipped goods are not unwound by this workflow
         await self._act(
-            "store.set_tracking",
+            Store.set_tracking,
             TrackingUpdate(
                 pair=pair.id,
                 order_id=self._input.store_order_id,
                 tracking_numbers=tracking,
                 carrier=carrier,
             ),
-            type(None),
             queue=self._store,
         )
         self._step("tracking to store", ", ".join(tracking))
@@ -515,9 +502,8 @@ class OrderSyncWorkflow(PairSaga):
 
     async def _link(self, kind: str, store_id: str, erp_id: str) -> None:
         await self._act(
-            "db.record_link",
+            Database.record_link,
             LinkInput(pair=self._input.pair, kind=kind, store_id=store_id, erp_id=erp_id),
-            int,
             queue=None,
         )
 

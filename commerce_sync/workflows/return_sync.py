@@ -30,7 +30,8 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from commerce_sync.contracts import search_attributes as sa
-    from commerce_sync.contracts.documents import ErpOrderHandle, PriorReturns, StoreReturn
+    from commerce_sync.contracts.activities import Config, Database, Erp, Store
+    from commerce_sync.contracts.documents import ErpOrderHandle, StoreReturn
     from commerce_sync.contracts.orders import (
         ApprovalDecision,
         StepRecord,
@@ -57,7 +58,7 @@ with workflow.unsafe.imports_passed_through():
         ResolveDeadLetters,
         StoreOrderRef,
     )
-    from commerce_sync.domain.models import Order, ReturnStatus, Shipment
+    from commerce_sync.domain.models import Order, ReturnStatus
     from commerce_sync.domain.pair_rules import PairRules
     from commerce_sync.domain.returns import (
         ReturnContext,
@@ -111,7 +112,7 @@ class ReturnSyncWorkflow(PairSaga):
     async def run(self, input: ReturnSyncInput) -> ReturnSyncStatus:
         workflow.upsert_search_attributes([sa.INTEGRATION_PAIR.value_set(input.pair)])
         self._set_state(ReturnState.VALIDATING)
-        self._pair = await self._act("config.pair", input.pair, PairRules, queue=None)
+        self._pair = await self._act(Config.pair, input.pair, queue=None)
         self._status.reference = return_reference(
             self._store, input.rma_id, workflow.info().first_execution_run_id
         )
@@ -132,9 +133,8 @@ class ReturnSyncWorkflow(PairSaga):
         # What an earlier failed run of this return left (a run started again by a
         # redelivered request) is fixed now.
         await self._act(
-            "db.resolve_dead_letters",
+            Database.resolve_dead_letters,
             ResolveDeadLetters(business_key=workflow.info().workflow_id, note="return refunded"),
-            int,
             queue=None,
         )
         return self._end(ReturnState.REFUNDED, f"{self._status.refund_amount} refunded")
@@ -142,26 +142,23 @@ class ReturnSyncWorkflow(PairSaga):
     async def _read(self) -> tuple[StoreReturn, Order, ErpOrderHandle]:
         pair = self._pair_config
         store_return = await self._act(
-            "store.get_return",
+            Store.get_return,
             StoreReturnRef(pair=pair.id, return_id=self._input.rma_id),
-            StoreReturn,
             queue=self._store,
         )
         self._status.store_order_id = store_return.order_id
         workflow.upsert_search_attributes([sa.STORE_ORDER_ID.value_set(store_return.order_id)])
         order = await self._act(
-            "store.get_order",
+            Store.get_order,
             StoreOrderRef(pair=pair.id, order_id=store_return.order_id),
-            Order,
             queue=self._store,
         )
         self._status.store_order_number = order.number
         self._status.currency = order.currency
         self._step("read return", f"{len(store_return.request.lines)} lines of {order.number}")
         handle = await self._act(
-            "erp.find_order",
+            Erp.find_order,
             ErpOrderLookup(pair=pair.id, store_order_number=order.number),
-            ErpOrderHandle | None,  # type: ignore[arg-type]
             queue=self._erp,
         )
         if handle is None:
@@ -174,15 +171,13 @@ class ReturnSyncWorkflow(PairSaga):
     ) -> None:
         pair = self._pair_config
         shipments = await self._act(
-            "erp.get_shipments",
+            Erp.get_shipments,
             ErpOrderRefInput(pair=pair.id, handle=handle),
-            list[Shipment],
             queue=self._erp,
         )
         prior = await self._act(
-            "erp.prior_returns",
+            Erp.prior_returns,
             PriorReturnsLookup(pair=pair.id, handle=handle, exclude=self._status.reference),
-            PriorReturns,
             queue=self._erp,
         )
         shipped: dict[str, int] = {}
@@ -251,17 +246,15 @@ class ReturnSyncWorkflow(PairSaga):
         self._register(
             "cancel the ERP credit",
             lambda: self._act(
-                "erp.cancel_credit",
+                Erp.cancel_credit,
                 CreditRef(pair=pair.id, handle=handle, reference=reference),
-                type(None),
                 queue=self._erp,
                 compensation=True,
             ),
         )
         credit_id = await self._act(
-            "erp.create_credit",
+            Erp.create_credit,
             CreditCreate(pair=pair.id, handle=handle, lines=lines, reference=reference),
-            str,
             queue=self._erp,
         )
         self._status.credit_id = credit_id
@@ -270,19 +263,17 @@ class ReturnSyncWorkflow(PairSaga):
         self._register(
             "take back the restocked goods",
             lambda: self._act(
-                "erp.reverse_restock",
+                Erp.reverse_restock,
                 ReturnDocRef(pair=pair.id, credit_id=credit_id, reference=reference),
-                type(None),
                 queue=self._erp,
                 compensation=True,
             ),
         )
         self._status.restock_id = await self._act(
-            "erp.restock",
+            Erp.restock,
             RestockRequest(
                 pair=pair.id, credit_id=credit_id, lines=restock_lines(lines), reference=reference
             ),
-            str,
             queue=self._erp,
         )
         self._step("restock", ", ".join(f"{line.quantity} {line.sku}" for line in lines))
@@ -290,16 +281,15 @@ class ReturnSyncWorkflow(PairSaga):
         self._register(
             "void the refund",
             lambda: self._act(
-                "erp.reverse_refund",
+                Erp.reverse_refund,
                 ReturnDocRef(pair=pair.id, credit_id=credit_id, reference=reference),
-                type(None),
                 queue=self._erp,
                 compensation=True,
             ),
         )
         method = order.payment.method if order.payment is not None else "card"
         self._status.refund_id = await self._act(
-            "erp.refund",
+            Erp.refund,
             RefundRequest(
                 pair=pair.id,
                 handle=handle,
@@ -309,7 +299,6 @@ class ReturnSyncWorkflow(PairSaga):
                 method=method,
                 reference=reference,
             ),
-            str,
             queue=self._erp,
         )
         self._step("refund", f"{self._status.refund_amount} {order.currency}")
@@ -333,11 +322,10 @@ class ReturnSyncWorkflow(PairSaga):
         self, status: ReturnStatus, note: str, *, compensation: bool = False
     ) -> None:
         await self._act(
-            "store.set_return_status",
+            Store.set_return_status,
             ReturnStatusUpdate(
                 pair=self._input.pair, return_id=self._input.rma_id, status=status, note=note
             ),
-            type(None),
             queue=self._store,
             compensation=compensation,
         )

@@ -1,7 +1,8 @@
 """What every per-pair saga workflow (order sync, catalog sync) shares: how a step is
 called, how it is retried, how compensations are kept, and how an alert is raised.
 
-Deterministic code only. A step is an activity called by name on a task queue: the
+Deterministic code only. A step is an activity called through its typed reference
+(`contracts/activities.py`) on a task queue: the
 outside system's own queue for calls to it (so its API budget applies), the workflow's
 queue for the database and alerts.
 """
@@ -18,11 +19,13 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from commerce_sync.contracts.activities import ActivityRef, Database, Ops
     from commerce_sync.contracts.orders import ApprovalDecision, PendingApproval
     from commerce_sync.contracts.steps import AlertInput, DeadLetterInput
     from commerce_sync.domain.pair_rules import PairRules
 
-T = TypeVar("T")
+InputT = TypeVar("InputT")
+OutputT = TypeVar("OutputT")
 
 STEP_TIMEOUT = timedelta(seconds=60)
 HEARTBEAT_TIMEOUT = timedelta(seconds=15)
@@ -90,17 +93,16 @@ class PairSaga:
 
     async def _act(
         self,
-        name: str,
-        arg: Any,
-        result_type: type[T],
+        ref: ActivityRef[InputT, OutputT],
+        arg: InputT,
         *,
         queue: str | None,
         compensation: bool = False,
-    ) -> T:
-        result: T = await workflow.execute_activity(
-            name,
+    ) -> OutputT:
+        result: OutputT = await workflow.execute_activity(
+            ref.name,
             arg,
-            result_type=result_type,
+            result_type=ref.result_type,
             task_queue=queue or workflow.info().task_queue,
             start_to_close_timeout=STEP_TIMEOUT,
             heartbeat_timeout=HEARTBEAT_TIMEOUT,
@@ -178,7 +180,7 @@ class PairSaga:
         """One dead letter for this run, keyed by its workflow id (the business key), so a
         later run of the same key that succeeds resolves it."""
         await self._act(
-            "db.record_dead_letter",
+            Database.record_dead_letter,
             DeadLetterInput(
                 pair=pair,
                 process=process,
@@ -188,14 +190,12 @@ class PairSaga:
                 payload=payload,
                 attempts=workflow.info().attempt,
             ),
-            int,
             queue=None,
         )
 
     async def _alert(self, kind: str, message: str) -> None:
         await self._act(
-            "ops.alert",
+            Ops.alert,
             AlertInput(kind=kind, key=workflow.info().workflow_id, message=message),
-            bool,
             queue=None,
         )
