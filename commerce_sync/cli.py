@@ -8,11 +8,13 @@ import os
 import sys
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import entry_points
+from types import TracebackType
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
 from commerce_sync.config.pairs import PairConfig, PairsConfigError, load_pairs
 from commerce_sync.config.settings import Settings
@@ -20,6 +22,7 @@ from commerce_sync.config.settings import Settings
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
+    from commerce_sync.commands.resync import Outcome
     from commerce_sync.commands.run_list import RunFilters, RunPage
     from commerce_sync.store.models import DeadLetter
 
@@ -105,9 +108,6 @@ def api(
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
 
 
-APPROVE_CONNECT_TIMEOUT_S = 15.0
-
-
 class ApprovalCommandError(Exception):
     """Why `approve` could not record the decision, as one line for the operator."""
 
@@ -117,14 +117,6 @@ def _one_line(text: object) -> str:
     from rich.markup import escape
 
     return escape(" ".join(str(text).split()))
-
-
-def _connect_reason(exc: BaseException) -> str:
-    """The useful part of the SDK's connect error (`... message: "Connection refused" ...`)."""
-    import re
-
-    found = re.search(r'message: "([^"]+)"', str(exc))
-    return found.group(1) if found else str(exc) or type(exc).__name__
 
 
 def _approval_workflow_id(target: list[str], settings: Settings) -> str:
@@ -163,17 +155,16 @@ async def _run_approval(
     from temporalio.service import RPCError, RPCStatusCode
 
     from commerce_sync.contracts.orders import ApprovalDecision
-    from commerce_sync.ops.temporal_client import connect, update_refusal
+    from commerce_sync.ops.temporal_client import (
+        TemporalUnreachable,
+        connect_within,
+        update_refusal,
+    )
 
-    address = settings.resolved_temporal_address
     try:
-        client = await asyncio.wait_for(connect(settings), timeout=APPROVE_CONNECT_TIMEOUT_S)
-    except TimeoutError:
-        raise ApprovalCommandError(f"cannot reach Temporal at {address}: no answer") from None
-    except (RuntimeError, OSError) as exc:
-        raise ApprovalCommandError(
-            f"cannot reach Temporal at {address}: {_connect_reason(exc)}"
-        ) from None
+        client = await connect_within(settings)
+    except TemporalUnreachable as exc:
+        raise ApprovalCommandError(str(exc)) from None
 
     handle = client.get_workflow_handle(workflow_id)
     decision = ApprovalDecision(approved=approved, by=by, reason=reason)
@@ -195,7 +186,7 @@ async def _run_approval(
     except RPCError as exc:
         if exc.status == RPCStatusCode.UNAVAILABLE:
             raise ApprovalCommandError(
-                f"cannot reach Temporal at {address}: {exc.message}"
+                f"cannot reach Temporal at {settings.resolved_temporal_address}: {exc.message}"
             ) from None
         if exc.status != RPCStatusCode.NOT_FOUND:
             raise ApprovalCommandError(f"{workflow_id}: {exc.message}") from None
@@ -273,6 +264,42 @@ def email_query(
     typer.echo(f"CustomerEmail = '{value}'")
 
 
+class ResyncBar:
+    """`ResyncProgress` as a rich bar (on stderr in the CLI); the total grows as the
+    store's pages arrive, and the bar is cleared when done (the summary line stays)."""
+
+    def __init__(self, console: Console, description: str) -> None:
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=console,
+            transient=True,
+            disable=not console.is_terminal,  # no bar (nor stray blank line) in a pipe or log
+        )
+        self._task: TaskID = self._progress.add_task(description, total=None)
+        self._total = 0
+
+    def __enter__(self) -> ResyncBar:
+        self._progress.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._progress.stop()
+
+    def listed(self, count: int) -> None:
+        self._total += count
+        self._progress.update(self._task, total=self._total)
+
+    def handled(self, order_id: str, outcome: Outcome) -> None:
+        self._progress.advance(self._task)
+
+
 resync_app = typer.Typer(
     name="resync",
     help="Start the sync runs that lost webhooks should have started (idempotent).",
@@ -333,7 +360,7 @@ def resync_orders(
     settings, pair_config, since_at = _resync_target(pair, since, resync.DEFAULT_ORDERS_WINDOW)
     assert since_at is not None
     try:
-        with resync.RichProgress(err, f"orders {pair_config.id}") as bar:
+        with ResyncBar(err, f"orders {pair_config.id}") as bar:
             summary = asyncio.run(
                 resync.run_order_resync(settings, pair_config, since_at, progress=bar)
             )
@@ -369,7 +396,7 @@ def resync_catalog(
     )
     assert since_at is not None
     try:
-        with resync.RichProgress(err, f"catalog {pair_config.id}") as bar:
+        with ResyncBar(err, f"catalog {pair_config.id}") as bar:
             summary = asyncio.run(
                 catalog_resync.run_catalog_resync(settings, pair_config, since_at, progress=bar)
             )
@@ -401,7 +428,6 @@ def resync_inventory(
     Leaving early (Ctrl-C, --timeout) does not stop the push.
     """
     from rich.markup import escape
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from commerce_sync.commands import resync
     from commerce_sync.commands.inventory_control import run_inventory_resync, summary_line
@@ -624,17 +650,12 @@ async def _runs_page(
     """One page of runs; RunFilterError for a bad token, TemporalUnanswered when Temporal cannot
     answer (the connection refused included)."""
     from commerce_sync.commands.run_list import TemporalUnanswered, list_page
-    from commerce_sync.ops.temporal_client import connect
+    from commerce_sync.ops.temporal_client import TemporalUnreachable, connect_within
 
-    address = settings.resolved_temporal_address
     try:
-        client = await asyncio.wait_for(connect(settings), timeout=APPROVE_CONNECT_TIMEOUT_S)
-    except TimeoutError:
-        raise TemporalUnanswered(f"cannot reach Temporal at {address}: no answer") from None
-    except (RuntimeError, OSError) as exc:
-        raise TemporalUnanswered(
-            f"cannot reach Temporal at {address}: {_connect_reason(exc)}"
-        ) from None
+        client = await connect_within(settings)
+    except TemporalUnreachable as exc:
+        raise TemporalUnanswered(str(exc)) from None
     return await list_page(client, settings, filters, limit=limit, page_token=page_token)
 
 

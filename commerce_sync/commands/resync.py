@@ -23,15 +23,11 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from types import TracebackType
 from typing import Protocol
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -40,7 +36,7 @@ from commerce_sync.config.settings import Settings
 from commerce_sync.contracts.ids import order_workflow_id
 from commerce_sync.intake.dispatch import dispatch
 from commerce_sync.intake.routing import order_start_route
-from commerce_sync.ops.temporal_client import connect
+from commerce_sync.ops.temporal_client import TemporalUnreachable, connect_within
 from commerce_sync.systems.errors import ConnectorError
 from commerce_sync.systems.ports import StorePort
 from commerce_sync.systems.registry import create_store_port
@@ -48,7 +44,6 @@ from commerce_sync.systems.registry import create_store_port
 DEFAULT_ORDERS_WINDOW = timedelta(hours=24)
 """`--since` left out: the orders changed in the last 24 hours."""
 
-CONNECT_TIMEOUT_S = 15.0
 PAGE_SIZE = 100
 CONCURRENCY = 8
 """Ids looked up and started at once; the Temporal server, not us, is the bottleneck."""
@@ -108,42 +103,6 @@ class ResyncProgress(Protocol):
 
     def handled(self, order_id: str, outcome: Outcome) -> None:
         """One order id was dealt with."""
-
-
-class RichProgress:
-    """`ResyncProgress` as a rich bar (on stderr in the CLI); the total grows as the
-    store's pages arrive, and the bar is cleared when done (the summary line stays)."""
-
-    def __init__(self, console: Console, description: str) -> None:
-        self._progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            console=console,
-            transient=True,
-            disable=not console.is_terminal,  # no bar (nor stray blank line) in a pipe or log
-        )
-        self._task: TaskID = self._progress.add_task(description, total=None)
-        self._total = 0
-
-    def __enter__(self) -> RichProgress:
-        self._progress.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._progress.stop()
-
-    def listed(self, count: int) -> None:
-        self._total += count
-        self._progress.update(self._task, total=self._total)
-
-    def handled(self, order_id: str, outcome: Outcome) -> None:
-        self._progress.advance(self._task)
 
 
 def one_line(text: str, limit: int = 300) -> str:
@@ -240,17 +199,12 @@ async def resync_orders(
 
 
 async def connect_temporal(settings: Settings) -> Client:
-    address = settings.resolved_temporal_address
     try:
-        return await asyncio.wait_for(connect(settings), timeout=CONNECT_TIMEOUT_S)
-    except TimeoutError:
+        return await connect_within(settings)
+    except TemporalUnreachable as exc:
         raise ResyncError(
-            f"Temporal unreachable at {address}: no answer in {CONNECT_TIMEOUT_S:g} s"
+            f"Temporal unreachable at {exc.address}: {one_line(exc.reason)}"
         ) from None
-    except RuntimeError as exc:  # the SDK's "Failed client connect: ... message: "..." ..."
-        found = re.search(r'message: "([^"]+)"', str(exc))
-        reason = found.group(1) if found else one_line(str(exc))
-        raise ResyncError(f"Temporal unreachable at {address}: {reason}") from None
 
 
 async def run_order_resync(

@@ -6,7 +6,9 @@ models are payloads), plus the AES-GCM payload codec when codec keys are configu
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import re
 
 from temporalio.client import Client, TLSConfig
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -71,6 +73,36 @@ async def connect(settings: Settings, *, runtime: Runtime | None = None) -> Clie
         interceptors=[tracing_interceptor()],
         runtime=runtime,
     )
+
+
+CONNECT_TIMEOUT_S = 15.0
+"""How long a command waits for Temporal to answer before it says so and exits."""
+
+
+class TemporalUnreachable(Exception):
+    """A command could not connect to Temporal: where, and the useful part of why."""
+
+    def __init__(self, address: str, reason: str) -> None:
+        self.address, self.reason = address, reason
+        super().__init__(f"cannot reach Temporal at {address}: {reason}")
+
+
+def connect_failure_reason(exc: BaseException) -> str:
+    """The useful part of the SDK's connect error (`... message: "Connection refused" ...`)."""
+    found = re.search(r'message: "([^"]+)"', str(exc))
+    return found.group(1) if found else " ".join(str(exc).split()) or type(exc).__name__
+
+
+async def connect_within(settings: Settings, timeout_s: float = CONNECT_TIMEOUT_S) -> Client:
+    """`connect`, for a command a person waits on: TemporalUnreachable after `timeout_s`
+    without an answer, or when the connection is refused."""
+    address = settings.resolved_temporal_address
+    try:
+        return await asyncio.wait_for(connect(settings), timeout=timeout_s)
+    except TimeoutError:
+        raise TemporalUnreachable(address, f"no answer in {timeout_s:g} s") from None
+    except (RuntimeError, OSError) as exc:
+        raise TemporalUnreachable(address, connect_failure_reason(exc)) from None
 
 
 def update_refusal(exc: BaseException) -> str:
