@@ -62,9 +62,19 @@ def load_settings() -> Settings:
         first = exc.errors()[0]
         fail(f"settings: {'.'.join(str(p) for p in first['loc'])}: {first['msg']}")
     try:
-        load_pairs(settings.pairs_file)
+        pairs = load_pairs(settings.pairs_file)
     except PairsConfigError as exc:
         fail(str(exc))
+    if not settings.use_sandboxes:
+        leftovers = settings.sandbox_leftovers(
+            system for pair in pairs.values() for system in (pair.store, pair.erp)
+        )
+        if leftovers:
+            fail(
+                f"settings: {', '.join(leftovers)}: still the local sandbox's URL or "
+                "credentials; set the real system's, remove its pair from pairs.toml, or run "
+                "`commerce-sync up` to use the sandboxes"
+            )
     from commerce_sync.ops.codec import CodecConfigError, key_ring
 
     try:

@@ -6,6 +6,7 @@ itself being imported (also as `python -m commerce_sync.cli`)."""
 
 from __future__ import annotations
 
+import os
 from typing import Annotated
 
 import typer
@@ -20,6 +21,10 @@ def register(app: typer.Typer) -> None:
 def up() -> None:
     """Run the embedded default: Temporal dev server, sandboxes, API and a worker."""
     from commerce_sync.cli import fail, load_settings
+
+    # The sandboxes are the point here: their URL and credentials are the connectors'
+    # defaults, and every child inherits this (outside `up` they are refused).
+    os.environ.setdefault("COMMERCE_SYNC_USE_SANDBOXES", "true")
     from sandboxes.embedded import EmbeddedError, Supervisor
 
     settings = load_settings()
@@ -39,6 +44,8 @@ def sandbox(
 
     from commerce_sync.cli import fail, load_settings
     from commerce_sync.ops.sockets import port_in_use
+
+    os.environ.setdefault("COMMERCE_SYNC_USE_SANDBOXES", "true")
     from sandboxes.server import create_sandbox_app
 
     settings = load_settings()

@@ -35,6 +35,10 @@ from sandboxes.server import (
     create_sandbox_app,
 )
 
+# The tests talk to the sandboxes with their own credentials, as `commerce-sync up` does;
+# every CLI subprocess a test starts inherits this (the refusal itself is tested with it off).
+os.environ.setdefault("COMMERCE_SYNC_USE_SANDBOXES", "true")
+
 
 @pytest.fixture(scope="session")
 def sandbox_server() -> Iterator[BackgroundServer]:

@@ -2,15 +2,20 @@
 
 `DATABASE_URL` is also read without the prefix, as is usual for deployments. Nested
 system settings use a double underscore: `COMMERCE_SYNC_BRIGHTPEARL__ACCOUNT_TOKEN`.
-Defaults point every connector at the local sandbox server, so the embedded default
-runs with no configuration at all.
+Connector defaults are the local sandboxes' (their URL and credentials), so the embedded
+default (`commerce-sync up`) runs with no configuration at all. Everywhere else they are
+refused: `sandbox_leftovers` names each setting of a system in use that still points at
+the sandbox server or carries a sandbox credential, and the CLI will not start with one,
+unless `use_sandboxes` says the sandboxes are meant (set by `up` and by the tests).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -55,6 +60,9 @@ class AcumaticaSettings(BaseModel):
     client_id: str = "sandbox-client@Company"
     client_secret: SecretStr = SecretStr("sandbox-client-secret")
     rate_per_second: float = 2.0
+
+
+ConnectorSettings = KenticoSettings | XCartSettings | BrightpearlSettings | AcumaticaSettings
 
 
 class WebhookSecrets(BaseModel):
@@ -145,6 +153,11 @@ class Settings(BaseSettings):
 
     sandbox_host: str = "127.0.0.1"
     sandbox_port: int = 8100
+    use_sandboxes: bool = Field(
+        default=False,
+        description="the connectors may talk to the local sandboxes with their credentials: "
+        "set by `commerce-sync up` for its children and by the tests, never in a deployment",
+    )
 
     kentico: KenticoSettings = KenticoSettings()
     xcart: XCartSettings = XCartSettings()
@@ -169,6 +182,27 @@ class Settings(BaseSettings):
             if "base_url" not in system.model_fields_set:
                 system.base_url = f"http://{self.sandbox_host}:{self.sandbox_port}/{name}"
         return self
+
+    def sandbox_leftovers(self, systems: Iterable[str]) -> list[str]:
+        """The settings of `systems` that still point at the sandbox server or hold a
+        sandbox credential (a secret left at its default), as environment variable names."""
+        sandbox_addresses = {
+            (self.sandbox_host, self.sandbox_port),
+            (urlsplit(SANDBOX_URL).hostname, urlsplit(SANDBOX_URL).port),
+        }
+        found: list[str] = []
+        for name in sorted(set(systems)):
+            system: ConnectorSettings = getattr(self, name)
+            prefix = f"COMMERCE_SYNC_{name.upper()}__"
+            url = urlsplit(str(system.base_url))
+            if (url.hostname, url.port) in sandbox_addresses:
+                found.append(f"{prefix}BASE_URL")
+            for field, info in type(system).model_fields.items():
+                value = getattr(system, field)
+                if isinstance(value, SecretStr) and isinstance(info.default, SecretStr):
+                    if value.get_secret_value() == info.default.get_secret_value():
+                        found.append(f"{prefix}{field.upper()}")
+        return found
 
     @property
     def resolved_temporal_address(self) -> str:

@@ -55,3 +55,34 @@ def test_busy_port_is_named(tmp_path: Path) -> None:
         assert f"port {port} (API) is already in use" in result.stderr
     finally:
         sock.close()
+
+
+def test_outside_up_a_connector_left_on_the_sandbox_is_refused_naming_the_setting(
+    tmp_path: Path,
+) -> None:
+    """A deployment that forgot a setting must not quietly talk to 127.0.0.1:8100."""
+    pairs = tmp_path / "pairs.toml"
+    pairs.write_text('[pairs.kb]\nstore = "kentico"\nerp = "brightpearl"\ncurrencies = ["USD"]\n')
+    env = {
+        "COMMERCE_SYNC_USE_SANDBOXES": "false",
+        "COMMERCE_SYNC_PAIRS_FILE": str(pairs),
+        "COMMERCE_SYNC_KENTICO__BASE_URL": "https://shop.example.com",
+        "COMMERCE_SYNC_KENTICO__PASSWORD": "kentico-password",
+        "COMMERCE_SYNC_BRIGHTPEARL__BASE_URL": "https://use1.brightpearlconnect.com",
+    }
+    for command in ("worker", "api"):
+        result = run_cli(command, env=env, cwd=tmp_path)
+        assert result.returncode == 1
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1, result.stderr
+        assert "COMMERCE_SYNC_BRIGHTPEARL__ACCOUNT_TOKEN" in lines[0]
+        assert "KENTICO" not in lines[0] and "XCART" not in lines[0]
+        assert "sandbox-brightpearl-token" not in result.stderr
+
+    # Configured, the same command goes past the settings (and stops at Temporal, which
+    # is not running here).
+    env["COMMERCE_SYNC_BRIGHTPEARL__ACCOUNT_TOKEN"] = "brightpearl-token"
+    env["COMMERCE_SYNC_TEMPORAL_ADDRESS"] = "127.0.0.1:1"
+    result = run_cli("runs", "list", env=env, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "cannot reach Temporal at 127.0.0.1:1" in result.stderr

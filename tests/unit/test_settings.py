@@ -38,3 +38,46 @@ def test_secrets_do_not_show_in_repr() -> None:
     text = repr(Settings(_env_file=None))
     assert "sandbox-brightpearl-token" not in text
     assert "sandbox-acumatica-password" not in text
+
+
+REAL = {
+    "kentico": {"base_url": "https://shop.example.com", "password": "k-pass"},
+    "brightpearl": {"base_url": "https://use1.brightpearlconnect.com", "account_token": "t"},
+}
+
+
+def test_sandbox_leftovers_names_each_sandbox_url_and_credential_of_the_systems_in_use() -> None:
+    settings = Settings(_env_file=None)
+    assert settings.sandbox_leftovers(["kentico", "brightpearl"]) == [
+        "COMMERCE_SYNC_BRIGHTPEARL__BASE_URL",
+        "COMMERCE_SYNC_BRIGHTPEARL__ACCOUNT_TOKEN",
+        "COMMERCE_SYNC_KENTICO__BASE_URL",
+        "COMMERCE_SYNC_KENTICO__PASSWORD",
+    ]
+    assert settings.sandbox_leftovers([]) == []
+
+
+def test_sandbox_leftovers_is_empty_once_the_systems_in_use_are_configured() -> None:
+    settings = Settings.model_validate({**REAL, "_env_file": None})
+    assert settings.sandbox_leftovers(["kentico", "brightpearl"]) == []
+    # X-Cart is not configured, and it is named only when a pair uses it.
+    assert settings.sandbox_leftovers(["xcart"]) == [
+        "COMMERCE_SYNC_XCART__BASE_URL",
+        "COMMERCE_SYNC_XCART__API_KEY",
+        "COMMERCE_SYNC_XCART__READ_KEY",
+    ]
+
+
+def test_a_url_on_the_sandbox_server_is_a_leftover_wherever_that_server_listens() -> None:
+    moved = Settings.model_validate(
+        {
+            "_env_file": None,
+            "sandbox_port": 9100,
+            "kentico": {"base_url": "http://127.0.0.1:9100/kentico", "password": "p"},
+        }
+    )
+    assert moved.sandbox_leftovers(["kentico"]) == ["COMMERCE_SYNC_KENTICO__BASE_URL"]
+    default_address = Settings.model_validate(
+        {"_env_file": None, "kentico": {"base_url": "http://127.0.0.1:8100/x", "password": "p"}}
+    )
+    assert default_address.sandbox_leftovers(["kentico"]) == ["COMMERCE_SYNC_KENTICO__BASE_URL"]
