@@ -166,6 +166,8 @@ class Settings(BaseSettings):
     webhooks: WebhookSecrets = WebhookSecrets()
 
     http_timeout_s: float = 15.0
+    # A webhook body over this is refused with 413 before it is read whole or verified.
+    webhook_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
 
     alerts: AlertSettings = AlertSettings()
     metrics: MetricsSettings = MetricsSettings()

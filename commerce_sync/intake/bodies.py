@@ -34,17 +34,26 @@ class StoreEvent(BaseModel):
     data: StoreEventData
 
 
+MAX_IDS = 1_000
+"""The most ids one Brightpearl ID set may name: each becomes part of a workflow input or a
+run of its own, so `1-300000` must be refused up front, not expanded."""
+
+
 class BrightpearlEvent(BaseModel):
     """Brightpearl's documented webhook template body."""
 
     model_config = ConfigDict(extra="allow")
 
-    accountCode: str
-    resourceType: str
-    id: str = Field(min_length=1, description="a resource id or an ID set such as 12-15,18")
-    lifecycleEvent: str
-    fullEvent: str = ""
-    raisedOn: str = ""
+    accountCode: str = Field(max_length=100)
+    resourceType: str = Field(max_length=100)
+    id: str = Field(
+        min_length=1,
+        max_length=10_000,
+        description="a resource id or an ID set such as 12-15,18 (at most MAX_IDS ids)",
+    )
+    lifecycleEvent: str = Field(max_length=100)
+    fullEvent: str = Field(default="", max_length=200)
+    raisedOn: str = Field(default="", max_length=100)
 
 
 class AcumaticaPush(BaseModel):
@@ -54,7 +63,8 @@ class AcumaticaPush(BaseModel):
 
     Inserted: list[dict[str, Any]] = Field(default_factory=list)
     Deleted: list[dict[str, Any]] = Field(default_factory=list)
-    Query: str = Field(min_length=1)
-    CompanyId: str = ""
-    Id: str = Field(min_length=1)
-    TimeStamp: int
+    Query: str = Field(min_length=1, max_length=100)
+    CompanyId: str = Field(default="", max_length=100)
+    # A GUID in practice; it becomes part of the event key and of workflow ids.
+    Id: str = Field(min_length=1, max_length=100)
+    TimeStamp: int = Field(ge=0, le=2**63 - 1)

@@ -37,7 +37,7 @@ from commerce_sync.contracts.inventory import (
 )
 from commerce_sync.contracts.orders import CancelRequest, OrderSyncInput
 from commerce_sync.contracts.returns import ReturnSyncInput
-from commerce_sync.intake.bodies import AcumaticaPush, BrightpearlEvent, StoreEvent
+from commerce_sync.intake.bodies import MAX_IDS, AcumaticaPush, BrightpearlEvent, StoreEvent
 from commerce_sync.systems.brightpearl.idsets import IdSetError, parse_id_set
 
 ACUMATICA_SHIPMENT_QUERIES = ("CS-Shipments",)
@@ -141,7 +141,7 @@ def brightpearl_routes(
     if not (event.resourceType == "goods-out-note" and full.endswith("shipped")):
         return []
     try:
-        ids = [str(each) for each in parse_id_set(event.id)]
+        ids = [str(each) for each in parse_id_set(event.id, max_size=MAX_IDS)]
     except IdSetError as exc:
         raise RoutingError("id", str(exc)) from None
     arg = ErpEventInput(
@@ -213,7 +213,7 @@ def brightpearl_catalog_routes(
     if full in BRIGHTPEARL_STOCK_ONLY_EVENTS:
         return []
     try:
-        ids = [str(each) for each in parse_id_set(event.id)]
+        ids = [str(each) for each in parse_id_set(event.id, max_size=MAX_IDS)]
     except IdSetError as exc:
         raise RoutingError("id", str(exc)) from None
     erp_pairs = _erp_pairs("brightpearl", pairs)
@@ -272,7 +272,7 @@ def brightpearl_stock_routes(
     if full != BRIGHTPEARL_STOCK_EVENT:
         return []
     try:
-        ids = [str(each) for each in parse_id_set(event.id)]
+        ids = [str(each) for each in parse_id_set(event.id, max_size=MAX_IDS)]
     except IdSetError as exc:
         raise RoutingError("id", str(exc)) from None
     change = StockChanged(erp="brightpearl", erp_ids=ids, event_key=key)
@@ -330,7 +330,7 @@ def brightpearl_customer_routes(
     if event.resourceType != "contact" or not full.startswith(BRIGHTPEARL_CUSTOMER_EVENT):
         return []
     try:
-        ids = [str(each) for each in parse_id_set(event.id)]
+        ids = [str(each) for each in parse_id_set(event.id, max_size=MAX_IDS)]
     except IdSetError as exc:
         raise RoutingError("id", str(exc)) from None
     return [

@@ -3,7 +3,9 @@
 The event is in the database before the answer goes out, so nothing accepted is lost:
 when Temporal cannot be reached the answer is still 202 and the relay starts the
 workflow later. A repeated event id answers 200 with the first answer's body and starts
-nothing. Bad proof: 401. Unknown source: 404. Invalid body: 422 naming the field.
+nothing. Bad proof: 401. Unknown source: 404. Invalid body: 422 naming the field. A body
+over `webhook_max_body_bytes`: 413, refused by its declared length or while it streams
+in, so a large body is never held whole nor verified.
 """
 
 from __future__ import annotations
@@ -48,11 +50,27 @@ def _unprocessable(field: str, reason: str) -> HTTPException:
     return HTTPException(status_code=422, detail=[{"field": field, "reason": reason}])
 
 
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The body, or 413 as soon as it is known to be over `limit` bytes."""
+    too_large = HTTPException(status_code=413, detail=f"body over {limit} bytes")
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise too_large
+    received = bytearray()
+    async for chunk in request.stream():
+        received += chunk
+        if len(received) > limit:
+            raise too_large
+    return bytes(received)
+
+
 def _parse(raw: bytes, model: type[BaseModel]) -> tuple[BaseModel, dict[str, Any]]:
     try:
         body = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise _unprocessable("body", f"not JSON: {exc}") from None
+    except RecursionError:
+        raise _unprocessable("body", "JSON nested too deeply") from None
     if not isinstance(body, dict):
         raise _unprocessable("body", "must be a JSON object")
     try:
@@ -123,7 +141,7 @@ async def brightpearl_webhook(
         verify_token(_secret(settings, "brightpearl_token"), token)
     except WebhookProofError as exc:
         raise _refuse("brightpearl", exc) from None
-    raw = await request.body()
+    raw = await _read_body(request, settings.webhook_max_body_bytes)
     event, body = _parse(raw, BrightpearlEvent)
     assert isinstance(event, BrightpearlEvent)
     return await _accept(
@@ -146,8 +164,8 @@ async def webhook(
     temporal: TemporalLinkDep,
     token_header: Annotated[str | None, Header(alias=ACUMATICA_TOKEN_HEADER)] = None,
 ) -> JSONResponse:
-    raw = await request.body()
     if source in STORE_SOURCES:
+        raw = await _read_body(request, settings.webhook_max_body_bytes)
         try:
             verify_standard_webhook(_secret(settings, source), dict(request.headers), raw)
         except WebhookProofError as exc:
@@ -172,6 +190,7 @@ async def webhook(
             verify_token(_secret(settings, "acumatica_token"), token_header)
         except WebhookProofError as exc:
             raise _refuse(source, exc) from None
+        raw = await _read_body(request, settings.webhook_max_body_bytes)
         push, body = _parse(raw, AcumaticaPush)
         assert isinstance(push, AcumaticaPush)
         return await _accept(
