@@ -29,9 +29,9 @@ from commerce_sync.domain.models import (
     Payment,
     ReturnLine,
 )
+from commerce_sync.intake.acumatica_push import PushBodyError, verify_push
 from commerce_sync.intake.proofs import ACUMATICA_TOKEN_HEADER, WebhookProofError
 from commerce_sync.systems.acumatica.client import AcumaticaClient
-from commerce_sync.intake.acumatica_push import PushBodyError, verify_push
 from commerce_sync.systems.errors import (
     AuthenticationFailed,
     NotFound,
