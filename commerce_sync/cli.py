@@ -530,10 +530,10 @@ def dead_letters_list(
     from rich.table import Table
 
     from commerce_sync.store.dead_letters import list_dead_letters
-    from commerce_sync.store.models import DeadLetterStatus
+    from commerce_sync.store.models import LETTER_PROCESSES, DeadLetterStatus
 
-    if process is not None and process not in ("order", "catalog", "inventory", "return"):
-        fail(_one_line(f"--process: {process!r} is not one of order, catalog, inventory, return"))
+    if process is not None and process not in LETTER_PROCESSES:
+        fail(_one_line(f"--process: {process!r} is not one of {', '.join(LETTER_PROCESSES)}"))
     if status is not None and status not in {member.value for member in DeadLetterStatus}:
         fail(_one_line(f"--status: {status!r} is not one of open, replayed, resolved"))
     settings = load_settings()

@@ -20,6 +20,7 @@ from commerce_sync.config.settings import Settings, get_settings
 from commerce_sync.intake.links import DatabaseLink, TemporalLink
 from commerce_sync.intake.relay import run_relay
 from commerce_sync.ops.access_log import install_access_log_redaction
+from commerce_sync.ops.alerts import Notifier
 from commerce_sync.ops.codec import payload_codec
 from commerce_sync.ops.redaction import install_log_redaction
 from commerce_sync.ops.temporal_client import connect
@@ -41,7 +42,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.database = database
         app.state.temporal = temporal
-        relay = asyncio.create_task(run_relay(engine, temporal, pairs, settings.task_queue))
+        notifier = Notifier(settings.alerts.urls)
+        relay = asyncio.create_task(
+            run_relay(engine, temporal, pairs, settings.task_queue, notifier=notifier)
+        )
         try:
             yield
         finally:

@@ -13,6 +13,9 @@ What an edited payload means, per process:
   the order it reads from the store. `pair` and `store_order_id` cannot change.
 - `catalog`: a fresh run for the same SKU; `erp_product_id` may be given as a hint.
 - `return`: a fresh run of the same return request (`rma_id` cannot change).
+- `intake`: a webhook event the relay gave up on (Temporal kept refusing its start): the
+  event goes back to the relay, which starts it once the cause is fixed; the payload
+  cannot be edited (the event's body is as the sender signed it).
 - `inventory`: a push request for the same SKU on the pair's push run (the quantity is
   read from the ERP again, so the payload's `quantity` is informational); the letter's
   business key is the SKU's (`inventory:{pair}:{sku}`), and the push that lands the SKU
@@ -47,6 +50,7 @@ from commerce_sync.intake.routing import (
     return_start_route,
 )
 from commerce_sync.store.dead_letters import get_dead_letter, inventory_letter_key, note_replay
+from commerce_sync.store.events import requeue_event
 from commerce_sync.store.models import DeadLetter, DeadLetterStatus
 
 
@@ -295,6 +299,8 @@ async def replay_dead_letter(
         raise ReplayError(404, f"no dead letter {letter_id}")
     if letter.status == DeadLetterStatus.RESOLVED:
         raise ReplayError(409, f"dead letter {letter_id} is resolved; nothing to replay")
+    if letter.process == "intake":
+        return await _requeue_event(engine, letter, edited, by)
     plan = plan_replay(letter, edited)
     try:
         await _refuse_if_going(client, letter)
@@ -314,3 +320,23 @@ async def replay_dead_letter(
     if plan.request_id:
         entry["request_id"] = plan.request_id
     return await asyncio.to_thread(note_replay, engine, letter_id, entry)
+
+
+async def _requeue_event(
+    engine: Engine, letter: DeadLetter, edited: Mapping[str, Any] | None, by: str
+) -> DeadLetter:
+    """An `intake` letter: the relay gets its webhook event back (and resolves the letter
+    once the start goes through)."""
+    assert letter.id is not None
+    if edited is not None and dict(edited) != letter.payload:
+        raise _invalid(["payload"], "a webhook event is replayed as it was received")
+    event_pk = letter.payload.get("webhook_event")
+    event = (
+        await asyncio.to_thread(requeue_event, engine, event_pk)
+        if isinstance(event_pk, int)
+        else None
+    )
+    if event is None:
+        raise ReplayError(409, f"dead letter {letter.id} names no recorded webhook event")
+    entry = {"by": by, "workflow_id": event.workflow_id, "run_id": "", "edited": []}
+    return await asyncio.to_thread(note_replay, engine, letter.id, entry)

@@ -10,7 +10,9 @@ fresh run after a completed one.
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Engine
@@ -23,6 +25,7 @@ from temporalio.common import (
     WorkflowIDReusePolicy,
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from commerce_sync.config.pairs import PairConfig
 from commerce_sync.intake.bodies import AcumaticaPush, BrightpearlEvent, StoreEvent
@@ -93,20 +96,61 @@ async def dispatch(
 
 async def start_recorded(
     engine: Engine, temporal: TemporalLink, event: WebhookEvent, routes: list[Any], task_queue: str
-) -> bool:
-    """Dispatch the event's routes; on failure leave it to the relay. True when started."""
+) -> StartOutcome:
+    """Dispatch the event's routes; on failure leave it to the relay."""
     assert event.id is not None
     if temporal.client is None:
         await asyncio.to_thread(
             mark_start_failed, engine, event.id, f"Temporal unreachable: {temporal.last_error}"
         )
-        return False
+        return StartOutcome.WAITING
     try:
         for route in routes:
             await dispatch(temporal.client, route, task_queue)
     except Exception as exc:  # Temporal down or refusing: the relay tries again
         log.warning("could not start %s yet: %s", event.workflow_id, type(exc).__name__)
-        await asyncio.to_thread(mark_start_failed, engine, event.id, f"{type(exc).__name__}: {exc}")
-        return False
+        if temporal_unavailable(exc):
+            await asyncio.to_thread(
+                mark_start_failed, engine, event.id, f"{type(exc).__name__}: {exc}"
+            )
+            return StartOutcome.WAITING
+        await refuse_start(engine, event, f"{type(exc).__name__}: {exc}")
+        return StartOutcome.REFUSED
     await asyncio.to_thread(mark_started, engine, event.id)
-    return True
+    return StartOutcome.STARTED
+
+
+class StartOutcome(enum.Enum):
+    STARTED = "started"
+    WAITING = "waiting for Temporal"
+    REFUSED = "refused"
+
+
+async def refuse_start(engine: Engine, event: WebhookEvent, error: str) -> None:
+    """Count a start refused for this event and hold it back (backoff) from the relay."""
+    assert event.id is not None
+    retry_in = refusal_backoff(event.start_attempts)
+    await asyncio.to_thread(mark_start_failed, engine, event.id, error, retry_in=retry_in)
+
+
+_UNAVAILABLE = frozenset(
+    {
+        RPCStatusCode.UNAVAILABLE,
+        RPCStatusCode.DEADLINE_EXCEEDED,
+        RPCStatusCode.CANCELLED,
+        RPCStatusCode.RESOURCE_EXHAUSTED,
+    }
+)
+
+
+def temporal_unavailable(exc: BaseException) -> bool:
+    """Temporal could not answer (down, overloaded, timed out): every event waits for it
+    alike, and none of them is at fault. Anything else is a refusal of this event."""
+    if isinstance(exc, RPCError):
+        return exc.status in _UNAVAILABLE
+    return isinstance(exc, OSError | TimeoutError | ConnectionError)
+
+
+def refusal_backoff(failed_before: int) -> timedelta:
+    """How long a refused start waits before its next try: 2, 4, 8 ... s, at most 10 min."""
+    return timedelta(seconds=min(2 ** (failed_before + 1), 600))

@@ -51,6 +51,23 @@ def find_event(engine: Engine, source: str, event_id: str) -> WebhookEvent | Non
         ).first()
 
 
+def find_event_by_pk(engine: Engine, event_pk: int) -> WebhookEvent | None:
+    with session_scope(engine) as session:
+        return session.get(WebhookEvent, event_pk)
+
+
+def requeue_event(engine: Engine, event_pk: int) -> WebhookEvent | None:
+    """Hand a given-up event back to the relay (its dead letter was replayed)."""
+    with session_scope(engine) as session:
+        event = session.get(WebhookEvent, event_pk)
+        if event is not None and event.status == EventStatus.FAILED:
+            event.status = EventStatus.RECEIVED
+            event.start_attempts = 0
+            event.next_attempt_at = None
+            session.add(event)
+        return event
+
+
 def mark_started(engine: Engine, event_pk: int) -> None:
     with session_scope(engine) as session:
         event = session.get(WebhookEvent, event_pk)
@@ -62,21 +79,38 @@ def mark_started(engine: Engine, event_pk: int) -> None:
             session.add(event)
 
 
-def mark_start_failed(engine: Engine, event_pk: int, error: str) -> None:
+def mark_start_failed(
+    engine: Engine, event_pk: int, error: str, *, retry_in: timedelta | None = None
+) -> None:
+    """One more failed start; with `retry_in`, the relay leaves the event alone that long."""
     with session_scope(engine) as session:
         event = session.get(WebhookEvent, event_pk)
         if event is not None and event.status != EventStatus.STARTED:
             event.start_attempts += 1
             event.last_error = error[:2000]
+            event.next_attempt_at = utc_now() + retry_in if retry_in is not None else None
+            session.add(event)
+
+
+def mark_failed(engine: Engine, event_pk: int, error: str) -> None:
+    """The relay gives the event up (its dead letter holds it): it is no longer tried."""
+    with session_scope(engine) as session:
+        event = session.get(WebhookEvent, event_pk)
+        if event is not None and event.status == EventStatus.RECEIVED:
+            event.status = EventStatus.FAILED
+            event.last_error = error[:2000]
             session.add(event)
 
 
 def events_to_relay(engine: Engine, older_than: timedelta, limit: int = 100) -> list[WebhookEvent]:
-    """Recorded events whose workflow start has not gone through (oldest first).
+    """Recorded events whose workflow start has not gone through (oldest first), except
+    those waiting out their backoff, so a start Temporal keeps refusing never holds up
+    the events behind it.
 
     `older_than` leaves a fresh event to the request that is starting it right now.
     """
-    cutoff = utc_now() - older_than
+    now = utc_now()
+    cutoff = now - older_than
     with session_scope(engine) as session:
         return list(
             session.exec(
@@ -86,6 +120,10 @@ def events_to_relay(engine: Engine, older_than: timedelta, limit: int = 100) -> 
                     or_(
                         col(WebhookEvent.received_at) <= cutoff,
                         col(WebhookEvent.start_attempts) > 0,
+                    ),
+                    or_(
+                        col(WebhookEvent.next_attempt_at).is_(None),
+                        col(WebhookEvent.next_attempt_at) <= now,
                     ),
                 )
                 .order_by(col(WebhookEvent.id))

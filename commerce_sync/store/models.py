@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal, get_args
 
 from sqlalchemy import JSON, Column, DateTime, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
@@ -50,6 +50,11 @@ class WebhookEvent(SQLModel, table=True):
     last_error: str | None = Field(default=None, sa_column=Column(Text))
     received_at: datetime = _timestamp()
     started_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    next_attempt_at: datetime | None = Field(
+        default=None,
+        sa_type=DateTime(timezone=True),
+        description="a start Temporal refused is tried again no sooner than this",
+    )
 
 
 class Link(SQLModel, table=True):
@@ -74,6 +79,14 @@ class DeadLetterStatus(StrEnum):
     OPEN = "open"
     REPLAYED = "replayed"
     RESOLVED = "resolved"
+
+
+LetterProcess = Literal[
+    "order", "catalog", "inventory", "return", "customer-merge", "customer-sync", "intake"
+]
+"""What a dead letter is about: a business process, or `intake` (a webhook event whose
+start Temporal kept refusing)."""
+LETTER_PROCESSES: tuple[str, ...] = get_args(LetterProcess)
 
 
 class DeadLetter(SQLModel, table=True):

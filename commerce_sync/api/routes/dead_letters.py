@@ -18,11 +18,10 @@ from commerce_sync.api.deps import EngineDep, SettingsDep, TemporalDep
 from commerce_sync.api.security import OperateKey, ReadKey
 from commerce_sync.commands.dead_letter_replay import ReplayError, replay_dead_letter
 from commerce_sync.store.dead_letters import get_dead_letter, list_dead_letters
-from commerce_sync.store.models import DeadLetter
+from commerce_sync.store.models import DeadLetter, LetterProcess
 
 router = APIRouter(prefix="/dead-letters", tags=["dead letters"])
 
-Process = Literal["order", "catalog", "inventory", "return"]
 Status = Literal["open", "replayed", "resolved"]
 MAX_PAGE = 200
 
@@ -86,7 +85,7 @@ async def list_letters(
     engine: EngineDep,
     _: ReadKey,
     pair: str | None = None,
-    process: Process | None = None,
+    process: LetterProcess | None = None,
     reason: str | None = None,
     status: Status | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
