@@ -1,4 +1,4 @@
-"""What every sandbox shares: the `/_sandbox/` control plane of PROJECT-CONTRACTS.md section 2.
+"""What every sandbox shares: the `/_sandbox/` control plane of docs/project-contracts.md §2.
 
 A system's sandbox subclasses `Sandbox`, keeps its own state, serves its real API
 routes in `add_api_routes`, and answers errors in its system's own shapes

@@ -1,4 +1,4 @@
-"""All four sandboxes behind one server, each under its own prefix (PROJECT-CONTRACTS.md 2).
+"""All four sandboxes behind one server, each under its own prefix (docs/project-contracts.md §2.5).
 
 `create_sandbox_app` mounts `/kentico`, `/xcart`, `/brightpearl` and `/acumatica`;
 `BackgroundServer` runs any ASGI app on a real socket in a thread, for tests, benches

@@ -1,4 +1,4 @@
-"""Search attributes set on every run, so the Temporal Web UI finds any order (DESIGN.md)."""
+"""Search attributes set on every run, so the Temporal Web UI finds any order (docs/design.md §2)."""
 
 from temporalio.common import SearchAttributeKey
 

@@ -1,7 +1,7 @@
 """Acumatica push notifications (SM302000) as commerce-sync receives them.
 
 Acumatica signs nothing: the notification carries the static header configured on it
-(`X-Commerce-Sync-Token: <secret>`, PROJECT-CONTRACTS.md 1). `verify_push` checks that
+(`X-Commerce-Sync-Token: <secret>`, docs/project-contracts.md §1.4). `verify_push` checks that
 header in constant time and parses the body; `Id` is the dedupe key and `TimeStamp`
 orders notifications.
 """

@@ -1,4 +1,4 @@
-"""Inbound webhook bodies (PROJECT-CONTRACTS.md section 1), validated before anything starts."""
+"""Inbound webhook bodies (docs/project-contracts.md §1), validated before anything starts."""
 
 from __future__ import annotations
 

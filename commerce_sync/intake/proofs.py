@@ -1,4 +1,4 @@
-"""How each webhook source proves itself (PROJECT-CONTRACTS.md section 1). Pure functions.
+"""How each webhook source proves itself (docs/project-contracts.md §1). Pure functions.
 
 - Kentico and X-Cart: Standard Webhooks (`webhook-id`, `webhook-timestamp`,
   `webhook-signature` = `v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">`),

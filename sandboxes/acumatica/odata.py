@@ -1,4 +1,4 @@
-"""The OData v3 `$filter` subset the sandbox evaluates (SYSTEMS.md 1.7).
+"""The OData v3 `$filter` subset the sandbox evaluates (docs/systems/acumatica.md §7).
 
 Comparisons `eq ne gt ge lt le`, `and`, `or`, `not`, parentheses, the functions
 `substringof('x', F)`, `startswith(F, 'x')`, `endswith(F, 'x')`, linked paths such as

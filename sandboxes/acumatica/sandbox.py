@@ -1,6 +1,6 @@
 """A faithful local Acumatica: the contract-based REST API `Default/24.200.001` in memory.
 
-What it answers, as SYSTEMS.md section 1 describes the real system:
+What it answers, as docs/systems/acumatica.md describes the real system:
 
 - `POST /entity/auth/login` (204 + session cookies) and `/entity/auth/logout`; each open
   session takes one of the licence's "API users" seats (default 2) and a login beyond
@@ -24,7 +24,7 @@ What it answers, as SYSTEMS.md section 1 describes the real system:
   difference (`Inserted`, `Deleted`; an update is a Deleted + Inserted pair) with the
   static header configured on the target.
 
-Control plane additions (PROJECT-CONTRACTS.md 2): `POST /_sandbox/shipments`,
+Control plane additions (docs/project-contracts.md §2.3, §2.4): `POST /_sandbox/shipments`,
 `POST /_sandbox/stock`, `POST /_sandbox/products`, and `GET|POST /_sandbox/auth`
 (seat limit, token lifetime, expiring tokens and sessions on demand).
 """

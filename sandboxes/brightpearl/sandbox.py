@@ -1,4 +1,4 @@
-"""A faithful local Brightpearl (SYSTEMS.md section 2), in memory.
+"""A faithful local Brightpearl (docs/systems/brightpearl.md), in memory.
 
 Real API under `/public-api/{accountCode}/{service}/...` with private-app headers
 (`brightpearl-app-ref`, `brightpearl-account-token`), the `{"response": ...}` and
@@ -1153,12 +1153,13 @@ class BrightpearlSandbox(Sandbox):
     async def _create_sales_order(self, call: Call) -> Any:
         """The newer atomic create: header and rows in one request, all or nothing.
 
-        `externalRef` + `installedIntegrationInstanceId` is a unique key (SYSTEMS.md 2.5):
-        a second create with the same pair is refused and stores nothing. The refusal's
-        status and code (400 `ORDC-DUPLICATE`, as the sandbox answers the payments'
-        uniqueness rule) are [UNVERIFIED]. Where the body carries addresses
-        (`delivery.address`, `billing.address`) and the currency object's shape are
-        [INFERRED]; without addresses the customer's default address is used.
+        `externalRef` + `installedIntegrationInstanceId` is a unique key
+        (docs/systems/brightpearl.md §6.1): a second create with the same pair is refused
+        and stores nothing. The refusal's status and code (400 `ORDC-DUPLICATE`, as the
+        sandbox answers the payments' uniqueness rule) are [UNVERIFIED]. Where the body
+        carries addresses (`delivery.address`, `billing.address`) and the currency
+        object's shape are [INFERRED]; without addresses the customer's default address
+        is used.
         """
         body = call.body
         if not isinstance(body, dict):

@@ -1,6 +1,6 @@
 """A faithful local Kentico (12/13 REST service) for tests and the embedded default.
 
-Real API (`SYSTEMS.md` section 3), under `/rest/`:
+Real API (`docs/systems/kentico.md`), under `/rest/`:
 
 - `GET /rest/{objecttype}[/all|/currentsite|/site/{sitename}]?format=json&where=&orderby=&topn=&columns=`
   answers the wrapped list `{"ecommerce_orders": [{"COM_Order": [...]}, {"TotalRecords":
@@ -31,7 +31,7 @@ project-defined custom table of return requests,
 Writes through the REST service fire no events: the store's event hook ignores the
 integration user's own changes, so a status written back by the sync does not echo.
 Events come from the shopper side, the control calls below. They are the thin store
-events of PROJECT-CONTRACTS.md section 1 (project-defined, like the custom table),
+events of docs/project-contracts.md §1.2 (project-defined, like the custom table),
 delivered with Standard Webhooks headers signed with the target's `whsec_...` secret:
 
 - `POST /_sandbox/orders` (shopper order) -> `order.created`

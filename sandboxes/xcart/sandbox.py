@@ -1,6 +1,6 @@
 """A faithful local X-Cart 5 store (XC\\RESTAPI module) plus the sandbox control plane.
 
-The REST API (SYSTEMS.md section 4) is one route, `admin.php?target=RESTAPI`,
+The REST API (docs/systems/xcart.md) is one route, `admin.php?target=RESTAPI`,
 dispatching on `_path` (`entity[/id]`) and the method (`_method` and the
 `X-HTTP-Method-Override` header tunnel other methods). `_key` must be the read/write
 key, or the read-only key for reads: otherwise **403 with an empty body**.
@@ -32,7 +32,7 @@ unreadable input (`Input data is incorrect`), a bad value
 Lists answer `X-Result-Count` (the number of matching records before `_cnd[limit]`)
 and honour `_cnd[limit][0]` (offset) / `_cnd[limit][1]` (count),
 `_cnd[orderBy][0]` (field, optionally with its Doctrine alias, e.g. `p.price`) /
-`_cnd[orderBy][1]` (`asc`/`desc`). Project-defined conditions (SYSTEMS.md marks
+`_cnd[orderBy][1]` (`asc`/`desc`). Project-defined conditions (docs/systems/xcart.md §4 marks
 date conditions unverified; a real store needs the sync module's repository
 conditions for them): `_cnd[updatedSince]=<unix seconds>` (inclusive) on orders
 (`lastRenewDate`), products and profiles (`updateDate`); `_cnd[sku]` (exact) and

@@ -361,7 +361,7 @@ async def point_webhooks(
 
 
 def shopper_order(payment_reference: str) -> dict[str, Any]:
-    """A shopper's order (PROJECT-CONTRACTS.md section 2) that trips no risk rule."""
+    """A shopper's order (docs/project-contracts.md §2.2) that trips no risk rule."""
     return {
         "customer": {
             "email": f"durable-{uuid.uuid4().hex[:8]}@example.com",

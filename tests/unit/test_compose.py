@@ -33,7 +33,7 @@ API = "api"
 WORKER = "worker"
 SERVICES = (POSTGRES, TEMPORAL, TEMPORAL_UI, SEARCH_ATTRIBUTE_JOB, API, WORKER)
 
-# DESIGN.md, "Conventions that make it operable".
+# docs/design.md §2, "Search attributes".
 DESIGN_SEARCH_ATTRIBUTES = {
     "IntegrationPair": "Keyword",
     "StoreOrderId": "Keyword",

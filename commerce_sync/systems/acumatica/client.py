@@ -373,7 +373,7 @@ class AcumaticaClient:
                 return ValidationFailed(SYSTEM, message, status=status, field=field)
         if status >= 500:
             # A 503 that says when to come back (IIS recycling, maintenance) is honoured,
-            # like a 429: DESIGN.md "HTTP 429/503 with Retry-After -> next_retry_delay".
+            # like a 429: docs/design.md §4 "HTTP 429/503 with Retry-After -> next_retry_delay".
             retry_after: float | None = None
             if status == 503:
                 try:

@@ -259,7 +259,7 @@ class AcumaticaErpPort:
             await self.client.cancel_return_order(*found)
 
     # Goods come back on the return order's own receipt (`SalesOrderCreateReceipt`, then
-    # confirmed), as SYSTEMS.md 1.5 describes a return: the receipt is linked to the
+    # confirmed), as docs/systems/acumatica.md §6 describes a return: the receipt is linked to the
     # return order, so finding it needs no key of ours, and it is undone the way
     # Acumatica allows before invoicing: `CorrectShipment`, then the Open receipt deleted.
     # Runs that restocked before this used a stand-alone `InventoryReceipt` keyed by its

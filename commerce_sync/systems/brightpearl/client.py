@@ -528,8 +528,9 @@ class BrightpearlClient:
         currency: str | None = None,
     ) -> int:
         """Goods back on hand against a sales credit: one goods-in note for `rows` (row id
-        -> (product id, quantity)), as SYSTEMS.md 2.11 says returned goods come back;
-        `unit_values` (row id -> value of one item) become each movement's `productValue`.
+        -> (product id, quantity)), as docs/systems/brightpearl.md §11 says returned goods
+        come back; `unit_values` (row id -> value of one item) become each movement's
+        `productValue`.
 
         The body is Goods-In Note POST's (`goodsMoved[]`; `purchaseOrderRowId` names the
         row also for a sales credit, as Goods-In Note GET documents). Idempotent on the

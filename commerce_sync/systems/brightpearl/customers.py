@@ -1,7 +1,8 @@
 """Brightpearl's customer binding (`CustomerPort` of `systems/customer_ports.py`).
 
 Open orders are re-pointed with a `PATCH order/{id}` of `/parties/customer/contactId` and
-`/parties/billing/contactId` (SYSTEMS.md 2.5, api-docs Order PATCH: not once invoiced).
+`/parties/billing/contactId` (docs/systems/brightpearl.md §6.5, api-docs Order PATCH: not
+once invoiced).
 """
 
 from __future__ import annotations
@@ -36,8 +37,8 @@ class BrightpearlCustomers:
         return [customer for customer in found if is_same_email(customer, email)]
 
     async def same_person(self, email: str, pair: PairConfig) -> list[Customer]:
-        """contact-search matches a whole e-mail (SYSTEMS.md 2.7 gives no pattern search):
-        the address and its base address."""
+        """contact-search matches a whole e-mail (docs/systems/brightpearl.md §8 gives no
+        pattern search): the address and its base address."""
         return await exact_variants(self, email, pair)
 
     async def write_customer(self, customer_id: str, customer: Customer, pair: PairConfig) -> None:

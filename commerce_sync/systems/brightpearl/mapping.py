@@ -1,8 +1,8 @@
 """Brightpearl native shapes <-> canonical models. Pure functions, no I/O.
 
-Native shapes are those of SYSTEMS.md section 2: legacy order create plus rows posted
-separately, `GET order/{id}` with `orderRows` keyed by row id, contact-service contacts
-with postal addresses, product-service products and prices, warehouse-service
+Native shapes are those of docs/systems/brightpearl.md: legacy order create plus rows
+posted separately, `GET order/{id}` with `orderRows` keyed by row id, contact-service
+contacts with postal addresses, product-service products and prices, warehouse-service
 availability and goods-out notes, accounting-service customer payments.
 
 Conventions:
@@ -13,9 +13,9 @@ Conventions:
   usual UK-style layout, [INFERRED]).
 - Shipping and discount are free-text rows whose nominal codes come from the lookups.
 - Availability: Brightpearl `inStock` is the physical quantity, `allocated` what open
-  sales order rows reserve, and `onHand` = `inStock` - `allocated` (the SYSTEMS.md
-  example: 10 / 2 / 8). Canonical `on_hand` is the physical quantity (`inStock`) and
-  `available` is `onHand`.
+  sales order rows reserve, and `onHand` = `inStock` - `allocated` (the example of
+  docs/systems/brightpearl.md §7: 10 / 2 / 8). Canonical `on_hand` is the physical
+  quantity (`inStock`) and `available` is `onHand`.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Kentico's customer binding (`CustomerPort` of `systems/customer_ports.py`).
 
 Open orders are re-pointed with a `PUT ecommerce.order/{id}` of `OrderCustomerID`
-(SYSTEMS.md 3.3-3.4); an order is open until the pair's lookups map its status to one of
+(docs/systems/kentico.md §4, §5); an order is open until the pair's lookups map its status to one of
 `CLOSED_ORDER_STATES`.
 """
 

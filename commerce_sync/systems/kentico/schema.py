@@ -1,6 +1,6 @@
 """The Kentico object types the connector and the sandbox use, with their columns.
 
-Column names follow Kentico 12/13 (`SYSTEMS.md` 3.4); a few are from Kentico 8 and kept
+Column names follow Kentico 12/13 (`docs/systems/kentico.md` §5); a few are from Kentico 8 and kept
 because the sync needs them (`CustomerEnabled`, `AddressIsBilling`, `AddressIsShipping`).
 
 Project-defined parts, not Kentico's:

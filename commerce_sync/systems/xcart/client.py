@@ -1,7 +1,7 @@
 """Async connector for X-Cart 5's REST API (XC\\RESTAPI module).
 
 Every call goes to `{base_url}/admin.php?target=RESTAPI&_key=...&_path=entity[/id]`.
-Reads use the read-only key, writes the read/write key (SYSTEMS.md 4.1). The key
+Reads use the read-only key, writes the read/write key (docs/systems/xcart.md §1). The key
 travels in the query string, as X-Cart requires: the `httpx` log records are
 redacted by `_RedactKeyFilter`, and no error message carries a URL.
 

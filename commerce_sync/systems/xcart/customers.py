@@ -1,7 +1,7 @@
 """X-Cart's customer binding (`CustomerPort` of `systems/customer_ports.py`).
 
 Open orders are re-pointed with a `PUT order/{id}` of the `orig_profile` association (the
-customer's own profile, SYSTEMS.md 4.3; the order's copy of the profile, its addresses as
+customer's own profile, docs/systems/xcart.md §3; the order's copy of the profile, its addresses as
 placed, stays). An order is open until the pair's lookups map its status to one of
 `CLOSED_ORDER_STATES`.
 """

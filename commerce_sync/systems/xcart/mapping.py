@@ -1,7 +1,7 @@
 """X-Cart 5 native records <-> canonical models. Pure functions, no I/O.
 
 Native shapes are the REST module's *default schema* (`_schema=default`) as the
-sandbox serves them (SYSTEMS.md 4.3):
+sandbox serves them (docs/systems/xcart.md §3):
 
 - order: `order_id`, `orderNumber`, `date`/`lastRenewDate` (unix seconds), `total`,
   `subtotal`, `tracking`, `trackingNumbers[{tracking_id, value, creationDate}]`,

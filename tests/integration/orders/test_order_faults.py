@@ -178,7 +178,7 @@ async def _read_widget(system: str, client: Any) -> object:
 async def test_retry_after_becomes_the_next_retry_delay(
     settings: Settings, sandboxes: httpx.AsyncClient, system: str, status: int
 ) -> None:
-    """DESIGN.md: 429/503 with Retry-After -> `ApplicationError(next_retry_delay=...)`,
+    """docs/design.md §4: 429/503 with Retry-After -> `ApplicationError(next_retry_delay=...)`,
     retryable, in every connector (each system says it in its own way: Brightpearl in
     `brightpearl-next-throttle-period`, the others in `Retry-After`)."""
     rule = {"match": "GET *", "status": status, "retry_after_s": 2, "count": 1}
