@@ -104,6 +104,8 @@ class StackConfig:
             "DATABASE_URL": self.database_url,
             "COMMERCE_SYNC_TEMPORAL_ADDRESS": self.temporal_address,
             "COMMERCE_SYNC_TASK_QUEUE": self.task_queue,
+            # The connectors talk to the test's sandboxes with the sandboxes' credentials.
+            "COMMERCE_SYNC_USE_SANDBOXES": "true",
             "COMMERCE_SYNC_KENTICO__BASE_URL": f"{self.sandbox_url}/kentico",
             "COMMERCE_SYNC_XCART__BASE_URL": f"{self.sandbox_url}/xcart",
             "COMMERCE_SYNC_BRIGHTPEARL__BASE_URL": f"{self.sandbox_url}/brightpearl",
