@@ -77,6 +77,9 @@ SKIP_CANCELLED_PATCH = "skip-orders-cancelled-in-the-store"
 RESOLVE_WHEN_SYNCED_PATCH = "resolve-dead-letters-once-in-the-erp"
 # Runs recorded before the payload codec upsert the plain email as `CustomerEmail`.
 EMAIL_SEARCH_VALUE_PATCH = "customer-email-search-value"
+# Runs recorded before this failed bare when the store refused the first read (an order
+# that does not exist); now they leave a dead letter and an alert like any failure.
+UNREADABLE_ORDER_PATCH = "dead-letter-an-unreadable-order"
 
 
 class OrderCancelled(Exception):
@@ -144,7 +147,13 @@ class OrderSyncWorkflow(PairSaga):
         self._pair = await self._act(Config.pair, input.pair, queue=None)
         if self._cancel is not None:  # signal-with-start from a cancellation: nothing to undo
             return self._end(SyncState.CANCELLED, self._cancel.reason)
-        order = await self._read_order()
+        try:
+            order = await self._read_order()
+        except ActivityError as error:
+            failure = permanent_failure(error)
+            if failure is None or not workflow.patched(UNREADABLE_ORDER_PATCH):
+                raise
+            return await self._end_unreadable(failure)
         if order.status == OrderStatus.CANCELLED and workflow.patched(SKIP_CANCELLED_PATCH):
             # A late order.created, or a resync, for an order the shopper already cancelled.
             return self._end(SyncState.CANCELLED, "cancelled in the store before it was synced")
@@ -492,6 +501,25 @@ class OrderSyncWorkflow(PairSaga):
         self._set_state(state)
         raise ApplicationError(
             f"order {order.number} {reason}: {error}", type=reason, non_retryable=True
+        )
+
+    async def _end_unreadable(self, failure: ApplicationError) -> OrderSyncStatus:
+        """The store refused to give the order (it does not exist, or cannot be read):
+        nothing was done anywhere, so nothing is undone; the letter names the order id."""
+        reason = failure.type or "unreadable_order"
+        self._status.error = str(failure)
+        await self._dead_letter(
+            self._input.pair,
+            "order",
+            reason,
+            str(failure),
+            {"pair": self._input.pair, "store_order_id": self._input.store_order_id},
+        )
+        subject = f"order {self._input.store_order_id}"
+        await self._alert("order_failed", f"{subject} could not be read ({reason}): {failure}")
+        self._set_state(SyncState.DEAD_LETTERED)
+        raise ApplicationError(
+            f"{subject} could not be read: {failure}", type=reason, non_retryable=True
         )
 
     def _check_cancel(self) -> None:
