@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
@@ -33,6 +33,10 @@ from commerce_sync.ops.codec import codec_keys_path, key_ring
 from commerce_sync.ops.sockets import port_in_use
 
 PR_SET_PDEATHSIG = 1
+STABLE_AFTER_S = 60.0
+"""A child up this long has recovered: its next death starts the backoff afresh."""
+START_TIMEOUT_S = 60.0
+MAX_RESTART_DELAY_S = 60.0
 
 
 class EmbeddedError(Exception):
@@ -130,7 +134,13 @@ class Child:
     log_path: Path
     stop_timeout_s: float = 10.0
     process: subprocess.Popen[bytes] | None = None
-    restarts: list[float] = field(default_factory=list)
+    failures: int = 0
+    """Deaths and failed restarts in a row (reset once it has stayed up STABLE_AFTER_S)."""
+    up_since: float | None = None
+    retry_at: float | None = None
+    """When a dead child is started again (backoff), while it is down."""
+    answer_by: float | None = None
+    """While a restarted child has not answered yet: when it must have."""
     _log: IO[bytes] | None = None
 
     def start(self, env: dict[str, str]) -> None:
@@ -321,8 +331,11 @@ class Supervisor:
                 if child.name == "sandboxes":
                     self.configure_sandbox_webhooks(webhook_secrets)
             self._print_urls()
+            started = time.monotonic()
+            for child in self.children:
+                child.up_since = started
             while not self._stopping:
-                self._restart_dead(env)
+                self._supervise(env)
                 time.sleep(0.5)
             return 0
         finally:
@@ -331,20 +344,53 @@ class Supervisor:
                 child.stop()
             self.echo("stopped; nothing left running")
 
-    def _restart_dead(self, env: dict[str, str]) -> None:
+    def _supervise(self, env: dict[str, str]) -> None:
+        """Restart what died, with a growing pause between tries, and never give up on a
+        child or stop the others because one will not come back: each failure is reported
+        with its log, and the rest of the stack (the sandboxes' state included) stays."""
+        now = time.monotonic()
         for child in self.children:
-            if child.alive() or self._stopping:
-                continue
-            code = child.process.returncode if child.process else None
-            now = time.monotonic()
-            child.restarts = [t for t in child.restarts if now - t < 60] + [now]
-            if len(child.restarts) > 5:
-                raise EmbeddedError(f"{child.name} keeps dying (exit {code}); see {child.log_path}")
-            self.echo(f"{child.name} exited ({code}); restarting")
-            child.stop()
-            self._start(child, env)
-            if child.name == "sandboxes":
-                self.configure_sandbox_webhooks(ensure_webhook_secrets(self.settings))
+            if self._stopping:
+                return
+            if child.answer_by is not None:  # restarted, not answering yet
+                if child.ready():
+                    child.answer_by, child.up_since = None, now
+                    self.echo(f"{child.name} is back")
+                    if child.name == "sandboxes":
+                        self._point_sandbox_webhooks()
+                elif not child.alive():
+                    self._schedule_restart(child, f"exited at start ({self._exit_code(child)})")
+                elif now > child.answer_by:
+                    self._schedule_restart(child, f"did not answer in {START_TIMEOUT_S:.0f} s")
+            elif child.retry_at is not None:
+                if now >= child.retry_at:
+                    child.retry_at, child.answer_by = None, now + START_TIMEOUT_S
+                    child.start(env)
+            elif not child.alive():
+                if child.up_since is not None and now - child.up_since >= STABLE_AFTER_S:
+                    child.failures = 0
+                self._schedule_restart(child, f"exited ({self._exit_code(child)})")
+
+    @staticmethod
+    def _exit_code(child: Child) -> int | None:
+        return child.process.returncode if child.process else None
+
+    def _schedule_restart(self, child: Child, what: str) -> None:
+        child.stop()
+        child.failures += 1
+        child.up_since = child.answer_by = None
+        delay = min(2.0 ** (child.failures - 1), MAX_RESTART_DELAY_S)
+        child.retry_at = time.monotonic() + delay
+        self.echo(
+            f"{child.name} {what}; restarting in {delay:g} s "
+            f"(failure {child.failures} in a row; see {child.log_path})"
+        )
+
+    def _point_sandbox_webhooks(self) -> None:
+        try:
+            self.configure_sandbox_webhooks(ensure_webhook_secrets(self.settings))
+        except httpx.HTTPError as exc:
+            self.echo(f"sandboxes: could not point their webhooks at the API: {exc}")
 
     def _print_urls(self) -> None:
         s = self.settings

@@ -214,3 +214,50 @@ def test_up_serves_survives_a_restart_and_leaves_nothing_behind(
         tree = descendants(again.process.pid)
         assert again.interrupt() == 0
     assert not [pid for pid in tree if alive(pid)]
+
+
+def api_pid(up: Up) -> int | None:
+    """The pid of `up`'s API child, if one is running."""
+    for pid in descendants(up.process.pid):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"commerce_sync.cli" in argv and b"api" in argv and alive(pid):
+            return pid
+    return None
+
+
+def test_a_child_that_dies_while_restarting_is_retried_and_the_rest_keep_running(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    api = f"http://127.0.0.1:{env['COMMERCE_SYNC_API_PORT']}"
+    sandbox = f"http://127.0.0.1:{env['COMMERCE_SYNC_SANDBOX_PORT']}"
+    up = Up(env, tmp_path)
+    up.wait_until_up()
+    placed = httpx.post(f"{sandbox}/kentico/_sandbox/orders", json=SHOPPER_ORDER).json()
+    sandboxes_before = {
+        pid
+        for pid in descendants(up.process.pid)
+        if b"sandbox" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    }
+
+    killed: list[int] = []
+    for _ in range(3):  # the API, then each replacement as soon as it appears
+        pid = wait_for(lambda: (found := api_pid(up)) not in (None, *killed) and found, 30.0)
+        os.kill(pid, signal.SIGKILL)
+        killed.append(pid)
+
+    assert wait_for(lambda: httpx.get(f"{api}/healthz", timeout=2.0).status_code == 200, 90.0)
+    assert up.process.poll() is None, "up stopped because a child would not restart"
+    # The sandboxes were never restarted: the order placed before is still there.
+    assert sandboxes_before <= descendants(up.process.pid)
+    state = httpx.get(f"{sandbox}/kentico/_sandbox/state").json()
+    assert [str(row["OrderID"]) for row in state["ecommerce.order"]] == [placed["id"]]
+
+    tree = descendants(up.process.pid)
+    assert up.interrupt() == 0
+    output = "".join(up.lines)
+    assert output.count("api exited") >= 2 and "restarting in" in output
+    assert "api is back" in output
+    assert not [pid for pid in tree if alive(pid)]
