@@ -19,6 +19,7 @@ from commerce_sync.contracts.steps import (
     ErpOrderCreated,
     ErpOrderLookup,
     ErpOrderRefInput,
+    OrderTwinCheck,
     PaymentRecord,
     PaymentReversal,
     ShipmentEventRef,
@@ -87,6 +88,14 @@ class ErpActivities:
     @classified
     async def cancel_order(self, ref: ErpOrderRefInput) -> None:
         await self._port.cancel_order(ref.handle, self._pairs[ref.pair])
+
+    @implements(Erp.remove_order_twins)
+    @classified
+    async def remove_order_twins(self, check: OrderTwinCheck) -> list[str]:
+        """Idempotent: a twin cancelled by an earlier attempt is no longer live."""
+        return await self._port.remove_order_twins(
+            check.keep, check.store_order_number, self._pairs[check.pair]
+        )
 
     @implements(Erp.record_payment)
     @classified

@@ -78,6 +78,7 @@ from commerce_sync.contracts.steps import (
     LinkInput,
     LinkLookup,
     OrderSeen,
+    OrderTwinCheck,
     PaymentRecord,
     PaymentReversal,
     ResolveDeadLetters,
@@ -252,6 +253,7 @@ class Erp:
     find_order = ActivityRef[ErpOrderLookup, ErpOrderHandle | None]("erp.find_order")
     create_order = ActivityRef[ErpOrderCreate, ErpOrderCreated]("erp.create_order")
     cancel_order = ActivityRef[ErpOrderRefInput, None]("erp.cancel_order")
+    remove_order_twins = ActivityRef[OrderTwinCheck, list[str]]("erp.remove_order_twins")
     record_payment = ActivityRef[PaymentRecord, str]("erp.record_payment")
     reverse_payment = ActivityRef[PaymentReversal, None]("erp.reverse_payment")
     get_shipments = ActivityRef[ErpOrderRefInput, list[Shipment]]("erp.get_shipments")

@@ -79,6 +79,14 @@ class ErpOrderRefInput(BaseModel):
     handle: ErpOrderHandle
 
 
+class OrderTwinCheck(BaseModel):
+    """Cancel every other live ERP order that carries the store order's number."""
+
+    pair: str
+    store_order_number: str
+    keep: ErpOrderHandle
+
+
 class PaymentRecord(BaseModel):
     pair: str
     handle: ErpOrderHandle

@@ -135,6 +135,13 @@ class ErpPort(Protocol):
 
     async def cancel_order(self, handle: ErpOrderHandle, pair: PairConfig) -> None: ...
 
+    async def remove_order_twins(
+        self, keep: ErpOrderHandle, store_order_number: str, pair: PairConfig
+    ) -> list[str]:
+        """Cancel every live order other than `keep` that carries the store order number
+        (made by a create whose answer was lost and that landed after its retry); their ids."""
+        ...
+
     async def record_payment(
         self, handle: ErpOrderHandle, payment: Payment, customer_id: str, pair: PairConfig
     ) -> str: ...

@@ -46,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
         ErpOrderRefInput,
         LinkInput,
         OrderSeen,
+        OrderTwinCheck,
         PaymentRecord,
         PaymentReversal,
         ResolveDeadLetters,
@@ -71,6 +72,11 @@ with workflow.unsafe.imports_passed_through():
 
 
 SHIPMENT_POLL_EVERY = timedelta(hours=6)
+TWIN_CHECK_AFTER = timedelta(minutes=2)
+"""A create whose answer was lost has landed by then (requests do not run longer), so the
+first look for a duplicate ERP order is this long after the create, or sooner on a wake."""
+# Runs recorded before this wait for the shipment without looking for duplicate orders.
+TWIN_CHECK_PATCH = "cancel-duplicate-erp-orders"
 # Runs recorded before this check replay without it (workflow.patched).
 SKIP_CANCELLED_PATCH = "skip-orders-cancelled-in-the-store"
 # Runs recorded before this step resolve their dead letters only once shipped.
@@ -423,16 +429,20 @@ class OrderSyncWorkflow(PairSaga):
         handle = ErpOrderHandle(id=self._status.erp_order_id, number=self._status.erp_order_number)
         self._set_state(SyncState.AWAITING_SHIPMENT)
         shipped: list[Shipment] = []
+        checks_twins = workflow.patched(TWIN_CHECK_PATCH)
+        wait = TWIN_CHECK_AFTER if checks_twins else SHIPMENT_POLL_EVERY
         while not shipped:
             try:
                 await workflow.wait_condition(
-                    lambda: self._shipment_hint or self._cancel is not None,
-                    timeout=SHIPMENT_POLL_EVERY,
+                    lambda: self._shipment_hint or self._cancel is not None, timeout=wait
                 )
             except TimeoutError:
                 pass  # a lost webhook must not leave the order waiting forever: look anyway
+            wait = SHIPMENT_POLL_EVERY
             self._check_cancel()
             self._shipment_hint = False
+            if checks_twins:
+                await self._remove_twins(handle, order)
             shipments = await self._act(
                 Erp.get_shipments,
                 ErpOrderRefInput(pair=pair.id, handle=handle),
@@ -454,6 +464,23 @@ class OrderSyncWorkflow(PairSaga):
             queue=self._store,
         )
         self._step("tracking to store", ", ".join(tracking))
+
+    async def _remove_twins(self, handle: ErpOrderHandle, order: Order) -> None:
+        """A create whose answer was lost can land after its retry made the order again:
+        the ERP then holds a second open order that would ship twice. Soon after the
+        create, and whenever the run wakes before shipping, any such twin is cancelled."""
+        twins = await self._act(
+            Erp.remove_order_twins,
+            OrderTwinCheck(pair=self._input.pair, store_order_number=order.number, keep=handle),
+            queue=self._erp,
+        )
+        if twins:
+            self._step("cancel duplicate ERP orders", ", ".join(twins))
+            await self._alert(
+                "duplicate_erp_order",
+                f"order {order.number}: cancelled duplicate ERP orders {', '.join(twins)} "
+                f"(kept {handle.number})",
+            )
 
     # ---- failure and compensation --------------------------------------------------
 

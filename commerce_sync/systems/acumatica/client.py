@@ -554,10 +554,11 @@ class AcumaticaClient:
 
     # ---- sales orders --------------------------------------------------------------
 
-    async def find_order_by_customer_order(
+    async def live_orders_by_customer_order(
         self, store_order_number: str, order_type: str | None = None
-    ) -> tuple[str, str] | None:
-        """The (type, nbr) of the live order carrying this store number; canceled ones don't count."""
+    ) -> list[tuple[str, str]]:
+        """The (type, nbr) of every live order carrying this store number, oldest number
+        first; canceled ones don't count."""
         order_type = order_type or self.lookups.order_type
         records = await self._json(
             "GET",
@@ -568,10 +569,19 @@ class AcumaticaClient:
                 "$select": "OrderType,OrderNbr,Status",
             },
         )
-        for record in records:
-            if value_of(record, "Status") != "Canceled":
-                return str(value_of(record, "OrderType")), str(value_of(record, "OrderNbr"))
-        return None
+        live = [
+            (str(value_of(record, "OrderType")), str(value_of(record, "OrderNbr")))
+            for record in records
+            if value_of(record, "Status") != "Canceled"
+        ]
+        return sorted(live, key=lambda ref: ref[1])
+
+    async def find_order_by_customer_order(
+        self, store_order_number: str, order_type: str | None = None
+    ) -> tuple[str, str] | None:
+        """The (type, nbr) of the live order carrying this store number; canceled ones don't count."""
+        live = await self.live_orders_by_customer_order(store_order_number, order_type)
+        return live[0] if live else None
 
     async def create_sales_order(
         self, order: Order, customer_id: str, lookups: AcumaticaLookups | None = None

@@ -78,6 +78,20 @@ class AcumaticaErpPort:
     async def cancel_order(self, handle: ErpOrderHandle, pair: PairConfig) -> None:
         await self.client.cancel_order(*parse_order_ref(handle.id, pair.acumatica.order_type))
 
+    async def remove_order_twins(
+        self, keep: ErpOrderHandle, store_order_number: str, pair: PairConfig
+    ) -> list[str]:
+        """Sales orders are auto-numbered and Acumatica keeps nothing unique on
+        `CustomerOrder`: a create whose answer was lost and that lands after the retry's
+        lookup makes a second open order. The run keeps the one it recorded and cancels
+        the others, found by the store order number written into `CustomerOrder`."""
+        order_type = pair.acumatica.order_type
+        live = await self.client.live_orders_by_customer_order(store_order_number, order_type)
+        twins = [(kind, nbr) for kind, nbr in live if order_ref(kind, nbr) != keep.id]
+        for kind, nbr in twins:
+            await self.client.cancel_order(kind, nbr)
+        return [order_ref(kind, nbr) for kind, nbr in twins]
+
     async def record_payment(
         self, handle: ErpOrderHandle, payment: Payment, customer_id: str, pair: PairConfig
     ) -> str:

@@ -77,6 +77,14 @@ class BrightpearlErpPort:
     async def cancel_order(self, handle: ErpOrderHandle, pair: PairConfig) -> None:
         await self.client.cancel_order(int(handle.id), lookups=pair.brightpearl)
 
+    async def remove_order_twins(
+        self, keep: ErpOrderHandle, store_order_number: str, pair: PairConfig
+    ) -> list[str]:
+        """None can exist: a sales order is created in one request, and Brightpearl keeps
+        `externalRef` + `installedIntegrationInstanceId` unique (docs/systems/brightpearl.md
+        §6), so a create that lands after its retry is refused. Nothing to look up."""
+        return []
+
     async def record_payment(
         self, handle: ErpOrderHandle, payment: Payment, customer_id: str, pair: PairConfig
     ) -> str:
