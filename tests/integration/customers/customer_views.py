@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from order_stack import Stack, eventually
 from sqlmodel import select
 from temporalio.client import WorkflowExecutionDescription
 from temporalio.service import RPCError
@@ -25,6 +24,7 @@ from commerce_sync.systems.acumatica.schema import value_of
 from commerce_sync.systems.brightpearl.client import BrightpearlClient
 from commerce_sync.systems.kentico.client import KenticoClient
 from commerce_sync.systems.xcart.client import XCartClient
+from tests.integration.orders.order_stack import Stack, eventually
 
 PAIRS = ["kentico-brightpearl", "xcart-acumatica"]
 

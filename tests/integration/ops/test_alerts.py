@@ -4,15 +4,15 @@ retried without a second row, and a system answering 503 for longer than the thr
 from __future__ import annotations
 
 import pytest
-from ops_stack import UNREACHABLE_AFTER_S, OpsStack, dead_lettered_order
-from order_stack import PAIRS, eventually
 from pydantic import SecretStr
-from sandbox_views import alerts
 from sqlmodel import Session, select
 
 from commerce_sync.ops.alerts import Notifier
 from commerce_sync.store.db import make_engine
 from commerce_sync.store.models import Alert
+from tests.integration.ops.ops_stack import UNREACHABLE_AFTER_S, OpsStack, dead_lettered_order
+from tests.integration.orders.order_stack import PAIRS, eventually
+from tests.integration.orders.sandbox_views import alerts
 
 
 def alert_rows(ops: OpsStack, kind: str) -> list[Alert]:

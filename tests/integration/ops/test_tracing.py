@@ -10,8 +10,9 @@ import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
-from ops_stack import OpsStack
-from order_stack import PAIRS, eventually
+
+from tests.integration.ops.ops_stack import OpsStack
+from tests.integration.orders.order_stack import PAIRS, eventually
 
 
 @pytest.mark.parametrize("pair", list(PAIRS))

@@ -14,8 +14,9 @@ import uuid
 from typing import Any
 
 import pytest
-from order_stack import PAIRS, Stack, eventually, point_webhooks
-from sandbox_views import (
+
+from tests.integration.orders.order_stack import PAIRS, Stack, eventually, point_webhooks
+from tests.integration.orders.sandbox_views import (
     add_store_only_product,
     alerts,
     clear_faults,

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from order_stack import PAIRS, Stack, eventually
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -24,6 +23,7 @@ from commerce_sync.config.pairs import load_pairs
 from commerce_sync.config.settings import Settings
 from commerce_sync.contracts.ids import order_workflow_id
 from sandboxes.server import bind_socket
+from tests.integration.orders.order_stack import PAIRS, Stack, eventually
 
 Json = dict[str, Any]
 

@@ -10,12 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from order_stack import READ_ONLY_KEY, Stack, eventually
-from test_dead_letters import cli, one_error_line
-
 from commerce_sync.api.app import create_app
 from commerce_sync.contracts.ids import order_workflow_id
 from sandboxes.server import BackgroundServer
+from tests.integration.orders.order_stack import READ_ONLY_KEY, Stack, eventually
+from tests.integration.orders.test_dead_letters import cli, one_error_line
 
 KB, XA = "kentico-brightpearl", "xcart-acumatica"
 

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from order_stack import PAIRS, RunningWorker, Stack, eventually, point_webhooks, stack_settings
 from pydantic import SecretStr
 from temporalio.api.common.v1 import Payload
 from temporalio.client import Client
@@ -28,6 +27,14 @@ from commerce_sync.api.app import create_app
 from commerce_sync.config.pairs import default_pairs_path
 from commerce_sync.config.settings import AlertSettings, Settings, WebhookSecrets
 from sandboxes.server import BackgroundServer
+from tests.integration.orders.order_stack import (
+    PAIRS,
+    RunningWorker,
+    Stack,
+    eventually,
+    point_webhooks,
+    stack_settings,
+)
 
 OPERATE_KEY = "opsrest-operate-key-Q7x2Wm"
 READ_KEY = "opsrest-read-key-Lp4Rz8"
