@@ -31,7 +31,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff format --check commerce_sync sandboxes tests bench
 	$(BIN)/ruff check commerce_sync sandboxes tests bench
-	$(BIN)/mypy commerce_sync sandboxes
+	$(BIN)/mypy commerce_sync sandboxes tests bench
 
 format: $(STAMP)
 	$(BIN)/ruff format commerce_sync sandboxes tests bench

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from temporalio.client import WorkflowExecutionStatus
 
-from commerce_sync.intake.routing import catalog_workflow_id
+from commerce_sync.contracts.ids import catalog_workflow_id
 from tests.histories.in_process_stack import run_recorder, save
 from tests.integration.catalog.catalog_views import (
     erp_change,

@@ -19,7 +19,7 @@ import asyncio
 from pathlib import Path
 
 from commerce_sync.config.settings import Settings
-from commerce_sync.intake.routing import return_workflow_id
+from commerce_sync.contracts.ids import return_workflow_id
 from tests.histories.in_process_stack import run_recorder, save
 from tests.integration.orders.order_stack import PAIRS, Stack
 from tests.integration.orders.sandbox_views import clear_faults, inject

@@ -121,7 +121,9 @@ async def store_products(stack: Stack, store: str, sku: str) -> list[StoreProduc
     for row in state["products"]:
         if row["sku"] != sku:
             continue
-        english = next((t for t in row.get("translations", []) if t.get("code") == "en"), {})
+        english: dict[str, Any] = next(
+            (t for t in row.get("translations", []) if t.get("code") == "en"), {}
+        )
         products.append(
             StoreProduct(
                 id=str(row["product_id"]),

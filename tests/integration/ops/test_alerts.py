@@ -3,6 +3,8 @@ retried without a second row, and a system answering 503 for longer than the thr
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from pydantic import SecretStr
 from sqlmodel import Session, select
@@ -117,7 +119,7 @@ def test_an_unusable_alert_url_is_refused_without_showing_it() -> None:
     assert "s3cret" not in str(refused.value)
 
 
-async def _async(value: list[dict[str, object]]) -> list[dict[str, object]]:
+async def _async(value: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return value
 
 

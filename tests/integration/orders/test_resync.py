@@ -11,6 +11,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -134,7 +135,7 @@ async def test_resync_starts_each_missing_run_once_and_they_reach_the_erp(
     missed = [await stack.place_order(store), await stack.place_order(store)]
     for order_id in missed:
         await eventually(
-            lambda o=order_id: undelivered_event(stack, store, o),
+            partial(undelivered_event, stack, store, order_id),
             what=f"the failed delivery of order {order_id}",
         )
         assert await has_no_run(stack, pair, order_id)

@@ -7,6 +7,7 @@ stack's own workflow task queue (`task_queue`), so only this test's runs can mat
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +74,7 @@ async def test_runs_found_by_pair_process_and_state_and_paged(stack: Stack, tmp_
         return page["runs"] if found == wanted[pair] else None
 
     for pair in (KB, XA):  # visibility catches up with the upserted SyncState
-        runs = await eventually(lambda p=pair: listed(p), 30, f"{pair} runs in visibility")
+        runs = await eventually(partial(listed, pair), 30, f"{pair} runs in visibility")
         for run in runs:
             assert run["process"] == "order" and run["pair"] == pair
             assert run["state"] == "awaiting_shipment" and run["run_status"] == "RUNNING"
