@@ -26,20 +26,20 @@ run: $(STAMP)
 # Every worker starts its own Temporal dev server and sandbox server on free ports.
 TEST_WORKERS ?= 3
 test: $(STAMP)
-	$(BIN)/python tests/run_pytest.py -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(BIN)/python -m tests.run_pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check commerce_sync sandboxes tests bench
 	$(BIN)/ruff check commerce_sync sandboxes tests bench
-	$(BIN)/mypy commerce_sync sandboxes
+	$(BIN)/mypy commerce_sync sandboxes tests bench
 
 format: $(STAMP)
 	$(BIN)/ruff format commerce_sync sandboxes tests bench
 	$(BIN)/ruff check --fix commerce_sync sandboxes tests bench
 
 bench: $(STAMP)
-	$(BIN)/python bench/orders.py
-	$(BIN)/python bench/inventory.py
+	$(BIN)/python -m bench.orders
+	$(BIN)/python -m bench.inventory
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -1,8 +1,8 @@
 """Inventory push bench: N SKUs pushed from the ERP to the store, per pair.
 
-`.venv/bin/python bench/inventory.py --skus 10000 --pair kentico-brightpearl` starts, in a temp dir it
+`.venv/bin/python -m bench.inventory --skus 10000 --pair kentico-brightpearl` starts, in a temp dir it
 deletes afterwards, a real Temporal dev server, the sandbox server in its own process
-(both as `bench/orders.py` runs them) and the worker in this process. The push is asked
+(both as `bench.orders` runs them) and the worker in this process. The push is asked
 for and followed exactly as `commerce-sync resync inventory` does it
 (`inventory_control.push_and_wait`, a full push of every SKU), so the API process is not
 needed and is not started.
@@ -41,7 +41,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from orders import (
+from rich.console import Console
+from rich.table import Table
+from temporalio.client import Client
+
+from bench.orders import (
     PAIRS,
     BenchError,
     ChildServer,
@@ -54,10 +58,6 @@ from orders import (
     positive_float,
     positive_int,
 )
-from rich.console import Console
-from rich.table import Table
-from temporalio.client import Client
-
 from commerce_sync.commands.inventory_control import push_and_wait
 from commerce_sync.config.settings import BrightpearlSettings, Settings
 from commerce_sync.contracts.inventory import PushPhase, PushProgress
@@ -515,7 +515,7 @@ def report(result: BenchResult, out: Console) -> None:
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="bench/inventory.py",
+        prog="python -m bench.inventory",
         description="SKUs per second and API calls per 1,000 SKUs of a full inventory push, "
         "and the Brightpearl budget it uses under the sandbox's 200-a-minute throttle.",
     )

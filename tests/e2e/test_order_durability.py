@@ -29,7 +29,17 @@ from types import ModuleType
 
 import httpx
 import pytest
-from durability_stack import (
+from sqlmodel import Session, select
+from standardwebhooks.webhooks import Webhook
+from temporalio.api.enums.v1 import EventType, PendingActivityState, TimeoutType
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from commerce_sync.contracts import search_attributes
+from commerce_sync.store.db import make_engine
+from commerce_sync.store.models import EventStatus, WebhookEvent
+from tests.e2e.durability_stack import (
     PAIRS,
     PlacedOrder,
     Services,
@@ -43,16 +53,6 @@ from durability_stack import (
     point_webhooks,
     ship,
 )
-from sqlmodel import Session, select
-from standardwebhooks.webhooks import Webhook
-from temporalio.api.enums.v1 import EventType, PendingActivityState, TimeoutType
-from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
-
-from commerce_sync.contracts import search_attributes
-from commerce_sync.store.db import make_engine
-from commerce_sync.store.models import EventStatus, WebhookEvent
 
 TRACKING = "1Z999AA10123456784"
 

@@ -10,13 +10,16 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Literal, TypeVar
 
 import httpx
 import pytest
 
 from sandboxes.server import bind_socket
+
+T = TypeVar("T")
 
 
 def free_ports(count: int) -> list[int]:
@@ -139,11 +142,11 @@ SHOPPER_ORDER = {
 }
 
 
-def wait_for(check, timeout_s: float = 60.0):  # type: ignore[no-untyped-def]
+def wait_for(check: Callable[[], T | Literal[False] | None], timeout_s: float = 60.0) -> T:
     """Poll `check`; a request that times out or is cut off (a busy machine) counts as
     "not yet", not as a failure."""
     deadline = time.monotonic() + timeout_s
-    last = None
+    last: T | Literal[False] | Exception | None = None
     while time.monotonic() < deadline:
         try:
             last = check()

@@ -2,8 +2,8 @@
 Temporal dev server (no codec: the histories must replay without keys), the sandboxes,
 the API and a worker, all reset and wired up; and `save`, which writes one history.
 
-The recorders import the test helpers from tests/integration/* (as the tests do), so they
-put those folders on `sys.path` before importing this module.
+The recorders import the test helpers from the `tests.integration` packages, as the tests
+do, so they run as modules from the repository root (`python -m tests.histories.record_...`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
-from order_stack import RunningWorker, Stack, point_webhooks, stack_settings
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
@@ -27,6 +26,12 @@ from sandboxes.server import (
     SANDBOX_SYSTEMS,
     BackgroundServer,
     create_sandbox_app,
+)
+from tests.integration.orders.order_stack import (
+    RunningWorker,
+    Stack,
+    point_webhooks,
+    stack_settings,
 )
 
 HERE = Path(__file__).parent

@@ -2,7 +2,7 @@
 
 Run it against the embedded default (`make run` in another terminal):
 
-    .venv/bin/python tests/histories/record.py
+    .venv/bin/python -m tests.histories.record
 
 It drives one order per scenario and pair through the sandboxes (shipped, approved,
 rejected, cancelled before shipment, payment failed and compensated, invalid and
@@ -10,9 +10,9 @@ dead-lettered), waits for each run to close, and writes its history, and that of
 ERP event router that woke it, as `tests/histories/<workflow type>-<pair>-<scenario>.json`.
 Re-record after a deliberate, patched change to a workflow; keep the old files as well,
 so that runs started before the change are still shown to replay: name the scenarios to
-record and give the new files a suffix (`record.py shipped approved --suffix v2` writes
-`OrderSync-<pair>-shipped-v2.json` ..., and `ErpEventRouter-<erp>-v2.json` unless
-`--no-routers`); it will not replace an existing file without `--overwrite`.
+record and give the new files a suffix (`python -m tests.histories.record shipped approved
+--suffix v2` writes `OrderSync-<pair>-shipped-v2.json` ..., and `ErpEventRouter-<erp>-v2.json`
+unless `--no-routers`); it will not replace an existing file without `--overwrite`.
 
 Not in the default set: `approved-escalated` approves only once the approval wait has
 escalated (run `up` with a pairs file, `COMMERCE_SYNC_PAIRS_FILE`, whose

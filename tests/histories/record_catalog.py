@@ -3,7 +3,7 @@
 Self-contained: it starts its own Temporal dev server, sandboxes, API and worker on
 free ports (the catalog tests' stack), so it needs nothing running:
 
-    .venv/bin/python tests/histories/record_catalog.py
+    .venv/bin/python -m tests.histories.record_catalog
 
 Per pair it drives a product created in the ERP (`created`), then changed
 (`updated`), and one whose publish the store refuses for good (`compensated`: the
@@ -17,25 +17,25 @@ shown to replay.
 from __future__ import annotations
 
 import asyncio
-import sys
 from pathlib import Path
 
 from temporalio.client import WorkflowExecutionStatus
 
-HERE = Path(__file__).parent
-sys.path[:0] = [
-    str(HERE.parent / "integration" / "orders"),
-    str(HERE.parent / "integration" / "catalog"),
-]
-
-from catalog_views import erp_change, erp_create, new_sku, publish_fault, wait_run  # noqa: E402
-from in_process_stack import run_recorder, save  # noqa: E402
-from order_stack import (  # noqa: E402
+from commerce_sync.contracts.ids import catalog_workflow_id
+from tests.histories.in_process_stack import run_recorder, save
+from tests.integration.catalog.catalog_views import (
+    erp_change,
+    erp_create,
+    new_sku,
+    publish_fault,
+    wait_run,
+)
+from tests.integration.orders.order_stack import (
     PAIRS,
     Stack,
 )
 
-from commerce_sync.intake.routing import catalog_workflow_id  # noqa: E402
+HERE = Path(__file__).parent
 
 COMPLETED = WorkflowExecutionStatus.COMPLETED
 FAILED = WorkflowExecutionStatus.FAILED

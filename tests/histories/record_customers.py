@@ -3,7 +3,7 @@
 Self-contained: it starts its own Temporal dev server, sandboxes, API and worker on
 free ports (the customer tests' stack), so it needs nothing running:
 
-    .venv/bin/python tests/histories/record_customers.py
+    .venv/bin/python -m tests.histories.record_customers
 
 Per pair: an ERP merge through the API (`CustomerMerge-<pair>-merged`), one whose
 deactivation the ERP refuses for good (`-compensated`: every record written back, a dead
@@ -18,18 +18,12 @@ after a deliberate, patched change to the workflows; keep the old files.
 from __future__ import annotations
 
 import asyncio
-import sys
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-HERE = Path(__file__).parent
-sys.path[:0] = [
-    str(HERE.parent / "integration" / "orders"),
-    str(HERE.parent / "integration" / "customers"),
-]
-
-from customer_views import (  # noqa: E402
+from tests.histories.in_process_stack import run_recorder, save
+from tests.integration.customers.customer_views import (
     PAIRS,
     closed_run,
     erp_duplicates,
@@ -38,8 +32,9 @@ from customer_views import (  # noqa: E402
     start_merge,
     synced_customer,
 )
-from in_process_stack import run_recorder, save  # noqa: E402
-from order_stack import Stack, eventually  # noqa: E402
+from tests.integration.orders.order_stack import Stack, eventually
+
+HERE = Path(__file__).parent
 
 
 async def record_pair(stack: Stack, pair: str) -> None:

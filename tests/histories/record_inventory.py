@@ -4,7 +4,7 @@ Self-contained: it starts its own Temporal dev server, sandboxes, API and worker
 free ports (the inventory tests' stack, with their pairs file: pushes that gather and
 retry within seconds, every store order held for approval), so it needs nothing running:
 
-    .venv/bin/python tests/histories/record_inventory.py
+    .venv/bin/python -m tests.histories.record_inventory
 
 Per pair, each scenario in a fresh `inventory:{pair}` run (the one before it ended):
 `pushed` (an ERP stock webhook gathered and pushed), `rejected` (a SKU the store refuses:
@@ -17,8 +17,8 @@ new, two cycles per run) and the schedule tick. Each is written as
 `tests/histories/InventoryPush-<pair>-<scenario>.json` (the runs go on: a history
 replays as far as it goes). Re-record after a deliberate, patched change to the
 workflow; keep the old files, so runs started before the change are still shown to
-replay: name the scenarios to record (`record_inventory.py rejected-resolved`); it will not
-replace an existing file without `--overwrite`.
+replay: name the scenarios to record (`python -m tests.histories.record_inventory
+rejected-resolved`); it will not replace an existing file without `--overwrite`.
 """
 
 from __future__ import annotations
@@ -33,33 +33,28 @@ from pathlib import Path
 
 from temporalio.client import Client
 
-HERE = Path(__file__).parent
-sys.path[:0] = [
-    str(HERE.parent / "integration" / "orders"),
-    str(HERE.parent / "integration" / "inventory"),
-]
-
-from bulk import create_in_store  # noqa: E402
-from in_process_stack import run_recorder  # noqa: E402
-from inventory_stack import (  # noqa: E402
+from commerce_sync.commands.inventory_control import ensure_schedules, schedule_ids
+from commerce_sync.config.pairs import load_pairs
+from commerce_sync.config.settings import Settings
+from commerce_sync.systems.kentico.client import KenticoClient
+from commerce_sync.systems.xcart.client import XCartClient
+from sandboxes.server import (
+    SANDBOX_SYSTEMS,
+)
+from tests.histories.in_process_stack import run_recorder
+from tests.integration.inventory.bulk import create_in_store
+from tests.integration.inventory.inventory_stack import (
     PAIRS,
     InventoryStack,
     forget_inventory_runs,
     pairs_file_for_tests,
 )
-from order_stack import (  # noqa: E402
+from tests.integration.orders.order_stack import (
     Stack,
     eventually,
 )
 
-from commerce_sync.commands.inventory_control import ensure_schedules, schedule_ids  # noqa: E402
-from commerce_sync.config.pairs import load_pairs  # noqa: E402
-from commerce_sync.config.settings import Settings  # noqa: E402
-from commerce_sync.systems.kentico.client import KenticoClient  # noqa: E402
-from commerce_sync.systems.xcart.client import XCartClient  # noqa: E402
-from sandboxes.server import (  # noqa: E402
-    SANDBOX_SYSTEMS,
-)
+HERE = Path(__file__).parent
 
 READ_FAILS = {
     "brightpearl": {"match": "GET */warehouse-service/product-availability/*", "status": 500},

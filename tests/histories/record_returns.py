@@ -3,7 +3,7 @@
 Self-contained: it starts its own Temporal dev server, sandboxes, API and worker on
 free ports (the return tests' stack), so it needs nothing running:
 
-    .venv/bin/python tests/histories/record_returns.py
+    .venv/bin/python -m tests.histories.record_returns
 
 Per pair, from a shipped order: a return refunded at once (`refunded`), one over the
 approval threshold approved through the API (`approved`), one rejected for asking more
@@ -16,22 +16,16 @@ patched change to the workflow; keep the old files.
 from __future__ import annotations
 
 import asyncio
-import sys
 from pathlib import Path
 
+from commerce_sync.config.settings import Settings
+from commerce_sync.contracts.ids import return_workflow_id
+from tests.histories.in_process_stack import run_recorder, save
+from tests.integration.orders.order_stack import PAIRS, Stack
+from tests.integration.orders.sandbox_views import clear_faults, inject
+from tests.integration.returns.return_stack import ReturnStack, pairs_file_for_returns
+
 HERE = Path(__file__).parent
-sys.path[:0] = [
-    str(HERE.parent / "integration" / "orders"),
-    str(HERE.parent / "integration" / "returns"),
-]
-
-from in_process_stack import run_recorder, save  # noqa: E402
-from order_stack import PAIRS, Stack  # noqa: E402
-from return_stack import ReturnStack, pairs_file_for_returns  # noqa: E402
-from sandbox_views import clear_faults, inject  # noqa: E402
-
-from commerce_sync.config.settings import Settings  # noqa: E402
-from commerce_sync.intake.routing import return_workflow_id  # noqa: E402
 
 REFUND_CALL = {
     "brightpearl": "POST */accounting-service/customer-payment",

@@ -39,7 +39,8 @@ def test_the_token_is_masked_and_the_rest_of_the_line_kept(
     assert mask_webhook_token("/webhooks/brightpearl/s3cr3t?x=1") == "/webhooks/brightpearl/***?x=1"
     assert mask_webhook_token("/webhooks/kentico") == "/webhooks/kentico"
     install_access_log_redaction()  # as `create_app` does, before uvicorn starts
-    uvicorn.Config(app=None, log_level="info")  # its dictConfig, as `uvicorn.run` does
+    # its dictConfig, as `uvicorn.run` does (the app, an import string, is never loaded)
+    uvicorn.Config(app="unused:app", log_level="info")
     install_access_log_redaction()  # idempotent
     access = logging.getLogger("uvicorn.access")
     assert len([f for f in access.filters if type(f).__name__ == "WebhookTokenRedaction"]) == 1

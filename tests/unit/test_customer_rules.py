@@ -31,7 +31,7 @@ def _address(line1: str, city: str = "Austin") -> Address:
 def _customer(system: str, ident: str, day: int | None, **fields: object) -> Customer:
     return Customer.model_validate(
         {
-            "origin": Origin(system=system, external_id=ident),  # type: ignore[arg-type]
+            "origin": Origin(system=system, external_id=ident),
             "email": "jane@example.com",
             "updated_at": _at(day) if day else None,
             **fields,

@@ -9,7 +9,11 @@ from commerce_sync.worker import WORKFLOWS
 
 
 def test_every_workflow_has_a_distinct_process_label() -> None:
-    names = {_Definition.must_from_class(cls).name for cls in WORKFLOWS}
+    names: set[str] = set()
+    for cls in WORKFLOWS:
+        name = _Definition.must_from_class(cls).name
+        assert name is not None, f"{cls.__name__} is a dynamic workflow"
+        names.add(name)
     assert names <= PROCESSES.keys(), f"no process label for {names - PROCESSES.keys()}"
     labels = [PROCESSES[name] for name in names]
     assert len(labels) == len(set(labels)), labels

@@ -10,7 +10,6 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qs
 
-from order_stack import Stack, eventually
 from sqlmodel import col, select
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
@@ -20,6 +19,7 @@ from commerce_sync.store.db import make_engine, session_scope
 from commerce_sync.store.dead_letters import open_dead_letters
 from commerce_sync.store.links import find_erp_id
 from commerce_sync.store.models import Alert
+from tests.integration.orders.order_stack import Stack, eventually
 
 Json = dict[str, Any]
 
@@ -121,7 +121,9 @@ async def store_products(stack: Stack, store: str, sku: str) -> list[StoreProduc
     for row in state["products"]:
         if row["sku"] != sku:
             continue
-        english = next((t for t in row.get("translations", []) if t.get("code") == "en"), {})
+        english: dict[str, Any] = next(
+            (t for t in row.get("translations", []) if t.get("code") == "en"), {}
+        )
         products.append(
             StoreProduct(
                 id=str(row["product_id"]),

@@ -1,11 +1,9 @@
 """Fixtures of the catalog sync tests: the whole stack (real Temporal dev server, a worker,
 the API as a real HTTP server, sandboxes delivering webhooks to it), built from the
-order tests' helpers (`tests/integration/orders/order_stack.py`), which this folder
-puts on `sys.path` without touching them."""
+order tests' helpers (`tests.integration.orders.order_stack`)."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,12 +11,14 @@ import httpx
 import pytest
 from temporalio.client import Client
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "orders"))
-
-from order_stack import RunningWorker, Stack, point_webhooks, stack_settings
-
 from commerce_sync.api.app import create_app
 from sandboxes.server import BackgroundServer
+from tests.integration.orders.order_stack import (
+    RunningWorker,
+    Stack,
+    point_webhooks,
+    stack_settings,
+)
 
 
 @pytest.fixture

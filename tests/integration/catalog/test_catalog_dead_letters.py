@@ -7,17 +7,17 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from catalog_views import (
+from temporalio.client import WorkflowExecutionStatus
+
+from commerce_sync.contracts.ids import catalog_workflow_id
+from tests.integration.catalog.catalog_views import (
     erp_create,
     new_sku,
     publish_fault,
     store_products,
     wait_run,
 )
-from order_stack import PAIRS, Stack, eventually
-from temporalio.client import WorkflowExecutionStatus
-
-from commerce_sync.contracts.ids import catalog_workflow_id
+from tests.integration.orders.order_stack import PAIRS, Stack, eventually
 
 FAILED = WorkflowExecutionStatus.FAILED
 COMPLETED = WorkflowExecutionStatus.COMPLETED

@@ -17,7 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from catalog_views import (
+from temporalio.client import WorkflowExecutionStatus
+
+from commerce_sync.commands.catalog_resync import run_catalog_resync
+from commerce_sync.commands.resync import Outcome
+from commerce_sync.config.pairs import load_pairs
+from sandboxes.server import bind_socket
+from tests.integration.catalog.catalog_views import (
     catalog_run,
     erp_create,
     new_sku,
@@ -25,13 +31,7 @@ from catalog_views import (
     store_products,
     wait_run,
 )
-from order_stack import PAIRS, Stack, eventually
-from temporalio.client import WorkflowExecutionStatus
-
-from commerce_sync.commands.catalog_resync import run_catalog_resync
-from commerce_sync.commands.resync import Outcome
-from commerce_sync.config.pairs import load_pairs
-from sandboxes.server import bind_socket
+from tests.integration.orders.order_stack import PAIRS, Stack, eventually
 
 COMPLETED = WorkflowExecutionStatus.COMPLETED
 Json = dict[str, Any]

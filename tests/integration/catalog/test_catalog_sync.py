@@ -9,7 +9,12 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from catalog_views import (
+from temporalio.client import WorkflowExecutionStatus
+
+from commerce_sync.contracts.ids import catalog_workflow_id
+from commerce_sync.intake.dispatch import dispatch
+from commerce_sync.intake.routing import catalog_route
+from tests.integration.catalog.catalog_views import (
     alert_kinds,
     catalog_dead_letters,
     erp_change,
@@ -21,12 +26,7 @@ from catalog_views import (
     store_products,
     wait_run,
 )
-from order_stack import PAIRS, Stack, eventually
-from temporalio.client import WorkflowExecutionStatus
-
-from commerce_sync.contracts.ids import catalog_workflow_id
-from commerce_sync.intake.dispatch import dispatch
-from commerce_sync.intake.routing import catalog_route
+from tests.integration.orders.order_stack import PAIRS, Stack, eventually
 
 COMPLETED = WorkflowExecutionStatus.COMPLETED
 FAILED = WorkflowExecutionStatus.FAILED

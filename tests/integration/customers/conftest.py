@@ -1,14 +1,12 @@
 """Fixtures of the customer merge and sync tests: the whole stack (real Temporal dev server, a worker,
 the API as a real HTTP server, sandboxes delivering webhooks to it), built from the
-order tests' helpers (`tests/integration/orders/order_stack.py`), which this folder
-puts on `sys.path` without touching them."""
+order tests' helpers (`tests.integration.orders.order_stack`)."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import re
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -17,13 +15,16 @@ import pytest
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "orders"))
-
-from order_stack import PAIRS, RunningWorker, Stack, point_webhooks, stack_settings
-
 from commerce_sync.api.app import create_app
 from commerce_sync.config.pairs import default_pairs_path, load_pairs
 from sandboxes.server import BackgroundServer
+from tests.integration.orders.order_stack import (
+    PAIRS,
+    RunningWorker,
+    Stack,
+    point_webhooks,
+    stack_settings,
+)
 
 
 @pytest.fixture

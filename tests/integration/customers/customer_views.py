@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from order_stack import Stack, eventually
 from sqlmodel import select
 from temporalio.client import WorkflowExecutionDescription
 from temporalio.service import RPCError
@@ -25,6 +24,7 @@ from commerce_sync.systems.acumatica.schema import value_of
 from commerce_sync.systems.brightpearl.client import BrightpearlClient
 from commerce_sync.systems.kentico.client import KenticoClient
 from commerce_sync.systems.xcart.client import XCartClient
+from tests.integration.orders.order_stack import Stack, eventually
 
 PAIRS = ["kentico-brightpearl", "xcart-acumatica"]
 
@@ -39,13 +39,16 @@ def comparable(customer: Customer) -> dict[str, Any]:
 STAMPS = ("lastmodified", "updatedate", "lastrenewdate", "updatedon")
 
 
-def unstamped(value: Any) -> Any:
+def unstamped(record: dict[str, Any]) -> dict[str, Any]:
+    """`record` less the members every write stamps, at any depth."""
+    return {k: _unstamped(v) for k, v in record.items() if not any(s in k.lower() for s in STAMPS)}
+
+
+def _unstamped(value: Any) -> Any:
     if isinstance(value, dict):
-        return {
-            k: unstamped(v) for k, v in value.items() if not any(s in k.lower() for s in STAMPS)
-        }
+        return unstamped(value)
     if isinstance(value, list):
-        return [unstamped(v) for v in value]
+        return [_unstamped(v) for v in value]
     return value
 
 
@@ -84,7 +87,7 @@ async def merge_records(
             ],
         }
     assert all(found.values()), f"{system} holds none of {customers} {orders}: {found}"
-    return unstamped(found)  # type: ignore[no-any-return]
+    return unstamped(found)
 
 
 def merge_fault(

@@ -10,7 +10,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from customer_views import (
+
+from commerce_sync.domain.models import Customer
+from tests.integration.customers.customer_views import (
     PAIRS,
     clear_requests,
     customer_links,
@@ -27,9 +29,7 @@ from customer_views import (
     store_client,
     store_duplicates,
 )
-from order_stack import Stack
-
-from commerce_sync.domain.models import Customer
+from tests.integration.orders.order_stack import Stack
 
 
 async def test_merge_api_refuses_bad_input(stack: Stack) -> None:

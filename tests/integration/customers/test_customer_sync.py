@@ -7,7 +7,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from customer_views import (
+
+from commerce_sync.domain.models import Customer
+from commerce_sync.store.customer_writes import echo_verdict
+from commerce_sync.store.db import make_engine
+from tests.integration.customers.customer_views import (
     PAIRS,
     clear_requests,
     closed_run,
@@ -19,11 +23,7 @@ from customer_views import (
     store_client,
     synced_customer,
 )
-from order_stack import Stack, eventually
-
-from commerce_sync.domain.models import Customer
-from commerce_sync.store.customer_writes import echo_verdict
-from commerce_sync.store.db import make_engine
+from tests.integration.orders.order_stack import Stack, eventually
 
 
 @pytest.mark.parametrize("pair", PAIRS)

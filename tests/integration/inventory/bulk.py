@@ -7,8 +7,6 @@ import asyncio
 from decimal import Decimal
 from typing import Any
 
-from inventory_stack import PAIRS, InventoryStack
-
 from commerce_sync.config.settings import Settings
 from commerce_sync.domain.models import Product
 from commerce_sync.systems.acumatica.client import AcumaticaClient
@@ -17,6 +15,7 @@ from commerce_sync.systems.kentico.client import KenticoClient
 from commerce_sync.systems.kentico.mapping import product_to_native
 from commerce_sync.systems.kentico.schema import SKU
 from commerce_sync.systems.xcart.client import XCartClient
+from tests.integration.inventory.inventory_stack import PAIRS, InventoryStack
 
 
 def bulk_skus(count: int, prefix: str = "BULK") -> list[str]:

@@ -1,13 +1,11 @@
 """Fixtures of the inventory push tests: the whole stack (real Temporal dev server, a
 worker, the API as a real HTTP server, sandboxes delivering webhooks to it), built from
-the order tests' helpers (`tests/integration/orders/order_stack.py`, put on `sys.path`
-here without touching them), with a pairs file whose pushes gather and retry within
-seconds and whose every store order waits for approval (so it stays out of the ERP
-until a test says otherwise)."""
+the order tests' helpers (`tests.integration.orders.order_stack`), with a pairs file
+whose pushes gather and retry within seconds and whose every store order waits for
+approval (so it stays out of the ERP until a test says otherwise)."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,14 +13,19 @@ import httpx
 import pytest
 from temporalio.client import Client
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "orders"))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from inventory_stack import InventoryStack, forget_inventory_runs, pairs_file_for_tests
-from order_stack import RunningWorker, Stack, point_webhooks, stack_settings
-
 from commerce_sync.api.app import create_app
 from sandboxes.server import BackgroundServer
+from tests.integration.inventory.inventory_stack import (
+    InventoryStack,
+    forget_inventory_runs,
+    pairs_file_for_tests,
+)
+from tests.integration.orders.order_stack import (
+    RunningWorker,
+    Stack,
+    point_webhooks,
+    stack_settings,
+)
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import httpx
-from order_stack import API_KEY, Stack, eventually
 from sqlmodel import Session, col, select
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
@@ -23,6 +22,7 @@ from commerce_sync.config.pairs import default_pairs_path, load_pairs
 from commerce_sync.contracts.inventory import InventoryStatus, PushProgress
 from commerce_sync.store.db import make_engine
 from commerce_sync.store.models import DeadLetter
+from tests.integration.orders.order_stack import API_KEY, Stack, eventually
 
 PAIRS = {
     "kentico-brightpearl": ("kentico", "brightpearl"),

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from inventory_stack import PAIRS, InventoryStack, stock_writes
-from order_stack import READ_ONLY_KEY
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError
+
+from tests.integration.inventory.inventory_stack import PAIRS, InventoryStack, stock_writes
+from tests.integration.orders.order_stack import READ_ONLY_KEY
 
 
 async def post_push(

@@ -7,9 +7,10 @@ resolves every unresolved letter of that SKU (history kept) and no other letter.
 from __future__ import annotations
 
 import pytest
-from bulk import create_in_store
-from inventory_stack import PAIRS, InventoryStack
-from test_inventory_push import remove_from_store
+
+from tests.integration.inventory.bulk import create_in_store
+from tests.integration.inventory.inventory_stack import PAIRS, InventoryStack
+from tests.integration.inventory.test_inventory_push import remove_from_store
 
 
 @pytest.mark.parametrize("pair", list(PAIRS))

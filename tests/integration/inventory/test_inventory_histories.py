@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from inventory_stack import PAIRS
+from tests.integration.inventory.inventory_stack import PAIRS
 
 HISTORIES = Path(__file__).parents[2] / "histories"
 SCENARIOS = ("pushed", "rejected", "read-failed", "held-back")

@@ -8,13 +8,25 @@ import time
 from datetime import timedelta
 
 import pytest
-from bulk import add_in_brightpearl, bulk_skus, create_in_erp, create_in_store, receive_in_acumatica
-from inventory_stack import BATCH_SIZE, PAIRS, InventoryStack, erp_stock_reads, stock_writes
-from order_stack import eventually, point_webhooks
 
 from commerce_sync.contracts.inventory import PushProgress
 from commerce_sync.systems.kentico.client import KenticoClient
 from commerce_sync.systems.xcart.client import XCartClient
+from tests.integration.inventory.bulk import (
+    add_in_brightpearl,
+    bulk_skus,
+    create_in_erp,
+    create_in_store,
+    receive_in_acumatica,
+)
+from tests.integration.inventory.inventory_stack import (
+    BATCH_SIZE,
+    PAIRS,
+    InventoryStack,
+    erp_stock_reads,
+    stock_writes,
+)
+from tests.integration.orders.order_stack import eventually, point_webhooks
 
 
 @pytest.mark.parametrize("pair", list(PAIRS))

@@ -10,7 +10,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from inventory_stack import PAIRS, InventoryStack
+
+from tests.integration.inventory.inventory_stack import PAIRS, InventoryStack
 
 
 def cli_env(inventory: InventoryStack, tmp_path: Path) -> dict[str, str]:

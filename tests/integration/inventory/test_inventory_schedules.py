@@ -9,8 +9,6 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
-from inventory_stack import PAIRS, InventoryStack, erp_stock_reads
-from order_stack import eventually
 from temporalio.client import Client, ScheduleActionStartWorkflow, ScheduleOverlapPolicy
 from temporalio.service import RPCError
 
@@ -22,6 +20,8 @@ from commerce_sync.contracts.inventory import (
     PushMode,
     PushRequest,
 )
+from tests.integration.inventory.inventory_stack import PAIRS, InventoryStack, erp_stock_reads
+from tests.integration.orders.order_stack import eventually
 
 
 @pytest.fixture(scope="module", autouse=True)

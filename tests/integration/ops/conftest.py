@@ -4,7 +4,6 @@ alerts pointed at a local HTTP receiver, metrics ports open and a tracing client
 from __future__ import annotations
 
 import json
-import sys
 import threading
 from collections.abc import AsyncIterator, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,16 +19,18 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from pydantic import SecretStr
 from temporalio.client import Client
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "orders"))
-
-from ops_stack import UNREACHABLE_AFTER_S, OpsStack, Receiver, free_port
-from order_stack import RunningWorker, Stack, point_webhooks, stack_settings
-
 from commerce_sync.api.app import create_app
 from commerce_sync.config.settings import AlertSettings, MetricsSettings
 from commerce_sync.ops.metrics import MetricsServer
 from commerce_sync.ops.temporal_client import connect, metrics_runtime
 from sandboxes.server import BackgroundServer
+from tests.integration.ops.ops_stack import UNREACHABLE_AFTER_S, OpsStack, Receiver, free_port
+from tests.integration.orders.order_stack import (
+    RunningWorker,
+    Stack,
+    point_webhooks,
+    stack_settings,
+)
 
 
 @pytest.fixture

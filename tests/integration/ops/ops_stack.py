@@ -7,8 +7,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from order_stack import PAIRS, Stack
-from sandbox_views import add_store_only_product
+from tests.integration.orders.order_stack import PAIRS, Stack
+from tests.integration.orders.sandbox_views import add_store_only_product
 
 UNREACHABLE_AFTER_S = 0.5
 

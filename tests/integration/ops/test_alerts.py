@@ -3,16 +3,18 @@ retried without a second row, and a system answering 503 for longer than the thr
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
-from ops_stack import UNREACHABLE_AFTER_S, OpsStack, dead_lettered_order
-from order_stack import PAIRS, eventually
 from pydantic import SecretStr
-from sandbox_views import alerts
 from sqlmodel import Session, select
 
 from commerce_sync.ops.alerts import Notifier
 from commerce_sync.store.db import make_engine
 from commerce_sync.store.models import Alert
+from tests.integration.ops.ops_stack import UNREACHABLE_AFTER_S, OpsStack, dead_lettered_order
+from tests.integration.orders.order_stack import PAIRS, eventually
+from tests.integration.orders.sandbox_views import alerts
 
 
 def alert_rows(ops: OpsStack, kind: str) -> list[Alert]:
@@ -117,7 +119,7 @@ def test_an_unusable_alert_url_is_refused_without_showing_it() -> None:
     assert "s3cret" not in str(refused.value)
 
 
-async def _async(value: list[dict[str, object]]) -> list[dict[str, object]]:
+async def _async(value: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return value
 
 

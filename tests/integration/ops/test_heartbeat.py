@@ -108,7 +108,7 @@ async def test_activities_outlast_their_heartbeat_timeout_only_with_the_intercep
             probe(temporal_client, silent, "probe.async_wait"),
             probe(temporal_client, silent, "probe.sync_wait"),
         )
-    assert outcomes[:2] == ["async done", "sync done"]
+    assert list(outcomes[:2]) == ["async done", "sync done"]
     for outcome in outcomes[2:]:
         assert isinstance(outcome, TemporalTimeout), outcome
         assert outcome.type == TimeoutType.HEARTBEAT, outcome

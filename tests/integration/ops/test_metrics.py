@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 
 import pytest
-from ops_stack import OpsStack, dead_lettered_order
-from order_stack import PAIRS, READ_ONLY_KEY, eventually
+
+from tests.integration.ops.ops_stack import OpsStack, dead_lettered_order
+from tests.integration.orders.order_stack import PAIRS, READ_ONLY_KEY, eventually
 
 
 def value(text: str, name: str, **labels: str) -> float:

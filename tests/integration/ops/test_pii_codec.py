@@ -15,15 +15,6 @@ from typing import Any
 
 import httpx
 import pytest
-from order_stack import (
-    PAIRS,
-    READ_ONLY_KEY,
-    RunningWorker,
-    Stack,
-    eventually,
-    point_webhooks,
-    stack_settings,
-)
 from pydantic import SecretStr
 from temporalio.client import Client
 
@@ -34,6 +25,15 @@ from commerce_sync.ops.codec import ENCODING, KEY_ID, EncryptionCodec, email_dig
 from commerce_sync.ops.redaction import REDACTED_QUERY
 from commerce_sync.ops.temporal_client import connect
 from sandboxes.server import BackgroundServer
+from tests.integration.orders.order_stack import (
+    PAIRS,
+    READ_ONLY_KEY,
+    RunningWorker,
+    Stack,
+    eventually,
+    point_webhooks,
+    stack_settings,
+)
 
 SEARCH_KEY = "test-search-key"
 UI_ORIGIN = "http://localhost:8233"

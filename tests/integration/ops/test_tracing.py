@@ -10,8 +10,9 @@ import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
-from ops_stack import OpsStack
-from order_stack import PAIRS, eventually
+
+from tests.integration.ops.ops_stack import OpsStack
+from tests.integration.orders.order_stack import PAIRS, eventually
 
 
 @pytest.mark.parametrize("pair", list(PAIRS))
@@ -48,8 +49,8 @@ async def test_webhook_workflow_activities_and_http_calls_share_one_trace(
     names = {span.name for span in trace}
     assert "StartWorkflow:OrderSync" in names
     assert {"RunActivity:store.get_order", "RunActivity:erp.create_order"} <= names
-    calls = [s for s in trace if s.kind == SpanKind.CLIENT and s.attributes]
-    hosts = {str(s.attributes.get("url.full") or s.attributes.get("http.url")) for s in calls}
+    calls = [s.attributes for s in trace if s.kind == SpanKind.CLIENT and s.attributes]
+    hosts = {str(call.get("url.full") or call.get("http.url")) for call in calls}
     assert any(f"/{store}/" in url for url in hosts), hosts
     assert any(f"/{erp}/" in url for url in hosts), hosts
 

@@ -7,11 +7,16 @@ from pathlib import Path
 
 import httpx
 import pytest
-from order_stack import RunningWorker, Stack, point_webhooks, stack_settings
 from temporalio.client import Client
 
 from commerce_sync.api.app import create_app
 from sandboxes.server import BackgroundServer
+from tests.integration.orders.order_stack import (
+    RunningWorker,
+    Stack,
+    point_webhooks,
+    stack_settings,
+)
 
 
 @pytest.fixture

@@ -38,7 +38,7 @@ async def eventually(
 ) -> T:
     """Poll `check` until it returns something truthy; fail with `what` after the timeout."""
     deadline = asyncio.get_running_loop().time() + timeout_s
-    last: Any = None
+    last: T | None = None
     while asyncio.get_running_loop().time() < deadline:
         last = await check()
         if last:

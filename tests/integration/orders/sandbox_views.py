@@ -12,12 +12,12 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
-from order_stack import Stack
 from sqlmodel import Session, col, select
 
 from commerce_sync.config.pairs import load_pairs
 from commerce_sync.store.db import make_engine
 from commerce_sync.store.models import Alert, DeadLetter
+from tests.integration.orders.order_stack import Stack
 
 # Brightpearl's `orderStatusId` of a cancelled order (the pair's lookups map
 # "cancelled" to it) and `contactStatusId` of an inactive contact (see port.py).

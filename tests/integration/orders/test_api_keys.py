@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from order_stack import READ_ONLY_KEY, Stack
+from tests.integration.orders.order_stack import READ_ONLY_KEY, Stack
 
 OPEN = ("/healthz", "/readyz", "/webhooks/", "/docs", "/openapi.json", "/redoc")
 # Calls that change something need the `operate` scope; reads need `read`.

@@ -18,7 +18,6 @@ from typing import Any
 
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
-from order_stack import Stack, eventually
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -29,6 +28,7 @@ from temporalio.service import RPCError
 
 from commerce_sync.store.db import make_engine
 from commerce_sync.store.dead_letters import record_dead_letter
+from tests.integration.orders.order_stack import Stack, eventually
 
 EXAMPLES = 12
 PAIR = "kentico-brightpearl"

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from order_stack import PAIRS, READ_ONLY_KEY, Stack, eventually
 from temporalio.client import WorkflowExecutionStatus
+
+from tests.integration.orders.order_stack import PAIRS, READ_ONLY_KEY, Stack, eventually
 
 CORRECTED = {
     "line1": "742 Evergreen Terrace",

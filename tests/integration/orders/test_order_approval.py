@@ -17,15 +17,6 @@ from typing import Any
 
 import httpx
 import pytest
-from order_stack import (
-    PAIRS,
-    READ_ONLY_KEY,
-    RunningWorker,
-    Stack,
-    eventually,
-    point_webhooks,
-    stack_settings,
-)
 from sqlmodel import Session, select
 from temporalio.client import Client
 
@@ -35,6 +26,15 @@ from commerce_sync.store.db import make_engine
 from commerce_sync.store.models import Alert
 from commerce_sync.systems.kentico.formats import parse_custom_data
 from sandboxes.server import BackgroundServer
+from tests.integration.orders.order_stack import (
+    PAIRS,
+    READ_ONLY_KEY,
+    RunningWorker,
+    Stack,
+    eventually,
+    point_webhooks,
+    stack_settings,
+)
 
 TEMPORAL_CLI = Path(sys.executable).parent / "temporal"
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}

@@ -11,11 +11,13 @@ webhooks, against the real Temporal dev server and the sandboxes.
 from __future__ import annotations
 
 import uuid
+from functools import partial
 from typing import Any
 
 import pytest
-from order_stack import PAIRS, Stack, eventually, point_webhooks
-from sandbox_views import (
+
+from tests.integration.orders.order_stack import PAIRS, Stack, eventually, point_webhooks
+from tests.integration.orders.sandbox_views import (
     add_store_only_product,
     alerts,
     clear_faults,
@@ -304,7 +306,7 @@ async def test_cancellation_delivered_before_the_order_leaves_the_erp_alone(
     order_id, created_event = str(response.json()["id"]), str(response.json()["event_id"])
     cancelled_event = await cancel_in_store(stack, store, order_id)
     for event_id in (created_event, cancelled_event):
-        held_event = await eventually(lambda e=event_id: _attempted(stack, store, e))
+        held_event = await eventually(partial(_attempted, stack, store, event_id))
         assert held_event["last_status"] == 404 and not held_event["delivered"]
 
     await point_webhooks(stack.sandbox, stack.settings, stack.api)

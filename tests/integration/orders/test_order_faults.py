@@ -17,8 +17,19 @@ from typing import Any
 
 import httpx
 import pytest
-from order_stack import PAIRS, Stack, eventually
-from sandbox_views import (
+from temporalio.client import WorkflowExecutionStatus
+from temporalio.service import RPCError, RPCStatusCode
+
+from commerce_sync.activities.errors import to_application_error
+from commerce_sync.config.settings import Settings
+from commerce_sync.domain.models import Address, Customer
+from commerce_sync.systems.acumatica.client import AcumaticaClient
+from commerce_sync.systems.brightpearl.client import BrightpearlClient
+from commerce_sync.systems.errors import ConnectorError, TransientError
+from commerce_sync.systems.kentico.client import KenticoClient
+from commerce_sync.systems.xcart.client import XCartClient
+from tests.integration.orders.order_stack import PAIRS, Stack, eventually
+from tests.integration.orders.sandbox_views import (
     dead_letters,
     erp_customer_active,
     erp_customers,
@@ -33,17 +44,6 @@ from sandbox_views import (
     store_status,
     store_status_id,
 )
-from temporalio.client import WorkflowExecutionStatus
-from temporalio.service import RPCError, RPCStatusCode
-
-from commerce_sync.activities.errors import to_application_error
-from commerce_sync.config.settings import Settings
-from commerce_sync.domain.models import Address, Customer
-from commerce_sync.systems.acumatica.client import AcumaticaClient
-from commerce_sync.systems.brightpearl.client import BrightpearlClient
-from commerce_sync.systems.errors import ConnectorError, TransientError
-from commerce_sync.systems.kentico.client import KenticoClient
-from commerce_sync.systems.xcart.client import XCartClient
 
 BATCH = 5
 LINES = [{"sku": "WIDGET-1", "quantity": 2}, {"sku": "WIDGET-3", "quantity": 1}]

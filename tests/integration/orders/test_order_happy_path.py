@@ -4,10 +4,10 @@ shipment's tracking comes back to the store: both pairs, through real webhooks."
 from typing import Any
 
 import pytest
-from order_stack import PAIRS, Stack, eventually
 
 from commerce_sync.store.db import make_engine
 from commerce_sync.store.links import find_erp_id
+from tests.integration.orders.order_stack import PAIRS, Stack, eventually
 
 
 async def erp_orders_for(stack: Stack, erp: str, store_order_number: str) -> list[dict[str, Any]]:

@@ -11,11 +11,11 @@ import os
 import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
-from order_stack import PAIRS, Stack, eventually
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -24,6 +24,7 @@ from commerce_sync.config.pairs import load_pairs
 from commerce_sync.config.settings import Settings
 from commerce_sync.contracts.ids import order_workflow_id
 from sandboxes.server import bind_socket
+from tests.integration.orders.order_stack import PAIRS, Stack, eventually
 
 Json = dict[str, Any]
 
@@ -134,7 +135,7 @@ async def test_resync_starts_each_missing_run_once_and_they_reach_the_erp(
     missed = [await stack.place_order(store), await stack.place_order(store)]
     for order_id in missed:
         await eventually(
-            lambda o=order_id: undelivered_event(stack, store, o),
+            partial(undelivered_event, stack, store, order_id),
             what=f"the failed delivery of order {order_id}",
         )
         assert await has_no_run(stack, pair, order_id)

@@ -7,15 +7,15 @@ stack's own workflow task queue (`task_queue`), so only this test's runs can mat
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
-
-from order_stack import READ_ONLY_KEY, Stack, eventually
-from test_dead_letters import cli, one_error_line
 
 from commerce_sync.api.app import create_app
 from commerce_sync.contracts.ids import order_workflow_id
 from sandboxes.server import BackgroundServer
+from tests.integration.orders.order_stack import READ_ONLY_KEY, Stack, eventually
+from tests.integration.orders.test_dead_letters import cli, one_error_line
 
 KB, XA = "kentico-brightpearl", "xcart-acumatica"
 
@@ -74,7 +74,7 @@ async def test_runs_found_by_pair_process_and_state_and_paged(stack: Stack, tmp_
         return page["runs"] if found == wanted[pair] else None
 
     for pair in (KB, XA):  # visibility catches up with the upserted SyncState
-        runs = await eventually(lambda p=pair: listed(p), 30, f"{pair} runs in visibility")
+        runs = await eventually(partial(listed, pair), 30, f"{pair} runs in visibility")
         for run in runs:
             assert run["process"] == "order" and run["pair"] == pair
             assert run["state"] == "awaiting_shipment" and run["run_status"] == "RUNNING"

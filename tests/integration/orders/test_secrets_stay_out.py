@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from order_stack import PAIRS, RunningWorker, Stack, eventually, point_webhooks, stack_settings
+from google.protobuf.message import Message
 from pydantic import SecretStr
 from temporalio.api.common.v1 import Payload
 from temporalio.client import Client
@@ -28,6 +28,14 @@ from commerce_sync.api.app import create_app
 from commerce_sync.config.pairs import default_pairs_path
 from commerce_sync.config.settings import AlertSettings, Settings, WebhookSecrets
 from sandboxes.server import BackgroundServer
+from tests.integration.orders.order_stack import (
+    PAIRS,
+    RunningWorker,
+    Stack,
+    eventually,
+    point_webhooks,
+    stack_settings,
+)
 
 OPERATE_KEY = "opsrest-operate-key-Q7x2Wm"
 READ_KEY = "opsrest-read-key-Lp4Rz8"
@@ -133,16 +141,18 @@ def debug_logs(
             logging.getLogger(name).setLevel(level)
 
 
-def _payloads(message: object) -> Iterator[Payload]:
+def _payloads(message: Message) -> Iterator[Payload]:
     """Every Payload inside a history event (fields, lists and maps, at any depth)."""
     if isinstance(message, Payload):
         yield message
         return
-    for field, value in message.ListFields():  # type: ignore[attr-defined]
+    for field, value in message.ListFields():
         if field.type != field.TYPE_MESSAGE:
             continue
-        if field.message_type.GetOptions().map_entry:
-            if field.message_type.fields_by_name["value"].type == field.TYPE_MESSAGE:
+        entry = field.message_type
+        assert entry is not None, field.full_name  # every message field has its type
+        if entry.GetOptions().map_entry:
+            if entry.fields_by_name["value"].type == field.TYPE_MESSAGE:
                 for item in value.values():
                     yield from _payloads(item)
         elif field.is_repeated:

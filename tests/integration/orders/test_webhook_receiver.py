@@ -13,13 +13,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from order_stack import Stack
 from sqlmodel import Session, select
 from temporalio.service import RPCError, RPCStatusCode
 
 from commerce_sync.intake.proofs import ACUMATICA_TOKEN_HEADER, sign_standard_webhook
 from commerce_sync.store.db import make_engine
 from commerce_sync.store.models import WebhookEvent
+from tests.integration.orders.order_stack import Stack
 
 STORES = {"kentico": "kentico-brightpearl", "xcart": "xcart-acumatica"}
 

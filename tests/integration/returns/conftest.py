@@ -1,11 +1,10 @@
 """Fixtures of the return tests: the order tests' whole stack (real Temporal dev server,
 a worker, the API as a real HTTP server, sandboxes delivering webhooks to it), built
-from `tests/integration/orders/order_stack.py` (put on `sys.path` here without touching
-it), with a pairs file whose return rules a test may set."""
+from the order tests' helpers (`tests.integration.orders.order_stack`), with a pairs file
+whose return rules a test may set."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,14 +12,15 @@ import httpx
 import pytest
 from temporalio.client import Client
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "orders"))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from order_stack import RunningWorker, Stack, point_webhooks, stack_settings
-from return_stack import ReturnStack, pairs_file_for_returns
-
 from commerce_sync.api.app import create_app
 from sandboxes.server import BackgroundServer
+from tests.integration.orders.order_stack import (
+    RunningWorker,
+    Stack,
+    point_webhooks,
+    stack_settings,
+)
+from tests.integration.returns.return_stack import ReturnStack, pairs_file_for_returns
 
 
 @pytest.fixture

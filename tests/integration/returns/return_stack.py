@@ -11,9 +11,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from order_stack import PAIRS, Stack, eventually
-
 from commerce_sync.config.pairs import default_pairs_path, load_pairs
+from tests.integration.orders.order_stack import PAIRS, Stack, eventually
 
 Json = dict[str, Any]
 

@@ -12,9 +12,10 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from order_stack import PAIRS
-from return_stack import ReturnStack
-from sandbox_views import erp_writes
+
+from tests.integration.orders.order_stack import PAIRS
+from tests.integration.orders.sandbox_views import erp_writes
+from tests.integration.returns.return_stack import ReturnStack
 
 TEMPORAL_CLI = Path(sys.executable).parent / "temporal"
 STORE_REFUNDED = {"kentico": "refunded", "xcart": "completed"}

@@ -18,9 +18,16 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from order_stack import PAIRS
-from return_stack import ReturnStack, ShippedOrder, touched_records
-from sandbox_views import alerts, clear_faults, dead_letters, erp_writes, inject
+
+from tests.integration.orders.order_stack import PAIRS
+from tests.integration.orders.sandbox_views import (
+    alerts,
+    clear_faults,
+    dead_letters,
+    erp_writes,
+    inject,
+)
+from tests.integration.returns.return_stack import ReturnStack, ShippedOrder, touched_records
 
 Json = dict[str, Any]
 

@@ -5,9 +5,10 @@ over what was paid. Both pairs, through real webhooks."""
 from __future__ import annotations
 
 import pytest
-from order_stack import PAIRS
-from return_stack import ReturnStack
-from sandbox_views import erp_writes
+
+from tests.integration.orders.order_stack import PAIRS
+from tests.integration.orders.sandbox_views import erp_writes
+from tests.integration.returns.return_stack import ReturnStack
 
 STORE_REJECTED = {"kentico": "rejected", "xcart": "declined"}
 

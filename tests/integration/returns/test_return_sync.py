@@ -7,8 +7,9 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from order_stack import PAIRS
-from return_stack import ReturnStack
+
+from tests.integration.orders.order_stack import PAIRS
+from tests.integration.returns.return_stack import ReturnStack
 
 STORE_REFUNDED = {"kentico": "refunded", "xcart": "completed"}
 STORE_REJECTED = {"kentico": "rejected", "xcart": "declined"}
