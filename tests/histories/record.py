@@ -18,7 +18,8 @@ Not in the default set: `approved-escalated` approves only once the approval wai
 escalated (run `up` with a pairs file, `COMMERCE_SYNC_PAIRS_FILE`, whose
 `approval.escalate_after` is a few seconds); `cancelled-in-store` is an order placed and
 cancelled while the store's webhooks reach nobody, then started as `resync orders` starts
-a missing run: its first read finds it cancelled.
+a missing run: its first read finds it cancelled; `missing-order` is a run started for an
+order id the store does not have: its first read fails and it is dead-lettered.
 
 It finds `up` through the same settings (`COMMERCE_SYNC_API_PORT`, `_SANDBOX_PORT`,
 `_TEMPORAL_PORT`, `_DATA_DIR`, ...), so run both with the same environment. Histories must
@@ -48,7 +49,7 @@ from sandboxes.embedded import secrets_path
 
 HERE = Path(__file__).parent
 SCENARIOS = ("shipped", "approved", "rejected", "cancelled", "payment-failed", "dead-lettered")
-EXTRA_SCENARIOS = ("approved-escalated", "cancelled-in-store")
+EXTRA_SCENARIOS = ("approved-escalated", "cancelled-in-store", "missing-order")
 ENCRYPTED = "binary/encrypted"
 PAIRS = {
     "kentico-brightpearl": ("kentico", "brightpearl"),
@@ -212,6 +213,9 @@ class Recorder:
             order_id = await self.place(store, shopper_order(lines=big))
         elif name == "cancelled-in-store":
             order_id = await self.cancelled_unheard(pair)
+        elif name == "missing-order":  # a run for an order the store does not have
+            order_id = str(900_000_000 + uuid.uuid4().int % 10**8)
+            await start_missing_order(self.client, pair, order_id, self.task_queue)
         else:
             order_id = await self.place(store, shopper_order())
         if name in ("shipped", "approved", "approved-escalated"):
@@ -236,7 +240,7 @@ class Recorder:
         elif name == "payment-failed":
             await self.wait(pair, order_id, "failed")
             await self.http.delete(f"{self.sandbox}/{erp}/_sandbox/faults")
-        elif name == "dead-lettered":
+        elif name in ("dead-lettered", "missing-order"):
             await self.wait(pair, order_id, "dead_lettered")
         elif name == "cancelled-in-store":
             await self.wait(pair, order_id, "cancelled")

@@ -13,10 +13,15 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from order_stack import PAIRS, Stack, eventually
-from sandbox_views import alerts, erp_order_cancelled, erp_sales_orders, inject
 
 from commerce_sync.systems.acumatica.mapping import order_ref
+from tests.integration.orders.order_stack import PAIRS, Stack, eventually
+from tests.integration.orders.sandbox_views import (
+    alerts,
+    erp_order_cancelled,
+    erp_sales_orders,
+    inject,
+)
 
 # The first create is held past the connector's timeout and past the retry's lookup
 # (the retry comes 1 s after the timeout), then carried out.

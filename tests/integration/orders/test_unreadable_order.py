@@ -6,10 +6,10 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from order_stack import PAIRS, Stack
-from sandbox_views import alerts, dead_letters
 
 from commerce_sync.commands.resync import Outcome, start_missing_order
+from tests.integration.orders.order_stack import PAIRS, Stack
+from tests.integration.orders.sandbox_views import alerts, dead_letters
 
 
 @pytest.mark.parametrize("pair", list(PAIRS))

@@ -8,11 +8,10 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 
-from order_stack import Stack
-from test_webhook_receiver import recorded, signed, store_event
-
 from commerce_sync.intake.bodies import MAX_IDS
 from commerce_sync.intake.proofs import ACUMATICA_TOKEN_HEADER
+from tests.integration.orders.order_stack import Stack
+from tests.integration.orders.test_webhook_receiver import recorded, signed, store_event
 
 
 async def test_a_body_over_the_limit_is_413_whether_declared_or_streamed(stack: Stack) -> None:
