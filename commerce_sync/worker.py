@@ -42,7 +42,9 @@ from commerce_sync.commands.inventory_control import ensure_schedules
 from commerce_sync.config.pairs import PairConfig, load_pairs
 from commerce_sync.config.settings import Settings
 from commerce_sync.contracts.activities import implementations
+from commerce_sync.ops.activity_logs import install_repeated_failure_trimming
 from commerce_sync.ops.alerts import Notifier, UnreachableWatch, install_watch
+from commerce_sync.ops.codec import key_ring
 from commerce_sync.ops.heartbeat import HeartbeatInterceptor
 from commerce_sync.ops.metrics import MetricsInterceptor, MetricsServer
 from commerce_sync.ops.redaction import install_log_redaction
@@ -130,7 +132,11 @@ def workflow_queue_activities(
     """The activities of the workflows' own task queue: database, alerts, starts, codec."""
     return implementations(
         DatabaseActivities(
-            engine, pairs, notifier=notifier, send_attempts=settings.alerts.send_attempts
+            engine,
+            pairs,
+            notifier=notifier,
+            send_attempts=settings.alerts.send_attempts,
+            email_key=ring.search_key if (ring := key_ring(settings)) else None,
         ),
         CatalogStarter(client),
         InventoryDatabaseActivities(engine, client),
@@ -150,6 +156,7 @@ def build_workers(
     workflows: Sequence[type] | None = None,
 ) -> list[Worker]:
     install_log_redaction()
+    install_repeated_failure_trimming()
     notifier = Notifier(settings.alerts.urls)
     # This process's system activities report their failures and successes here.
     install_watch(

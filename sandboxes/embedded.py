@@ -126,6 +126,29 @@ def temporal_binary() -> str:
     return found
 
 
+LOG_MAX_BYTES = 10 * 1024 * 1024
+LOG_KEEP = 3
+
+
+def rotate_log(path: Path, max_bytes: int = LOG_MAX_BYTES, keep: int = LOG_KEEP) -> bool:
+    """Once a child's log passes `max_bytes`, keep a copy as `.1` (older ones shift up to
+    `.{keep}`) and empty it in place: the child appends through the same open file, so
+    it goes on writing at the start of the emptied log. True when it rotated."""
+    try:
+        if path.stat().st_size <= max_bytes:
+            return False
+    except FileNotFoundError:
+        return False
+    for index in range(keep - 1, 0, -1):
+        older = path.with_name(f"{path.name}.{index}")
+        if older.exists():
+            older.replace(path.with_name(f"{path.name}.{index + 1}"))
+    shutil.copyfile(path, path.with_name(f"{path.name}.1"))
+    with open(path, "r+b") as log:
+        log.truncate(0)
+    return True
+
+
 @dataclass
 class Child:
     name: str
@@ -308,7 +331,11 @@ class Supervisor:
 
     def run(self) -> int:
         s = self.settings
+        # Everything `up` and its children write (the databases, secrets, keys, logs) is
+        # this user's alone: files 0600, folders 0700, the data folder too if it existed.
+        os.umask(0o077)
         s.data_dir.mkdir(parents=True, exist_ok=True)
+        s.data_dir.chmod(0o700)
         self.check_ports()
         webhook_secrets = ensure_webhook_secrets(s)
         env = {**os.environ, **secrets_env(webhook_secrets)}
@@ -336,6 +363,8 @@ class Supervisor:
                 child.up_since = started
             while not self._stopping:
                 self._supervise(env)
+                for child in self.children:
+                    rotate_log(child.log_path)
                 time.sleep(0.5)
             return 0
         finally:

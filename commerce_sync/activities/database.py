@@ -19,6 +19,7 @@ from commerce_sync.contracts.steps import (
     ResolveDeadLetters,
 )
 from commerce_sync.ops.alerts import Notifier
+from commerce_sync.ops.codec import email_match_value
 from commerce_sync.store.alerts import record_alert
 from commerce_sync.store.dead_letters import record_dead_letter, resolve_dead_letters
 from commerce_sync.store.links import find_store_id, upsert_link
@@ -35,11 +36,13 @@ class DatabaseActivities:
         *,
         notifier: Notifier | None = None,
         send_attempts: int = 5,
+        email_key: bytes | None = None,
     ) -> None:
         self._engine = engine
         self._pairs = pairs
         self._notifier = notifier
         self._send_attempts = send_attempts
+        self._email_key = email_key
 
     @implements_sync(Config.pair)
     def pair_config(self, pair: str) -> PairConfig:
@@ -65,8 +68,9 @@ class DatabaseActivities:
     @implements_sync(Database.note_order)
     def note_order(self, seen: OrderSeen) -> int:
         """Record the order and return how many orders its e-mail placed in the last hour."""
+        email = email_match_value(self._email_key, seen.email)
         return note_order_and_count(
-            self._engine, seen.pair, seen.store_order_id, seen.email, seen.placed_at
+            self._engine, seen.pair, seen.store_order_id, email, seen.placed_at
         )
 
     @implements_sync(Database.record_dead_letter)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 from fastapi import FastAPI
+from sqlalchemy import Engine
 
 from commerce_sync import __version__
 from commerce_sync.api.routes import customers as customer_routes
@@ -25,6 +28,22 @@ from commerce_sync.ops.codec import payload_codec
 from commerce_sync.ops.redaction import install_log_redaction
 from commerce_sync.ops.temporal_client import connect
 from commerce_sync.store.db import make_engine
+from commerce_sync.store.retention import prune
+
+log = logging.getLogger(__name__)
+
+
+async def run_pruner(engine: Engine, retention: timedelta, every_s: float = 3600.0) -> None:
+    """Let go of what is past the retention, at start and then hourly (every API process
+    does; the deletes are the same whoever runs them)."""
+    while True:
+        try:
+            removed = await asyncio.to_thread(prune, engine, retention)
+            if any(removed.values()):
+                log.info("retention: removed %s", removed)
+        except Exception:  # the database may be away for a while; try again next round
+            log.exception("retention round failed")
+        await asyncio.sleep(every_s)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -46,12 +65,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         relay = asyncio.create_task(
             run_relay(engine, temporal, pairs, settings.task_queue, notifier=notifier)
         )
+        pruner = asyncio.create_task(run_pruner(engine, timedelta(days=settings.retention_days)))
         try:
             yield
         finally:
-            relay.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await relay
+            for task in (relay, pruner):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await asyncio.gather(temporal.stop(), database.stop())
             engine.dispose()
 

@@ -166,6 +166,8 @@ class Settings(BaseSettings):
     webhooks: WebhookSecrets = WebhookSecrets()
 
     http_timeout_s: float = 15.0
+    # Started webhook events, alerts and resolved dead letters are deleted after this.
+    retention_days: int = Field(default=30, ge=1)
     # A webhook body over this is refused with 413 before it is read whole or verified.
     webhook_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
 

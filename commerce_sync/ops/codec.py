@@ -192,6 +192,15 @@ def email_digest(search_key: bytes, email: str) -> str:
     return "h1:" + digest.hexdigest()
 
 
+def email_match_value(search_key: bytes | None, email: str) -> str:
+    """What the app database keeps where it only has to match an e-mail (orders per e-mail):
+    the keyed hash with a search key, else a plain SHA-256 (with the codec off, Temporal
+    holds the e-mail in clear anyway)."""
+    if search_key is not None:
+        return email_digest(search_key, email)
+    return "s1:" + hashlib.sha256(normalised_email(email).encode()).hexdigest()
+
+
 def customer_email_search_value(ring: KeyRing | None, email: str) -> str:
     """What `CustomerEmail` is set to: the email itself without encryption, its keyed hash
     with encryption and a search key, "" (not set) with encryption but no search key."""

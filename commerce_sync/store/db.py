@@ -7,6 +7,7 @@ at start-up by every process that opens the database, which is idempotent.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,8 +33,10 @@ def make_engine(url: str) -> Engine:
     url = normalise_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        database = parsed.database if parsed.database not in (None, "", ":memory:") else None
+        if database is not None:
+            # Orders, customers and dead letters live here: for this user's eyes only.
+            Path(database).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")
@@ -43,6 +46,9 @@ def make_engine(url: str) -> Engine:
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
+            if database is not None:  # SQLite gives its -wal and -shm files the same mode
+                with contextlib.suppress(PermissionError):  # someone else's file: theirs to set
+                    Path(database).chmod(0o600)
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)

@@ -120,18 +120,19 @@ class DeadLetter(SQLModel, table=True):
 
 
 class OrderSeen(SQLModel, table=True):
-    """Store orders by customer e-mail, for the orders-per-email-per-hour risk rule."""
+    """Store orders by a hash of the customer's e-mail, for the orders-per-email-per-hour
+    risk rule: it only matches e-mails, so the e-mail itself is not kept."""
 
     __tablename__ = "orders_seen"
     __table_args__ = (
         UniqueConstraint("pair", "store_order_id", name="uq_orders_seen_order"),
-        Index("ix_orders_seen_email", "pair", "email", "placed_at"),
+        Index("ix_orders_seen_email_key", "pair", "email_key", "placed_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
     pair: str = Field(max_length=64)
     store_order_id: str = Field(max_length=200)
-    email: str = Field(max_length=320)
+    email_key: str = Field(max_length=80, description="ops.codec.email_match_value")
     placed_at: datetime = Field(sa_type=DateTime(timezone=True))
 
 

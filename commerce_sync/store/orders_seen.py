@@ -13,15 +13,18 @@ from commerce_sync.store.models import OrderSeen
 
 
 def note_order_and_count(
-    engine: Engine, pair: str, store_order_id: str, email: str, placed_at: datetime
+    engine: Engine, pair: str, store_order_id: str, email_key: str, placed_at: datetime
 ) -> int:
-    """Record the order (once) and count this e-mail's orders in the hour up to `placed_at`."""
-    email = email.strip().lower()
+    """Record the order (once) and count the orders of this e-mail (given as its hash,
+    `email_key`) in the hour up to `placed_at`."""
     try:
         with session_scope(engine) as session:
             session.add(
                 OrderSeen(
-                    pair=pair, store_order_id=store_order_id, email=email, placed_at=placed_at
+                    pair=pair,
+                    store_order_id=store_order_id,
+                    email_key=email_key,
+                    placed_at=placed_at,
                 )
             )
     except IntegrityError:
@@ -32,7 +35,7 @@ def note_order_and_count(
             .select_from(OrderSeen)
             .where(
                 OrderSeen.pair == pair,
-                OrderSeen.email == email,
+                OrderSeen.email_key == email_key,
                 OrderSeen.placed_at > placed_at - timedelta(hours=1),
                 OrderSeen.placed_at <= placed_at,
             )

@@ -173,6 +173,13 @@ def test_up_serves_survives_a_restart_and_leaves_nothing_behind(
     assert httpx.get(f"{api}/healthz").json() == {"status": "ok"}
     assert httpx.get(ui).status_code == 200
     assert wait_for(lambda: httpx.get(f"{api}/readyz").status_code == 200)
+    data = tmp_path / ".data"
+    # What up writes (databases, secrets, keys, logs) is the user's alone.
+    assert data.stat().st_mode & 0o777 == 0o700
+    for name in ("commerce-sync.db", "temporal.db", "secrets.json", "codec-keys.json"):
+        assert (data / name).stat().st_mode & 0o777 == 0o600, name
+    assert (data / "logs").stat().st_mode & 0o777 == 0o700
+    assert {log.stat().st_mode & 0o777 for log in (data / "logs").iterdir()} == {0o600}
 
     key = json.loads((tmp_path / ".data" / "secrets.json").read_text())["operator_api_key"]
     headers = {"authorization": f"Bearer {key}"}
