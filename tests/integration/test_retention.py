@@ -72,11 +72,12 @@ def test_pruning_keeps_work_not_done_and_lets_the_rest_go(engine: Engine) -> Non
             )
         for when, name in [(old, "old"), (recent, "recent")]:
             session.add(Alert(dedupe_key=name, kind="k", key=name, message="m", created_at=when))
-        for status, resolved_at, name in [
+        letters: list[tuple[DeadLetterStatus, datetime | None, str]] = [
             (DeadLetterStatus.RESOLVED, old, "old-resolved"),
             (DeadLetterStatus.OPEN, None, "old-open"),
             (DeadLetterStatus.RESOLVED, recent, "recent-resolved"),
-        ]:
+        ]
+        for letter_status, resolved_at, name in letters:
             session.add(
                 DeadLetter(
                     pair="p",
@@ -84,7 +85,7 @@ def test_pruning_keeps_work_not_done_and_lets_the_rest_go(engine: Engine) -> Non
                     business_key=name,
                     reason="r",
                     error="e",
-                    status=status,
+                    status=letter_status,
                     created_at=old,
                     resolved_at=resolved_at,
                 )
