@@ -25,7 +25,8 @@ from commerce_sync.contracts.steps import (
     ShipmentEventRef,
     SkuCheck,
 )
-from commerce_sync.domain.models import Shipment
+from commerce_sync.domain.models import Customer, Shipment
+from commerce_sync.systems.customer_ports import customer_port
 from commerce_sync.systems.errors import NotFound
 from commerce_sync.systems.ports import ErpPort
 
@@ -92,10 +93,50 @@ class ErpActivities:
     @implements(Erp.remove_order_twins)
     @classified
     async def remove_order_twins(self, check: OrderTwinCheck) -> list[str]:
-        """Idempotent: a twin cancelled by an earlier attempt is no longer live."""
-        return await self._port.remove_order_twins(
-            check.keep, check.store_order_number, self._pairs[check.pair]
-        )
+        """Idempotent: a twin removed by an earlier attempt is no longer live.
+
+        Payments need no check: a late second payment is refused by both ERPs, Brightpearl
+        for its unique `transactionRef` (docs/systems/brightpearl.md §10), Acumatica
+        because the order's unpaid balance is already taken (a payment cannot be applied
+        beyond it)."""
+        pair = self._pairs[check.pair]
+        removed = [
+            f"order {twin}"
+            for twin in await self._port.remove_order_twins(
+                check.keep, check.store_order_number, pair
+            )
+        ]
+        if check.customer is not None and check.customer_id:
+            removed += [
+                f"customer {twin}"
+                for twin in await self._remove_customer_twins(
+                    check.customer_id, check.customer, pair
+                )
+            ]
+        return removed
+
+    async def _remove_customer_twins(
+        self, keep_id: str, customer: Customer, pair: PairConfig
+    ) -> list[str]:
+        """A customer this run created, made again by the create whose answer was lost:
+        same e-mail and name, numbered after ours, active and with no open order. Such a
+        twin is removed the way this run would remove its own (deleted, or deactivated
+        where the system keeps it)."""
+        customers = customer_port(self._port)
+        twins = []
+        for found in await customers.customers_by_email(customer.email, pair):
+            found_id = found.origin.external_id if found.origin else ""
+            if (
+                found_id
+                and found_id != keep_id
+                and _numbered_after(found_id, keep_id)
+                and found.active
+                and (found.first_name, found.last_name) == (customer.first_name, customer.last_name)
+                and not await customers.open_orders(found_id, pair)
+            ):
+                await self._port.delete_customer(found_id, pair)
+                twins.append(found_id)
+        return twins
 
     @implements(Erp.record_payment)
     @classified
@@ -121,3 +162,11 @@ class ErpActivities:
     async def orders_for_shipments(self, ref: ShipmentEventRef) -> list[str]:
         """The ERP order ids behind the shipments an ERP webhook named."""
         return await self._port.orders_for_shipment_event(ref.ids, ref.rows, self._pairs[ref.pair])
+
+
+def _numbered_after(candidate: str, ours: str) -> bool:
+    """Ids are numbered upwards (`C000012`, `10452`): compare their digits as numbers."""
+    digits = ["".join(ch for ch in text if ch.isdigit()) for text in (candidate, ours)]
+    if not all(digits):
+        return candidate > ours
+    return int(digits[0]) > int(digits[1])

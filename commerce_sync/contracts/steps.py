@@ -80,11 +80,15 @@ class ErpOrderRefInput(BaseModel):
 
 
 class OrderTwinCheck(BaseModel):
-    """Cancel every other live ERP order that carries the store order's number."""
+    """Undo what a create whose answer was lost made again: every other live ERP order
+    carrying the store order's number and, when this run made the customer, a second
+    customer of the same person."""
 
     pair: str
     store_order_number: str
     keep: ErpOrderHandle
+    customer_id: str = Field(default="", description="the customer this run created")
+    customer: Customer | None = None
 
 
 class PaymentRecord(BaseModel):

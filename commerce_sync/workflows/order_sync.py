@@ -105,6 +105,7 @@ class OrderSyncWorkflow(PairSaga):
         self._cancel: CancelRequest | None = None
         self._shipment_hint = False
         self._compensations: list[Compensation] = []
+        self._created_customer_id = ""  # the customer this run created: its twin is checked
 
     # ---- messages ------------------------------------------------------------------
 
@@ -321,7 +322,7 @@ class OrderSyncWorkflow(PairSaga):
                 CustomerCreate(pair=pair.id, customer=order.customer),
                 queue=self._erp,
             )
-            created_id = customer_id
+            created_id = self._created_customer_id = customer_id
             self._register(
                 "delete the customer this run created",
                 lambda: self._act(
@@ -466,20 +467,24 @@ class OrderSyncWorkflow(PairSaga):
         self._step("tracking to store", ", ".join(tracking))
 
     async def _remove_twins(self, handle: ErpOrderHandle, order: Order) -> None:
-        """A create whose answer was lost can land after its retry made the order again:
-        the ERP then holds a second open order that would ship twice. Soon after the
-        create, and whenever the run wakes before shipping, any such twin is cancelled."""
-        twins = await self._act(
-            Erp.remove_order_twins,
-            OrderTwinCheck(pair=self._input.pair, store_order_number=order.number, keep=handle),
-            queue=self._erp,
+        """A create whose answer was lost can land after its retry made the record again:
+        the ERP then holds a second open order that would ship twice (or a second
+        customer). Soon after the creates, and whenever the run wakes before shipping, any
+        such twin of what this run made is removed."""
+        check = OrderTwinCheck(
+            pair=self._input.pair,
+            store_order_number=order.number,
+            keep=handle,
+            customer_id=self._created_customer_id,
+            customer=order.customer if self._created_customer_id else None,
         )
+        twins = await self._act(Erp.remove_order_twins, check, queue=self._erp)
         if twins:
-            self._step("cancel duplicate ERP orders", ", ".join(twins))
+            self._step("remove duplicate ERP records", ", ".join(twins))
             await self._alert(
                 "duplicate_erp_order",
-                f"order {order.number}: cancelled duplicate ERP orders {', '.join(twins)} "
-                f"(kept {handle.number})",
+                f"order {order.number}: removed duplicates made by lost answers: "
+                f"{', '.join(twins)} (kept order {handle.number})",
             )
 
     # ---- failure and compensation --------------------------------------------------

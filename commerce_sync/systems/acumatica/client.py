@@ -678,7 +678,8 @@ class AcumaticaClient:
 
     # ---- payments ------------------------------------------------------------------
 
-    async def _find_payment(self, doc_type: str, reference: str) -> dict[str, Any] | None:
+    async def _live_payments(self, doc_type: str, reference: str) -> list[dict[str, Any]]:
+        """The documents of this type carrying `reference` that are not voided, by number."""
         records = await self._json(
             "GET",
             "Payment",
@@ -688,6 +689,10 @@ class AcumaticaClient:
             },
         )
         live = [r for r in records if value_of(r, "Status") != "Voided"]
+        return sorted(live, key=lambda r: str(value_of(r, "ReferenceNbr")))
+
+    async def _find_payment(self, doc_type: str, reference: str) -> dict[str, Any] | None:
+        live = await self._live_payments(doc_type, reference)
         return live[0] if live else None
 
     async def _release_if_balanced(self, record: dict[str, Any]) -> None:
