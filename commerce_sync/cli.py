@@ -75,8 +75,9 @@ def load_settings() -> Settings:
                 "credentials; set the real system's, remove its pair from pairs.toml, or run "
                 "`commerce-sync up` to use the sandboxes"
             )
-    from commerce_sync.ops.codec import CodecConfigError, key_ring
+    from commerce_sync.ops.codec import CodecConfigError, key_ring, with_generated_keys
 
+    settings = with_generated_keys(settings)
     try:
         key_ring(settings)
     except CodecConfigError as exc:
@@ -260,14 +261,9 @@ def email_query(
 ) -> None:
     """Print the Web UI query that finds a shopper's order runs: with codec keys the
     `CustomerEmail` search attribute holds a keyed hash of the email, not the email."""
-    from commerce_sync.ops.codec import codec_keys_path, customer_email_search_value, key_ring
+    from commerce_sync.ops.codec import customer_email_search_value, key_ring
 
-    settings = load_settings()
-    generated = codec_keys_path(settings)
-    if not settings.codec.keys and settings.codec.keys_file is None and generated.exists():
-        # `up` generated the keys into the data dir and gave them to its children only.
-        codec = settings.codec.model_copy(update={"keys_file": generated})
-        settings = settings.model_copy(update={"codec": codec})
+    settings = load_settings()  # with the keys `up` generated, when it did
     value = customer_email_search_value(key_ring(settings), email)
     if not value:
         fail("codec keys are set but no codec.search_key: CustomerEmail is not recorded")

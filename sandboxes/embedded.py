@@ -86,9 +86,14 @@ def ensure_webhook_secrets(settings: Settings) -> dict[str, str]:
 def ensure_codec_keys(settings: Settings) -> Path | None:
     """With no codec key configured, one generated once into the data dir (mode 0600), so
     the demo's payloads are encrypted too; None when settings bring their own keys."""
+    path = codec_keys_path(settings)
+    if (
+        settings.codec.keys_file is not None
+        and settings.codec.keys_file.resolve() == path.resolve()
+    ):
+        return path  # the generated keys, as `commerce-sync` commands pick them up
     if settings.codec.keys or settings.codec.keys_file is not None:
         return None
-    path = codec_keys_path(settings)
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         content = {
@@ -322,8 +327,11 @@ class Supervisor:
 
     def _codec_line(self) -> str:
         s = self.settings
-        if not (s.codec.keys or s.codec.keys_file):
-            path = codec_keys_path(s).resolve()
+        generated = codec_keys_path(s).resolve()
+        if not s.codec.keys and (
+            s.codec.keys_file is None or s.codec.keys_file.resolve() == generated
+        ):
+            path = generated
             return f"  Codec keys       {path} (Web UI decodes via {s.api_url}/codec)"
         if key_ring(s) is None:
             return "  Codec keys       none configured: Temporal payloads are NOT encrypted"

@@ -101,6 +101,17 @@ def codec_keys_path(settings: Settings) -> Path:
     return settings.data_dir / "codec-keys.json"
 
 
+def with_generated_keys(settings: Settings) -> Settings:
+    """Settings that name no codec key use the keys `commerce-sync up` generated into the
+    data dir, when there are some: every command run beside `up` (approve, runs list, a
+    second worker) then reads and writes the same encrypted payloads its children do."""
+    generated = codec_keys_path(settings)
+    if settings.codec.keys or settings.codec.keys_file is not None or not generated.exists():
+        return settings
+    codec = settings.codec.model_copy(update={"keys_file": generated})
+    return settings.model_copy(update={"codec": codec})
+
+
 def key_ring(settings: Settings) -> KeyRing | None:
     """The configured keys (settings and the keys file together); None when there are none."""
     config = settings.codec
