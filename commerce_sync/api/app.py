@@ -17,6 +17,7 @@ from commerce_sync.api.routes import dead_letters, health, inventory, orders, we
 from commerce_sync.api.routes import returns as returns_routes
 from commerce_sync.api.routes import runs as run_routes
 from commerce_sync.api.routes.codec import install_codec_server
+from commerce_sync.api.routes.docs import install_docs
 from commerce_sync.api.routes.metrics import install_observability
 from commerce_sync.config.pairs import load_pairs
 from commerce_sync.config.settings import Settings, get_settings
@@ -83,7 +84,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "Signed webhooks in, workflow starts and signals out; status, approvals, dead letters."
         ),
         lifespan=lifespan,
+        # Served from local assets (routes/docs.py); ReDoc would load its script from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
+    install_docs(app)
     app.include_router(health.router)
     app.include_router(webhooks.router)
     app.include_router(orders.router)

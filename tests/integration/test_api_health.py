@@ -1,5 +1,6 @@
 """The API as a real HTTP server: health, readiness naming what is down, OpenAPI."""
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -89,3 +90,20 @@ def test_readyz_names_the_database_when_it_is_unreachable(
         assert "OperationalError" in body["checks"]["database"]["detail"]
     finally:
         server.stop()
+
+
+def test_docs_work_offline_every_asset_is_served_by_the_api(api_with_temporal: str) -> None:
+    """The page references no other host: every script, style and icon it loads (and the
+    spec) comes from the API itself."""
+    page = httpx.get(f"{api_with_temporal}/docs")
+    assert page.status_code == 200
+    referenced = re.findall(r"""(?:src|href)=['"]([^'"]+)['"]|url: ['"]([^'"]+)['"]""", page.text)
+    urls = sorted({src or url for src, url in referenced})
+    assert not [url for url in urls if "://" in url or url.startswith("//")], urls
+    assert {"/docs-assets/swagger-ui-bundle.js", "/docs-assets/swagger-ui.css"} <= set(urls)
+    assert "/openapi.json" in urls
+    for url in urls:
+        answer = httpx.get(f"{api_with_temporal}{url}")
+        assert answer.status_code == 200 and answer.content, url
+    script = httpx.get(f"{api_with_temporal}/docs-assets/swagger-ui-bundle.js").text
+    assert "SwaggerUIBundle" in script

@@ -7,7 +7,7 @@ import re
 
 from tests.integration.orders.order_stack import READ_ONLY_KEY, Stack
 
-OPEN = ("/healthz", "/readyz", "/webhooks/", "/docs", "/openapi.json", "/redoc")
+OPEN = ("/healthz", "/readyz", "/webhooks/", "/docs", "/openapi.json")
 # Calls that change something need the `operate` scope; reads need `read`.
 WRITES = {"POST"}
 # POSTs that only read: the Web UI's codec decode, and opening a codec session for it.
