@@ -107,6 +107,36 @@ def ensure_codec_keys(settings: Settings) -> Path | None:
     return path
 
 
+def temporal_cli_config_path(settings: Settings) -> Path:
+    return settings.data_dir / "temporal.toml"
+
+
+def write_temporal_cli_config(settings: Settings, operator_key: str | None) -> Path:
+    """A Temporal CLI configuration profile for this stack (the CLI reads it when
+    `TEMPORAL_CONFIG_FILE` names it): its address and namespace, and the API's codec
+    endpoint with the operator key, so `temporal workflow show`, `update execute` and
+    the rest print decoded payloads. Rewritten at every start (the key may change)."""
+    path = temporal_cli_config_path(settings)
+    lines = [
+        "# Written by `commerce-sync up`; use it with",
+        f"#   export TEMPORAL_CONFIG_FILE={path.resolve()}",
+        "[profile.default]",
+        f"address = {json.dumps(settings.resolved_temporal_address)}",
+        f"namespace = {json.dumps(settings.temporal_namespace)}",
+    ]
+    if key_ring(settings) is not None or ensure_codec_keys(settings) is not None:
+        lines += [
+            "[profile.default.codec]",
+            f"endpoint = {json.dumps(settings.api_url + '/codec')}",
+        ]
+        if operator_key:
+            lines.append(f"auth = {json.dumps('Bearer ' + operator_key)}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    path.chmod(0o600)
+    return path
+
+
 def secrets_env(webhook_secrets: dict[str, str]) -> dict[str, str]:
     env = {
         "COMMERCE_SYNC_WEBHOOKS__KENTICO": webhook_secrets["kentico"],
@@ -351,6 +381,7 @@ class Supervisor:
         codec_keys = ensure_codec_keys(s)
         if codec_keys is not None:
             env["COMMERCE_SYNC_CODEC__KEYS_FILE"] = str(codec_keys.resolve())
+        write_temporal_cli_config(s, webhook_secrets.get("operator_api_key"))
         self.children = self.plan()
 
         def _request_stop(signum: int, _: object) -> None:
@@ -443,6 +474,7 @@ class Supervisor:
             if not s.api_keys
             else "  API keys         from COMMERCE_SYNC_API_KEYS",
             self._codec_line(),
+            f"  Temporal CLI     export TEMPORAL_CONFIG_FILE={temporal_cli_config_path(s).resolve()}",
             "Ctrl-C stops everything.",
         ]
         self.echo("\n".join(lines))

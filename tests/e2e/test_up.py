@@ -3,6 +3,7 @@ restart with its data, refuses a second copy, and leaves nothing behind on Ctrl-
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -17,6 +18,7 @@ from typing import Literal, TypeVar
 import httpx
 import pytest
 
+from sandboxes.embedded import temporal_binary
 from sandboxes.server import bind_socket
 
 T = TypeVar("T")
@@ -193,6 +195,32 @@ def test_up_serves_survives_a_restart_and_leaves_nothing_behind(
         )
     )
     erp_order = waiting["status"]["erp_order_id"]
+
+    # The Temporal CLI, pointed at the profile up wrote, shows decoded payloads.
+    config = tmp_path / ".data" / "temporal.toml"
+    assert f"export TEMPORAL_CONFIG_FILE={config}" in "".join(first.lines)
+    cli_env = {**env, "TEMPORAL_CONFIG_FILE": str(config)}
+    workflow_id = f"order:kentico-brightpearl:{placed['id']}"
+    query = subprocess.run(
+        [temporal_binary(), "workflow", "query", "-w", workflow_id, "--name", "status"],
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert query.returncode == 0, query.stderr
+    assert '"state":"awaiting_shipment"' in query.stdout.replace(" ", "")
+    shown = subprocess.run(
+        [temporal_binary(), "workflow", "show", "-w", workflow_id, "-o", "json"],
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert shown.returncode == 0, shown.stderr
+    # Decoded: every payload is plain JSON again, none still under the codec's encoding.
+    assert base64.b64encode(b"json/plain").decode() in shown.stdout
+    assert base64.b64encode(b"binary/encrypted").decode() not in shown.stdout
 
     second = subprocess.run(
         [sys.executable, "-m", "commerce_sync.cli", "up"],

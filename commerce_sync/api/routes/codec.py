@@ -47,7 +47,9 @@ class PayloadBody(BaseModel):
 
 
 class PayloadsBody(BaseModel):
-    payloads: list[PayloadBody]
+    # Protobuf's JSON leaves an empty list out: the Temporal CLI encodes a query without
+    # arguments as `{}`.
+    payloads: list[PayloadBody] = Field(default_factory=list)
 
 
 def _b64(text: str, where: str) -> bytes:
