@@ -99,8 +99,9 @@ class Up:
 
 
 @pytest.fixture(autouse=True)
-def stop_leftovers() -> Iterator[None]:
-    """A test that fails half-way must not leave `up` (and its Temporal) running."""
+def stop_leftovers(tmp_path: Path) -> Iterator[None]:
+    """A test that fails half-way must not leave `up` (and its Temporal) running; what
+    `up` printed and the ends of its children's logs are shown when a test fails."""
     yield
     while STARTED:
         up = STARTED.pop()
@@ -113,6 +114,13 @@ def stop_leftovers() -> Iterator[None]:
                 for pid in [up.process.pid, *tree]:
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(pid, signal.SIGKILL)
+        if up.process.stdout is not None:
+            with contextlib.suppress(ValueError, OSError):
+                up.lines += up.process.stdout.readlines()
+        print("----- up -----\n" + "".join(up.lines))
+    for log in sorted((tmp_path / ".data" / "logs").glob("*.log")):
+        print(f"----- {log.name} (last lines) -----")
+        print("\n".join(log.read_text(errors="replace").splitlines()[-40:]))
 
 
 @pytest.fixture
