@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from sandboxes.server import bind_socket
+from tests.e2e.ports import free_ports
 
 T = TypeVar("T")
 
@@ -39,15 +39,6 @@ PAIRS = {
     "kentico-brightpearl": ("kentico", "brightpearl"),
     "xcart-acumatica": ("xcart", "acumatica"),
 }
-
-
-def free_ports(count: int) -> list[int]:
-    """Ports nothing listens on right now (all held at once, so they differ)."""
-    sockets = [bind_socket() for _ in range(count)]
-    ports = [int(sock.getsockname()[1]) for sock in sockets]
-    for sock in sockets:
-        sock.close()
-    return ports
 
 
 def whsec() -> str:

@@ -48,11 +48,11 @@ from tests.e2e.durability_stack import (
     erp_requests,
     erp_sales_orders,
     eventually,
-    free_ports,
     place_order,
     point_webhooks,
     ship,
 )
+from tests.e2e.ports import free_ports
 
 TRACKING = "1Z999AA10123456784"
 

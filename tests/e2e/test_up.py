@@ -19,17 +19,9 @@ import httpx
 import pytest
 
 from sandboxes.embedded import temporal_binary
-from sandboxes.server import bind_socket
+from tests.e2e.ports import free_ports
 
 T = TypeVar("T")
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [bind_socket() for _ in range(count)]
-    ports = [sock.getsockname()[1] for sock in sockets]
-    for sock in sockets:
-        sock.close()
-    return ports
 
 
 def descendants(pid: int) -> set[int]:

@@ -15,18 +15,15 @@ import httpx
 import pytest
 from temporalio.client import Client
 
-from commerce_sync.api.app import create_app
 from commerce_sync.config.settings import CodecSettings
 from commerce_sync.ops.codec import ENCODING, codec_keys_path
 from commerce_sync.ops.temporal_client import connect
 from sandboxes.embedded import ensure_codec_keys
-from sandboxes.server import BackgroundServer
 from tests.integration.orders.order_stack import (
     API_KEY,
     PAIRS,
-    RunningWorker,
     Stack,
-    point_webhooks,
+    running_stack,
     stack_settings,
 )
 from tests.integration.orders.test_order_approval import place_risky_order, run_command
@@ -46,16 +43,8 @@ async def stack_with_generated_keys(
     keys = ensure_codec_keys(settings)
     assert keys == codec_keys_path(settings)
     settings = settings.model_copy(update={"codec": CodecSettings(keys_file=keys)})
-    client = await connect(settings)
-    api = BackgroundServer(create_app(settings)).start()
-    worker = RunningWorker(client, settings)
-    await point_webhooks(sandboxes, settings, api.url)
-    try:
-        async with httpx.AsyncClient(timeout=15.0) as http:
-            yield Stack(settings, api.url, client, sandboxes, http, settings.resolved_database_url)
-    finally:
-        await worker.close()
-        api.stop()
+    async with running_stack(settings, await connect(settings), sandboxes) as running:
+        yield running
 
 
 async def test_commands_beside_up_decode_with_the_generated_keys(

@@ -18,20 +18,17 @@ import pytest
 from pydantic import SecretStr
 from temporalio.client import Client
 
-from commerce_sync.api.app import create_app
 from commerce_sync.config.settings import CodecSettings
 from commerce_sync.contracts.orders import OrderSyncStatus
 from commerce_sync.ops.codec import ENCODING, KEY_ID, EncryptionCodec, email_digest
 from commerce_sync.ops.redaction import REDACTED_QUERY
 from commerce_sync.ops.temporal_client import connect
-from sandboxes.server import BackgroundServer
 from tests.integration.orders.order_stack import (
     PAIRS,
     READ_ONLY_KEY,
-    RunningWorker,
     Stack,
     eventually,
-    point_webhooks,
+    running_stack,
     stack_settings,
 )
 
@@ -59,16 +56,8 @@ async def codec_stack(
         search_key=SecretStr(SEARCH_KEY),
     )
     settings = settings.model_copy(update={"codec": codec})
-    client = await connect(settings)
-    api = BackgroundServer(create_app(settings)).start()
-    worker = RunningWorker(client, settings)
-    await point_webhooks(sandboxes, settings, api.url)
-    try:
-        async with httpx.AsyncClient(timeout=15.0) as http:
-            yield Stack(settings, api.url, client, sandboxes, http, settings.resolved_database_url)
-    finally:
-        await worker.close()
-        api.stop()
+    async with running_stack(settings, await connect(settings), sandboxes) as running:
+        yield running
 
 
 def shopper(tag: str) -> dict[str, Any]:

@@ -9,12 +9,9 @@ import httpx
 import pytest
 from temporalio.client import Client
 
-from commerce_sync.api.app import create_app
-from sandboxes.server import BackgroundServer
 from tests.integration.orders.order_stack import (
-    RunningWorker,
     Stack,
-    point_webhooks,
+    running_stack,
     stack_settings,
 )
 
@@ -34,12 +31,5 @@ async def stack(
 ) -> AsyncIterator[Stack]:
     target = temporal_client.service_client.config.target_host
     settings = stack_settings(sandbox_url, sqlite_url, tmp_path, target)
-    api = BackgroundServer(create_app(settings)).start()
-    worker = RunningWorker(temporal_client, settings)
-    await point_webhooks(sandboxes, settings, api.url)
-    try:
-        async with httpx.AsyncClient(timeout=15.0) as http:
-            yield Stack(settings, api.url, temporal_client, sandboxes, http, sqlite_url)
-    finally:
-        await worker.close()
-        api.stop()
+    async with running_stack(settings, temporal_client, sandboxes) as running:
+        yield running

@@ -7,9 +7,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import concurrent.futures
+import contextlib
 import secrets
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -201,3 +202,23 @@ class RunningWorker:
         await self.ports.aclose()
         self.executor.shutdown(wait=True)
         self.engine.dispose()
+
+
+@contextlib.asynccontextmanager
+async def running_stack(
+    settings: Settings, client: Client, sandboxes: httpx.AsyncClient
+) -> AsyncIterator[Stack]:
+    """The API (a real HTTP server) and a worker on `settings`, the sandboxes' webhooks
+    pointed at the API; both stopped on the way out."""
+    from commerce_sync.api.app import create_app
+    from sandboxes.server import BackgroundServer
+
+    api = BackgroundServer(create_app(settings)).start()
+    worker = RunningWorker(client, settings)
+    await point_webhooks(sandboxes, settings, api.url)
+    try:
+        async with httpx.AsyncClient(timeout=15.0) as http:
+            yield Stack(settings, api.url, client, sandboxes, http, settings.resolved_database_url)
+    finally:
+        await worker.close()
+        api.stop()
