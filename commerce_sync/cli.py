@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from pydantic import ValidationError
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
@@ -33,6 +34,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 err = Console(stderr=True)
+WIDE_TABLES = 120
+"""Console width from which the tables show every column (80-column terminals get fewer)."""
 
 
 def leave(code: int) -> NoReturn:
@@ -543,21 +546,28 @@ def dead_letters_list(
         limit=limit,
         offset=offset,
     )
-    table = Table(title=None, show_lines=False)
-    for column in ("id", "status", "pair", "process", "business key", "reason", "tries", "updated"):
-        table.add_column(column, overflow="fold")
-    for letter in letters:
-        table.add_row(
-            str(letter.id),
-            letter.status,
-            escape(letter.pair),
-            letter.process,
-            escape(letter.business_key),
-            escape(letter.reason),
-            str(letter.attempts),
-            letter.updated_at.strftime("%Y-%m-%d %H:%M:%S"),
-        )
     out = Console()
+    # Narrow terminals: the business key names the process and the pair already.
+    narrow = out.width < WIDE_TABLES
+    table = Table(title=None, show_lines=False, box=box.SIMPLE_HEAD if narrow else box.HEAVY_HEAD)
+    columns: tuple[str, ...] = ("id", "status", "business key", "reason", "tries", "updated")
+    if not narrow:
+        columns = ("id", "status", "pair", "process", "business key", "reason", "tries", "updated")
+    for column in columns:
+        table.add_column(column, overflow="fold", no_wrap=narrow and column == "business key")
+    when = "%m-%d %H:%M" if narrow else "%Y-%m-%d %H:%M:%S"
+    for letter in letters:
+        cells = {
+            "id": str(letter.id),
+            "status": letter.status,
+            "pair": escape(letter.pair),
+            "process": letter.process,
+            "business key": escape(letter.business_key),
+            "reason": escape(letter.reason),
+            "tries": str(letter.attempts),
+            "updated": letter.updated_at.strftime(when),
+        }
+        table.add_row(*(cells[column] for column in columns))
     out.print(table)
     shown = f"{offset + 1}-{offset + len(letters)}" if letters else "none"
     out.print(f"{shown} of {total}", highlight=False)
@@ -700,20 +710,30 @@ def runs_list(
         fail(_one_line(f"--{exc.field.replace('_', '-')}: {exc.reason}"))
     except TemporalUnanswered as exc:
         fail(_one_line(exc))
-    table = Table(title=None, show_lines=False)
-    for column in ("workflow id", "process", "pair", "state", "status", "started", "closed"):
-        table.add_column(column, overflow="fold")
-    for run in page.runs:
-        table.add_row(
-            escape(run.workflow_id),
-            escape(run.process),
-            escape(run.pair or ""),
-            run.state or "",
-            run.run_status,
-            run.start_time.strftime("%Y-%m-%d %H:%M:%S"),
-            run.close_time.strftime("%Y-%m-%d %H:%M:%S") if run.close_time else "",
-        )
     out = Console()
+    # Narrow terminals get the columns that matter, whole: the process and the pair are
+    # in the workflow id already, and times lose their year and seconds.
+    narrow = out.width < WIDE_TABLES
+    table = Table(title=None, show_lines=False, box=box.SIMPLE_HEAD if narrow else box.HEAVY_HEAD)
+    table.add_column("workflow id", no_wrap=narrow, overflow="fold")
+    columns = (
+        ("state", "status", "started")
+        if narrow
+        else ("process", "pair", "state", "status", "started", "closed")
+    )
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    when = "%m-%d %H:%M" if narrow else "%Y-%m-%d %H:%M:%S"
+    for run in page.runs:
+        cells = {
+            "process": escape(run.process),
+            "pair": escape(run.pair or ""),
+            "state": run.state or "",
+            "status": run.run_status,
+            "started": run.start_time.strftime(when),
+            "closed": run.close_time.strftime(when) if run.close_time else "",
+        }
+        table.add_row(escape(run.workflow_id), *(cells[column] for column in columns))
     out.print(table)
     following = f"next page: --page-token {page.next_page_token}"
     out.print(following if page.next_page_token else "last page", highlight=False, soft_wrap=True)

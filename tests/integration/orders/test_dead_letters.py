@@ -278,9 +278,10 @@ async def test_keys_and_scopes(stack: Stack) -> None:
 
 
 async def cli(
-    stack: Stack, cwd: Path, *args: str, stdin: str | None = None
+    stack: Stack, cwd: Path, *args: str, stdin: str | None = None, columns: int = 200
 ) -> tuple[int, str, str]:
-    """`commerce-sync ARGS` as a subprocess, without blocking the worker's event loop."""
+    """`commerce-sync ARGS` as a subprocess, without blocking the worker's event loop,
+    its output as wide as `columns` (a terminal's width)."""
     env = {
         **os.environ,
         "COMMERCE_SYNC_DATABASE_URL": stack.database_url,
@@ -288,7 +289,7 @@ async def cli(
         "COMMERCE_SYNC_TEMPORAL_NAMESPACE": stack.client.namespace,
         "COMMERCE_SYNC_TASK_QUEUE": stack.settings.task_queue,
         "COMMERCE_SYNC_DATA_DIR": str(cwd / "cli-data"),
-        "COLUMNS": "200",
+        "COLUMNS": str(columns),
     }
     if stack.settings.pairs_file is not None:
         env["COMMERCE_SYNC_PAIRS_FILE"] = str(stack.settings.pairs_file)
@@ -327,6 +328,11 @@ async def test_dead_letters_command(stack: Stack, tmp_path: Path) -> None:
     assert code == 0, err
     assert f"order:{pair}:{order_id}" in out and "invalid_order" in out
     assert out.strip().splitlines()[-1] == "1-1 of 1"
+    # At 80 columns: fewer columns, every line fits, the business key whole on its line.
+    code, out, err = await cli(stack, tmp_path, "dead-letters", "list", "--pair", pair, columns=80)
+    assert code == 0, err
+    assert max(len(line) for line in out.splitlines()) <= 80, out
+    assert any(f"order:{pair}:{order_id}" in line for line in out.splitlines()), out
     code, out, err = await cli(stack, tmp_path, "dead-letters", "list", "--process", "catalog")
     assert code == 0 and out.strip().splitlines()[-1] == "none of 0", out + err
 

@@ -114,11 +114,12 @@ async def test_runs_found_by_pair_process_and_state_and_paged(stack: Stack, tmp_
 
     # `commerce-sync runs list` reads the same list from Temporal, page by page.
     scope = ("--task-queue", stack.settings.task_queue, "--process", "order", "--pair", KB)
-    code, out, err = await cli(stack, tmp_path, "runs", "list", *scope, "--limit", "1")
+    code, out, err = await cli(stack, tmp_path, "runs", "list", *scope, "--limit", "1", columns=80)
     assert code == 0, err
     *table, following = out.strip().splitlines()
     assert following.startswith("next page: --page-token ")
-    shown = {wid for wid in wanted[KB] if wid in "\n".join(table)}
+    assert max(len(line) for line in table) <= 80, out  # readable in an 80-column terminal
+    shown = {wid for wid in wanted[KB] if any(wid in line for line in table)}
     assert len(shown) == 1, out
     token = following.split()[-1]
     code, out, err = await cli(stack, tmp_path, "runs", "list", *scope, "--page-token", token)
