@@ -11,10 +11,14 @@ install: $(STAMP)
 
 # The product and, beside it, the sandboxes (their own distribution, with the Temporal CLI
 # and the `up` command): the production image installs the product alone.
+# One short line per step; pip's own output goes to .venv/install.log (shown on failure).
 $(STAMP): pyproject.toml sandboxes/pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]' -e ./sandboxes
+	@test -x $(BIN)/python || { echo "commerce-sync: creating .venv"; $(PYTHON) -m venv $(VENV); }
+	@echo "commerce-sync: installing the product, its sandboxes and the test tools (log: $(VENV)/install.log)"
+	@{ $(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip \
+	  && $(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]' -e ./sandboxes; \
+	} > $(VENV)/install.log 2>&1 || { tail -n 40 $(VENV)/install.log; exit 1; }
+	@echo "commerce-sync: installed"
 	@touch $(STAMP)
 
 run: $(STAMP)
