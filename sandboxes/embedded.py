@@ -111,7 +111,9 @@ def temporal_cli_config_path(settings: Settings) -> Path:
     return settings.data_dir / "temporal.toml"
 
 
-def write_temporal_cli_config(settings: Settings, operator_key: str | None) -> Path:
+def write_temporal_cli_config(
+    settings: Settings, operator_key: str | None, *, encrypted: bool
+) -> Path:
     """A Temporal CLI configuration profile for this stack (the CLI reads it when
     `TEMPORAL_CONFIG_FILE` names it): its address and namespace, and the API's codec
     endpoint with the operator key, so `temporal workflow show`, `update execute` and
@@ -124,7 +126,7 @@ def write_temporal_cli_config(settings: Settings, operator_key: str | None) -> P
         f"address = {json.dumps(settings.resolved_temporal_address)}",
         f"namespace = {json.dumps(settings.temporal_namespace)}",
     ]
-    if key_ring(settings) is not None or ensure_codec_keys(settings) is not None:
+    if encrypted:
         lines += [
             "[profile.default.codec]",
             f"endpoint = {json.dumps(settings.api_url + '/codec')}",
@@ -381,7 +383,11 @@ class Supervisor:
         codec_keys = ensure_codec_keys(s)
         if codec_keys is not None:
             env["COMMERCE_SYNC_CODEC__KEYS_FILE"] = str(codec_keys.resolve())
-        write_temporal_cli_config(s, webhook_secrets.get("operator_api_key"))
+        write_temporal_cli_config(
+            s,
+            webhook_secrets.get("operator_api_key"),
+            encrypted=codec_keys is not None or key_ring(s) is not None,
+        )
         self.children = self.plan()
 
         def _request_stop(signum: int, _: object) -> None:
