@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -69,8 +70,11 @@ class Up:
             text=True,
         )
         self.lines: list[str] = []
+        self._reader: threading.Thread | None = None
 
     def wait_until_up(self, timeout_s: float = 120.0) -> None:
+        """Read up's banner; from then on a thread keeps reading what it prints, so a
+        test can wait for a line without blocking on a pipe that stays quiet."""
         assert self.process.stdout is not None
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -79,14 +83,32 @@ class Up:
                 raise AssertionError(f"up exited early: {''.join(self.lines)}")
             self.lines.append(line)
             if line.startswith("Ctrl-C stops everything"):
+                self._reader = threading.Thread(target=self._read_rest, daemon=True)
+                self._reader.start()
                 return
         raise AssertionError(f"up did not come up: {''.join(self.lines)}")
+
+    def _read_rest(self) -> None:
+        assert self.process.stdout is not None
+        with contextlib.suppress(ValueError, OSError):
+            for line in self.process.stdout:
+                self.lines.append(line)
+
+    def printed(self, text: str) -> bool:
+        return text in "".join(self.lines)
+
+    def collect_output(self) -> None:
+        """Everything up printed until it exited (call after the process ended)."""
+        if self._reader is not None:
+            self._reader.join(timeout=10)
+        elif self.process.stdout is not None:
+            with contextlib.suppress(ValueError, OSError):
+                self.lines += self.process.stdout.readlines()
 
     def interrupt(self) -> int:
         self.process.send_signal(signal.SIGINT)
         code = self.process.wait(timeout=90)
-        assert self.process.stdout is not None
-        self.lines += self.process.stdout.readlines()
+        self.collect_output()
         return code
 
 
@@ -106,9 +128,7 @@ def stop_leftovers(tmp_path: Path) -> Iterator[None]:
                 for pid in [up.process.pid, *tree]:
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(pid, signal.SIGKILL)
-        if up.process.stdout is not None:
-            with contextlib.suppress(ValueError, OSError):
-                up.lines += up.process.stdout.readlines()
+        up.collect_output()
         print("----- up -----\n" + "".join(up.lines))
     for log in sorted((tmp_path / ".data" / "logs").glob("*.log")):
         print(f"----- {log.name} (last lines) -----")
@@ -288,6 +308,8 @@ def test_a_child_that_dies_while_restarting_is_retried_and_the_rest_keep_running
 
     assert wait_for(lambda: httpx.get(f"{api}/healthz", timeout=2.0).status_code == 200, 90.0)
     assert up.process.poll() is None, "up stopped because a child would not restart"
+    # The supervisor notices within its next round (0.5 s) that the API answers again.
+    assert wait_for(lambda: up.printed("api is back"), 30.0)
     # The sandboxes were never restarted: the order placed before is still there.
     assert sandboxes_before <= descendants(up.process.pid)
     state = httpx.get(f"{sandbox}/kentico/_sandbox/state").json()
