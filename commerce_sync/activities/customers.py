@@ -29,6 +29,7 @@ from commerce_sync.contracts.customers import (
     WriteMemo,
 )
 from commerce_sync.domain.models import Customer
+from commerce_sync.ops.heartbeat import HEARTBEAT_MEMORY
 from commerce_sync.store.customer_writes import (
     abandon_intent,
     echo_verdict,
@@ -77,14 +78,18 @@ class CustomerActivities:
     @classified
     async def write(self, request: CustomerWriteInput) -> Customer:
         pair = self._pairs[request.pair]
-        await self._port.write_customer(request.customer_id, request.customer, pair)
+        await self._port.write_customer(
+            request.customer_id, request.customer, pair, memory=HEARTBEAT_MEMORY
+        )
         return await self._read_back(pair, request.customer_id)
 
     @implements(Customers.set_active)
     @classified
     async def set_active(self, request: CustomerActiveInput) -> Customer:
         pair = self._pairs[request.pair]
-        await self._port.set_active(request.customer_id, request.active, pair)
+        await self._port.set_active(
+            request.customer_id, request.active, pair, memory=HEARTBEAT_MEMORY
+        )
         return await self._read_back(pair, request.customer_id)
 
     @implements(Customers.open_orders)

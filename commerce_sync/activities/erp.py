@@ -26,6 +26,7 @@ from commerce_sync.contracts.steps import (
     SkuCheck,
 )
 from commerce_sync.domain.models import Customer, Shipment
+from commerce_sync.ops.heartbeat import HEARTBEAT_MEMORY
 from commerce_sync.systems.customer_ports import customer_port
 from commerce_sync.systems.errors import NotFound
 from commerce_sync.systems.ports import ErpPort
@@ -49,18 +50,22 @@ class ErpActivities:
     @implements(Erp.create_customer)
     @classified
     async def create_customer(self, request: CustomerCreate) -> str:
-        """Create unless a customer with the e-mail exists (a retry after a lost answer)."""
+        """Create unless a customer with the e-mail exists (a retry after a lost answer).
+        What an attempt made on the way (Brightpearl's postal addresses) is kept in its
+        heartbeats for the retry to reuse (`ops/heartbeat.py`)."""
         pair = self._pairs[request.pair]
         existing = await self._port.find_customer_by_email(request.customer.email, pair)
         if existing is not None:
             return existing
-        return await self._port.create_customer(request.customer, pair)
+        return await self._port.create_customer(request.customer, pair, memory=HEARTBEAT_MEMORY)
 
     @implements(Erp.delete_customer)
     @classified
     async def delete_customer(self, ref: CustomerRef) -> None:
         try:
-            await self._port.delete_customer(ref.customer_id, self._pairs[ref.pair])
+            await self._port.delete_customer(
+                ref.customer_id, self._pairs[ref.pair], memory=HEARTBEAT_MEMORY
+            )
         except NotFound:
             pass  # already gone
 

@@ -19,6 +19,7 @@ from commerce_sync.config.pairs import PairConfig
 from commerce_sync.domain.customers import email_variants, normalise_email, same_person
 from commerce_sync.domain.models import Customer
 from commerce_sync.systems.acumatica.client import AcumaticaClient
+from commerce_sync.systems.attempts import NO_MEMORY, AttemptMemory
 from commerce_sync.systems.brightpearl.client import BrightpearlClient
 from commerce_sync.systems.kentico.client import KenticoClient
 from commerce_sync.systems.xcart.client import XCartClient
@@ -50,11 +51,27 @@ class CustomerPort(Protocol):
         (with plus-addressing on, `a@x` finds `a+tag@x` and `a+tag@x` finds `a@x`)."""
         ...
 
-    async def write_customer(self, customer_id: str, customer: Customer, pair: PairConfig) -> None:
-        """Write the synced fields, the addresses it carries and the active flag."""
+    async def write_customer(
+        self,
+        customer_id: str,
+        customer: Customer,
+        pair: PairConfig,
+        *,
+        memory: AttemptMemory = NO_MEMORY,
+    ) -> None:
+        """Write the synced fields, the addresses it carries and the active flag. `memory`:
+        what an earlier attempt made on the way (`systems/attempts.py`), for a system that
+        writes in several requests (Brightpearl's postal addresses, then the contact)."""
         ...
 
-    async def set_active(self, customer_id: str, active: bool, pair: PairConfig) -> None: ...
+    async def set_active(
+        self,
+        customer_id: str,
+        active: bool,
+        pair: PairConfig,
+        *,
+        memory: AttemptMemory = NO_MEMORY,
+    ) -> None: ...
 
     async def open_orders(self, customer_id: str, pair: PairConfig) -> list[str]:
         """Ids of the customer's orders that may still change hands."""

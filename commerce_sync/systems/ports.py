@@ -32,6 +32,7 @@ from commerce_sync.domain.models import (
     ReturnStatus,
     Shipment,
 )
+from commerce_sync.systems.attempts import NO_MEMORY, AttemptMemory
 
 
 class StorePort(Protocol):
@@ -121,9 +122,16 @@ class ErpPort(Protocol):
 
     async def find_customer_by_email(self, email: str, pair: PairConfig) -> str | None: ...
 
-    async def create_customer(self, customer: Customer, pair: PairConfig) -> str: ...
+    async def create_customer(
+        self, customer: Customer, pair: PairConfig, *, memory: AttemptMemory = NO_MEMORY
+    ) -> str:
+        """`memory`: what an earlier attempt made on the way (`systems/attempts.py`), for a
+        create in several requests."""
+        ...
 
-    async def delete_customer(self, customer_id: str, pair: PairConfig) -> None: ...
+    async def delete_customer(
+        self, customer_id: str, pair: PairConfig, *, memory: AttemptMemory = NO_MEMORY
+    ) -> None: ...
 
     async def find_order(
         self, store_order_number: str, pair: PairConfig

@@ -11,6 +11,7 @@ from commerce_sync.domain.models import Customer
 from commerce_sync.systems.acumatica.client import AcumaticaClient
 from commerce_sync.systems.acumatica.mapping import order_ref, parse_order_ref
 from commerce_sync.systems.acumatica.schema import odata_string, value_of
+from commerce_sync.systems.attempts import NO_MEMORY, AttemptMemory
 from commerce_sync.systems.customer_ports import (
     email_base_parts,
     exact_variants,
@@ -50,7 +51,14 @@ class AcumaticaCustomers:
         )
         return only_same_person(found, email, pair)
 
-    async def write_customer(self, customer_id: str, customer: Customer, pair: PairConfig) -> None:
+    async def write_customer(
+        self,
+        customer_id: str,
+        customer: Customer,
+        pair: PairConfig,
+        *,
+        memory: AttemptMemory = NO_MEMORY,
+    ) -> None:
         """A record without a billing address (a snapshot written back) also empties the
         main contact's address, which reads back as the billing address otherwise."""
         await self.client.update_customer(customer_id, customer, pair.acumatica)
@@ -61,7 +69,14 @@ class AcumaticaCustomers:
             return
         await self.client.clear_main_contact_address(customer_id)
 
-    async def set_active(self, customer_id: str, active: bool, pair: PairConfig) -> None:
+    async def set_active(
+        self,
+        customer_id: str,
+        active: bool,
+        pair: PairConfig,
+        *,
+        memory: AttemptMemory = NO_MEMORY,
+    ) -> None:
         await self.client.set_customer_active(customer_id, active)
 
     async def open_orders(self, customer_id: str, pair: PairConfig) -> list[str]:

@@ -28,6 +28,7 @@ from commerce_sync.domain.models import (
 from commerce_sync.systems.acumatica.client import AcumaticaClient
 from commerce_sync.systems.acumatica.mapping import datetime_value, order_ref, parse_order_ref, v
 from commerce_sync.systems.acumatica.schema import odata_string, value_of
+from commerce_sync.systems.attempts import NO_MEMORY, AttemptMemory
 from commerce_sync.systems.errors import ValidationFailed
 
 
@@ -51,10 +52,15 @@ class AcumaticaErpPort:
             return None
         return customer.origin.external_id
 
-    async def create_customer(self, customer: Customer, pair: PairConfig) -> str:
+    async def create_customer(
+        self, customer: Customer, pair: PairConfig, *, memory: AttemptMemory = NO_MEMORY
+    ) -> str:
+        """One request (`PUT Customer`): nothing made on the way for `memory` to keep."""
         return await self.client.create_customer(customer, pair.acumatica)
 
-    async def delete_customer(self, customer_id: str, pair: PairConfig) -> None:
+    async def delete_customer(
+        self, customer_id: str, pair: PairConfig, *, memory: AttemptMemory = NO_MEMORY
+    ) -> None:
         """Delete the customer; when documents refer to it (the sales order this run
         created and then cancelled), Acumatica refuses the delete, so deactivate it:
         it no longer takes orders and the cancelled documents keep their customer."""

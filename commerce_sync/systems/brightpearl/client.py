@@ -9,6 +9,26 @@ answer and becomes `ThrottledError(retry_after_s = brightpearl-next-throttle-per
 Searches page with the 1-based `firstResult` / `pageSize` (max 500) until
 `lastResult >= resultsAvailable`; an empty search is a 404 and reads as "nothing".
 Multi-GETs use ID sets in batches no larger than the resource allows.
+
+Contacts are created in steps (docs/systems/brightpearl.md §8): each postal address
+(`POST contact-service/postal-address` answers its id), then the contact naming them in
+`postAddressIds`. Exactly once, and how:
+- the contact: the activity looks the e-mail up before creating (`ErpActivities.
+  create_customer`), so a retry after a lost answer finds the contact it made;
+- its postal addresses: Brightpearl documents no postal-address search and no delete, so
+  an address made by an attempt whose contact POST then failed (throttled, 5xx, timed
+  out) could neither be found nor removed, and the retry would post another (orphans:
+  91 addresses for 68 contacts under real budgets). Each address made is recorded in
+  the `AttemptMemory` the caller passes (the activity's heartbeat details, handed to
+  the next attempt: `ops/heartbeat.py`), keyed by its role (`DEF`, or `DEL` when the
+  shipping address differs), the customer's e-mail and a fingerprint of the postal
+  body, and a retry reuses the id; a different address is never reused. The same holds
+  for `update_contact` and `create_postal_addresses`.
+Left: a postal-address POST whose own answer is lost (a timeout after Brightpearl made
+it) leaves one address nothing refers to, which the API gives no way to find or delete;
+so does one whose record a worker dies before sending (heartbeats are throttled to one
+per 0.8 x the heartbeat timeout; a failing attempt sends its last record with the
+failure, a dead worker cannot).
 """
 
 from __future__ import annotations
@@ -25,6 +45,7 @@ import httpx
 
 from commerce_sync.config.settings import BrightpearlSettings
 from commerce_sync.domain.models import (
+    Address,
     Customer,
     Order,
     OrderLine,
@@ -35,6 +56,7 @@ from commerce_sync.domain.models import (
     Shipment,
     StockLevel,
 )
+from commerce_sync.systems.attempts import NO_MEMORY, AttemptMemory, fingerprint
 from commerce_sync.systems.brightpearl import mapping
 from commerce_sync.systems.brightpearl.idsets import chunks, format_id_set
 from commerce_sync.systems.brightpearl.lookups import BrightpearlLookups
@@ -213,7 +235,12 @@ class BrightpearlClient:
             return int(row["contactId"])
         return None
 
-    async def _create_addresses(self, customer: Customer) -> dict[str, int]:
+    async def _create_addresses(
+        self, customer: Customer, memory: AttemptMemory = NO_MEMORY
+    ) -> dict[str, int]:
+        """The customer's postal addresses by role (`DEF`, `BIL`, `DEL`): one when billing
+        and shipping are the same place; each reused from `memory` when an earlier
+        attempt made it (see the module's docstring)."""
         billing, shipping = customer.billing_address, customer.shipping_address
         if billing is None and shipping is None:
             return {}
@@ -225,13 +252,12 @@ class BrightpearlClient:
                     mapping.address_to_postal(address)
         except ValueError as exc:
             raise ValidationFailed(SYSTEM, str(exc), field="address.country") from None
-        first_id = int(
-            await self._request(
-                "POST",
-                "contact-service/postal-address",
-                json=mapping.address_to_postal(first),
-                field="billing_address" if billing else "shipping_address",
-            )
+        first_id = await self._postal_address(
+            customer,
+            first,
+            "DEF",
+            memory,
+            field="billing_address" if billing else "shipping_address",
         )
         ids = {"DEF": first_id, "BIL": first_id, "DEL": first_id}
         if (
@@ -239,21 +265,44 @@ class BrightpearlClient:
             and shipping is not None
             and not mapping.same_postal(billing, shipping)
         ):
-            ids["DEL"] = int(
-                await self._request(
-                    "POST",
-                    "contact-service/postal-address",
-                    json=mapping.address_to_postal(shipping),
-                    field="shipping_address",
-                )
+            ids["DEL"] = await self._postal_address(
+                customer, shipping, "DEL", memory, field="shipping_address"
             )
         return ids
 
-    async def create_contact(
-        self, customer: Customer, lookups: BrightpearlLookups | None = None
+    async def _postal_address(
+        self,
+        customer: Customer,
+        address: Address,
+        role: str,
+        memory: AttemptMemory,
+        *,
+        field: str,
     ) -> int:
-        """Postal address(es) first, then the contact; answers the contact id."""
-        address_ids = await self._create_addresses(customer)
+        """`POST postal-address`, unless this activity's earlier attempt made the same one
+        for the same customer in the same role: then its id."""
+        body = mapping.address_to_postal(address)
+        email = customer.email.strip().casefold()
+        key = f"brightpearl.postal-address.{role}.{fingerprint(email, body)}"
+        made = memory.get(key)
+        if made is not None and made.isdigit():
+            return int(made)
+        address_id = int(
+            await self._request("POST", "contact-service/postal-address", json=body, field=field)
+        )
+        memory.put(key, str(address_id))
+        return address_id
+
+    async def create_contact(
+        self,
+        customer: Customer,
+        lookups: BrightpearlLookups | None = None,
+        *,
+        memory: AttemptMemory = NO_MEMORY,
+    ) -> int:
+        """Postal address(es) first (reused from `memory`), then the contact; answers the
+        contact id."""
+        address_ids = await self._create_addresses(customer, memory)
         body = mapping.customer_to_contact(customer, address_ids, self._lk(lookups))
         return int(
             await self._request("POST", "contact-service/contact", json=body, field="customer")
@@ -272,10 +321,13 @@ class BrightpearlClient:
             }
         return mapping.contact_from_native(contact)
 
-    async def update_contact(self, contact_id: int, customer: Customer) -> None:
-        """New postal addresses (when given), then `PATCH contact/{id}` with JSON-Patch
-        operations. [INFERRED]: Brightpearl documents contact updates as JSON-Patch."""
-        address_ids = await self._create_addresses(customer)
+    async def update_contact(
+        self, contact_id: int, customer: Customer, *, memory: AttemptMemory = NO_MEMORY
+    ) -> None:
+        """New postal addresses (when given; reused from `memory`), then `PATCH contact/{id}`
+        with JSON-Patch operations. [INFERRED]: Brightpearl documents contact updates as
+        JSON-Patch."""
+        address_ids = await self._create_addresses(customer, memory)
         await self._request(
             "PATCH",
             f"contact-service/contact/{int(contact_id)}",
@@ -317,10 +369,13 @@ class BrightpearlClient:
         contact: Json = found[0] if isinstance(found, list) else found
         return contact
 
-    async def create_postal_addresses(self, customer: Customer) -> dict[str, int]:
+    async def create_postal_addresses(
+        self, customer: Customer, *, memory: AttemptMemory = NO_MEMORY
+    ) -> dict[str, int]:
         """New postal addresses for the customer's billing and shipping addresses (one when
-        they are the same place): the ids by role (`DEF`, `BIL`, `DEL`), none without any."""
-        return await self._create_addresses(customer)
+        they are the same place; reused from `memory`): the ids by role (`DEF`, `BIL`,
+        `DEL`), none without any."""
+        return await self._create_addresses(customer, memory)
 
     async def patch_contact(self, contact_id: int, ops: list[Json]) -> None:
         """`PATCH contact/{id}` with these JSON-Patch operations as they are."""

@@ -11,6 +11,7 @@ from typing import Any
 
 from commerce_sync.config.pairs import PairConfig
 from commerce_sync.domain.models import Address, Customer
+from commerce_sync.systems.attempts import NO_MEMORY, AttemptMemory
 from commerce_sync.systems.brightpearl import mapping as brightpearl_mapping
 from commerce_sync.systems.brightpearl.client import BrightpearlClient
 from commerce_sync.systems.customer_ports import exact_variants, is_same_email
@@ -41,7 +42,14 @@ class BrightpearlCustomers:
         pattern search): the address and its base address."""
         return await exact_variants(self, email, pair)
 
-    async def write_customer(self, customer_id: str, customer: Customer, pair: PairConfig) -> None:
+    async def write_customer(
+        self,
+        customer_id: str,
+        customer: Customer,
+        pair: PairConfig,
+        *,
+        memory: AttemptMemory = NO_MEMORY,
+    ) -> None:
         """Only what differs from the contact as it is, so that a record written back (a
         snapshot) leaves the contact exactly as it was: an empty value where the contact
         has none stays none, and addresses equal to the contact's keep their postal
@@ -56,7 +64,7 @@ class BrightpearlCustomers:
             _same_postal(current.billing_address, billing)
             and _same_postal(current.shipping_address, shipping)
         ) and not (billing is None and shipping is None):
-            address_ids = await self.client.create_postal_addresses(customer)
+            address_ids = await self.client.create_postal_addresses(customer, memory=memory)
         ops = [
             _emptying(op)
             for op in brightpearl_mapping.customer_patch(customer, address_ids)
@@ -67,11 +75,18 @@ class BrightpearlCustomers:
         if ops:
             await self.client.patch_contact(contact_id, ops)
 
-    async def set_active(self, customer_id: str, active: bool, pair: PairConfig) -> None:
+    async def set_active(
+        self,
+        customer_id: str,
+        active: bool,
+        pair: PairConfig,
+        *,
+        memory: AttemptMemory = NO_MEMORY,
+    ) -> None:
         current = await self.client.get_contact(int(customer_id))
         if current.active != active:
             await self.client.update_contact(
-                int(customer_id), current.model_copy(update={"active": active})
+                int(customer_id), current.model_copy(update={"active": active}), memory=memory
             )
 
     async def open_orders(self, customer_id: str, pair: PairConfig) -> list[str]:

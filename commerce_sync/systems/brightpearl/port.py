@@ -25,6 +25,7 @@ from commerce_sync.domain.models import (
     ReturnLine,
     Shipment,
 )
+from commerce_sync.systems.attempts import NO_MEMORY, AttemptMemory
 from commerce_sync.systems.brightpearl.client import BrightpearlClient
 from commerce_sync.systems.brightpearl.mapping import bp_datetime, parse_datetime
 from commerce_sync.systems.errors import NotFound, ValidationFailed
@@ -51,17 +52,23 @@ class BrightpearlErpPort:
         contact_id = await self.client.find_contact_by_email(email)
         return None if contact_id is None else str(contact_id)
 
-    async def create_customer(self, customer: Customer, pair: PairConfig) -> str:
-        return str(await self.client.create_contact(customer, pair.brightpearl))
+    async def create_customer(
+        self, customer: Customer, pair: PairConfig, *, memory: AttemptMemory = NO_MEMORY
+    ) -> str:
+        """The postal addresses, then the contact: `memory` keeps the addresses an attempt
+        made for its retry (client.py's docstring says why)."""
+        return str(await self.client.create_contact(customer, pair.brightpearl, memory=memory))
 
-    async def delete_customer(self, customer_id: str, pair: PairConfig) -> None:
+    async def delete_customer(
+        self, customer_id: str, pair: PairConfig, *, memory: AttemptMemory = NO_MEMORY
+    ) -> None:
         try:
             contact = await self.client.get_contact(int(customer_id))
         except NotFound:
             return
         if contact.active:
             await self.client.update_contact(
-                int(customer_id), contact.model_copy(update={"active": False})
+                int(customer_id), contact.model_copy(update={"active": False}), memory=memory
             )
 
     async def find_order(self, store_order_number: str, pair: PairConfig) -> ErpOrderHandle | None:

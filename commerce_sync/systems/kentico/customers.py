@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from commerce_sync.config.pairs import PairConfig
 from commerce_sync.domain.models import Customer
+from commerce_sync.systems.attempts import NO_MEMORY, AttemptMemory
 from commerce_sync.systems.customer_ports import (
     CLOSED_ORDER_STATES,
     email_base_parts,
@@ -52,7 +53,14 @@ class KenticoCustomers:
         )
         return only_same_person(found, email, pair)
 
-    async def write_customer(self, customer_id: str, customer: Customer, pair: PairConfig) -> None:
+    async def write_customer(
+        self,
+        customer_id: str,
+        customer: Customer,
+        pair: PairConfig,
+        *,
+        memory: AttemptMemory = NO_MEMORY,
+    ) -> None:
         await self.client.update_customer(customer_id, customer)
         await self._clear_missing_roles(int(customer_id), customer)
 
@@ -80,7 +88,14 @@ class KenticoCustomers:
             else:
                 await self.client.update_address(int(row["AddressID"]), clear)
 
-    async def set_active(self, customer_id: str, active: bool, pair: PairConfig) -> None:
+    async def set_active(
+        self,
+        customer_id: str,
+        active: bool,
+        pair: PairConfig,
+        *,
+        memory: AttemptMemory = NO_MEMORY,
+    ) -> None:
         await self.client.set_customer_enabled(int(customer_id), active)
 
     async def open_orders(self, customer_id: str, pair: PairConfig) -> list[str]:

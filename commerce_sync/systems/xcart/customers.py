@@ -12,6 +12,7 @@ from typing import Any
 
 from commerce_sync.config.pairs import PairConfig
 from commerce_sync.domain.models import Customer
+from commerce_sync.systems.attempts import NO_MEMORY, AttemptMemory
 from commerce_sync.systems.customer_ports import (
     CLOSED_ORDER_STATES,
     email_base_parts,
@@ -50,7 +51,14 @@ class XCartCustomers:
         found = await self.client.find_customers_by_pattern(local, limit=200)
         return only_same_person(found, email, pair)
 
-    async def write_customer(self, customer_id: str, customer: Customer, pair: PairConfig) -> None:
+    async def write_customer(
+        self,
+        customer_id: str,
+        customer: Customer,
+        pair: PairConfig,
+        *,
+        memory: AttemptMemory = NO_MEMORY,
+    ) -> None:
         """A profile's phone and company are its billing address's (X-Cart has no other
         place for them): the customer's own values go there."""
         if customer.billing_address is not None:
@@ -65,7 +73,14 @@ class XCartCustomers:
             )
         await self.client.update_customer(customer_id, customer)
 
-    async def set_active(self, customer_id: str, active: bool, pair: PairConfig) -> None:
+    async def set_active(
+        self,
+        customer_id: str,
+        active: bool,
+        pair: PairConfig,
+        *,
+        memory: AttemptMemory = NO_MEMORY,
+    ) -> None:
         current = await self.client.get_customer(customer_id)
         if current.active != active:
             await self.client.update_customer(
