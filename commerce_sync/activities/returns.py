@@ -21,6 +21,7 @@ from commerce_sync.contracts.return_steps import (
     RestockRequest,
     ReturnDocRef,
     ReturnStatusUpdate,
+    ReturnTwinCheck,
     StoreReturnRef,
 )
 from commerce_sync.systems.ports import ErpPort, StorePort
@@ -97,3 +98,17 @@ class ErpReturnActivities:
     @classified
     async def reverse_refund(self, ref: ReturnDocRef) -> None:
         await self._port.reverse_refund(ref.credit_id, ref.reference, self._pairs[ref.pair])
+
+    @implements(Erp.remove_return_twins)
+    @classified
+    async def remove_return_twins(self, check: ReturnTwinCheck) -> list[str]:
+        """After the creates have landed: the twins lost answers made, removed (what each
+        ERP can duplicate, and how, is written in its port)."""
+        return await self._port.remove_return_twins(
+            check.handle,
+            check.reference,
+            self._pairs[check.pair],
+            credit_id=check.credit_id,
+            restock_id=check.restock_id,
+            refund_id=check.refund_id,
+        )

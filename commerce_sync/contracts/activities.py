@@ -63,6 +63,7 @@ from commerce_sync.contracts.return_steps import (
     RestockRequest,
     ReturnDocRef,
     ReturnStatusUpdate,
+    ReturnTwinCheck,
     StoreReturnRef,
 )
 from commerce_sync.contracts.steps import (
@@ -246,6 +247,7 @@ class Erp:
     reverse_restock = ActivityRef[ReturnDocRef, None]("erp.reverse_restock")
     refund = ActivityRef[RefundRequest, str]("erp.refund")
     reverse_refund = ActivityRef[ReturnDocRef, None]("erp.reverse_refund")
+    remove_return_twins = ActivityRef[ReturnTwinCheck, list[str]]("erp.remove_return_twins")
     unknown_skus = ActivityRef[SkuCheck, list[str]]("erp.unknown_skus")
     find_customer = ActivityRef[CustomerLookup, str | None]("erp.find_customer")
     create_customer = ActivityRef[CustomerCreate, str]("erp.create_customer")

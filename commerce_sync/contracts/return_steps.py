@@ -65,3 +65,15 @@ class RefundRequest(BaseModel):
     currency: str
     method: str
     reference: str
+
+
+class ReturnTwinCheck(BaseModel):
+    """What a return run made, for the look for twins that lost answers made: the
+    documents it recorded are kept, any other live one of the same return is removed."""
+
+    pair: str
+    handle: ErpOrderHandle
+    reference: str
+    credit_id: str
+    restock_id: str
+    refund_id: str

@@ -121,11 +121,22 @@ class PairRules(BaseModel):
     store: StoreName
     erp: ErpName
     currencies: list[str] = Field(min_length=1)
+    duplicate_check_after: timedelta = Field(
+        default=timedelta(minutes=2),
+        description="how long after its creates a run looks for records a lost answer "
+        "made twice (a create whose answer was lost has landed by then)",
+    )
     risk: RiskRules = RiskRules()
     approval: ApprovalRules = ApprovalRules()
     returns: ReturnRules = ReturnRules()
     inventory: InventoryRules = InventoryRules()
     customers: CustomerRules = CustomerRules()
+
+    @model_validator(mode="after")
+    def _duplicate_check_in_range(self) -> PairRules:
+        if not timedelta(seconds=1) <= self.duplicate_check_after <= timedelta(hours=1):
+            raise ValueError("duplicate_check_after must be between 1 second and 1 hour")
+        return self
 
     @model_validator(mode="after")
     def _currencies_are_iso(self) -> PairRules:

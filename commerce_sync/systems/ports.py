@@ -250,4 +250,20 @@ class ErpPort(Protocol):
         """Void the refund keyed `reference`; none, or already voided: nothing to do."""
         ...
 
+    async def remove_return_twins(
+        self,
+        handle: ErpOrderHandle,
+        reference: str,
+        pair: PairConfig,
+        *,
+        credit_id: str,
+        restock_id: str,
+        refund_id: str,
+    ) -> list[str]:
+        """Remove every live document of the return keyed `reference` other than the ones
+        the run recorded (`credit_id`, `restock_id`, `refund_id`): the twins of creates whose answers were lost and that
+        landed after their retries. What was removed, as "credit 12", "restock 7" ...;
+        idempotent (a removed twin is no longer live)."""
+        ...
+
     async def aclose(self) -> None: ...

@@ -72,9 +72,6 @@ with workflow.unsafe.imports_passed_through():
 
 
 SHIPMENT_POLL_EVERY = timedelta(hours=6)
-TWIN_CHECK_AFTER = timedelta(minutes=2)
-"""A create whose answer was lost has landed by then (requests do not run longer), so the
-first look for a duplicate ERP order is this long after the create, or sooner on a wake."""
 # Runs recorded before this wait for the shipment without looking for duplicate orders.
 TWIN_CHECK_PATCH = "cancel-duplicate-erp-orders"
 # Runs recorded before this check replay without it (workflow.patched).
@@ -431,7 +428,9 @@ class OrderSyncWorkflow(PairSaga):
         self._set_state(SyncState.AWAITING_SHIPMENT)
         shipped: list[Shipment] = []
         checks_twins = workflow.patched(TWIN_CHECK_PATCH)
-        wait = TWIN_CHECK_AFTER if checks_twins else SHIPMENT_POLL_EVERY
+        # A create whose answer was lost has landed `duplicate_check_after` later (requests
+        # do not run longer), so the first look for a twin is then, or sooner on a wake.
+        wait = pair.duplicate_check_after if checks_twins else SHIPMENT_POLL_EVERY
         while not shipped:
             try:
                 await workflow.wait_condition(

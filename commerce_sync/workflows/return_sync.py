@@ -44,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
         RestockRequest,
         ReturnDocRef,
         ReturnStatusUpdate,
+        ReturnTwinCheck,
         StoreReturnRef,
     )
     from commerce_sync.contracts.returns import (
@@ -68,6 +69,10 @@ with workflow.unsafe.imports_passed_through():
         return_problems,
     )
     from commerce_sync.workflows.saga import Compensation, PairSaga, permanent_failure
+
+
+TWIN_CHECK_PATCH = "remove-duplicate-return-documents"
+# Runs recorded before this end without looking for twins that lost answers made.
 
 
 class ReturnRefused(Exception):
@@ -116,6 +121,7 @@ class ReturnSyncWorkflow(PairSaga):
         self._status.reference = return_reference(
             self._store, input.rma_id, workflow.info().first_execution_run_id
         )
+        handle: ErpOrderHandle | None = None
         try:
             try:
                 store_return, order, handle = await self._read()
@@ -129,7 +135,7 @@ class ReturnSyncWorkflow(PairSaga):
             failure = permanent_failure(error)
             if failure is None:
                 raise
-            return await self._end_failed(failure.type or "failed", str(failure))
+            return await self._end_failed(failure.type or "failed", str(failure), handle)
         # What an earlier failed run of this return left (a run started again by a
         # redelivered request) is fixed now.
         await self._act(
@@ -137,7 +143,46 @@ class ReturnSyncWorkflow(PairSaga):
             ResolveDeadLetters(business_key=workflow.info().workflow_id, note="return refunded"),
             queue=None,
         )
-        return self._end(ReturnState.REFUNDED, f"{self._status.refund_amount} refunded")
+        self._end(ReturnState.REFUNDED, f"{self._status.refund_amount} refunded")
+        if workflow.patched(TWIN_CHECK_PATCH):
+            await self._remove_twins(handle, keep=True)
+        return self._status
+
+    async def _remove_twins(self, handle: ErpOrderHandle | None, *, keep: bool) -> None:
+        """A create whose answer was lost can land after its retry made the document again:
+        a second credit, restock or refund (money paid out twice). Once the pair's
+        `duplicate_check_after` has passed since the creates, such twins are removed;
+        `keep` keeps what this run recorded, otherwise (a run that undid its work) every
+        live document of the return goes. A check that fails is alerted: the return itself
+        stands as it ended."""
+        if handle is None:
+            return
+        await workflow.sleep(self._pair_config.duplicate_check_after)
+        status = self._status
+        check = ReturnTwinCheck(
+            pair=self._input.pair,
+            handle=handle,
+            reference=status.reference,
+            credit_id=status.credit_id if keep else "",
+            restock_id=status.restock_id if keep else "",
+            refund_id=status.refund_id if keep else "",
+        )
+        try:
+            twins = await self._act(Erp.remove_return_twins, check, queue=self._erp)
+        except ActivityError as error:
+            await self._alert(
+                "duplicate_check_failed",
+                f"return {self._input.rma_id}: could not look for duplicate ERP documents: "
+                f"{error.cause or error}",
+            )
+            return
+        if twins:
+            self._step("remove duplicate ERP documents", ", ".join(twins))
+            await self._alert(
+                "duplicate_erp_document",
+                f"return {self._input.rma_id}: removed duplicates made by lost answers: "
+                + ", ".join(twins),
+            )
 
     async def _read(self) -> tuple[StoreReturn, Order, ErpOrderHandle]:
         pair = self._pair_config
@@ -339,11 +384,16 @@ class ReturnSyncWorkflow(PairSaga):
             self._step("rejected", reason)
         return self._status
 
-    async def _end_failed(self, reason: str, error: str) -> ReturnSyncStatus:
+    async def _end_failed(
+        self, reason: str, error: str, handle: ErpOrderHandle | None = None
+    ) -> ReturnSyncStatus:
         self._status.error = error
         if self._compensations:
             self._set_state(ReturnState.COMPENSATING)
             await self._unwind(f"return {self._input.rma_id}", self._compensated)
+            if workflow.patched(TWIN_CHECK_PATCH):
+                # A create undone above may still have a twin landing late.
+                await self._remove_twins(handle, keep=False)
         await self._dead_letter(
             self._input.pair,
             "return",

@@ -513,6 +513,7 @@ class BrightpearlSandbox(Sandbox):
         r("GET", "order-service", "order/{id}/note", self._get_notes)
         r("GET", "order-service", "order-search", self._search_orders)
         r("POST", "order-service", "sales-order", self._create_sales_order)
+        r("POST", "order-service", "sales-credit", self._create_sales_credit)
         r("POST", "contact-service", "postal-address", self._create_address)
         r("GET", "contact-service", "postal-address/{ids}", self._get_addresses)
         r("POST", "contact-service", "contact", self._create_contact)
@@ -1202,6 +1203,56 @@ class BrightpearlSandbox(Sandbox):
         products = sorted({row["productId"] for row in rows if row["productId"] is not None})
         if products:
             self._raise_event("product.modified.on-hand-modified", products)
+        return order["id"]
+
+    async def _create_sales_credit(self, call: Call) -> Any:
+        """The atomic sales credit (docs/systems/brightpearl.md §11, BP-API
+        `order/sales-credit/post.html`): `customer.id`, `parentId` (the original order),
+        `statusId`, `warehouseId`, `externalRef` and `rows[]` in one request, all or
+        nothing. Unlike a sales order's, nothing is documented unique here: a second
+        create with the same `externalRef` makes a second credit. The credit takes the
+        parent's currency, price list, parties and channel [INFERRED: the body carries
+        none of them]."""
+        body = call.body
+        if not isinstance(body, dict):
+            raise bad("sales credit must be an object")
+        raw_rows = body.get("rows")
+        if not isinstance(raw_rows, list) or not raw_rows:
+            raise bad("rows must be a non-empty array")
+        rows = [self._atomic_row(row, f"rows[{index}]") for index, row in enumerate(raw_rows)]
+        customer = body.get("customer")
+        if not isinstance(customer, dict) or customer.get("id") is None:
+            raise bad("customer.id is required")
+        contact_id = whole(customer["id"], "customer.id")
+        if contact_id not in self.contacts:
+            raise bad(f"customer.id: contact {contact_id} does not exist")
+        parent_id = whole(body.get("parentId"), "parentId")
+        parent = self.orders.get(parent_id)
+        if parent is None or parent["orderTypeCode"] != "SO":
+            raise bad(f"parentId: sales order {parent_id} does not exist")
+        order = self._order_record(
+            {
+                "orderTypeCode": "SC",
+                "parentOrderId": parent_id,
+                "orderStatus": {"orderStatusId": whole(body.get("statusId", 1), "statusId")},
+                "currency": {"orderCurrencyCode": parent["currency"]["orderCurrencyCode"]},
+                "parties": {
+                    "customer": {"contactId": contact_id},
+                    "delivery": parent["parties"]["delivery"],
+                    "billing": parent["parties"]["billing"],
+                },
+                "assignment": {
+                    "current": {"channelId": parent["assignment"]["current"]["channelId"]}
+                },
+                "warehouseId": body.get("warehouseId", parent["warehouseId"]),
+                "priceListId": parent["priceListId"],
+                "priceModeCode": parent["priceModeCode"],
+                "externalRef": body.get("externalRef"),
+            }
+        )
+        for sequence, row in enumerate(rows, start=1):
+            order["orderRows"][str(self._id("row"))] = {"orderRowSequence": str(sequence), **row}
+        self.orders[order["id"]] = order
         return order["id"]
 
     def _atomic_to_legacy(self, body: Json) -> Json:

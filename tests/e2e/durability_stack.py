@@ -77,6 +77,7 @@ class StackConfig:
     brightpearl_token: str = field(default_factory=lambda: secrets.token_urlsafe(16))
     acumatica_token: str = field(default_factory=lambda: secrets.token_urlsafe(16))
     http_timeout_s: float = 5.0
+    pairs_file: Path | None = None
 
     def store_secret(self, store: str) -> str:
         return {"kentico": self.kentico_secret, "xcart": self.xcart_secret}[store]
@@ -110,6 +111,7 @@ class StackConfig:
             "COMMERCE_SYNC_WEBHOOKS__ACUMATICA_TOKEN": self.acumatica_token,
             "COMMERCE_SYNC_API_KEYS": json.dumps({OPERATOR_KEY: ["read", "operate"]}),
             "COMMERCE_SYNC_HTTP_TIMEOUT_S": str(self.http_timeout_s),
+            **({"COMMERCE_SYNC_PAIRS_FILE": str(self.pairs_file)} if self.pairs_file else {}),
         }
 
 

@@ -20,7 +20,7 @@ import os
 import shutil
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -58,29 +58,6 @@ TRACKING = "1Z999AA10123456784"
 
 
 # ---- fixtures --------------------------------------------------------------------------
-
-
-@pytest.fixture
-def services(tmp_path: Path) -> Iterator[Callable[[StackConfig], Services]]:
-    """Starts this test's processes; stops every one of them however the test ends."""
-    started: list[Services] = []
-
-    def start(config: StackConfig) -> Services:
-        group = Services(config, tmp_path)
-        started.append(group)
-        return group
-
-    yield start
-    for group in started:
-        print(group.logs())  # shown by pytest when the test failed
-        left = group.close()
-        assert not left, f"processes left behind: {left}"
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=30.0) as client:
-        yield client
 
 
 @pytest.fixture

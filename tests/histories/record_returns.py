@@ -9,8 +9,9 @@ Per pair, from a shipped order: a return refunded at once (`refunded`), one over
 approval threshold approved through the API (`approved`), one rejected for asking more
 than is left (`rejected`), and one whose refund the ERP refuses for good (`compensated`:
 credit and restock undone, a dead letter, the run failed). Each run's history is written
-as `tests/histories/ReturnSync-<pair>-<scenario>.json`. Re-record after a deliberate,
-patched change to the workflow; keep the old files.
+as `tests/histories/ReturnSync-<pair>-<scenario>-v2.json` (v2: runs that look for
+duplicate documents after their creates; the files without it are older runs). Re-record
+after a deliberate, patched change to the workflow under a new suffix; keep the old files.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ async def record(returns: ReturnStack) -> None:
         line = {"sku": "WIDGET-10", "quantity": 1}
         rma = await returns.request_return(order.store, order.order_id, [line])
         await returns.wait_return(pair, rma, "refunded", run_status="COMPLETED")
-        await save(stack, return_workflow_id(pair, rma), f"ReturnSync-{pair}-refunded")
+        await save(stack, return_workflow_id(pair, rma), f"ReturnSync-{pair}-refunded-v2")
 
         rma = await returns.request_return(order.store, order.order_id, [{**line, "quantity": 7}])
         await returns.wait_return(pair, rma, "awaiting_approval")
@@ -51,11 +52,11 @@ async def record(returns: ReturnStack) -> None:
         )
         answer.raise_for_status()
         await returns.wait_return(pair, rma, "refunded", run_status="COMPLETED")
-        await save(stack, return_workflow_id(pair, rma), f"ReturnSync-{pair}-approved")
+        await save(stack, return_workflow_id(pair, rma), f"ReturnSync-{pair}-approved-v2")
 
         rma = await returns.request_return(order.store, order.order_id, [line])
         await returns.wait_return(pair, rma, "rejected", run_status="COMPLETED")
-        await save(stack, return_workflow_id(pair, rma), f"ReturnSync-{pair}-rejected")
+        await save(stack, return_workflow_id(pair, rma), f"ReturnSync-{pair}-rejected-v2")
 
         other = await returns.shipped_order(pair, [{"sku": "WIDGET-2", "quantity": 1}])
         await inject(stack, other.erp, {"match": REFUND_CALL[other.erp], "status": 400})
@@ -64,7 +65,7 @@ async def record(returns: ReturnStack) -> None:
         )
         await returns.wait_return(pair, rma, "failed", run_status="FAILED")
         await clear_faults(stack, other.erp)
-        await save(stack, return_workflow_id(pair, rma), f"ReturnSync-{pair}-compensated")
+        await save(stack, return_workflow_id(pair, rma), f"ReturnSync-{pair}-compensated-v2")
 
 
 async def main() -> None:

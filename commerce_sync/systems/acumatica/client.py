@@ -1085,15 +1085,21 @@ class AcumaticaClient:
         return number
 
     async def _receipt_of(self, order_type: str, order_nbr: str) -> tuple[str, str] | None:
+        receipts = await self.receipts_of(order_type, order_nbr)
+        return receipts[0] if receipts else None
+
+    async def receipts_of(self, order_type: str, order_nbr: str) -> list[tuple[str, str]]:
+        """(ShipmentNbr, Status) of the order's receipts, as its `Shipments` links list them."""
         order = await self._json(
             "GET",
             f"SalesOrder/{order_type}/{order_nbr}",
             params={"$expand": "Shipments", "$select": "OrderType,OrderNbr"},
         )
-        for link in order.get("Shipments", []):
-            if value_of(link, "ShipmentType") == "Receipt":
-                return str(value_of(link, "ShipmentNbr")), str(value_of(link, "Status"))
-        return None
+        return [
+            (str(value_of(link, "ShipmentNbr")), str(value_of(link, "Status")))
+            for link in order.get("Shipments", [])
+            if value_of(link, "ShipmentType") == "Receipt"
+        ]
 
     async def undo_receipt(self, order_type: str, order_nbr: str) -> str | None:
         """Take back what `create_receipt` did: `CorrectShipment` on the confirmed receipt
@@ -1103,11 +1109,14 @@ class AcumaticaClient:
         receipt = await self._receipt_of(order_type, order_nbr)
         if receipt is None:
             return None
-        number, status = receipt
+        await self.remove_receipt(*receipt)
+        return receipt[0]
+
+    async def remove_receipt(self, number: str, status: str) -> None:
+        """`CorrectShipment` when confirmed (its goods leave stock again), then delete it."""
         if status in ("Confirmed", "Completed"):
             await self._action("Shipment", "CorrectShipment", {"ShipmentNbr": number})
         await self._request("DELETE", f"Shipment/{number}")
-        return number
 
     async def cancel_return_order(self, order_type: str, order_nbr: str) -> None:
         await self.cancel_order(order_type, order_nbr)

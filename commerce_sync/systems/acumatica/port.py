@@ -332,6 +332,45 @@ class AcumaticaErpPort:
         if found is not None:
             await self.client.void_refund(str(value_of(found, "ReferenceNbr")))
 
+    async def remove_return_twins(
+        self,
+        handle: ErpOrderHandle,
+        reference: str,
+        pair: PairConfig,
+        *,
+        credit_id: str,
+        restock_id: str,
+        refund_id: str,
+    ) -> list[str]:
+        """Twins a lost answer can leave, and how each is removed:
+        - a return order: auto-numbered, and nothing is unique on the `CustomerOrder` the
+          reference is written into, so a create landing after its retry's lookup makes
+          a second one; the others than the run's are cancelled (they hold no receipt:
+          goods are received on the run's return order only);
+        - a refund: a `Payment` of type Refund, auto-numbered and not unique on
+          `PaymentRef`, so a late create pays out twice; the others are voided;
+        - a receipt: made by an action on the run's return order; a late second action
+          finds nothing left to receive once the first receipt is confirmed, but one
+          landing before that makes a second receipt, which is corrected and deleted."""
+        removed: list[str] = []
+        return_type = pair.acumatica.return_order_type
+        for kind, nbr in await self.client.live_orders_by_customer_order(reference, return_type):
+            if order_ref(kind, nbr) != credit_id:
+                await self.client.cancel_return_order(kind, nbr)
+                removed.append(f"credit {order_ref(kind, nbr)}")
+        if restock_id:
+            kind, nbr = parse_order_ref(credit_id, return_type)
+            for number, status in await self.client.receipts_of(kind, nbr):
+                if number != restock_id:
+                    await self.client.remove_receipt(number, status)
+                    removed.append(f"restock {number}")
+        for refund in await self.client._live_payments("Refund", reference):
+            number = str(value_of(refund, "ReferenceNbr"))
+            if number != refund_id:
+                await self.client.void_refund(number)
+                removed.append(f"refund {number}")
+        return removed
+
     async def aclose(self) -> None:
         await self.client.aclose()
 

@@ -377,6 +377,11 @@ class BrightpearlClient:
         `DEL`), none without any."""
         return await self._create_addresses(customer, memory)
 
+    async def set_contact_active(self, contact_id: int, active: bool) -> None:
+        """Only the contact's status: its postal addresses stay as they are (an update
+        through `update_contact` would post fresh copies and leave the old ones unused)."""
+        await self.patch_contact(contact_id, [mapping.status_patch(active)])
+
     async def patch_contact(self, contact_id: int, ops: list[Json]) -> None:
         """`PATCH contact/{id}` with these JSON-Patch operations as they are."""
         await self._request(
@@ -948,6 +953,28 @@ class BrightpearlClient:
 
     # ---- credits and refunds --------------------------------------------------------
 
+    async def sales_credits_of(self, parent_order_id: int) -> list[Json]:
+        """Every sales credit of the order (`orderId`, `customerRef`, `externalRef`,
+        `orderStatusId`), lowest id first; one search, whatever the references."""
+        return [
+            row
+            async for row in self._search(
+                "order-service/order-search",
+                {
+                    "parentOrderId": int(parent_order_id),
+                    "orderTypeId": 3,
+                    "columns": "orderId,customerRef,externalRef,orderStatusId",
+                    "sort": "orderId.ASC",
+                },
+            )
+        ]
+
+    @staticmethod
+    def credit_reference(row: Json) -> str:
+        """The return reference a credit carries: `externalRef` (the atomic create), or
+        `customerRef` for credits made by the legacy create before it."""
+        return str(row.get("externalRef") or row.get("customerRef") or "")
+
     async def create_sales_credit(
         self,
         parent_order_id: int,
@@ -956,8 +983,17 @@ class BrightpearlClient:
         reference: str,
         lookups: BrightpearlLookups | None = None,
     ) -> int:
-        """A sales credit (legacy `order` with `orderTypeCode` SC and `parentOrderId`), then
-        its rows. Idempotent on `reference` under the parent: a re-run posts only missing rows."""
+        """A sales credit for `lines` of the parent order, header and rows in one request
+        (`POST order-service/sales-credit`, docs/systems/brightpearl.md §11), so its rows
+        can be neither half made nor made twice; `externalRef` carries the return's
+        reference.
+
+        Exactly once: nothing is documented unique on a credit's `externalRef`, so a
+        search of the order's credits comes first (a retry finds what an earlier attempt
+        made), and a create that lands after its retry's search makes a twin that the
+        return run's twin check cancels (port.py `remove_return_twins`). A credit the
+        legacy two-step create (header, then rows) made before this is found by its
+        `reference` and gets the rows it lacks."""
         lk = self._lk(lookups)
         parent = await self._get_native_order(parent_order_id)
         by_sku = {
@@ -972,40 +1008,28 @@ class BrightpearlClient:
             rows = [mapping.line_to_row(line, by_sku.get(line.sku), lk) for line in lines]
         except ValueError as exc:
             raise ValidationFailed(SYSTEM, str(exc), field="lines") from None
-        credit_id = await self._find_order(reference, 3, parent=int(parent_order_id))
-        if credit_id is None:
-            parties = parent.get("parties") or {}
-            body = {
-                "orderTypeCode": "SC",
-                "reference": reference,
-                "parentOrderId": int(parent_order_id),
-                "priceListId": parent.get("priceListId", lk.price_list_id),
-                "priceModeCode": parent.get("priceModeCode", "EXC"),
-                "placedOn": mapping.bp_datetime(datetime.now(UTC)),
-                "orderStatus": {"orderStatusId": mapping.status_id(OrderStatus.PENDING, lk)},
-                "currency": {
-                    "orderCurrencyCode": (parent.get("currency") or {}).get(
-                        "orderCurrencyCode", lk.base_currency
-                    ),
-                    "fixedExchangeRate": True,
-                    "exchangeRate": "1",
-                },
-                "parties": {
-                    "customer": {"contactId": (parties.get("customer") or {}).get("contactId")},
-                    "delivery": parties.get("delivery"),
-                    "billing": parties.get("billing"),
-                },
-                "assignment": {"current": {"channelId": lk.channel_id}},
-                "warehouseId": parent.get("warehouseId", lk.warehouse_id),
-            }
-            credit_id = int(
-                await self._request("POST", "order-service/order", json=body, field="credit")
-            )
-            existing: Json = {}
-        else:
-            existing = await self._get_native_order(credit_id)
-        await self._post_missing_rows(credit_id, existing, rows)
-        return credit_id
+        cancelled = lk.order_status_ids.get("cancelled", 5)
+        for row in await self.sales_credits_of(parent_order_id):
+            if self.credit_reference(row) != reference or row.get("orderStatusId") == cancelled:
+                continue
+            credit_id = int(row["orderId"])
+            if not row.get("externalRef"):  # a legacy create's, maybe half made
+                await self._post_missing_rows(
+                    credit_id, await self._get_native_order(credit_id), rows
+                )
+            return credit_id
+        parties = parent.get("parties") or {}
+        body = {
+            "customer": {"id": (parties.get("customer") or {}).get("contactId")},
+            "parentId": int(parent_order_id),
+            "statusId": mapping.status_id(OrderStatus.PENDING, lk),
+            "warehouseId": parent.get("warehouseId", lk.warehouse_id),
+            "externalRef": reference,
+            "rows": [mapping.atomic_row(row) for row in rows],
+        }
+        return int(
+            await self._request("POST", "order-service/sales-credit", json=body, field="credit")
+        )
 
     async def cancel_sales_credit(
         self, credit_id: int, lookups: BrightpearlLookups | None = None

@@ -85,9 +85,7 @@ class BrightpearlCustomers:
     ) -> None:
         current = await self.client.get_contact(int(customer_id))
         if current.active != active:
-            await self.client.update_contact(
-                int(customer_id), current.model_copy(update={"active": active}), memory=memory
-            )
+            await self.client.set_contact_active(int(customer_id), active)
 
     async def open_orders(self, customer_id: str, pair: PairConfig) -> list[str]:
         statuses = pair.brightpearl.order_status_ids

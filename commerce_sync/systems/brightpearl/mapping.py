@@ -265,6 +265,15 @@ def customer_to_contact(
     }
 
 
+def status_patch(active: bool) -> Json:
+    """The JSON-Patch operation that makes a contact active (status 1) or inactive (2)."""
+    return {
+        "op": "replace",
+        "path": "/contactStatus/current/contactStatusId",
+        "value": 1 if active else 2,
+    }
+
+
 def customer_patch(customer: Customer, address_ids: Mapping[str, int]) -> list[Json]:
     """JSON-Patch operations for `PATCH contact-service/contact/{id}` [INFERRED]."""
     ops: list[Json] = [
@@ -273,11 +282,7 @@ def customer_patch(customer: Customer, address_ids: Mapping[str, int]) -> list[J
         {"op": "replace", "path": "/communication/emails/PRI/email", "value": customer.email},
         {"op": "replace", "path": "/communication/telephones/PRI", "value": customer.phone},
         {"op": "replace", "path": "/organisation/name", "value": customer.company},
-        {
-            "op": "replace",
-            "path": "/contactStatus/current/contactStatusId",
-            "value": 1 if customer.active else 2,
-        },
+        status_patch(customer.active),
     ]
     for kind, address_id in address_ids.items():
         ops.append({"op": "replace", "path": f"/postAddressIds/{kind}", "value": address_id})

@@ -67,9 +67,7 @@ class BrightpearlErpPort:
         except NotFound:
             return
         if contact.active:
-            await self.client.update_contact(
-                int(customer_id), contact.model_copy(update={"active": False}), memory=memory
-            )
+            await self.client.set_contact_active(int(customer_id), False)
 
     async def find_order(self, store_order_number: str, pair: PairConfig) -> ErpOrderHandle | None:
         order_id = await self.client.find_order_by_reference(store_order_number)
@@ -230,21 +228,14 @@ class BrightpearlErpPort:
     # (`transactionRef` = the reference), undone by a `VOID` (`{ref}-void`).
 
     async def _credit_ids(self, parent_id: int, pair: PairConfig) -> dict[str, int]:
-        """reference -> id of the parent's live (not cancelled) sales credits."""
+        """reference -> id of the parent's live (not cancelled) sales credits (the lowest
+        id where a lost answer made two)."""
         cancelled = {pair.brightpearl.order_status_ids.get("cancelled", 5)}
         found: dict[str, int] = {}
-        async for row in self.client._search(
-            "order-service/order-search",
-            {
-                "parentOrderId": parent_id,
-                "orderTypeId": 3,
-                "columns": "orderId,customerRef,orderStatusId",
-                "sort": "orderId.ASC",
-            },
-        ):
+        for row in await self.client.sales_credits_of(parent_id):
             if int(row.get("orderStatusId") or 0) in cancelled:
                 continue
-            found.setdefault(str(row.get("customerRef") or ""), int(row["orderId"]))
+            found.setdefault(self.client.credit_reference(row), int(row["orderId"]))
         return found
 
     async def _paid_net(self, order_id: int) -> Decimal:
@@ -386,6 +377,44 @@ class BrightpearlErpPort:
             if payment.reference == reference:
                 await self.client.reverse_payment(int(credit_id), payment, pair.brightpearl)
                 return
+
+    async def remove_return_twins(
+        self,
+        handle: ErpOrderHandle,
+        reference: str,
+        pair: PairConfig,
+        *,
+        credit_id: str,
+        restock_id: str,
+        refund_id: str,
+    ) -> list[str]:
+        """Twins a lost answer can leave, and how each is removed:
+        - a sales credit: nothing is unique on its reference (§13), so a create that lands
+          after its retry's search makes a second credit under the order; the ones other
+          than the run's are cancelled;
+        - a goods-in note: received only when the credit has none, but a late one lands
+          after that look; the ones other than the run's are deleted (their goods leave
+          stock again);
+        - the refund needs no check: `transactionRef` + `paymentMethodCode` is unique, so a
+          late second refund is refused (§10)."""
+        removed: list[str] = []
+        cancelled = {pair.brightpearl.order_status_ids.get("cancelled", 5)}
+        for row in await self.client.sales_credits_of(int(handle.id)):
+            twin = int(row["orderId"])
+            if (
+                self.client.credit_reference(row) != reference
+                or str(twin) == credit_id
+                or int(row.get("orderStatusId") or 0) in cancelled
+            ):
+                continue
+            await self.client.cancel_sales_credit(twin, pair.brightpearl)
+            removed.append(f"credit {twin}")
+        if restock_id.isdigit():
+            for note_id in await self.client.get_goods_in_notes(int(credit_id)):
+                if str(note_id) != restock_id:
+                    await self.client.delete_goods_in_note(note_id)
+                    removed.append(f"restock {note_id}")
+        return removed
 
     async def aclose(self) -> None:
         await self.client.aclose()

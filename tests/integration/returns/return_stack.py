@@ -18,9 +18,11 @@ Json = dict[str, Any]
 
 
 def pairs_file_for_returns(directory: Path, rules: dict[str, int | str] | None = None) -> Path:
-    """The packaged pairs.toml with `rules` replacing keys of every `[pairs.*.returns]`."""
+    """The packaged pairs.toml with `rules` replacing keys of every pair (those of
+    `[pairs.*.returns]` included). Runs look for duplicates a second after their creates,
+    not two minutes (the sandboxes answer at once, and a test's held creates land sooner)."""
     text = default_pairs_path().read_text(encoding="utf-8")
-    for key, value in (rules or {}).items():
+    for key, value in {"duplicate_check_after": 1, **(rules or {})}.items():
         text, count = re.subn(rf"(?m)^{key} = .*$", f"{key} = {json.dumps(value)}", text)
         assert count == len(PAIRS), key
     path = directory / "pairs.toml"
@@ -85,7 +87,12 @@ class ReturnStack:
         return result
 
     async def wait_return(
-        self, pair: str, rma_id: str, *states: str, run_status: str | None = None
+        self,
+        pair: str,
+        rma_id: str,
+        *states: str,
+        run_status: str | None = None,
+        timeout_s: float = 60.0,
     ) -> Json:
         async def check() -> Json | None:
             status = await self.return_status(pair, rma_id)
@@ -95,7 +102,7 @@ class ReturnStack:
                 return None
             return status
 
-        return await eventually(check, 60.0, f"return {pair}/{rma_id} in {states}")
+        return await eventually(check, timeout_s, f"return {pair}/{rma_id} in {states}")
 
     # ---- what the sandboxes hold ---------------------------------------------------
 

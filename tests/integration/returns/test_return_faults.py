@@ -41,7 +41,7 @@ UNDO = {
 # The call that makes each step's document, in each system.
 WRITE_CALL = {
     "brightpearl": {
-        "credit": "POST */order-service/order",
+        "credit": "POST */order-service/sales-credit",
         "restock": "POST */warehouse-service/order/*/goods-note/goods-in",
         "refund": "POST */accounting-service/customer-payment",
     },

@@ -615,11 +615,16 @@ async def test_sales_credit_refund_and_cancel(
     credit_id = await bp.create_sales_credit(order_id, returned, reference="RMA-1")
     assert await bp.create_sales_credit(order_id, returned, reference="RMA-1") == credit_id
     native = (await state(sandboxes))["orders"][str(credit_id)]
-    assert (native["orderTypeCode"], native["parentOrderId"], native["reference"]) == (
+    assert (native["orderTypeCode"], native["parentOrderId"], native["externalRef"]) == (
         "SC",
         order_id,
         "RMA-1",
     )
+    # One request made it (header and rows); the order's currency carried over.
+    requests = (await sandboxes.get("/brightpearl/_sandbox/requests")).json()["requests"]
+    creates = [r for r in requests if r["method"] == "POST" and "order-service" in r["path"]]
+    assert [r["path"].rsplit("/", 1)[-1] for r in creates] == ["sales-order", "sales-credit"]
+    assert native["currency"]["orderCurrencyCode"] == "USD"
     assert [r["productSku"] for r in native["orderRows"].values()] == ["WIDGET-1"]
     with pytest.raises(ValidationFailed):
         await bp.record_payment(credit_id, payment("ch_wrong_way"))
@@ -658,6 +663,30 @@ async def test_sales_credit_refund_and_cancel(
 
     await bp.cancel_sales_credit(credit_id)
     assert (await bp.get_order(credit_id)).status == OrderStatus.CANCELLED
+
+
+async def test_a_credit_the_legacy_create_left_half_made_gets_its_rows(
+    bp: BrightpearlClient, sandboxes: httpx.AsyncClient
+) -> None:
+    """Credits made before the atomic create carry the reference in `reference`: a
+    retry finds such a credit (its header made, its rows not) and posts the rows."""
+    order_id = await bp.create_sales_order(order("K-6002"), 201)
+    header = {
+        "orderTypeCode": "SC",
+        "reference": "RMA-OLD",
+        "parentOrderId": order_id,
+        "parties": {"customer": {"contactId": 201}},
+    }
+    legacy_id = int(await bp._request("POST", "order-service/order", json=header))
+    returned = [
+        OrderLine(sku="WIDGET-1", quantity=1, unit_price=Decimal("9.99"), tax=Decimal("0.80"))
+    ]
+    assert await bp.create_sales_credit(order_id, returned, reference="RMA-OLD") == legacy_id
+    native = (await state(sandboxes))["orders"][str(legacy_id)]
+    assert [r["productSku"] for r in native["orderRows"].values()] == ["WIDGET-1"]
+    assert await bp.create_sales_credit(order_id, returned, reference="RMA-OLD") == legacy_id
+    native = (await state(sandboxes))["orders"][str(legacy_id)]
+    assert len(native["orderRows"]) == 1
 
 
 # ---- shipments ---------------------------------------------------------------------------
