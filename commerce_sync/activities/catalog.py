@@ -26,6 +26,7 @@ from commerce_sync.contracts.catalog import (
     StoreProductCreated,
     StoreProductRef,
     StoreProductRemoval,
+    StoreProductTwinCheck,
     StoreProductWrite,
 )
 from commerce_sync.domain.models import Product
@@ -76,6 +77,11 @@ class CatalogStoreActivities:
                 return False
             product_id = found.origin.external_id
         return await self._port.delete_product(product_id, pair)
+
+    @implements(Store.remove_product_twins)
+    @classified
+    async def remove_product_twins(self, check: StoreProductTwinCheck) -> list[str]:
+        return await self._port.remove_product_twins(check.sku, check.keep, self._pairs[check.pair])
 
 
 class CatalogErpActivities:

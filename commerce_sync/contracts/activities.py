@@ -27,6 +27,7 @@ from commerce_sync.contracts.catalog import (
     StoreProductCreated,
     StoreProductRef,
     StoreProductRemoval,
+    StoreProductTwinCheck,
     StoreProductWrite,
 )
 from commerce_sync.contracts.customers import (
@@ -232,6 +233,9 @@ class Store:
     create_product = ActivityRef[StoreProductWrite, StoreProductCreated]("store.create_product")
     update_product = ActivityRef[StoreProductWrite, None]("store.update_product")
     delete_product = ActivityRef[StoreProductRemoval, bool]("store.delete_product")
+    remove_product_twins = ActivityRef[StoreProductTwinCheck, list[str]](
+        "store.remove_product_twins"
+    )
     get_order = ActivityRef[StoreOrderRef, Order]("store.get_order")
     set_order_status = ActivityRef[StoreStatusUpdate, None]("store.set_order_status")
     set_tracking = ActivityRef[TrackingUpdate, None]("store.set_tracking")

@@ -112,6 +112,15 @@ class StoreProductCreated(BaseModel):
     """False when the SKU was already in the store on the first attempt (someone else's)."""
 
 
+class StoreProductTwinCheck(BaseModel):
+    """The product a catalog run created (`keep`), for the look for a twin that a lost
+    answer made under the same SKU."""
+
+    pair: str
+    sku: str
+    keep: str
+
+
 class StoreProductRemoval(BaseModel):
     """Undo a create: by the store id when known, else by the SKU (a create whose answer
     was lost)."""

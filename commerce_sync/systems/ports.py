@@ -81,6 +81,11 @@ class StorePort(Protocol):
         """Remove the product; False when it was already gone (an undo may repeat)."""
         ...
 
+    async def remove_product_twins(self, sku: str, keep_id: str, pair: PairConfig) -> list[str]:
+        """Delete every product with exactly this SKU but `keep_id` (made by a create whose
+        answer was lost and that landed after its retry's look-up); their ids."""
+        ...
+
     # ---- inventory (inventory push) ---------------------------------------------
 
     async def set_stock_levels(

@@ -44,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
         StoreProductCreated,
         StoreProductRef,
         StoreProductRemoval,
+        StoreProductTwinCheck,
         StoreProductWrite,
     )
     from commerce_sync.contracts.steps import (
@@ -64,6 +65,8 @@ with workflow.unsafe.imports_passed_through():
 
 MAX_PASSES = 20
 """Passes before continue-as-new: a product changed non-stop must not grow the history."""
+TWIN_CHECK_PATCH = "remove-duplicate-store-products"
+# Runs recorded before this end without looking for a twin of the product they created.
 
 
 class InvalidProduct(Exception):
@@ -111,6 +114,7 @@ class CatalogSyncWorkflow(PairSaga):
         self._changes = 0
         self._product_id_hint = input.erp_product_id
         self._compensations: list[Compensation] = []
+        self._twins_checked = False
 
     # ---- messages ------------------------------------------------------------------
 
@@ -156,6 +160,15 @@ class CatalogSyncWorkflow(PairSaga):
                         ),
                         queue=None,
                     )
+                if (
+                    state == CatalogState.SYNCED
+                    and self._status.created_by_this_run
+                    and not self._twins_checked
+                    and workflow.patched(TWIN_CHECK_PATCH)
+                ):
+                    await self._remove_twins()
+                    if self._changes:
+                        continue  # changed while the run waited: one more pass
                 return self._end(state)
             if self._status.passes >= MAX_PASSES:
                 workflow.continue_as_new(
@@ -251,6 +264,33 @@ class CatalogSyncWorkflow(PairSaga):
             )
             self._step("publish", f"{created.product_id} enabled")
         return created
+
+    async def _remove_twins(self) -> None:
+        """A create whose answer was lost can land after its retry's look-up made the
+        product again: a second, hidden product with the SKU. Once the pair's
+        `duplicate_check_after` has passed since the create, any such twin is deleted.
+        A check that fails is alerted; the product itself stands as synced."""
+        self._twins_checked = True
+        await workflow.sleep(self._pair_config.duplicate_check_after)
+        check = StoreProductTwinCheck(
+            pair=self._input.pair, sku=self._input.sku, keep=self._status.store_product_id
+        )
+        try:
+            twins = await self._act(Store.remove_product_twins, check, queue=self._store)
+        except ActivityError as error:
+            await self._alert(
+                "duplicate_check_failed",
+                f"product {self._input.sku}: could not look for duplicate store products: "
+                f"{error.cause or error}",
+            )
+            return
+        if twins:
+            self._step("remove duplicate store products", ", ".join(twins))
+            await self._alert(
+                "duplicate_store_product",
+                f"product {self._input.sku}: removed duplicates made by lost answers: "
+                + ", ".join(twins),
+            )
 
     async def _write(self, product: Product, store_id: str, what: str) -> None:
         await self._act(

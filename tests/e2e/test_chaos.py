@@ -39,7 +39,7 @@ from tests.e2e.durability_stack import (
     ship,
     state_of,
 )
-from tests.integration.returns.return_stack import pairs_file_for_returns
+from tests.integration.orders.order_stack import pairs_file_with
 
 Json = dict[str, Any]
 
@@ -278,7 +278,7 @@ async def test_lost_answers_flaky_systems_and_a_killed_worker_leave_one_of_every
         temporal_client.service_client.config.target_host,
         tmp_path / "data",
         http_timeout_s=HTTP_TIMEOUT_S,
-        pairs_file=pairs_file_for_returns(tmp_path, {"duplicate_check_after": CHECK_AFTER_S}),
+        pairs_file=pairs_file_with(tmp_path, {"duplicate_check_after": CHECK_AFTER_S}),
     )
     stack = services(config)
     api = stack.api()

@@ -22,9 +22,9 @@ from pathlib import Path
 from commerce_sync.config.settings import Settings
 from commerce_sync.contracts.ids import return_workflow_id
 from tests.histories.in_process_stack import run_recorder, save
-from tests.integration.orders.order_stack import PAIRS, Stack
+from tests.integration.orders.order_stack import PAIRS, Stack, pairs_file_with
 from tests.integration.orders.sandbox_views import clear_faults, inject
-from tests.integration.returns.return_stack import ReturnStack, pairs_file_for_returns
+from tests.integration.returns.return_stack import ReturnStack
 
 HERE = Path(__file__).parent
 
@@ -70,7 +70,7 @@ async def record(returns: ReturnStack) -> None:
 
 async def main() -> None:
     def with_return_rules(settings: Settings, tmp: Path) -> Settings:
-        return settings.model_copy(update={"pairs_file": pairs_file_for_returns(tmp)})
+        return settings.model_copy(update={"pairs_file": pairs_file_with(tmp)})
 
     async def record_all(stack: Stack) -> None:
         await record(ReturnStack(stack))

@@ -16,6 +16,8 @@ def test_packaged_pairs_define_both_integration_pairs() -> None:
     xa = pairs["xcart-acumatica"]
     assert (xa.store, xa.erp) == ("xcart", "acumatica")
     assert xa.acumatica.return_order_type == "RC"
+    assert kb.duplicate_check_after.total_seconds() == xa.duplicate_check_after.total_seconds()
+    assert kb.duplicate_check_after.total_seconds() == 120
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -54,6 +56,12 @@ def write(tmp_path: Path, text: str) -> Path:
             '[pairs.p.approval]\nescalate_after = "PT5H"\nreject_after = "PT1H"\n',
             "pairs.p.approval",
             "escalate_after",
+        ),
+        (
+            '[pairs.p]\nstore = "kentico"\nerp = "brightpearl"\ncurrencies = ["USD"]\n'
+            'duplicate_check_after = "PT2H"\n',
+            "pairs.p",
+            "duplicate_check_after must be between 1 second and 1 hour",
         ),
     ],
 )

@@ -6,6 +6,7 @@ Each call maps with the calling pair's `[pairs.<id>.kentico]` lookups.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -89,6 +90,21 @@ class KenticoStorePort:
         except NotFound:
             return False
         return True
+
+    async def remove_product_twins(self, sku: str, keep_id: str, pair: PairConfig) -> list[str]:
+        """Kentico keeps nothing unique on `SKUNumber` that the connector relies on
+        (docs/systems/kentico.md §7): a create landing after its retry's look-up makes a
+        second SKU, hidden like every new one. It is deleted; the run's stays."""
+        client = self._for(pair)
+        twins = [
+            str(row["SKUID"])
+            for row in await client._sku_rows([sku])
+            if str(row.get("SKUNumber")) == sku and str(row["SKUID"]) != keep_id
+        ]
+        for twin in twins:
+            with contextlib.suppress(NotFound):
+                await client.delete_product(twin)
+        return twins
 
     # ---- inventory ----------------------------------------------------------------
 

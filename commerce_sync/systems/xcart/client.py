@@ -384,6 +384,11 @@ class XCartClient:
                 return mapping.product_from_native(record, self.lookups)
         return None
 
+    async def product_ids_with_sku(self, sku: str) -> list[str]:
+        """Ids of every product whose SKU is exactly `sku`, lowest first."""
+        records = await self._list("product", {"sku": sku, "limit": [0, 10]})
+        return sorted((str(r["product_id"]) for r in records if r.get("sku") == sku), key=int)
+
     async def get_stock_level(self, sku: str) -> StockLevel | None:
         for record in await self._list("product", {"sku": sku, "limit": [0, 10]}):
             if record.get("sku") == sku:

@@ -104,6 +104,16 @@ class XCartStorePort:
         except NotFound:
             return False
 
+    async def remove_product_twins(self, sku: str, keep_id: str, pair: PairConfig) -> list[str]:
+        """A create landing after its retry's look-up would make a second product with
+        the SKU where the store does not refuse one (the sandbox does, docs/systems/xcart.md
+        §6; the connector does not rely on it): any such twin is deleted."""
+        client = self._for(pair)
+        twins = [pid for pid in await client.product_ids_with_sku(sku) if pid != keep_id]
+        for twin in twins:
+            await client.delete_product(twin)
+        return twins
+
     # ---- inventory ----------------------------------------------------------------
 
     async def set_stock_levels(

@@ -16,6 +16,7 @@ from sandboxes.server import BackgroundServer
 from tests.integration.orders.order_stack import (
     RunningWorker,
     Stack,
+    pairs_file_with,
     point_webhooks,
     stack_settings,
 )
@@ -23,14 +24,19 @@ from tests.integration.orders.order_stack import (
 
 @pytest.fixture
 async def stack(
+    request: pytest.FixtureRequest,
     temporal_client: Client,
     sandbox_url: str,
     sandboxes: httpx.AsyncClient,
     tmp_path: Path,
 ) -> AsyncIterator[Stack]:
+    """`@pytest.mark.parametrize("stack", [{"duplicate_check_after": 12}], indirect=True)`
+    sets keys of every pair."""
     database_url = f"sqlite:///{tmp_path / 'commerce-sync.db'}"
     target = temporal_client.service_client.config.target_host
-    settings = stack_settings(sandbox_url, database_url, tmp_path, target)
+    settings = stack_settings(sandbox_url, database_url, tmp_path, target).model_copy(
+        update={"pairs_file": pairs_file_with(tmp_path, getattr(request, "param", {}))}
+    )
     api = BackgroundServer(create_app(settings)).start()
     worker = RunningWorker(temporal_client, settings)
     await point_webhooks(sandboxes, settings, api.url)

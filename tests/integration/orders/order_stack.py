@@ -8,6 +8,8 @@ import asyncio
 import base64
 import concurrent.futures
 import contextlib
+import json
+import re
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -19,7 +21,7 @@ import httpx
 from pydantic import SecretStr
 from temporalio.client import Client
 
-from commerce_sync.config.pairs import load_pairs
+from commerce_sync.config.pairs import default_pairs_path, load_pairs
 from commerce_sync.config.settings import Settings, WebhookSecrets
 from commerce_sync.store.db import make_engine, migrate
 from commerce_sync.worker import Ports, build_workers, run_workers
@@ -222,3 +224,18 @@ async def running_stack(
     finally:
         await worker.close()
         api.stop()
+
+
+def pairs_file_with(directory: Path, rules: dict[str, int | str] | None = None) -> Path:
+    """The packaged pairs.toml with `rules` replacing keys of every pair (those of its
+    sections, e.g. `[pairs.*.returns]`, included). Runs look for duplicates a second after
+    their creates, not two minutes (the sandboxes answer at once; a test that holds
+    creates longer sets `duplicate_check_after` itself)."""
+    text = default_pairs_path().read_text(encoding="utf-8")
+    for key, value in {"duplicate_check_after": 1, **(rules or {})}.items():
+        text, count = re.subn(rf"(?m)^{key} = .*$", f"{key} = {json.dumps(value)}", text)
+        assert count == len(PAIRS), key
+    path = directory / "pairs.toml"
+    path.write_text(text, encoding="utf-8")
+    load_pairs(path)
+    return path

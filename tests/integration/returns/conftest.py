@@ -17,10 +17,11 @@ from sandboxes.server import BackgroundServer
 from tests.integration.orders.order_stack import (
     RunningWorker,
     Stack,
+    pairs_file_with,
     point_webhooks,
     stack_settings,
 )
-from tests.integration.returns.return_stack import ReturnStack, pairs_file_for_returns
+from tests.integration.returns.return_stack import ReturnStack
 
 
 @pytest.fixture
@@ -37,7 +38,7 @@ async def returns(
     target = temporal_client.service_client.config.target_host
     rules: dict[str, int | str] = getattr(request, "param", {})
     settings = stack_settings(sandbox_url, database_url, tmp_path, target).model_copy(
-        update={"pairs_file": pairs_file_for_returns(tmp_path, rules)}
+        update={"pairs_file": pairs_file_with(tmp_path, rules)}
     )
     api = BackgroundServer(create_app(settings)).start()
     worker = RunningWorker(temporal_client, settings)

@@ -4,31 +4,13 @@ sandboxes' records of the return (credits, refunds, stock, the store's return st
 
 from __future__ import annotations
 
-import json
-import re
 from dataclasses import dataclass
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
-from commerce_sync.config.pairs import default_pairs_path, load_pairs
 from tests.integration.orders.order_stack import PAIRS, Stack, eventually
 
 Json = dict[str, Any]
-
-
-def pairs_file_for_returns(directory: Path, rules: dict[str, int | str] | None = None) -> Path:
-    """The packaged pairs.toml with `rules` replacing keys of every pair (those of
-    `[pairs.*.returns]` included). Runs look for duplicates a second after their creates,
-    not two minutes (the sandboxes answer at once, and a test's held creates land sooner)."""
-    text = default_pairs_path().read_text(encoding="utf-8")
-    for key, value in {"duplicate_check_after": 1, **(rules or {})}.items():
-        text, count = re.subn(rf"(?m)^{key} = .*$", f"{key} = {json.dumps(value)}", text)
-        assert count == len(PAIRS), key
-    path = directory / "pairs.toml"
-    path.write_text(text, encoding="utf-8")
-    load_pairs(path)
-    return path
 
 
 @dataclass
