@@ -76,6 +76,14 @@ def ensure_webhook_secrets(settings: Settings) -> dict[str, str]:
             result[name] = secrets.token_urlsafe(24)
     if not settings.api_keys:
         result["operator_api_key"] = stored.get("operator_api_key") or secrets.token_urlsafe(32)
+    # The dev server's Web UI can send no key: its codec endpoint carries this token
+    # (commerce_sync/api/routes/codec.py), so the UI decodes with no step of anyone's.
+    configured_ui_token = settings.codec.ui_token
+    result["codec_ui_token"] = (
+        configured_ui_token.get_secret_value()
+        if configured_ui_token is not None
+        else stored.get("codec_ui_token") or secrets.token_urlsafe(32)
+    )
     if result != stored:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(result, indent=2))
@@ -145,6 +153,7 @@ def secrets_env(webhook_secrets: dict[str, str]) -> dict[str, str]:
         "COMMERCE_SYNC_WEBHOOKS__XCART": webhook_secrets["xcart"],
         "COMMERCE_SYNC_WEBHOOKS__BRIGHTPEARL_TOKEN": webhook_secrets["brightpearl_token"],
         "COMMERCE_SYNC_WEBHOOKS__ACUMATICA_TOKEN": webhook_secrets["acumatica_token"],
+        "COMMERCE_SYNC_CODEC__UI_TOKEN": webhook_secrets["codec_ui_token"],
     }
     if "operator_api_key" in webhook_secrets:
         env["COMMERCE_SYNC_API_KEYS"] = json.dumps(
@@ -259,6 +268,8 @@ class Supervisor:
         self.echo = echo
         self.children: list[Child] = []
         self._stopping = False
+        # The dev server's Web UI calls the codec here; `run` adds the UI's token.
+        self.ui_codec_endpoint = f"{settings.api_url}/codec"
 
     def plan(self) -> list[Child]:
         s = self.settings
@@ -279,7 +290,7 @@ class Supervisor:
                         "--sqlite-pragma", "synchronous=normal",
                         "--namespace", s.temporal_namespace,
                         "--log-level", "error",
-                        "--ui-codec-endpoint", f"{s.api_url}/codec",
+                        "--ui-codec-endpoint", self.ui_codec_endpoint,
                         *dev_server_flags(),
                     ],
                     ready=_http_ok(f"http://127.0.0.1:{s.temporal_ui_port}/"),
@@ -364,7 +375,7 @@ class Supervisor:
             s.codec.keys_file is None or s.codec.keys_file.resolve() == generated
         ):
             path = generated
-            return f"  Codec keys       {path} (Web UI decodes via {s.api_url}/codec)"
+            return f"  Codec keys       {path} (the Web UI decodes through the API)"
         if key_ring(s) is None:
             return "  Codec keys       none configured: Temporal payloads are NOT encrypted"
         return "  Codec keys       from settings (codec.*)"
@@ -378,6 +389,7 @@ class Supervisor:
         s.data_dir.chmod(0o700)
         self.check_ports()
         webhook_secrets = ensure_webhook_secrets(s)
+        self.ui_codec_endpoint = f"{s.api_url}/codec/ui/{webhook_secrets['codec_ui_token']}"
         env = {**os.environ, **secrets_env(webhook_secrets)}
         env["COMMERCE_SYNC_DATA_DIR"] = str(s.data_dir.resolve())
         codec_keys = ensure_codec_keys(s)

@@ -114,6 +114,9 @@ class CodecSettings(BaseModel):
     # Origins of the Temporal Web UI allowed to call the codec server (CORS). Unset: the
     # local Web UI at localhost and 127.0.0.1 on `temporal_ui_port`, and `temporal_ui_url`.
     cors_origins: list[str] | None = None
+    # A capability in the codec URL (`/codec/ui/{ui_token}/decode`) for a Web UI that can
+    # send no key: the dev server's under `up`, which generates one. Unset: no such route.
+    ui_token: SecretStr | None = None
 
 
 class Settings(BaseSettings):

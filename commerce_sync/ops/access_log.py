@@ -1,9 +1,10 @@
-"""Keep the Brightpearl webhook token out of the access log.
+"""Keep the tokens that travel in URL paths out of the access log.
 
 Brightpearl cannot sign its webhooks, so its proof is a token in the URL path
-(`POST /webhooks/brightpearl/{token}`), and uvicorn's access log prints every request's
-path. The filter below masks that path segment on the `uvicorn.access` logger; the rest
-of the line (client, method, status) stays.
+(`POST /webhooks/brightpearl/{token}`); the dev server's Web UI cannot send a key, so
+its codec endpoint carries one (`POST /codec/ui/{token}/decode`). uvicorn's access log
+prints every request's path: the filter below masks those path segments on the
+`uvicorn.access` logger; the rest of the line (client, method, status) stays.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from __future__ import annotations
 import logging
 import re
 
-_TOKEN_PATH = re.compile(r"(/webhooks/brightpearl/)[^/?#\s\"]+")
+_TOKEN_PATH = re.compile(r"(/webhooks/brightpearl/|/codec/ui/)[^/?#\s\"]+")
+_MARKERS = ("/webhooks/brightpearl/", "/codec/ui/")
 MASK = "***"
 
 
@@ -23,7 +25,7 @@ class WebhookTokenRedaction(logging.Filter):
     """Mask the token in the record's message and in each of its text arguments."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, str) and "/webhooks/brightpearl/" in record.msg:
+        if isinstance(record.msg, str) and any(m in record.msg for m in _MARKERS):
             record.msg = mask_webhook_token(record.msg)
         if isinstance(record.args, tuple) and record.args:
             record.args = tuple(

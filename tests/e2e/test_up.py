@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import httpx
 import pytest
@@ -56,6 +56,19 @@ def alive(pid: int) -> bool:
 
 
 STARTED: list[Up] = []
+
+
+def encrypted_payloads(node: Any) -> Iterator[dict[str, Any]]:
+    """Every payload under the codec's encoding in a JSON history, depth first."""
+    sealed = base64.b64encode(b"binary/encrypted").decode()
+    if isinstance(node, dict):
+        if (node.get("metadata") or {}).get("encoding") == sealed and "data" in node:
+            yield node
+        for value in node.values():
+            yield from encrypted_payloads(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from encrypted_payloads(value)
 
 
 class Up:
@@ -241,6 +254,30 @@ def test_up_serves_survives_a_restart_and_leaves_nothing_behind(
     # Decoded: every payload is plain JSON again, none still under the codec's encoding.
     assert base64.b64encode(b"json/plain").decode() in shown.stdout
     assert base64.b64encode(b"binary/encrypted").decode() not in shown.stdout
+
+    # The Web UI decodes with no step of anyone's: the codec endpoint its settings give
+    # the browser is the API's UI-token route, which decodes a payload read raw.
+    ui = f"http://127.0.0.1:{env['COMMERCE_SYNC_TEMPORAL_UI_PORT']}"
+    endpoint = httpx.get(f"{ui}/api/v1/settings").json()["Codec"]["Endpoint"]
+    assert endpoint.startswith(f"{api}/codec/ui/")
+    raw = subprocess.run(
+        [temporal_binary(), "workflow", "show", "-w", workflow_id, "-o", "json"],
+        env={**env, "TEMPORAL_ADDRESS": f"127.0.0.1:{env['COMMERCE_SYNC_TEMPORAL_PORT']}"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert raw.returncode == 0, raw.stderr
+    sealed = next(encrypted_payloads(json.loads(raw.stdout)))
+    decoded = httpx.post(
+        f"{endpoint}/decode",
+        json={"payloads": [sealed]},
+        headers={"origin": ui, "x-namespace": "default"},
+    )
+    assert decoded.status_code == 200, decoded.text
+    assert decoded.headers["access-control-allow-origin"] == ui
+    [plain] = decoded.json()["payloads"]
+    assert base64.b64decode(plain["metadata"]["encoding"]) == b"json/plain"
 
     second = subprocess.run(
         [sys.executable, "-m", "commerce_sync.cli", "up"],

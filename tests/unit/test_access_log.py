@@ -1,5 +1,6 @@
-"""The Brightpearl webhook token (a path segment) is masked in uvicorn's access log, also
-after uvicorn has set up logging the way `commerce-sync api` runs it."""
+"""The tokens in URL paths (the Brightpearl webhook's, the dev Web UI's codec endpoint's)
+are masked in uvicorn's access log, also after uvicorn has set up logging the way
+`commerce-sync api` runs it."""
 
 from __future__ import annotations
 
@@ -38,6 +39,9 @@ def test_the_token_is_masked_and_the_rest_of_the_line_kept(
 ) -> None:
     assert mask_webhook_token("/webhooks/brightpearl/s3cr3t?x=1") == "/webhooks/brightpearl/***?x=1"
     assert mask_webhook_token("/webhooks/kentico") == "/webhooks/kentico"
+    # The dev server's Web UI's codec endpoint carries a token too.
+    assert mask_webhook_token("/codec/ui/t0ken/decode") == "/codec/ui/***/decode"
+    assert mask_webhook_token("/codec/decode") == "/codec/decode"
     install_access_log_redaction()  # as `create_app` does, before uvicorn starts
     # its dictConfig, as `uvicorn.run` does (the app, an import string, is never loaded)
     uvicorn.Config(app="unused:app", log_level="info")

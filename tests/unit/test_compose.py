@@ -251,6 +251,19 @@ def test_temporal_ui_points_at_the_temporal_service(services: dict[str, dict[str
     assert _published(ui).get(8233) == 8080
 
 
+def test_temporal_ui_decodes_through_the_api_with_the_codec_session(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """The browser calls the API's keyed codec, sending the session cookie (README: PII)."""
+    env = _environment(services[TEMPORAL_UI])
+    # By default the API as the browser reaches it (its published port).
+    assert env["TEMPORAL_CODEC_ENDPOINT"] == "http://localhost:8000/codec"
+    assert 8000 in _published(services[API])
+    assert str(env["TEMPORAL_CODEC_INCLUDE_CREDENTIALS"]).lower() == "true"
+    origins = str(env["TEMPORAL_CORS_ORIGINS"])
+    assert "http://localhost:8233" in origins
+
+
 @pytest.mark.parametrize("name", [API, WORKER])
 def test_api_and_worker_share_one_image_and_reach_temporal_and_postgres(
     services: dict[str, dict[str, Any]], name: str

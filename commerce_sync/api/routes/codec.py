@@ -12,6 +12,12 @@ login, so it has no token to pass). The cookie holds an expiry and an HMAC under
 key, never the key, and dies with the key. CORS admits the Web UI's origins (settings
 `codec.cors_origins`); a preflight needs no key. Without codec keys configured both
 routes hand the payloads back unchanged.
+
+A Web UI that can send neither (the dev server's under `commerce-sync up`: no login, and
+no step an operator should have to take) is given `POST /codec/ui/{token}/decode` and
+`/encode` as its endpoint, the token being `codec.ui_token`: a capability as good as an
+operator key for these two routes and nothing else, compared in constant time, masked
+in the access log like the Brightpearl webhook token. Unset, those routes answer 404.
 """
 
 from __future__ import annotations
@@ -243,3 +249,30 @@ def install_codec_server(app: FastAPI, settings: Settings, codec: EncryptionCode
     app.state.codec = codec
     app.include_router(router)
     app.add_middleware(CodecCORS, origins=settings.codec_cors_origins)
+
+
+def _ui_token_matches(request: Request, token: str) -> None:
+    """404 unless `token` is the configured `codec.ui_token` (as if the route did not exist:
+    a wrong token tells a caller nothing)."""
+    settings: Settings = request.app.state.settings
+    configured = settings.codec.ui_token
+    if configured is None or not hmac.compare_digest(
+        token.encode(), configured.get_secret_value().encode()
+    ):
+        raise HTTPException(status_code=404, detail="Not Found")
+
+
+@router.post("/ui/{token}/decode", response_model=PayloadsBody, include_in_schema=False)
+async def decode_for_ui(
+    token: str, body: PayloadsBody, request: Request, x_namespace: NamespaceHeader = None
+) -> PayloadsBody:
+    _ui_token_matches(request, token)
+    return await decode(body, request, "read", x_namespace)
+
+
+@router.post("/ui/{token}/encode", response_model=PayloadsBody, include_in_schema=False)
+async def encode_for_ui(
+    token: str, body: PayloadsBody, request: Request, x_namespace: NamespaceHeader = None
+) -> PayloadsBody:
+    _ui_token_matches(request, token)
+    return await encode(body, request, "operate", x_namespace)

@@ -33,6 +33,7 @@ from tests.integration.orders.order_stack import (
 )
 
 SEARCH_KEY = "test-search-key"
+UI_TOKEN = "test-ui-token-of-the-dev-web-ui"
 UI_ORIGIN = "http://localhost:8233"
 
 
@@ -54,6 +55,7 @@ async def codec_stack(
         },
         current_key_id="new",
         search_key=SecretStr(SEARCH_KEY),
+        ui_token=SecretStr(UI_TOKEN),
     )
     settings = settings.model_copy(update={"codec": codec})
     async with running_stack(settings, await connect(settings), sandboxes) as running:
@@ -245,6 +247,21 @@ async def test_pii_stays_encrypted_in_temporal_and_out_of_logs(
         browser.cookies.set("commerce_sync_codec", forged, domain="127.0.0.1", path="/codec")
         refused = await browser.post(f"{api}/decode", json=wire(payload), headers=ui)
     assert refused.status_code == 401 and "codec session" in refused.text
+
+    # The dev server's Web UI under `up` can send neither: its codec endpoint carries the
+    # UI token, good for these two routes only; any other token is as no route at all.
+    by_token = await stack.http.post(f"{api}/ui/{UI_TOKEN}/decode", json=wire(payload), headers=ui)
+    assert by_token.status_code == 200 and by_token.json()["payloads"] == [plain]
+    assert by_token.headers["access-control-allow-origin"] == UI_ORIGIN
+    resealed_by_token = await stack.http.post(
+        f"{api}/ui/{UI_TOKEN}/encode", json=wire(plain), headers=ui
+    )
+    assert resealed_by_token.status_code == 200
+    for wrong in ("not-the-token", UI_TOKEN[:-1]):
+        guessed = await stack.http.post(f"{api}/ui/{wrong}/decode", json=wire(payload), headers=ui)
+        assert guessed.status_code == 404
+    elsewhere = await stack.http.get(f"{stack.api}/runs", params={"token": UI_TOKEN})
+    assert elsewhere.status_code == 401  # the token is no API key
 
     # No log line of the run (ours, the SDK's, httpx's, uvicorn's) names the shopper.
     ours = [r for r in caplog.records if not r.name.startswith("commerce_sync.systems.sandbox")]
