@@ -24,12 +24,23 @@ $(STAMP): pyproject.toml sandboxes/pyproject.toml
 run: $(STAMP)
 	$(BIN)/commerce-sync up
 
+# The headless-browser test (tests/e2e/test_up.py) drives Debian's Chromium: installed
+# once with apt (as root, or through sudo), its output in .venv/apt.log.
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+$(CHROMIUM):
+	@echo "commerce-sync: installing Debian's chromium for the browser test (log: $(VENV)/apt.log)"
+	@mkdir -p $(VENV)
+	@{ $(SUDO) apt-get install -y -q --no-install-recommends chromium \
+	  || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q --no-install-recommends chromium; }; \
+	} > $(VENV)/apt.log 2>&1 || { tail -n 20 $(VENV)/apt.log; echo "commerce-sync: could not install chromium (Debian/Ubuntu's apt is needed for make test)"; exit 1; }
+
 # pytest through a runner that exits with pytest's own status (see tests/run_pytest.py).
 # Three xdist workers, one test module each at a time: most of a test's time is spent
 # waiting on Temporal and HTTP, so three overlap well on two cores (763 s -> 244 s).
 # Every worker starts its own Temporal dev server and sandbox server on free ports.
 TEST_WORKERS ?= 3
-test: $(STAMP)
+test: $(STAMP) $(CHROMIUM)
 	$(BIN)/python -m tests.run_pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: $(STAMP)

@@ -18,11 +18,13 @@ from typing import Any, Literal, TypeVar
 
 import httpx
 import pytest
+from playwright.sync_api import sync_playwright
 
 from sandboxes.embedded import temporal_binary
 from tests.e2e.ports import free_ports
 
 T = TypeVar("T")
+CHROMIUM = "/usr/bin/chromium"  # Debian's, installed by `make test`
 
 
 def descendants(pid: int) -> set[int]:
@@ -278,6 +280,27 @@ def test_up_serves_survives_a_restart_and_leaves_nothing_behind(
     assert decoded.headers["access-control-allow-origin"] == ui
     [plain] = decoded.json()["payloads"]
     assert base64.b64decode(plain["metadata"]["encoding"]) == b"json/plain"
+
+    # In a real browser: the Web UI's page of the run shows its input decoded, no codec
+    # banner; /docs (served offline) lists the API's routes.
+    described = httpx.get(f"{ui}/api/v1/namespaces/default/workflows/{workflow_id}").json()
+    run_id = described["workflowExecutionInfo"]["execution"]["runId"]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        try:
+            page = browser.new_page()
+            page.goto(f"{ui}/namespaces/default/workflows/{workflow_id}/{run_id}/history")
+            page.get_by_text("store_order_id").first.wait_for(timeout=60_000)
+            assert page.get_by_text("Codec Server could not connect").count() == 0
+            page.goto(f"{api}/docs")
+            paths = page.locator(".opblock-summary-path")
+            paths.first.wait_for(timeout=30_000)
+            listed = set(paths.all_inner_texts())
+            assert {"/orders/{pair}/{store_order_id}", "/runs", "/dead-letters"} <= {
+                text.replace("\u200b", "") for text in listed
+            }
+        finally:
+            browser.close()
 
     second = subprocess.run(
         [sys.executable, "-m", "commerce_sync.cli", "up"],
