@@ -46,7 +46,12 @@ from commerce_sync.ops.activity_logs import install_repeated_failure_trimming
 from commerce_sync.ops.alerts import Notifier, UnreachableWatch, install_watch
 from commerce_sync.ops.codec import key_ring
 from commerce_sync.ops.heartbeat import HeartbeatInterceptor
-from commerce_sync.ops.metrics import MetricsInterceptor, MetricsServer
+from commerce_sync.ops.metrics import (
+    API_BUDGET,
+    MetricsInterceptor,
+    MetricsServer,
+    api_call_counter,
+)
 from commerce_sync.ops.redaction import install_log_redaction
 from commerce_sync.ops.temporal_client import connect, metrics_runtime
 from commerce_sync.ops.tracing import configure_tracing
@@ -93,6 +98,12 @@ class Ports:
     def __init__(self, settings: Settings) -> None:
         self.stores: dict[str, StorePort] = {s: create_store_port(s, settings) for s in STORES}
         self.erps: dict[str, ErpPort] = {s: create_erp_port(s, settings) for s in ERPS}
+        # Every answer counted per system and outcome, against each system's budget.
+        ports: dict[str, StorePort | ErpPort] = {**self.stores, **self.erps}
+        for system, port in ports.items():
+            port.observe_responses(api_call_counter(system))
+        for system, rate in system_rates(settings).items():
+            API_BUDGET.labels(system=system).set(rate)
 
     def activities(self, pairs: dict[str, PairConfig]) -> dict[str, Sequence[Callable[..., Any]]]:
         """Each system's activities, for its own task queue."""

@@ -42,11 +42,13 @@ def classified(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
         try:
             result = await fn(*args, **kwargs)
         except ConnectorError as exc:
-            STEPS_FAILED.labels(system=exc.system, error_class=type(exc).__name__).inc()
+            STEPS_FAILED.labels(
+                system=exc.system, step=_step(), error_class=type(exc).__name__
+            ).inc()
             await _watch_answer(exc.system, unreachable=unreachable(exc))
             raise to_application_error(exc) from exc
         except Exception as exc:
-            STEPS_FAILED.labels(system=_queue(), error_class=type(exc).__name__).inc()
+            STEPS_FAILED.labels(system=_queue(), step=_step(), error_class=type(exc).__name__).inc()
             raise
         await _watch_answer(_queue(), unreachable=False)
         return result
@@ -60,6 +62,11 @@ def unreachable(exc: ConnectorError) -> bool:
     if not isinstance(exc, TransientError) or isinstance(exc, ThrottledError):
         return False
     return exc.status is None or exc.status >= 500
+
+
+def _step() -> str:
+    """The running activity's name (`erp.create_order`): the step that failed."""
+    return activity.info().activity_type if activity.in_activity() else "unknown"
 
 
 def _queue() -> str:

@@ -2,10 +2,16 @@
 
 - webhooks received by source and result: the API, from each webhook response;
 - runs started and finished by process and state: a worker interceptor, outside replay;
-- steps failed by system and error class: the activities' error classification;
+- steps failed by system, step (activity) and error class: the activities' error
+  classification;
 - end-to-end order latency (placed in the store -> shipped): the same interceptor, from
   the order workflow's `store.get_order` result and its final state;
-- dead letters open and approvals waiting: read at scrape time by `GET /metrics`.
+- ERP orders created per pair, and the time from the store's order to its ERP order:
+  the `erp.create_order` activity, when it is the attempt that made the order;
+- API calls per system by outcome (ok, throttled, refused, error), from every answer
+  the worker's connectors get, and each system's API budget (calls per second);
+- dead letters open and approvals waiting (per pair): read at scrape time by
+  `GET /metrics`.
 
 Workflow code never touches these: the workflow interceptor calls out of the sandbox
 through an extern function, and only when the workflow is not replaying, so a run
@@ -16,10 +22,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
+import httpx
 from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
@@ -62,8 +69,27 @@ RUNS_FINISHED = Counter(
 )
 STEPS_FAILED = Counter(
     "commerce_sync_steps_failed",
-    "Activity attempts that failed, by system and error class",
-    ["system", "error_class"],
+    "Activity attempts that failed, by system, step (activity) and error class",
+    ["system", "step", "error_class"],
+)
+ERP_ORDERS_CREATED = Counter(
+    "commerce_sync_erp_orders_created", "Orders created in the ERP, per pair", ["pair"]
+)
+ORDER_TO_ERP = Histogram(
+    "commerce_sync_order_to_erp_seconds",
+    "Order placed in the store -> created in the ERP, per pair",
+    ["pair"],
+    buckets=(0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 900, 3600, 4 * 3600, 86400),
+)
+API_CALLS = Counter(
+    "commerce_sync_api_calls",
+    "Answers the outside systems gave the connectors, by system and outcome",
+    ["system", "outcome"],
+)
+API_BUDGET = Gauge(
+    "commerce_sync_api_budget_per_second",
+    "Each system's API budget: activities per second its task queue may dispatch",
+    ["system"],
 )
 ORDER_LATENCY = Histogram(
     "commerce_sync_order_latency_seconds",
@@ -96,6 +122,36 @@ WEBHOOK_RESULTS = {
 
 def webhook_result(status: int) -> str:
     return WEBHOOK_RESULTS.get(status, "error" if status >= 500 else str(status))
+
+
+def call_outcome(status: int) -> str:
+    """429 and 503 are how the four systems say "slow down" (Brightpearl's throttle is a
+    503); other 5xx are errors, other 4xx refusals."""
+    if status in (429, 503):
+        return "throttled"
+    if status >= 500:
+        return "error"
+    if status >= 400:
+        return "refused"
+    return "ok"
+
+
+def api_call_counter(system: str) -> Callable[[httpx.Response], Awaitable[None]]:
+    """A connector's response hook that counts each answer of `system`."""
+    counter = {
+        outcome: API_CALLS.labels(system=system, outcome=outcome)
+        for outcome in ("ok", "throttled", "refused", "error")
+    }
+
+    async def count(response: httpx.Response) -> None:
+        counter[call_outcome(response.status_code)].inc()
+
+    return count
+
+
+def order_reached_erp(pair: str, placed_at: datetime, now: datetime) -> None:
+    ERP_ORDERS_CREATED.labels(pair=pair).inc()
+    ORDER_TO_ERP.labels(pair=pair).observe(max((now - placed_at).total_seconds(), 0.0))
 
 
 # ---- the workflow side ------------------------------------------------------------------
@@ -197,9 +253,10 @@ def _open_dead_letters(engine: Engine) -> list[tuple[str, str, int]]:
     return [(pair, process, int(count)) for pair, process, count in rows]
 
 
-async def render(engine: Engine | None, client: Client | None) -> bytes:
+async def render(engine: Engine | None, client: Client | None, pairs: Sequence[str] = ()) -> bytes:
     """This process's metrics plus the gauges read now: dead letters open (database) and
-    approvals waiting (Temporal visibility). A source that cannot answer is left out."""
+    approvals waiting per pair (Temporal visibility). A source that cannot answer is left
+    out."""
     now = CollectorRegistry()
     if engine is not None:
         dead = Gauge(
@@ -214,16 +271,18 @@ async def render(engine: Engine | None, client: Client | None) -> bytes:
         except Exception as exc:
             log.warning("dead letters not counted: %s", type(exc).__name__)
     if client is not None:
+        waiting = Gauge(
+            "commerce_sync_approvals_waiting",
+            "Runs waiting for a person's approval, per pair",
+            ["pair"],
+            registry=now,
+        )
         try:
-            waiting = await client.count_workflows(APPROVALS_QUERY)
+            for pair in pairs:
+                query = f'{APPROVALS_QUERY} AND IntegrationPair = "{pair}"'
+                waiting.labels(pair=pair).set((await client.count_workflows(query)).count)
         except Exception as exc:
             log.warning("approvals not counted: %s", type(exc).__name__)
-        else:
-            Gauge(
-                "commerce_sync_approvals_waiting",
-                "Runs waiting for a person's approval",
-                registry=now,
-            ).set(waiting.count)
     return generate_latest(REGISTRY) + generate_latest(now)
 
 

@@ -33,6 +33,7 @@ from commerce_sync.domain.models import (
     Shipment,
 )
 from commerce_sync.systems.attempts import NO_MEMORY, AttemptMemory
+from commerce_sync.systems.observe import ResponseHook
 
 
 class StorePort(Protocol):
@@ -115,6 +116,10 @@ class StorePort(Protocol):
         self, return_id: str, status: ReturnStatus, pair: PairConfig, note: str | None = None
     ) -> None:
         """Write the return's status in the store's own terms (idempotent)."""
+        ...
+
+    def observe_responses(self, hook: ResponseHook) -> None:
+        """Call `hook` with every answer the system gives this connector."""
         ...
 
     async def aclose(self) -> None: ...
@@ -269,6 +274,10 @@ class ErpPort(Protocol):
         the run recorded (`credit_id`, `restock_id`, `refund_id`): the twins of creates whose answers were lost and that
         landed after their retries. What was removed, as "credit 12", "restock 7" ...;
         idempotent (a removed twin is no longer live)."""
+        ...
+
+    def observe_responses(self, hook: ResponseHook) -> None:
+        """Call `hook` with every answer the system gives this connector."""
         ...
 
     async def aclose(self) -> None: ...

@@ -463,3 +463,61 @@ def test_build_context_holds_what_the_image_copies_and_no_secrets() -> None:
         )
     for secret in (".env", ".venv", ".data", ".git"):
         assert _ignored(secret, patterns), f"{secret} would be sent to the Docker daemon"
+
+
+# ---- sync health: Prometheus and Grafana ------------------------------------------------
+
+PROMETHEUS, GRAFANA = "prometheus", "grafana"
+DASHBOARDS = ROOT / "deploy" / "grafana" / "dashboards"
+
+
+def _mount_target(service: dict[str, Any], source: str) -> str:
+    found = [target for local, target in _bind_mounts(service) if local.rstrip("/") == source]
+    assert found, f"{source} is not mounted"
+    return found[0].split(":", 1)[0]
+
+
+def test_prometheus_scrapes_the_api_with_a_read_key_and_every_worker(
+    compose: dict[str, Any], services: dict[str, dict[str, Any]]
+) -> None:
+    prometheus = services[PROMETHEUS]
+    config_path = _mount_target(prometheus, "./deploy/prometheus/prometheus.yml")
+    assert config_path == "/etc/prometheus/prometheus.yml"
+    config = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    api = jobs["commerce-sync-api"]
+    assert api["static_configs"][0]["targets"] == ["api:8000"]
+    assert api["metrics_path"] == "/metrics" and api["authorization"]["type"] == "Bearer"
+    [secret] = prometheus["secrets"]
+    assert api["authorization"]["credentials_file"] == f"/run/secrets/{secret}"
+    assert compose["secrets"][secret] == {"environment": "COMMERCE_SYNC_METRICS_API_KEY"}
+    # Every worker replica, by the compose DNS name, on the port its settings bind.
+    [dns] = jobs["commerce-sync-worker"]["dns_sd_configs"]
+    assert dns["names"] == [WORKER]
+    bind = _environment(services[WORKER])["COMMERCE_SYNC_METRICS__WORKER_BIND_ADDRESS"]
+    assert bind == f"0.0.0.0:{dns['port']}"
+
+
+def test_grafana_is_provisioned_with_prometheus_and_the_shipped_dashboard(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    grafana = services[GRAFANA]
+    provisioning = _mount_target(grafana, "./deploy/grafana/provisioning")
+    assert provisioning == "/etc/grafana/provisioning"
+    dashboards_at = _mount_target(grafana, "./deploy/grafana/dashboards")
+    provisioned = ROOT / "deploy" / "grafana" / "provisioning"
+    [provider] = yaml.safe_load((provisioned / "dashboards" / "commerce-sync.yml").read_text())[
+        "providers"
+    ]
+    assert provider["options"]["path"] == dashboards_at
+    [source] = yaml.safe_load((provisioned / "datasources" / "prometheus.yml").read_text())[
+        "datasources"
+    ]
+    assert source["url"] == "http://prometheus:9090" and PROMETHEUS in _depends_on(grafana)
+    dashboard = json.loads((DASHBOARDS / "commerce-sync.json").read_text())
+    for panel in dashboard["panels"]:
+        assert panel["datasource"]["uid"] == source["uid"], panel["title"]
+        assert panel["targets"] and all(t["expr"].strip() for t in panel["targets"])
+    titles = " ".join(panel["title"] for panel in dashboard["panels"]).lower()
+    for topic in ("per minute", "p99", "budget", "throttled", "dead letters", "approval", "step"):
+        assert topic in titles, topic

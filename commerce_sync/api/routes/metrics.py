@@ -27,7 +27,8 @@ async def prometheus_metrics(request: Request, _: ReadKey) -> Response:
     """Prometheus metrics of this process, plus dead letters open and approvals waiting,
     read now from the database and from Temporal."""
     temporal: TemporalLink = request.app.state.temporal
-    body = await metrics.render(request.app.state.engine, temporal.client)
+    pairs = sorted(request.app.state.pairs)
+    body = await metrics.render(request.app.state.engine, temporal.client, pairs)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 

@@ -69,6 +69,7 @@ from commerce_sync.systems.errors import (
     TransientError,
     ValidationFailed,
 )
+from commerce_sync.systems.observe import ResponseHook
 
 logger = logging.getLogger(__name__)
 
@@ -149,6 +150,10 @@ class AcumaticaClient:
 
     async def __aexit__(self, *_: object) -> None:
         await self.aclose()
+
+    def observe_responses(self, hook: ResponseHook) -> None:
+        """Call `hook` with every answer this client gets (the worker counts API calls)."""
+        self._http.event_hooks["response"].append(hook)
 
     async def aclose(self) -> None:
         """Log out of a cookie session (frees the licence seat) and close the pool."""

@@ -30,6 +30,7 @@ from commerce_sync.systems.acumatica.mapping import datetime_value, order_ref, p
 from commerce_sync.systems.acumatica.schema import odata_string, value_of
 from commerce_sync.systems.attempts import NO_MEMORY, AttemptMemory
 from commerce_sync.systems.errors import ValidationFailed
+from commerce_sync.systems.observe import ResponseHook
 
 
 def _handle(order_type: str, order_nbr: str) -> ErpOrderHandle:
@@ -370,6 +371,9 @@ class AcumaticaErpPort:
                 await self.client.void_refund(number)
                 removed.append(f"refund {number}")
         return removed
+
+    def observe_responses(self, hook: ResponseHook) -> None:
+        self.client.observe_responses(hook)
 
     async def aclose(self) -> None:
         await self.client.aclose()

@@ -69,6 +69,7 @@ from commerce_sync.systems.errors import (
     TransientError,
     ValidationFailed,
 )
+from commerce_sync.systems.observe import ResponseHook
 
 SYSTEM = "brightpearl"
 MAX_PAGE_SIZE = 500
@@ -109,6 +110,10 @@ class BrightpearlClient:
         self.requests_remaining: int | None = None
         self.next_throttle_period_ms: int | None = None
         self._sku_by_id: dict[int, str] = {}
+
+    def observe_responses(self, hook: ResponseHook) -> None:
+        """Call `hook` with every answer this client gets (the worker counts API calls)."""
+        self._http.event_hooks["response"].append(hook)
 
     async def aclose(self) -> None:
         await self._http.aclose()

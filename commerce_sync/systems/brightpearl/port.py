@@ -29,6 +29,7 @@ from commerce_sync.systems.attempts import NO_MEMORY, AttemptMemory
 from commerce_sync.systems.brightpearl.client import BrightpearlClient
 from commerce_sync.systems.brightpearl.mapping import bp_datetime, parse_datetime
 from commerce_sync.systems.errors import NotFound, ValidationFailed
+from commerce_sync.systems.observe import ResponseHook
 
 RESTOCK_NOTE = "commerce-sync restocked the goods of"
 UNSTOCK_NOTE = "commerce-sync took back the restock of"
@@ -415,6 +416,9 @@ class BrightpearlErpPort:
                     await self.client.delete_goods_in_note(note_id)
                     removed.append(f"restock {note_id}")
         return removed
+
+    def observe_responses(self, hook: ResponseHook) -> None:
+        self.client.observe_responses(hook)
 
     async def aclose(self) -> None:
         await self.client.aclose()

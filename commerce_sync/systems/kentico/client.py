@@ -62,6 +62,7 @@ from commerce_sync.systems.kentico.schema import (
     STATE,
     TABLES,
 )
+from commerce_sync.systems.observe import ResponseHook
 
 log = logging.getLogger(__name__)
 SYSTEM = "kentico"
@@ -124,6 +125,10 @@ class KenticoClient:
         view = copy.copy(self)
         view.lookups = lookups
         return view
+
+    def observe_responses(self, hook: ResponseHook) -> None:
+        """Call `hook` with every answer this client gets (the worker counts API calls)."""
+        self._http.event_hooks["response"].append(hook)
 
     async def aclose(self) -> None:
         await self._http.aclose()

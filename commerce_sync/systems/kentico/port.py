@@ -30,6 +30,7 @@ from commerce_sync.systems.errors import (
 from commerce_sync.systems.kentico.client import KenticoClient
 from commerce_sync.systems.kentico.formats import parse_datetime
 from commerce_sync.systems.kentico.schema import ORDER, SKU
+from commerce_sync.systems.observe import ResponseHook
 
 log = logging.getLogger(__name__)
 
@@ -190,6 +191,9 @@ class KenticoStorePort:
         self, return_id: str, status: ReturnStatus, pair: PairConfig, note: str | None = None
     ) -> None:
         await self._for(pair).set_return_status(return_id, status.value, note)
+
+    def observe_responses(self, hook: ResponseHook) -> None:
+        self.client.observe_responses(hook)
 
     async def aclose(self) -> None:
         await self.client.aclose()

@@ -55,6 +55,7 @@ from commerce_sync.systems.errors import (
     TransientError,
     ValidationFailed,
 )
+from commerce_sync.systems.observe import ResponseHook
 from commerce_sync.systems.xcart import mapping
 from commerce_sync.systems.xcart.lookups import XCartLookups
 
@@ -122,6 +123,10 @@ class XCartClient:
         view = copy.copy(self)
         view.lookups = lookups
         return view
+
+    def observe_responses(self, hook: ResponseHook) -> None:
+        """Call `hook` with every answer this client gets (the worker counts API calls)."""
+        self._http.event_hooks["response"].append(hook)
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -20,6 +20,7 @@ from commerce_sync.contracts.stock import (
 )
 from commerce_sync.domain.models import Order, OrderStatus, Product, ReturnStatus
 from commerce_sync.systems.errors import NotFound, ValidationFailed
+from commerce_sync.systems.observe import ResponseHook
 from commerce_sync.systems.xcart.client import XCartClient
 from commerce_sync.systems.xcart.mapping import from_unix, return_from_native
 
@@ -184,6 +185,9 @@ class XCartStorePort:
         self, return_id: str, status: ReturnStatus, pair: PairConfig, note: str | None = None
     ) -> None:
         await self._for(pair).set_return_status(return_id, RETURN_STATUSES[status], note)
+
+    def observe_responses(self, hook: ResponseHook) -> None:
+        self.client.observe_responses(hook)
 
     async def aclose(self) -> None:
         await self.client.aclose()

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 
 import pytest
 
 from tests.integration.ops.ops_stack import OpsStack, dead_lettered_order
 from tests.integration.orders.order_stack import PAIRS, READ_ONLY_KEY, eventually
+
+DASHBOARD = Path(__file__).parents[3] / "deploy" / "grafana" / "dashboards" / "commerce-sync.json"
 
 
 def value(text: str, name: str, **labels: str) -> float:
@@ -107,6 +111,74 @@ async def test_dead_letters_open_and_approvals_waiting_are_read_at_scrape_time(
 
     async def waiting() -> float | None:
         # Visibility is eventually consistent; the gauge follows it.
-        return value(await api_metrics(ops), "commerce_sync_approvals_waiting") or None
+        text = await api_metrics(ops)
+        return value(text, "commerce_sync_approvals_waiting", pair=pair) or None
 
     assert await eventually(waiting, 15, "approvals waiting gauge") >= 1
+
+
+def dashboard_metrics() -> set[str]:
+    """Every metric name the shipped Grafana dashboard queries."""
+    dashboard = json.loads(DASHBOARD.read_text())
+    exprs = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+    assert exprs
+    return {name for expr in exprs for name in re.findall(r"\b(commerce_sync_\w+)", expr)}
+
+
+def exported(text: str, name: str) -> bool:
+    """A sample of `name` in Prometheus text, or its TYPE line (a labelled gauge that has
+    no series yet, e.g. no dead letter open)."""
+    base = re.sub(r"_(total|bucket|count|sum)$", "", name)
+    return any(
+        line.startswith((f"{name} ", f"{name}{{")) or line.startswith(f"# TYPE {base} ")
+        for line in text.splitlines()
+    )
+
+
+@pytest.mark.parametrize("pair", list(PAIRS))
+async def test_every_metric_the_dashboard_queries_is_exported_and_moves(
+    ops: OpsStack, pair: str
+) -> None:
+    """An order through the stack with one throttled ERP call: the dashboard's orders,
+    latency, API calls and budget, throttling and failed steps all have data, and every
+    metric it queries is in the API's or the worker's /metrics."""
+    store, erp = PAIRS[pair]
+    stack = ops.stack
+    before = await scrape(ops, ops.worker_metrics)
+    throttled = {
+        "match": "POST *",
+        "status": 503 if erp == "brightpearl" else 429,
+        "count": 1,
+        "retry_after_s": 1,
+    }
+    await stack.sandbox.post(f"/{erp}/_sandbox/faults", json={"rules": [{**throttled}]})
+    if erp == "acumatica":  # Acumatica creates with PUT
+        await stack.sandbox.post(
+            f"/{erp}/_sandbox/faults", json={"rules": [{**throttled, "match": "PUT *"}]}
+        )
+    order_id = await stack.place_order(store)
+    await stack.wait_state(pair, order_id, "awaiting_shipment", timeout_s=120)
+
+    worker = await scrape(ops, ops.worker_metrics)
+    api = await api_metrics(ops)
+    for metric, labels in [
+        ("commerce_sync_erp_orders_created_total", {"pair": pair}),
+        ("commerce_sync_order_to_erp_seconds_count", {"pair": pair}),
+    ]:
+        assert value(worker, metric, **labels) == value(before, metric, **labels) + 1, metric
+    calls = "commerce_sync_api_calls_total"
+    for system in (store, erp):
+        ok = {"system": system, "outcome": "ok"}
+        assert value(worker, calls, **ok) > value(before, calls, **ok), system
+    slow_down = {"system": erp, "outcome": "throttled"}
+    assert value(worker, calls, **slow_down) >= value(before, calls, **slow_down) + 1
+    failed = "commerce_sync_steps_failed_total"
+    assert any(
+        line.startswith(failed) and f'system="{erp}"' in line and 'step="erp.' in line
+        for line in worker.splitlines()
+    )
+    budget = getattr(stack.settings, erp).rate_per_second
+    assert value(worker, "commerce_sync_api_budget_per_second", system=erp) == budget
+
+    missing = sorted(name for name in dashboard_metrics() if not exported(api + worker, name))
+    assert missing == []
