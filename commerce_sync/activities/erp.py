@@ -7,8 +7,6 @@ exists succeeds.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from commerce_sync.activities.errors import classified
 from commerce_sync.config.pairs import PairConfig
 from commerce_sync.contracts.activities import Erp, implements
@@ -29,7 +27,6 @@ from commerce_sync.contracts.steps import (
 )
 from commerce_sync.domain.models import Customer, Shipment
 from commerce_sync.ops.heartbeat import HEARTBEAT_MEMORY
-from commerce_sync.ops.metrics import order_reached_erp
 from commerce_sync.systems.customer_ports import customer_port
 from commerce_sync.systems.errors import NotFound
 from commerce_sync.systems.ports import ErpPort
@@ -91,8 +88,6 @@ class ErpActivities:
         pair = self._pairs[request.pair]
         existing = await self._port.find_order(request.order.number, pair)
         handle = await self._port.create_order(request.order, request.customer_id, pair)
-        if existing is None:
-            order_reached_erp(request.pair, request.order.placed_at, datetime.now(UTC))
         return ErpOrderCreated(handle=handle, created=existing is None)
 
     @implements(Erp.cancel_order)

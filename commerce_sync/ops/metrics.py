@@ -6,8 +6,8 @@
   classification;
 - end-to-end order latency (placed in the store -> shipped): the same interceptor, from
   the order workflow's `store.get_order` result and its final state;
-- ERP orders created per pair, and the time from the store's order to its ERP order:
-  the `erp.create_order` activity, when it is the attempt that made the order;
+- ERP orders created per pair, and the time from the webhook (the order run's start) to
+  the ERP order: the same interceptor, from `erp.create_order` results that made one;
 - API calls per system by outcome (ok, throttled, refused, error), from every answer
   the worker's connectors get, and each system's API budget (calls per second);
 - dead letters open and approvals waiting (per pair): read at scrape time by
@@ -75,9 +75,9 @@ STEPS_FAILED = Counter(
 ERP_ORDERS_CREATED = Counter(
     "commerce_sync_erp_orders_created", "Orders created in the ERP, per pair", ["pair"]
 )
-ORDER_TO_ERP = Histogram(
-    "commerce_sync_order_to_erp_seconds",
-    "Order placed in the store -> created in the ERP, per pair",
+WEBHOOK_TO_ERP = Histogram(
+    "commerce_sync_webhook_to_erp_seconds",
+    "Store order webhook received (the order run started) -> order created in the ERP",
     ["pair"],
     buckets=(0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 900, 3600, 4 * 3600, 86400),
 )
@@ -149,11 +149,6 @@ def api_call_counter(system: str) -> Callable[[httpx.Response], Awaitable[None]]
     return count
 
 
-def order_reached_erp(pair: str, placed_at: datetime, now: datetime) -> None:
-    ERP_ORDERS_CREATED.labels(pair=pair).inc()
-    ORDER_TO_ERP.labels(pair=pair).observe(max((now - placed_at).total_seconds(), 0.0))
-
-
 # ---- the workflow side ------------------------------------------------------------------
 
 _EXTERN = "commerce_sync_metric"
@@ -167,6 +162,9 @@ def _record(event: str, labels: dict[str, str], value: float) -> None:
         RUNS_FINISHED.labels(**labels).inc()
     elif event == "order_latency":
         ORDER_LATENCY.labels(**labels).observe(value)
+    elif event == "erp_order":
+        ERP_ORDERS_CREATED.labels(**labels).inc()
+        WEBHOOK_TO_ERP.labels(**labels).observe(value)
 
 
 class MetricsInterceptor(Interceptor):
@@ -228,7 +226,19 @@ class _MetricsWorkflowOutbound(WorkflowOutboundInterceptor):
         handle = super().start_activity(input)
         if input.activity == "store.get_order" and self._inbound.placed_at is None:
             handle.add_done_callback(self._note_placed)
+        elif input.activity == "erp.create_order" and input.args:
+            pair = str(getattr(input.args[0], "pair", ""))
+            handle.add_done_callback(lambda task: self._note_erp_order(task, pair))
         return handle
+
+    def _note_erp_order(self, task: asyncio.Future[Any], pair: str) -> None:
+        """The ERP order this run made: counted, with the time since the run started (the
+        webhook's start of it); an order found already made is not counted again."""
+        if task.cancelled() or task.exception() is not None or not pair:
+            return
+        if getattr(task.result(), "created", False):
+            waited = (workflow.now() - workflow.info().workflow_start_time).total_seconds()
+            _emit("erp_order", {"pair": pair}, max(waited, 0.0))
 
     def _note_placed(self, task: asyncio.Future[Any]) -> None:
         if task.cancelled() or task.exception() is not None:

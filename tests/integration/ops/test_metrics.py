@@ -163,7 +163,7 @@ async def test_every_metric_the_dashboard_queries_is_exported_and_moves(
     api = await api_metrics(ops)
     for metric, labels in [
         ("commerce_sync_erp_orders_created_total", {"pair": pair}),
-        ("commerce_sync_order_to_erp_seconds_count", {"pair": pair}),
+        ("commerce_sync_webhook_to_erp_seconds_count", {"pair": pair}),
     ]:
         assert value(worker, metric, **labels) == value(before, metric, **labels) + 1, metric
     calls = "commerce_sync_api_calls_total"
