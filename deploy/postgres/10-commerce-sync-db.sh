@@ -4,7 +4,7 @@
 # Mounted into /docker-entrypoint-initdb.d by docker-compose.yml, so the official
 # postgres image runs it once, when the data volume is first initialised (a volume
 # that already holds a cluster is left alone). Temporal's `temporal` and
-# `temporal_visibility` databases are created by temporalio/auto-setup, not here.
+# `temporal_visibility` databases are created by the temporal-schema job, not here.
 #
 # The password comes from COMMERCE_SYNC_DB_PASSWORD and reaches SQL as a psql
 # variable (:'app_password'), so it is quoted by psql and never spliced into SQL text.

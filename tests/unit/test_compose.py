@@ -29,9 +29,10 @@ POSTGRES = "postgres"
 TEMPORAL = "temporal"
 TEMPORAL_UI = "temporal-ui"
 SEARCH_ATTRIBUTE_JOB = "temporal-search-attributes"
+SCHEMA_JOB = "temporal-schema"
 API = "api"
 WORKER = "worker"
-SERVICES = (POSTGRES, TEMPORAL, TEMPORAL_UI, SEARCH_ATTRIBUTE_JOB, API, WORKER)
+SERVICES = (POSTGRES, SCHEMA_JOB, TEMPORAL, TEMPORAL_UI, SEARCH_ATTRIBUTE_JOB, API, WORKER)
 
 # docs/design.md §2, "Search attributes".
 DESIGN_SEARCH_ATTRIBUTES = {
@@ -200,10 +201,10 @@ def test_commerce_sync_database_is_created_by_an_init_script(
 def test_temporal_server_runs_on_postgres_once_it_is_healthy(
     services: dict[str, dict[str, Any]],
 ) -> None:
+    """The server image (auto-setup is deprecated), started once a one-shot admin-tools
+    job has created and migrated its two databases on the healthy Postgres."""
     temporal = services[TEMPORAL]
-    assert re.fullmatch(r"temporalio/auto-setup:1\.[23]\d\.\d+", temporal["image"]), temporal[
-        "image"
-    ]
+    assert re.fullmatch(r"temporalio/server:1\.[23]\d\.\d+", temporal["image"]), temporal["image"]
     env = _environment(temporal)
     assert env["DB"] == "postgres12"
     assert env["DB_PORT"] == "5432"
@@ -211,7 +212,28 @@ def test_temporal_server_runs_on_postgres_once_it_is_healthy(
     postgres_env = _environment(services[POSTGRES])
     assert env["POSTGRES_USER"] == postgres_env["POSTGRES_USER"]
     assert env["POSTGRES_PWD"] == postgres_env["POSTGRES_PASSWORD"]
-    assert _depends_on(temporal).get(POSTGRES) == "service_healthy"
+    assert env["BIND_ON_IP"] == "0.0.0.0"
+    assert _depends_on(temporal).get(SCHEMA_JOB) == "service_completed_successfully"
+
+    job = services[SCHEMA_JOB]
+    assert str(job["image"]).startswith("temporalio/admin-tools:")
+    server_version = temporal["image"].split(":", 1)[1]
+    assert str(job["image"]).split(":", 1)[1].startswith(server_version + "-")
+    assert _depends_on(job).get(POSTGRES) == "service_healthy"
+    assert job.get("restart", "no") == "no", "a one-shot job must not restart"
+    job_env = _environment(job)
+    assert job_env["SQL_PASSWORD"] == postgres_env["POSTGRES_PASSWORD"]
+    assert job_env["POSTGRES_USER"] == postgres_env["POSTGRES_USER"]
+    assert (job_env["POSTGRES_SEEDS"], job_env["DB_PORT"]) == (POSTGRES, "5432")
+    [(source, target)] = _bind_mounts(job)
+    assert target.split(":", 1)[0] in " ".join(job["entrypoint"])
+    script = (ROOT / source).read_text(encoding="utf-8")
+    for database, schema in (("temporal", "temporal"), ("temporal_visibility", "visibility")):
+        assert database in script
+        assert f"/etc/temporal/schema/postgresql/v12/{schema}/versioned" in script
+    for step in ("create", "setup-schema -v 0.0", "update-schema -d"):
+        assert step in script
+    assert "already exists" in script, "a second `up` must keep the databases"
 
 
 def test_temporal_dynamic_config_file_is_mounted_and_valid(
@@ -245,7 +267,7 @@ def test_temporal_ui_points_at_the_temporal_service(services: dict[str, dict[str
     ui = services[TEMPORAL_UI]
     assert str(ui["image"]).startswith("temporalio/ui:")
     host, port = _host_port(_environment(ui)["TEMPORAL_ADDRESS"])
-    assert host == _image_service(services, "temporalio/auto-setup:") == TEMPORAL
+    assert host == _image_service(services, "temporalio/server:") == TEMPORAL
     assert port == 7233
     assert TEMPORAL in _depends_on(ui)
     assert _published(ui).get(8233) == 8080
@@ -327,6 +349,8 @@ def test_search_attribute_job_registers_exactly_the_design_attributes(
     assert "temporal operator search-attribute create" in script
     assert '--namespace "$TEMPORAL_NAMESPACE"' in script and env["TEMPORAL_NAMESPACE"] == "default"
     assert "already exists" in script, "re-running the job must not fail"
+    # The server image registers no namespace: the job does, when it is missing.
+    assert "temporal operator namespace create" in script
     assert re.search(r"\b(until|while)\b", script), "the job must wait for the server"
     assert _host_port(env["TEMPORAL_ADDRESS"]) == (TEMPORAL, 7233)
     assert TEMPORAL in _depends_on(job)
