@@ -15,7 +15,12 @@ DASHBOARD = Path(__file__).parents[3] / "deploy" / "grafana" / "dashboards" / "c
 
 
 def value(text: str, name: str, **labels: str) -> float:
-    """The sample `name{labels}` in Prometheus text (0 when absent)."""
+    """The sum of the samples of `name` whose labels include `labels` (0 when none).
+
+    Summed as PromQL's `sum()` would: a metric with more labels than asked for
+    (e.g. failed steps by step) has one series per value of the others.
+    """
+    total = 0.0
     for line in text.splitlines():
         if line.startswith("#") or not line.startswith(name):
             continue
@@ -24,8 +29,8 @@ def value(text: str, name: str, **labels: str) -> float:
             continue
         found = dict(re.findall(r'(\w+)="([^"]*)"', match.group(3) or ""))
         if all(found.get(k) == v for k, v in labels.items()):
-            return float(match.group(4))
-    return 0.0
+            total += float(match.group(4))
+    return total
 
 
 async def scrape(ops: OpsStack, url: str) -> str:
