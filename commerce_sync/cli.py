@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from commerce_sync.commands.resync import Outcome
     from commerce_sync.commands.run_list import RunFilters, RunPage
+    from commerce_sync.contracts.orders import OrderSyncStatus
     from commerce_sync.store.models import DeadLetter
 
 app = typer.Typer(
@@ -255,6 +256,91 @@ def approve(
         fail(_one_line(exc))
     verb = "rejected" if reject else "approved"
     typer.echo(f"{workflow_id}: {status.get('state', 'unknown')} ({verb} by {by.strip()})")
+    leave(0)
+
+
+async def _read_order_status(settings: Settings, workflow_id: str) -> tuple[str, OrderSyncStatus]:
+    """The run's Temporal status and its `status` query; ApprovalCommandError, one line,
+    when it cannot be read."""
+    from temporalio.service import RPCError, RPCStatusCode
+
+    from commerce_sync.contracts.orders import OrderSyncStatus
+    from commerce_sync.ops.temporal_client import TemporalUnreachable, connect_within
+
+    try:
+        client = await connect_within(settings)
+    except TemporalUnreachable as exc:
+        raise ApprovalCommandError(str(exc)) from None
+    handle = client.get_workflow_handle(workflow_id)
+    try:
+        description = await handle.describe()
+        status = await handle.query("status", result_type=OrderSyncStatus)
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise ApprovalCommandError(
+                f"no run {workflow_id} in namespace {settings.temporal_namespace}"
+            ) from None
+        raise ApprovalCommandError(f"{workflow_id}: {exc.message}") from None
+    return (description.status.name if description.status else "UNKNOWN"), status
+
+
+def _status_lines(workflow_id: str, run_status: str, status: OrderSyncStatus) -> list[str]:
+    """An order run's status as short lines: what waits and why, what was flagged, what
+    cleansing changed, and the steps."""
+    when = "%Y-%m-%d %H:%M UTC"
+    lines = [f"{workflow_id}: {status.state.value} (run {run_status.lower()})"]
+    if status.error:
+        lines.append(f"error: {status.error}")
+    if status.approval is not None:
+        approval = status.approval
+        lines.append(
+            f"waits for approval since {approval.since:{when}}, rejected by itself at "
+            f"{approval.reject_at:{when}}; because:"
+        )
+        lines += [f"  - {reason}" for reason in approval.reasons]
+    if status.anomaly_score is not None:
+        lines.append(f"anomaly score {status.anomaly_score:.2f}")
+        lines += [f"  {flag.check} {flag.score:.2f}: {flag.reason}" for flag in status.flags]
+    if status.cleansed:
+        lines.append("cleansed before the ERP write:")
+        lines += [
+            f"  {change.field}: {change.before!r} -> {change.after!r} ({change.why})"
+            for change in status.cleansed
+        ]
+    lines.append("steps:")
+    lines += [
+        f"  {step.at:%H:%M:%S} {step.name}: {step.outcome}"
+        + (f" ({step.detail})" if step.detail else "")
+        for step in status.steps
+    ]
+    return lines
+
+
+@app.command()
+def status(
+    target: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="WORKFLOW_ID | PAIR STORE_ORDER_ID",
+            help="The order run: its workflow id (order:PAIR:STORE_ORDER_ID), or a pair and "
+            "an order id",
+            show_default=False,
+        ),
+    ],
+) -> None:
+    """An order run's state: why it waits for approval, its anomaly flags, what cleansing
+    changed, and its steps (decoded)."""
+    settings = load_settings()
+    workflow_id = _approval_workflow_id(target, settings)
+    if not workflow_id.startswith("order:"):
+        fail(f"{_one_line(workflow_id)}: status shows order runs (order:PAIR:STORE_ORDER_ID)")
+    try:
+        run_status, found = asyncio.run(_read_order_status(settings, workflow_id))
+    except ApprovalCommandError as exc:
+        fail(_one_line(exc))
+    out = Console()
+    for line in _status_lines(workflow_id, run_status, found):
+        out.print(line, highlight=False, markup=False)
     leave(0)
 
 

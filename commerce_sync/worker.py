@@ -27,6 +27,7 @@ from commerce_sync.activities.catalog import (
     CatalogStarter,
     CatalogStoreActivities,
 )
+from commerce_sync.activities.checks import CheckActivities
 from commerce_sync.activities.customers import CustomerActivities, CustomerDatabaseActivities
 from commerce_sync.activities.database import DatabaseActivities
 from commerce_sync.activities.erp import ErpActivities
@@ -153,6 +154,7 @@ def workflow_queue_activities(
         InventoryDatabaseActivities(engine, client),
         CustomerDatabaseActivities(engine),
         PrivacyActivities(settings),
+        CheckActivities(pairs),
     )
 
 

@@ -10,6 +10,7 @@ from temporalio.exceptions import ApplicationError
 
 from commerce_sync.config.pairs import PairConfig
 from commerce_sync.contracts.activities import Config, Database, Ops, implements_sync
+from commerce_sync.contracts.orders import OrderAssessment, OrderAssessmentInput
 from commerce_sync.contracts.steps import (
     AlertInput,
     DeadLetterInput,
@@ -18,12 +19,17 @@ from commerce_sync.contracts.steps import (
     OrderSeen,
     ResolveDeadLetters,
 )
+from commerce_sync.domain.anomalies import anomaly_flags, anomaly_score
 from commerce_sync.ops.alerts import Notifier
-from commerce_sync.ops.codec import email_match_value
+from commerce_sync.ops.codec import address_match_value, email_match_value
 from commerce_sync.store.alerts import record_alert
 from commerce_sync.store.dead_letters import record_dead_letter, resolve_dead_letters
 from commerce_sync.store.links import find_store_id, upsert_link
-from commerce_sync.store.orders_seen import note_order_and_count
+from commerce_sync.store.orders_seen import (
+    OrderFacts,
+    note_order_and_count,
+    record_order_and_history,
+)
 
 log = logging.getLogger("commerce_sync.alerts")
 
@@ -71,6 +77,48 @@ class DatabaseActivities:
         email = email_match_value(self._email_key, seen.email)
         return note_order_and_count(
             self._engine, seen.pair, seen.store_order_id, email, seen.placed_at
+        )
+
+    @implements_sync(Database.assess_order)
+    def assess_order(self, request: OrderAssessmentInput) -> OrderAssessment:
+        """Record the order's facts (once) and weigh it against the pair's earlier orders:
+        the orders of its e-mail in the last hour (a fixed risk rule) and the anomaly
+        flags learnt from the history (`domain/anomalies.py`). The e-mail and the
+        shipping address are kept only as keyed hashes."""
+        pair = self.pair_config(request.pair)
+        order = request.order
+        shipping = order.shipping_address
+        quantities: dict[str, int] = {}
+        for line in order.lines:
+            quantities[line.sku] = quantities.get(line.sku, 0) + line.quantity
+        facts = OrderFacts(
+            pair=request.pair,
+            store_order_id=request.store_order_id,
+            email_key=email_match_value(self._email_key, order.customer.email),
+            address_key=address_match_value(
+                self._email_key,
+                [shipping.line1, shipping.line2, shipping.postal_code, shipping.country],
+            ),
+            placed_at=order.placed_at,
+            currency=order.currency,
+            total=order.total,
+            billing_country=order.billing_address.country,
+            shipping_country=shipping.country,
+            sku_quantities=quantities,
+        )
+        rules = pair.anomalies
+        seen = record_order_and_history(
+            self._engine,
+            facts,
+            history_days=rules.history_days,
+            address_window_days=rules.address_window_days,
+        )
+        flags = anomaly_flags(order, seen.history, rules, is_new_customer=request.is_new_customer)
+        return OrderAssessment(
+            orders_from_email_last_hour=seen.orders_from_email_last_hour,
+            flags=flags,
+            score=anomaly_score(flags),
+            history_orders=seen.history_orders,
         )
 
     @implements_sync(Database.record_dead_letter)

@@ -56,6 +56,7 @@ from commerce_sync.contracts.inventory import (
     StockRejections,
     StockWriteInput,
 )
+from commerce_sync.contracts.orders import OrderAssessment, OrderAssessmentInput, OrderCleansing
 from commerce_sync.contracts.return_steps import (
     CreditCreate,
     CreditRef,
@@ -96,6 +97,7 @@ from commerce_sync.contracts.stock import (
     StockChanges,
     StockWriteResult,
 )
+from commerce_sync.domain.cleansing import CleansedOrder
 from commerce_sync.domain.models import Customer, Order, Product, Shipment
 from commerce_sync.domain.pair_rules import PairRules
 
@@ -200,6 +202,7 @@ class Database:
     record_link = ActivityRef[LinkInput, int]("db.record_link")
     find_store_id = ActivityRef[LinkLookup, str | None]("db.find_store_id")
     note_order = ActivityRef[OrderSeen, int]("db.note_order")
+    assess_order = ActivityRef[OrderAssessmentInput, OrderAssessment]("db.assess_order")
     record_dead_letter = ActivityRef[DeadLetterInput, int]("db.record_dead_letter")
     resolve_dead_letters = ActivityRef[ResolveDeadLetters, int]("db.resolve_dead_letters")
     remember_customer_intent = ActivityRef[WriteMemo, None]("db.remember_customer_intent")
@@ -216,6 +219,14 @@ class Ops:
     """Operators' alerts, on the workflows' task queue."""
 
     alert = ActivityRef[AlertInput, bool]("ops.alert")
+
+
+class Checks:
+    """Order checks that call no outside system, on the workflows' task queue: their
+    results are recorded in the run's history, so a library upgrade cannot change a
+    decision a running order already took."""
+
+    cleanse_order = ActivityRef[OrderCleansing, CleansedOrder]("checks.cleanse_order")
 
 
 class Codec:

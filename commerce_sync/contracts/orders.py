@@ -8,6 +8,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from commerce_sync.domain.anomalies import AnomalyFlag
+from commerce_sync.domain.cleansing import FieldChange
 from commerce_sync.domain.models import Address, Order, Shipment
 
 
@@ -137,3 +139,36 @@ class OrderSyncStatus(BaseModel):
     steps: list[StepRecord] = Field(default_factory=list)
     compensations: list[StepRecord] = Field(default_factory=list)
     error: str = ""
+    cleansed: list[FieldChange] = Field(
+        default_factory=list, description="what cleansing changed before the ERP write"
+    )
+    flags: list[AnomalyFlag] = Field(
+        default_factory=list, description="what the anomaly checks found unusual"
+    )
+    anomaly_score: float | None = Field(
+        default=None, description="the sum of the flags' scores (None: not checked)"
+    )
+
+
+class OrderCleansing(BaseModel):
+    """Input of `Checks.cleanse_order`: the order as read, cleansed by its pair's rules."""
+
+    pair: str
+    order: Order
+
+
+class OrderAssessmentInput(BaseModel):
+    """Input of `Database.assess_order`: record the order and weigh it against the pair's
+    earlier orders."""
+
+    pair: str
+    store_order_id: str
+    order: Order
+    is_new_customer: bool
+
+
+class OrderAssessment(BaseModel):
+    orders_from_email_last_hour: int
+    flags: list[AnomalyFlag] = Field(default_factory=list)
+    score: float = 0.0
+    history_orders: int = Field(description="the pair's earlier orders the checks learnt from")

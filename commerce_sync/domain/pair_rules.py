@@ -8,7 +8,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 StoreName = Literal["kentico", "xcart"]
 ErpName = Literal["brightpearl", "acumatica"]
@@ -25,6 +25,80 @@ class RiskRules(_Strict):
     countries_differ: bool = False
     new_customer_first_order_over: Decimal | None = None
     max_orders_per_email_per_hour: int | None = Field(default=None, ge=1)
+
+
+class CleansingRules(_Strict):
+    """Addresses and contact details cleansed before anything is written to the ERP
+    (`domain/cleansing.py`); what cannot be fixed is a validation problem naming the field."""
+
+    enabled: bool = True
+    usps_us_addresses: bool = Field(
+        default=True, description="US street lines, city and state in USPS Publication 28 form"
+    )
+    invalid_phone: Literal["problem", "drop"] = Field(
+        default="problem",
+        description="a phone number that is not valid for its country: a validation "
+        "problem, or dropped (recorded as a change)",
+    )
+
+
+class AnomalyRules(_Strict):
+    """Flags learned from the merchant's own order history (`domain/anomalies.py`).
+
+    Every check scores an order: 1.0 means "at this check's limit". An order waits for
+    approval when its flags' scores add up to `approve_at`; flags scoring under
+    `report_from` are left out. A limit set to None (`false` in pairs.toml) turns its
+    check off."""
+
+    enabled: bool = True
+    approve_at: float = Field(default=1.0, gt=0)
+    report_from: float = Field(default=0.5, ge=0)
+    history_days: int = Field(default=180, ge=1, description="how far back history reaches")
+    min_history: int = Field(
+        default=20, ge=3, description="the pair's orders before the store-wide checks speak"
+    )
+    total_vs_store: float | None = Field(
+        default=6.0, gt=0, description="robust z-score limit of the total against the store's"
+    )
+    total_vs_customer: float | None = Field(
+        default=6.0, gt=0, description="robust z-score limit against the customer's own totals"
+    )
+    min_customer_orders: int = Field(default=3, ge=2)
+    sku_quantity: float | None = Field(
+        default=6.0, gt=0, description="robust z-score limit of a line's quantity for its SKU"
+    )
+    min_sku_orders: int = Field(default=10, ge=3)
+    rare_route_share: float | None = Field(
+        default=0.02,
+        gt=0,
+        lt=1,
+        description="shipping abroad to a country under this share of the billing country's orders",
+    )
+    max_emails_per_address: int | None = Field(
+        default=3, ge=1, description="different e-mails shipping to one address in the window"
+    )
+    address_window_days: int = Field(default=30, ge=1)
+    first_order_express_over: Decimal | None = Field(
+        default=None, description="a new customer's first order with express shipping over this"
+    )
+    express_methods: list[str] = Field(
+        default_factory=lambda: ["express", "overnight", "next day", "next-day", "priority"],
+        description="shipping methods containing any of these words (any case) are express",
+    )
+
+    @field_validator(
+        "total_vs_store",
+        "total_vs_customer",
+        "sku_quantity",
+        "rare_route_share",
+        "max_emails_per_address",
+        "first_order_express_over",
+        mode="before",
+    )
+    @classmethod
+    def _false_turns_off(cls, value: object) -> object:
+        """TOML has no null: `limit = false` turns a check off."""
+        return None if value is False else value
 
 
 class ApprovalRules(_Strict):
@@ -127,6 +201,8 @@ class PairRules(BaseModel):
         "made twice (a create whose answer was lost has landed by then)",
     )
     risk: RiskRules = RiskRules()
+    cleansing: CleansingRules = CleansingRules()
+    anomalies: AnomalyRules = AnomalyRules()
     approval: ApprovalRules = ApprovalRules()
     returns: ReturnRules = ReturnRules()
     inventory: InventoryRules = InventoryRules()

@@ -212,6 +212,16 @@ def email_match_value(search_key: bytes | None, email: str) -> str:
     return "s1:" + hashlib.sha256(normalised_email(email).encode()).hexdigest()
 
 
+def address_match_value(search_key: bytes | None, parts: list[str]) -> str:
+    """What the app database keeps to match a shipping address (orders to one address from
+    different e-mails): a hash of its street lines, postal code and country, case and
+    spacing ignored; keyed like `email_match_value`, so the address itself is not kept."""
+    text = "\x1f".join(" ".join(part.split()).casefold() for part in parts)
+    if search_key is not None:
+        return "h1:" + hmac.new(search_key, text.encode(), hashlib.sha256).hexdigest()
+    return "s1:" + hashlib.sha256(text.encode()).hexdigest()
+
+
 def customer_email_search_value(ring: KeyRing | None, email: str) -> str:
     """What `CustomerEmail` is set to: the email itself without encryption, its keyed hash
     with encryption and a search key, "" (not set) with encryption but no search key."""

@@ -11,10 +11,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Literal, get_args
 
-from sqlalchemy import JSON, Column, DateTime, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Index, Numeric, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -127,6 +128,8 @@ class OrderSeen(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("pair", "store_order_id", name="uq_orders_seen_order"),
         Index("ix_orders_seen_email_key", "pair", "email_key", "placed_at"),
+        Index("ix_orders_seen_address_key", "pair", "address_key", "placed_at"),
+        Index("ix_orders_seen_placed_at", "pair", "placed_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -134,6 +137,16 @@ class OrderSeen(SQLModel, table=True):
     store_order_id: str = Field(max_length=200)
     email_key: str = Field(max_length=80, description="ops.codec.email_match_value")
     placed_at: datetime = Field(sa_type=DateTime(timezone=True))
+    # The facts the anomaly checks learn from (domain/anomalies.py); empty on rows
+    # recorded before them, which the checks then skip.
+    currency: str = Field(default="", max_length=3)
+    total: Decimal | None = Field(default=None, sa_type=Numeric(18, 4))
+    billing_country: str = Field(default="", max_length=2)
+    shipping_country: str = Field(default="", max_length=2)
+    address_key: str = Field(
+        default="", max_length=80, index=False, description="ops.codec.address_match_value"
+    )
+    sku_quantities: dict[str, int] | None = Field(default=None, sa_column=Column(JSON))
 
 
 class Alert(SQLModel, table=True):

@@ -1,15 +1,27 @@
-"""Orders per customer e-mail, for the risk rule "more than N orders from one e-mail in an hour"."""
+"""The store orders a pair has seen: for the orders-per-e-mail-per-hour risk rule and for
+the anomaly checks, which learn each pair's usual orders from them (domain/anomalies.py).
+
+Only what the checks match on is kept: keyed hashes of the e-mail and of the shipping
+address, never the e-mail or the address themselves.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from sqlalchemy import Engine, func
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
+from sqlmodel import col, select
 
+from commerce_sync.domain.anomalies import OrderHistory
 from commerce_sync.store.db import session_scope
 from commerce_sync.store.models import OrderSeen
+
+# The most recent earlier orders the store-wide figures are drawn from: a median of
+# 2,000 is as good as of all, and the read stays small.
+STORE_SAMPLE = 2000
 
 
 def note_order_and_count(
@@ -17,18 +29,165 @@ def note_order_and_count(
 ) -> int:
     """Record the order (once) and count the orders of this e-mail (given as its hash,
     `email_key`) in the hour up to `placed_at`."""
+    _record_once(
+        engine,
+        OrderSeen(
+            pair=pair, store_order_id=store_order_id, email_key=email_key, placed_at=placed_at
+        ),
+    )
+    return _orders_from_email_last_hour(engine, pair, email_key, placed_at)
+
+
+@dataclass(frozen=True)
+class OrderFacts:
+    """One order as the anomaly checks remember it."""
+
+    pair: str
+    store_order_id: str
+    email_key: str
+    address_key: str
+    placed_at: datetime
+    currency: str
+    total: Decimal
+    billing_country: str
+    shipping_country: str
+    sku_quantities: dict[str, int]
+
+
+@dataclass(frozen=True)
+class SeenBefore:
+    orders_from_email_last_hour: int
+    history: OrderHistory
+    history_orders: int  # the pair's earlier orders with facts, in the window
+
+
+def record_order_and_history(
+    engine: Engine, facts: OrderFacts, *, history_days: int, address_window_days: int
+) -> SeenBefore:
+    """Record the order (once: a retry or a re-run finds it) with its facts, and read what
+    the pair's earlier orders say. Earlier means placed before this one and within
+    `history_days`, so a retry reads the same history as its first attempt (orders that
+    arrive late with an earlier `placed_at` aside)."""
+    row = OrderSeen(
+        pair=facts.pair,
+        store_order_id=facts.store_order_id,
+        email_key=facts.email_key,
+        placed_at=facts.placed_at,
+        currency=facts.currency,
+        total=facts.total,
+        billing_country=facts.billing_country,
+        shipping_country=facts.shipping_country,
+        address_key=facts.address_key,
+        sku_quantities=facts.sku_quantities,
+    )
+    if not _record_once(engine, row):
+        _fill_facts(engine, row)  # seen before the anomaly checks (a replayed old run)
+    recent = _orders_from_email_last_hour(engine, facts.pair, facts.email_key, facts.placed_at)
+    since = facts.placed_at - timedelta(days=history_days)
+    earlier = (
+        OrderSeen.pair == facts.pair,
+        OrderSeen.store_order_id != facts.store_order_id,
+        OrderSeen.placed_at < facts.placed_at,
+        OrderSeen.placed_at >= since,
+        col(OrderSeen.total).is_not(None),
+    )
+    with session_scope(engine) as session:
+        store_rows = session.exec(
+            select(col(OrderSeen.total), OrderSeen.email_key, col(OrderSeen.sku_quantities))
+            .where(*earlier, OrderSeen.currency == facts.currency)
+            .order_by(col(OrderSeen.placed_at).desc())
+            .limit(STORE_SAMPLE)
+        ).all()
+        customer_totals = session.exec(
+            select(col(OrderSeen.total)).where(
+                *earlier,
+                OrderSeen.currency == facts.currency,
+                OrderSeen.email_key == facts.email_key,
+            )
+        ).all()
+        billed_here = int(
+            session.exec(
+                select(func.count())
+                .select_from(OrderSeen)
+                .where(*earlier, OrderSeen.billing_country == facts.billing_country)
+            ).one()
+        )
+        on_route = int(
+            session.exec(
+                select(func.count())
+                .select_from(OrderSeen)
+                .where(
+                    *earlier,
+                    OrderSeen.billing_country == facts.billing_country,
+                    OrderSeen.shipping_country == facts.shipping_country,
+                )
+            ).one()
+        )
+        window_start = facts.placed_at - timedelta(days=address_window_days)
+        other_emails = int(
+            session.exec(
+                select(func.count(func.distinct(OrderSeen.email_key))).where(
+                    OrderSeen.pair == facts.pair,
+                    OrderSeen.store_order_id != facts.store_order_id,
+                    OrderSeen.address_key == facts.address_key,
+                    OrderSeen.email_key != facts.email_key,
+                    OrderSeen.placed_at < facts.placed_at,
+                    OrderSeen.placed_at >= window_start,
+                )
+            ).one()
+        )
+        history_orders = int(
+            session.exec(select(func.count()).select_from(OrderSeen).where(*earlier)).one()
+        )
+    quantities: dict[str, list[int]] = {sku: [] for sku in facts.sku_quantities}
+    for _total, _email, skus in store_rows:
+        for sku, quantity in (skus or {}).items():
+            if sku in quantities:
+                quantities[sku].append(int(quantity))
+    history = OrderHistory(
+        store_totals=[Decimal(total) for total, _e, _s in store_rows if total is not None],
+        customer_totals=[Decimal(total) for total in customer_totals if total is not None],
+        sku_quantities=quantities,
+        orders_billed_in_country=billed_here,
+        orders_on_route=on_route,
+        other_emails_at_address=other_emails,
+    )
+    return SeenBefore(recent, history, history_orders)
+
+
+def _record_once(engine: Engine, row: OrderSeen) -> bool:
+    """Insert `row`; False when the order was recorded before."""
     try:
         with session_scope(engine) as session:
-            session.add(
-                OrderSeen(
-                    pair=pair,
-                    store_order_id=store_order_id,
-                    email_key=email_key,
-                    placed_at=placed_at,
-                )
-            )
+            session.add(row)
+        return True
     except IntegrityError:
-        pass  # seen before: a retry or a re-run
+        return False
+
+
+def _fill_facts(engine: Engine, row: OrderSeen) -> None:
+    with session_scope(engine) as session:
+        found = session.exec(
+            select(OrderSeen).where(
+                OrderSeen.pair == row.pair, OrderSeen.store_order_id == row.store_order_id
+            )
+        ).one()
+        if found.total is None:
+            for name in (
+                "currency",
+                "total",
+                "billing_country",
+                "shipping_country",
+                "address_key",
+                "sku_quantities",
+            ):
+                setattr(found, name, getattr(row, name))
+            session.add(found)
+
+
+def _orders_from_email_last_hour(
+    engine: Engine, pair: str, email_key: str, placed_at: datetime
+) -> int:
     with session_scope(engine) as session:
         count = session.exec(
             select(func.count())

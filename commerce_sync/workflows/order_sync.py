@@ -1,13 +1,14 @@
 """Order sync: every store order reaches the ERP exactly once, and the store hears back.
 
 Workflow id `order:{pair}:{store_order_id}`. Steps (compensation in brackets):
-read the order from the store -> validate (dead letter when invalid) -> risk checks ->
-approval when a rule says so (update `approve`; escalation alert; rejection at the
-final timeout) -> ensure the ERP customer [delete it if this run created it] -> create
-the ERP sales order, idempotent on the store order number [cancel it] -> record the
-payment [reverse it] -> ERP number and status back to the store [restore the status]
--> wait for the shipment (signal `shipment`, and a slow poll in case a webhook is lost)
--> tracking and shipped status to the store.
+read the order from the store -> cleanse its addresses, phones and e-mail -> validate
+(dead letter when invalid) -> risk rules and anomaly flags -> approval when they say so
+(update `approve`; escalation alert; rejection at the final timeout) -> ensure the ERP
+customer [delete it if this run created it] -> create the ERP sales order, idempotent on
+the store order number [cancel it] -> record the payment [reverse it] -> ERP number and
+status back to the store [restore the status] -> wait for the shipment (signal
+`shipment`, and a slow poll in case a webhook is lost) -> tracking and shipped status to
+the store.
 
 A permanent failure runs the compensations in reverse, records a dead letter, alerts
 and fails the run (so a fixed replay may reuse the id). A replay may carry an
@@ -26,11 +27,13 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from commerce_sync.contracts import search_attributes as sa
-    from commerce_sync.contracts.activities import Codec, Config, Database, Erp, Store
+    from commerce_sync.contracts.activities import Checks, Codec, Config, Database, Erp, Store
     from commerce_sync.contracts.documents import ErpOrderHandle
     from commerce_sync.contracts.orders import (
         ApprovalDecision,
         CancelRequest,
+        OrderAssessmentInput,
+        OrderCleansing,
         OrderSyncInput,
         OrderSyncStatus,
         ShipmentNotice,
@@ -55,6 +58,7 @@ with workflow.unsafe.imports_passed_through():
         StoreStatusUpdate,
         TrackingUpdate,
     )
+    from commerce_sync.domain.anomalies import AnomalyFlag, needs_approval
     from commerce_sync.domain.models import Order, OrderStatus, Shipment
     from commerce_sync.domain.pair_rules import PairRules
     from commerce_sync.domain.rules import (
@@ -83,6 +87,9 @@ EMAIL_SEARCH_VALUE_PATCH = "customer-email-search-value"
 # Runs recorded before this failed bare when the store refused the first read (an order
 # that does not exist); now they leave a dead letter and an alert like any failure.
 UNREADABLE_ORDER_PATCH = "dead-letter-an-unreadable-order"
+# Runs recorded before this send the order to the ERP as read and weigh it only by the
+# fixed risk rules; now it is cleansed first and its anomaly flags may ask for approval.
+CLEANSE_AND_FLAG_PATCH = "cleanse-and-flag-orders"
 
 
 class OrderCancelled(Exception):
@@ -161,10 +168,12 @@ class OrderSyncWorkflow(PairSaga):
         if order.status == OrderStatus.CANCELLED and workflow.patched(SKIP_CANCELLED_PATCH):
             # A late order.created, or a resync, for an order the shopper already cancelled.
             return self._end(SyncState.CANCELLED, "cancelled in the store before it was synced")
-        if not await self._valid(order):
+        checked = await self._valid(order)
+        if checked is None:
             return await self._end_failed(
                 "invalid_order", self._status.error, order, dead_letter=True, compensate=False
             )
+        order = checked  # cleansed: what the ERP receives
         if self._cancel is not None:
             return self._end(SyncState.CANCELLED, "cancelled before sync")
         if not await self._approved(order):
@@ -220,22 +229,39 @@ class OrderSyncWorkflow(PairSaga):
             workflow.upsert_search_attributes([sa.CUSTOMER_EMAIL.value_set(order.customer.email)])
         return order
 
-    async def _valid(self, order: Order) -> bool:
+    async def _valid(self, order: Order) -> Order | None:
+        """The order cleansed and checked, or None (the problems in the status) when no
+        retry can fix it."""
         pair = self._pair_config
-        problems = validate_order(order, pair.currencies)
+        problems: list[str] = []
+        if workflow.patched(CLEANSE_AND_FLAG_PATCH):
+            cleansed = await self._act(
+                Checks.cleanse_order, OrderCleansing(pair=pair.id, order=order), queue=None
+            )
+            order = cleansed.order
+            self._status.cleansed = cleansed.changes
+            changed = sorted({change.field for change in cleansed.changes})
+            self._step("cleanse", ", ".join(changed) if changed else "nothing to change")
+            problems += [str(problem) for problem in cleansed.problems]
+        named = {problem.split(":", 1)[0] for problem in problems}
+        problems += [
+            str(problem)
+            for problem in validate_order(order, pair.currencies)
+            if problem.field not in named  # cleansing said it more precisely
+        ]
         skus = sorted({line.sku for line in order.lines if line.sku})
         unknown = await self._act(
             Erp.unknown_skus,
             SkuCheck(pair=pair.id, skus=skus),
             queue=self._erp,
         )
-        problems += unknown_sku_problems(order, unknown)
+        problems += [str(problem) for problem in unknown_sku_problems(order, unknown)]
         if problems:
-            self._status.error = "; ".join(str(problem) for problem in problems)
+            self._status.error = "; ".join(problems)
             self._step("validate", self._status.error, outcome="failed")
-            return False
+            return None
         self._step("validate")
-        return True
+        return order
 
     async def _approved(self, order: Order) -> bool:
         """Risk checks, then a person's decision when a rule asks for one."""
@@ -245,16 +271,38 @@ class OrderSyncWorkflow(PairSaga):
             CustomerLookup(pair=pair.id, email=order.customer.email),
             queue=self._erp,
         )
-        recent = await self._act(
-            Database.note_order,
-            OrderSeen(
-                pair=pair.id,
-                store_order_id=self._input.store_order_id,
-                email=order.customer.email,
-                placed_at=order.placed_at,
-            ),
-            queue=None,
-        )
+        flagged: list[str] = []
+        if workflow.patched(CLEANSE_AND_FLAG_PATCH):
+            assessment = await self._act(
+                Database.assess_order,
+                OrderAssessmentInput(
+                    pair=pair.id,
+                    store_order_id=self._input.store_order_id,
+                    order=order,
+                    is_new_customer=existing is None,
+                ),
+                queue=None,
+            )
+            recent = assessment.orders_from_email_last_hour
+            flagged = self._weigh_flags(assessment.flags, assessment.score)
+            self._step(
+                "anomaly checks",
+                f"score {assessment.score:.2f} (waits from {pair.anomalies.approve_at:.2f}) "
+                f"against {assessment.history_orders} earlier orders"
+                + "".join(f"; {flag.reason}" for flag in assessment.flags),
+                outcome="approval required" if flagged else "ok",
+            )
+        else:
+            recent = await self._act(
+                Database.note_order,
+                OrderSeen(
+                    pair=pair.id,
+                    store_order_id=self._input.store_order_id,
+                    email=order.customer.email,
+                    placed_at=order.placed_at,
+                ),
+                queue=None,
+            )
         rules = RiskRuleSet(
             total_over=pair.risk.total_over,
             countries_differ=pair.risk.countries_differ,
@@ -266,6 +314,7 @@ class OrderSyncWorkflow(PairSaga):
             rules,
             RiskInputs(is_new_customer=existing is None, orders_from_email_last_hour=recent),
         )
+        reasons += flagged
         if not reasons:
             self._step("risk checks", "no rule asks for approval")
             return True
@@ -301,6 +350,19 @@ class OrderSyncWorkflow(PairSaga):
         )
         self._end(SyncState.REJECTED, decision.reason)
         return False
+
+    def _weigh_flags(self, flags: list[AnomalyFlag], score: float) -> list[str]:
+        """Show the flags (status, `OrderFlags` search attribute) and return them as
+        approval reasons when their score reaches the pair's `approve_at`."""
+        self._status.flags = flags
+        self._status.anomaly_score = score
+        if flags:
+            workflow.upsert_search_attributes(
+                [sa.ORDER_FLAGS.value_set(sorted({flag.check for flag in flags}))]
+            )
+        if not needs_approval(flags, self._pair_config.anomalies):
+            return []
+        return [f"{flag.reason} (anomaly score {flag.score:.2f})" for flag in flags]
 
     async def _sync(self, order: Order) -> None:
         """Customer, sales order, payment, store status: each undone on a later failure."""

@@ -149,6 +149,11 @@ class PairSaga:
         pair's `escalate_after`, and at `reject_after` the run rejects it itself."""
         pair = self._pair_config
         now = workflow.now()
+        # Shown as the run's "current details" in the Web UI and `temporal workflow
+        # describe` (a query: no command, so recorded runs replay unchanged).
+        workflow.set_current_details(
+            f"**Waits for approval** ({subject}):\n" + "\n".join(f"- {r}" for r in reasons)
+        )
         status.approval = PendingApproval(
             reasons=reasons,
             since=now,
@@ -173,6 +178,7 @@ class PairSaga:
                     approved=False, by="commerce-sync", reason="approval timed out"
                 )
                 status.decision = self._decision
+        workflow.set_current_details("")
 
     async def _dead_letter(
         self, pair: str, process: str, reason: str, error: str, payload: dict[str, Any]

@@ -365,7 +365,7 @@ def shopper_order(payment_reference: str) -> dict[str, Any]:
             "phone": "+1 512 555 0100",
         },
         "shipping_address": {
-            "line1": "1 Main St",
+            "line1": f"{uuid.uuid4().int % 9000 + 100} Main St",
             "line2": "",
             "city": "Austin",
             "region": "TX",

@@ -19,7 +19,9 @@ escalated (run `up` with a pairs file, `COMMERCE_SYNC_PAIRS_FILE`, whose
 `approval.escalate_after` is a few seconds); `cancelled-in-store` is an order placed and
 cancelled while the store's webhooks reach nobody, then started as `resync orders` starts
 a missing run: its first read finds it cancelled; `missing-order` is a run started for an
-order id the store does not have: its first read fails and it is dead-lettered.
+order id the store does not have: its first read fails and it is dead-lettered;
+`flagged` is an order the anomaly checks hold back (the fourth e-mail shipping to one
+address in a month, with the packaged pairs.toml), approved and shipped.
 
 It finds `up` through the same settings (`COMMERCE_SYNC_API_PORT`, `_SANDBOX_PORT`,
 `_TEMPORAL_PORT`, `_DATA_DIR`, ...), so run both with the same environment. Histories must
@@ -49,7 +51,7 @@ from sandboxes.embedded import secrets_path
 
 HERE = Path(__file__).parent
 SCENARIOS = ("shipped", "approved", "rejected", "cancelled", "payment-failed", "dead-lettered")
-EXTRA_SCENARIOS = ("approved-escalated", "cancelled-in-store", "missing-order")
+EXTRA_SCENARIOS = ("approved-escalated", "cancelled-in-store", "missing-order", "flagged")
 ENCRYPTED = "binary/encrypted"
 PAIRS = {
     "kentico-brightpearl": ("kentico", "brightpearl"),
@@ -184,6 +186,26 @@ class Recorder:
         await start_missing_order(self.client, pair, order_id, self.task_queue)
         return order_id
 
+    async def flagged(self, pair: str) -> str:
+        """Three shoppers' orders to one address, then a fourth's: its `shared_address`
+        flag scores 1.0 (pairs.toml's max_emails_per_address is 3) and it waits."""
+        store = PAIRS[pair][0]
+        address = {
+            **shopper_order()["shipping_address"],
+            "line1": f"{uuid.uuid4().int % 9000 + 100} Elm St",
+        }
+        for _ in range(3):
+            earlier = await self.place(store, shopper_order(shipping_address=address))
+            await self.wait(pair, earlier, "awaiting_shipment")
+        order_id = await self.place(store, shopper_order(shipping_address=address))
+        await self.wait_for(
+            pair,
+            order_id,
+            "a wait for approval with flags",
+            lambda s: bool(s["approval"] and s["flags"]),
+        )
+        return order_id
+
     async def save(self, workflow_id: str, name: str) -> None:
         handle = self.client.get_workflow_handle(workflow_id)
         for _ in range(300):
@@ -213,12 +235,14 @@ class Recorder:
             order_id = await self.place(store, shopper_order(lines=big))
         elif name == "cancelled-in-store":
             order_id = await self.cancelled_unheard(pair)
+        elif name == "flagged":
+            order_id = await self.flagged(pair)
         elif name == "missing-order":  # a run for an order the store does not have
             order_id = str(900_000_000 + uuid.uuid4().int % 10**8)
             await start_missing_order(self.client, pair, order_id, self.task_queue)
         else:
             order_id = await self.place(store, shopper_order())
-        if name in ("shipped", "approved", "approved-escalated"):
+        if name in ("shipped", "approved", "approved-escalated", "flagged"):
             if name == "approved-escalated":
                 await self.wait_for(
                     pair,

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from commerce_sync.contracts.search_attributes import ALL_KEYS
+from commerce_sync.contracts.search_attributes import ALL_KEYS, CLI_TYPE_NAMES
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -41,6 +41,7 @@ DESIGN_SEARCH_ATTRIBUTES = {
     "ErpOrderId": "Keyword",
     "CustomerEmail": "Keyword",
     "SyncState": "Keyword",
+    "OrderFlags": "KeywordList",
 }
 
 # ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?error}, ${VAR?error}, $VAR, and $$.
@@ -342,7 +343,7 @@ def test_search_attribute_job_registers_exactly_the_design_attributes(
     declared = dict(pair.split("=", 1) for pair in env["SEARCH_ATTRIBUTES"].split())
     assert declared == DESIGN_SEARCH_ATTRIBUTES
     # ... and exactly the keys the workflows set on every run.
-    assert set(declared) == {key.name for key in ALL_KEYS}
+    assert declared == {key.name: CLI_TYPE_NAMES[key.indexed_value_type] for key in ALL_KEYS}
 
     script = _job_script(job)
     assert "$SEARCH_ATTRIBUTES" in script or "${SEARCH_ATTRIBUTES}" in script

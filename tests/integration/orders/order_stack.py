@@ -12,7 +12,7 @@ import json
 import re
 import secrets
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -71,7 +71,7 @@ class Stack:
                 "phone": "+1 512 555 0100",
             },
             "shipping_address": {
-                "line1": "1 Main St",
+                "line1": f"{uuid.uuid4().int % 9000 + 100} Main St",
                 "line2": "",
                 "city": "Austin",
                 "region": "TX",
@@ -226,14 +226,27 @@ async def running_stack(
         api.stop()
 
 
-def pairs_file_with(directory: Path, rules: dict[str, int | str] | None = None) -> Path:
-    """The packaged pairs.toml with `rules` replacing keys of every pair (those of its
-    sections, e.g. `[pairs.*.returns]`, included). Runs look for duplicates a second after
-    their creates, not two minutes (the sandboxes answer at once; a test that holds
-    creates longer sets `duplicate_check_after` itself)."""
+# What every test stack's pairs file changes: runs look for duplicates a second after
+# their creates, not two minutes (the sandboxes answer at once; a test that holds
+# creates longer sets `duplicate_check_after` itself).
+TEST_RULES: dict[str, int | str | bool | float] = {"duplicate_check_after": 1}
+
+
+def pairs_file_with(
+    directory: Path, rules: Mapping[str, int | str | bool | float] | None = None
+) -> Path:
+    """The packaged pairs.toml with `rules` replacing keys of every pair: `key` is a key
+    of the pair or of any of its sections (e.g. `[pairs.*.returns]`), `section.key` the
+    key of that section only (`anomalies.enabled`)."""
     text = default_pairs_path().read_text(encoding="utf-8")
-    for key, value in {"duplicate_check_after": 1, **(rules or {})}.items():
-        text, count = re.subn(rf"(?m)^{key} = .*$", f"{key} = {json.dumps(value)}", text)
+    for key, value in {**TEST_RULES, **(rules or {})}.items():
+        section, _, name = key.rpartition(".")
+        line = rf"(?m)^{name} = .*$"
+        if section:
+            # From the section's header to the key, without crossing another header.
+            line = rf"(?m)(^\[pairs\.[^.\]]+\.{section}\]\n(?:(?!\[).*\n)*?){name} = .*$"
+        replacement = f"{name} = {json.dumps(value)}"
+        text, count = re.subn(line, (r"\g<1>" if section else "") + replacement, text)
         assert count == len(PAIRS), key
     path = directory / "pairs.toml"
     path.write_text(text, encoding="utf-8")
