@@ -449,16 +449,24 @@ def cleanse_order(order: Order, rules: CleansingRules) -> CleansedOrder:
         if problem is not None:
             problems.append(CleansingProblem(field=path, reason=problem))
 
-    def address(prefix: str, value: Address) -> Address:
+    def address(prefix: str, value: Address, *, order_address: bool = True) -> Address:
         cleaned, address_changes, address_problems = cleanse_address(prefix, value, rules)
         changes.extend(address_changes)
-        problems.extend(address_problems)
+        if order_address:
+            problems.extend(address_problems)
         return cleaned
 
+    # The customer's own addresses (their profile in the store) are cleansed where they
+    # can be, but what cannot be fixed there does not stop the order: it ships to, and is
+    # billed at, its own addresses. A field that cannot be fixed stays as written.
     if customer.billing_address is not None:
-        customer.billing_address = address("customer.billing_address", customer.billing_address)
+        customer.billing_address = address(
+            "customer.billing_address", customer.billing_address, order_address=False
+        )
     if customer.shipping_address is not None:
-        customer.shipping_address = address("customer.shipping_address", customer.shipping_address)
+        customer.shipping_address = address(
+            "customer.shipping_address", customer.shipping_address, order_address=False
+        )
     cleansed.billing_address = address("billing_address", cleansed.billing_address)
     cleansed.shipping_address = address("shipping_address", cleansed.shipping_address)
     return CleansedOrder(order=cleansed, changes=changes, problems=problems)

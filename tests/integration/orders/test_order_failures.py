@@ -76,7 +76,7 @@ async def test_unknown_sku_is_dead_lettered_and_nothing_reaches_the_erp(
     status = done["status"]
     assert f"lines[1].sku: {sku} is not known to the ERP" in status["error"]
     assert "WIDGET-1" not in status["error"]
-    assert [s["name"] for s in status["steps"]] == ["read order", "validate"]
+    assert [s["name"] for s in status["steps"]] == ["read order", "cleanse", "validate"]
     assert status["steps"][-1]["outcome"] == "failed"
     assert (status["erp_customer_id"], status["erp_order_id"], status["compensations"]) == (
         "",

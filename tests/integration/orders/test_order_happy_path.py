@@ -43,7 +43,7 @@ async def test_order_syncs_once_and_tracking_reaches_the_store(stack: Stack, pai
     status = waiting["status"]
     number = status["store_order_number"]
     assert status["erp_order_id"] and status["erp_customer_id"]
-    assert [step["name"] for step in status["steps"]][:2] == ["read order", "validate"]
+    assert [step["name"] for step in status["steps"]][:3] == ["read order", "cleanse", "validate"]
     assert waiting["web_ui"].endswith(f"order%3A{pair}%3A{order_id}")
     orders = await erp_orders_for(stack, erp, number)
     assert len(orders) == 1

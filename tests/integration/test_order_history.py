@@ -1,0 +1,95 @@
+"""What the anomaly checks learn from: the orders a pair has seen, in the app database
+(SQLite, and Postgres when given), recorded once per order and read back as the
+history of the orders placed before it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import Engine
+from sqlmodel import SQLModel
+
+from commerce_sync.store.orders_seen import (
+    OrderFacts,
+    note_order_and_count,
+    record_order_and_history,
+)
+
+PAIR = "kentico-brightpearl"
+NOW = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
+
+
+def facts(
+    order_id: str,
+    *,
+    minutes_ago: float,
+    total: str = "20.00",
+    email: str = "e-a",
+    address: str = "addr-1",
+    billed: str = "US",
+    shipped: str = "US",
+    skus: dict[str, int] | None = None,
+    currency: str = "USD",
+    pair: str = PAIR,
+) -> OrderFacts:
+    return OrderFacts(
+        pair=pair,
+        store_order_id=order_id,
+        email_key=email,
+        address_key=address,
+        placed_at=NOW - timedelta(minutes=minutes_ago),
+        currency=currency,
+        total=Decimal(total),
+        billing_country=billed,
+        shipping_country=shipped,
+        sku_quantities=skus if skus is not None else {"WIDGET-1": 2},
+    )
+
+
+def record(engine: Engine, order: OrderFacts) -> None:
+    record_order_and_history(engine, order, history_days=180, address_window_days=30)
+
+
+def test_the_history_is_the_pairs_earlier_orders_and_a_retry_reads_the_same(
+    engine: Engine,
+) -> None:
+    record(engine, facts("1", minutes_ago=300, total="10.00", email="e-a"))
+    record(engine, facts("2", minutes_ago=200, total="30.00", email="e-b", shipped="CA"))
+    record(engine, facts("3", minutes_ago=100, total="50.00", email="e-a", skus={"GADGET": 1}))
+    record(engine, facts("4", minutes_ago=90, total="70.00", currency="EUR"))  # other currency
+    record(engine, facts("5", minutes_ago=80, total="999.00", pair="xcart-acumatica"))
+    record(engine, facts("later", minutes_ago=-60, total="500.00", email="e-c"))  # after it
+    record(engine, facts("old", minutes_ago=200 * 24 * 60, total="900.00"))  # out of window
+
+    order = facts("now", minutes_ago=0, total="40.00", email="e-a", skus={"WIDGET-1": 5})
+    first = record_order_and_history(engine, order, history_days=180, address_window_days=30)
+    history = first.history
+    assert sorted(history.store_totals) == [Decimal("10"), Decimal("30"), Decimal("50")]
+    assert sorted(history.customer_totals) == [Decimal("10"), Decimal("50")]
+    assert history.sku_quantities == {"WIDGET-1": [2, 2]}
+    assert (history.orders_billed_in_country, history.orders_on_route) == (4, 3)
+    # e-b shipped to the same address (e-a is this order's own e-mail; e-c came later)
+    assert history.other_emails_at_address == 1
+    assert first.history_orders == 4  # the pair's earlier orders, any currency
+    assert first.orders_from_email_last_hour == 1  # this one (order 3 is 100 minutes back)
+
+    again = record_order_and_history(engine, order, history_days=180, address_window_days=30)
+    assert again == first  # a retry records nothing twice and reads the same
+
+
+def test_an_order_seen_before_the_checks_gets_its_facts_on_its_next_run(engine: Engine) -> None:
+    note_order_and_count(engine, PAIR, "1", "e-a", NOW - timedelta(minutes=10))
+    record(engine, facts("1", minutes_ago=10, total="25.00"))
+    later = record_order_and_history(
+        engine, facts("2", minutes_ago=0), history_days=180, address_window_days=30
+    )
+    assert later.history.store_totals == [Decimal("25")]
+
+
+def test_the_migrations_build_exactly_the_tables_the_models_describe(engine: Engine) -> None:
+    with engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), SQLModel.metadata)
+    assert differences == []
