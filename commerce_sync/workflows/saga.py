@@ -149,8 +149,8 @@ class PairSaga:
         pair's `escalate_after`, and at `reject_after` the run rejects it itself."""
         pair = self._pair_config
         now = workflow.now()
-        # Shown as the run's "current details" in the Web UI and `temporal workflow
-        # describe` (a query: no command, so recorded runs replay unchanged).
+        # The run's "current details", on its User Metadata tab in the Web UI (answered
+        # to a query: no command, so recorded runs replay unchanged).
         workflow.set_current_details(
             f"**Waits for approval** ({subject}):\n" + "\n".join(f"- {r}" for r in reasons)
         )

@@ -281,17 +281,40 @@ def test_up_serves_survives_a_restart_and_leaves_nothing_behind(
     [plain] = decoded.json()["payloads"]
     assert base64.b64decode(plain["metadata"]["encoding"]) == b"json/plain"
 
+    # An order over the pair's risk threshold waits; why is in its current details.
+    big = {
+        **SHOPPER_ORDER,
+        "customer": {"email": "big@example.com", "first_name": "Bea", "last_name": "Big"},
+        "lines": [{"sku": "WIDGET-1", "quantity": 1, "unit_price": "5000.00"}],
+    }
+    held = httpx.post(f"{sandbox}/kentico/_sandbox/orders", json=big).json()
+    held_url = f"{api}/orders/kentico-brightpearl/{held['id']}"
+    assert wait_for(
+        lambda: (
+            (r := httpx.get(held_url, headers=headers)).status_code == 200
+            and r.json()["status"]["state"] == "awaiting_approval"
+        )
+    )
+
+    def run_page(workflow: str, tab: str) -> str:
+        described = httpx.get(f"{ui}/api/v1/namespaces/default/workflows/{workflow}").json()
+        run_id = described["workflowExecutionInfo"]["execution"]["runId"]
+        return f"{ui}/namespaces/default/workflows/{workflow}/{run_id}/{tab}"
+
     # In a real browser: the Web UI's page of the run shows its input decoded, no codec
-    # banner; /docs (served offline) lists the API's routes.
-    described = httpx.get(f"{ui}/api/v1/namespaces/default/workflows/{workflow_id}").json()
-    run_id = described["workflowExecutionInfo"]["execution"]["runId"]
+    # banner; the waiting order's page says why it waits; /docs (served offline) lists
+    # the API's routes.
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
         try:
             page = browser.new_page()
-            page.goto(f"{ui}/namespaces/default/workflows/{workflow_id}/{run_id}/history")
+            page.goto(run_page(workflow_id, "history"))
             page.get_by_text("store_order_id").first.wait_for(timeout=60_000)
             assert page.get_by_text("Codec Server could not connect").count() == 0
+            # Current details are rendered (as markdown) in a frame of their own.
+            page.goto(run_page(f"order:kentico-brightpearl:{held['id']}", "user-metadata"))
+            details = page.frame_locator("iframe").first
+            details.get_by_text("total 5000.00 USD is over 1000.00").wait_for(timeout=60_000)
             page.goto(f"{api}/docs")
             paths = page.locator(".opblock-summary-path")
             paths.first.wait_for(timeout=30_000)
