@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from functools import partial
 
 from fastapi import FastAPI
 from sqlalchemy import Engine
@@ -29,17 +30,25 @@ from commerce_sync.ops.codec import payload_codec
 from commerce_sync.ops.redaction import install_log_redaction
 from commerce_sync.ops.temporal_client import connect
 from commerce_sync.store.db import make_engine
-from commerce_sync.store.retention import prune
+from commerce_sync.store.retention import ORDERS_SEEN_FOR, orders_seen_kept_for, prune
 
 log = logging.getLogger(__name__)
 
 
-async def run_pruner(engine: Engine, retention: timedelta, every_s: float = 3600.0) -> None:
+async def run_pruner(
+    engine: Engine,
+    retention: timedelta,
+    every_s: float = 3600.0,
+    *,
+    orders_seen_for: timedelta = ORDERS_SEEN_FOR,
+) -> None:
     """Let go of what is past the retention, at start and then hourly (every API process
     does; the deletes are the same whoever runs them)."""
     while True:
         try:
-            removed = await asyncio.to_thread(prune, engine, retention)
+            removed = await asyncio.to_thread(
+                partial(prune, engine, retention, orders_seen_for=orders_seen_for)
+            )
             if any(removed.values()):
                 log.info("retention: removed %s", removed)
         except Exception:  # the database may be away for a while; try again next round
@@ -66,7 +75,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         relay = asyncio.create_task(
             run_relay(engine, temporal, pairs, settings.task_queue, notifier=notifier)
         )
-        pruner = asyncio.create_task(run_pruner(engine, timedelta(days=settings.retention_days)))
+        pruner = asyncio.create_task(
+            run_pruner(
+                engine,
+                timedelta(days=settings.retention_days),
+                orders_seen_for=orders_seen_kept_for(pair.anomalies for pair in pairs.values()),
+            )
+        )
         try:
             yield
         finally:

@@ -12,6 +12,7 @@ from sqlmodel import Session, select
 from commerce_sync.activities.database import DatabaseActivities
 from commerce_sync.config.pairs import load_pairs
 from commerce_sync.contracts.steps import OrderSeen as SeenInput
+from commerce_sync.domain.pair_rules import AnomalyRules
 from commerce_sync.store.models import (
     Alert,
     DeadLetter,
@@ -20,7 +21,7 @@ from commerce_sync.store.models import (
     OrderSeen,
     WebhookEvent,
 )
-from commerce_sync.store.retention import prune
+from commerce_sync.store.retention import orders_seen_kept_for, prune
 
 NOW = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
 
@@ -109,3 +110,25 @@ def test_pruning_keeps_work_not_done_and_lets_the_rest_go(engine: Engine) -> Non
         ]
         assert [o.store_order_id for o in session.exec(select(OrderSeen)).all()] == ["2h"]
     assert prune(engine, timedelta(days=30), now=NOW) == dict.fromkeys(removed, 0)
+
+
+def test_orders_seen_stay_as_long_as_the_anomaly_checks_read_them(engine: Engine) -> None:
+    rules = [AnomalyRules(history_days=90), AnomalyRules(address_window_days=120)]
+    assert orders_seen_kept_for(rules) == timedelta(days=180)  # the second's history_days
+    assert orders_seen_kept_for([AnomalyRules(enabled=False)]) == timedelta(days=1)
+    with Session(engine) as session:
+        for days in (2, 100, 200):
+            session.add(
+                OrderSeen(
+                    pair="p",
+                    store_order_id=f"{days}d",
+                    email_key="s1:x",
+                    placed_at=NOW - timedelta(days=days),
+                )
+            )
+        session.commit()
+    kept_for = orders_seen_kept_for(rules)
+    assert prune(engine, timedelta(days=30), now=NOW, orders_seen_for=kept_for)["orders_seen"] == 1
+    with Session(engine) as session:
+        kept = sorted(o.store_order_id for o in session.exec(select(OrderSeen)).all())
+    assert kept == ["100d", "2d"]
