@@ -21,21 +21,17 @@ Everything here runs without the CLI; the CLI renders `ResyncProgress` as a rich
 
 from __future__ import annotations
 
-import asyncio
-import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.client import Client
+from temporalio.service import RPCError
 
 from commerce_sync.config.pairs import PairConfig
 from commerce_sync.config.settings import Settings
-from commerce_sync.contracts.ids import order_workflow_id
-from commerce_sync.intake.dispatch import dispatch
-from commerce_sync.intake.routing import order_start_route
+from commerce_sync.intake.missing_runs import Outcome, start_missing_orders
 from commerce_sync.ops.temporal_client import TemporalUnreachable, connect_within
 from commerce_sync.systems.errors import ConnectorError
 from commerce_sync.systems.ports import StorePort
@@ -48,25 +44,9 @@ PAGE_SIZE = 100
 CONCURRENCY = 8
 """Ids looked up and started at once; the Temporal server, not us, is the bottleneck."""
 
-# Closed runs that did not succeed: left alone too, but named in the summary.
-_UNSUCCESSFUL = frozenset(
-    {
-        WorkflowExecutionStatus.FAILED,
-        WorkflowExecutionStatus.TERMINATED,
-        WorkflowExecutionStatus.CANCELED,
-        WorkflowExecutionStatus.TIMED_OUT,
-    }
-)
-
 
 class ResyncError(Exception):
     """Bad input or a system that cannot be reached; the message is one line for people."""
-
-
-class Outcome(enum.Enum):
-    STARTED = "started"
-    EXISTING = "already running or complete"
-    UNSUCCESSFUL = "ended unsuccessfully earlier; not restarted"
 
 
 @dataclass
@@ -136,24 +116,6 @@ def find_pair(pairs: Mapping[str, PairConfig], pair_id: str) -> PairConfig:
     return pair
 
 
-async def start_missing_order(
-    client: Client, pair_id: str, store_order_id: str, task_queue: str
-) -> Outcome:
-    """Start the order's sync run when it has none; an existing run is left alone."""
-    handle = client.get_workflow_handle(order_workflow_id(pair_id, store_order_id))
-    try:
-        description = await handle.describe()
-    except RPCError as exc:
-        if exc.status != RPCStatusCode.NOT_FOUND:
-            raise
-    else:
-        if description.status in _UNSUCCESSFUL:
-            return Outcome.UNSUCCESSFUL
-        return Outcome.EXISTING
-    await dispatch(client, order_start_route(pair_id, store_order_id, "resync"), task_queue)
-    return Outcome.STARTED
-
-
 async def resync_orders(
     client: Client,
     store: StorePort,
@@ -171,25 +133,30 @@ async def resync_orders(
     that stays started (running resync again is harmless).
     """
     summary = ResyncSummary()
-    gate = asyncio.Semaphore(concurrency)
 
-    async def one(order_id: str) -> Outcome:
-        async with gate:
-            outcome = await start_missing_order(client, pair.id, order_id, task_queue)
+    def handled(order_id: str, outcome: Outcome) -> None:
+        summary.count(outcome)
         if progress is not None:
             progress.handled(order_id, outcome)
-        return outcome
+
+    def listed(count: int) -> None:
+        summary.seen += count
+        if progress is not None:
+            progress.listed(count)
 
     try:
-        async for page in store.changed_order_ids(since, pair, page_size):
-            summary.seen += len(page)
-            if progress is not None:
-                progress.listed(len(page))
-            results = await asyncio.gather(*(one(i) for i in page), return_exceptions=True)
-            for result in results:
-                if isinstance(result, BaseException):
-                    raise result
-                summary.count(result)
+        await start_missing_orders(
+            client,
+            store,
+            pair,
+            since,
+            task_queue,
+            trigger="resync",
+            page_size=page_size,
+            concurrency=concurrency,
+            listed=listed,
+            handled=handled,
+        )
     except ConnectorError as exc:
         # "kentico (HTTP 401): GET ...: access denied" -> "store kentico (HTTP 401): ..."
         raise ResyncError(f"store {one_line(str(exc))}") from None

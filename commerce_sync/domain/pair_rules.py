@@ -161,6 +161,39 @@ class InventoryRules(_Strict):
         return self
 
 
+class FeedRules(_Strict):
+    """The change feed: the store's changed orders read on a schedule and a run started
+    for each that has none (`intake/missing_runs.py`). Without the store's webhooks it
+    is the intake, every `every`; with them, a safety net, every `safety_net_every`."""
+
+    enabled: bool = True
+    every: timedelta = Field(
+        default=timedelta(minutes=1), description="the interval when the store sends no webhooks"
+    )
+    safety_net_every: timedelta = Field(
+        default=timedelta(minutes=15), description="the interval when its webhooks are set up"
+    )
+    overlap: timedelta = Field(
+        default=timedelta(minutes=5),
+        description="each read reaches back this far before the last one (clock skew, "
+        "orders saved late)",
+    )
+    first_window: timedelta = Field(
+        default=timedelta(hours=24), description="how far back the very first read reaches"
+    )
+
+    @model_validator(mode="after")
+    def _sane(self) -> FeedRules:
+        for name in ("every", "safety_net_every"):
+            if not timedelta(seconds=5) <= getattr(self, name) <= timedelta(days=1):
+                raise ValueError(f"{name} must be between 5 seconds and a day")
+        if not timedelta(0) <= self.overlap <= timedelta(days=1):
+            raise ValueError("overlap must be between 0 and a day")
+        if self.first_window <= timedelta(0):
+            raise ValueError("first_window must be positive")
+        return self
+
+
 FieldOwner = Literal["store", "erp"]
 
 
@@ -207,6 +240,7 @@ class PairRules(BaseModel):
     returns: ReturnRules = ReturnRules()
     inventory: InventoryRules = InventoryRules()
     customers: CustomerRules = CustomerRules()
+    feed: FeedRules = FeedRules()
 
     @model_validator(mode="after")
     def _duplicate_check_in_range(self) -> PairRules:

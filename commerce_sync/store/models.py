@@ -182,3 +182,23 @@ class CustomerWrite(SQLModel, table=True):
     intended: str = Field(default="", max_length=64)
     pending: bool = False
     written_at: datetime = _timestamp()
+
+
+class FeedMark(SQLModel, table=True):
+    """Where a change feed has read up to (`store/feeds.py`), per pair and entity."""
+
+    __tablename__ = "feed_marks"
+    __table_args__ = (UniqueConstraint("pair", "entity", name="uq_feed_marks_feed"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    pair: str = Field(max_length=64)
+    entity: str = Field(max_length=32)
+    mark: datetime = Field(
+        sa_type=DateTime(timezone=True),
+        description="changes up to here were read; the next read starts here less the overlap",
+    )
+    last_success_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    last_seen: int = 0
+    last_started: int = 0
+    last_error: str = Field(default="", sa_type=Text)
+    last_error_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))

@@ -45,8 +45,8 @@ import httpx
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from commerce_sync.commands.resync import start_missing_order
 from commerce_sync.config.settings import Settings
+from commerce_sync.intake.missing_runs import start_missing_order
 from sandboxes.embedded import secrets_path
 
 HERE = Path(__file__).parent

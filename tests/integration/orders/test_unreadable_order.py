@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from commerce_sync.commands.resync import Outcome, start_missing_order
+from commerce_sync.intake.missing_runs import Outcome, start_missing_order
 from tests.integration.orders.order_stack import PAIRS, Stack
 from tests.integration.orders.sandbox_views import alerts, dead_letters
 

@@ -1,0 +1,99 @@
+"""Start the order runs a store's changes call for and that do not exist yet: what
+`resync orders` does once and the change feed does on a schedule.
+
+Each id is first looked up with `describe` (strongly consistent, unlike visibility); the
+start itself is still the idempotent one of the webhook path (`dispatch`, `USE_EXISTING`),
+so a webhook racing the feed cannot cause a second run: a change seen by both starts one.
+A run that exists is left alone whatever its state (a failed order is dead-lettered and
+replayed from there, not by every read).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from collections import Counter
+from collections.abc import Callable
+from datetime import datetime
+
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError, RPCStatusCode
+
+from commerce_sync.config.pairs import PairConfig
+from commerce_sync.contracts.ids import order_workflow_id
+from commerce_sync.intake.dispatch import dispatch
+from commerce_sync.intake.routing import order_start_route
+from commerce_sync.systems.ports import StorePort
+
+# Closed runs that did not succeed: left alone too, but told apart.
+_UNSUCCESSFUL = frozenset(
+    {
+        WorkflowExecutionStatus.FAILED,
+        WorkflowExecutionStatus.TERMINATED,
+        WorkflowExecutionStatus.CANCELED,
+        WorkflowExecutionStatus.TIMED_OUT,
+    }
+)
+
+
+class Outcome(enum.Enum):
+    STARTED = "started"
+    EXISTING = "already running or complete"
+    UNSUCCESSFUL = "ended unsuccessfully earlier; not restarted"
+
+
+async def start_missing_order(
+    client: Client, pair_id: str, store_order_id: str, task_queue: str, trigger: str = "resync"
+) -> Outcome:
+    """Start the order's sync run when it has none; an existing run is left alone."""
+    handle = client.get_workflow_handle(order_workflow_id(pair_id, store_order_id))
+    try:
+        description = await handle.describe()
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            raise
+    else:
+        if description.status in _UNSUCCESSFUL:
+            return Outcome.UNSUCCESSFUL
+        return Outcome.EXISTING
+    await dispatch(client, order_start_route(pair_id, store_order_id, trigger), task_queue)
+    return Outcome.STARTED
+
+
+async def start_missing_orders(
+    client: Client,
+    store: StorePort,
+    pair: PairConfig,
+    since: datetime,
+    task_queue: str,
+    *,
+    trigger: str,
+    page_size: int,
+    concurrency: int,
+    listed: Callable[[int], None] | None = None,
+    handled: Callable[[str, Outcome], None] | None = None,
+) -> tuple[int, Counter[Outcome]]:
+    """Page through the store's orders changed since `since` and start each missing run:
+    (orders seen, outcomes). Connector and Temporal errors propagate; what was started
+    before one stays started (running it again is harmless)."""
+    gate = asyncio.Semaphore(concurrency)
+    seen = 0
+    outcomes: Counter[Outcome] = Counter()
+
+    async def one(order_id: str) -> Outcome:
+        async with gate:
+            outcome = await start_missing_order(client, pair.id, order_id, task_queue, trigger)
+        if handled is not None:
+            handled(order_id, outcome)
+        return outcome
+
+    async for page in store.changed_order_ids(since, pair, page_size):
+        seen += len(page)
+        if listed is not None:
+            listed(len(page))
+        results = await asyncio.gather(*(one(i) for i in page), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+            outcomes[result] += 1
+    return seen, outcomes
