@@ -31,7 +31,8 @@ from temporalio.service import RPCError
 
 from commerce_sync.config.pairs import PairConfig
 from commerce_sync.config.settings import Settings
-from commerce_sync.intake.missing_runs import Outcome, start_missing_orders
+from commerce_sync.intake.missing_runs import Outcome as Outcome  # resync reports these
+from commerce_sync.intake.missing_runs import start_missing_orders
 from commerce_sync.ops.temporal_client import TemporalUnreachable, connect_within
 from commerce_sync.systems.errors import ConnectorError
 from commerce_sync.systems.ports import StorePort
