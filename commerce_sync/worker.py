@@ -31,6 +31,7 @@ from commerce_sync.activities.checks import CheckActivities
 from commerce_sync.activities.customers import CustomerActivities, CustomerDatabaseActivities
 from commerce_sync.activities.database import DatabaseActivities
 from commerce_sync.activities.erp import ErpActivities
+from commerce_sync.activities.feeds import FeedActivities
 from commerce_sync.activities.inventory import (
     InventoryDatabaseActivities,
     InventoryErpActivities,
@@ -39,6 +40,7 @@ from commerce_sync.activities.inventory import (
 from commerce_sync.activities.privacy import PrivacyActivities
 from commerce_sync.activities.returns import ErpReturnActivities, StoreReturnActivities
 from commerce_sync.activities.store import StoreActivities
+from commerce_sync.commands.feeds import ensure_feed_schedules
 from commerce_sync.commands.inventory_control import ensure_schedules
 from commerce_sync.config.pairs import PairConfig, load_pairs
 from commerce_sync.config.settings import Settings
@@ -61,6 +63,7 @@ from commerce_sync.systems.customer_ports import customer_port
 from commerce_sync.systems.ports import ErpPort, StorePort
 from commerce_sync.systems.registry import ERPS, STORES, create_erp_port, create_store_port
 from commerce_sync.workflows.catalog_sync import CatalogEventRouterWorkflow, CatalogSyncWorkflow
+from commerce_sync.workflows.change_feed import ChangeFeedWorkflow
 from commerce_sync.workflows.customer_merge import CustomerMergeWorkflow
 from commerce_sync.workflows.customer_sync import CustomerSyncWorkflow
 from commerce_sync.workflows.erp_events import ErpEventRouterWorkflow
@@ -80,7 +83,7 @@ WORKFLOWS: list[type] = [OrderSyncWorkflow, ErpEventRouterWorkflow]
 WORKFLOWS += [CatalogSyncWorkflow, CatalogEventRouterWorkflow]
 WORKFLOWS += [InventoryPushWorkflow, InventoryScheduleTickWorkflow]
 WORKFLOWS += [CustomerMergeWorkflow, CustomerSyncWorkflow]
-WORKFLOWS += [ReturnSyncWorkflow]
+WORKFLOWS += [ReturnSyncWorkflow, ChangeFeedWorkflow]
 
 
 def system_rates(settings: Settings) -> dict[str, float]:
@@ -155,6 +158,7 @@ def workflow_queue_activities(
         CustomerDatabaseActivities(engine),
         PrivacyActivities(settings),
         CheckActivities(pairs),
+        FeedActivities(client, settings=settings, engine=engine, pairs=pairs),
     )
 
 
@@ -247,6 +251,11 @@ async def serve(settings: Settings) -> None:
                 await ensure_schedules(client, pairs.values(), settings.task_queue)
             except RPCError as exc:  # orders must still flow; the schedules come next start
                 log.error("inventory schedules not ensured: %s", exc.message)
+            # The change feeds' schedules, the intake of stores that send no webhooks.
+            try:
+                await ensure_feed_schedules(client, settings, pairs.values())
+            except RPCError as exc:
+                log.error("change feed schedules not ensured: %s", exc.message)
             await run_workers(workers, stop)
     finally:
         await ports.aclose()

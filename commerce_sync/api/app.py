@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 from commerce_sync import __version__
 from commerce_sync.api.routes import customers as customer_routes
 from commerce_sync.api.routes import dead_letters, health, inventory, orders, webhooks
+from commerce_sync.api.routes import feeds as feed_routes
 from commerce_sync.api.routes import returns as returns_routes
 from commerce_sync.api.routes import runs as run_routes
 from commerce_sync.api.routes.codec import install_codec_server
@@ -112,6 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(dead_letters.router)
     app.include_router(customer_routes.router)
     app.include_router(run_routes.router)
+    app.include_router(feed_routes.router)
     install_observability(app, settings)
     install_codec_server(app, settings, payload_codec(settings))
     install_log_redaction()

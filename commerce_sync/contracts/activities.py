@@ -43,6 +43,7 @@ from commerce_sync.contracts.customers import (
     WriteMemo,
 )
 from commerce_sync.contracts.documents import ErpOrderHandle, PriorReturns, StoreReturn
+from commerce_sync.contracts.feeds import FeedPoll, FeedRead
 from commerce_sync.contracts.inventory import (
     ErpIdsInput,
     LandedSkus,
@@ -219,6 +220,12 @@ class Ops:
     """Operators' alerts, on the workflows' task queue."""
 
     alert = ActivityRef[AlertInput, bool]("ops.alert")
+
+
+class Feeds:
+    """The change feeds' reads, on the workflows' task queue."""
+
+    read_orders = ActivityRef[FeedPoll, FeedRead]("feed.read_orders")
 
 
 class Checks:

@@ -50,6 +50,8 @@ from temporalio.worker import (
     WorkflowOutboundInterceptor,
 )
 
+from commerce_sync.domain.models import utc_now
+from commerce_sync.store.feeds import feed_states
 from commerce_sync.store.models import DeadLetter, DeadLetterStatus
 
 log = logging.getLogger(__name__)
@@ -264,9 +266,9 @@ def _open_dead_letters(engine: Engine) -> list[tuple[str, str, int]]:
 
 
 async def render(engine: Engine | None, client: Client | None, pairs: Sequence[str] = ()) -> bytes:
-    """This process's metrics plus the gauges read now: dead letters open (database) and
-    approvals waiting per pair (Temporal visibility). A source that cannot answer is left
-    out."""
+    """This process's metrics plus the gauges read now: dead letters open and the change
+    feeds' lag and last success (database), approvals waiting per pair (Temporal
+    visibility). A source that cannot answer is left out."""
     now = CollectorRegistry()
     if engine is not None:
         dead = Gauge(
@@ -280,6 +282,27 @@ async def render(engine: Engine | None, client: Client | None, pairs: Sequence[s
                 dead.labels(pair=pair, process=process).set(count)
         except Exception as exc:
             log.warning("dead letters not counted: %s", type(exc).__name__)
+        lag = Gauge(
+            "commerce_sync_feed_lag_seconds",
+            "How far behind now a change feed has read (now - its mark), per pair and entity",
+            ["pair", "entity"],
+            registry=now,
+        )
+        success = Gauge(
+            "commerce_sync_feed_last_success_timestamp_seconds",
+            "When a change feed last read every change it found (Unix time)",
+            ["pair", "entity"],
+            registry=now,
+        )
+        try:
+            read_at = utc_now()
+            for feed in await asyncio.to_thread(feed_states, engine):
+                labels = {"pair": feed.pair, "entity": feed.entity}
+                lag.labels(**labels).set(max((read_at - feed.mark).total_seconds(), 0.0))
+                if feed.last_success_at is not None:
+                    success.labels(**labels).set(feed.last_success_at.timestamp())
+        except Exception as exc:
+            log.warning("feeds not measured: %s", type(exc).__name__)
     if client is not None:
         waiting = Gauge(
             "commerce_sync_approvals_waiting",

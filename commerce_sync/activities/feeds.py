@@ -1,0 +1,90 @@
+"""The change feed's read: the store's orders changed since the feed's mark, a run
+started for each that has none (the webhook path's own start, so a change a webhook
+also announced starts one run), and the mark moved once every change was handled."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy import Engine
+from temporalio.client import Client
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
+
+from commerce_sync.activities.errors import classified
+from commerce_sync.config.pairs import PairConfig
+from commerce_sync.config.settings import Settings
+from commerce_sync.contracts.activities import Feeds, implements
+from commerce_sync.contracts.feeds import FeedPoll, FeedRead
+from commerce_sync.domain.models import utc_now
+from commerce_sync.intake.missing_runs import Outcome, start_missing_orders
+from commerce_sync.store.feeds import feed_mark, record_failure, record_read
+from commerce_sync.systems.errors import ConnectorError
+from commerce_sync.systems.registry import create_store_port
+
+PAGE_SIZE = 100
+CONCURRENCY = 8
+
+
+class FeedActivities:
+    def __init__(
+        self, client: Client, engine: Engine, settings: Settings, pairs: dict[str, PairConfig]
+    ) -> None:
+        self._client = client
+        self._engine = engine
+        self._settings = settings
+        self._pairs = pairs
+
+    @implements(Feeds.read_orders)
+    @classified
+    async def read_orders(self, poll: FeedPoll) -> FeedRead:
+        pair = self._pairs.get(poll.pair)
+        if pair is None:
+            raise ApplicationError(
+                f"unknown pair {poll.pair!r}", type="UnknownPair", non_retryable=True
+            )
+        started_at = utc_now()
+        mark = await asyncio.to_thread(
+            feed_mark, self._engine, pair.id, poll.entity, started_at - pair.feed.first_window
+        )
+        since = mark - pair.feed.overlap
+        store = create_store_port(pair.store, self._settings)
+        try:
+            seen, outcomes = await start_missing_orders(
+                self._client,
+                store,
+                pair,
+                since,
+                self._settings.task_queue,
+                trigger="feed",
+                page_size=PAGE_SIZE,
+                concurrency=CONCURRENCY,
+            )
+        except (ConnectorError, RPCError) as exc:
+            text = exc.message if isinstance(exc, RPCError) else str(exc)
+            await asyncio.to_thread(
+                record_failure, self._engine, pair.id, poll.entity, at=utc_now(), error=text
+            )
+            raise
+        finally:
+            await store.aclose()
+        await asyncio.to_thread(
+            record_read,
+            self._engine,
+            pair.id,
+            poll.entity,
+            read_from=started_at,
+            at=utc_now(),
+            seen=seen,
+            started=outcomes[Outcome.STARTED],
+        )
+        return FeedRead(
+            pair=pair.id,
+            entity=poll.entity,
+            since=since,
+            read_from=started_at,
+            seen=seen,
+            started=outcomes[Outcome.STARTED],
+            existing=outcomes[Outcome.EXISTING],
+            unsuccessful=outcomes[Outcome.UNSUCCESSFUL],
+        )

@@ -1,0 +1,153 @@
+"""The change feeds' Temporal Schedules, and what `GET /feeds` shows of them.
+
+`ensure_feed_schedules` creates each pair's `feed-orders:{pair}` schedule, or brings it
+in line with pairs.toml (a pause set by an operator in the Web UI stays). Its interval
+depends on whether the store's webhooks are configured: without them the feed is the
+intake (`feed.every`, a minute), with them a safety net (`feed.safety_net_every`). A pair
+whose feed is turned off has its schedule deleted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from pydantic import BaseModel
+from sqlalchemy import Engine
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleIntervalSpec,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleSpec,
+    ScheduleUpdate,
+    ScheduleUpdateInput,
+)
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.service import RPCError, RPCStatusCode
+
+from commerce_sync.config.pairs import PairConfig
+from commerce_sync.config.settings import Settings
+from commerce_sync.contracts import search_attributes as sa
+from commerce_sync.contracts.feeds import FeedPoll, feed_schedule_id
+from commerce_sync.domain.models import utc_now
+from commerce_sync.store.feeds import feed_states
+
+
+def store_sends_webhooks(settings: Settings, pair: PairConfig) -> bool:
+    """Whether the store's webhooks reach us: their signing secret is configured."""
+    return getattr(settings.webhooks, pair.store, None) is not None
+
+
+def feed_interval(settings: Settings, pair: PairConfig) -> timedelta:
+    rules = pair.feed
+    return rules.safety_net_every if store_sends_webhooks(settings, pair) else rules.every
+
+
+def _schedule(settings: Settings, pair: PairConfig) -> Schedule:
+    schedule_id = feed_schedule_id(pair.id)
+    return Schedule(
+        action=ScheduleActionStartWorkflow(
+            "ChangeFeed",
+            FeedPoll(pair=pair.id),
+            id=schedule_id,
+            task_queue=settings.task_queue,
+            execution_timeout=timedelta(minutes=15),
+            typed_search_attributes=TypedSearchAttributes(
+                [SearchAttributePair(sa.INTEGRATION_PAIR, pair.id)]
+            ),
+        ),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=feed_interval(settings, pair))]),
+        # A read still going when the next tick comes is not doubled.
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+    )
+
+
+async def ensure_feed_schedules(
+    client: Client, settings: Settings, pairs: Iterable[PairConfig]
+) -> list[str]:
+    """Create or update each pair's feed schedule; delete those of feeds turned off."""
+    ensured: list[str] = []
+    for pair in pairs:
+        schedule_id = feed_schedule_id(pair.id)
+        handle = client.get_schedule_handle(schedule_id)
+        if not pair.feed.enabled:
+            try:
+                await handle.delete()
+            except RPCError as exc:
+                if exc.status != RPCStatusCode.NOT_FOUND:
+                    raise
+            continue
+        desired = _schedule(settings, pair)
+        try:
+            await client.create_schedule(schedule_id, desired)
+        except ScheduleAlreadyRunningError:
+
+            def update(current: ScheduleUpdateInput, desired: Schedule = desired) -> ScheduleUpdate:
+                desired.state = current.description.schedule.state  # an operator's pause stays
+                return ScheduleUpdate(schedule=desired)
+
+            await handle.update(update)
+        ensured.append(schedule_id)
+    return ensured
+
+
+class FeedStatus(BaseModel):
+    pair: str
+    entity: str
+    schedule_id: str
+    every_seconds: float
+    webhooks: bool
+    paused: bool | None
+    mark: datetime | None
+    lag_seconds: float | None
+    last_success_at: datetime | None
+    last_seen: int
+    last_started: int
+    last_error: str
+    last_error_at: datetime | None
+
+
+async def feed_statuses(
+    client: Client | None, engine: Engine, settings: Settings, pairs: Iterable[PairConfig]
+) -> list[FeedStatus]:
+    """Every enabled feed: its schedule (paused or not, when Temporal answers) and how its
+    reads went (the app database)."""
+    import asyncio
+
+    states = {(s.pair, s.entity): s for s in await asyncio.to_thread(feed_states, engine)}
+    now = utc_now()
+    found: list[FeedStatus] = []
+    for pair in pairs:
+        if not pair.feed.enabled:
+            continue
+        schedule_id = feed_schedule_id(pair.id)
+        paused: bool | None = None
+        if client is not None:
+            try:
+                described = await client.get_schedule_handle(schedule_id).describe()
+                paused = described.schedule.state.paused
+            except RPCError:
+                paused = None
+        state = states.get((pair.id, "orders"))
+        found.append(
+            FeedStatus(
+                pair=pair.id,
+                entity="orders",
+                schedule_id=schedule_id,
+                every_seconds=feed_interval(settings, pair).total_seconds(),
+                webhooks=store_sends_webhooks(settings, pair),
+                paused=paused,
+                mark=state.mark if state else None,
+                lag_seconds=max((now - state.mark).total_seconds(), 0.0) if state else None,
+                last_success_at=state.last_success_at if state else None,
+                last_seen=state.last_seen if state else 0,
+                last_started=state.last_started if state else 0,
+                last_error=state.last_error if state else "",
+                last_error_at=state.last_error_at if state else None,
+            )
+        )
+    return found

@@ -1,0 +1,34 @@
+"""Messages of the change feed: one scheduled read of a store's changed orders."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel
+
+FeedEntity = Literal["orders"]
+
+
+class FeedPoll(BaseModel):
+    """The action of the feed's schedule (`feed-orders:{pair}`)."""
+
+    pair: str
+    entity: FeedEntity = "orders"
+
+
+class FeedRead(BaseModel):
+    """One read: what it covered and what it started."""
+
+    pair: str
+    entity: FeedEntity
+    since: datetime
+    read_from: datetime
+    seen: int
+    started: int
+    existing: int
+    unsuccessful: int
+
+
+def feed_schedule_id(pair: str, entity: FeedEntity = "orders") -> str:
+    return f"feed-{entity}:{pair}"
