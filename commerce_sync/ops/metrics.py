@@ -110,6 +110,7 @@ PROCESSES = {
     "CustomerSync": "customer-sync",
     "CustomerMerge": "customer-merge",
     "ReturnSync": "return",
+    "ChangeFeed": "change-feed",
 }
 
 WEBHOOK_RESULTS = {

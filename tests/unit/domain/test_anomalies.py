@@ -186,7 +186,8 @@ def test_total_vs_customer_can_be_turned_off() -> None:
 def test_all_equal_customer_totals_do_not_divide_by_zero() -> None:
     history = OrderHistory(customer_totals=[Decimal("50.00")] * 5)
     found = flags_of(make_order("100.00"), history)["total_vs_customer"]
-    assert found.score == 1.21
+    # twice the usual against a customer's floor of a 25% spread: ln 2 / ln 1.25 / 6
+    assert found.score == 0.52
 
 
 # -- sku_quantity ------------------------------------------------------------------------
@@ -238,22 +239,29 @@ def test_only_the_worst_sku_is_flagged_and_counts_the_others() -> None:
 # -- rare_route --------------------------------------------------------------------------
 
 
-def test_a_never_seen_route_abroad_scores_one() -> None:
+def test_a_never_seen_route_abroad_scores_two() -> None:
     history = OrderHistory(orders_billed_in_country=412, orders_on_route=0)
     found = flags_of(make_order(billing="US", shipping="NG"), history)["rare_route"]
-    assert found.score == 1.0
+    assert found.score == 2.0
     assert found.reason == (
         "billed in US, shipped to NG: 0 of 412 earlier orders billed in US went to NG "
         "(under 2% is rare)"
     )
 
 
-def test_a_route_at_the_limit_is_not_flagged_and_half_way_scores_half() -> None:
+def test_a_route_seen_once_in_a_big_history_still_waits() -> None:
+    history = OrderHistory(orders_billed_in_country=607, orders_on_route=1)
+    assert flags_of(make_order(billing="US", shipping="NG"), history)["rare_route"].score == 2.0
+
+
+def test_a_route_at_the_limit_scores_one_and_twice_as_common_half() -> None:
     order = make_order(billing="US", shipping="GB")
     at_limit = OrderHistory(orders_billed_in_country=100, orders_on_route=2)
-    assert flags_of(order, at_limit) == {}
-    half_way = OrderHistory(orders_billed_in_country=100, orders_on_route=1)
-    assert flags_of(order, half_way)["rare_route"].score == 0.5
+    assert flags_of(order, at_limit)["rare_route"].score == 1.0
+    twice = OrderHistory(orders_billed_in_country=100, orders_on_route=4)
+    assert flags_of(order, twice)["rare_route"].score == 0.5
+    usual = OrderHistory(orders_billed_in_country=100, orders_on_route=5)  # US -> CA, say
+    assert flags_of(order, usual) == {}
 
 
 def test_rare_route_needs_two_countries_and_enough_history() -> None:
@@ -340,12 +348,12 @@ def test_flags_come_highest_score_first_ties_by_check_name() -> None:
     express = rules(first_order_express_over=Decimal("150"))
     found = anomaly_flags(order, history, express, is_new_customer=True)
     assert [(f.check, f.score) for f in found] == [
+        ("rare_route", 2.0),
         ("total_vs_store", 1.21),
         ("first_order_express", 1.0),
-        ("rare_route", 1.0),
         ("shared_address", 0.67),
     ]
-    assert anomaly_score(found) == 3.88
+    assert anomaly_score(found) == 4.88
 
 
 def test_anomaly_score_adds_the_flags_up() -> None:
@@ -384,7 +392,10 @@ def test_reasons_name_neither_the_email_nor_the_address() -> None:
     )
     order = make_order("5000.00", lines=[("A", 40)], shipping="NG", method="Express")
     found = anomaly_flags(order, history, EXPRESS, is_new_customer=True)
-    assert sorted(f.check for f in found) == sorted(CHECKS)
+    # (a customer with 3 earlier orders is measured against their own: no store-wide flags)
+    newcomer = history.model_copy(update={"customer_totals": []})
+    found += anomaly_flags(order, newcomer, EXPRESS, is_new_customer=True)
+    assert sorted({f.check for f in found}) == sorted(CHECKS)
     for each in found:
         for secret in PII:
             assert secret not in each.reason
@@ -469,3 +480,15 @@ def test_a_total_at_the_store_median_is_never_flagged(
     order = make_order(statistics.median(totals))
     found = anomaly_flags(order, learned, anomaly_rules, is_new_customer=False)
     assert "total_vs_store" not in {f.check for f in found}
+
+
+def test_a_customer_with_a_history_is_measured_against_it_not_the_store() -> None:
+    trade = OrderHistory(
+        store_totals=[Decimal("20.00")] * 50,
+        customer_totals=[Decimal("400.00"), Decimal("450.00"), Decimal("500.00")],
+        sku_quantities={"A": [1] * 50},
+    )
+    order = make_order("480.00", lines=[("A", 40)])
+    assert flags_of(order, trade) == {}  # their usual: neither total nor quantity stands out
+    first_time = trade.model_copy(update={"customer_totals": [Decimal("400.00")]})
+    assert {"total_vs_store", "sku_quantity"} <= set(flags_of(order, first_time))
