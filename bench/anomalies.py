@@ -57,6 +57,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from bench.orders import bench_main, percentile, positive_int
+from commerce_sync.activities.database import order_facts
 from commerce_sync.config.pairs import default_pairs_path, load_pairs
 from commerce_sync.domain.anomalies import (
     OrderHistory,
@@ -66,9 +67,8 @@ from commerce_sync.domain.anomalies import (
 )
 from commerce_sync.domain.models import Address, Customer, Order, OrderLine, Origin
 from commerce_sync.domain.pair_rules import AnomalyRules
-from commerce_sync.ops.codec import address_match_value, email_match_value
 from commerce_sync.store.db import make_engine, migrate
-from commerce_sync.store.orders_seen import OrderFacts, record_order_and_history
+from commerce_sync.store.orders_seen import record_order_and_history
 
 PAIR = "kentico-brightpearl"
 CURRENCY = "USD"
@@ -695,26 +695,8 @@ def assess(stream: Stream, rules: AnomalyRules, url: str) -> list[Assessed]:
         assessed: list[Assessed] = []
         for n, item in enumerate(stream.orders, start=1):
             order = item.order
-            shipping = order.shipping_address
-            quantities: dict[str, int] = {}
-            for line in order.lines:
-                quantities[line.sku] = quantities.get(line.sku, 0) + line.quantity
-            email_key = email_match_value(None, order.customer.email)
-            is_new = email_key not in seen
-            facts = OrderFacts(
-                pair=PAIR,
-                store_order_id=order.origin.external_id,
-                email_key=email_key,
-                address_key=address_match_value(
-                    None, [shipping.line1, shipping.line2, shipping.postal_code, shipping.country]
-                ),
-                placed_at=order.placed_at,
-                currency=order.currency,
-                total=order.total,
-                billing_country=order.billing_address.country,
-                shipping_country=shipping.country,
-                sku_quantities=quantities,
-            )
+            facts = order_facts(PAIR, order.origin.external_id, order, None)
+            is_new = facts.email_key not in seen
             began = time.perf_counter()
             before = record_order_and_history(
                 engine,
@@ -724,7 +706,7 @@ def assess(stream: Stream, rules: AnomalyRules, url: str) -> list[Assessed]:
             )
             flags = anomaly_flags(order, before.history, rules, is_new_customer=is_new)
             seconds = time.perf_counter() - began
-            seen.add(email_key)
+            seen.add(facts.email_key)
             assessed.append(
                 Assessed(
                     item=item,

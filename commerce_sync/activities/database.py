@@ -20,6 +20,7 @@ from commerce_sync.contracts.steps import (
     ResolveDeadLetters,
 )
 from commerce_sync.domain.anomalies import anomaly_flags, anomaly_score
+from commerce_sync.domain.models import Order
 from commerce_sync.ops.alerts import Notifier
 from commerce_sync.ops.codec import address_match_value, email_match_value
 from commerce_sync.store.alerts import record_alert
@@ -32,6 +33,31 @@ from commerce_sync.store.orders_seen import (
 )
 
 log = logging.getLogger("commerce_sync.alerts")
+
+
+def order_facts(
+    pair: str, store_order_id: str, order: Order, search_key: bytes | None
+) -> OrderFacts:
+    """What the app database keeps of an order for the anomaly checks: the e-mail and the
+    shipping address only as (keyed) hashes, the quantity per SKU summed over lines."""
+    shipping = order.shipping_address
+    quantities: dict[str, int] = {}
+    for line in order.lines:
+        quantities[line.sku] = quantities.get(line.sku, 0) + line.quantity
+    return OrderFacts(
+        pair=pair,
+        store_order_id=store_order_id,
+        email_key=email_match_value(search_key, order.customer.email),
+        address_key=address_match_value(
+            search_key, [shipping.line1, shipping.line2, shipping.postal_code, shipping.country]
+        ),
+        placed_at=order.placed_at,
+        currency=order.currency,
+        total=order.total,
+        billing_country=order.billing_address.country,
+        shipping_country=shipping.country,
+        sku_quantities=quantities,
+    )
 
 
 class DatabaseActivities:
@@ -87,25 +113,7 @@ class DatabaseActivities:
         shipping address are kept only as keyed hashes."""
         pair = self.pair_config(request.pair)
         order = request.order
-        shipping = order.shipping_address
-        quantities: dict[str, int] = {}
-        for line in order.lines:
-            quantities[line.sku] = quantities.get(line.sku, 0) + line.quantity
-        facts = OrderFacts(
-            pair=request.pair,
-            store_order_id=request.store_order_id,
-            email_key=email_match_value(self._email_key, order.customer.email),
-            address_key=address_match_value(
-                self._email_key,
-                [shipping.line1, shipping.line2, shipping.postal_code, shipping.country],
-            ),
-            placed_at=order.placed_at,
-            currency=order.currency,
-            total=order.total,
-            billing_country=order.billing_address.country,
-            shipping_country=shipping.country,
-            sku_quantities=quantities,
-        )
+        facts = order_facts(request.pair, request.store_order_id, order, self._email_key)
         rules = pair.anomalies
         seen = record_order_and_history(
             self._engine,

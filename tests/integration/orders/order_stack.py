@@ -226,6 +226,24 @@ async def running_stack(
         api.stop()
 
 
+@contextlib.asynccontextmanager
+async def stack_with_rules(
+    client: Client,
+    sandbox_url: str,
+    sandboxes: httpx.AsyncClient,
+    database_url: str,
+    directory: Path,
+    rules: Mapping[str, int | str | bool | float],
+) -> AsyncIterator[Stack]:
+    """`running_stack` with a pairs file whose `rules` differ (see `pairs_file_with`)."""
+    target = client.service_client.config.target_host
+    settings = stack_settings(sandbox_url, database_url, directory, target).model_copy(
+        update={"pairs_file": pairs_file_with(directory, rules)}
+    )
+    async with running_stack(settings, client, sandboxes) as running:
+        yield running
+
+
 # What every test stack's pairs file changes: runs look for duplicates a second after
 # their creates, not two minutes (the sandboxes answer at once; a test that holds
 # creates longer sets `duplicate_check_after` itself).

@@ -21,9 +21,7 @@ from tests.integration.orders.order_stack import (
     READ_ONLY_KEY,
     Stack,
     eventually,
-    pairs_file_with,
-    running_stack,
-    stack_settings,
+    stack_with_rules,
 )
 
 # The first read reaches back only seconds: orders other tests left in the shared store
@@ -40,13 +38,11 @@ async def feed_stack(
     sqlite_url: str,
     tmp_path: Path,
 ) -> AsyncIterator[Stack]:
-    target = temporal_client.service_client.config.target_host
-    settings = stack_settings(sandbox_url, sqlite_url, tmp_path, target).model_copy(
-        update={"pairs_file": pairs_file_with(tmp_path, FEED_RULES)}
-    )
-    async with running_stack(settings, temporal_client, sandboxes) as running:
-        pairs = load_pairs(settings.pairs_file)
-        await ensure_feed_schedules(temporal_client, settings, pairs.values())
+    async with stack_with_rules(
+        temporal_client, sandbox_url, sandboxes, sqlite_url, tmp_path, FEED_RULES
+    ) as running:
+        pairs = load_pairs(running.settings.pairs_file)
+        await ensure_feed_schedules(temporal_client, running.settings, pairs.values())
         try:
             yield running
         finally:

@@ -20,9 +20,7 @@ from commerce_sync.contracts import search_attributes as sa
 from tests.integration.orders.order_stack import (
     PAIRS,
     Stack,
-    pairs_file_with,
-    running_stack,
-    stack_settings,
+    stack_with_rules,
 )
 from tests.integration.orders.sandbox_views import erp_sales_orders
 from tests.integration.orders.test_order_approval import commerce_sync
@@ -48,11 +46,9 @@ async def checks_stack(
     sqlite_url: str,
     tmp_path: Path,
 ) -> AsyncIterator[Stack]:
-    target = temporal_client.service_client.config.target_host
-    settings = stack_settings(sandbox_url, sqlite_url, tmp_path, target).model_copy(
-        update={"pairs_file": pairs_file_with(tmp_path, CHECK_RULES)}
-    )
-    async with running_stack(settings, temporal_client, sandboxes) as running:
+    async with stack_with_rules(
+        temporal_client, sandbox_url, sandboxes, sqlite_url, tmp_path, CHECK_RULES
+    ) as running:
         yield running
 
 
