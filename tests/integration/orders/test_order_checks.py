@@ -180,6 +180,13 @@ async def test_an_unusual_order_waits_with_its_reasons_and_a_usual_one_does_not(
     text = " ".join(shown.stdout.split())  # as read, whatever the terminal's wrapping
     assert "awaiting_approval" in text and "this store's median order" in text
     assert "sku_quantity" in text
+    for target, says in (
+        (["return:kentico-brightpearl:1"], "status shows order runs"),
+        ([pair, "999999999"], f"no run order:{pair}:999999999"),
+    ):
+        refused = await commerce_sync(stack, tmp_path, "status", *target)
+        assert refused.returncode == 1 and says in refused.stderr, refused.stderr
+        assert refused.stderr.strip().count("\n") == 0
 
     # The next ordinary order is not held back by the one before it.
     usual = await stack.place_order(store)
