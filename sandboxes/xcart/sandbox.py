@@ -31,12 +31,13 @@ unreadable input (`Input data is incorrect`), a bad value
 
 Lists answer `X-Result-Count` (the number of matching records before `_cnd[limit]`)
 and honour `_cnd[limit][0]` (offset) / `_cnd[limit][1]` (count),
-`_cnd[orderBy][0]` (field, optionally with its Doctrine alias, e.g. `p.price`) /
-`_cnd[orderBy][1]` (`asc`/`desc`). Project-defined conditions (docs/systems/xcart.md §4 marks
-date conditions unverified; a real store needs the sync module's repository
-conditions for them): `_cnd[updatedSince]=<unix seconds>` (inclusive) on orders
-(`lastRenewDate`), products and profiles (`updateDate`); `_cnd[sku]` (exact) and
-`_cnd[substring]` and `_cnd[inventory]=all|low|out|in` on products; `_cnd[login]`
+`_cnd[orderBy][0]` (a Doctrine path with the repository's alias, e.g. `p.price`,
+`o.order_id`; a bare field is a Doctrine error, answered 500) / `_cnd[orderBy][1]`
+(`asc`/`desc`). Conditions: `_cnd[SKU]` (X-Cart's `LIKE %sku%`, Repo/Product.php
+`prepareCndSKU`) and `_cnd[substring]` and `_cnd[inventory]=all|low|out|in` on products;
+there is no "updated since" condition (docs/systems/xcart.md §4). Project-defined
+conditions (a real store needs the sync module's repository conditions for them):
+`_cnd[login]`
 (e-mail, case-insensitive) and `_cnd[pattern]` (part of the login) on profiles; `_cnd[order]=<order_id>` on order items,
 tracking numbers and returns; `_cnd[orderNumber]` and `_cnd[profileId]` (the customer's
 own profile, `orig_profile`) on orders. An order's `orig_profile` is writable
@@ -708,7 +709,15 @@ class XCartSandbox(Sandbox):
         order_by = cnd.get("orderBy")
         if order_by:
             spec = order_by if isinstance(order_by, list) else [order_by]
-            field = str(spec[0]).rpartition(".")[2]
+            alias, _, field = str(spec[0]).rpartition(".")
+            if not alias:
+                # X-Cart hands the field to Doctrine's addOrderBy as it is (Repo/*.php,
+                # prepareCndOrderBy): a path without the query's alias is a semantical
+                # error, which the REST module does not catch [INFERRED: a 500].
+                return Response(
+                    status_code=500,
+                    content=f"[Semantical Error] Error: '{spec[0]}' is not defined.",
+                )
             descending = len(spec) > 1 and str(spec[1]).lower() == "desc"
             records.sort(key=lambda r: _sort_key(r.get(field)), reverse=descending)
         count = len(records)
@@ -722,13 +731,12 @@ class XCartSandbox(Sandbox):
         return self._respond(request, rendered, {"X-Result-Count": str(count)})
 
     def _matches(self, entity: str, record: Native, cnd: Native) -> bool:
-        since = cnd.get("updatedSince")
-        if since not in (None, "") and entity in ("order", "product", "profile"):
-            stamp = record["lastRenewDate" if entity == "order" else "updateDate"]
-            if stamp < _int("_cnd[updatedSince]", since):
-                return False
         if entity == "product":
-            if cnd.get("sku") not in (None, "") and record["sku"] != str(cnd["sku"]):
+            # Repo/Product.php, prepareCndSKU: `p.sku LIKE %value%` (MySQL's default
+            # collation ignores case). There is no exact-SKU and no "updated since"
+            # condition: like every unknown condition, `sku` and `updatedSince` are ignored.
+            like = str(cnd.get("SKU") or "").lower()
+            if like and like not in record["sku"].lower():
                 return False
             substring = str(cnd.get("substring") or "").lower()
             if substring:

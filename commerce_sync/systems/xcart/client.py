@@ -11,9 +11,9 @@ Errors (never retried here; the activity layer decides):
 - 400 -> `ValidationFailed` with the `X-REST-Error` message and the field it names;
 - 401/403 -> `AuthenticationFailed`; 404 (unknown entity) and a `null` record -> `NotFound`.
 
-Incremental reads send the project-defined `_cnd[updatedSince]` condition and also
-filter on `lastRenewDate` / `updateDate` themselves while paging by id ascending, so
-they stay correct on a store that ignores the condition.
+Incremental reads page by id ascending and keep the records whose `lastRenewDate` /
+`updateDate` is recent enough: X-Cart has no "updated since" condition. Sort fields carry
+the repository's Doctrine alias (`ALIASES`), as X-Cart passes them to `addOrderBy`.
 
 Where commerce-sync writes into X-Cart:
 - the ERP order number goes into the order's `adminNotes` on a line
@@ -59,6 +59,9 @@ from commerce_sync.systems.observe import ResponseHook
 from commerce_sync.systems.xcart import mapping
 from commerce_sync.systems.xcart.lookups import XCartLookups
 
+# The Doctrine alias of each entity's repository (`_cnd[orderBy]` needs it):
+# Repo/Order.php queries as `o`, Repo/Product.php and Repo/Profile.php as `p`.
+ALIASES = {"order": "o", "product": "p", "profile": "p"}
 SYSTEM = "xcart"
 Native = dict[str, Any]
 
@@ -234,17 +237,18 @@ class XCartClient:
     async def _iter_changed(
         self, entity: str, key: str, stamp_field: str, since: datetime, page_size: int
     ) -> AsyncIterator[Native]:
-        """Pages by id ascending; `_cnd[updatedSince]` narrows it, the client filter makes sure."""
+        """Records whose `stamp_field` is at or after `since`, paging by id ascending.
+
+        X-Cart's repositories have no "updated since" condition (unknown conditions are
+        ignored), so this reads every record and filters here: its cost grows with the
+        store. `orderBy` takes a Doctrine path with the repository's alias (`o.order_id`,
+        `p.product_id`): X-Cart hands it to `addOrderBy` as it is."""
         since_unix = mapping.to_unix(since)
         offset = 0
         while True:
             page = await self._list(
                 entity,
-                {
-                    "updatedSince": since_unix,
-                    "orderBy": [key, "asc"],
-                    "limit": [offset, page_size],
-                },
+                {"orderBy": [f"{ALIASES[entity]}.{key}", "asc"], "limit": [offset, page_size]},
             )
             for record in page:
                 if int(record.get(stamp_field) or 0) >= since_unix:
@@ -331,7 +335,7 @@ class XCartClient:
         every order: callers compare `orig_profile` themselves."""
         return await self._list(
             "order",
-            {"profileId": profile_id, "orderBy": ["order_id", "asc"], "limit": [offset, limit]},
+            {"profileId": profile_id, "orderBy": ["o.order_id", "asc"], "limit": [offset, limit]},
         )
 
     # ---- customers -----------------------------------------------------------------
@@ -382,22 +386,36 @@ class XCartClient:
 
     # ---- products and stock ----------------------------------------------------------
 
+    async def _products_with_sku(self, sku: str, page_size: int = 50) -> list[Native]:
+        """Products whose SKU is exactly `sku`, lowest id first. X-Cart's product
+        condition is `SKU`, a `LIKE %sku%` (Repo/Product.php, `prepareCndSKU`), so
+        `WIDGET-1` also finds `WIDGET-10`: every page of matches is read and compared."""
+        found: list[Native] = []
+        offset = 0
+        while True:
+            page = await self._list(
+                "product",
+                {"SKU": sku, "orderBy": ["p.product_id", "asc"], "limit": [offset, page_size]},
+            )
+            found += [record for record in page if record.get("sku") == sku]
+            if len(page) < page_size:
+                return found
+            offset += page_size
+
     async def get_product_by_sku(self, sku: str) -> Product | None:
-        for record in await self._list("product", {"sku": sku, "limit": [0, 10]}):
-            if record.get("sku") == sku:
-                self._sku_ids[sku] = int(record["product_id"])
-                return mapping.product_from_native(record, self.lookups)
+        for record in await self._products_with_sku(sku):
+            self._sku_ids[sku] = int(record["product_id"])
+            return mapping.product_from_native(record, self.lookups)
         return None
 
     async def product_ids_with_sku(self, sku: str) -> list[str]:
         """Ids of every product whose SKU is exactly `sku`, lowest first."""
-        records = await self._list("product", {"sku": sku, "limit": [0, 10]})
-        return sorted((str(r["product_id"]) for r in records if r.get("sku") == sku), key=int)
+        records = await self._products_with_sku(sku)
+        return sorted((str(record["product_id"]) for record in records), key=int)
 
     async def get_stock_level(self, sku: str) -> StockLevel | None:
-        for record in await self._list("product", {"sku": sku, "limit": [0, 10]}):
-            if record.get("sku") == sku:
-                return mapping.stock_from_native(record)
+        for record in await self._products_with_sku(sku):
+            return mapping.stock_from_native(record)
         return None
 
     async def iter_products_changed_since(
@@ -434,7 +452,7 @@ class XCartClient:
             offset = 0
             while True:
                 page = await self._list(
-                    "product", {"orderBy": ["product_id", "asc"], "limit": [offset, page_size]}
+                    "product", {"orderBy": ["p.product_id", "asc"], "limit": [offset, page_size]}
                 )
                 for record in page:
                     found[str(record.get("sku"))] = int(record["product_id"])
