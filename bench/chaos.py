@@ -31,7 +31,7 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +96,8 @@ class PairResult:
     stuck: int
     orphan_addresses: int
     held_creates: int
+    stuck_as: dict[str, int] = field(default_factory=dict)
+    """The state each stuck run was last seen in (with its error, if any)."""
 
 
 @dataclass
@@ -160,6 +162,16 @@ async def statuses(client: Any, placed: list[Placed], timeout_s: float) -> dict[
             shown.update(f"{len(found)} of {len(placed)} orders in the ERP")
             await asyncio.sleep(1.0)
     return found
+
+
+async def last_seen(client: Any, order: Placed) -> str:
+    """A stuck run's state and error, for the report."""
+    handle = client.get_workflow_handle(f"order:{order.pair}:{order.order_id}")
+    try:
+        status = await handle.query("status", result_type=OrderSyncStatus)
+    except Exception as exc:
+        return f"no status ({type(exc).__name__})"
+    return f"{status.state.value}: {status.error[:160]}" if status.error else status.state.value
 
 
 async def twin_check_done(client: Any, order: Placed) -> bool:
@@ -258,7 +270,12 @@ async def run(args: argparse.Namespace) -> ChaosResult:
             for pair, (_store, erp) in PAIRS.items():
                 state = (await sandbox.get(f"/{erp}/_sandbox/state")).json()
                 held = await held_calls(sandbox, erp)
-                results.append(count(pair, placed, found, state, held))
+                result = count(pair, placed, found, state, held)
+                for order in placed:
+                    if order.pair == pair and order not in found:
+                        seen = await last_seen(client, order)
+                        result.stuck_as[seen] = result.stuck_as.get(seen, 0) + 1
+                results.append(result)
             err.print("stopping everything ...")
     return ChaosResult(
         pairs=results,
@@ -281,6 +298,9 @@ def report(result: ChaosResult, out: Console) -> None:
     for pair in result.pairs:
         table.add_row(pair.pair, *(str(getattr(pair, column)) for column in columns))
     out.print(table)
+    for pair in result.pairs:
+        for seen, times in pair.stuck_as.items():
+            out.print(f"stuck in {pair.pair}: {times} x {seen}", highlight=False, soft_wrap=True)
     out.print(
         f"wall {result.wall_s:.0f} s on {result.cpus} cores, 1-min load "
         f"{result.load_before:.1f} -> {result.load_after:.1f}"

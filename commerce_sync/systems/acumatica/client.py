@@ -744,13 +744,23 @@ class AcumaticaClient:
                 order_type=order_type,
                 order_nbr=order_nbr,
             )
-            existing = await self._json(
-                "PUT",
-                "Payment",
-                body=body,
-                headers={"If-None-Match": "*"},
-                params={"$select": "Type,ReferenceNbr,Status"},
-            )
+            try:
+                existing = await self._json(
+                    "PUT",
+                    "Payment",
+                    body=body,
+                    headers={"If-None-Match": "*"},
+                    params={"$select": "Type,ReferenceNbr,Status"},
+                )
+            except ValidationFailed as exc:
+                # An earlier attempt whose answer was lost can land between the lookup
+                # above and this create: the order is then paid, and Acumatica refuses to
+                # apply more than its unpaid balance. That payment is ours: look again.
+                if not (exc.field or "").startswith("OrdersToApply"):
+                    raise
+                existing = await self._find_payment("Payment", payment.reference)
+                if existing is None:
+                    raise
         await self._release_if_balanced(existing)
         return str(value_of(existing, "ReferenceNbr"))
 

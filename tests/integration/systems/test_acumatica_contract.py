@@ -493,6 +493,30 @@ async def test_payment_over_the_order_balance_is_refused(acu: AcumaticaClient) -
     assert caught.value.field == "OrdersToApply[0].AppliedToOrder"
 
 
+async def test_a_payment_landing_between_the_lookup_and_the_create_is_the_one_returned(
+    acu: AcumaticaClient, sandboxes: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A retry's lookup runs before its earlier attempt's lost create lands (the chaos
+    bench met it): the retry's create is refused, the order being paid, and the payment
+    that landed is returned instead of a failure."""
+    order = make_order("2003")
+    nbr = await acu.create_sales_order(order, "C000001")
+    payment = Payment(method="card", reference="ch_2003", amount=order.total, currency="USD")
+    landed = await acu.record_payment("SO", nbr, payment, customer_id="C000001")
+    looked_up = acu._find_payment
+    calls = 0
+
+    async def lookup_before_it_landed(doc_type: str, reference: str) -> Any:
+        nonlocal calls
+        calls += 1
+        return None if calls == 1 else await looked_up(doc_type, reference)
+
+    monkeypatch.setattr(acu, "_find_payment", lookup_before_it_landed)
+    assert await acu.record_payment("SO", nbr, payment, customer_id="C000001") == landed
+    assert calls == 2
+    assert entity_calls(await requests_log(sandboxes), "PUT", "Payment") == 2  # one refused
+
+
 async def test_refund_and_void_refund(acu: AcumaticaClient, sandboxes: httpx.AsyncClient) -> None:
     ref = await acu.refund("C000002", Decimal("12.34"), "USD", "rf_1")
     assert await acu.refund("C000002", Decimal("12.34"), "USD", "rf_1") == ref
