@@ -9,6 +9,7 @@ whose feed is turned off has its schedule deleted.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
@@ -116,8 +117,6 @@ async def feed_statuses(
 ) -> list[FeedStatus]:
     """Every enabled feed: its schedule (paused or not, when Temporal answers) and how its
     reads went (the app database)."""
-    import asyncio
-
     states = {(s.pair, s.entity): s for s in await asyncio.to_thread(feed_states, engine)}
     now = utc_now()
     found: list[FeedStatus] = []
