@@ -25,6 +25,7 @@ from commerce_sync.contracts.steps import (
     ShipmentEventRef,
     SkuCheck,
 )
+from commerce_sync.domain.customers import numbering_key
 from commerce_sync.domain.models import Customer, Shipment
 from commerce_sync.ops.heartbeat import HEARTBEAT_MEMORY
 from commerce_sync.systems.customer_ports import customer_port
@@ -54,10 +55,32 @@ class ErpActivities:
         What an attempt made on the way (Brightpearl's postal addresses) is kept in its
         heartbeats for the retry to reuse (`ops/heartbeat.py`)."""
         pair = self._pairs[request.pair]
-        existing = await self._port.find_customer_by_email(request.customer.email, pair)
-        if existing is not None:
-            return existing
-        return await self._port.create_customer(request.customer, pair, memory=HEARTBEAT_MEMORY)
+        made = await self._port.find_customer_by_email(request.customer.email, pair)
+        if made is None:
+            made = await self._port.create_customer(request.customer, pair, memory=HEARTBEAT_MEMORY)
+        return await self._oldest_active(made, request.customer.email, pair)
+
+    async def _oldest_active(self, made: str, email: str, pair: PairConfig) -> str:
+        """The oldest active customer with the e-mail, `made` when there is none older.
+
+        An earlier attempt whose answer was lost can land after this attempt's lookup and
+        before its create: the create then returns the newer of two customers. The
+        customer sync that the ERP's announcement starts merges same-e-mail customers
+        into the oldest and deactivates the rest, so the run keeps the oldest too (an
+        order created on the newer one would meet it deactivated). The newer one is then
+        the twin `remove_order_twins` removes. Neither ERP keeps e-mails unique
+        (docs/systems/acumatica.md, docs/systems/brightpearl.md), so this is a look, not
+        a key."""
+        found = await customer_port(self._port).customers_by_email(email, pair)
+        older = [
+            customer.origin.external_id
+            for customer in found
+            if customer.active
+            and customer.origin is not None
+            and customer.origin.external_id
+            and _numbered_after(made, customer.origin.external_id)
+        ]
+        return min(older, key=numbering_key, default=made)
 
     @implements(Erp.delete_customer)
     @classified
@@ -170,8 +193,5 @@ class ErpActivities:
 
 
 def _numbered_after(candidate: str, ours: str) -> bool:
-    """Ids are numbered upwards (`C000012`, `10452`): compare their digits as numbers."""
-    digits = ["".join(ch for ch in text if ch.isdigit()) for text in (candidate, ours)]
-    if not all(digits):
-        return candidate > ours
-    return int(digits[0]) > int(digits[1])
+    """Ids are numbered upwards (`C000012`, `10452`)."""
+    return numbering_key(candidate) > numbering_key(ours)

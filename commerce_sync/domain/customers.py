@@ -52,6 +52,13 @@ def normalise_email(email: str, *, plus_addressing: bool = True) -> str:
     return f"{local}@{domain}"
 
 
+def numbering_key(customer_id: str) -> tuple[int, str]:
+    """Oldest first: ERPs and stores number customers upwards (`C000012`, `10452`), so
+    the digits compare as a number, then the text."""
+    digits = "".join(ch for ch in customer_id if ch.isdigit())
+    return (int(digits) if digits else 0, customer_id)
+
+
 def same_person(a: str, b: str, rules: CustomerRules) -> bool:
     plus = rules.plus_addressing_is_same_person
     return normalise_email(a, plus_addressing=plus) == normalise_email(b, plus_addressing=plus)

@@ -56,6 +56,7 @@ with workflow.unsafe.imports_passed_through():
         changed_fields,
         fingerprint,
         flowing_fields,
+        numbering_key,
         same_person,
     )
     from commerce_sync.domain.models import Customer
@@ -71,10 +72,8 @@ PENDING_CHECKS = 30
 
 
 def _id_order(customer: Customer) -> tuple[int, str]:
-    """Oldest first: the lowest numeric id (ids grow), then the text."""
-    ident = customer.origin.external_id if customer.origin else ""
-    digits = "".join(ch for ch in ident if ch.isdigit())
-    return (int(digits) if digits else 0, ident)
+    """Oldest first (`numbering_key`)."""
+    return numbering_key(customer.origin.external_id if customer.origin else "")
 
 
 @workflow.defn(name="CustomerSync")

@@ -14,6 +14,7 @@ from commerce_sync.domain.customers import (
     flowing_fields,
     merge_customer,
     normalise_email,
+    numbering_key,
     same_person,
 )
 from commerce_sync.domain.models import Address, Customer, Origin
@@ -129,3 +130,15 @@ def test_fingerprint_covers_the_synced_fields_and_active_only() -> None:
     assert fingerprint(base) == fingerprint(base.model_copy(update={"email": "JANE@example.com"}))
     assert fingerprint(base) != fingerprint(base.model_copy(update={"phone": "2"}))
     assert fingerprint(base) != fingerprint(base.model_copy(update={"active": False}))
+
+
+def test_numbering_key_orders_customer_ids_oldest_first() -> None:
+    # Acumatica's `CustomerID`s and Brightpearl's contact ids: by number, not as text.
+    assert sorted(["C000010", "C000100", "C000009"], key=numbering_key) == [
+        "C000009",
+        "C000010",
+        "C000100",
+    ]
+    assert sorted(["1003", "204", "99"], key=numbering_key) == ["99", "204", "1003"]
+    # Ids without digits compare as text after any numbered one of value 0.
+    assert numbering_key("ABC") < numbering_key("ABD") < numbering_key("C1")
