@@ -344,6 +344,51 @@ def status(
     leave(0)
 
 
+@app.command()
+def check(
+    pair: Annotated[str, typer.Argument(help="Integration pair id, e.g. kentico-brightpearl")],
+    order: Annotated[
+        str, typer.Option(help="The store order to read (default: one changed lately)")
+    ] = "",
+    sku: Annotated[str, typer.Option(help="The SKU to read (default: the order's first)")] = "",
+    email: Annotated[
+        str, typer.Option(help="The customer e-mail to read (default: the order's)")
+    ] = "",
+    days: Annotated[
+        int, typer.Option(min=1, help="Without --order: read an order changed in these days")
+    ] = 30,
+) -> None:
+    """Read-only dry run of a pair against its systems: authenticate, read one order, one
+    product and one customer in the store and the ERP, and report. Nothing is written.
+    Exits 1 when a read fails."""
+    from rich.markup import escape
+
+    from commerce_sync.commands.check import CheckTargets, Outcome, check_pair
+
+    settings = load_settings()
+    pairs = load_pairs(settings.pairs_file)
+    if pair not in pairs:
+        fail(f"unknown pair {escape(_one_line(pair))} (one of: {', '.join(sorted(pairs))})")
+    targets = CheckTargets(order_id=order, sku=sku, email=email, window=timedelta(days=days))
+    report = asyncio.run(check_pair(settings, pairs[pair], targets))
+    out = Console()
+    colours = {Outcome.OK: "green", Outcome.NONE: "yellow", Outcome.FAILED: "red"}
+    for line in report.lines:
+        mark = f"[{colours[line.outcome]}]{line.outcome.value:<7}[/]"
+        out.print(
+            f"{mark}{line.system:<12}{line.read:<16}{escape(line.detail)}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    failed = sum(line.outcome is Outcome.FAILED for line in report.lines)
+    out.print(
+        f"check {pair}: {len(report.lines)} reads, {failed} failed, nothing written",
+        highlight=False,
+        markup=False,
+    )
+    leave(1 if report.failed else 0)
+
+
 @app.command("email-query")
 def email_query(
     email: Annotated[str, typer.Argument(help="The shopper's email")],
