@@ -832,6 +832,37 @@ def payment(reference: str = "ch_123", amount: str = "51.37") -> Payment:
     )
 
 
+async def test_order_and_payment_searches_are_compared_with_the_row(
+    bp: BrightpearlClient, sandboxes: httpx.AsyncClient
+) -> None:
+    """Order Search's `customerRef` and `externalRef` and Customer Payment Search's
+    `transactionRef` are STRING columns (https://api-docs.brightpearl.com/order/order/search.html,
+    https://api-docs.brightpearl.com/accounting/customer-payment/search.html), which the
+    pages do not say match whole values with case; the sandbox matches them case aside
+    [INFERRED]. Store order `k-3001` is not `K-3001`, and a retried payment `ch_7` is not
+    the `CH_7` of another order: the connector takes a row only when its own column is the
+    value asked for."""
+    lower = await bp.create_sales_order(order("k-3001"), 201)
+    raw = await sandboxes.get(
+        f"{API}/order-service/order-search",
+        params={"customerRef": "K-3001", "columns": "orderId,customerRef"},
+        headers=HEADERS,
+    )
+    assert raw.json()["response"]["results"] == [[lower, "k-3001"]]
+    assert await bp.find_order_by_reference("K-3001") is None
+    upper = await bp.create_sales_order(order("K-3001"), 202)
+    assert upper != lower
+    assert await bp.find_order_by_reference("K-3001") == upper
+    assert await bp.find_order_by_reference("k-3001") == lower
+
+    first = await bp.record_payment(lower, payment(reference="CH_7"))
+    second = await bp.record_payment(upper, payment(reference="ch_7"))
+    # A retry of the second whose first answer was lost: refused as a duplicate, it is
+    # answered with the payment of that very reference, not with `CH_7` (lower id).
+    assert await bp.record_payment(upper, payment(reference="ch_7")) == second
+    assert second != first
+
+
 async def test_payment_receipt_is_idempotent_and_reversible(
     bp: BrightpearlClient, sandboxes: httpx.AsyncClient
 ) -> None:
