@@ -14,6 +14,12 @@ raised within 200 ms into one ID set). The control plane's `POST /_sandbox/webho
 with `{"url", "token"}` acts as a registration for every event with uriTemplate
 `{url}/{token}`, the documented body template and `idSetAccepted: true`.
 
+Contacts change only through their documented messages: Contact PATCH on its listed
+paths (anything else is refused), Contact Status PUT, Postal Address PUT, Contact Postal
+Address PUT and Company POST (docs/systems/brightpearl.md §8). Searches filter by the
+column's documented type: a SEARCH_STRING (contact e-mails, names) as a term held
+anywhere in the value, case aside [INFERRED] (§5).
+
 Fixed ids (stable across resets): products 1001..1010 (`WIDGET-1`..`WIDGET-10`),
 warehouses 2 (default, location 2) and 3 (location 3), seed contacts 201 and 202 with
 postal addresses 501 and 502, price lists 1 (cost) and 2 (retail, USD).
@@ -906,9 +912,6 @@ class BrightpearlSandbox(Sandbox):
                 "emails": dict((body.get("communication") or {}).get("emails") or {}),
                 "telephones": dict((body.get("communication") or {}).get("telephones") or {}),
             },
-            "organisation": self._organisation(
-                str((body.get("organisation") or {}).get("name") or "")
-            ),
             "relationshipToAccount": {
                 "isCustomer": True,
                 "isSupplier": False,
@@ -919,6 +922,10 @@ class BrightpearlSandbox(Sandbox):
             "contactStatus": body.get("contactStatus") or {"current": {"contactStatusId": 1}},
         }
         self._check_contact(contact)
+        # The company is joined (or made) only once the contact is known to be valid.
+        contact["organisation"] = self._organisation(
+            str((body.get("organisation") or {}).get("name") or "")
+        )
         contact_id = self._id("contact")
         now = stamp()
         self.contacts[contact_id] = {
