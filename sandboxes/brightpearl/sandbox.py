@@ -18,7 +18,7 @@ Contacts change only through their documented messages: Contact PATCH on its lis
 paths (anything else is refused), Contact Status PUT, Postal Address PUT, Contact Postal
 Address PUT and Company POST (docs/systems/brightpearl.md §8). Searches filter by the
 column's documented type: a SEARCH_STRING (contact e-mails, names) as a term held
-anywhere in the value, case aside [INFERRED] (§5).
+anywhere in the value, case aside (§5).
 
 Fixed ids (stable across resets): products 1001..1010 (`WIDGET-1`..`WIDGET-10`),
 warehouses 2 (default, location 2) and 3 (location 3), seed contacts 201 and 202 with
@@ -655,13 +655,15 @@ class BrightpearlSandbox(Sandbox):
         if column.kind == "BOOLEAN":
             return bool(actual) == (wanted.lower() in ("true", "1", "y"))
         if column.kind == "SEARCH_STRING":
-            # [INFERRED] a search term matches any value holding it, case aside: the
-            # search pages type these columns SEARCH_STRING apart from STRING (e.g.
-            # https://api-docs.brightpearl.com/contact/contact/search.html) without saying
-            # how it matches, and the web app's e-mail search is a fuzzy match
-            # (https://help.brightpearl.com/hc/en-us/articles/211129586). A substring is the
-            # loosest reading that still narrows, so a client relying on a whole-value
-            # match shows here.
+            # A search term matches any value that contains it. The search pages type these
+            # columns SEARCH_STRING apart from STRING without saying how it matches
+            # (https://api-docs.brightpearl.com/contact/contact/search.html); a public
+            # client describes the contact-search filters as "String contained in
+            # contact's primary email address" and `allEmail` as "contained (case
+            # insensitive)" (github.com/langabi/Brightpearl-PHP src/resources/contact.php),
+            # and the web app's e-mail search is a fuzzy match
+            # (https://help.brightpearl.com/hc/en-us/articles/211129586). Case aside for
+            # every SEARCH_STRING is [INFERRED] from `allEmail`.
             return wanted.strip().lower() in str(actual or "").lower()
         # [INFERRED] STRING: a whole value, case aside; the pages read do not say.
         return str(actual or "").lower() == wanted.lower()
@@ -956,8 +958,10 @@ class BrightpearlSandbox(Sandbox):
     def _organisation(self, name: str) -> Json:
         """A contact's company, by name: contacts sharing a company name are grouped into
         one company (https://help.brightpearl.com/hc/en-us/articles/212646383), so a name
-        seen before joins that company, a new one makes it. [INFERRED] the shape
-        `{"organisationId", "name"}` of Contact GET's `organisation`."""
+        seen before joins that company, a new one makes it. The shape
+        `{"organisationId", "name"}` is Contact POST's `organisation` as a public client
+        lists it (github.com/langabi/Brightpearl-PHP src/resources/contact.php); that
+        Contact GET answers the same is [INFERRED]."""
         if not name:
             return {"organisationId": None, "name": ""}
         for company in self.companies.values():

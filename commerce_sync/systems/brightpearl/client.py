@@ -473,11 +473,12 @@ class BrightpearlClient:
         ascending.
 
         Contact Search types `primaryEmail` a SEARCH_STRING, not a STRING
-        (https://api-docs.brightpearl.com/contact/contact/search.html): a search term,
-        which no page read says matches whole values only (the web app's e-mail search is
-        a fuzzy match, https://help.brightpearl.com/hc/en-us/articles/211129586). So every
-        row of every page is compared with the address itself before it is used:
-        `ann@example.com` never answers with `joann@example.com`'s contact."""
+        (https://api-docs.brightpearl.com/contact/contact/search.html): a search term, a
+        "String contained in contact's primary email address" as a public client puts it
+        (github.com/langabi/Brightpearl-PHP src/resources/contact.php; the web app's
+        e-mail search is a fuzzy match, https://help.brightpearl.com/hc/en-us/articles/211129586).
+        So every row of every page is compared with the address itself before it is
+        used: `ann@example.com` never answers with `joann@example.com`'s contact."""
         wanted = email.strip().casefold()
         return [
             int(row["contactId"])

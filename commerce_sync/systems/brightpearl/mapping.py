@@ -248,7 +248,10 @@ def customer_to_contact(
 ) -> Json:
     """`POST contact-service/contact` body; `address_ids` maps `DEF`/`BIL`/`DEL` to
     postal address ids created first. The nesting of `communication`, `organisation`,
-    `relationshipToAccount`, `financialDetails` and `contactStatus` is [INFERRED]."""
+    `relationshipToAccount`, `financialDetails` and `contactStatus.current` is as a public
+    client lists Contact POST's parameters (github.com/langabi/Brightpearl-PHP
+    src/resources/contact.php); https://api-docs.brightpearl.com/contact/contact/post.html
+    names the fields."""
     telephones = {"PRI": customer.phone} if customer.phone else {}
     return {
         "firstName": customer.first_name,
