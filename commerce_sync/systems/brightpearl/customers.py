@@ -35,8 +35,10 @@ class BrightpearlCustomers:
         return [customer for customer in found if is_same_email(customer, email)]
 
     async def same_person(self, email: str, pair: PairConfig) -> list[Customer]:
-        """contact-search matches a whole e-mail (docs/systems/brightpearl.md §8 gives no
-        pattern search): the address and its base address."""
+        """The address and its base address, each searched and kept only where a
+        contact's address is that one (`customers_by_email`). contact-search finds a
+        term contained in an address (docs/systems/brightpearl.md §5), which cannot
+        reach `a+tag@x` from `a@x`; no wildcard or pattern is documented."""
         return await exact_variants(self, email, pair)
 
     async def write_customer(
