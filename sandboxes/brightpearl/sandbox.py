@@ -14,6 +14,12 @@ raised within 200 ms into one ID set). The control plane's `POST /_sandbox/webho
 with `{"url", "token"}` acts as a registration for every event with uriTemplate
 `{url}/{token}`, the documented body template and `idSetAccepted: true`.
 
+Contacts change only through their documented messages: Contact PATCH on its listed
+paths (anything else is refused), Contact Status PUT, Postal Address PUT, Contact Postal
+Address PUT and Company POST (docs/systems/brightpearl.md §8). Searches filter by the
+column's documented type: a SEARCH_STRING (contact e-mails, names) as a term held
+anywhere in the value, case aside (§5).
+
 Fixed ids (stable across resets): products 1001..1010 (`WIDGET-1`..`WIDGET-10`),
 warehouses 2 (default, location 2) and 3 (location 3), seed contacts 201 and 202 with
 postal addresses 501 and 502, price lists 1 (cost) and 2 (retail, USD).
@@ -59,6 +65,8 @@ ORDER_STATUSES = {
     6: "Returned",
 }
 CANCELLED_STATUS = 5
+# Contact statuses are per account [INFERRED: these two, active and inactive].
+CONTACT_STATUSES = {1: "Active", 2: "Inactive"}
 ORDER_TYPES = {"SO": 1, "PO": 2, "SC": 3, "PC": 4}
 TAX_CODES = {"T20", "T5", "T0", "-"}
 SHIPPING_METHODS = {
@@ -171,7 +179,7 @@ class Call:
 @dataclass
 class Column:
     name: str
-    kind: str  # IDSET, INTEGER, STRING, PERIOD, BOOLEAN, DECIMAL
+    kind: str  # IDSET, INTEGER, STRING, SEARCH_STRING, PERIOD, BOOLEAN, DECIMAL
     get: Callable[[Json], Any]
 
 
@@ -288,6 +296,10 @@ class BrightpearlSandbox(Sandbox):
         self.stock: dict[tuple[int, int], int] = {}
         self.contacts: dict[int, Json] = {}
         self.addresses: dict[int, Json] = {}
+        self.companies: dict[int, Json] = {}
+        # Addresses associated with a contact with no default role (Contact Postal Address
+        # PUT without a type), by contact.
+        self.other_addresses: dict[int, set[int]] = {}
         self.orders: dict[int, Json] = {}
         self.order_notes: dict[int, list[Json]] = {}
         self.goods_out: dict[int, Json] = {}
@@ -302,6 +314,7 @@ class BrightpearlSandbox(Sandbox):
         self._next = {
             "contact": 203,
             "address": 503,
+            "company": 1,
             "order": 10001,
             "row": 50001,
             "note": 1,
@@ -346,7 +359,7 @@ class BrightpearlSandbox(Sandbox):
                     "emails": {"PRI": {"email": customer.email}},
                     "telephones": {"PRI": customer.phone},
                 },
-                "organisation": {"name": customer.company},
+                "organisation": self._organisation(customer.company),
                 "relationshipToAccount": {
                     "isCustomer": True,
                     "isSupplier": False,
@@ -410,6 +423,7 @@ class BrightpearlSandbox(Sandbox):
             },
             "contacts": {str(k): self._contact_view(k) for k in self.contacts},
             "postal_addresses": {str(k): v for k, v in self.addresses.items()},
+            "companies": {str(k): v for k, v in self.companies.items()},
             "orders": {str(k): self._order_view(k) for k in self.orders},
             "order_notes": {str(k): v for k, v in self.order_notes.items()},
             "goods_out_notes": {str(k): v for k, v in self.goods_out.items()},
@@ -518,8 +532,11 @@ class BrightpearlSandbox(Sandbox):
         r("GET", "contact-service", "postal-address/{ids}", self._get_addresses)
         r("POST", "contact-service", "contact", self._create_contact)
         r("GET", "contact-service", "contact/{ids}", self._get_contacts)
+        r("PUT", "contact-service", "postal-address/{id}", self._update_address)
         r("PATCH", "contact-service", "contact/{id}", self._patch_contact)
+        r("PUT", "contact-service", "contact/{ids}/status", self._set_contact_status)
         r("PUT", "contact-service", "contact/{id}/postal-address", self._relink_addresses)
+        r("POST", "contact-service", "company", self._create_company)
         r("GET", "contact-service", "contact-search", self._search_contacts)
         r("GET", "product-service", "product/{ids}", self._get_products)
         r("GET", "product-service", "product-search", self._search_products)
@@ -637,6 +654,18 @@ class BrightpearlSandbox(Sandbox):
             return int(actual) in ids_of(wanted, "")
         if column.kind == "BOOLEAN":
             return bool(actual) == (wanted.lower() in ("true", "1", "y"))
+        if column.kind == "SEARCH_STRING":
+            # A search term matches any value that contains it. The search pages type these
+            # columns SEARCH_STRING apart from STRING without saying how it matches
+            # (https://api-docs.brightpearl.com/contact/contact/search.html); a public
+            # client describes the contact-search filters as "String contained in
+            # contact's primary email address" and `allEmail` as "contained (case
+            # insensitive)" (github.com/langabi/Brightpearl-PHP src/resources/contact.php),
+            # and the web app's e-mail search is a fuzzy match
+            # (https://help.brightpearl.com/hc/en-us/articles/211129586). Case aside for
+            # every SEARCH_STRING is [INFERRED] from `allEmail`.
+            return wanted.strip().lower() in str(actual or "").lower()
+        # [INFERRED] STRING: a whole value, case aside; the pages read do not say.
         return str(actual or "").lower() == wanted.lower()
 
     # ---- products and stock ----------------------------------------------------------
@@ -885,7 +914,6 @@ class BrightpearlSandbox(Sandbox):
                 "emails": dict((body.get("communication") or {}).get("emails") or {}),
                 "telephones": dict((body.get("communication") or {}).get("telephones") or {}),
             },
-            "organisation": {"name": str((body.get("organisation") or {}).get("name") or "")},
             "relationshipToAccount": {
                 "isCustomer": True,
                 "isSupplier": False,
@@ -896,6 +924,10 @@ class BrightpearlSandbox(Sandbox):
             "contactStatus": body.get("contactStatus") or {"current": {"contactStatusId": 1}},
         }
         self._check_contact(contact)
+        # The company is joined (or made) only once the contact is known to be valid.
+        contact["organisation"] = self._organisation(
+            str((body.get("organisation") or {}).get("name") or "")
+        )
         contact_id = self._id("contact")
         now = stamp()
         self.contacts[contact_id] = {
@@ -923,55 +955,178 @@ class BrightpearlSandbox(Sandbox):
             raise not_found(f"Contact {contact_id} not found")
         return self.contacts[contact_id]
 
+    def _organisation(self, name: str) -> Json:
+        """A contact's company, by name: contacts sharing a company name are grouped into
+        one company (https://help.brightpearl.com/hc/en-us/articles/212646383), so a name
+        seen before joins that company, a new one makes it. The shape
+        `{"organisationId", "name"}` is Contact POST's `organisation` as a public client
+        lists it (github.com/langabi/Brightpearl-PHP src/resources/contact.php); that
+        Contact GET answers the same is [INFERRED]."""
+        if not name:
+            return {"organisationId": None, "name": ""}
+        for company in self.companies.values():
+            if company["name"] == name:
+                return {"organisationId": company["id"], "name": name}
+        company_id = self._id("company")
+        self.companies[company_id] = {"id": company_id, "name": name}
+        return {"organisationId": company_id, "name": name}
+
+    async def _create_company(self, call: Call) -> Any:
+        """Company POST (https://api-docs.brightpearl.com/contact/company/post.html):
+        `name` required, 1 to 64 characters; answers the id. Nothing says names are
+        unique, so a second company of a name is a second company."""
+        body = call.body if isinstance(call.body, dict) else {}
+        name = body.get("name")
+        if not isinstance(name, str) or not 1 <= len(name) <= 64:
+            raise bad("name: a company name of 1 to 64 characters is required")
+        company_id = self._id("company")
+        self.companies[company_id] = {"id": company_id, "name": name}
+        return company_id
+
     async def _patch_contact(self, call: Call) -> Any:
+        """Contact PATCH (https://api-docs.brightpearl.com/contact/contact/patch.html):
+        only the documented paths, each with its documented operations
+        (`CONTACT_PATCH_PATHS`); any other path is refused [INFERRED: 400 with the errors
+        envelope, the page names no status for it], and nothing of the batch is applied.
+        Answers the modified contact."""
         contact = self._contact(call.params["id"])
         if not isinstance(call.body, list):
             raise bad("A JSON-Patch array is required")
         updated = copy.deepcopy(contact)
+        company_id: Any = None
         for index, op in enumerate(call.body):
+            check_contact_patch(op, f"[{index}]")
+            if op.get("path") == "/companyId":
+                company_id = op.get("value")
+                continue
             apply_patch(updated, op, f"[{index}]")
+        if company_id is not None:
+            if not isinstance(company_id, int) or company_id not in self.companies:
+                raise bad(f"companyId: company {company_id!r} does not exist")
+            updated["organisation"] = {
+                "organisationId": company_id,
+                "name": self.companies[company_id]["name"],
+            }
         self._check_contact(updated)
         updated["contactId"] = contact["contactId"]
         updated["createdOn"] = contact["createdOn"]
         updated["updatedOn"] = stamp()
         self.contacts[contact["contactId"]] = updated
         self._raise_event("contact.modified", [contact["contactId"]])
+        return self._contact_view(contact["contactId"])
+
+    async def _set_contact_status(self, call: Call) -> Any:
+        """Contact Status PUT (https://api-docs.brightpearl.com/contact/contact-status/put.html):
+        `{"contactStatusId"}` for an ID set of at most 200 contacts. An unknown status, or
+        no contact found, is a 404 and changes nothing; otherwise a 207 with each
+        contact's status (200, or 404 with `CONC-014`)."""
+        ids = ids_of(call.params["ids"], "contact")
+        body = call.body if isinstance(call.body, dict) else {}
+        status_id = body.get("contactStatusId")
+        if status_id not in CONTACT_STATUSES:
+            raise BpError(404, "CONC-047", f"No contact status found with ID {status_id}")
+        if not any(i in self.contacts for i in ids):
+            raise not_found("Contact was not found")
+        statuses: Json = {}
+        errors: Json = {}
+        for contact_id in ids:
+            contact = self.contacts.get(contact_id)
+            if contact is None:
+                statuses[str(contact_id)] = 404
+                errors[str(contact_id)] = [{"code": "CONC-014", "message": "Contact was not found"}]
+                continue
+            contact["contactStatus"] = {"current": {"contactStatusId": status_id}}
+            contact["updatedOn"] = stamp()
+            statuses[str(contact_id)] = 200
+            errors[str(contact_id)] = []
+            self._raise_event("contact.modified", [contact_id])
+        return JSONResponse(
+            {"response": {"resourceStatuses": statuses, "resourceErrors": errors}},
+            status_code=207,
+        )
+
+    async def _update_address(self, call: Call) -> Any:
+        """Postal Address PUT (https://api-docs.brightpearl.com/contact/postal-address/put.html):
+        the address's fields replaced in place, `addressLine1` required; answers `{}`."""
+        address_id = whole(call.params["id"], "postal address id")
+        if address_id not in self.addresses:
+            raise not_found(f"Postal address {address_id} not found")
+        self.addresses[address_id] = {"addressId": address_id, **self._postal(call.body)}
+        for contact in self.contacts.values():
+            if address_id in (contact.get("postAddressIds") or {}).values():
+                contact["updatedOn"] = stamp()
+        return JSONResponse({})
+
+    def _owner_of(self, address_id: int) -> int | None:
+        for contact_id, contact in self.contacts.items():
+            if address_id in (contact.get("postAddressIds") or {}).values():
+                return contact_id
+            if address_id in self.other_addresses.get(contact_id, set()):
+                return contact_id
         return None
 
     async def _relink_addresses(self, call: Call) -> Any:
+        """Contact Postal Address PUT
+        (https://api-docs.brightpearl.com/contact/contact-postal-address/put.html):
+        `[{"postalAddressId", "type"}]`, type `DEF`, `BIL`, `DEL` or none (associated, no
+        default role). An address of another contact is refused; every association is
+        checked before any is applied. Answers `{}`."""
         contact = self._contact(call.params["id"])
-        if not isinstance(call.body, list):
+        if not isinstance(call.body, list) or not call.body:
             raise bad("A list of {postalAddressId, type} is required")
         ids = dict(contact["postAddressIds"])
-        for item in call.body:
-            ids[str(item.get("type"))] = item.get("postalAddressId")
+        others: set[int] = set()
+        for index, item in enumerate(call.body):
+            if not isinstance(item, dict):
+                raise bad(f"[{index}]: an object {{postalAddressId, type}} is required")
+            address_id = item.get("postalAddressId")
+            kind = item.get("type")
+            if not isinstance(address_id, int) or address_id not in self.addresses:
+                raise bad(
+                    f"[{index}].postalAddressId: postal address {address_id!r} does not exist"
+                )
+            owner = self._owner_of(address_id)
+            if owner is not None and owner != contact["contactId"]:
+                raise bad(
+                    f"[{index}].postalAddressId: postal address {address_id} belongs to "
+                    f"contact {owner}"
+                )
+            if kind is None:
+                others.add(address_id)
+            elif kind in ("DEF", "BIL", "DEL"):
+                ids[kind] = address_id
+            else:
+                raise bad(f"[{index}].type: unknown type {kind!r}")
         updated = {**contact, "postAddressIds": ids}
         self._check_contact(updated)
+        self.other_addresses.setdefault(contact["contactId"], set()).update(others)
         updated["updatedOn"] = stamp()
         self.contacts[contact["contactId"]] = updated
         self._raise_event("contact.modified", [contact["contactId"]])
-        return None
+        return JSONResponse({})
 
+    # Contact Search (https://api-docs.brightpearl.com/contact/contact/search.html): the
+    # e-mails, names and company name are SEARCH_STRING; `pri` is a STRING.
     CONTACT_COLUMNS = [
         Column("contactId", "IDSET", lambda c: c["contactId"]),
         Column(
             "primaryEmail",
-            "STRING",
+            "SEARCH_STRING",
             lambda c: (c["communication"]["emails"].get("PRI") or {}).get("email"),
         ),
         Column(
             "secondaryEmail",
-            "STRING",
+            "SEARCH_STRING",
             lambda c: (c["communication"]["emails"].get("SEC") or {}).get("email"),
         ),
         Column(
             "tertiaryEmail",
-            "STRING",
+            "SEARCH_STRING",
             lambda c: (c["communication"]["emails"].get("TER") or {}).get("email"),
         ),
-        Column("firstName", "STRING", lambda c: c["firstName"]),
-        Column("lastName", "STRING", lambda c: c["lastName"]),
-        Column("companyName", "STRING", lambda c: c["organisation"]["name"]),
+        Column("firstName", "SEARCH_STRING", lambda c: c["firstName"]),
+        Column("lastName", "SEARCH_STRING", lambda c: c["lastName"]),
+        Column("companyName", "SEARCH_STRING", lambda c: c["organisation"]["name"]),
         Column("isCustomer", "BOOLEAN", lambda c: c["relationshipToAccount"]["isCustomer"]),
         Column("isSupplier", "BOOLEAN", lambda c: c["relationshipToAccount"]["isSupplier"]),
         Column("isStaff", "BOOLEAN", lambda c: c["relationshipToAccount"]["isStaff"]),
@@ -2284,7 +2439,7 @@ class BrightpearlSandbox(Sandbox):
             if body.phone is not None:
                 contact["communication"]["telephones"]["PRI"] = body.phone
             if body.company is not None:
-                contact["organisation"]["name"] = body.company
+                contact["organisation"] = self._organisation(body.company)
             contact["updatedOn"] = stamp()
             event = self._raise_event("contact.modified", [contact_id])
             return {"contact_id": contact_id, "event_id": event.id}
@@ -2297,6 +2452,39 @@ def _sortable(value: Any) -> Any:
 def subscribed(subscribe_to: str, full_event: str) -> bool:
     """`order.modified` also receives `order.modified.order-status` (prefix by segments)."""
     return full_event == subscribe_to or full_event.startswith(subscribe_to + ".")
+
+
+ALL_PATCH_OPS = frozenset({"add", "remove", "replace", "move", "copy", "test"})
+# Contact PATCH's table (https://api-docs.brightpearl.com/contact/contact/patch.html): each
+# documented path and the operations it supports ("All operations" for the e-mails and
+# telephones). The sandbox applies add, remove and replace; the others are refused as
+# unsupported by this copy, never as undocumented.
+CONTACT_PATCH_PATHS: list[tuple[re.Pattern[str], frozenset[str]]] = [
+    (re.compile(r"/salutation"), frozenset({"test", "add", "replace", "remove"})),
+    (re.compile(r"/firstName"), frozenset({"test", "add", "replace"})),
+    (re.compile(r"/lastName"), frozenset({"test", "add", "replace"})),
+    (re.compile(r"/communication/telephones/(PRI|SEC|MOB|FAX)"), ALL_PATCH_OPS),
+    (re.compile(r"/communication/emails/(PRI|SEC|TER)/email"), ALL_PATCH_OPS),
+    (re.compile(r"/marketingDetails/isReceiveEmailNewsletter"), frozenset({"test", "replace"})),
+    (re.compile(r"/leadTime"), frozenset({"replace"})),
+    (re.compile(r"/companyId"), frozenset({"replace"})),
+]
+
+
+def check_contact_patch(op: Any, where: str) -> None:
+    """Refuses a Contact PATCH operation on a path the reference does not list, or with an
+    operation its row does not list (`CONTACT_PATCH_PATHS`)."""
+    if not isinstance(op, dict):
+        raise bad(f"{where}: a JSON-Patch operation object is required")
+    path, name = str(op.get("path") or ""), op.get("op")
+    for pattern, ops in CONTACT_PATCH_PATHS:
+        if pattern.fullmatch(path):
+            if name not in ops:
+                raise bad(f"{where}: operation {name!r} is not supported on {path!r}")
+            if name not in ("add", "remove", "replace"):
+                raise bad(f"{where}: operation {name!r} is not supported by this sandbox")
+            return
+    raise bad(f"{where}: path {path!r} cannot be patched")
 
 
 def apply_patch(document: Json, op: Any, where: str) -> None:

@@ -7,7 +7,10 @@ retries: Temporal does. The throttle headers of every response are kept:
 answer and becomes `ThrottledError(retry_after_s = brightpearl-next-throttle-period / 1000)`.
 
 Searches page with the 1-based `firstResult` / `pageSize` (max 500) until
-`lastResult >= resultsAvailable`; an empty search is a 404 and reads as "nothing".
+`lastResult >= resultsAvailable`; an empty search is a 404 and reads as "nothing". A
+search filter is a match by the column's type (SEARCH_STRING a search term, STRING not
+documented as exact either), so wherever a row is taken as "the" record, the row's own
+column is compared with the value on every page first (docs/systems/brightpearl.md §5).
 Multi-GETs use ID sets in batches no larger than the resource allows.
 
 Contacts are created in steps (docs/systems/brightpearl.md §8): each postal address
@@ -22,8 +25,10 @@ Contacts are created in steps (docs/systems/brightpearl.md §8): each postal add
   the `AttemptMemory` the caller passes (the activity's heartbeat details, handed to
   the next attempt: `ops/heartbeat.py`), keyed by its role (`DEF`, or `DEL` when the
   shipping address differs), the customer's e-mail and a fingerprint of the postal
-  body, and a retry reuses the id; a different address is never reused. The same holds
-  for `update_contact` and `create_postal_addresses`.
+  body, and a retry reuses the id; a different address is never reused.
+- an update changes the contact's own postal addresses in place (Postal Address PUT), so
+  its retry leaves no second address; only an address the contact lacks is posted, and
+  reused from the memory like the create's.
 Left: a postal-address POST whose own answer is lost (a timeout after Brightpearl made
 it) leaves one address nothing refers to, which the API gives no way to find or delete;
 so does one whose record a worker dies before sending (heartbeats are throttled to one
@@ -229,16 +234,10 @@ class BrightpearlClient:
     # ---- contacts -------------------------------------------------------------------
 
     async def find_contact_by_email(self, email: str) -> int | None:
-        async for row in self._search(
-            "contact-service/contact-search",
-            {
-                "primaryEmail": email.strip(),
-                "columns": "contactId,primaryEmail",
-                "sort": "contactId.ASC",
-            },
-        ):
-            return int(row["contactId"])
-        return None
+        """The lowest contact id whose primary e-mail is `email` (see
+        `find_contact_ids_by_email`), or None."""
+        found = await self.find_contact_ids_by_email(email)
+        return found[0] if found else None
 
     async def _create_addresses(
         self, customer: Customer, memory: AttemptMemory = NO_MEMORY
@@ -314,12 +313,16 @@ class BrightpearlClient:
         )
 
     async def get_contact(self, contact_id: int) -> Customer:
-        found = await self._request("GET", f"contact-service/contact/{int(contact_id)}")
-        contact = found[0] if isinstance(found, list) else found
+        return await self._customer_of(await self.get_contact_native(contact_id))
+
+    async def _customer_of(self, native: Json) -> Customer:
+        """The contact as a `Customer`, its postal addresses read when Contact GET left them
+        out (`postalAddresses` is optional there, https://api-docs.brightpearl.com/contact/contact/get.html)."""
+        contact = dict(native)
         ids = contact.get("postAddressIds") or {}
         if ids and not contact.get("postalAddresses"):
             addresses = await self._get_by_ids(
-                "contact-service/postal-address", [int(v) for v in ids.values()]
+                "contact-service/postal-address", sorted({int(v) for v in ids.values()})
             )
             contact["postalAddresses"] = {
                 str(a.get("addressId", a.get("id"))): a for a in addresses
@@ -329,15 +332,122 @@ class BrightpearlClient:
     async def update_contact(
         self, contact_id: int, customer: Customer, *, memory: AttemptMemory = NO_MEMORY
     ) -> None:
-        """New postal addresses (when given; reused from `memory`), then `PATCH contact/{id}`
-        with JSON-Patch operations. [INFERRED]: Brightpearl documents contact updates as
-        JSON-Patch."""
-        address_ids = await self._create_addresses(customer, memory)
+        """Makes the contact say what `customer` says, writing only what differs (a record
+        written back, such as a merge's snapshot, leaves the contact as it was), each part
+        through the message Brightpearl documents for it:
+
+        - names, primary e-mail and telephone: Contact PATCH on its documented paths
+          (`mapping.CONTACT_PATCH_DOCS`); a telephone made empty is removed;
+        - the company: Company POST (its id remembered in `memory` for a retry), then
+          Contact PATCH `/companyId`; no message clears a contact's company, so an empty
+          company leaves it as it is;
+        - addresses: `PUT postal-address/{id}` changes the contact's own addresses in
+          place; a second address (billing and shipping now apart) is posted (reused from
+          `memory`) and linked by Contact Postal Address PUT. No message unlinks an address,
+          so a customer without addresses leaves the contact's as they are;
+        - active or not: Contact Status PUT.
+        """
+        native = await self.get_contact_native(contact_id)
+        current = await self._customer_of(native)
+        ops = [
+            _emptying(op)
+            for op in mapping.customer_patch(customer)
+            if _changes(native, str(op["path"]), op["value"])
+        ]
+        company = customer.company.strip()
+        if company and company != current.company:
+            ops.append(mapping.company_patch(await self._company(company, memory)))
+        if ops:
+            await self.patch_contact(contact_id, ops)
+        if not (
+            _same_postal(current.billing_address, customer.billing_address)
+            and _same_postal(current.shipping_address, customer.shipping_address)
+        ):
+            await self._write_addresses(contact_id, native, customer, memory)
+        if current.active != customer.active:
+            await self.set_contact_active(contact_id, customer.active)
+
+    async def _company(self, name: str, memory: AttemptMemory) -> int:
+        """A new company of this name (Company POST answers its id); an earlier attempt's
+        is reused from `memory`. [INFERRED] no company search is documented in the pages
+        read (https://api-docs.brightpearl.com/contact/index.html lists Company POST, GET and
+        PUT), so an existing company of the same name cannot be found first."""
+        key = f"brightpearl.company.{fingerprint(name)}"
+        made = memory.get(key)
+        if made is not None and made.isdigit():
+            return int(made)
+        company_id = int(
+            await self._request(
+                "POST", "contact-service/company", json={"name": name}, field="company"
+            )
+        )
+        memory.put(key, str(company_id))
+        return company_id
+
+    async def _write_addresses(
+        self, contact_id: int, native: Json, customer: Customer, memory: AttemptMemory
+    ) -> None:
+        """The customer's billing and shipping addresses onto the contact's own postal
+        addresses, changed in place by Postal Address PUT
+        (https://api-docs.brightpearl.com/contact/postal-address/put.html: idempotent, so a
+        retry whose first answer was lost leaves no second address). An address the
+        contact lacks is posted (reused from `memory`) and linked to its roles by Contact
+        Postal Address PUT (https://api-docs.brightpearl.com/contact/contact-postal-address/put.html)."""
+        billing, shipping = customer.billing_address, customer.shipping_address
+        first = billing or shipping
+        if first is None:
+            return
+        try:
+            for address in (billing, shipping):
+                if address is not None:
+                    mapping.address_to_postal(address)
+        except ValueError as exc:
+            raise ValidationFailed(SYSTEM, str(exc), field="address.country") from None
+        have = {str(k): int(v) for k, v in (native.get("postAddressIds") or {}).items() if v}
+        main = have.get("BIL") or have.get("DEF")
+        links: dict[str, int] = {}
+        if main is None:
+            main = await self._postal_address(
+                customer, first, "DEF", memory, field="billing_address"
+            )
+            links.update(DEF=main, BIL=main)
+        else:
+            await self._put_postal(main, first, field="billing_address")
+            links.update({role: main for role in ("DEF", "BIL") if have.get(role) != main})
+        apart = (
+            billing is not None
+            and shipping is not None
+            and not mapping.same_postal(billing, shipping)
+        )
+        if apart:
+            assert shipping is not None
+            delivery = have.get("DEL")
+            if delivery is None or delivery == main:
+                delivery = await self._postal_address(
+                    customer, shipping, "DEL", memory, field="shipping_address"
+                )
+                links["DEL"] = delivery
+            else:
+                await self._put_postal(delivery, shipping, field="shipping_address")
+        elif have.get("DEL") != main:
+            links["DEL"] = main
+        if links:
+            await self._request(
+                "PUT",
+                f"contact-service/contact/{int(contact_id)}/postal-address",
+                json=[
+                    {"postalAddressId": address_id, "type": role}
+                    for role, address_id in sorted(links.items())
+                ],
+                field="address",
+            )
+
+    async def _put_postal(self, address_id: int, address: Address, *, field: str) -> None:
         await self._request(
-            "PATCH",
-            f"contact-service/contact/{int(contact_id)}",
-            json=mapping.customer_patch(customer, address_ids),
-            field="customer",
+            "PUT",
+            f"contact-service/postal-address/{int(address_id)}",
+            json=mapping.address_to_postal(address),
+            field=field,
         )
 
     async def iter_contacts_changed_since(
@@ -359,36 +469,60 @@ class BrightpearlClient:
                 yield mapping.contact_from_native(contact)
 
     async def find_contact_ids_by_email(self, email: str) -> list[int]:
-        """Ids of every contact whose `primaryEmail` contact-search matches, ascending."""
+        """Ids of the contacts whose primary e-mail is `email` (case and blanks aside),
+        ascending.
+
+        Contact Search types `primaryEmail` a SEARCH_STRING, not a STRING
+        (https://api-docs.brightpearl.com/contact/contact/search.html): a search term, a
+        "String contained in contact's primary email address" as a public client puts it
+        (github.com/langabi/Brightpearl-PHP src/resources/contact.php; the web app's
+        e-mail search is a fuzzy match, https://help.brightpearl.com/hc/en-us/articles/211129586).
+        So every row of every page is compared with the address itself before it is
+        used: `ann@example.com` never answers with `joann@example.com`'s contact."""
+        wanted = email.strip().casefold()
         return [
             int(row["contactId"])
             async for row in self._search(
                 "contact-service/contact-search",
-                {"primaryEmail": email, "columns": "contactId", "sort": "contactId.ASC"},
+                {
+                    "primaryEmail": email.strip(),
+                    "columns": "contactId,primaryEmail",
+                    "sort": "contactId.ASC",
+                },
             )
+            if str(row.get("primaryEmail") or "").strip().casefold() == wanted
         ]
 
     async def get_contact_native(self, contact_id: int) -> Json:
-        """The contact as Brightpearl answers it (`postAddressIds`, no postal addresses)."""
+        """The contact as Brightpearl answers it (`postAddressIds`, `organisation`, ...)."""
         found = await self._request("GET", f"contact-service/contact/{int(contact_id)}")
         contact: Json = found[0] if isinstance(found, list) else found
         return contact
 
-    async def create_postal_addresses(
-        self, customer: Customer, *, memory: AttemptMemory = NO_MEMORY
-    ) -> dict[str, int]:
-        """New postal addresses for the customer's billing and shipping addresses (one when
-        they are the same place; reused from `memory`): the ids by role (`DEF`, `BIL`,
-        `DEL`), none without any."""
-        return await self._create_addresses(customer, memory)
-
     async def set_contact_active(self, contact_id: int, active: bool) -> None:
-        """Only the contact's status: its postal addresses stay as they are (an update
-        through `update_contact` would post fresh copies and leave the old ones unused)."""
-        await self.patch_contact(contact_id, [mapping.status_patch(active)])
+        """Contact Status PUT (`PUT contact/{id}/status` with `{"contactStatusId": n}`,
+        https://api-docs.brightpearl.com/contact/contact-status/put.html): only the status,
+        nothing else of the contact. It answers 207 with a status per contact; a contact
+        it did not find is `NotFound`, like the 404 it answers when none matched."""
+        answer = await self._request(
+            "PUT",
+            f"contact-service/contact/{int(contact_id)}/status",
+            json={"contactStatusId": mapping.contact_status_id(active)},
+            field="active",
+        )
+        statuses = (answer or {}).get("resourceStatuses") or {}
+        status = statuses.get(str(int(contact_id)))
+        if status is None or int(status) == 200:
+            return
+        errors = ((answer or {}).get("resourceErrors") or {}).get(str(int(contact_id))) or []
+        message = _messages({"errors": errors}) or f"contact {contact_id}: status {status}"
+        if int(status) == 404:
+            raise NotFound(SYSTEM, message, status=404)
+        raise ValidationFailed(SYSTEM, message, status=int(status), field="active")
 
     async def patch_contact(self, contact_id: int, ops: list[Json]) -> None:
-        """`PATCH contact/{id}` with these JSON-Patch operations as they are."""
+        """`PATCH contact/{id}` with these JSON-Patch operations as they are: only paths
+        Contact PATCH documents (`mapping.CONTACT_PATCH_DOCS`)."""
         await self._request(
             "PATCH", f"contact-service/contact/{int(contact_id)}", json=ops, field="customer"
         )
@@ -660,7 +794,8 @@ class BrightpearlClient:
         if parent is not None:
             params["parentOrderId"] = parent
         async for row in self._search("order-service/order-search", params):
-            return int(row["orderId"])
+            if row.get("customerRef") == reference:
+                return int(row["orderId"])
         return None
 
     async def find_order_by_reference(self, store_order_number: str) -> int | None:
@@ -759,11 +894,12 @@ class BrightpearlClient:
             "externalRef": external_ref,
             "installedIntegrationInstanceId": self.settings.installed_integration_instance_id,
             "orderTypeId": 1,
-            "columns": "orderId",
+            "columns": "orderId,externalRef",
             "sort": "orderId.ASC",
         }
         async for row in self._search("order-service/order-search", params):
-            return int(row["orderId"])
+            if row.get("externalRef") == external_ref:
+                return int(row["orderId"])
         return None
 
     async def get_order(self, order_id: int, lookups: BrightpearlLookups | None = None) -> Order:
@@ -839,7 +975,11 @@ class BrightpearlClient:
                 "sort": "paymentId.ASC",
             },
         ):
-            return row
+            if (
+                row.get("transactionRef") == reference
+                and row.get("paymentMethodCode") == method_code
+            ):
+                return row
         return None
 
     async def _post_payment(self, body: Json) -> int:
@@ -1111,6 +1251,31 @@ def _first_message(response: httpx.Response) -> str:
         return str(errors[0].get("message") or "")
     except (ValueError, AttributeError):
         return ""
+
+
+def _same_postal(current: Address | None, wanted: Address | None) -> bool:
+    if current is None or wanted is None:
+        return current is wanted
+    return mapping.same_postal(current, wanted)
+
+
+def _changes(native: Mapping[str, Any], path: str, wanted: Any) -> bool:
+    """Whether setting `path` to `wanted` changes the record (empty and absent are the same)."""
+    value: Any = native
+    for part in path.strip("/").split("/"):
+        value = value.get(part) if isinstance(value, Mapping) else None
+    if value in (None, "") and wanted in (None, ""):
+        return False
+    return bool(value != wanted)
+
+
+def _emptying(op: Json) -> Json:
+    """A telephone made empty is removed (Contact PATCH allows every operation on
+    `/communication/telephones/*`): a contact's telephones are the numbers it has."""
+    path = str(op["path"])
+    if path.startswith("/communication/telephones/") and op["value"] in (None, ""):
+        return {"op": "remove", "path": path}
+    return op
 
 
 def _float(value: str) -> float:

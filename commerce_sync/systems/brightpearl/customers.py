@@ -7,12 +7,9 @@ once invoiced).
 
 from __future__ import annotations
 
-from typing import Any
-
 from commerce_sync.config.pairs import PairConfig
-from commerce_sync.domain.models import Address, Customer
+from commerce_sync.domain.models import Customer
 from commerce_sync.systems.attempts import NO_MEMORY, AttemptMemory
-from commerce_sync.systems.brightpearl import mapping as brightpearl_mapping
 from commerce_sync.systems.brightpearl.client import BrightpearlClient
 from commerce_sync.systems.customer_ports import exact_variants, is_same_email
 from commerce_sync.systems.errors import NotFound
@@ -38,8 +35,10 @@ class BrightpearlCustomers:
         return [customer for customer in found if is_same_email(customer, email)]
 
     async def same_person(self, email: str, pair: PairConfig) -> list[Customer]:
-        """contact-search matches a whole e-mail (docs/systems/brightpearl.md §8 gives no
-        pattern search): the address and its base address."""
+        """The address and its base address, each searched and kept only where a
+        contact's address is that one (`customers_by_email`). contact-search finds a
+        term contained in an address (docs/systems/brightpearl.md §5), which cannot
+        reach `a+tag@x` from `a@x`; no wildcard or pattern is documented."""
         return await exact_variants(self, email, pair)
 
     async def write_customer(
@@ -50,30 +49,11 @@ class BrightpearlCustomers:
         *,
         memory: AttemptMemory = NO_MEMORY,
     ) -> None:
-        """Only what differs from the contact as it is, so that a record written back (a
-        snapshot) leaves the contact exactly as it was: an empty value where the contact
-        has none stays none, and addresses equal to the contact's keep their postal
-        addresses (no new copies). A record without addresses drops the address links."""
-        contact_id = int(customer_id)
-        native = await self.client.get_contact_native(contact_id)
-        current = await self.client.get_contact(contact_id)
-        billing, shipping = customer.billing_address, customer.shipping_address
-        address_ids: dict[str, int] = {}
-        unlink = billing is None and shipping is None and bool(native.get("postAddressIds"))
-        if not (
-            _same_postal(current.billing_address, billing)
-            and _same_postal(current.shipping_address, shipping)
-        ) and not (billing is None and shipping is None):
-            address_ids = await self.client.create_postal_addresses(customer, memory=memory)
-        ops = [
-            _emptying(op)
-            for op in brightpearl_mapping.customer_patch(customer, address_ids)
-            if _changes(native, op)
-        ]
-        if unlink:
-            ops.append({"op": "replace", "path": "/postAddressIds", "value": {}})
-        if ops:
-            await self.client.patch_contact(contact_id, ops)
+        """Only what differs from the contact as it is, each part through its documented
+        message (client.py `update_contact`), so that a record written back (a snapshot)
+        leaves the contact as it was. A record without addresses leaves the contact's
+        addresses linked: Brightpearl documents no way to unlink one."""
+        await self.client.update_contact(int(customer_id), customer, memory=memory)
 
     async def set_active(
         self,
@@ -111,27 +91,3 @@ class BrightpearlCustomers:
         ]
         if ops:
             await self.client.patch_order(int(order_id), ops, field="customer")
-
-
-def _same_postal(current: Address | None, wanted: Address | None) -> bool:
-    if current is None or wanted is None:
-        return current is wanted
-    return brightpearl_mapping.same_postal(current, wanted)
-
-
-def _changes(native: dict[str, Any], op: dict[str, Any]) -> bool:
-    """Whether a JSON-Patch `replace` changes the record (empty and absent are the same)."""
-    value: Any = native
-    for part in str(op["path"]).strip("/").split("/"):
-        value = value.get(part) if isinstance(value, dict) else None
-    if value in (None, "") and op["value"] in (None, ""):
-        return False
-    return bool(value != op["value"])
-
-
-def _emptying(op: dict[str, Any]) -> dict[str, Any]:
-    """A telephone made empty is removed: a contact's telephones are the numbers it has."""
-    path = str(op["path"])
-    if path.startswith("/communication/telephones/") and op["value"] in (None, ""):
-        return {"op": "remove", "path": path}
-    return op

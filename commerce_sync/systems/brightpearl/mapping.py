@@ -248,7 +248,10 @@ def customer_to_contact(
 ) -> Json:
     """`POST contact-service/contact` body; `address_ids` maps `DEF`/`BIL`/`DEL` to
     postal address ids created first. The nesting of `communication`, `organisation`,
-    `relationshipToAccount`, `financialDetails` and `contactStatus` is [INFERRED]."""
+    `relationshipToAccount`, `financialDetails` and `contactStatus.current` is as a public
+    client lists Contact POST's parameters (github.com/langabi/Brightpearl-PHP
+    src/resources/contact.php); https://api-docs.brightpearl.com/contact/contact/post.html
+    names the fields."""
     telephones = {"PRI": customer.phone} if customer.phone else {}
     return {
         "firstName": customer.first_name,
@@ -265,28 +268,38 @@ def customer_to_contact(
     }
 
 
-def status_patch(active: bool) -> Json:
-    """The JSON-Patch operation that makes a contact active (status 1) or inactive (2)."""
-    return {
-        "op": "replace",
-        "path": "/contactStatus/current/contactStatusId",
-        "value": 1 if active else 2,
-    }
+CONTACT_PATCH_DOCS = "https://api-docs.brightpearl.com/contact/contact/patch.html"
+"""Contact PATCH lists what it patches: `/salutation`, `/firstName`, `/lastName`,
+`/communication/telephones/{PRI|SEC|MOB|FAX}`, `/communication/emails/{PRI|SEC|TER}/email`,
+`/marketingDetails/isReceiveEmailNewsletter`, `/leadTime` and `/companyId`. Nothing else
+(status, organisation name, postal address links) is patchable: each has its own
+documented message (`contact_status_id`, `company_patch`, client.py's address links)."""
 
 
-def customer_patch(customer: Customer, address_ids: Mapping[str, int]) -> list[Json]:
-    """JSON-Patch operations for `PATCH contact-service/contact/{id}` [INFERRED]."""
-    ops: list[Json] = [
+def contact_status_id(active: bool) -> int:
+    """The contact status that marks a contact active (1) or inactive (2): the body of
+    Contact Status PUT (`{"contactStatusId": n}`,
+    https://api-docs.brightpearl.com/contact/contact-status/put.html). Status ids are per
+    account [INFERRED: the sandbox's 1 and 2]."""
+    return 1 if active else 2
+
+
+def customer_patch(customer: Customer) -> list[Json]:
+    """JSON-Patch `replace` operations of Contact PATCH, only on its documented paths
+    (`CONTACT_PATCH_DOCS`): names, primary e-mail and primary telephone."""
+    return [
         {"op": "replace", "path": "/firstName", "value": customer.first_name},
         {"op": "replace", "path": "/lastName", "value": customer.last_name},
         {"op": "replace", "path": "/communication/emails/PRI/email", "value": customer.email},
         {"op": "replace", "path": "/communication/telephones/PRI", "value": customer.phone},
-        {"op": "replace", "path": "/organisation/name", "value": customer.company},
-        status_patch(customer.active),
     ]
-    for kind, address_id in address_ids.items():
-        ops.append({"op": "replace", "path": f"/postAddressIds/{kind}", "value": address_id})
-    return ops
+
+
+def company_patch(company_id: int) -> Json:
+    """Moves a contact into a company: Contact PATCH's documented `/companyId` (`replace`);
+    Company POST (https://api-docs.brightpearl.com/contact/company/post.html) says a contact
+    joins a company by a valid `companyId` given to contact POST, PUT or PATCH."""
+    return {"op": "replace", "path": "/companyId", "value": int(company_id)}
 
 
 def contact_from_native(contact: Mapping[str, Any]) -> Customer:

@@ -105,12 +105,11 @@ def merge_fault(
         path = f"order%2F{order_id}" if step == "re-point" else f"profile%2F{target}"
         match = f"PUT /admin.php?*_path={path}"
     elif system == "brightpearl":
-        path = (
-            f"order-service/order/{order_id}"
-            if step == "re-point"
-            else (f"contact-service/contact/{target}")
-        )
-        match = f"PATCH */{path}"
+        # The deactivation is Contact Status PUT, the survivor's fields Contact PATCH.
+        match = {
+            "re-point": f"PATCH */order-service/order/{order_id}",
+            "deactivate": f"PUT */contact-service/contact/{target}/status",
+        }.get(step, f"PATCH */contact-service/contact/{target}")
     else:
         # The re-point is the merge's only SalesOrder write, the deactivation its only
         # Customer write selecting the Status back, the survivor's its first Customer write
@@ -188,11 +187,10 @@ class BrightpearlView:
         return str(order["parties"]["customer"]["contactId"])
 
     def fault(self, step: str, order_id: str, duplicate: str) -> dict[str, Any]:
-        match = (
-            f"PATCH */order-service/order/{order_id}"
-            if step == "re-point"
-            else f"PATCH */contact-service/contact/{duplicate}"
-        )
+        match = {
+            "re-point": f"PATCH */order-service/order/{order_id}",
+            "deactivate": f"PUT */contact-service/contact/{duplicate}/status",
+        }.get(step, f"PATCH */contact-service/contact/{duplicate}")
         return {"match": match, "status": 400, "count": 1}
 
     def read_path(self, customer_id: str) -> str:

@@ -380,7 +380,10 @@ async def test_contact_create_get_find_update_and_changes(
     ]
     assert changed_ids == [str(contact_id)]
     assert [e["subject"] for e in await events(sandboxes, "contact.created")] == [str(contact_id)]
-    assert [e["subject"] for e in await events(sandboxes, "contact.modified")] == [str(contact_id)]
+    # Two writes (the fields' PATCH, then the status PUT), each its own event.
+    assert [e["subject"] for e in await events(sandboxes, "contact.modified")] == [
+        str(contact_id)
+    ] * 2
 
 
 async def test_contact_validation_errors_name_the_field(bp: BrightpearlClient) -> None:
@@ -392,6 +395,255 @@ async def test_contact_validation_errors_name_the_field(bp: BrightpearlClient) -
     assert bad_country.value.field == "address.country"
     with pytest.raises(NotFound):
         await bp.get_contact(999)
+
+
+class Remembered:
+    """An `AttemptMemory` kept in a dict, as an activity's heartbeat details keep it."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, str] = {}
+
+    def get(self, key: str) -> str | None:
+        return self.values.get(key)
+
+    def put(self, key: str, value: str) -> None:
+        self.values[key] = value
+
+
+def writes_of(log: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """The logged writes as (method, path after the account code)."""
+    return [
+        (r["method"], r["path"].split("/public-api/sandbox/", 1)[1])
+        for r in log
+        if r["method"] != "GET"
+    ]
+
+
+async def test_contact_search_is_a_search_term_and_the_connector_takes_the_exact_address(
+    bp: BrightpearlClient, sandboxes: httpx.AsyncClient
+) -> None:
+    """Contact Search types `primaryEmail` a SEARCH_STRING
+    (https://api-docs.brightpearl.com/contact/contact/search.html), and the sandbox matches
+    it as a term held anywhere in the address, case aside [INFERRED]. Searching for
+    `ann@example.com` finds `joann@example.com` too, made first (the lower id): the
+    connector takes only the contact whose address is the one asked for, case aside."""
+    joann = await bp.create_contact(
+        customer("joann@example.com", billing_address=None, shipping_address=None)
+    )
+    ann = await bp.create_contact(
+        customer("ann@example.com", billing_address=None, shipping_address=None)
+    )
+    raw = await sandboxes.get(
+        f"{API}/contact-service/contact-search",
+        params={"primaryEmail": "ann@example.com", "columns": "contactId,primaryEmail"},
+        headers=HEADERS,
+    )
+    assert raw.json()["response"]["results"] == [
+        [joann, "joann@example.com"],
+        [ann, "ann@example.com"],
+    ]
+    assert await bp.find_contact_by_email("ann@example.com") == ann
+    assert await bp.find_contact_by_email(" ANN@Example.com ") == ann
+    assert await bp.find_contact_ids_by_email("ann@example.com") == [ann]
+    assert await bp.find_contact_by_email("joann@example.com") == joann
+    partial = await sandboxes.get(
+        f"{API}/contact-service/contact-search",
+        params={"primaryEmail": "nn@example", "columns": "contactId"},
+        headers=HEADERS,
+    )
+    assert len(partial.json()["response"]["results"]) == 2
+    assert await bp.find_contact_by_email("nn@example") is None
+
+
+async def test_contact_patch_refuses_paths_its_reference_does_not_list(
+    bp: BrightpearlClient, sandboxes: httpx.AsyncClient
+) -> None:
+    """Contact PATCH (https://api-docs.brightpearl.com/contact/contact/patch.html) lists
+    its paths and each path's operations: the contact's status, organisation name and
+    postal address links are not among them (each has its own message), and `/firstName`
+    takes no `remove`. The sandbox refuses the rest with the errors envelope [INFERRED:
+    400] and applies nothing of a refused batch; a documented batch answers the contact."""
+    url = f"{API}/contact-service/contact/201"
+    for op in (
+        {"op": "replace", "path": "/organisation/name", "value": "Other Co"},
+        {"op": "replace", "path": "/contactStatus/current/contactStatusId", "value": 2},
+        {"op": "replace", "path": "/postAddressIds/DEL", "value": 502},
+        {"op": "replace", "path": "/postAddressIds", "value": {}},
+        {"op": "remove", "path": "/firstName"},
+    ):
+        good = {"op": "replace", "path": "/lastName", "value": "Changed"}
+        refused = await sandboxes.patch(url, json=[good, op], headers=HEADERS)
+        assert refused.status_code == 400, (op, refused.text)
+        body = refused.json()
+        assert "response" not in body and body["errors"][0]["message"], body
+    before = await bp.get_contact(201)
+    assert before.last_name != "Changed" and before.active
+
+    documented = [
+        {"op": "replace", "path": "/firstName", "value": "Rita"},
+        {"op": "add", "path": "/communication/telephones/MOB", "value": "07700 900123"},
+        {"op": "replace", "path": "/communication/emails/SEC/email", "value": "r@example.com"},
+    ]
+    answer = await sandboxes.patch(url, json=documented, headers=HEADERS)
+    assert answer.status_code == 200, answer.text
+    contact = answer.json()["response"]
+    assert contact["firstName"] == "Rita"
+    assert contact["communication"]["telephones"]["MOB"] == "07700 900123"
+    assert contact["communication"]["emails"]["SEC"]["email"] == "r@example.com"
+
+
+async def test_contact_status_goes_through_contact_status_put(
+    bp: BrightpearlClient, sandboxes: httpx.AsyncClient
+) -> None:
+    """Contact Status PUT (https://api-docs.brightpearl.com/contact/contact-status/put.html):
+    `PUT contact/{ID-SET}/status` with `{"contactStatusId"}` answers 207 with a status per
+    contact; an unknown status, or no contact found, is a 404. The connector deactivates
+    and reactivates with it and reads a missing contact as `NotFound`."""
+    await clear_log(sandboxes)
+    await bp.set_contact_active(202, False)
+    assert not (await bp.get_contact(202)).active
+    await bp.set_contact_active(202, True)
+    assert (await bp.get_contact(202)).active
+    assert writes_of(await requests_log(sandboxes)) == [
+        ("PUT", "contact-service/contact/202/status"),
+        ("PUT", "contact-service/contact/202/status"),
+    ]
+    with pytest.raises(NotFound):
+        await bp.set_contact_active(999999, False)
+
+    mixed = await sandboxes.put(
+        f"{API}/contact-service/contact/201,999999/status",
+        json={"contactStatusId": 2},
+        headers=HEADERS,
+    )
+    assert mixed.status_code == 207
+    result = mixed.json()["response"]
+    assert result["resourceStatuses"] == {"201": 200, "999999": 404}
+    assert result["resourceErrors"]["999999"][0]["code"] == "CONC-014"
+    unknown = await sandboxes.put(
+        f"{API}/contact-service/contact/201/status",
+        json={"contactStatusId": 13},
+        headers=HEADERS,
+    )
+    assert unknown.status_code == 404 and unknown.json()["errors"][0]["code"] == "CONC-047"
+
+
+async def test_contact_update_uses_each_parts_documented_message(
+    bp: BrightpearlClient, sandboxes: httpx.AsyncClient
+) -> None:
+    """An update writes only what changed, each part through its own message: Company POST
+    (https://api-docs.brightpearl.com/contact/company/post.html) then Contact PATCH
+    `/companyId`; the contact's own addresses changed in place by Postal Address PUT
+    (https://api-docs.brightpearl.com/contact/postal-address/put.html); the status by
+    Contact Status PUT. Nothing else is patched (the sandbox refuses undocumented paths).
+    An update that changes nothing writes nothing."""
+    jane = customer()
+    contact_id = await bp.create_contact(jane)
+    native = await bp.get_contact_native(contact_id)
+    ids = native["postAddressIds"]
+    assert ids["BIL"] == ids["DEF"] != ids["DEL"]
+    addresses_before = len((await state(sandboxes))["postal_addresses"])
+
+    changed = jane.model_copy(
+        update={
+            "company": "Doe & Daughters",
+            "phone": "",
+            "billing_address": address(line1="2 Main St"),
+            "active": False,
+        }
+    )
+    await clear_log(sandboxes)
+    await bp.update_contact(contact_id, changed)
+    writes = writes_of(await requests_log(sandboxes))
+    assert writes == [
+        ("POST", "contact-service/company"),
+        ("PATCH", f"contact-service/contact/{contact_id}"),
+        ("PUT", f"contact-service/postal-address/{ids['BIL']}"),
+        ("PUT", f"contact-service/postal-address/{ids['DEL']}"),
+        ("PUT", f"contact-service/contact/{contact_id}/status"),
+    ]
+    after = await bp.get_contact(contact_id)
+    assert (after.company, after.phone, after.active) == ("Doe & Daughters", "", False)
+    assert after.billing_address is not None and after.billing_address.line1 == "2 Main St"
+    assert after.shipping_address is not None and after.shipping_address.line1 == "9 Elm St"
+    assert (await bp.get_contact_native(contact_id))["postAddressIds"] == ids
+    assert len((await state(sandboxes))["postal_addresses"]) == addresses_before
+
+    await clear_log(sandboxes)
+    await bp.update_contact(contact_id, changed)
+    assert writes_of(await requests_log(sandboxes)) == []
+
+
+async def test_a_retried_update_leaves_no_second_postal_address(
+    bp: BrightpearlClient, sandboxes: httpx.AsyncClient
+) -> None:
+    """Issue #13: an update whose answer is lost is retried. Addresses the contact has are
+    changed in place (Postal Address PUT), so the retry adds none; an address it lacks
+    (billing and shipping now apart, where it had one shared address) is posted once and
+    reused from the attempt memory when the link that follows fails (Contact Postal
+    Address PUT, https://api-docs.brightpearl.com/contact/contact-postal-address/put.html)."""
+    shared = address()
+    contact_id = await bp.create_contact(customer(shipping_address=shared))
+    ids = (await bp.get_contact_native(contact_id))["postAddressIds"]
+    assert ids["DEF"] == ids["BIL"] == ids["DEL"]
+    count = len((await state(sandboxes))["postal_addresses"])
+
+    moved = customer(
+        shipping_address=address(line1="7 Oak Ave", city="Houston", postal_code="77002")
+    )
+    await sandboxes.post(
+        f"{BP}/_sandbox/faults",
+        json={
+            "match": f"PUT */contact-service/contact/{contact_id}/postal-address",
+            "status": 503,
+            "count": 1,
+        },
+    )
+    memory = Remembered()
+    with pytest.raises(ThrottledError):
+        await bp.update_contact(contact_id, moved, memory=memory)
+    await bp.update_contact(contact_id, moved, memory=memory)
+    after = await bp.get_contact_native(contact_id)
+    assert after["postAddressIds"]["BIL"] == ids["BIL"]
+    assert after["postAddressIds"]["DEL"] != ids["DEL"]
+    assert len((await state(sandboxes))["postal_addresses"]) == count + 1
+    got = await bp.get_contact(contact_id)
+    assert got.shipping_address is not None and got.shipping_address.city == "Houston"
+
+    # A later change of both addresses, its first answer lost after the addresses were
+    # written (the status PUT fails), then retried without memory: in place, none added.
+    again = moved.model_copy(update={"billing_address": address(line1="3 Main St")})
+    await sandboxes.post(
+        f"{BP}/_sandbox/faults",
+        json={
+            "match": f"PUT */contact-service/contact/{contact_id}/status",
+            "status": 503,
+            "count": 1,
+        },
+    )
+    inactive = again.model_copy(update={"active": False})
+    with pytest.raises(ThrottledError):
+        await bp.update_contact(contact_id, inactive)
+    await bp.update_contact(contact_id, inactive)
+    assert len((await state(sandboxes))["postal_addresses"]) == count + 1
+    final = await bp.get_contact(contact_id)
+    assert final.billing_address is not None and final.billing_address.line1 == "3 Main St"
+    assert not final.active
+
+
+async def test_contact_postal_address_put_refuses_another_contacts_address(
+    sandboxes: httpx.AsyncClient,
+) -> None:
+    """Contact Postal Address PUT: "the postal address must not be associated with
+    another contact", and all associations are checked before any is applied."""
+    taken = await sandboxes.put(
+        f"{API}/contact-service/contact/201/postal-address",
+        json=[{"postalAddressId": 501, "type": "DEL"}, {"postalAddressId": 502, "type": "BIL"}],
+        headers=HEADERS,
+    )
+    assert taken.status_code == 400 and taken.json()["errors"][0]["message"]
+    contact = (await sandboxes.get(f"{API}/contact-service/contact/201", headers=HEADERS)).json()
+    assert contact["response"][0]["postAddressIds"] == {"DEF": 501, "BIL": 501, "DEL": 501}
 
 
 # ---- orders -----------------------------------------------------------------------------
@@ -578,6 +830,37 @@ def payment(reference: str = "ch_123", amount: str = "51.37") -> Payment:
         currency="USD",
         paid_at=datetime(2026, 3, 1, 12, 31, tzinfo=UTC),
     )
+
+
+async def test_order_and_payment_searches_are_compared_with_the_row(
+    bp: BrightpearlClient, sandboxes: httpx.AsyncClient
+) -> None:
+    """Order Search's `customerRef` and `externalRef` and Customer Payment Search's
+    `transactionRef` are STRING columns (https://api-docs.brightpearl.com/order/order/search.html,
+    https://api-docs.brightpearl.com/accounting/customer-payment/search.html), which the
+    pages do not say match whole values with case; the sandbox matches them case aside
+    [INFERRED]. Store order `k-3001` is not `K-3001`, and a retried payment `ch_7` is not
+    the `CH_7` of another order: the connector takes a row only when its own column is the
+    value asked for."""
+    lower = await bp.create_sales_order(order("k-3001"), 201)
+    raw = await sandboxes.get(
+        f"{API}/order-service/order-search",
+        params={"customerRef": "K-3001", "columns": "orderId,customerRef"},
+        headers=HEADERS,
+    )
+    assert raw.json()["response"]["results"] == [[lower, "k-3001"]]
+    assert await bp.find_order_by_reference("K-3001") is None
+    upper = await bp.create_sales_order(order("K-3001"), 202)
+    assert upper != lower
+    assert await bp.find_order_by_reference("K-3001") == upper
+    assert await bp.find_order_by_reference("k-3001") == lower
+
+    first = await bp.record_payment(lower, payment(reference="CH_7"))
+    second = await bp.record_payment(upper, payment(reference="ch_7"))
+    # A retry of the second whose first answer was lost: refused as a duplicate, it is
+    # answered with the payment of that very reference, not with `CH_7` (lower id).
+    assert await bp.record_payment(upper, payment(reference="ch_7")) == second
+    assert second != first
 
 
 async def test_payment_receipt_is_idempotent_and_reversible(
