@@ -34,7 +34,7 @@ class SendEvents extends \XLite\Core\Task\Base\Periodic
     const BATCH = 100;
     const FIRST_DELAY = 60;
     const MAX_DELAY = 21600;
-    const KEEP_SENT = 604800;
+    const KEEP_SENT = 604800; // the change feed reads the outbox back this far (README.md)
     const TIMEOUT = 10;
 
     /**

@@ -12,6 +12,26 @@ use XLite\Module\CommerceSync\Webhooks\Model\Event as EventModel;
 class Event extends \XLite\Model\Repo\ARepo
 {
     /**
+     * The search condition `createdSince` (Unix seconds): what commerce-sync's change feed
+     * asks of the outbox through the REST API, `_path=commercesync-webhooks-event` with
+     * `_cnd[createdSince]`, `_cnd[orderBy]` and `_cnd[limit]`. ARepo::search() calls
+     * `prepareCnd<Name>` for each condition (X-Cart 5.3.2 classes/XLite/Model/Repo/ARepo.php,
+     * callSearchConditionHandler) and has `limit` and `orderBy` itself.
+     *
+     * @param \Doctrine\ORM\QueryBuilder $queryBuilder The search query
+     * @param mixed                      $value        Unix seconds
+     *
+     * @return void
+     */
+    protected function prepareCndCreatedSince(\Doctrine\ORM\QueryBuilder $queryBuilder, $value)
+    {
+        if (is_numeric($value)) {
+            $queryBuilder->andWhere('e.createdAt >= :createdSince')
+                ->setParameter('createdSince', (int) $value);
+        }
+    }
+
+    /**
      * Pending events whose next attempt is due, oldest first.
      *
      * @param integer $now   Unix seconds
