@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import secrets
 import subprocess
 from datetime import UTC, datetime
@@ -54,7 +55,11 @@ def test_every_php_file_of_the_module_parses() -> None:
     # two address book decorators, the returns decorator, the outbox, the signer, the
     # task and the sample script.
     assert len(files) == 12, files
-    assert (MODULE / "Main.php") in files and (MODULE / "install.yaml").is_file()
+    assert (MODULE / "Main.php") in files
+    # install.yaml registers the task by class name: the class must be the module's file.
+    owners = re.findall(r"owner: (\S+)", (MODULE / "install.yaml").read_text(encoding="utf-8"))
+    assert owners == ["XLite\\Module\\CommerceSync\\Webhooks\\Core\\Task\\SendEvents"]
+    assert (EMITTER / "classes" / (owners[0].replace("\\", "/") + ".php")) in files
     for path in files:
         lint = subprocess.run(
             [PHP, "-l", str(path)], capture_output=True, text=True, timeout=30, check=False

@@ -15,7 +15,8 @@ namespace XLite\Module\CommerceSync\Webhooks\Model;
  *
  * Entity layout as X-Cart's own module entities (e.g. XLite\Module\XC\MailChimp\Model\MailChimpList
  * in X-Cart 5.3.2): Doctrine annotations, `\XLite\Model\AEntity`; X-Cart prefixes the table
- * name (`xc_` by default) and creates the table when the store is re-deployed.
+ * name (`xlite_` by default, `table_prefix` of etc/config.default.php) and creates the
+ * table when the store is re-deployed.
  *
  * @Entity (repositoryClass="\XLite\Module\CommerceSync\Webhooks\Model\Repo\Event")
  * @Table  (name="commerce_sync_events",

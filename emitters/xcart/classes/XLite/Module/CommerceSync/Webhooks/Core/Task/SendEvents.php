@@ -27,7 +27,9 @@ use XLite\Module\CommerceSync\Webhooks\Model\Event;
  *   cannot change the answer.
  *
  * Each attempt is signed afresh (the receiver refuses a timestamp five minutes off) with the
- * same webhook-id and body. Sent events are deleted after a week.
+ * same webhook-id and body. A run stops at the first attempt that gets no answer, a 429 or
+ * a 5xx, so a receiver that is down costs one timeout a run. Sent events are deleted a
+ * week after they were sent.
  */
 class SendEvents extends \XLite\Core\Task\Base\Periodic
 {
@@ -73,7 +75,11 @@ class SendEvents extends \XLite\Core\Task\Base\Periodic
         $maxAttempts = max(1, (int) $config->max_attempts);
 
         foreach ($repo->findDue(\XLite\Core\Converter::time(), static::BATCH) as $event) {
-            $this->deliver($event, $config->endpoint_url, $config->secret, $maxAttempts);
+            if (!$this->deliver($event, $config->endpoint_url, $config->secret, $maxAttempts)) {
+                // The receiver is down or busy: the rest waits for the next run rather
+                // than each waiting out its own timeout now.
+                break;
+            }
         }
         \XLite\Core\Database::getEM()->flush();
 
@@ -88,7 +94,7 @@ class SendEvents extends \XLite\Core\Task\Base\Periodic
      * @param string  $secret      The whsec_... secret
      * @param integer $maxAttempts Attempts before giving up
      *
-     * @return void
+     * @return boolean Whether the receiver answered (anything but no answer, 429, 5xx)
      */
     protected function deliver(Event $event, $url, $secret, $maxAttempts)
     {
@@ -122,6 +128,8 @@ class SendEvents extends \XLite\Core\Task\Base\Periodic
                 LOG_ERR
             );
         }
+
+        return 0 !== $code && 429 !== $code && 500 > $code;
     }
 
     /**
