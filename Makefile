@@ -35,12 +35,22 @@ $(CHROMIUM):
 	  || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q --no-install-recommends chromium; }; \
 	} > $(VENV)/apt.log 2>&1 || { tail -n 20 $(VENV)/apt.log; echo "commerce-sync: could not install chromium (Debian/Ubuntu's apt is needed for make test)"; exit 1; }
 
+# The X-Cart emitter's test (tests/integration/orders/test_xcart_emitter.py) runs `php -l`
+# on the module and its signer with Debian's php-cli: installed the same way.
+PHP := /usr/bin/php
+$(PHP):
+	@echo "commerce-sync: installing Debian's php-cli for the X-Cart emitter test (log: $(VENV)/apt.log)"
+	@mkdir -p $(VENV)
+	@{ $(SUDO) apt-get install -y -q --no-install-recommends php-cli \
+	  || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q --no-install-recommends php-cli; }; \
+	} >> $(VENV)/apt.log 2>&1 || { tail -n 20 $(VENV)/apt.log; echo "commerce-sync: could not install php-cli (Debian/Ubuntu's apt is needed for make test)"; exit 1; }
+
 # pytest through a runner that exits with pytest's own status (see tests/run_pytest.py).
 # Three xdist workers, one test module each at a time: most of a test's time is spent
 # waiting on Temporal and HTTP, so three overlap well on two cores (763 s -> 244 s).
 # Every worker starts its own Temporal dev server and sandbox server on free ports.
 TEST_WORKERS ?= 3
-test: $(STAMP) $(CHROMIUM)
+test: $(STAMP) $(CHROMIUM) $(PHP)
 	$(BIN)/python -m tests.run_pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: $(STAMP)

@@ -6,7 +6,9 @@ dispatching on `_path` (`entity[/id]`) and the method (`_method` and the
 key, or the read-only key for reads: otherwise **403 with an empty body**.
 
 Entities (`_path`): `order`, `order-item`, `product`, `profile`,
-`ordertrackingnumber` and `xc-returns-orderreturn`. X-Cart 5's REST module has no
+`ordertrackingnumber`, `xc-returns-orderreturn` and `commercesync-webhooks-event` (the
+outbox of the store module that sends the events, emitters/xcart/: every event the
+sandbox fires is a row there, `_cnd[createdSince]`). X-Cart 5's REST module has no
 return model; `xc-returns-orderreturn` is a *project-defined* module model (like the
 store webhooks), provided by the same small store module that sends the webhooks:
 `id`, `order{order_id}`, `orderNumber`, `date`, `lastRenewDate`, `status`
@@ -35,12 +37,13 @@ and honour `_cnd[limit][0]` (offset) / `_cnd[limit][1]` (count),
 `o.order_id`; a bare field is a Doctrine error, answered 500) / `_cnd[orderBy][1]`
 (`asc`/`desc`). Conditions: `_cnd[SKU]` (X-Cart's `LIKE %sku%`, Repo/Product.php
 `prepareCndSKU`) and `_cnd[substring]` and `_cnd[inventory]=all|low|out|in` on products;
-there is no "updated since" condition (docs/systems/xcart.md §4). Project-defined
+`_cnd[date][0]` / `[1]` (placed from / to, Unix seconds, Repo/Order.php `prepareCndDate`),
+`_cnd[orderNumber]` and `_cnd[profileId]` on orders; there is no "updated since"
+condition (docs/systems/xcart.md §4). Project-defined
 conditions (a real store needs the sync module's repository conditions for them):
 `_cnd[login]`
 (e-mail, case-insensitive) and `_cnd[pattern]` (part of the login) on profiles; `_cnd[order]=<order_id>` on order items,
-tracking numbers and returns; `_cnd[orderNumber]` and `_cnd[profileId]` (the customer's
-own profile, `orig_profile`) on orders. An order's `orig_profile` is writable
+tracking numbers and returns. An order's `orig_profile` is writable
 (`{"orig_profile": {"profile_id": N}}`, an existing profile): a merge of customers moves
 open orders to the survivor. Unknown conditions are
 ignored, as X-Cart does. `_schema=complex` gives the read-only complex shapes of
@@ -78,6 +81,11 @@ Native = dict[str, Any]
 
 SEED_TIME = 1767225600  # 2026-01-01T00:00:00Z: seed records are older than any test write
 ORDER_NUMBER_START = 10001
+# The outbox of the store module that sends the events (emitters/xcart/, the entity
+# XLite\Module\CommerceSync\Webhooks\Model\Event), read through the REST API by the
+# module naming rule of docs/systems/xcart.md §1 [INFERRED: the REST module serving a
+# module's own entity with its repository's conditions].
+MODULE_EVENTS = "commercesync-webhooks-event"
 ENTITIES = (
     "order",
     "order-item",
@@ -85,6 +93,7 @@ ENTITIES = (
     "profile",
     "ordertrackingnumber",
     "xc-returns-orderreturn",
+    MODULE_EVENTS,
 )
 KEYS = {
     "order": "order_id",
@@ -93,6 +102,7 @@ KEYS = {
     "profile": "profile_id",
     "ordertrackingnumber": "tracking_id",
     "xc-returns-orderreturn": "id",
+    MODULE_EVENTS: "id",
 }
 SHIPPING_STATUSES: dict[int, tuple[str, str]] = {
     1: ("N", "New"),
@@ -353,6 +363,7 @@ class XCartSandbox(Sandbox):
         self.orders: dict[int, Native] = {}
         self.tracking_numbers: dict[int, Native] = {}
         self.returns: dict[int, Native] = {}
+        self.module_events: dict[int, Native] = {}
         # Order ids go on across resets, as a real store never reuses an order_id: workflow
         # ids are built from them (`order:{pair}:{id}`) and outlive a reset.
         last_order_id = getattr(self, "_ids", {}).get("order", 0)
@@ -367,6 +378,7 @@ class XCartSandbox(Sandbox):
             "return": last_return_id,
             "transaction": 0,
             "surcharge": 0,
+            "event": 0,
         }
         for seed in SEED_PRODUCTS:
             product_id = self._next("product")
@@ -476,12 +488,41 @@ class XCartSandbox(Sandbox):
         return target.url, headers
 
     def _fire_store_event(self, event_type: str, record_id: int) -> SandboxEvent:
+        """Fire the event as the store module does: a row in its outbox first (kept
+        whether or not it is delivered, and read back through the REST API), then the
+        signed delivery."""
         payload = {
             "type": event_type,
             "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "data": {"id": str(record_id), "store": "xcart"},
         }
-        return self.fire(event_type, payload, subject=str(record_id))
+        event = self.fire(event_type, payload, subject=str(record_id))
+        row_id = self._next("event")
+        self.module_events[row_id] = {
+            "id": row_id,
+            "eventId": event.id,
+            "type": event_type,
+            "recordId": str(record_id),
+            "body": event.body.decode(),
+            "createdAt": now_unix(),
+            "_event": event,
+        }
+        return event
+
+    @staticmethod
+    def _render_module_event(row: Native) -> Native:
+        """The module's outbox row (emitters/xcart/, Model/Event.php): its state follows
+        the sandbox's own delivery of the event."""
+        event: SandboxEvent = row["_event"]
+        out = {key: value for key, value in row.items() if not key.startswith("_")}
+        out.update(
+            state="sent" if event.delivered else "pending",
+            attempts=event.attempts,
+            nextAttemptAt=0,
+            sentAt=out["createdAt"] if event.delivered else 0,
+            lastError=event.last_error or "",
+        )
+        return out
 
     # ---- rendering ----------------------------------------------------------------
 
@@ -512,6 +553,8 @@ class XCartSandbox(Sandbox):
             return self._complex_product(record)
         if entity == "profile" and schema == "complex":
             return self._complex_profile(record)
+        if entity == MODULE_EVENTS:
+            return self._render_module_event(record)
         return record
 
     @staticmethod
@@ -694,6 +737,7 @@ class XCartSandbox(Sandbox):
             "profile": self.profiles,
             "ordertrackingnumber": self.tracking_numbers,
             "xc-returns-orderreturn": self.returns,
+            MODULE_EVENTS: self.module_events,
         }[entity]
 
     def _read(self, request: Request, entity: str, record_id: int | None, schema: str) -> Response:
@@ -759,11 +803,20 @@ class XCartSandbox(Sandbox):
             # (and, in X-Cart, the address names; the sandbox matches the login only).
             if str(cnd["pattern"]).strip().lower() not in record["login"].lower():
                 return False
+        if entity == "order" and not self._placed_within(record, cnd.get("date")):
+            return False
+        if entity == MODULE_EVENTS and cnd.get("createdSince") not in (None, ""):
+            # The module's repository condition (emitters/xcart/, Model/Repo/Event.php,
+            # prepareCndCreatedSince): `e.createdAt >= value`.
+            if record["createdAt"] < _int("_cnd[createdSince]", cnd["createdSince"]):
+                return False
         if entity == "order" and cnd.get("orderNumber") not in (None, ""):
+            # X-Cart 5.3.2 Repo/Order.php, prepareCndOrderNumber: `o.orderNumber = value`.
             if record["orderNumber"] != str(cnd["orderNumber"]):
                 return False
         if entity == "order" and cnd.get("profileId") not in (None, ""):
-            # The order repository's `profileId` condition: the customer's own profile.
+            # The order repository's `profileId` condition: the customer's own profile
+            # (X-Cart 5.3.2 Repo/Order.php, prepareCndProfileId: `o.orig_profile = profile`).
             orig = record.get("orig_profile") or {}
             if orig.get("profile_id") != _int("_cnd[profileId]", cnd["profileId"]):
                 return False
@@ -774,6 +827,18 @@ class XCartSandbox(Sandbox):
             ):
                 return False
         return True
+
+    @staticmethod
+    def _placed_within(order: Native, value: Any) -> bool:
+        """X-Cart 5.3.2 Repo/Order.php, prepareCndDate: `_cnd[date][0]` and `[1]` (Unix
+        seconds, either empty) bound `o.date`, the time the order was placed (the cart's
+        last save, Cart::prepareBeforeSave). A value that is not a list is ignored."""
+        if not isinstance(value, list) or not value:
+            return True
+        bounds = [_int("_cnd[date]", v) if v not in (None, "", "0") else 0 for v in value[:2]]
+        start = bounds[0]
+        end = bounds[1] if len(bounds) > 1 else 0
+        return (not start or order["date"] >= start) and (not end or order["date"] <= end)
 
     # ---- write ----------------------------------------------------------------------
 

@@ -14,6 +14,9 @@ Errors (never retried here; the activity layer decides):
 Incremental reads page by id ascending and keep the records whose `lastRenewDate` /
 `updateDate` is recent enough: X-Cart has no "updated since" condition. Sort fields carry
 the repository's Doctrine alias (`ALIASES`), as X-Cart passes them to `addOrderBy`.
+Orders placed since a time have a condition of their own (`_cnd[date]`), and the store
+module's outbox (emitters/xcart/) lists what changed since a time where it is installed:
+`changed_order_ids` of the port uses both before falling back to the full read.
 
 Where commerce-sync writes into X-Cart:
 - the ERP order number goes into the order's `adminNotes` on a line
@@ -29,7 +32,7 @@ import json
 import logging
 import re
 from collections.abc import AsyncIterator, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from types import TracebackType
 from typing import Any
@@ -62,6 +65,14 @@ from commerce_sync.systems.xcart.lookups import XCartLookups
 # The Doctrine alias of each entity's repository (`_cnd[orderBy]` needs it):
 # Repo/Order.php queries as `o`, Repo/Product.php and Repo/Profile.php as `p`.
 ALIASES = {"order": "o", "product": "p", "profile": "p"}
+# The store module's outbox (emitters/xcart/, XLite\Module\CommerceSync\Webhooks\Model\Event),
+# by the REST module's naming rule (docs/systems/xcart.md §1); its repository's alias is
+# X-Cart's default, the entity name's first letter (ARepo::getDefaultAlias).
+MODULE_EVENTS = "commercesync-webhooks-event"
+MODULE_EVENTS_ALIAS = "e"
+# The module deletes sent events a week after they were sent (emitters/xcart/,
+# Core/Task/SendEvents.php, KEEP_SENT); a read reaching further back cannot rely on them.
+MODULE_EVENTS_KEPT = timedelta(days=7)
 SYSTEM = "xcart"
 Native = dict[str, Any]
 
@@ -257,7 +268,52 @@ class XCartClient:
                 return
             offset += page_size
 
+    async def _iter_pages(
+        self, entity: str, cnd: Mapping[str, Any], sort: str, page_size: int
+    ) -> AsyncIterator[Native]:
+        """Every record matching `cnd`, sorted by `sort` ascending, `page_size` at a time."""
+        offset = 0
+        while True:
+            page = await self._list(
+                entity, {**cnd, "orderBy": [sort, "asc"], "limit": [offset, page_size]}
+            )
+            for record in page:
+                yield record
+            if len(page) < page_size:
+                return
+            offset += page_size
+
     # ---- orders ---------------------------------------------------------------------
+
+    async def iter_order_ids_placed_since(
+        self, since: datetime, page_size: int = 100
+    ) -> AsyncIterator[str]:
+        """Ids of the orders placed at or after `since`, by id ascending.
+
+        X-Cart 5.3.2 Repo/Order.php, `prepareCndDate`: `_cnd[date][0]` (and `[1]`, left
+        out: no end) bound `o.date`, which the cart's every save and the checkout set, so
+        it is when the order was placed (Model/Cart.php `prepareBeforeSave`). An order
+        placed while we page has a higher id and joins the last page: none is skipped."""
+        async for record in self._iter_pages(
+            "order", {"date": [mapping.to_unix(since)]}, "o.order_id", page_size
+        ):
+            yield str(record["order_id"])
+
+    async def iter_module_events_since(
+        self, since: datetime, page_size: int = 100
+    ) -> AsyncIterator[Native]:
+        """The store module's outbox rows created at or after `since`, oldest first,
+        whatever became of their delivery (`type`, `recordId`, `state`, ...).
+
+        Raises `NotFound` where the module is not installed: the REST API answers an
+        unknown entity with 404 (docs/systems/xcart.md §5)."""
+        async for record in self._iter_pages(
+            MODULE_EVENTS,
+            {"createdSince": mapping.to_unix(since)},
+            f"{MODULE_EVENTS_ALIAS}.id",
+            page_size,
+        ):
+            yield record
 
     async def get_order(self, order_id: str | int) -> Order:
         return mapping.order_from_native(await self._get_one("order", order_id), self.lookups)

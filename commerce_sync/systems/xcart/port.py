@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from commerce_sync.config.pairs import PairConfig
 from commerce_sync.config.settings import Settings, XCartSettings
@@ -21,10 +22,14 @@ from commerce_sync.contracts.stock import (
 from commerce_sync.domain.models import Order, OrderStatus, Product, ReturnStatus
 from commerce_sync.systems.errors import NotFound, ValidationFailed
 from commerce_sync.systems.observe import ResponseHook
-from commerce_sync.systems.xcart.client import XCartClient
+from commerce_sync.systems.xcart.client import MODULE_EVENTS_KEPT, XCartClient
 from commerce_sync.systems.xcart.mapping import from_unix, return_from_native
 
 log = logging.getLogger(__name__)
+
+# The store's clock and ours may differ: the module's outbox is trusted to reach back to
+# `since` only up to its retention less this margin.
+CLOCK_MARGIN = timedelta(hours=1)
 
 # The returns module's statuses: requested, authorized, declined, received, completed.
 RETURN_STATUSES: dict[ReturnStatus, str] = {
@@ -65,17 +70,18 @@ class XCartStorePort:
     async def changed_order_ids(
         self, since: datetime, pair: PairConfig, page_size: int = 100
     ) -> AsyncIterator[list[str]]:
-        """Orders whose `lastRenewDate` is at or after `since`, paged as the client's
-        incremental reads are (by `order_id`, offset and limit). An order that changes
-        while we page can only move into the listing, so it may repeat an id but never
-        skips one; repeats within a listing are dropped. Ids only, no mapping (see
-        `StorePort.changed_order_ids`)."""
+        """Orders placed or changed at or after `since`, each once, a page at a time. Ids
+        only, no mapping (see `StorePort.changed_order_ids`).
+
+        Where the store module (emitters/xcart/) is installed and its outbox still holds
+        events back to `since`: the orders placed since (X-Cart's `date` condition, by
+        id) and the orders its events name, two short reads. Otherwise every order is
+        read by id and kept when its `lastRenewDate` is recent enough, a read that grows
+        with the store; an order that changes while we page can only move into that
+        listing, so it may repeat an id but never skips one."""
         seen: set[str] = set()
         page: list[str] = []
-        async for record in self.client._iter_changed(
-            "order", "order_id", "lastRenewDate", since, page_size
-        ):
-            order_id = str(record["order_id"])
+        async for order_id in self._changed_order_id_stream(since, page_size):
             if order_id in seen:
                 continue
             seen.add(order_id)
@@ -85,6 +91,35 @@ class XCartStorePort:
                 page = []
         if page:
             yield page
+
+    async def _changed_order_id_stream(self, since: datetime, page_size: int) -> AsyncIterator[str]:
+        events = await self._module_events_since(since, page_size)
+        if events is None:
+            async for record in self.client._iter_changed(
+                "order", "order_id", "lastRenewDate", since, page_size
+            ):
+                yield str(record["order_id"])
+            return
+        async for order_id in self.client.iter_order_ids_placed_since(since, page_size):
+            yield order_id
+        for event in events:
+            if str(event.get("type") or "").startswith("order.") and event.get("recordId"):
+                yield str(event["recordId"])
+
+    async def _module_events_since(
+        self, since: datetime, page_size: int
+    ) -> list[dict[str, Any]] | None:
+        """The module's events since `since`, or None when they cannot answer for the
+        time: the module is not installed (404), or `since` is older than the outbox
+        keeps sent events. Read whole before any id is given out, so a listing never
+        mixes the two ways."""
+        aware = since if since.tzinfo is not None else since.replace(tzinfo=UTC)
+        if aware < datetime.now(UTC) - MODULE_EVENTS_KEPT + CLOCK_MARGIN:
+            return None
+        try:
+            return [event async for event in self.client.iter_module_events_since(since, page_size)]
+        except NotFound:
+            return None
 
     # ---- catalog ----------------------------------------------------------------
 

@@ -372,6 +372,112 @@ async def test_iter_orders_changed_since_pages_by_id(
     assert [o async for o in xcart.iter_orders_changed_since(later)] == []
 
 
+async def next_second() -> datetime:
+    """A time after every record written so far: the store keeps Unix seconds."""
+    await asyncio.sleep(1.05)
+    return datetime.now(UTC)
+
+
+async def test_orders_placed_since_use_the_date_condition(
+    sandboxes: httpx.AsyncClient, xcart: XCartClient
+) -> None:
+    earlier = await place_order(sandboxes)
+    since = await next_second()
+    later = [await place_order(sandboxes) for _ in range(3)]
+    await sandboxes.delete("/xcart/_sandbox/requests")
+
+    assert [i async for i in xcart.iter_order_ids_placed_since(since, page_size=2)] == later
+    calls = await api_calls(sandboxes)
+    assert len(calls) == 2  # two pages of two, the second short
+    assert all("_cnd%5Bdate%5D%5B0%5D" in call["query"] for call in calls)
+
+    # Repo/Order.php prepareCndDate: [0] and [1] bound the placed date, either may be empty.
+    start = int(since.timestamp())
+    both = await sandboxes.get(
+        API, params=q("order", **{"_cnd[date][0]": "0", "_cnd[date][1]": str(start - 1)})
+    )
+    assert [str(o["order_id"]) for o in both.json()] == [earlier]
+    assert both.headers["X-Result-Count"] == "1"
+
+
+async def test_changed_orders_come_from_the_date_condition_and_the_module_s_events(
+    sandboxes: httpx.AsyncClient, settings: Settings
+) -> None:
+    pair = load_pairs()["xcart-acumatica"]
+    port = create_store_port(settings)
+    try:
+        untouched = await place_order(sandboxes)
+        cancelled = await place_order(sandboxes)
+        since = await next_second()
+        assert (await sandboxes.post(f"/xcart/_sandbox/orders/{cancelled}/cancel")).is_success
+        placed = await place_order(sandboxes)
+        registered = await sandboxes.post(
+            "/xcart/_sandbox/customers", json={"email": "events@example.com"}
+        )
+        assert registered.is_success
+        await sandboxes.delete("/xcart/_sandbox/requests")
+
+        pages = [page async for page in port.changed_order_ids(since, pair)]
+        assert sorted(i for page in pages for i in page) == sorted([cancelled, placed])
+        assert untouched not in pages[0]
+        queries = [call["query"] for call in await api_calls(sandboxes)]
+        # Two short reads, no read of every order: the placed-date condition and the
+        # module's outbox since the same time.
+        assert len(queries) == 2
+        assert any("commercesync-webhooks-event" in query for query in queries)
+        assert all("webhooks-event" in query or "date" in query for query in queries)
+
+        outbox = await sandboxes.get(
+            API,
+            params=q(
+                "commercesync-webhooks-event", **{"_cnd[createdSince]": str(int(since.timestamp()))}
+            ),
+        )
+        rows = outbox.json()
+        assert [(r["type"], r["recordId"]) for r in rows] == [
+            ("order.cancelled", cancelled),
+            ("order.created", placed),
+            ("customer.created", registered.json()["id"]),
+        ]
+        assert {r["eventId"] for r in rows} <= {
+            e["id"] for e in (await sandboxes.get("/xcart/_sandbox/events")).json()["events"]
+        }
+    finally:
+        await port.aclose()
+
+
+async def test_without_the_module_changed_orders_are_read_by_id(
+    sandboxes: httpx.AsyncClient, settings: Settings
+) -> None:
+    """A store without the module answers its outbox with 404 (an unknown entity), and
+    a read from before the outbox's week cannot rely on it: every order is read, by id."""
+    pair = load_pairs()["xcart-acumatica"]
+    port = create_store_port(settings)
+    try:
+        untouched = await place_order(sandboxes)
+        cancelled = await place_order(sandboxes)
+        since = await next_second()
+        assert (await sandboxes.post(f"/xcart/_sandbox/orders/{cancelled}/cancel")).is_success
+        await fault(sandboxes, {"match": "GET *_path=commercesync-webhooks-event*", "status": 404})
+        await sandboxes.delete("/xcart/_sandbox/requests")
+
+        found = [i async for page in port.changed_order_ids(since, pair) for i in page]
+        assert found == [cancelled]
+        queries = [call["query"] for call in await api_calls(sandboxes)]
+        assert "commercesync-webhooks-event" in queries[0]
+        assert all("o.order_id" in query and "date" not in query for query in queries[1:])
+
+        await sandboxes.delete("/xcart/_sandbox/faults")
+        await sandboxes.delete("/xcart/_sandbox/requests")
+        long_ago = datetime.now(UTC) - timedelta(days=8)
+        found = [i async for page in port.changed_order_ids(long_ago, pair) for i in page]
+        assert untouched in found and cancelled in found
+        queries = [call["query"] for call in await api_calls(sandboxes)]
+        assert queries and not any("webhooks-event" in query for query in queries)
+    finally:
+        await port.aclose()
+
+
 # ---- customers --------------------------------------------------------------------
 
 
