@@ -1,6 +1,7 @@
-"""The change feed's read: the store's orders changed since the feed's mark, a run
-started for each that has none (the webhook path's own start, so a change a webhook
-also announced starts one run), and the mark moved once every change was handled."""
+"""The change feed's reads: the store's orders (or return requests) changed since the
+feed's mark, a run started for each that has none (the webhook path's own start, so a
+change a webhook also announced starts one run), and the mark moved once every change
+was handled."""
 
 from __future__ import annotations
 
@@ -17,7 +18,12 @@ from commerce_sync.config.settings import Settings
 from commerce_sync.contracts.activities import Feeds, implements
 from commerce_sync.contracts.feeds import FeedPoll, FeedRead
 from commerce_sync.domain.models import utc_now
-from commerce_sync.intake.missing_runs import Outcome, start_missing_orders
+from commerce_sync.intake.missing_runs import (
+    Outcome,
+    StartMissing,
+    start_missing_orders,
+    start_missing_returns,
+)
 from commerce_sync.store.feeds import feed_mark, record_failure, record_read
 from commerce_sync.systems.errors import ConnectorError
 from commerce_sync.systems.registry import create_store_port
@@ -38,6 +44,14 @@ class FeedActivities:
     @implements(Feeds.read_orders)
     @classified
     async def read_orders(self, poll: FeedPoll) -> FeedRead:
+        return await self._read(poll, start_missing_orders)
+
+    @implements(Feeds.read_returns)
+    @classified
+    async def read_returns(self, poll: FeedPoll) -> FeedRead:
+        return await self._read(poll, start_missing_returns)
+
+    async def _read(self, poll: FeedPoll, start_missing: StartMissing) -> FeedRead:
         pair = self._pairs.get(poll.pair)
         if pair is None:
             raise ApplicationError(
@@ -50,7 +64,7 @@ class FeedActivities:
         since = mark - pair.feed.overlap
         store = create_store_port(pair.store, self._settings)
         try:
-            seen, outcomes = await start_missing_orders(
+            seen, outcomes = await start_missing(
                 self._client,
                 store,
                 pair,

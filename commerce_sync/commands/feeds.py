@@ -1,10 +1,10 @@
 """The change feeds' Temporal Schedules, and what `GET /feeds` shows of them.
 
-`ensure_feed_schedules` creates each pair's `feed-orders:{pair}` schedule, or brings it
-in line with pairs.toml (a pause set by an operator in the Web UI stays). Its interval
-depends on whether the store's webhooks are configured: without them the feed is the
-intake (`feed.every`, a minute), with them a safety net (`feed.safety_net_every`). A pair
-whose feed is turned off has its schedule deleted.
+`ensure_feed_schedules` creates each pair's `feed-{entity}:{pair}` schedules (orders,
+returns: `feed.entities`), or brings them in line with pairs.toml (a pause set by an
+operator in the Web UI stays). Their interval depends on whether the store's webhooks
+are configured: without them the feed is the intake (`feed.every`, a minute), with them
+a safety net (`feed.safety_net_every`). A feed turned off has its schedule deleted.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from commerce_sync.config.settings import Settings
 from commerce_sync.contracts import search_attributes as sa
 from commerce_sync.contracts.feeds import FeedPoll, feed_schedule_id
 from commerce_sync.domain.models import utc_now
+from commerce_sync.domain.pair_rules import FEED_ENTITIES, FeedEntity
 from commerce_sync.store.feeds import feed_states
 
 
@@ -43,17 +44,21 @@ def store_sends_webhooks(settings: Settings, pair: PairConfig) -> bool:
     return getattr(settings.webhooks, pair.store, None) is not None
 
 
+def _feeds(pair: PairConfig, entity: FeedEntity) -> bool:
+    return pair.feed.enabled and entity in pair.feed.entities
+
+
 def feed_interval(settings: Settings, pair: PairConfig) -> timedelta:
     rules = pair.feed
     return rules.safety_net_every if store_sends_webhooks(settings, pair) else rules.every
 
 
-def _schedule(settings: Settings, pair: PairConfig) -> Schedule:
-    schedule_id = feed_schedule_id(pair.id)
+def _schedule(settings: Settings, pair: PairConfig, entity: FeedEntity) -> Schedule:
+    schedule_id = feed_schedule_id(pair.id, entity)
     return Schedule(
         action=ScheduleActionStartWorkflow(
             "ChangeFeed",
-            FeedPoll(pair=pair.id),
+            FeedPoll(pair=pair.id, entity=entity),
             id=schedule_id,
             task_queue=settings.task_queue,
             execution_timeout=timedelta(minutes=15),
@@ -72,17 +77,17 @@ async def ensure_feed_schedules(
 ) -> list[str]:
     """Create or update each pair's feed schedule; delete those of feeds turned off."""
     ensured: list[str] = []
-    for pair in pairs:
-        schedule_id = feed_schedule_id(pair.id)
+    for pair, entity in ((pair, entity) for pair in pairs for entity in FEED_ENTITIES):
+        schedule_id = feed_schedule_id(pair.id, entity)
         handle = client.get_schedule_handle(schedule_id)
-        if not pair.feed.enabled:
+        if not _feeds(pair, entity):
             try:
                 await handle.delete()
             except RPCError as exc:
                 if exc.status != RPCStatusCode.NOT_FOUND:
                     raise
             continue
-        desired = _schedule(settings, pair)
+        desired = _schedule(settings, pair, entity)
         try:
             await client.create_schedule(schedule_id, desired)
         except ScheduleAlreadyRunningError:
@@ -120,10 +125,10 @@ async def feed_statuses(
     states = {(s.pair, s.entity): s for s in await asyncio.to_thread(feed_states, engine)}
     now = utc_now()
     found: list[FeedStatus] = []
-    for pair in pairs:
-        if not pair.feed.enabled:
+    for pair, entity in ((pair, entity) for pair in pairs for entity in FEED_ENTITIES):
+        if not _feeds(pair, entity):
             continue
-        schedule_id = feed_schedule_id(pair.id)
+        schedule_id = feed_schedule_id(pair.id, entity)
         paused: bool | None = None
         if client is not None:
             try:
@@ -131,11 +136,11 @@ async def feed_statuses(
                 paused = described.schedule.state.paused
             except RPCError:
                 paused = None
-        state = states.get((pair.id, "orders"))
+        state = states.get((pair.id, entity))
         found.append(
             FeedStatus(
                 pair=pair.id,
-                entity="orders",
+                entity=entity,
                 schedule_id=schedule_id,
                 every_seconds=feed_interval(settings, pair).total_seconds(),
                 webhooks=store_sends_webhooks(settings, pair),

@@ -226,6 +226,7 @@ class Feeds:
     """The change feeds' reads, on the workflows' task queue."""
 
     read_orders = ActivityRef[FeedPoll, FeedRead]("feed.read_orders")
+    read_returns = ActivityRef[FeedPoll, FeedRead]("feed.read_returns")
 
 
 class Checks:

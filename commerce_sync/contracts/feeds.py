@@ -1,17 +1,16 @@
-"""Messages of the change feed: one scheduled read of a store's changed orders."""
+"""Messages of the change feed: one scheduled read of a store's changed orders or returns."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
 
 from pydantic import BaseModel
 
-FeedEntity = Literal["orders"]
+from commerce_sync.domain.pair_rules import FeedEntity
 
 
 class FeedPoll(BaseModel):
-    """The action of the feed's schedule (`feed-orders:{pair}`)."""
+    """The action of the feed's schedule (`feed-{entity}:{pair}`)."""
 
     pair: str
     entity: FeedEntity = "orders"

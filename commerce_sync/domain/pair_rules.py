@@ -161,12 +161,20 @@ class InventoryRules(_Strict):
         return self
 
 
+FeedEntity = Literal["orders", "returns"]
+FEED_ENTITIES: tuple[FeedEntity, ...] = ("orders", "returns")
+
+
 class FeedRules(_Strict):
     """The change feed: the store's changed orders read on a schedule and a run started
     for each that has none (`intake/missing_runs.py`). Without the store's webhooks it
     is the intake, every `every`; with them, a safety net, every `safety_net_every`."""
 
     enabled: bool = True
+    entities: list[FeedEntity] = Field(
+        default_factory=lambda: list(FEED_ENTITIES),
+        description="what the feed reads: a schedule `feed-{entity}:{pair}` for each",
+    )
     every: timedelta = Field(
         default=timedelta(minutes=1), description="the interval when the store sends no webhooks"
     )

@@ -1,5 +1,5 @@
-"""Start the order runs a store's changes call for and that do not exist yet: what
-`resync orders` does once and the change feed does on a schedule.
+"""Start the order and return runs a store's changes call for and that do not exist
+yet: what `resync orders` does once and the change feed does on a schedule.
 
 Each id is first looked up with `describe` (strongly consistent, unlike visibility); the
 start itself is still the idempotent one of the webhook path (`dispatch`, `USE_EXISTING`),
@@ -13,16 +13,17 @@ from __future__ import annotations
 import asyncio
 import enum
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
+from typing import Protocol
 
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from commerce_sync.config.pairs import PairConfig
-from commerce_sync.contracts.ids import order_workflow_id
+from commerce_sync.contracts.ids import order_workflow_id, return_workflow_id
 from commerce_sync.intake.dispatch import dispatch
-from commerce_sync.intake.routing import order_start_route
+from commerce_sync.intake.routing import Route, order_start_route, return_start_route
 from commerce_sync.systems.ports import StorePort
 
 # Closed runs that did not succeed: left alone too, but told apart.
@@ -42,11 +43,51 @@ class Outcome(enum.Enum):
     UNSUCCESSFUL = "ended unsuccessfully earlier; not restarted"
 
 
+class StartMissing(Protocol):
+    """`start_missing_orders` or `start_missing_returns`."""
+
+    async def __call__(
+        self,
+        client: Client,
+        store: StorePort,
+        pair: PairConfig,
+        since: datetime,
+        task_queue: str,
+        *,
+        trigger: str,
+        page_size: int,
+        concurrency: int,
+    ) -> tuple[int, Counter[Outcome]]: ...
+
+
 async def start_missing_order(
     client: Client, pair_id: str, store_order_id: str, task_queue: str, trigger: str = "resync"
 ) -> Outcome:
     """Start the order's sync run when it has none; an existing run is left alone."""
-    handle = client.get_workflow_handle(order_workflow_id(pair_id, store_order_id))
+    return await _start_missing(
+        client,
+        order_workflow_id(pair_id, store_order_id),
+        order_start_route(pair_id, store_order_id, trigger),
+        task_queue,
+    )
+
+
+async def start_missing_return(
+    client: Client, pair_id: str, return_id: str, task_queue: str, trigger: str
+) -> Outcome:
+    """Start the return request's run when it has none; an existing run is left alone."""
+    return await _start_missing(
+        client,
+        return_workflow_id(pair_id, return_id),
+        return_start_route(pair_id, return_id, trigger),
+        task_queue,
+    )
+
+
+async def _start_missing(
+    client: Client, workflow_id: str, route: Route, task_queue: str
+) -> Outcome:
+    handle = client.get_workflow_handle(workflow_id)
     try:
         description = await handle.describe()
     except RPCError as exc:
@@ -56,7 +97,7 @@ async def start_missing_order(
         if description.status in _UNSUCCESSFUL:
             return Outcome.UNSUCCESSFUL
         return Outcome.EXISTING
-    await dispatch(client, order_start_route(pair_id, store_order_id, trigger), task_queue)
+    await dispatch(client, route, task_queue)
     return Outcome.STARTED
 
 
@@ -76,18 +117,55 @@ async def start_missing_orders(
     """Page through the store's orders changed since `since` and start each missing run:
     (orders seen, outcomes). Connector and Temporal errors propagate; what was started
     before one stays started (running it again is harmless)."""
+
+    async def start(order_id: str) -> Outcome:
+        return await start_missing_order(client, pair.id, order_id, task_queue, trigger)
+
+    return await _start_each(
+        store.changed_order_ids(since, pair, page_size), start, concurrency, listed, handled
+    )
+
+
+async def start_missing_returns(
+    client: Client,
+    store: StorePort,
+    pair: PairConfig,
+    since: datetime,
+    task_queue: str,
+    *,
+    trigger: str,
+    page_size: int,
+    concurrency: int,
+) -> tuple[int, Counter[Outcome]]:
+    """The same for the store's return requests changed since `since`."""
+
+    async def start(return_id: str) -> Outcome:
+        return await start_missing_return(client, pair.id, return_id, task_queue, trigger)
+
+    return await _start_each(
+        store.changed_return_ids(since, pair, page_size), start, concurrency, None, None
+    )
+
+
+async def _start_each(
+    pages: AsyncIterator[list[str]],
+    start: Callable[[str], Awaitable[Outcome]],
+    concurrency: int,
+    listed: Callable[[int], None] | None,
+    handled: Callable[[str, Outcome], None] | None,
+) -> tuple[int, Counter[Outcome]]:
     gate = asyncio.Semaphore(concurrency)
     seen = 0
     outcomes: Counter[Outcome] = Counter()
 
-    async def one(order_id: str) -> Outcome:
+    async def one(ident: str) -> Outcome:
         async with gate:
-            outcome = await start_missing_order(client, pair.id, order_id, task_queue, trigger)
+            outcome = await start(ident)
         if handled is not None:
-            handled(order_id, outcome)
+            handled(ident, outcome)
         return outcome
 
-    async for page in store.changed_order_ids(since, pair, page_size):
+    async for page in pages:
         seen += len(page)
         if listed is not None:
             listed(len(page))

@@ -108,6 +108,13 @@ class StorePort(Protocol):
 
     # ---- returns (return sync) ----------------------------------------------------
 
+    def changed_return_ids(
+        self, since: datetime, pair: PairConfig, page_size: int = 100
+    ) -> AsyncIterator[list[str]]:
+        """Ids of the return requests changed after `since`, a page at a time (the change
+        feed starts the return run of each that has none)."""
+        ...
+
     async def get_return(self, return_id: str, pair: PairConfig) -> StoreReturn:
         """The return request and its order's store id (`NotFound` when there is none)."""
         ...

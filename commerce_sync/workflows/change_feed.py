@@ -1,6 +1,8 @@
-"""The change feed's tick: one read of a store's changed orders (`Feeds.read_orders`).
+"""The change feed's tick: one read of a store's changed orders (`Feeds.read_orders`) or
+return requests (`Feeds.read_returns`).
 
-Started by the pair's Temporal Schedule `feed-orders:{pair}` (every minute when the store
+Started by the pair's Temporal Schedules `feed-orders:{pair}` and `feed-returns:{pair}`
+(every minute when the store
 sends no webhooks, every quarter hour as a safety net when it does; pausable in the Web
 UI's Schedules page). The read itself keeps the feed's mark in the app database, so a
 tick that fails leaves the next one to cover the same changes.
@@ -30,10 +32,11 @@ READ_RETRY = RetryPolicy(
 class ChangeFeedWorkflow:
     @workflow.run
     async def run(self, poll: FeedPoll) -> FeedRead:
+        activity = Feeds.read_returns if poll.entity == "returns" else Feeds.read_orders
         read: FeedRead = await workflow.execute_activity(
-            Feeds.read_orders.name,
+            activity.name,
             poll,
-            result_type=Feeds.read_orders.result_type,
+            result_type=activity.result_type,
             start_to_close_timeout=READ_TIMEOUT,
             retry_policy=READ_RETRY,
         )

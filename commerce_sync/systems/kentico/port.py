@@ -29,7 +29,7 @@ from commerce_sync.systems.errors import (
 )
 from commerce_sync.systems.kentico.client import KenticoClient
 from commerce_sync.systems.kentico.formats import parse_datetime
-from commerce_sync.systems.kentico.schema import ORDER, SKU
+from commerce_sync.systems.kentico.schema import ORDER, RETURN_REQUEST, SKU
 from commerce_sync.systems.observe import ResponseHook
 
 log = logging.getLogger(__name__)
@@ -73,6 +73,14 @@ class KenticoStorePort:
         skipped nor repeated. Ids only, no mapping (see `StorePort.changed_order_ids`)."""
         async for rows in self.client._pages(ORDER, since, page_size):
             yield [str(row["OrderID"]) for row in rows]
+
+    async def changed_return_ids(
+        self, since: datetime, pair: PairConfig, page_size: int = 100
+    ) -> AsyncIterator[list[str]]:
+        """Rows of the return request table (docs/systems/kentico.md §9) changed after
+        `since` (`ItemModifiedWhen`, the custom table's own stamp), paged by key."""
+        async for rows in self.client._pages(RETURN_REQUEST, since, page_size):
+            yield [str(row["ItemID"]) for row in rows]
 
     # ---- catalog ----------------------------------------------------------------
 

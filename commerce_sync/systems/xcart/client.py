@@ -64,7 +64,10 @@ from commerce_sync.systems.xcart.lookups import XCartLookups
 
 # The Doctrine alias of each entity's repository (`_cnd[orderBy]` needs it):
 # Repo/Order.php queries as `o`, Repo/Product.php and Repo/Profile.php as `p`.
-ALIASES = {"order": "o", "product": "p", "profile": "p"}
+RETURNS = "xc-returns-orderreturn"
+# The returns model's alias is X-Cart's default, the entity name's first letter
+# (ARepo::getDefaultAlias) [INFERRED: no public source of the returns model was found].
+ALIASES = {"order": "o", "product": "p", "profile": "p", RETURNS: "o"}
 # The store module's outbox (emitters/xcart/, XLite\Module\CommerceSync\Webhooks\Model\Event),
 # by the REST module's naming rule (docs/systems/xcart.md §1); its repository's alias is
 # X-Cart's default, the entity name's first letter (ARepo::getDefaultAlias).
@@ -557,7 +560,7 @@ class XCartClient:
     # ---- returns ----------------------------------------------------------------------
 
     async def get_return(self, return_id: str | int) -> ReturnRequest:
-        return mapping.return_from_native(await self._get_one("xc-returns-orderreturn", return_id))
+        return mapping.return_from_native(await self._get_one(RETURNS, return_id))
 
     async def set_return_status(
         self, return_id: str | int, status: str, note: str | None = None
@@ -565,9 +568,9 @@ class XCartClient:
         """`status`: requested, authorized, declined, received or completed."""
         body: Native = {"status": status}
         if note:
-            current = await self._get_one("xc-returns-orderreturn", return_id)
+            current = await self._get_one(RETURNS, return_id)
             body["adminNotes"] = mapping.notes_with(str(current.get("adminNotes") or ""), note=note)
-        await self._put_one("xc-returns-orderreturn", return_id, body)
+        await self._put_one(RETURNS, return_id, body)
 
 
 def _id(entity: str, record_id: str | int) -> int:

@@ -22,7 +22,7 @@ from commerce_sync.contracts.stock import (
 from commerce_sync.domain.models import Order, OrderStatus, Product, ReturnStatus
 from commerce_sync.systems.errors import NotFound, ValidationFailed
 from commerce_sync.systems.observe import ResponseHook
-from commerce_sync.systems.xcart.client import MODULE_EVENTS_KEPT, XCartClient
+from commerce_sync.systems.xcart.client import MODULE_EVENTS_KEPT, RETURNS, XCartClient
 from commerce_sync.systems.xcart.mapping import from_unix, return_from_native
 
 log = logging.getLogger(__name__)
@@ -206,9 +206,41 @@ class XCartStorePort:
 
     # ---- returns ----------------------------------------------------------------
 
+    async def changed_return_ids(
+        self, since: datetime, pair: PairConfig, page_size: int = 100
+    ) -> AsyncIterator[list[str]]:
+        """Return requests made or changed at or after `since`, a page at a time.
+
+        Where the store module's outbox answers for the time: the returns its
+        `return.requested` events name, one short read. Otherwise every return is read
+        by id and kept when its `lastRenewDate` is recent enough (the returns model has
+        no "changed since" condition either, docs/systems/xcart.md §3)."""
+        events = await self._module_events_since(since, page_size)
+        if events is not None:
+            ids = list(
+                dict.fromkeys(
+                    str(event["recordId"])
+                    for event in events
+                    if event.get("type") == "return.requested" and event.get("recordId")
+                )
+            )
+            for start in range(0, len(ids), page_size):
+                yield ids[start : start + page_size]
+            return
+        page: list[str] = []
+        async for record in self.client._iter_changed(
+            RETURNS, "id", "lastRenewDate", since, page_size
+        ):
+            page.append(str(record["id"]))
+            if len(page) >= page_size:
+                yield page
+                page = []
+        if page:
+            yield page
+
     async def get_return(self, return_id: str, pair: PairConfig) -> StoreReturn:
         """The return names its order by id (`order.order_id`) and by number."""
-        native = await self.client._get_one("xc-returns-orderreturn", return_id)
+        native = await self.client._get_one(RETURNS, return_id)
         order_id = str((native.get("order") or {}).get("order_id") or "")
         return StoreReturn(
             request=return_from_native(native),

@@ -1,7 +1,8 @@
-"""The change feed, on both pairs: a store order whose webhook never comes is found by
-the pair's scheduled read and synced; a second read starts nothing twice; the feed's
-schedule, mark, lag and last success are in `GET /feeds` and `/metrics`, and a pause set
-on the schedule shows. Real dev server, real schedules, real sandboxes."""
+"""The change feed, on both pairs: a store order (and a return request) whose webhook
+never comes is found by the pair's scheduled read and synced; a second read starts
+nothing twice; the feed's schedule, mark, lag and last success are in `GET /feeds` and
+`/metrics`, and a pause set on the schedule shows. Real dev server, real schedules, real
+sandboxes."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from temporalio.client import Client, ScheduleHandle
 from commerce_sync.commands.feeds import ensure_feed_schedules
 from commerce_sync.config.pairs import load_pairs
 from commerce_sync.contracts.feeds import feed_schedule_id
+from commerce_sync.domain.pair_rules import FEED_ENTITIES
 from tests.integration.orders.order_stack import (
     PAIRS,
     READ_ONLY_KEY,
@@ -23,6 +25,7 @@ from tests.integration.orders.order_stack import (
     eventually,
     stack_with_rules,
 )
+from tests.integration.returns.return_stack import ReturnStack
 
 # The first read reaches back only seconds: orders other tests left in the shared store
 # sandbox are not this test's to sync.
@@ -47,13 +50,16 @@ async def feed_stack(
             yield running
         finally:
             for pair in pairs:
-                await temporal_client.get_schedule_handle(feed_schedule_id(pair)).delete()
+                for entity in FEED_ENTITIES:
+                    schedule_id = feed_schedule_id(pair, entity)
+                    await temporal_client.get_schedule_handle(schedule_id).delete()
 
 
 async def feeds(stack: Stack) -> dict[str, dict[str, Any]]:
+    """`GET /feeds` by schedule id (`feed-{entity}:{pair}`)."""
     response = await stack.http.get(f"{stack.api}/feeds", headers=stack.headers(READ_ONLY_KEY))
     assert response.status_code == 200, response.text
-    return {feed["pair"]: feed for feed in response.json()}
+    return {feed["schedule_id"]: feed for feed in response.json()}
 
 
 async def read_once(stack: Stack, schedule: ScheduleHandle, reads_before: int) -> dict[str, Any]:
@@ -64,13 +70,9 @@ async def read_once(stack: Stack, schedule: ScheduleHandle, reads_before: int) -
         described = await schedule.describe()
         if described.info.num_actions <= reads_before or described.info.running_actions:
             return None
-        return (await feeds(stack))[pair_of(schedule)]
+        return (await feeds(stack))[schedule.id]
 
     return await eventually(finished, 60, "the feed's read")
-
-
-def pair_of(schedule: ScheduleHandle) -> str:
-    return schedule.id.split(":", 1)[1]
 
 
 @pytest.mark.parametrize("pair", list(PAIRS))
@@ -81,10 +83,10 @@ async def test_an_order_whose_webhook_never_comes_is_synced_by_the_feed(
     store, _erp = PAIRS[pair]
     schedule = stack.client.get_schedule_handle(feed_schedule_id(pair))
     described = await schedule.describe()
-    listed = await feeds(stack)
+    listed = (await feeds(stack))[schedule.id]
     # The stack's settings carry the stores' webhook secrets: the feed is a safety net.
-    assert listed[pair]["webhooks"] is True and listed[pair]["every_seconds"] == 900
-    assert listed[pair]["paused"] is False and listed[pair]["mark"] is None
+    assert listed["webhooks"] is True and listed["every_seconds"] == 900
+    assert listed["paused"] is False and listed["mark"] is None
 
     # The store's webhooks go nowhere: only the feed can find this order.
     secret = getattr(stack.settings.webhooks, store)
@@ -110,4 +112,36 @@ async def test_an_order_whose_webhook_never_comes_is_synced_by_the_feed(
 
     # Paused in the Web UI (here: through the client, as the UI does): shown as paused.
     await schedule.pause(note="test")
-    assert (await feeds(stack))[pair]["paused"] is True
+    assert (await feeds(stack))[schedule.id]["paused"] is True
+
+
+@pytest.mark.parametrize("pair", list(PAIRS))
+async def test_a_return_request_whose_webhook_never_comes_is_handled_by_the_feed(
+    feed_stack: Stack, pair: str
+) -> None:
+    stack = feed_stack
+    returns = ReturnStack(stack)
+    order = await returns.shipped_order(pair, [{"sku": "WIDGET-1", "quantity": 2}])
+    schedule = stack.client.get_schedule_handle(feed_schedule_id(pair, "returns"))
+    reads_before = (await schedule.describe()).info.num_actions
+    listed = (await feeds(stack))[schedule.id]
+    assert listed["entity"] == "returns" and listed["paused"] is False
+
+    # The store's webhooks go nowhere from here: only the feed can find the request.
+    secret = getattr(stack.settings.webhooks, order.store)
+    target = {"url": NOWHERE, "secret": secret.get_secret_value()}
+    (await stack.sandbox.post(f"/{order.store}/_sandbox/webhooks", json=target)).raise_for_status()
+    rma_id = await returns.request_return(
+        order.store, order.order_id, [{"sku": "WIDGET-1", "quantity": 1}]
+    )
+    assert await returns.return_status(pair, rma_id) is None
+
+    first = await read_once(stack, schedule, reads_before)
+    assert first["last_started"] == 1 and first["last_error"] == ""
+    await returns.wait_return(pair, rma_id, "refunded", run_status="COMPLETED")
+    assert len(await returns.credits(order)) == 1
+
+    # Read again: the request is seen (the overlap) and its finished run left alone.
+    again = await read_once(stack, schedule, (await schedule.describe()).info.num_actions)
+    assert again["last_started"] == 0 and again["last_seen"] >= 1
+    assert len(await returns.credits(order)) == 1

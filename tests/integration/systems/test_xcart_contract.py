@@ -478,6 +478,44 @@ async def test_without_the_module_changed_orders_are_read_by_id(
         await port.aclose()
 
 
+async def test_changed_returns_come_from_the_module_s_events_or_a_read_by_id(
+    sandboxes: httpx.AsyncClient, settings: Settings
+) -> None:
+    """The returns feed's read: the module's `return.requested` events where its outbox
+    answers; without the module, every return read by id (`o.id`, the returns model's
+    alias [INFERRED]) and kept by its `lastRenewDate`."""
+    pair = load_pairs()["xcart-acumatica"]
+    port = create_store_port(settings)
+
+    async def request_return(order_id: str) -> str:
+        response = await sandboxes.post(
+            "/xcart/_sandbox/returns",
+            json={"order": order_id, "lines": [{"sku": "WIDGET-1", "quantity": 1}]},
+        )
+        assert response.is_success, response.text
+        return str(response.json()["id"])
+
+    try:
+        older = await request_return(await place_order(sandboxes))
+        since = await next_second()
+        newer = await request_return(await place_order(sandboxes))
+        await sandboxes.delete("/xcart/_sandbox/requests")
+
+        found = [i async for page in port.changed_return_ids(since, pair) for i in page]
+        assert found == [newer]
+        queries = [call["query"] for call in await api_calls(sandboxes)]
+        assert len(queries) == 1 and "commercesync-webhooks-event" in queries[0]
+
+        await fault(sandboxes, {"match": "GET *_path=commercesync-webhooks-event*", "status": 404})
+        await sandboxes.delete("/xcart/_sandbox/requests")
+        found = [i async for page in port.changed_return_ids(since, pair) for i in page]
+        assert found == [newer] and older not in found
+        queries = [call["query"] for call in await api_calls(sandboxes)]
+        assert all("o.id" in query for query in queries[1:]) and len(queries) >= 2
+    finally:
+        await port.aclose()
+
+
 # ---- customers --------------------------------------------------------------------
 
 
