@@ -19,16 +19,13 @@ from temporalio.client import (
     Client,
     Schedule,
     ScheduleActionStartWorkflow,
-    ScheduleAlreadyRunningError,
     ScheduleIntervalSpec,
     ScheduleOverlapPolicy,
     SchedulePolicy,
     ScheduleSpec,
-    ScheduleUpdate,
-    ScheduleUpdateInput,
 )
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
 
 from commerce_sync.config.pairs import PairConfig
 from commerce_sync.config.settings import Settings
@@ -36,6 +33,7 @@ from commerce_sync.contracts import search_attributes as sa
 from commerce_sync.contracts.feeds import FeedPoll, feed_schedule_id
 from commerce_sync.domain.models import utc_now
 from commerce_sync.domain.pair_rules import FEED_ENTITIES, FeedEntity
+from commerce_sync.ops.schedules import delete_schedule, ensure_schedule
 from commerce_sync.store.feeds import feed_states
 
 
@@ -79,24 +77,10 @@ async def ensure_feed_schedules(
     ensured: list[str] = []
     for pair, entity in ((pair, entity) for pair in pairs for entity in FEED_ENTITIES):
         schedule_id = feed_schedule_id(pair.id, entity)
-        handle = client.get_schedule_handle(schedule_id)
         if not _feeds(pair, entity):
-            try:
-                await handle.delete()
-            except RPCError as exc:
-                if exc.status != RPCStatusCode.NOT_FOUND:
-                    raise
+            await delete_schedule(client, schedule_id)
             continue
-        desired = _schedule(settings, pair, entity)
-        try:
-            await client.create_schedule(schedule_id, desired)
-        except ScheduleAlreadyRunningError:
-
-            def update(current: ScheduleUpdateInput, desired: Schedule = desired) -> ScheduleUpdate:
-                desired.state = current.description.schedule.state  # an operator's pause stays
-                return ScheduleUpdate(schedule=desired)
-
-            await handle.update(update)
+        await ensure_schedule(client, schedule_id, _schedule(settings, pair, entity))
         ensured.append(schedule_id)
     return ensured
 

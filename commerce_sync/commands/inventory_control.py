@@ -28,15 +28,12 @@ from temporalio.client import (
     Client,
     Schedule,
     ScheduleActionStartWorkflow,
-    ScheduleAlreadyRunningError,
     ScheduleCalendarSpec,
     ScheduleIntervalSpec,
     ScheduleOverlapPolicy,
     SchedulePolicy,
     ScheduleRange,
     ScheduleSpec,
-    ScheduleUpdate,
-    ScheduleUpdateInput,
     WorkflowExecutionStatus,
 )
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
@@ -55,6 +52,7 @@ from commerce_sync.contracts.inventory import (
 )
 from commerce_sync.intake.dispatch import dispatch
 from commerce_sync.intake.routing import inventory_push_route
+from commerce_sync.ops.schedules import ensure_schedule
 
 FINISHED = (PushPhase.DONE, PushPhase.FAILED)
 
@@ -183,19 +181,8 @@ async def ensure_schedules(
         for mode, schedule_id in zip(
             (PushMode.INCREMENTAL, PushMode.ALL), schedule_ids(pair.id), strict=True
         ):
-            desired = _schedule(pair, mode, task_queue)
-            try:
-                await client.create_schedule(schedule_id, desired)
-            except ScheduleAlreadyRunningError:
-
-                def update(
-                    current: ScheduleUpdateInput, desired: Schedule = desired
-                ) -> ScheduleUpdate:
-                    # Spec and action follow pairs.toml; a pause set by an operator stays.
-                    desired.state = current.description.schedule.state
-                    return ScheduleUpdate(schedule=desired)
-
-                await client.get_schedule_handle(schedule_id).update(update)
+            # Spec and action follow pairs.toml; a pause set by an operator stays.
+            await ensure_schedule(client, schedule_id, _schedule(pair, mode, task_queue))
             ensured.append(schedule_id)
     return ensured
 
