@@ -6,6 +6,9 @@ was handled."""
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from datetime import datetime
 
 from sqlalchemy import Engine
 from temporalio.client import Client
@@ -18,6 +21,7 @@ from commerce_sync.config.settings import Settings
 from commerce_sync.contracts.activities import Feeds, implements
 from commerce_sync.contracts.feeds import FeedPoll, FeedRead
 from commerce_sync.domain.models import utc_now
+from commerce_sync.intake.customer_changes import pass_on_customer_changes
 from commerce_sync.intake.missing_runs import (
     Outcome,
     StartMissing,
@@ -26,10 +30,14 @@ from commerce_sync.intake.missing_runs import (
 )
 from commerce_sync.store.feeds import feed_mark, record_failure, record_read
 from commerce_sync.systems.errors import ConnectorError
+from commerce_sync.systems.ports import StorePort
 from commerce_sync.systems.registry import create_store_port
 
 PAGE_SIZE = 100
 CONCURRENCY = 8
+
+ReadChanges = Callable[[StorePort, PairConfig, datetime], Awaitable[tuple[int, Counter[Outcome]]]]
+"""One read of a store's changes since a time: (changes seen, what became of them)."""
 
 
 class FeedActivities:
@@ -44,14 +52,50 @@ class FeedActivities:
     @implements(Feeds.read_orders)
     @classified
     async def read_orders(self, poll: FeedPoll) -> FeedRead:
-        return await self._read(poll, start_missing_orders)
+        return await self._read(poll, self._runs_starter(start_missing_orders))
 
     @implements(Feeds.read_returns)
     @classified
     async def read_returns(self, poll: FeedPoll) -> FeedRead:
-        return await self._read(poll, start_missing_returns)
+        return await self._read(poll, self._runs_starter(start_missing_returns))
 
-    async def _read(self, poll: FeedPoll, start_missing: StartMissing) -> FeedRead:
+    @implements(Feeds.read_customers)
+    @classified
+    async def read_customers(self, poll: FeedPoll) -> FeedRead:
+        async def pass_on(
+            store: StorePort, pair: PairConfig, since: datetime
+        ) -> tuple[int, Counter[Outcome]]:
+            return await pass_on_customer_changes(
+                self._client,
+                self._engine,
+                store,
+                pair,
+                since,
+                self._settings.task_queue,
+                page_size=PAGE_SIZE,
+                concurrency=CONCURRENCY,
+            )
+
+        return await self._read(poll, pass_on)
+
+    def _runs_starter(self, start_missing: StartMissing) -> ReadChanges:
+        async def start(
+            store: StorePort, pair: PairConfig, since: datetime
+        ) -> tuple[int, Counter[Outcome]]:
+            return await start_missing(
+                self._client,
+                store,
+                pair,
+                since,
+                self._settings.task_queue,
+                trigger="feed",
+                page_size=PAGE_SIZE,
+                concurrency=CONCURRENCY,
+            )
+
+        return start
+
+    async def _read(self, poll: FeedPoll, read_changes: ReadChanges) -> FeedRead:
         pair = self._pairs.get(poll.pair)
         if pair is None:
             raise ApplicationError(
@@ -64,16 +108,7 @@ class FeedActivities:
         since = mark - pair.feed.overlap
         store = create_store_port(pair.store, self._settings)
         try:
-            seen, outcomes = await start_missing(
-                self._client,
-                store,
-                pair,
-                since,
-                self._settings.task_queue,
-                trigger="feed",
-                page_size=PAGE_SIZE,
-                concurrency=CONCURRENCY,
-            )
+            seen, outcomes = await read_changes(store, pair, since)
         except (ConnectorError, RPCError) as exc:
             text = exc.message if isinstance(exc, RPCError) else str(exc)
             await asyncio.to_thread(

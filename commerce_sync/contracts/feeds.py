@@ -9,6 +9,13 @@ from pydantic import BaseModel
 from commerce_sync.domain.pair_rules import FeedEntity
 
 
+class CustomerChange(BaseModel):
+    """A store customer changed at `changed_at` (the store's own stamp of the change)."""
+
+    customer_id: str
+    changed_at: datetime
+
+
 class FeedPoll(BaseModel):
     """The action of the feed's schedule (`feed-{entity}:{pair}`)."""
 

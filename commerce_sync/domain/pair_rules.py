@@ -161,8 +161,8 @@ class InventoryRules(_Strict):
         return self
 
 
-FeedEntity = Literal["orders", "returns"]
-FEED_ENTITIES: tuple[FeedEntity, ...] = ("orders", "returns")
+FeedEntity = Literal["orders", "returns", "customers"]
+FEED_ENTITIES: tuple[FeedEntity, ...] = ("orders", "returns", "customers")
 
 
 class FeedRules(_Strict):

@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Engine
 from temporalio.client import Client, WorkflowHandle
@@ -29,7 +30,6 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from commerce_sync.config.pairs import PairConfig
 from commerce_sync.intake.bodies import AcumaticaPush, BrightpearlEvent, StoreEvent
-from commerce_sync.intake.links import TemporalLink
 from commerce_sync.intake.routing import Route, acumatica_routes, brightpearl_routes, store_routes
 from commerce_sync.store.events import mark_start_failed, mark_started
 from commerce_sync.store.models import WebhookEvent
@@ -94,8 +94,29 @@ async def dispatch(
         return None
 
 
+class ReachesTemporal(Protocol):
+    """Where a start gets its client: the API's `TemporalLink` (None while Temporal is
+    unreachable) or a worker's own connected client (`ConnectedClient`)."""
+
+    @property
+    def client(self) -> Client | None: ...
+
+    @property
+    def last_error(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class ConnectedClient:
+    client: Client
+    last_error: str = ""
+
+
 async def start_recorded(
-    engine: Engine, temporal: TemporalLink, event: WebhookEvent, routes: list[Any], task_queue: str
+    engine: Engine,
+    temporal: ReachesTemporal,
+    event: WebhookEvent,
+    routes: list[Any],
+    task_queue: str,
 ) -> StartOutcome:
     """Dispatch the event's routes; on failure leave it to the relay."""
     assert event.id is not None

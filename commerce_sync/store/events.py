@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, or_
@@ -12,6 +12,8 @@ from sqlmodel import col, select
 from commerce_sync.domain.models import utc_now
 from commerce_sync.store.db import session_scope
 from commerce_sync.store.models import EventStatus, WebhookEvent
+
+ANNOUNCED_TOLERANCE = timedelta(seconds=1)
 
 
 def record_event(
@@ -40,6 +42,31 @@ def record_event(
         existing = find_event(engine, source, event_id)
         assert existing is not None
         return existing, False
+
+
+def announced_since(engine: Engine, source: str, workflow_id: str, changed_at: datetime) -> bool:
+    """Whether an event of `source` for `workflow_id` stamped at or after `changed_at` by
+    the source itself (the body's `timestamp`, the store's clock like `changed_at`) was
+    recorded: the change it announced is the one the change feed found. Event stamps
+    are whole seconds where a record's stamp has fractions, hence the tolerance."""
+    with session_scope(engine) as session:
+        rows = session.exec(
+            select(WebhookEvent.payload).where(
+                WebhookEvent.source == source, WebhookEvent.workflow_id == workflow_id
+            )
+        ).all()
+    for payload in rows:
+        body = payload.get("body") if isinstance(payload, dict) else None
+        stamp = body.get("timestamp") if isinstance(body, dict) else None
+        try:
+            announced = datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
+        except ValueError:
+            continue
+        if announced.tzinfo is None:
+            announced = announced.replace(tzinfo=UTC)
+        if announced >= changed_at - ANNOUNCED_TOLERANCE:
+            return True
+    return False
 
 
 def find_event(engine: Engine, source: str, event_id: str) -> WebhookEvent | None:

@@ -38,6 +38,7 @@ class WebhookEvent(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("source", "event_id", name="uq_webhook_events_source_event"),
         Index("ix_webhook_events_status", "status"),
+        Index("ix_webhook_events_workflow_id", "workflow_id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from commerce_sync.config.pairs import PairConfig
 from commerce_sync.contracts.documents import ErpOrderHandle, PriorReturns, StoreReturn
+from commerce_sync.contracts.feeds import CustomerChange
 from commerce_sync.contracts.stock import (
     Availability,
     OrderReservation,
@@ -113,6 +114,13 @@ class StorePort(Protocol):
     ) -> AsyncIterator[list[str]]:
         """Ids of the return requests changed after `since`, a page at a time (the change
         feed starts the return run of each that has none)."""
+        ...
+
+    def changed_customers(
+        self, since: datetime, pair: PairConfig, page_size: int = 100
+    ) -> AsyncIterator[list[CustomerChange]]:
+        """Customers changed after `since`, each with the store's stamp of its change, a
+        page at a time (the change feed signals the customer's sync)."""
         ...
 
     async def get_return(self, return_id: str, pair: PairConfig) -> StoreReturn:

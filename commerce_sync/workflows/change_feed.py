@@ -1,7 +1,7 @@
-"""The change feed's tick: one read of a store's changed orders (`Feeds.read_orders`) or
-return requests (`Feeds.read_returns`).
+"""The change feed's tick: one read of a store's changed orders (`Feeds.read_orders`),
+return requests (`Feeds.read_returns`) or customers (`Feeds.read_customers`).
 
-Started by the pair's Temporal Schedules `feed-orders:{pair}` and `feed-returns:{pair}`
+Started by the pair's Temporal Schedules `feed-{orders,returns,customers}:{pair}`
 (every minute when the store
 sends no webhooks, every quarter hour as a safety net when it does; pausable in the Web
 UI's Schedules page). The read itself keeps the feed's mark in the app database, so a
@@ -32,7 +32,11 @@ READ_RETRY = RetryPolicy(
 class ChangeFeedWorkflow:
     @workflow.run
     async def run(self, poll: FeedPoll) -> FeedRead:
-        activity = Feeds.read_returns if poll.entity == "returns" else Feeds.read_orders
+        activity = {
+            "orders": Feeds.read_orders,
+            "returns": Feeds.read_returns,
+            "customers": Feeds.read_customers,
+        }[poll.entity]
         read: FeedRead = await workflow.execute_activity(
             activity.name,
             poll,

@@ -14,6 +14,7 @@ from datetime import datetime
 from commerce_sync.config.pairs import PairConfig
 from commerce_sync.config.settings import KenticoSettings, Settings
 from commerce_sync.contracts.documents import StoreReturn
+from commerce_sync.contracts.feeds import CustomerChange
 from commerce_sync.contracts.stock import (
     OrderReservation,
     OrderStamp,
@@ -29,7 +30,7 @@ from commerce_sync.systems.errors import (
 )
 from commerce_sync.systems.kentico.client import KenticoClient
 from commerce_sync.systems.kentico.formats import parse_datetime
-from commerce_sync.systems.kentico.schema import ORDER, RETURN_REQUEST, SKU
+from commerce_sync.systems.kentico.schema import CUSTOMER, ORDER, RETURN_REQUEST, SKU
 from commerce_sync.systems.observe import ResponseHook
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,17 @@ class KenticoStorePort:
         `since` (`ItemModifiedWhen`, the custom table's own stamp), paged by key."""
         async for rows in self.client._pages(RETURN_REQUEST, since, page_size):
             yield [str(row["ItemID"]) for row in rows]
+
+    async def changed_customers(
+        self, since: datetime, pair: PairConfig, page_size: int = 100
+    ) -> AsyncIterator[list[CustomerChange]]:
+        """`COM_Customer` rows changed after `since` (`CustomerLastModified`), by key."""
+        async for rows in self.client._pages(CUSTOMER, since, page_size):
+            yield [
+                CustomerChange(customer_id=str(row["CustomerID"]), changed_at=changed_at)
+                for row in rows
+                if (changed_at := parse_datetime(row.get("CustomerLastModified"))) is not None
+            ]
 
     # ---- catalog ----------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from typing import Any
 from commerce_sync.config.pairs import PairConfig
 from commerce_sync.config.settings import Settings, XCartSettings
 from commerce_sync.contracts.documents import StoreReturn
+from commerce_sync.contracts.feeds import CustomerChange
 from commerce_sync.contracts.stock import (
     OrderReservation,
     OrderStamp,
@@ -203,6 +204,47 @@ class XCartStorePort:
                 f"{product.currency}",
                 field="price",
             )
+
+    # ---- customers (the change feed) ---------------------------------------------
+
+    async def changed_customers(
+        self, since: datetime, pair: PairConfig, page_size: int = 100
+    ) -> AsyncIterator[list[CustomerChange]]:
+        """Profiles changed at or after `since`, a page at a time.
+
+        Where the store module's outbox answers for the time: its `customer.created` and
+        `customer.updated` events (the profile and the event's time), one short read.
+        Otherwise every profile is read by id and kept by its `updateDate`: the sandbox
+        has one, but X-Cart 5.3.2's `Profile` model has no such column
+        (docs/systems/xcart.md §3), so on such a store only the module reports profile
+        changes."""
+        events = await self._module_events_since(since, page_size)
+        if events is not None:
+            changes = [
+                CustomerChange(customer_id=str(event["recordId"]), changed_at=changed_at)
+                for event in events
+                if str(event.get("type") or "").startswith("customer.")
+                and event.get("recordId")
+                and (changed_at := from_unix(event.get("createdAt"))) is not None
+            ]
+            for start in range(0, len(changes), page_size):
+                yield changes[start : start + page_size]
+            return
+        page: list[CustomerChange] = []
+        async for record in self.client._iter_changed(
+            "profile", "profile_id", "updateDate", since, page_size
+        ):
+            changed_at = from_unix(record.get("updateDate"))
+            if changed_at is None:
+                continue
+            page.append(
+                CustomerChange(customer_id=str(record["profile_id"]), changed_at=changed_at)
+            )
+            if len(page) >= page_size:
+                yield page
+                page = []
+        if page:
+            yield page
 
     # ---- returns ----------------------------------------------------------------
 

@@ -7,22 +7,28 @@ sandboxes."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from sqlmodel import Session, select
 from temporalio.client import Client, ScheduleHandle
 
 from commerce_sync.commands.feeds import ensure_feed_schedules
 from commerce_sync.config.pairs import load_pairs
 from commerce_sync.contracts.feeds import feed_schedule_id
 from commerce_sync.domain.pair_rules import FEED_ENTITIES
+from commerce_sync.store.db import make_engine
+from commerce_sync.store.models import WebhookEvent
+from tests.integration.customers.customer_views import closed_run, erp_view, synced_customer
 from tests.integration.orders.order_stack import (
     PAIRS,
     READ_ONLY_KEY,
     Stack,
     eventually,
+    point_webhooks,
     stack_with_rules,
 )
 from tests.integration.returns.return_stack import ReturnStack
@@ -145,3 +151,62 @@ async def test_a_return_request_whose_webhook_never_comes_is_handled_by_the_feed
     again = await read_once(stack, schedule, (await schedule.describe()).info.num_actions)
     assert again["last_started"] == 0 and again["last_seen"] >= 1
     assert len(await returns.credits(order)) == 1
+
+
+def feed_events(stack: Stack, workflow_id: str) -> list[WebhookEvent]:
+    """The events the feed recorded for a workflow (a webhook's have no `via`)."""
+    engine = make_engine(stack.database_url)
+    try:
+        with Session(engine) as session:
+            rows = session.exec(
+                select(WebhookEvent).where(WebhookEvent.workflow_id == workflow_id)
+            ).all()
+    finally:
+        engine.dispose()
+    return [row for row in rows if row.payload.get("via") == "feed"]
+
+
+@pytest.mark.parametrize("pair", list(PAIRS))
+async def test_a_customer_change_whose_webhook_never_comes_reaches_the_erp_through_the_feed(
+    feed_stack: Stack, pair: str
+) -> None:
+    stack = feed_stack
+    _email, store_id, erp_id = await synced_customer(stack, pair)
+    view = erp_view(stack, pair)
+    store = view.store
+    workflow_id = f"customer:{pair}:{store_id}"
+    schedule = stack.client.get_schedule_handle(feed_schedule_id(pair, "customers"))
+    try:
+        # The store's webhooks go nowhere: only the feed can see the new phone.
+        secret = getattr(stack.settings.webhooks, store)
+        target = {"url": NOWHERE, "secret": secret.get_secret_value()}
+        (await stack.sandbox.post(f"/{store}/_sandbox/webhooks", json=target)).raise_for_status()
+        edit = {"phone": "+1 512 555 0177"}
+        put = await stack.sandbox.put(f"/{store}/_sandbox/customers/{store_id}", json=edit)
+        put.raise_for_status()
+
+        first = await read_once(stack, schedule, (await schedule.describe()).info.num_actions)
+        assert first["last_started"] >= 1 and first["last_error"] == ""
+
+        async def phone_in_erp() -> bool:
+            return "5550177" in "".join(ch for ch in (await view.get(erp_id)).phone if ch.isdigit())
+
+        await eventually(phone_in_erp, 60, "the store's new phone in the ERP")
+        assert len(feed_events(stack, workflow_id)) == 1
+
+        # Read again: the same change is seen (the overlap) and not passed on twice.
+        await read_once(stack, schedule, (await schedule.describe()).info.num_actions)
+        assert len(feed_events(stack, workflow_id)) == 1
+
+        # With the webhooks back, a change the webhook announced is not passed on again
+        # by the feed: one run's worth of change, one event.
+        await point_webhooks(stack.sandbox, stack.settings, stack.api)
+        since = datetime.now(UTC)
+        edit = {"phone": "+1 512 555 0188"}
+        put = await stack.sandbox.put(f"/{store}/_sandbox/customers/{store_id}", json=edit)
+        put.raise_for_status()
+        await closed_run(stack, workflow_id, since)
+        await read_once(stack, schedule, (await schedule.describe()).info.num_actions)
+        assert len(feed_events(stack, workflow_id)) == 1
+    finally:
+        await view.aclose()
