@@ -25,7 +25,7 @@ from commerce_sync.intake.customer_changes import pass_on_customer_changes
 from commerce_sync.intake.missing_runs import (
     Outcome,
     StartMissing,
-    start_missing_orders,
+    pass_on_order_changes,
     start_missing_returns,
 )
 from commerce_sync.store.feeds import feed_mark, record_failure, record_read
@@ -52,7 +52,7 @@ class FeedActivities:
     @implements(Feeds.read_orders)
     @classified
     async def read_orders(self, poll: FeedPoll) -> FeedRead:
-        return await self._read(poll, self._runs_starter(start_missing_orders))
+        return await self._read(poll, self._runs_starter(pass_on_order_changes))
 
     @implements(Feeds.read_returns)
     @classified
@@ -136,4 +136,5 @@ class FeedActivities:
             started=outcomes[Outcome.STARTED],
             existing=outcomes[Outcome.EXISTING],
             unsuccessful=outcomes[Outcome.UNSUCCESSFUL],
+            cancelled=outcomes[Outcome.CANCELLED],
         )

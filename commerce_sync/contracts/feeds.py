@@ -9,6 +9,14 @@ from pydantic import BaseModel
 from commerce_sync.domain.pair_rules import FeedEntity
 
 
+class OrderChange(BaseModel):
+    """A store order placed or changed since a time; `cancelled` when the store says so
+    (the change feed passes the cancellation on to a run that exists)."""
+
+    order_id: str
+    cancelled: bool = False
+
+
 class CustomerChange(BaseModel):
     """A store customer changed at `changed_at` (the store's own stamp of the change)."""
 
@@ -34,6 +42,8 @@ class FeedRead(BaseModel):
     started: int
     existing: int
     unsuccessful: int
+    cancelled: int = 0
+    """Orders cancelled in the store, passed on to their runs."""
 
 
 def feed_schedule_id(pair: str, entity: FeedEntity = "orders") -> str:

@@ -23,7 +23,12 @@ from temporalio.service import RPCError, RPCStatusCode
 from commerce_sync.config.pairs import PairConfig
 from commerce_sync.contracts.ids import order_workflow_id, return_workflow_id
 from commerce_sync.intake.dispatch import dispatch
-from commerce_sync.intake.routing import Route, order_start_route, return_start_route
+from commerce_sync.intake.routing import (
+    Route,
+    order_cancel_route,
+    order_start_route,
+    return_start_route,
+)
 from commerce_sync.systems.ports import StorePort
 
 # Closed runs that did not succeed: left alone too, but told apart.
@@ -41,6 +46,7 @@ class Outcome(enum.Enum):
     STARTED = "started"
     EXISTING = "already running or complete"
     UNSUCCESSFUL = "ended unsuccessfully earlier; not restarted"
+    CANCELLED = "cancelled in the store: passed on to its run"
 
 
 class StartMissing(Protocol):
@@ -124,6 +130,37 @@ async def start_missing_orders(
     return await _start_each(
         store.changed_order_ids(since, pair, page_size), start, concurrency, listed, handled
     )
+
+
+async def pass_on_order_changes(
+    client: Client,
+    store: StorePort,
+    pair: PairConfig,
+    since: datetime,
+    task_queue: str,
+    *,
+    trigger: str,
+    page_size: int,
+    concurrency: int,
+) -> tuple[int, Counter[Outcome]]:
+    """The change feed's orders: each missing run started, and each order cancelled in
+    the store passed on as the webhook's `order.cancelled` is (the run's `cancel`
+    signal; a run that has ended is left alone). A cancellation seen again by an
+    overlapping read is a signal the run already took."""
+    cancelled: set[str] = set()
+
+    async def ids() -> AsyncIterator[list[str]]:
+        async for changes in store.changed_orders(since, pair, page_size):
+            cancelled.update(change.order_id for change in changes if change.cancelled)
+            yield [change.order_id for change in changes]
+
+    async def start(order_id: str) -> Outcome:
+        if order_id in cancelled:
+            await dispatch(client, order_cancel_route(pair.id, order_id, trigger), task_queue)
+            return Outcome.CANCELLED
+        return await start_missing_order(client, pair.id, order_id, task_queue, trigger)
+
+    return await _start_each(ids(), start, concurrency, None, None)
 
 
 async def start_missing_returns(

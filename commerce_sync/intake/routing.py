@@ -79,6 +79,19 @@ def order_start_route(pair: str, store_order_id: str, trigger: str = "webhook") 
     )
 
 
+def order_cancel_route(pair: str, store_order_id: str, trigger: str = "webhook") -> Route:
+    """A store's `order.cancelled`: the run's `cancel` signal, or (signal-with-start) a
+    run that ends cancelled at once when the order has none."""
+    return Route(
+        "OrderSync",
+        order_workflow_id(pair, store_order_id),
+        OrderSyncInput(pair=pair, store_order_id=store_order_id, trigger=trigger),
+        "cancel",
+        CancelRequest(),
+        order_search(pair, store_order_id),
+    )
+
+
 def return_start_route(pair: str, rma_id: str, trigger: str = "webhook") -> Route:
     """A store's `return.requested`: one run per return request; a repeated event finds
     the running run, or a completed one and starts nothing (dispatch's reuse policy)."""
@@ -112,7 +125,7 @@ def store_routes(event: StoreEvent, pairs: dict[str, PairConfig]) -> list[Route]
         elif event.type == "order.updated":
             routes.append(Route("OrderSync", workflow_id, arg, "store_order_changed", None, search))
         elif event.type == "order.cancelled":
-            routes.append(Route("OrderSync", workflow_id, arg, "cancel", CancelRequest(), search))
+            routes.append(order_cancel_route(pair.id, order_id))
     return routes
 
 

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from commerce_sync.config.pairs import PairConfig
 from commerce_sync.contracts.documents import ErpOrderHandle, PriorReturns, StoreReturn
-from commerce_sync.contracts.feeds import CustomerChange
+from commerce_sync.contracts.feeds import CustomerChange, OrderChange
 from commerce_sync.contracts.stock import (
     Availability,
     OrderReservation,
@@ -54,6 +54,13 @@ class StorePort(Protocol):
     async def set_tracking(
         self, order_id: str, tracking_numbers: list[str], carrier: str, pair: PairConfig
     ) -> None: ...
+
+    def changed_orders(
+        self, since: datetime, pair: PairConfig, page_size: int = 100
+    ) -> AsyncIterator[list[OrderChange]]:
+        """`changed_order_ids` with whether each order is cancelled in the store, from the
+        same reads (no order is read whole for it)."""
+        ...
 
     def changed_order_ids(
         self, since: datetime, pair: PairConfig, page_size: int = 100

@@ -14,7 +14,7 @@ from datetime import datetime
 from commerce_sync.config.pairs import PairConfig
 from commerce_sync.config.settings import KenticoSettings, Settings
 from commerce_sync.contracts.documents import StoreReturn
-from commerce_sync.contracts.feeds import CustomerChange
+from commerce_sync.contracts.feeds import CustomerChange, OrderChange
 from commerce_sync.contracts.stock import (
     OrderReservation,
     OrderStamp,
@@ -72,8 +72,23 @@ class KenticoStorePort:
         """`COM_Order` rows changed after `since`, paged by key (`OrderID > last`) as the
         client's incremental reads are: orders changing while we page are neither
         skipped nor repeated. Ids only, no mapping (see `StorePort.changed_order_ids`)."""
+        async for changes in self.changed_orders(since, pair, page_size):
+            yield [change.order_id for change in changes]
+
+    async def changed_orders(
+        self, since: datetime, pair: PairConfig, page_size: int = 100
+    ) -> AsyncIterator[list[OrderChange]]:
+        """The rows of `changed_order_ids`, each cancelled when its `OrderStatusID` is the
+        pair's status for cancelled orders (`[pairs.*.kentico]` lookups)."""
+        cancelled_id = pair.kentico.order_status_ids.get(OrderStatus.CANCELLED.value)
         async for rows in self.client._pages(ORDER, since, page_size):
-            yield [str(row["OrderID"]) for row in rows]
+            yield [
+                OrderChange(
+                    order_id=str(row["OrderID"]),
+                    cancelled=cancelled_id is not None and row.get("OrderStatusID") == cancelled_id,
+                )
+                for row in rows
+            ]
 
     async def changed_return_ids(
         self, since: datetime, pair: PairConfig, page_size: int = 100

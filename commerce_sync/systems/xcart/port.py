@@ -13,7 +13,7 @@ from typing import Any
 from commerce_sync.config.pairs import PairConfig
 from commerce_sync.config.settings import Settings, XCartSettings
 from commerce_sync.contracts.documents import StoreReturn
-from commerce_sync.contracts.feeds import CustomerChange
+from commerce_sync.contracts.feeds import CustomerChange, OrderChange
 from commerce_sync.contracts.stock import (
     OrderReservation,
     OrderStamp,
@@ -24,7 +24,11 @@ from commerce_sync.domain.models import Order, OrderStatus, Product, ReturnStatu
 from commerce_sync.systems.errors import NotFound, ValidationFailed
 from commerce_sync.systems.observe import ResponseHook
 from commerce_sync.systems.xcart.client import MODULE_EVENTS_KEPT, RETURNS, XCartClient
-from commerce_sync.systems.xcart.mapping import from_unix, return_from_native
+from commerce_sync.systems.xcart.mapping import (
+    from_unix,
+    order_status_from_native,
+    return_from_native,
+)
 
 log = logging.getLogger(__name__)
 
@@ -82,30 +86,61 @@ class XCartStorePort:
         listing, so it may repeat an id but never skips one."""
         seen: set[str] = set()
         page: list[str] = []
-        async for order_id in self._changed_order_id_stream(since, page_size):
-            if order_id in seen:
+        async for change in self._changed_order_stream(since, pair, page_size):
+            if change.order_id in seen:
                 continue
-            seen.add(order_id)
-            page.append(order_id)
+            seen.add(change.order_id)
+            page.append(change.order_id)
             if len(page) >= page_size:
                 yield page
                 page = []
         if page:
             yield page
 
-    async def _changed_order_id_stream(self, since: datetime, page_size: int) -> AsyncIterator[str]:
+    async def changed_orders(
+        self, since: datetime, pair: PairConfig, page_size: int = 100
+    ) -> AsyncIterator[list[OrderChange]]:
+        """The orders of `changed_order_ids`, each cancelled when the module's
+        `order.cancelled` event names it, or (without the module) when its payment status
+        maps to cancelled. An order listed before as placed comes again once cancelled."""
+        told: dict[str, bool] = {}
+        page: list[OrderChange] = []
+        async for change in self._changed_order_stream(since, pair, page_size):
+            if change.order_id in told and (told[change.order_id] or not change.cancelled):
+                continue
+            told[change.order_id] = change.cancelled
+            page.append(change)
+            if len(page) >= page_size:
+                yield page
+                page = []
+        if page:
+            yield page
+
+    async def _changed_order_stream(
+        self, since: datetime, pair: PairConfig, page_size: int
+    ) -> AsyncIterator[OrderChange]:
         events = await self._module_events_since(since, page_size)
         if events is None:
             async for record in self.client._iter_changed(
                 "order", "order_id", "lastRenewDate", since, page_size
             ):
-                yield str(record["order_id"])
+                status = order_status_from_native(
+                    (record.get("shippingStatus") or {}).get("id"),
+                    (record.get("paymentStatus") or {}).get("code"),
+                    pair.xcart,
+                )
+                yield OrderChange(
+                    order_id=str(record["order_id"]), cancelled=status == OrderStatus.CANCELLED
+                )
             return
         async for order_id in self.client.iter_order_ids_placed_since(since, page_size):
-            yield order_id
+            yield OrderChange(order_id=order_id)
         for event in events:
-            if str(event.get("type") or "").startswith("order.") and event.get("recordId"):
-                yield str(event["recordId"])
+            kind = str(event.get("type") or "")
+            if kind.startswith("order.") and event.get("recordId"):
+                yield OrderChange(
+                    order_id=str(event["recordId"]), cancelled=kind == "order.cancelled"
+                )
 
     async def _module_events_since(
         self, since: datetime, page_size: int

@@ -31,6 +31,7 @@ from tests.integration.orders.order_stack import (
     point_webhooks,
     stack_with_rules,
 )
+from tests.integration.orders.sandbox_views import erp_order_cancelled, erp_sales_orders
 from tests.integration.returns.return_stack import ReturnStack
 
 # The first read reaches back only seconds: orders other tests left in the shared store
@@ -151,6 +152,35 @@ async def test_a_return_request_whose_webhook_never_comes_is_handled_by_the_feed
     again = await read_once(stack, schedule, (await schedule.describe()).info.num_actions)
     assert again["last_started"] == 0 and again["last_seen"] >= 1
     assert len(await returns.credits(order)) == 1
+
+
+@pytest.mark.parametrize("pair", list(PAIRS))
+async def test_a_store_cancellation_whose_webhook_never_comes_cancels_the_run_through_the_feed(
+    feed_stack: Stack, pair: str
+) -> None:
+    stack = feed_stack
+    store, erp = PAIRS[pair]
+    order_id = await stack.place_order(store)
+    waiting = (await stack.wait_state(pair, order_id, "awaiting_shipment"))["status"]
+    schedule = stack.client.get_schedule_handle(feed_schedule_id(pair))
+
+    secret = getattr(stack.settings.webhooks, store)
+    target = {"url": NOWHERE, "secret": secret.get_secret_value()}
+    (await stack.sandbox.post(f"/{store}/_sandbox/webhooks", json=target)).raise_for_status()
+    cancel = await stack.sandbox.post(f"/{store}/_sandbox/orders/{order_id}/cancel")
+    assert cancel.status_code == 200, cancel.text
+
+    await read_once(stack, schedule, (await schedule.describe()).info.num_actions)
+    done = await stack.wait_state(pair, order_id, "cancelled", run_status="COMPLETED")
+    undone = [c["name"] for c in done["status"]["compensations"]]
+    assert undone[:2] == ["reverse the payment", "cancel the ERP sales order"]
+    orders = await erp_sales_orders(stack, erp, waiting["store_order_number"])
+    assert [erp_order_cancelled(erp, order) for order in orders] == [True]
+
+    # Read again: the cancellation is seen again and the ended run left alone.
+    again = await read_once(stack, schedule, (await schedule.describe()).info.num_actions)
+    assert again["last_error"] == ""
+    assert (await stack.order_status(pair, order_id) or {})["run_status"] == "COMPLETED"
 
 
 def feed_events(stack: Stack, workflow_id: str) -> list[WebhookEvent]:

@@ -426,6 +426,9 @@ async def test_changed_orders_come_from_the_date_condition_and_the_module_s_even
         assert len(queries) == 2
         assert any("commercesync-webhooks-event" in query for query in queries)
         assert all("webhooks-event" in query or "date" in query for query in queries)
+        # The change feed's listing: the cancellation comes from the module's event.
+        changes = [c async for page in port.changed_orders(since, pair) for c in page]
+        assert {c.order_id for c in changes if c.cancelled} == {cancelled}
 
         outbox = await sandboxes.get(
             API,
@@ -466,6 +469,9 @@ async def test_without_the_module_changed_orders_are_read_by_id(
         queries = [call["query"] for call in await api_calls(sandboxes)]
         assert "commercesync-webhooks-event" in queries[0]
         assert all("o.order_id" in query and "date" not in query for query in queries[1:])
+        # Without the module the cancellation is read off the order's payment status.
+        changes = [c async for page in port.changed_orders(since, pair) for c in page]
+        assert [(c.order_id, c.cancelled) for c in changes] == [(cancelled, True)]
 
         await sandboxes.delete("/xcart/_sandbox/faults")
         await sandboxes.delete("/xcart/_sandbox/requests")
