@@ -1,13 +1,15 @@
-"""The change feed's reads: the store's orders (or return requests) changed since the
-feed's mark, a run started for each that has none (the webhook path's own start, so a
-change a webhook also announced starts one run), and the mark moved once every change
+"""The change feed's reads: the store's orders, return requests and customers, and the
+ERP's products, changed since the feed's mark; each change passed on as its webhook
+would be (see `intake/missing_runs.py`, `customer_changes.py`, `product_changes.py` for
+how a change seen by both reaches its run once), and the mark moved once every change
 was handled."""
 
 from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import datetime
 
 from sqlalchemy import Engine
@@ -28,16 +30,17 @@ from commerce_sync.intake.missing_runs import (
     pass_on_order_changes,
     start_missing_returns,
 )
+from commerce_sync.intake.product_changes import pass_on_product_changes
 from commerce_sync.store.feeds import feed_mark, record_failure, record_read
 from commerce_sync.systems.errors import ConnectorError
 from commerce_sync.systems.ports import StorePort
-from commerce_sync.systems.registry import create_store_port
+from commerce_sync.systems.registry import create_erp_port, create_store_port
 
 PAGE_SIZE = 100
 CONCURRENCY = 8
 
-ReadChanges = Callable[[StorePort, PairConfig, datetime], Awaitable[tuple[int, Counter[Outcome]]]]
-"""One read of a store's changes since a time: (changes seen, what became of them)."""
+ReadChanges = Callable[[PairConfig, datetime], Awaitable[tuple[int, Counter[Outcome]]]]
+"""One read of a system's changes since a time: (changes seen, what became of them)."""
 
 
 class FeedActivities:
@@ -52,46 +55,73 @@ class FeedActivities:
     @implements(Feeds.read_orders)
     @classified
     async def read_orders(self, poll: FeedPoll) -> FeedRead:
-        return await self._read(poll, self._runs_starter(pass_on_order_changes))
+        return await self._read(poll, self._store_runs(pass_on_order_changes))
 
     @implements(Feeds.read_returns)
     @classified
     async def read_returns(self, poll: FeedPoll) -> FeedRead:
-        return await self._read(poll, self._runs_starter(start_missing_returns))
+        return await self._read(poll, self._store_runs(start_missing_returns))
 
     @implements(Feeds.read_customers)
     @classified
     async def read_customers(self, poll: FeedPoll) -> FeedRead:
-        async def pass_on(
-            store: StorePort, pair: PairConfig, since: datetime
-        ) -> tuple[int, Counter[Outcome]]:
-            return await pass_on_customer_changes(
-                self._client,
-                self._engine,
-                store,
-                pair,
-                since,
-                self._settings.task_queue,
-                page_size=PAGE_SIZE,
-                concurrency=CONCURRENCY,
-            )
+        async def pass_on(pair: PairConfig, since: datetime) -> tuple[int, Counter[Outcome]]:
+            async with self._store(pair) as store:
+                return await pass_on_customer_changes(
+                    self._client,
+                    self._engine,
+                    store,
+                    pair,
+                    since,
+                    self._settings.task_queue,
+                    page_size=PAGE_SIZE,
+                    concurrency=CONCURRENCY,
+                )
 
         return await self._read(poll, pass_on)
 
-    def _runs_starter(self, start_missing: StartMissing) -> ReadChanges:
-        async def start(
-            store: StorePort, pair: PairConfig, since: datetime
-        ) -> tuple[int, Counter[Outcome]]:
-            return await start_missing(
-                self._client,
-                store,
-                pair,
-                since,
-                self._settings.task_queue,
-                trigger="feed",
-                page_size=PAGE_SIZE,
-                concurrency=CONCURRENCY,
-            )
+    @implements(Feeds.read_products)
+    @classified
+    async def read_products(self, poll: FeedPoll) -> FeedRead:
+        async def pass_on(pair: PairConfig, since: datetime) -> tuple[int, Counter[Outcome]]:
+            erp = create_erp_port(pair.erp, self._settings)
+            try:
+                return await pass_on_product_changes(
+                    self._client,
+                    self._engine,
+                    erp,
+                    pair,
+                    since,
+                    self._settings.task_queue,
+                    page_size=PAGE_SIZE,
+                    concurrency=CONCURRENCY,
+                )
+            finally:
+                await erp.aclose()
+
+        return await self._read(poll, pass_on)
+
+    @asynccontextmanager
+    async def _store(self, pair: PairConfig) -> AsyncIterator[StorePort]:
+        store = create_store_port(pair.store, self._settings)
+        try:
+            yield store
+        finally:
+            await store.aclose()
+
+    def _store_runs(self, start_missing: StartMissing) -> ReadChanges:
+        async def start(pair: PairConfig, since: datetime) -> tuple[int, Counter[Outcome]]:
+            async with self._store(pair) as store:
+                return await start_missing(
+                    self._client,
+                    store,
+                    pair,
+                    since,
+                    self._settings.task_queue,
+                    trigger="feed",
+                    page_size=PAGE_SIZE,
+                    concurrency=CONCURRENCY,
+                )
 
         return start
 
@@ -106,17 +136,14 @@ class FeedActivities:
             feed_mark, self._engine, pair.id, poll.entity, started_at - pair.feed.first_window
         )
         since = mark - pair.feed.overlap
-        store = create_store_port(pair.store, self._settings)
         try:
-            seen, outcomes = await read_changes(store, pair, since)
+            seen, outcomes = await read_changes(pair, since)
         except (ConnectorError, RPCError) as exc:
             text = exc.message if isinstance(exc, RPCError) else str(exc)
             await asyncio.to_thread(
                 record_failure, self._engine, pair.id, poll.entity, at=utc_now(), error=text
             )
             raise
-        finally:
-            await store.aclose()
         await asyncio.to_thread(
             record_read,
             self._engine,

@@ -42,13 +42,21 @@ def store_sends_webhooks(settings: Settings, pair: PairConfig) -> bool:
     return getattr(settings.webhooks, pair.store, None) is not None
 
 
+def sends_webhooks(settings: Settings, pair: PairConfig, entity: FeedEntity = "orders") -> bool:
+    """Whether the system the feed reads announces its changes: the store for orders,
+    returns and customers, the ERP (its webhook token) for the catalog."""
+    if entity == "catalog":
+        return getattr(settings.webhooks, f"{pair.erp}_token", None) is not None
+    return store_sends_webhooks(settings, pair)
+
+
+def feed_interval(settings: Settings, pair: PairConfig, entity: FeedEntity = "orders") -> timedelta:
+    rules = pair.feed
+    return rules.safety_net_every if sends_webhooks(settings, pair, entity) else rules.every
+
+
 def _feeds(pair: PairConfig, entity: FeedEntity) -> bool:
     return pair.feed.enabled and entity in pair.feed.entities
-
-
-def feed_interval(settings: Settings, pair: PairConfig) -> timedelta:
-    rules = pair.feed
-    return rules.safety_net_every if store_sends_webhooks(settings, pair) else rules.every
 
 
 def _schedule(settings: Settings, pair: PairConfig, entity: FeedEntity) -> Schedule:
@@ -64,7 +72,9 @@ def _schedule(settings: Settings, pair: PairConfig, entity: FeedEntity) -> Sched
                 [SearchAttributePair(sa.INTEGRATION_PAIR, pair.id)]
             ),
         ),
-        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=feed_interval(settings, pair))]),
+        spec=ScheduleSpec(
+            intervals=[ScheduleIntervalSpec(every=feed_interval(settings, pair, entity))]
+        ),
         # A read still going when the next tick comes is not doubled.
         policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
     )
@@ -126,8 +136,8 @@ async def feed_statuses(
                 pair=pair.id,
                 entity=entity,
                 schedule_id=schedule_id,
-                every_seconds=feed_interval(settings, pair).total_seconds(),
-                webhooks=store_sends_webhooks(settings, pair),
+                every_seconds=feed_interval(settings, pair, entity).total_seconds(),
+                webhooks=sends_webhooks(settings, pair, entity),
                 paused=paused,
                 mark=state.mark if state else None,
                 lag_seconds=max((now - state.mark).total_seconds(), 0.0) if state else None,

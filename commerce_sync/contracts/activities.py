@@ -228,6 +228,7 @@ class Feeds:
     read_orders = ActivityRef[FeedPoll, FeedRead]("feed.read_orders")
     read_returns = ActivityRef[FeedPoll, FeedRead]("feed.read_returns")
     read_customers = ActivityRef[FeedPoll, FeedRead]("feed.read_customers")
+    read_products = ActivityRef[FeedPoll, FeedRead]("feed.read_products")
 
 
 class Checks:

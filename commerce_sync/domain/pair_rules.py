@@ -161,8 +161,8 @@ class InventoryRules(_Strict):
         return self
 
 
-FeedEntity = Literal["orders", "returns", "customers"]
-FEED_ENTITIES: tuple[FeedEntity, ...] = ("orders", "returns", "customers")
+FeedEntity = Literal["orders", "returns", "customers", "catalog"]
+FEED_ENTITIES: tuple[FeedEntity, ...] = ("orders", "returns", "customers", "catalog")
 
 
 class FeedRules(_Strict):

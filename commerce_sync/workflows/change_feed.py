@@ -36,6 +36,7 @@ class ChangeFeedWorkflow:
             "orders": Feeds.read_orders,
             "returns": Feeds.read_returns,
             "customers": Feeds.read_customers,
+            "catalog": Feeds.read_products,
         }[poll.entity]
         read: FeedRead = await workflow.execute_activity(
             activity.name,

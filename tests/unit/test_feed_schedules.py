@@ -20,3 +20,15 @@ def test_the_feed_is_the_intake_without_webhooks_and_a_safety_net_with_them() ->
     assert not store_sends_webhooks(only_kentico, xcart)
     assert feed_interval(only_kentico, kentico) == timedelta(minutes=15)
     assert feed_interval(only_kentico, xcart) == timedelta(minutes=1)
+
+
+def test_the_catalog_feed_follows_the_erp_s_webhooks() -> None:
+    pairs = load_pairs(default_pairs_path())
+    kentico, xcart = pairs["kentico-brightpearl"], pairs["xcart-acumatica"]
+    only_brightpearl = Settings(
+        _env_file=None, webhooks=WebhookSecrets(brightpearl_token=SecretStr("token"))
+    )
+    assert feed_interval(only_brightpearl, kentico, "catalog") == timedelta(minutes=15)
+    assert feed_interval(only_brightpearl, xcart, "catalog") == timedelta(minutes=1)
+    # The store of the same pair sends none: its orders are read every minute.
+    assert feed_interval(only_brightpearl, kentico, "orders") == timedelta(minutes=1)

@@ -8,20 +8,28 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from sqlmodel import Session, select
-from temporalio.client import Client, ScheduleHandle
+from temporalio.client import Client, ScheduleHandle, WorkflowExecutionStatus
 
 from commerce_sync.commands.feeds import ensure_feed_schedules
 from commerce_sync.config.pairs import load_pairs
 from commerce_sync.contracts.feeds import feed_schedule_id
+from commerce_sync.contracts.ids import catalog_workflow_id
 from commerce_sync.domain.pair_rules import FEED_ENTITIES
 from commerce_sync.store.db import make_engine
 from commerce_sync.store.models import WebhookEvent
+from tests.integration.catalog.catalog_views import (
+    erp_create,
+    new_sku,
+    store_products,
+    wait_run,
+)
 from tests.integration.customers.customer_views import closed_run, erp_view, synced_customer
 from tests.integration.orders.order_stack import (
     PAIRS,
@@ -181,6 +189,42 @@ async def test_a_store_cancellation_whose_webhook_never_comes_cancels_the_run_th
     again = await read_once(stack, schedule, (await schedule.describe()).info.num_actions)
     assert again["last_error"] == ""
     assert (await stack.order_status(pair, order_id) or {})["run_status"] == "COMPLETED"
+
+
+@pytest.mark.parametrize("pair", list(PAIRS))
+async def test_an_erp_product_whose_webhook_never_comes_reaches_the_store_through_the_feed(
+    feed_stack: Stack, pair: str
+) -> None:
+    stack = feed_stack
+    store, erp = PAIRS[pair]
+    schedule = stack.client.get_schedule_handle(feed_schedule_id(pair, "catalog"))
+    listed = (await feeds(stack))[schedule.id]
+    assert listed["entity"] == "catalog" and listed["webhooks"] is True
+
+    # The ERP's webhooks go nowhere: only the feed can find the new product.
+    nowhere = {"url": NOWHERE, "token": "x", "header_value": "x"}
+    (await stack.sandbox.post(f"/{erp}/_sandbox/webhooks", json=nowhere)).raise_for_status()
+    sku = new_sku()
+    await erp_create(
+        stack, erp, sku, name="Feed Lamp", description="Found by the feed.", price="31.00"
+    )
+
+    first = await read_once(stack, schedule, (await schedule.describe()).info.num_actions)
+    assert first["last_started"] >= 1 and first["last_error"] == ""
+    await wait_run(stack, pair, sku, "synced", WorkflowExecutionStatus.COMPLETED)
+    [product] = await store_products(stack, store, sku)
+    assert (product.name, product.price) == ("Feed Lamp", Decimal("31.00"))
+
+    # Read again: the run started after the change has read it; nothing is passed on.
+    runs_before = await catalog_runs(stack, pair, sku)
+    await read_once(stack, schedule, (await schedule.describe()).info.num_actions)
+    assert await catalog_runs(stack, pair, sku) == runs_before
+    assert len(await store_products(stack, store, sku)) == 1
+
+
+async def catalog_runs(stack: Stack, pair: str, sku: str) -> int:
+    found = stack.client.list_workflows(f"WorkflowId = '{catalog_workflow_id(pair, sku)}'")
+    return len([run async for run in found])
 
 
 def feed_events(stack: Stack, workflow_id: str) -> list[WebhookEvent]:
