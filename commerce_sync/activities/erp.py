@@ -7,6 +7,8 @@ exists succeeds.
 
 from __future__ import annotations
 
+from temporalio import activity
+
 from commerce_sync.activities.errors import classified
 from commerce_sync.config.pairs import PairConfig
 from commerce_sync.contracts.activities import Erp, implements
@@ -53,8 +55,14 @@ class ErpActivities:
     async def create_customer(self, request: CustomerCreate) -> str:
         """Create unless a customer with the e-mail exists (a retry after a lost answer).
         What an attempt made on the way (Brightpearl's postal addresses) is kept in its
-        heartbeats for the retry to reuse (`ops/heartbeat.py`)."""
+        heartbeats for the retry to reuse (`ops/heartbeat.py`).
+
+        The first attempt creates straight away: the run's `find_customer` has just
+        looked, and no earlier attempt can have left a customer behind. A retry looks
+        first, then settles on the oldest customer with the e-mail (`_oldest_active`)."""
         pair = self._pairs[request.pair]
+        if activity.info().attempt == 1:
+            return await self._port.create_customer(request.customer, pair, memory=HEARTBEAT_MEMORY)
         made = await self._port.find_customer_by_email(request.customer.email, pair)
         if made is None:
             made = await self._port.create_customer(request.customer, pair, memory=HEARTBEAT_MEMORY)
