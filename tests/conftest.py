@@ -16,6 +16,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -69,6 +70,24 @@ def acumatica_answers_follow_the_definition() -> Iterator[None]:
             + "\n".join(map(str, found)),
             pytrace=False,
         )
+
+
+# Under pytest-xdist each worker has its own sandbox server and report: a worker hands its
+# counts to the controller in `workeroutput`, and the controller's summary adds them up.
+WORKER_OUTPUT_KEY = "acumatica_openapi_report"
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput[WORKER_OUTPUT_KEY] = REPORT.dump()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    dumped = getattr(node, "workeroutput", {}).get(WORKER_OUTPUT_KEY)
+    if dumped:
+        REPORT.add(dumped)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

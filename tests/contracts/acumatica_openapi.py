@@ -281,6 +281,7 @@ class Report:
     not_covered: Counter[str] = field(default_factory=Counter)
     violations: list[Violation] = field(default_factory=list)
     claimed: int = 0
+    merged_violations: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def record(self, method: str, path: str, status: int, outcome: Outcome) -> None:
@@ -301,12 +302,32 @@ class Report:
             self.claimed = len(self.violations)
             return found
 
+    def dump(self) -> str:
+        """The counts as JSON, for a pytest-xdist worker to hand to the controller."""
+        with self._lock:
+            return json.dumps(
+                {
+                    "validated": dict(self.validated),
+                    "not_covered": dict(self.not_covered),
+                    "violations": [str(violation) for violation in self.violations],
+                }
+            )
+
+    def add(self, dumped: str) -> None:
+        """Another process's `dump` counted in with this one."""
+        other = json.loads(dumped)
+        with self._lock:
+            self.validated.update(other["validated"])
+            self.not_covered.update(other["not_covered"])
+            self.merged_violations += len(other["violations"])
+
     def summary(self) -> list[str]:
         with self._lock:
             lines = [
                 f"Acumatica OpenAPI (Default/24.200.001 subset): {sum(self.validated.values())} "
                 f"sandbox answers validated over {len(self.validated)} operation/status pairs, "
-                f"{len(self.violations)} violating; {sum(self.not_covered.values())} answers "
+                f"{len(self.violations) + self.merged_violations} violating; "
+                f"{sum(self.not_covered.values())} answers "
                 "not covered by the definition:"
             ]
             lines += [f"  {count:6d}  {what}" for what, count in sorted(self.not_covered.items())]
