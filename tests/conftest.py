@@ -92,7 +92,7 @@ def pytest_testnodedown(node: Any, error: object) -> None:
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if REPORT.validated or REPORT.not_covered:
-        for line in REPORT.summary():
+        for line in REPORT.summary(verbose=terminalreporter.config.getoption("verbose") > 0):
             terminalreporter.write_line(line)
 
 

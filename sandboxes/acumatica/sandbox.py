@@ -13,7 +13,10 @@ What it answers, as docs/systems/acumatica.md describes the real system:
   `If-Match: *` (412); DELETE; actions `POST /{Entity}/{Action}` answering 202 with a
   `Location` that answers 204 on the first poll (or the action's error).
 - Every field wrapped in `{"value": ...}`, records with `id`, `rowNumber`, `note`,
-  `custom`, `_links`; detail arrays and linked objects only when named in `$expand`.
+  `custom`, `_links`; detail arrays and linked objects only when named in `$expand`; a
+  field without a value left out, never `{"value": null}`; each entity with only the
+  members Acumatica's OpenAPI definition gives it (every answer is validated against
+  that definition while the tests run: docs/systems/acumatica.md §11).
 - Errors: 401 (no session or an expired token), 412, 422 (the entity echoed with
   `error` in the bad field's wrapper and a top-level `error`), 500 `HttpError` for
   business rules (`exceptionType` `PX.Data.PXException`, a missing record

@@ -321,15 +321,19 @@ class Report:
             self.not_covered.update(other["not_covered"])
             self.merged_violations += len(other["violations"])
 
-    def summary(self) -> list[str]:
+    def summary(self, *, verbose: bool = False) -> list[str]:
+        """The counts; `verbose` lists the validated operations too (pytest `-v`)."""
         with self._lock:
             lines = [
                 f"Acumatica OpenAPI (Default/24.200.001 subset): {sum(self.validated.values())} "
                 f"sandbox answers validated over {len(self.validated)} operation/status pairs, "
-                f"{len(self.violations) + self.merged_violations} violating; "
-                f"{sum(self.not_covered.values())} answers "
-                "not covered by the definition:"
+                f"{len(self.violations) + self.merged_violations} violating"
             ]
+            if verbose:
+                lines += [f"  {count:6d}  {what}" for what, count in sorted(self.validated.items())]
+            lines.append(
+                f"{sum(self.not_covered.values())} Acumatica sandbox answers not covered by it:"
+            )
             lines += [f"  {count:6d}  {what}" for what, count in sorted(self.not_covered.items())]
             return lines
 
