@@ -14,7 +14,7 @@ What it answers, as docs/systems/acumatica.md describes the real system:
   `Location` that answers 204 on the first poll (or the action's error).
 - Every field wrapped in `{"value": ...}`, records with `id`, `rowNumber`, `note`,
   `custom`, `_links`; detail arrays and linked objects only when named in `$expand`; a
-  field without a value left out, never `{"value": null}`; each entity with only the
+  field without a value as `{}`, never `{"value": null}`; each entity with only the
   members Acumatica's OpenAPI definition gives it (every answer is validated against
   that definition while the tests run: docs/systems/acumatica.md §11).
 - Errors: 401 (no session or an expired token), 412, 422 (the entity echoed with
@@ -1173,11 +1173,15 @@ def _wrap_view(
     view: dict[str, Any], expanded: set[str], selected: set[str] | None, prefix: str
 ) -> dict[str, Any]:
     """A stored record in the wire shape: fields wrapped, details and linked entities only
-    when expanded, and a field without a value left out. ACU-SPEC types every wrapper's
-    `value` without `nullable` (`StringValue.value` is a string, `DecimalValue.value` a
-    number, ...), so `{"value": null}` is outside the contract; leaving the field out is
-    [INFERRED] (the help's examples show only fields with values; a real site may send an
-    empty wrapper `{}` instead, which the connector reads the same way: no value)."""
+    when expanded, and a field without a value as an empty wrapper `{}`.
+
+    ACU-SPEC types every wrapper's `value` without `nullable` (`StringValue.value` is a
+    string, `DecimalValue.value` a number, ...), so `{"value": null}` is outside the
+    contract. Acumatica's help is silent on empty fields; answers recorded from an
+    Acumatica-based site show them as `{}` (`"ShipVia": {}`, `"TaxZone": {}` in
+    github.com/pass-culture/pass-culture-main api/tests/core/finance/test_backends.py,
+    endpoint `INTERFACES/23.200.001`), so the sandbox does the same [INFERRED]. The
+    connector reads `{}` as no value (`schema.value_of`)."""
     out: dict[str, Any] = {"id": view.get("id"), "rowNumber": view.get("_row", 1)}
     out["note"] = {"value": view.get("note") or ""} if not prefix else None
     for key, value in view.items():
@@ -1194,10 +1198,8 @@ def _wrap_view(
                     wrapped = _wrap_view({**row, "_row": index}, expanded, selected, f"{path}/")
                     rows.append(wrapped)
                 out[key] = rows
-        elif value is None:
-            continue
         elif selected is None or _selected(selected, prefix, key):
-            out[key] = {"value": value}
+            out[key] = {} if value is None else {"value": value}
     out["custom"] = {}
     if out["note"] is None:
         del out["note"]
@@ -1267,7 +1269,7 @@ def _echo(body: dict[str, Any], exc: EntityErrors) -> dict[str, Any]:
         wrapper = node.get(leaf) if isinstance(node, dict) else None
         if not isinstance(wrapper, dict):
             # A refused field the request did not send: its wrapper carries only the error
-            # (a `"value": null` is outside ACU-SPEC, see `_wrap_view`).
+            # (`"value": null` is outside ACU-SPEC, see `_wrap_view`).
             wrapper = {} if wrapper is None else {"value": wrapper}
             node[leaf] = wrapper
         wrapper["error"] = message

@@ -39,6 +39,7 @@ def order(**members: Any) -> dict[str, Any]:
         "OrderType": {"value": "SO"},
         "OrderNbr": {"value": "000001"},
         "OrderTotal": {"value": 24.63},
+        "Description": {},
         "Date": {"value": "2026-11-22T00:00:00+00:00"},
         "Details": [
             {"id": ORDER_ID, "rowNumber": 1, "LineNbr": {"value": 1}, "custom": {}},
