@@ -2,6 +2,10 @@
 
 Sandboxes run as one real HTTP server (all four systems under their prefixes) for the
 whole session; `sandboxes` resets them before each test through the control plane.
+Every answer of the Acumatica sandbox is validated against Acumatica's OpenAPI
+definition on its way out (tests/contracts/acumatica_openapi.py): a test during which
+one violated it fails, and the session's summary says what was validated and what the
+definition does not cover.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -34,6 +39,7 @@ from sandboxes.server import (
     BackgroundServer,
     create_sandbox_app,
 )
+from tests.contracts.acumatica_openapi import REPORT, AcumaticaContract, OpenAPICheck
 
 # The tests talk to the sandboxes with their own credentials, as `commerce-sync up` does;
 # every CLI subprocess a test starts inherits this (the refusal itself is tested with it off).
@@ -42,8 +48,52 @@ os.environ.setdefault("COMMERCE_SYNC_USE_SANDBOXES", "true")
 
 @pytest.fixture(scope="session")
 def sandbox_server() -> Iterator[BackgroundServer]:
-    with BackgroundServer(create_sandbox_app(Settings())) as server:
+    app = OpenAPICheck(create_sandbox_app(Settings()), AcumaticaContract.load(), REPORT)
+    with BackgroundServer(app) as server:
         yield server
+    late = REPORT.unclaimed()
+    assert not late, "Acumatica sandbox answers outside the OpenAPI definition:\n" + "\n".join(
+        map(str, late)
+    )
+
+
+@pytest.fixture(autouse=True)
+def acumatica_answers_follow_the_definition() -> Iterator[None]:
+    """Fails the test during which the Acumatica sandbox answered outside its OpenAPI
+    definition (its fixtures' calls included: this fixture is torn down last; a worker's
+    late call after the previous test ended is reported here too, never dropped)."""
+    yield
+    found = REPORT.unclaimed()
+    if found:
+        pytest.fail(
+            "Acumatica sandbox answers outside the OpenAPI definition:\n"
+            + "\n".join(map(str, found)),
+            pytrace=False,
+        )
+
+
+# Under pytest-xdist each worker has its own sandbox server and report: a worker hands its
+# counts to the controller in `workeroutput`, and the controller's summary adds them up.
+WORKER_OUTPUT_KEY = "acumatica_openapi_report"
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput[WORKER_OUTPUT_KEY] = REPORT.dump()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    dumped = getattr(node, "workeroutput", {}).get(WORKER_OUTPUT_KEY)
+    if dumped:
+        REPORT.add(dumped)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if REPORT.validated or REPORT.not_covered:
+        for line in REPORT.summary(verbose=terminalreporter.config.getoption("verbose") > 0):
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,10 @@ What it answers, as docs/systems/acumatica.md describes the real system:
   `If-Match: *` (412); DELETE; actions `POST /{Entity}/{Action}` answering 202 with a
   `Location` that answers 204 on the first poll (or the action's error).
 - Every field wrapped in `{"value": ...}`, records with `id`, `rowNumber`, `note`,
-  `custom`, `_links`; detail arrays and linked objects only when named in `$expand`.
+  `custom`, `_links`; detail arrays and linked objects only when named in `$expand`; a
+  field without a value as `{}`, never `{"value": null}`; each entity with only the
+  members Acumatica's OpenAPI definition gives it (every answer is validated against
+  that definition while the tests run: docs/systems/acumatica.md §11).
 - Errors: 401 (no session or an expired token), 412, 422 (the entity echoed with
   `error` in the bad field's wrapper and a top-level `error`), 500 `HttpError` for
   business rules (`exceptionType` `PX.Data.PXException`, a missing record
@@ -140,10 +143,15 @@ def http_error(
     model_state: dict[str, list[str]] | None = None,
     headers: dict[str, str] | None = None,
 ) -> Response:
-    """Acumatica's `HttpError` body."""
+    """Acumatica's `HttpError` body (ACU-SPEC `components/schemas/HttpError`).
+
+    The definition types `messageDetail` as a string that is never null (unlike
+    `exceptionMessage`, `exceptionType` and `stackTrace`, which are `nullable`); with no
+    detail to give, the member is left out [INFERRED: the definition and ACU-CLIENT
+    `HttpError.cs` name the member; neither says when it is sent].
+    """
     body = {
         "message": "An error has occurred.",
-        "messageDetail": None,
         "exceptionMessage": message,
         "exceptionType": exception_type,
         "stackTrace": f"   at {exception_type}..ctor()\n   at PX.Api.ContractBased.EntityService",
@@ -655,6 +663,9 @@ class AcumaticaSandbox(Sandbox):
         expanded = {part.strip() for part in (expand or "").split(",") if part.strip()}
         selected = {part.strip() for part in (select or "").split(",") if part.strip()} or None
         out = _wrap_view(view, expanded, selected, "")
+        # `_links` is on every top-level record in Acumatica's help examples ("Retrieve
+        # the List of Attachments of a Stock Item", docs/systems/acumatica.md §4), though
+        # the OpenAPI definition does not model it.
         root = request.scope.get("root_path", "")
         self_link = f"{root}/entity/{ENDPOINT}/{VERSION}/{entity}/{view['id']}"
         out["_links"] = {"self": self_link, "files:put": f"{self_link}/files/{{filename}}"}
@@ -817,10 +828,13 @@ class AcumaticaSandbox(Sandbox):
         if entity in ("StockItem",):
             candidate["LastModified"] = stamp
         if existing is None:
-            candidate.setdefault(
-                "CreatedDateTime" if entity != "SalesOrder" else "CreatedDate", stamp
-            )
-            candidate.setdefault("NoteID", candidate["id"])
+            # Only the members the entity has in ACU-SPEC: Payment, InventoryReceipt and
+            # InventoryAdjustment have no creation stamp, SalesInvoice and the inventory
+            # documents no NoteID.
+            if spec.created is not None:
+                candidate.setdefault(spec.created, stamp)
+            if spec.note_id:
+                candidate.setdefault("NoteID", candidate["id"])
         self.db[entity][candidate["id"]] = candidate
         self._commit()
         members = {key for key, value in incoming.items() if isinstance(value, list | dict)}
@@ -1158,6 +1172,16 @@ def _getter(view: dict[str, Any]) -> Callable[[tuple[str, ...]], Any]:
 def _wrap_view(
     view: dict[str, Any], expanded: set[str], selected: set[str] | None, prefix: str
 ) -> dict[str, Any]:
+    """A stored record in the wire shape: fields wrapped, details and linked entities only
+    when expanded, and a field without a value as an empty wrapper `{}`.
+
+    ACU-SPEC types every wrapper's `value` without `nullable` (`StringValue.value` is a
+    string, `DecimalValue.value` a number, ...), so `{"value": null}` is outside the
+    contract. Acumatica's help is silent on empty fields; answers recorded from an
+    Acumatica-based site show them as `{}` (`"ShipVia": {}`, `"TaxZone": {}` in
+    github.com/pass-culture/pass-culture-main api/tests/core/finance/test_backends.py,
+    endpoint `INTERFACES/23.200.001`), so the sandbox does the same [INFERRED]. The
+    connector reads `{}` as no value (`schema.value_of`)."""
     out: dict[str, Any] = {"id": view.get("id"), "rowNumber": view.get("_row", 1)}
     out["note"] = {"value": view.get("note") or ""} if not prefix else None
     for key, value in view.items():
@@ -1175,7 +1199,7 @@ def _wrap_view(
                     rows.append(wrapped)
                 out[key] = rows
         elif selected is None or _selected(selected, prefix, key):
-            out[key] = {"value": value}
+            out[key] = {} if value is None else {"value": value}
     out["custom"] = {}
     if out["note"] is None:
         del out["note"]
@@ -1244,7 +1268,9 @@ def _echo(body: dict[str, Any], exc: EntityErrors) -> dict[str, Any]:
         leaf = path[-1]
         wrapper = node.get(leaf) if isinstance(node, dict) else None
         if not isinstance(wrapper, dict):
-            wrapper = {"value": wrapper}
+            # A refused field the request did not send: its wrapper carries only the error
+            # (`"value": null` is outside ACU-SPEC, see `_wrap_view`).
+            wrapper = {} if wrapper is None else {"value": wrapper}
             node[leaf] = wrapper
         wrapper["error"] = message
     echo["error"] = exc.summary
@@ -1578,7 +1604,9 @@ def _prepare_inventory_document(
         if entity == "InventoryAdjustment" and qty == 0:
             errors.append((("Details", index, "Qty"), "'Quantity' cannot be zero."))
         row.setdefault("UOM", "EA")
-        row.setdefault("Location", "MAIN")
+        # ACU-SPEC: an InventoryReceiptDetail has `Location` and `LineNumber`, an
+        # InventoryAdjustmentDetail `LocationID` and no line number.
+        row.setdefault("Location" if entity == "InventoryReceipt" else "LocationID", "MAIN")
     _raise_if(errors, label, existing is None)
     if existing is None:
         doc["ReferenceNbr"] = sb._next_number(series)
@@ -1587,7 +1615,8 @@ def _prepare_inventory_document(
     doc["Status"] = "On Hold" if doc["Hold"] else "Balanced"
     rows = doc.get("Details", [])
     for number, row in enumerate(rows, start=1):
-        row.setdefault("LineNumber", number)
+        if entity == "InventoryReceipt":
+            row.setdefault("LineNumber", number)
         cost = _dec(row.get("UnitCost")) * _dec(row.get("Qty"))
         row["ExtCost" if entity == "InventoryReceipt" else "ExtendedCost"] = cost
     doc["TotalQty"] = sum((_dec(r.get("Qty")) for r in rows), Decimal(0))

@@ -1,6 +1,8 @@
 """The in-process stack the catalog, returns, customers and inventory recorders drive: a throw-away
 Temporal dev server (no codec: the histories must replay without keys), the sandboxes,
 the API and a worker, all reset and wired up; and `save`, which writes one history.
+The Acumatica sandbox's answers are validated against its OpenAPI definition here too
+(tests/contracts/acumatica_openapi.py): a recording that saw one outside it fails.
 
 The recorders import the test helpers from the `tests.integration` packages, as the tests
 do, so they run as modules from the repository root (`python -m tests.histories.record_...`).
@@ -27,6 +29,7 @@ from sandboxes.server import (
     BackgroundServer,
     create_sandbox_app,
 )
+from tests.contracts.acumatica_openapi import REPORT, AcumaticaContract, OpenAPICheck
 from tests.integration.orders.order_stack import (
     RunningWorker,
     Stack,
@@ -60,7 +63,11 @@ async def run_recorder(
     try:
         with (
             tempfile.TemporaryDirectory() as tmp,
-            BackgroundServer(create_sandbox_app(Settings(_env_file=None))) as sandbox,
+            BackgroundServer(
+                OpenAPICheck(
+                    create_sandbox_app(Settings(_env_file=None)), AcumaticaContract.load(), REPORT
+                )
+            ) as sandbox,
         ):
             target = env.client.service_client.config.target_host
             settings = adjust(
@@ -80,6 +87,12 @@ async def run_recorder(
                         settings, api.url, env.client, control, http, settings.database_url or ""
                     )
                     await record(stack)
+                # A history recorded from answers Acumatica would not give is no history.
+                outside = REPORT.unclaimed()
+                assert not outside, (
+                    "Acumatica sandbox answers outside its OpenAPI definition:\n"
+                    + ("\n".join(map(str, outside)))
+                )
             finally:
                 await worker.close()
                 api.stop()

@@ -23,7 +23,8 @@ LOGIN_LIMIT_TEXT = "API Login Limit"
 
 @dataclass(frozen=True)
 class EntitySpec:
-    """Key fields (in URL order), detail arrays with their row keys, linked objects."""
+    """Key fields (in URL order), detail arrays with their row keys, linked objects, and
+    the entity's creation stamp and `NoteID` members when it has them."""
 
     keys: tuple[str, ...]
     details: dict[str, tuple[str, ...]] = field(default_factory=dict)
@@ -31,6 +32,8 @@ class EntitySpec:
     actions: tuple[str, ...] = ()
     inquiry: bool = False
     last_modified: str = "LastModifiedDateTime"
+    created: str | None = None
+    note_id: bool = False
 
 
 ENTITIES: dict[str, EntitySpec] = {
@@ -60,15 +63,20 @@ ENTITIES: dict[str, EntitySpec] = {
             "ReopenSalesOrder",
         ),
         last_modified="LastModified",
+        created="CreatedDate",
+        note_id=True,
     ),
     "Customer": EntitySpec(
         keys=("CustomerID",),
         details={"Contacts": ("ContactID",), "Attributes": ("AttributeID",)},
         linked=("MainContact", "BillingContact", "ShippingContact", "PrimaryContact"),
+        created="CreatedDateTime",
+        note_id=True,
     ),
     "StockItem": EntitySpec(
         keys=("InventoryID",),
         details={"WarehouseDetails": ("WarehouseID",), "CrossReferences": ("AlternateID",)},
+        note_id=True,
     ),
     "InventoryQuantityAvailable": EntitySpec(
         keys=("InventoryID",), details={"Results": ("InventoryID",)}, inquiry=True
@@ -94,6 +102,8 @@ ENTITIES: dict[str, EntitySpec] = {
             "Packages": ("LineNbr",),
         },
         actions=("ConfirmShipment", "CorrectShipment", "PrepareInvoice", "UpdateIN"),
+        created="CreatedDateTime",
+        note_id=True,
     ),
     "Payment": EntitySpec(
         keys=("Type", "ReferenceNbr"),
@@ -103,12 +113,14 @@ ENTITIES: dict[str, EntitySpec] = {
             "ApplicationHistory": ("AdjustedDocType", "AdjustedRefNbr"),
         },
         actions=("ReleasePayment", "VoidPayment"),
+        note_id=True,
     ),
     "SalesInvoice": EntitySpec(
         keys=("Type", "ReferenceNbr"),
         details={"Details": ("LineNbr",)},
         linked=("BillToAddress", "BillToContact"),
         actions=("ReleaseSalesInvoice",),
+        created="CreatedDate",
     ),
 }
 

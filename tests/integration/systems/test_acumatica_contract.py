@@ -40,6 +40,7 @@ from commerce_sync.systems.errors import (
     ValidationFailed,
 )
 from sandboxes.server import BackgroundServer
+from tests.contracts.acumatica_openapi import REPORT
 
 CONTROL = "/acumatica/_sandbox"
 ADDRESS = Address(
@@ -715,3 +716,74 @@ async def test_push_notification_carries_the_static_header(sandboxes: httpx.Asyn
         verify_push("s3cret", headers, body.replace(b'"Id"', b'"Xd"'))
     with pytest.raises(PushBodyError):
         verify_push("s3cret", headers, body[:-5])
+
+
+# ---- every record, whole, as the OpenAPI definition has it ------------------------------
+
+EXPANDS = {
+    "Customer": "MainContact,MainContact/Address,BillingContact,BillingContact/Address,"
+    "ShippingContact,ShippingContact/Address,PrimaryContact,PrimaryContact/Address,"
+    "Contacts,Attributes",
+    "SalesOrder": "Details,Payments,Shipments,TaxDetails,DiscountDetails,BillToAddress,"
+    "ShipToAddress,BillToContact,ShipToContact,Totals,FinancialSettings,ShippingSettings",
+    "StockItem": "WarehouseDetails,CrossReferences",
+    "Shipment": "Details,Orders,Packages",
+    "Payment": "OrdersToApply,DocumentsToApply,ApplicationHistory",
+    "SalesInvoice": "Details,BillToAddress,BillToContact",
+    "InventoryReceipt": "Details",
+    "InventoryAdjustment": "Details",
+}
+
+
+async def test_every_record_fully_expanded_follows_the_openapi_definition(
+    acu: AcumaticaClient, settings: Settings, sandboxes: httpx.AsyncClient
+) -> None:
+    """One of everything the connector makes (an order shipped, paid and returned, a
+    refund, a credit memo, a receipt and its reversal, a customer), then every entity
+    read whole, every detail and linked entity expanded, and both inquiries: the
+    `OpenAPICheck` around the sandbox validates each answer (tests/conftest.py)."""
+    order = make_order("7001", quantity=3)
+    assert order.payment is not None
+    nbr = await acu.create_sales_order(order, "C000001")
+    await acu.record_payment("SO", nbr, order.payment, customer_id="C000001")
+    await control(sandboxes, "/shipments", {"order": nbr, "tracking": "T7", "carrier": "ups"})
+    rc = await acu.create_return_order("SO", nbr, [ReturnLine(sku="WIDGET-1", quantity=1)], "R7")
+    await acu.create_receipt("RC", rc)
+    await acu.refund("C000002", Decimal("3.50"), "USD", "rf_7")
+    lines = [OrderLine(sku="WIDGET-2", name="Widget 2", quantity=1, unit_price=Decimal("14.99"))]
+    await acu.create_credit_memo("C000001", lines, "USD", "RMA-77", original=("SO", nbr))
+    await acu.reverse_receipt(await acu.receive_stock([("WIDGET-8", 5)], reference="r-77"))
+    await acu.create_customer(
+        Customer(email="whole@example.com", first_name="Whole", last_name="Record")
+    )
+
+    validated_before = sum(REPORT.validated.values())
+    violations_before = len(REPORT.violations)
+    base = f"{settings.acumatica.base_url}/entity/Default/24.200.001"
+    async with httpx.AsyncClient(timeout=10.0) as raw:
+        token = await raw.post(
+            f"{settings.acumatica.base_url}/identity/connect/token",
+            data={
+                "grant_type": "password",
+                "client_id": settings.acumatica.client_id,
+                "client_secret": settings.acumatica.client_secret.get_secret_value(),
+                "username": settings.acumatica.username,
+                "password": settings.acumatica.password.get_secret_value(),
+                "scope": "api",
+            },
+        )
+        headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+        for entity, expand in EXPANDS.items():
+            listed = await raw.get(f"{base}/{entity}", params={"$expand": expand}, headers=headers)
+            assert listed.status_code == 200 and listed.json(), entity
+        for entity, body in (
+            ("InventoryQuantityAvailable", {}),
+            ("InventorySummaryInquiry", {"InventoryID": {"value": "WIDGET-1"}}),
+        ):
+            answer = await raw.put(
+                f"{base}/{entity}", params={"$expand": "Results"}, json=body, headers=headers
+            )
+            assert answer.status_code == 200 and answer.json()["Results"], entity
+
+    assert sum(REPORT.validated.values()) - validated_before == len(EXPANDS) + 2
+    assert [str(v) for v in REPORT.violations[violations_before:]] == []
