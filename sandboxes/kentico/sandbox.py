@@ -22,10 +22,11 @@ Real API (`docs/systems/kentico.md`), under `/rest/`:
   `_create` / `_update` for the sources). What still fails is what the database
   refuses: a value the column's type cannot hold and a foreign key to no row.
 - Basic authentication with the configured Kentico user; a missing or wrong one is a
-  `403` with a plain-text body. Unknown object type, id or site: `404` (`ReturnNotFoundStatus`; its
-  empty body is [INFERRED]). Anything that throws inside the service (a malformed body, a bad `where` or
-  `columns`, a database refusal) is WCF's generic `400` "Request Error" HTML page, which
-  names no field (see `_request_error`). No rate limit (the kit's faults still apply).
+  `403` with a plain-text body. Unknown object type, id or site: `404`
+  (`ReturnNotFoundStatus`; its empty body is [INFERRED]). Anything that throws inside
+  the service (a malformed body, a bad `where` or `columns`, a database refusal) is
+  WCF's generic `400` "Request Error" HTML page, which names no field (see
+  `_request_error`). No rate limit (the kit's faults still apply).
 - Every write stamps the table's `...LastModified` column, so `where=XLastModified >
   '...'` reads changes incrementally. Datetimes are UTC (the site's time zone).
 
@@ -37,7 +38,8 @@ project-defined custom table of return requests,
 `customtableitem.commercesync.returnrequest` (see `schema.py`).
 
 Writes through the REST service fire no events: the store's event hook ignores the
-integration user's own changes, so a status written back by the sync does not echo.
+integration user's own changes, so a status written back by the sync does not echo (as
+the shipped emitter does, `emitters/kentico/src/EmitterModule.cs`).
 Events come from the shopper side, the control calls below. They are the thin store
 events of docs/project-contracts.md §1.2 (project-defined, like the custom table),
 delivered with Standard Webhooks headers signed with the target's `whsec_...` secret:
