@@ -45,12 +45,23 @@ $(PHP):
 	  || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q --no-install-recommends php-cli; }; \
 	} >> $(VENV)/apt.log 2>&1 || { tail -n 20 $(VENV)/apt.log; echo "commerce-sync: could not install php-cli (Debian/Ubuntu's apt is needed for make test)"; exit 1; }
 
+# tests/unit/test_kentico_emitter.py builds and runs the Kentico emitter's signing code
+# and syntax-checks its module with Mono's C# compiler (no .NET SDK is packaged for this
+# machine): Debian's mono-mcs, installed once with apt, its output in .venv/apt.log.
+MCS := /usr/bin/mcs
+$(MCS):
+	@echo "commerce-sync: installing Debian's mono-mcs for the Kentico emitter test (log: $(VENV)/apt.log)"
+	@mkdir -p $(VENV)
+	@{ $(SUDO) apt-get install -y -q --no-install-recommends mono-mcs \
+	  || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q --no-install-recommends mono-mcs; }; \
+	} >> $(VENV)/apt.log 2>&1 || { tail -n 20 $(VENV)/apt.log; echo "commerce-sync: could not install mono-mcs (Debian/Ubuntu's apt is needed for make test)"; exit 1; }
+
 # pytest through a runner that exits with pytest's own status (see tests/run_pytest.py).
 # Three xdist workers, one test module each at a time: most of a test's time is spent
 # waiting on Temporal and HTTP, so three overlap well on two cores (763 s -> 244 s).
 # Every worker starts its own Temporal dev server and sandbox server on free ports.
 TEST_WORKERS ?= 3
-test: $(STAMP) $(CHROMIUM) $(PHP)
+test: $(STAMP) $(CHROMIUM) $(PHP) $(MCS)
 	$(BIN)/python -m tests.run_pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: $(STAMP)

@@ -9,15 +9,24 @@ Real API (`docs/systems/kentico.md`), under `/rest/`:
   There is no offset paging: page by key (`OrderID > last`, `orderby=OrderID`, `topn=N`).
 - `GET /rest/{objecttype}/{id}` (or its GUID) answers `{"COM_Order": [{...}]}`.
 - `POST /rest/{objecttype}[/currentsite|/site/{sitename}]` creates one object (plain
-  JSON object, or wrapped in its class name) and answers it like a GET of one.
-- `PUT /rest/{objecttype}/{id}` writes only the fields sent; `DELETE` removes (child
-  rows go with it: a customer's addresses, an order's items and addresses; other
-  dependencies refuse the delete).
+  JSON object, or wrapped in its class name); `PUT /rest/{objecttype}/{id}` writes only
+  the fields sent. Both answer `201 Created` with a `Location` and a body holding only
+  the object's id and GUID, `{"COM_Order": {"OrderID": 7, "OrderGUID": "..."}}`.
+  `DELETE` answers `200` with the same id body and removes the object (child rows go
+  with it: a customer's addresses, an order's items and addresses).
+- **Writes are not validated** ("When inserting or updating data via the REST service,
+  Xperience does not perform any validation", KEN-REST "Manipulating data using REST",
+  https://docs.kentico.com/13/integrating-3rd-party-systems/xperience-rest-service/manipulating-data-using-rest).
+  So the sandbox stores an object without the fields a shopper form would require, a
+  column it does not know is dropped, and an id in a PUT body is ignored (see
+  `_create` / `_update` for the sources). What still fails is what the database
+  refuses: a value the column's type cannot hold and a foreign key to no row.
 - Basic authentication with the configured Kentico user; a missing or wrong one is a
-  `403` with a plain-text body. Errors are plain text with the status: `400` for a bad
-  `where`, an unknown column, a value of the wrong type, a missing required field or a
-  foreign key that does not exist (the message names the field in quotes), `404` for
-  an unknown object type, id or site. No rate limit (the kit's faults still apply).
+  `403` with a plain-text body. Unknown object type, id or site: `404`
+  (`ReturnNotFoundStatus`; its empty body is [INFERRED]). Anything that throws inside
+  the service (a malformed body, a bad `where` or `columns`, a database refusal) is
+  WCF's generic `400` "Request Error" HTML page, which names no field (see
+  `_request_error`). No rate limit (the kit's faults still apply).
 - Every write stamps the table's `...LastModified` column, so `where=XLastModified >
   '...'` reads changes incrementally. Datetimes are UTC (the site's time zone).
 
@@ -29,7 +38,8 @@ project-defined custom table of return requests,
 `customtableitem.commercesync.returnrequest` (see `schema.py`).
 
 Writes through the REST service fire no events: the store's event hook ignores the
-integration user's own changes, so a status written back by the sync does not echo.
+integration user's own changes, so a status written back by the sync does not echo (as
+the shipped emitter does, `emitters/kentico/src/EmitterModule.cs`).
 Events come from the shopper side, the control calls below. They are the thin store
 events of docs/project-contracts.md §1.2 (project-defined, like the custom table),
 delivered with Standard Webhooks headers signed with the target's `whsec_...` secret:
@@ -109,11 +119,31 @@ _CHILDREN: dict[str, tuple[tuple[str, str], ...]] = {
 _SUBDIVISION_COUNTRIES = ("US", "CA")
 
 
-class SandboxRestError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+class _NotFoundError(Exception):
+    """`ReturnNotFoundStatus` / `ReturnSiteNotFoundStatus`: a 404 without a body."""
+
+
+class _RequestError(Exception):
+    """Something threw inside the REST service (see `_request_error`)."""
+
+
+# WCF's `WebErrorHandler.ProvideFault` (System.ServiceModel.Web, .NET Framework reference
+# source) answers any exception that is not a WebFaultException with
+# `CreateHtmlResponse`: status 400 unless one was set, `text/html`, and the server error
+# page of `HelpHtmlBuilder.CreateServerErrorPage` without the exception's details
+# (includeExceptionDetailInFaults is off by default). Kentico's own `RESTErrorHandler`
+# only logs the exception to the event log; its `ProvideFault` does nothing (Kentico's
+# CMS.WebServices source, RESTErrorHandler.cs). So the client never learns which field.
+_REQUEST_ERROR_PAGE = (
+    "<!DOCTYPE html><html><head><title>Request Error</title></head><body>"
+    '<div id="content"><p class="heading1">Request Error</p>'
+    "<p>The server encountered an error processing the request. "
+    "See server logs for more details.</p></div></body></html>"
+)
+
+
+def _request_error() -> Response:
+    return Response(_REQUEST_ERROR_PAGE, status_code=400, media_type="text/html")
 
 
 # ---- control-plane bodies ---------------------------------------------------------
@@ -438,11 +468,38 @@ class KenticoSandbox(Sandbox):
             headers["Retry-After"] = str(max(0, round(retry_after_s)))
         return PlainTextResponse(message, status_code=status, headers=headers)
 
-    def _json(self, body: Any, status: int = 200) -> Response:
-        return Response(exactjson.dumps(body), status_code=status, media_type="application/json")
+    def _json(
+        self, body: Any, status: int = 200, headers: dict[str, str] | None = None
+    ) -> Response:
+        return Response(
+            exactjson.dumps(body),
+            status_code=status,
+            media_type="application/json",
+            headers=headers,
+        )
 
     def _one(self, table: Table, row: Row) -> Response:
         return self._json({table.class_name: [self._public(table, row)]})
+
+    def _written(self, table: Table, row: Row, request: Request | None) -> Response:
+        """The answer to a create, update (201 + Location) or delete (200 when `request`
+        is None): only the object's id and GUID.
+
+        Kentico's CMS.WebServices `BaseRESTService.SetObjectInternal` calls
+        `SetStatusAsCreated(<base>/<id>)` after `SubmitChanges` for both POST and PUT, and
+        `GetResponse` writes a `DataContainer` of `IDColumn` and `GUIDColumn` named after
+        the table (public copy of the Kentico 12/13 source). The JSON wrapper of that
+        container (an object, not the one-element list of a GET) is [INFERRED].
+        """
+        body: Row = {table.id_field: row[table.id_field]}
+        if table.guid_field:
+            body[table.guid_field] = row[table.guid_field]
+        if request is None:
+            return self._json({table.class_name: body})
+        location = (
+            f"{str(request.base_url).rstrip('/')}/rest/{table.object_type}/{row[table.id_field]}"
+        )
+        return self._json({table.class_name: body}, status=201, headers={"Location": location})
 
     # ---- the REST service -------------------------------------------------------
 
@@ -453,8 +510,10 @@ class KenticoSandbox(Sandbox):
                 return self.error_response(403, "Access denied. Authentication failed.")
             try:
                 return await self._rest(request, path)
-            except SandboxRestError as exc:
-                return self.error_response(exc.status, exc.message)
+            except _NotFoundError:
+                return Response(status_code=404)
+            except _RequestError:
+                return _request_error()
 
     def _authorized(self, header: str | None) -> bool:
         if not header or not header.lower().startswith("basic "):
@@ -472,12 +531,12 @@ class KenticoSandbox(Sandbox):
     async def _rest(self, request: Request, path: str) -> Response:
         parts = [part for part in path.split("/") if part]
         if not parts or parts[0].lower() not in TABLES:
-            raise SandboxRestError(404, f"Object type '{parts[0] if parts else ''}' not found.")
+            raise _NotFoundError  # `ModuleManager.GetObject` knows no such type
         table = TABLES[parts[0].lower()]
         rest = parts[1:]
         fmt = request.query_params.get("format", "json").lower()
         if fmt != "json":
-            raise SandboxRestError(400, f"Format '{fmt}' is not supported by this service.")
+            raise _RequestError  # the sandbox speaks JSON only
         scoped = True
         if rest in ([], ["all"]):
             scoped = False
@@ -485,24 +544,27 @@ class KenticoSandbox(Sandbox):
             scoped = True
         elif len(rest) == 2 and rest[0].lower() == "site":
             if rest[1].casefold() != self.site_name.casefold():
-                raise SandboxRestError(404, f"Site '{rest[1]}' not found.")
+                raise _NotFoundError  # `ReturnSiteNotFoundStatus`
         elif len(rest) == 1:
             row = self._find(table, rest[0])
             if request.method == "GET":
                 return self._one(table, row)
             if request.method == "PUT":
-                return self._one(table, self._update(table, row, await self._body(request, table)))
+                self._update(table, row, await self._body(request, table))
+                return self._written(table, row, request)
             if request.method == "DELETE":
+                answer = self._written(table, row, None)
                 self._delete(table, row)
-                return self._one(table, row)
-            raise SandboxRestError(405, "Method not allowed.")
+                return answer
+            return Response(status_code=405)
         else:
-            raise SandboxRestError(404, f"Path '/rest/{path}' not found.")
+            raise _NotFoundError
         if request.method == "GET":
             return self._list(table, request, scoped)
         if request.method == "POST":
-            return self._one(table, self._create(table, await self._body(request, table)))
-        raise SandboxRestError(405, "Method not allowed.")
+            created = self._create(table, await self._body(request, table))
+            return self._written(table, created, request)
+        return Response(status_code=405)
 
     def _find(self, table: Table, key: str) -> Row:
         rows = self.rows[table.object_type]
@@ -512,15 +574,15 @@ class KenticoSandbox(Sandbox):
             for row in rows.values():
                 if str(row.get(table.guid_field, "")).lower() == key.lower():
                     return row
-        raise SandboxRestError(404, f"Object '{table.object_type}' with ID '{key}' not found.")
+        raise _NotFoundError
 
     def _list(self, table: Table, request: Request, scoped: bool) -> Response:
         params = request.query_params
         try:
             predicate = parse_where(params.get("where", ""), table.columns)
             order = parse_orderby(params["orderby"], table.columns) if params.get("orderby") else []
-        except QueryError as exc:
-            raise SandboxRestError(400, str(exc)) from None
+        except QueryError:
+            raise _RequestError from None  # SQL Server refuses the query; it throws
         columns = list(table.columns)
         if params.get("columns"):
             lowered = {name.lower(): name for name in table.columns}
@@ -528,7 +590,7 @@ class KenticoSandbox(Sandbox):
             for name in params["columns"].split(","):
                 key = name.strip().strip("[]").lower()
                 if key not in lowered:
-                    raise SandboxRestError(400, f"Invalid column name '{name.strip()}'.")
+                    raise _RequestError  # "Invalid column name" from SQL Server
                 columns.append(lowered[key])
         rows = [
             row
@@ -542,7 +604,7 @@ class KenticoSandbox(Sandbox):
             try:
                 topn = int(params["topn"])
             except ValueError:
-                raise SandboxRestError(400, "Invalid value for parameter 'topn'.") from None
+                raise _RequestError from None
             rows = rows[: max(topn, 0)]
         return self._json(
             {
@@ -557,54 +619,61 @@ class KenticoSandbox(Sandbox):
         try:
             body = exactjson.loads(await request.body())
         except ValueError:
-            raise SandboxRestError(400, "The request body is not valid JSON.") from None
+            raise _RequestError from None  # `HierarchyHelper.LoadObjectFromJSON` throws
         if isinstance(body, dict) and len(body) == 1:
             ((key, inner),) = body.items()
             if key in (table.class_name, table.object_type):
                 body = inner[0] if isinstance(inner, list) and len(inner) == 1 else inner
         if not isinstance(body, dict):
-            raise SandboxRestError(400, "The request body must be one object.")
+            raise _RequestError
         return body
 
     def _typed(self, table: Table, body: Row) -> Row:
+        """The body as the table's typed values; what the database itself would refuse
+        raises `_RequestError`.
+
+        - A column the table does not have is dropped [INFERRED]: the REST service loads
+          the body with `HierarchyHelper.LoadObjectFromJSON` into the info object, which
+          only has the class's columns; that helper's source is not public, and the
+          documentation says only that the service validates nothing.
+        - A value the column's SQL type cannot hold (text in an int column) fails when
+          the object is saved, and so does a foreign key to a row that does not exist
+          (the `COM_*` tables' FK constraints) [INFERRED: the error is SQL Server's; what
+          the client sees is WCF's generic page, `_request_error`].
+        """
         lowered = {name.lower(): name for name in table.columns}
         values: Row = {}
         for key, raw in body.items():
             name = lowered.get(key.lower())
             if name is None:
-                raise SandboxRestError(400, f"Invalid column name '{key}'.")
+                continue
             try:
                 values[name] = coerce(raw, table.columns[name], name)
-            except ValueError as exc:
-                raise SandboxRestError(400, str(exc)) from None
+            except ValueError:
+                raise _RequestError from None
         for name, target in table.foreign_keys.items():
             ref = values.get(name)
             if ref is not None and ref not in self.rows[target]:
-                raise SandboxRestError(
-                    400,
-                    f"The statement conflicted with the FOREIGN KEY constraint on field "
-                    f"'{name}': no {target} with ID {ref}.",
-                )
+                raise _RequestError
         return values
 
     def _create(self, table: Table, body: Row) -> Row:
+        """Stores the object as sent: no required field is checked (KEN-REST,
+        Manipulating data: "does not perform any validation"); the service sets the
+        system fields, id and timestamps (KEN-REST, Managing objects using REST:
+        "The service automatically sets the system fields of the new object")."""
         values = self._typed(table, body)
         values.pop(table.id_field, None)
         for name in (table.created_field, table.modified_field):
             if name:
                 values.pop(name, None)
-        for name in table.required:
-            if values.get(name) in (None, ""):
-                raise SandboxRestError(400, f"Field '{name}' is required.")
         return self._insert(table.object_type, values)
 
     def _update(self, table: Table, row: Row, body: Row) -> Row:
+        """Writes the fields sent, unchecked. An id in the body is ignored, not refused:
+        `SetObjectInternal` sets `info.ObjectID = oldId` after loading the body."""
         values = self._typed(table, body)
-        if table.id_field in values and values[table.id_field] != row[table.id_field]:
-            raise SandboxRestError(400, f"Field '{table.id_field}' cannot be changed.")
-        for name in table.required:
-            if name in values and values[name] in (None, ""):
-                raise SandboxRestError(400, f"Field '{name}' is required.")
+        values.pop(table.id_field, None)
         if table.modified_field:
             values.pop(table.modified_field, None)
         return self._touch(table.object_type, row, values)
@@ -620,11 +689,7 @@ class KenticoSandbox(Sandbox):
                 if target != table.object_type:
                     continue
                 if any(r.get(name) == row_id for r in self.rows[other.object_type].values()):
-                    raise SandboxRestError(
-                        400,
-                        f"The object cannot be deleted because '{other.object_type}' "
-                        f"objects depend on it (field '{name}').",
-                    )
+                    raise _RequestError  # the REFERENCE constraint refuses the DELETE
         for child, column in children:
             rows = self.rows[child]
             for child_id in [k for k, r in rows.items() if r.get(column) == row_id]:

@@ -9,10 +9,16 @@ Where things are kept (see `mapping.py` and `schema.py`): the store order number
 tracking in `OrderTrackingNumber` (carrier in custom data); return requests in the
 project-defined custom table `customtableitem.commercesync.returnrequest`.
 
+Kentico validates no write (see `writes.py`): every POST/PUT body is checked here first
+against `schema.py`, and a status id is checked against the site's `COM_OrderStatus`
+rows, so bad data fails as `ValidationFailed` naming the field before anything is sent.
+A write's answer carries only the id and GUID (`201 Created`).
+
 Errors: timeouts, connection errors and 5xx -> `TransientError`; 429, or 503 with a
 `Retry-After`, -> `ThrottledError` (Kentico itself has no rate limit, a proxy in front
-may); 400/422 -> `ValidationFailed` with the field the message names; 401/403 ->
-`AuthenticationFailed`; 404 -> `NotFound`. Nothing is retried here.
+may); 400/422 -> `ValidationFailed` (Kentico's own 400 is WCF's generic error page, so
+the field is named only when a proxy's message does); 401/403 -> `AuthenticationFailed`;
+404 -> `NotFound`. Nothing is retried here.
 """
 
 from __future__ import annotations
@@ -57,11 +63,13 @@ from commerce_sync.systems.kentico.schema import (
     ORDER,
     ORDER_ADDRESS,
     ORDER_ITEM,
+    ORDER_STATUS,
     RETURN_REQUEST,
     SKU,
     STATE,
     TABLES,
 )
+from commerce_sync.systems.kentico.writes import check_write
 from commerce_sync.systems.observe import ResponseHook
 
 log = logging.getLogger(__name__)
@@ -109,6 +117,7 @@ class KenticoClient:
         self.settings = settings
         self.lookups = lookups or KenticoLookups()
         self._geo_cache: dict[str, GeoTables] = {}  # shared with `with_lookups` views
+        self._status_cache: dict[str, frozenset[int]] = {}  # likewise
         self._http = httpx.AsyncClient(
             base_url=settings.base_url.rstrip("/") + "/rest",
             auth=httpx.BasicAuth(settings.username, settings.password.get_secret_value()),
@@ -241,12 +250,26 @@ class KenticoClient:
         return _unwrap_one(object_type, await self._call("GET", f"/{object_type}/{row_id}"))
 
     async def _create(self, object_type: str, values: Mapping[str, Any]) -> Row:
+        """POSTs one object; returns Kentico's answer, the new id and GUID only."""
+        self._check(object_type, values, creating=True)
         body = await self._call("POST", self._site_path(object_type), body=values)
         return _unwrap_one(object_type, body)
 
-    async def _update(self, object_type: str, row_id: int, values: Mapping[str, Any]) -> Row:
-        body = await self._call("PUT", f"/{object_type}/{row_id}", body=values)
-        return _unwrap_one(object_type, body)
+    async def _update(self, object_type: str, row_id: int, values: Mapping[str, Any]) -> None:
+        self._check(object_type, values, creating=False)
+        await self._call("PUT", f"/{object_type}/{row_id}", body=values)
+
+    def _check_addresses(self, addresses: Iterable[Mapping[str, Any]], *, creating: bool) -> None:
+        """The COM_Address bodies of one customer write, before its customer is written
+        (their `AddressCustomerID` is only known then)."""
+        for address in addresses:
+            self._check(ADDRESS, {"AddressCustomerID": 0, **address}, creating=creating)
+
+    def _check(self, object_type: str, values: Mapping[str, Any], *, creating: bool) -> None:
+        try:
+            check_write(TABLES[object_type], values, creating=creating)
+        except MappingError as exc:
+            raise self._validation(exc) from None
 
     async def _delete(self, object_type: str, row_id: int) -> None:
         await self._call("DELETE", f"/{object_type}/{row_id}")
@@ -289,6 +312,15 @@ class KenticoClient:
             )
             self._geo_cache["geo"] = GeoTables.from_rows(countries, states)
         return self._geo_cache["geo"]
+
+    async def order_status_ids(self) -> frozenset[int]:
+        """The site's `COM_OrderStatus` ids, read once per client: Kentico would store an
+        `OrderStatusID` that names no status without a word (or refuse it with a page
+        that names no field), so the connector checks the id itself."""
+        if "ids" not in self._status_cache:
+            rows = await self._list(ORDER_STATUS, columns=("StatusID",), orderby="StatusID")
+            self._status_cache["ids"] = frozenset(int(row["StatusID"]) for row in rows)
+        return self._status_cache["ids"]
 
     # ---- orders -----------------------------------------------------------------
 
@@ -364,6 +396,13 @@ class KenticoClient:
             status_id = mapping.status_to_id(status, self.lookups)
         except MappingError as exc:
             raise self._validation(exc) from None
+        if status_id not in await self.order_status_ids():
+            raise ValidationFailed(
+                SYSTEM,
+                f"order status {status.value!r} maps to StatusID {status_id}, which the "
+                f"site {self.settings.site_name!r} does not have",
+                field="OrderStatusID",
+            )
         row = await self._get(ORDER, row_id)
         try:
             previous: OrderStatus | None = mapping.status_from_id(
@@ -450,7 +489,10 @@ class KenticoClient:
             addresses = mapping.customer_addresses_to_native(customer, geo)
         except MappingError as exc:
             raise self._validation(exc) from None
-        row = await self._create(CUSTOMER, mapping.customer_to_native(customer))
+        values = mapping.customer_to_native(customer)
+        self._check_addresses(addresses, creating=True)  # all checked before the first write
+        self._check(CUSTOMER, values, creating=True)
+        row = await self._create(CUSTOMER, values)
         customer_id = int(row["CustomerID"])
         for address in addresses:
             await self._create(ADDRESS, {**address, "AddressCustomerID": customer_id})
@@ -468,6 +510,7 @@ class KenticoClient:
             wanted = mapping.customer_addresses_to_native(customer, geo)
         except MappingError as exc:
             raise self._validation(exc) from None
+        self._check_addresses(wanted, creating=True)  # all checked before the first write
         await self._update(CUSTOMER, row_id, mapping.customer_to_native(customer))
         if not wanted:
             return

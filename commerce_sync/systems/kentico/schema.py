@@ -50,8 +50,11 @@ class Table:
     guid_field: str | None = None
     created_field: str | None = None
     modified_field: str | None = None
-    # column -> object type it refers to (checked on write, as the database's FK would)
+    # column -> object type it refers to (the sandbox refuses a key to no row, as the
+    # database's FK constraint would)
     foreign_keys: dict[str, str] = field(default_factory=dict)
+    # columns the connector will not create an object without (`writes.py`); Kentico
+    # itself checks none of them (the REST service validates nothing)
     required: tuple[str, ...] = ()
 
     @property

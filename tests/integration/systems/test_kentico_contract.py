@@ -135,11 +135,17 @@ async def test_list_shape_where_orderby_topn_columns(rest: httpx.AsyncClient) ->
     assert len(quoted.json()["ecommerce_customers"][0]["COM_Customer"]) == 2
 
 
-async def test_rest_errors_are_plain_text_with_status(rest: httpx.AsyncClient) -> None:
+async def test_rest_errors_are_wcf_request_error_pages(
+    rest: httpx.AsyncClient, control: httpx.AsyncClient
+) -> None:
+    """What throws inside the REST service is WCF's generic 400 page naming no field
+    (Kentico CMS.WebServices `RESTErrorHandler.ProvideFault` does nothing, so .NET's
+    `WebErrorHandler.CreateHtmlResponse` answers); unknown type, id or site are 404
+    (`ReturnNotFoundStatus`); a refused login is 403 (KEN-REST, Authenticating)."""
     bad_where = await rest.get("/ecommerce.order", params={"where": "NoSuchColumn = 1"})
     assert bad_where.status_code == 400
-    assert bad_where.headers["content-type"].startswith("text/plain")
-    assert "NoSuchColumn" in bad_where.text
+    assert bad_where.headers["content-type"].startswith("text/html")
+    assert "Request Error" in bad_where.text and "NoSuchColumn" not in bad_where.text
     assert (
         await rest.get("/ecommerce.order", params={"where": "OrderID = = 1"})
     ).status_code == 400
@@ -147,26 +153,59 @@ async def test_rest_errors_are_plain_text_with_status(rest: httpx.AsyncClient) -
     assert (await rest.get("/ecommerce.order/999")).status_code == 404
     assert (await rest.get("/ecommerce.order/site/OtherSite")).status_code == 404
     bad_value = await rest.put("/ecommerce.sku/1", json={"SKUAvailableItems": "many"})
-    assert bad_value.status_code == 400 and "SKUAvailableItems" in bad_value.text
+    assert bad_value.status_code == 400 and "SKUAvailableItems" not in bad_value.text
+    order_id = await place(control)
+    no_status = await rest.put(f"/ecommerce.order/{order_id}", json={"OrderStatusID": 99})
+    assert no_status.status_code == 400  # the FK constraint refuses it [INFERRED]
+    malformed = await rest.post("/ecommerce.sku", content=b"{not json")
+    assert malformed.status_code == 400 and malformed.headers["content-type"].startswith(
+        "text/html"
+    )
     unauthenticated = await rest.get("/ecommerce.sku", auth=("sandbox-rest", "wrong"))
     assert unauthenticated.status_code == 403
     assert unauthenticated.headers["content-type"].startswith("text/plain")
 
 
-async def test_create_update_delete_through_rest(rest: httpx.AsyncClient) -> None:
+async def test_writes_are_stored_unvalidated(rest: httpx.AsyncClient) -> None:
+    """KEN-REST "Manipulating data using REST": "When inserting or updating data via the
+    REST service, Xperience does not perform any validation". A create or update answers
+    201 with a Location and only the id and GUID (`BaseRESTService.SetObjectInternal`
+    and `GetResponse`); the service sets the system fields itself (KEN-REST "Managing
+    objects using REST")."""
     created = await rest.post(
         "/ecommerce.sku/currentsite",
-        json={"SKUName": "Gadget", "SKUPrice": 1.5, "SKUNumber": "G-1"},
+        json={"SKUName": "Gadget", "SKUPrice": 1.5, "SKUNumber": "G-1", "SKUID": 555},
     )
-    assert created.status_code == 200
-    sku = created.json()["COM_SKU"][0]
-    assert sku["SKUSiteID"] == 1 and sku["SKULastModified"]
-    updated = await rest.put(f"/ecommerce.sku/{sku['SKUID']}", json={"SKUAvailableItems": 5})
-    assert updated.json()["COM_SKU"][0]["SKUName"] == "Gadget"
-    assert updated.json()["COM_SKU"][0]["SKUAvailableItems"] == 5
-    missing_name = await rest.post("/ecommerce.sku", json={"SKUPrice": 1})
-    assert missing_name.status_code == 400 and "SKUName" in missing_name.text
-    assert (await rest.delete(f"/ecommerce.sku/{sku['SKUID']}")).status_code == 200
+    assert created.status_code == 201
+    answer = created.json()["COM_SKU"]
+    assert set(answer) == {"SKUID", "SKUGUID"} and answer["SKUID"] != 555
+    assert created.headers["location"].endswith(f"/rest/ecommerce.sku/{answer['SKUID']}")
+    sku = (await rest.get(f"/ecommerce.sku/{answer['SKUID']}")).json()["COM_SKU"][0]
+    assert sku["SKUSiteID"] == 1 and sku["SKULastModified"] and sku["SKUName"] == "Gadget"
+
+    updated = await rest.put(
+        f"/ecommerce.sku/{sku['SKUID']}",
+        json={"SKUAvailableItems": 5, "SKUID": 1, "SKUNoSuchColumn": "x"},
+    )
+    assert updated.status_code == 201
+    assert updated.json() == {"COM_SKU": {"SKUID": sku["SKUID"], "SKUGUID": sku["SKUGUID"]}}
+    stored = (await rest.get(f"/ecommerce.sku/{sku['SKUID']}")).json()["COM_SKU"][0]
+    assert stored["SKUAvailableItems"] == 5 and "SKUNoSuchColumn" not in stored
+    widget = (await rest.get("/ecommerce.sku/1")).json()["COM_SKU"][0]
+    assert widget["SKUName"] == "Widget 1"  # the id in the body changed nothing
+
+    nameless = await rest.post("/ecommerce.sku", json={"SKUPrice": 1})  # no SKUName
+    assert nameless.status_code == 201
+    blank = await rest.post(
+        "/ecommerce.address", json={"AddressCustomerID": 1, "AddressLine1": ""}
+    )  # no country, an empty line: stored as sent
+    assert blank.status_code == 201
+    address_id = blank.json()["COM_Address"]["AddressID"]
+    address = (await rest.get(f"/ecommerce.address/{address_id}")).json()["COM_Address"][0]
+    assert (address["AddressLine1"], address["AddressCountryID"]) == ("", None)
+
+    deleted = await rest.delete(f"/ecommerce.sku/{sku['SKUID']}")
+    assert deleted.status_code == 200 and set(deleted.json()["COM_SKU"]) == {"SKUID", "SKUGUID"}
     assert (await rest.get(f"/ecommerce.sku/{sku['SKUID']}")).status_code == 404
 
 
@@ -578,15 +617,50 @@ async def test_unknown_ids_are_not_found(client: KenticoClient) -> None:
         await client.get_order("abc")
 
 
-async def test_refused_value_is_validation_failed_with_field(
+async def test_unknown_status_id_is_refused_before_writing(
     kentico_settings: KenticoSettings, control: httpx.AsyncClient
 ) -> None:
+    """Kentico would not name the field (or would store the id as sent), so the
+    connector checks the status id against the site's COM_OrderStatus rows first."""
     order_id = await place(control)
     lookups = KenticoLookups(order_status_ids={**KenticoLookups().order_status_ids, "shipped": 99})
+    await control.delete("/requests")
     async with KenticoClient(kentico_settings, lookups=lookups) as misconfigured:
         with pytest.raises(ValidationFailed) as info:
             await misconfigured.set_order_status(order_id, OrderStatus.SHIPPED)
-    assert info.value.status == 400 and info.value.field == "OrderStatusID"
+        await misconfigured.set_order_status(order_id, OrderStatus.PROCESSING)
+    assert info.value.field == "OrderStatusID" and "99" in str(info.value)
+    calls = [(c["method"], c["path"]) for c in await api_requests(control)]
+    assert calls.count(("GET", "/rest/ecommerce.orderstatus/site/DancingGoat")) == 1
+    assert [c for c in calls if c[0] == "PUT"] == [("PUT", f"/rest/ecommerce.order/{order_id}")]
+
+
+async def test_write_bodies_are_checked_before_sending(
+    client: KenticoClient, control: httpx.AsyncClient
+) -> None:
+    """Kentico stores unvalidated writes (KEN-REST, Manipulating data): a missing
+    required column, a value of the wrong type or a misspelt column is refused by the
+    connector, naming the column, and nothing is sent."""
+    customer_id = 1
+    rows = await client.list_customer_address_rows(customer_id)
+    await control.delete("/requests")
+    lineless = Customer(
+        email="nol@example.com",
+        first_name="No",
+        last_name="Line",
+        billing_address=Address(line1="", city="Austin", postal_code="78701", country="US"),
+    )
+    with pytest.raises(ValidationFailed) as missing:
+        await client.create_customer(lineless)
+    assert missing.value.field == "AddressLine1"
+    with pytest.raises(ValidationFailed) as wrong_type:
+        await client.update_address(int(rows[0]["AddressID"]), {"AddressIsBilling": "yes"})
+    assert wrong_type.value.field == "AddressIsBilling"
+    with pytest.raises(ValidationFailed) as unknown:
+        await client.update_address(int(rows[0]["AddressID"]), {"AddressCompany": "ACME"})
+    assert unknown.value.field == "AddressCompany"
+    writes = [c for c in await api_requests(control) if c["method"] in ("POST", "PUT")]
+    assert writes == []  # not even the customer row: its address was checked first
 
 
 @pytest.mark.parametrize(
@@ -623,7 +697,7 @@ async def test_injected_faults_are_classified(
     await client.set_stock(1, 5)  # the fault was used up: no retry happened inside the connector
     assert (await client.get_stock("WIDGET-1")).available == 5
     puts = [r for r in await api_requests(control) if r["method"] == "PUT"]
-    assert [r["status"] for r in puts] == [fault["status"], 200]
+    assert [r["status"] for r in puts] == [fault["status"], 201]
 
 
 async def test_timeout_and_connection_errors_are_transient(
