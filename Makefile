@@ -24,37 +24,34 @@ $(STAMP): pyproject.toml sandboxes/pyproject.toml
 run: $(STAMP)
 	$(BIN)/commerce-sync up
 
-# The headless-browser test (tests/e2e/test_up.py) drives Debian's Chromium: installed
-# once with apt (as root, or through sudo), its output in .venv/apt.log.
-CHROMIUM := /usr/bin/chromium
+# Three Debian packages the tests need, each installed once with apt (as root, or through
+# sudo), apt's output in .venv/apt.log: $(call apt_install,PACKAGE,WHAT IT IS FOR).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-$(CHROMIUM):
-	@echo "commerce-sync: installing Debian's chromium for the browser test (log: $(VENV)/apt.log)"
+define apt_install
+	@echo "commerce-sync: installing Debian's $(1) for $(2) (log: $(VENV)/apt.log)"
 	@mkdir -p $(VENV)
-	@{ $(SUDO) apt-get install -y -q --no-install-recommends chromium \
-	  || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q --no-install-recommends chromium; }; \
-	} > $(VENV)/apt.log 2>&1 || { tail -n 20 $(VENV)/apt.log; echo "commerce-sync: could not install chromium (Debian/Ubuntu's apt is needed for make test)"; exit 1; }
+	@{ $(SUDO) apt-get install -y -q --no-install-recommends $(1) \
+	  || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q --no-install-recommends $(1); }; \
+	} >> $(VENV)/apt.log 2>&1 || { tail -n 20 $(VENV)/apt.log; echo "commerce-sync: could not install $(1) (Debian/Ubuntu's apt is needed for make test)"; exit 1; }
+endef
+
+# The headless-browser test (tests/e2e/test_up.py) drives Debian's Chromium.
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	$(call apt_install,chromium,the browser test)
 
 # The X-Cart emitter's test (tests/integration/orders/test_xcart_emitter.py) runs `php -l`
-# on the module and its signer with Debian's php-cli: installed the same way.
+# on the module and its signer with Debian's php-cli.
 PHP := /usr/bin/php
 $(PHP):
-	@echo "commerce-sync: installing Debian's php-cli for the X-Cart emitter test (log: $(VENV)/apt.log)"
-	@mkdir -p $(VENV)
-	@{ $(SUDO) apt-get install -y -q --no-install-recommends php-cli \
-	  || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q --no-install-recommends php-cli; }; \
-	} >> $(VENV)/apt.log 2>&1 || { tail -n 20 $(VENV)/apt.log; echo "commerce-sync: could not install php-cli (Debian/Ubuntu's apt is needed for make test)"; exit 1; }
+	$(call apt_install,php-cli,the X-Cart emitter test)
 
 # tests/unit/test_kentico_emitter.py builds and runs the Kentico emitter's signing code
 # and syntax-checks its module with Mono's C# compiler (no .NET SDK is packaged for this
-# machine): Debian's mono-mcs, installed once with apt, its output in .venv/apt.log.
+# machine): Debian's mono-mcs.
 MCS := /usr/bin/mcs
 $(MCS):
-	@echo "commerce-sync: installing Debian's mono-mcs for the Kentico emitter test (log: $(VENV)/apt.log)"
-	@mkdir -p $(VENV)
-	@{ $(SUDO) apt-get install -y -q --no-install-recommends mono-mcs \
-	  || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q --no-install-recommends mono-mcs; }; \
-	} >> $(VENV)/apt.log 2>&1 || { tail -n 20 $(VENV)/apt.log; echo "commerce-sync: could not install mono-mcs (Debian/Ubuntu's apt is needed for make test)"; exit 1; }
+	$(call apt_install,mono-mcs,the Kentico emitter test)
 
 # pytest through a runner that exits with pytest's own status (see tests/run_pytest.py).
 # Three xdist workers, one test module each at a time: most of a test's time is spent

@@ -25,7 +25,7 @@ from typing import TypeVar
 
 from commerce_sync.config.pairs import PairConfig
 from commerce_sync.config.settings import Settings
-from commerce_sync.domain.models import Customer, Order
+from commerce_sync.domain.models import Customer, Order, Product
 from commerce_sync.systems.customer_ports import customer_port
 from commerce_sync.systems.errors import AuthenticationFailed, ConnectorError
 from commerce_sync.systems.ports import ErpPort, StorePort
@@ -120,6 +120,35 @@ def _order_detail(order: Order) -> tuple[Outcome, str]:
     )
 
 
+def _sku_and_email(targets: CheckTargets, order: Order | None) -> tuple[str, str]:
+    """What to read in both systems: the operator's choice, else the order's own."""
+    sku = targets.sku or (order.lines[0].sku if order is not None and order.lines else "")
+    email = targets.email or (order.customer.email if order is not None else "")
+    return sku, email
+
+
+async def _check_product(
+    checker: _Checker,
+    system: str,
+    sku: str,
+    lookup: Callable[[], Awaitable[Product | None]],
+    absent: str,
+) -> None:
+    if not sku:
+        checker.skipped(system, "product", "no SKU to read (give --sku)")
+        return
+    await checker.read(
+        system,
+        "product",
+        lookup,
+        lambda product: (
+            (Outcome.OK, f"{sku}: id {product.origin.external_id if product.origin else '?'}")
+            if product is not None
+            else (Outcome.NONE, absent)
+        ),
+    )
+
+
 async def check_pair(
     settings: Settings,
     pair: PairConfig,
@@ -168,21 +197,10 @@ async def _check_store(
         order = await checker.read(
             system, "order", lambda: store.get_order(order_id, pair), _order_detail
         )
-    sku = targets.sku or (order.lines[0].sku if order is not None and order.lines else "")
-    if sku:
-        await checker.read(
-            system,
-            "product",
-            lambda: store.find_product(sku, pair),
-            lambda product: (
-                (Outcome.OK, f"{sku}: id {product.origin.external_id if product.origin else '?'}")
-                if product is not None
-                else (Outcome.NONE, f"no product with SKU {sku}")
-            ),
-        )
-    else:
-        checker.skipped(system, "product", "no SKU to read (give --sku)")
-    email = targets.email or (order.customer.email if order is not None else "")
+    sku, email = _sku_and_email(targets, order)
+    await _check_product(
+        checker, system, sku, lambda: store.find_product(sku, pair), f"no product with SKU {sku}"
+    )
     if email:
         customers = customer_port(store)
         await checker.read(
@@ -208,21 +226,14 @@ async def _check_erp(
     order: Order | None,
 ) -> None:
     system = pair.erp
-    sku = targets.sku or (order.lines[0].sku if order is not None and order.lines else "")
-    if sku:
-        await checker.read(
-            system,
-            "product",
-            lambda: erp.get_product(sku, pair),
-            lambda product: (
-                (Outcome.OK, f"{sku}: id {product.origin.external_id if product.origin else '?'}")
-                if product is not None
-                else (Outcome.NONE, f"no product with SKU {sku}: its orders would be refused")
-            ),
-        )
-    else:
-        checker.skipped(system, "product", "no SKU to read (give --sku)")
-    email = targets.email or (order.customer.email if order is not None else "")
+    sku, email = _sku_and_email(targets, order)
+    await _check_product(
+        checker,
+        system,
+        sku,
+        lambda: erp.get_product(sku, pair),
+        f"no product with SKU {sku}: its orders would be refused",
+    )
     if email:
         await checker.read(
             system,

@@ -26,7 +26,7 @@ from commerce_sync.contracts.feeds import CustomerChange
 from commerce_sync.contracts.ids import customer_workflow_id
 from commerce_sync.intake.bodies import StoreEvent
 from commerce_sync.intake.dispatch import ConnectedClient, StartOutcome, start_recorded
-from commerce_sync.intake.missing_runs import Outcome
+from commerce_sync.intake.missing_runs import Outcome, start_each
 from commerce_sync.intake.routing import store_routes
 from commerce_sync.store.events import announced_since, record_event
 from commerce_sync.systems.ports import StorePort
@@ -60,36 +60,28 @@ async def pass_on_customer_changes(
     """(changes seen, outcomes): STARTED for a change passed on to the sync (or left to
     the relay), EXISTING for one announced already, UNSUCCESSFUL for one Temporal refused
     (recorded with its backoff, as a webhook's)."""
-    gate = asyncio.Semaphore(concurrency)
     connected = ConnectedClient(client)
-    seen = 0
-    outcomes: Counter[Outcome] = Counter()
 
     async def one(change: CustomerChange) -> Outcome:
         workflow_id = customer_workflow_id(pair.id, "store", change.customer_id)
-        async with gate:
-            if await asyncio.to_thread(
-                announced_since, engine, pair.store, workflow_id, change.changed_at
-            ):
-                return Outcome.EXISTING
-            event_id, body = feed_event(pair.store, change)
-            event, new = await asyncio.to_thread(
-                record_event,
-                engine,
-                source=pair.store,
-                event_id=event_id,
-                event_type=FEED_EVENT_TYPE,
-                workflow_id=workflow_id,
-                payload={"body": body, "via": "feed"},
-            )
-            if not new:
-                return Outcome.EXISTING
-            routes = store_routes(StoreEvent.model_validate(body), {pair.id: pair})
-            started = await start_recorded(engine, connected, event, routes, task_queue)
+        if await asyncio.to_thread(
+            announced_since, engine, pair.store, workflow_id, change.changed_at
+        ):
+            return Outcome.EXISTING
+        event_id, body = feed_event(pair.store, change)
+        event, new = await asyncio.to_thread(
+            record_event,
+            engine,
+            source=pair.store,
+            event_id=event_id,
+            event_type=FEED_EVENT_TYPE,
+            workflow_id=workflow_id,
+            payload={"body": body, "via": "feed"},
+        )
+        if not new:
+            return Outcome.EXISTING
+        routes = store_routes(StoreEvent.model_validate(body), {pair.id: pair})
+        started = await start_recorded(engine, connected, event, routes, task_queue)
         return Outcome.UNSUCCESSFUL if started is StartOutcome.REFUSED else Outcome.STARTED
 
-    async for page in store.changed_customers(since, pair, page_size):
-        seen += len(page)
-        for outcome in await asyncio.gather(*(one(change) for change in page)):
-            outcomes[outcome] += 1
-    return seen, outcomes
+    return await start_each(store.changed_customers(since, pair, page_size), one, concurrency)

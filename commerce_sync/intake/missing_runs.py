@@ -15,7 +15,7 @@ import enum
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
@@ -30,6 +30,8 @@ from commerce_sync.intake.routing import (
     return_start_route,
 )
 from commerce_sync.systems.ports import StorePort
+
+Item = TypeVar("Item")
 
 # Closed runs that did not succeed: left alone too, but told apart.
 _UNSUCCESSFUL = frozenset(
@@ -127,7 +129,7 @@ async def start_missing_orders(
     async def start(order_id: str) -> Outcome:
         return await start_missing_order(client, pair.id, order_id, task_queue, trigger)
 
-    return await _start_each(
+    return await start_each(
         store.changed_order_ids(since, pair, page_size), start, concurrency, listed, handled
     )
 
@@ -160,7 +162,7 @@ async def pass_on_order_changes(
             return Outcome.CANCELLED
         return await start_missing_order(client, pair.id, order_id, task_queue, trigger)
 
-    return await _start_each(ids(), start, concurrency, None, None)
+    return await start_each(ids(), start, concurrency)
 
 
 async def start_missing_returns(
@@ -179,34 +181,35 @@ async def start_missing_returns(
     async def start(return_id: str) -> Outcome:
         return await start_missing_return(client, pair.id, return_id, task_queue, trigger)
 
-    return await _start_each(
-        store.changed_return_ids(since, pair, page_size), start, concurrency, None, None
-    )
+    return await start_each(store.changed_return_ids(since, pair, page_size), start, concurrency)
 
 
-async def _start_each(
-    pages: AsyncIterator[list[str]],
-    start: Callable[[str], Awaitable[Outcome]],
+async def start_each(
+    pages: AsyncIterator[list[Item]],
+    start: Callable[[Item], Awaitable[Outcome]],
     concurrency: int,
-    listed: Callable[[int], None] | None,
-    handled: Callable[[str, Outcome], None] | None,
+    listed: Callable[[int], None] | None = None,
+    handled: Callable[[Item, Outcome], None] | None = None,
 ) -> tuple[int, Counter[Outcome]]:
+    """Each item of each page through `start`, at most `concurrency` at a time, a page
+    finished before the next is read: (items seen, outcomes). The first error propagates
+    once its page has settled; what was started before it stays started."""
     gate = asyncio.Semaphore(concurrency)
     seen = 0
     outcomes: Counter[Outcome] = Counter()
 
-    async def one(ident: str) -> Outcome:
+    async def one(item: Item) -> Outcome:
         async with gate:
-            outcome = await start(ident)
+            outcome = await start(item)
         if handled is not None:
-            handled(ident, outcome)
+            handled(item, outcome)
         return outcome
 
     async for page in pages:
         seen += len(page)
         if listed is not None:
             listed(len(page))
-        results = await asyncio.gather(*(one(i) for i in page), return_exceptions=True)
+        results = await asyncio.gather(*(one(item) for item in page), return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException):
                 raise result

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
@@ -27,7 +28,7 @@ from commerce_sync.config.pairs import PairConfig
 from commerce_sync.contracts.ids import catalog_workflow_id
 from commerce_sync.domain.models import Product
 from commerce_sync.intake.dispatch import dispatch
-from commerce_sync.intake.missing_runs import Outcome
+from commerce_sync.intake.missing_runs import Outcome, start_each
 from commerce_sync.intake.routing import catalog_route
 from commerce_sync.store.events import find_event, mark_started, record_event
 from commerce_sync.systems.ports import ErpPort
@@ -86,28 +87,23 @@ async def pass_on_product_changes(
 ) -> tuple[int, Counter[Outcome]]:
     """(products seen, outcomes): STARTED for a change passed on to the SKU's run,
     EXISTING for one a run started after it has read already."""
-    gate = asyncio.Semaphore(concurrency)
-    seen = 0
-    outcomes: Counter[Outcome] = Counter()
 
     async def one(product: Product) -> Outcome:
-        async with gate:
-            if await _covered(client, engine, pair, product):
-                return Outcome.EXISTING
-            route = catalog_route(
-                pair.id,
-                product.sku,
-                erp_product_id=product.origin.external_id if product.origin else "",
-                trigger="feed",
-            )
-            await dispatch(client, route, task_queue)
-            if product.updated_at is not None:
-                await asyncio.to_thread(_remember, engine, pair, product, route.workflow_id)
+        if await _covered(client, engine, pair, product):
+            return Outcome.EXISTING
+        route = catalog_route(
+            pair.id,
+            product.sku,
+            erp_product_id=product.origin.external_id if product.origin else "",
+            trigger="feed",
+        )
+        await dispatch(client, route, task_queue)
+        if product.updated_at is not None:
+            await asyncio.to_thread(_remember, engine, pair, product, route.workflow_id)
         return Outcome.STARTED
 
-    async for page in erp.changed_products(since, pair, page_size):
-        products = {product.sku: product for product in page if product.sku}  # one per SKU
-        seen += len(products)
-        for outcome in await asyncio.gather(*(one(p) for p in products.values())):
-            outcomes[outcome] += 1
-    return seen, outcomes
+    async def one_per_sku() -> AsyncIterator[list[Product]]:
+        async for page in erp.changed_products(since, pair, page_size):
+            yield list({product.sku: product for product in page if product.sku}.values())
+
+    return await start_each(one_per_sku(), one, concurrency)
