@@ -22,7 +22,7 @@ from commerce_sync.config.pairs import default_pairs_path, load_pairs
 from commerce_sync.contracts.inventory import InventoryStatus, PushProgress
 from commerce_sync.store.db import make_engine
 from commerce_sync.store.models import DeadLetter
-from tests.integration.orders.order_stack import API_KEY, Stack, eventually
+from tests.integration.orders.order_stack import API_KEY, Stack, eventually, webhooks_nowhere
 
 PAIRS = {
     "kentico-brightpearl": ("kentico", "brightpearl"),
@@ -203,18 +203,7 @@ class InventoryStack:
     async def hold_webhooks(self, system: str) -> None:
         """Deliveries of `system` go nowhere (a closed port refuses them at once, and one
         attempt is all they get) until `point_webhooks` points them at the API again."""
-        target: Json = {"url": "http://127.0.0.1:1/held", "max_attempts": 1}
-        hooks = self.stack.settings.webhooks
-        if system == "acumatica":
-            target |= {"header_name": "X-Commerce-Sync-Token", "header_value": "held"}
-        elif system == "brightpearl":
-            target |= {"token": "held"}
-        else:
-            secret = hooks.kentico if system == "kentico" else hooks.xcart
-            assert secret is not None
-            target |= {"secret": secret.get_secret_value()}
-        response = await self.sandbox.post(f"/{system}/_sandbox/webhooks", json=target)
-        response.raise_for_status()
+        await webhooks_nowhere(self.sandbox, self.stack.settings, system)
 
     # ---- the database ----------------------------------------------------------------
 

@@ -177,6 +177,26 @@ async def point_webhooks(sandbox: httpx.AsyncClient, settings: Settings, api: st
         (await sandbox.post(f"/{system}/_sandbox/webhooks", json=target)).raise_for_status()
 
 
+NOWHERE = "http://127.0.0.1:9/lost"
+"""A webhook target nothing listens on: a delivery to it is refused at once."""
+
+
+async def webhooks_nowhere(sandbox: httpx.AsyncClient, settings: Settings, system: str) -> None:
+    """Point `system`'s webhooks at nothing (one attempt each): its events are fired and
+    never delivered, until `point_webhooks` points them at the API again."""
+    hooks = settings.webhooks
+    target: dict[str, object] = {"url": NOWHERE, "max_attempts": 1}
+    if system == "acumatica":
+        target |= {"header_name": "X-Commerce-Sync-Token", "header_value": "nowhere"}
+    elif system == "brightpearl":
+        target |= {"token": "nowhere"}
+    else:
+        secret = hooks.kentico if system == "kentico" else hooks.xcart
+        assert secret is not None
+        target |= {"secret": secret.get_secret_value()}
+    (await sandbox.post(f"/{system}/_sandbox/webhooks", json=target)).raise_for_status()
+
+
 class RunningWorker:
     """The worker of `commerce-sync worker`, run as a task of the test's event loop."""
 

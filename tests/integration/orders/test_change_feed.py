@@ -38,6 +38,7 @@ from tests.integration.orders.order_stack import (
     eventually,
     point_webhooks,
     stack_with_rules,
+    webhooks_nowhere,
 )
 from tests.integration.orders.sandbox_views import erp_order_cancelled, erp_sales_orders
 from tests.integration.returns.return_stack import ReturnStack
@@ -45,7 +46,6 @@ from tests.integration.returns.return_stack import ReturnStack
 # The first read reaches back only seconds: orders other tests left in the shared store
 # sandbox are not this test's to sync.
 FEED_RULES = {"feed.first_window": "PT20S", "feed.overlap": "PT2S"}
-NOWHERE = "http://127.0.0.1:9/lost"  # a webhook target that never answers
 
 
 @pytest.fixture
@@ -104,9 +104,7 @@ async def test_an_order_whose_webhook_never_comes_is_synced_by_the_feed(
     assert listed["paused"] is False and listed["mark"] is None
 
     # The store's webhooks go nowhere: only the feed can find this order.
-    secret = getattr(stack.settings.webhooks, store)
-    target = {"url": NOWHERE, "secret": secret.get_secret_value()}
-    (await stack.sandbox.post(f"/{store}/_sandbox/webhooks", json=target)).raise_for_status()
+    await webhooks_nowhere(stack.sandbox, stack.settings, store)
     order_id = await stack.place_order(store)
     assert await stack.order_status(pair, order_id) is None
 
@@ -143,9 +141,7 @@ async def test_a_return_request_whose_webhook_never_comes_is_handled_by_the_feed
     assert listed["entity"] == "returns" and listed["paused"] is False
 
     # The store's webhooks go nowhere from here: only the feed can find the request.
-    secret = getattr(stack.settings.webhooks, order.store)
-    target = {"url": NOWHERE, "secret": secret.get_secret_value()}
-    (await stack.sandbox.post(f"/{order.store}/_sandbox/webhooks", json=target)).raise_for_status()
+    await webhooks_nowhere(stack.sandbox, stack.settings, order.store)
     rma_id = await returns.request_return(
         order.store, order.order_id, [{"sku": "WIDGET-1", "quantity": 1}]
     )
@@ -172,9 +168,7 @@ async def test_a_store_cancellation_whose_webhook_never_comes_cancels_the_run_th
     waiting = (await stack.wait_state(pair, order_id, "awaiting_shipment"))["status"]
     schedule = stack.client.get_schedule_handle(feed_schedule_id(pair))
 
-    secret = getattr(stack.settings.webhooks, store)
-    target = {"url": NOWHERE, "secret": secret.get_secret_value()}
-    (await stack.sandbox.post(f"/{store}/_sandbox/webhooks", json=target)).raise_for_status()
+    await webhooks_nowhere(stack.sandbox, stack.settings, store)
     cancel = await stack.sandbox.post(f"/{store}/_sandbox/orders/{order_id}/cancel")
     assert cancel.status_code == 200, cancel.text
 
@@ -202,8 +196,7 @@ async def test_an_erp_product_whose_webhook_never_comes_reaches_the_store_throug
     assert listed["entity"] == "catalog" and listed["webhooks"] is True
 
     # The ERP's webhooks go nowhere: only the feed can find the new product.
-    nowhere = {"url": NOWHERE, "token": "x", "header_value": "x"}
-    (await stack.sandbox.post(f"/{erp}/_sandbox/webhooks", json=nowhere)).raise_for_status()
+    await webhooks_nowhere(stack.sandbox, stack.settings, erp)
     sku = new_sku()
     await erp_create(
         stack, erp, sku, name="Feed Lamp", description="Found by the feed.", price="31.00"
@@ -252,9 +245,7 @@ async def test_a_customer_change_whose_webhook_never_comes_reaches_the_erp_throu
     schedule = stack.client.get_schedule_handle(feed_schedule_id(pair, "customers"))
     try:
         # The store's webhooks go nowhere: only the feed can see the new phone.
-        secret = getattr(stack.settings.webhooks, store)
-        target = {"url": NOWHERE, "secret": secret.get_secret_value()}
-        (await stack.sandbox.post(f"/{store}/_sandbox/webhooks", json=target)).raise_for_status()
+        await webhooks_nowhere(stack.sandbox, stack.settings, store)
         edit = {"phone": "+1 512 555 0177"}
         put = await stack.sandbox.put(f"/{store}/_sandbox/customers/{store_id}", json=edit)
         put.raise_for_status()

@@ -24,7 +24,7 @@ from commerce_sync.config.pairs import load_pairs
 from commerce_sync.config.settings import Settings
 from commerce_sync.contracts.ids import order_workflow_id
 from sandboxes.server import bind_socket
-from tests.integration.orders.order_stack import PAIRS, Stack, eventually
+from tests.integration.orders.order_stack import PAIRS, Stack, eventually, webhooks_nowhere
 
 Json = dict[str, Any]
 
@@ -35,20 +35,6 @@ def closed_port() -> int:
     port: int = sock.getsockname()[1]
     sock.close()
     return port
-
-
-async def silence_webhooks(stack: Stack, store: str) -> None:
-    """Point the store's webhooks at nothing: events are fired, never delivered."""
-    secret = getattr(stack.settings.webhooks, store)
-    response = await stack.sandbox.post(
-        f"/{store}/_sandbox/webhooks",
-        json={
-            "url": f"http://127.0.0.1:{closed_port()}/webhooks/{store}",
-            "secret": secret.get_secret_value(),
-            "max_attempts": 1,
-        },
-    )
-    response.raise_for_status()
 
 
 async def undelivered_event(stack: Stack, store: str, order_id: str) -> Json | None:
@@ -131,7 +117,7 @@ async def test_resync_starts_each_missing_run_once_and_they_reach_the_erp(
     assert (await run_of(stack, pair, stopped))[1] == WorkflowExecutionStatus.TERMINATED
 
     # Webhooks lost: two orders the store knows and commerce-sync never heard of.
-    await silence_webhooks(stack, store)
+    await webhooks_nowhere(stack.sandbox, stack.settings, store)
     missed = [await stack.place_order(store), await stack.place_order(store)]
     for order_id in missed:
         await eventually(
@@ -243,7 +229,7 @@ async def test_resync_orders_command(stack: Stack, tmp_path: Path) -> None:
     pair, (store, _) = "xcart-acumatica", PAIRS["xcart-acumatica"]
     env = cli_env(stack, tmp_path)
     since = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
-    await silence_webhooks(stack, store)
+    await webhooks_nowhere(stack.sandbox, stack.settings, store)
     order_id = await stack.place_order(store)
     await eventually(lambda: undelivered_event(stack, store, order_id), what="the failed delivery")
 
@@ -281,7 +267,7 @@ async def test_an_order_cancelled_before_any_run_is_not_synced(stack: Stack, pai
     """Its webhooks were lost; resync finds it cancelled in the store: nothing reaches the ERP."""
     store, erp = PAIRS[pair]
     since = datetime.now(UTC) - timedelta(minutes=1)
-    await silence_webhooks(stack, store)
+    await webhooks_nowhere(stack.sandbox, stack.settings, store)
     order_id = await stack.place_order(store)
     cancel = await stack.sandbox.post(f"/{store}/_sandbox/orders/{order_id}/cancel")
     assert cancel.status_code in (200, 201), cancel.text
