@@ -9,7 +9,7 @@ idempotent). The mark only moves forward.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
@@ -17,6 +17,7 @@ from sqlmodel import select
 
 from commerce_sync.store.db import session_scope
 from commerce_sync.store.models import FeedMark
+from commerce_sync.store.stamps import stored_utc, stored_utc_or_none
 
 
 @dataclass(frozen=True)
@@ -31,25 +32,16 @@ class FeedState:
     last_error_at: datetime | None
 
 
-def _utc(value: datetime) -> datetime:
-    """SQLite hands timestamps back without their zone; they were written in UTC."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _maybe_utc(value: datetime | None) -> datetime | None:
-    return None if value is None else _utc(value)
-
-
 def _state(row: FeedMark) -> FeedState:
     return FeedState(
         pair=row.pair,
         entity=row.entity,
-        mark=_utc(row.mark),
-        last_success_at=_maybe_utc(row.last_success_at),
+        mark=stored_utc(row.mark),
+        last_success_at=stored_utc_or_none(row.last_success_at),
         last_seen=row.last_seen,
         last_started=row.last_started,
         last_error=row.last_error,
-        last_error_at=_maybe_utc(row.last_error_at),
+        last_error_at=stored_utc_or_none(row.last_error_at),
     )
 
 
@@ -64,7 +56,7 @@ def feed_mark(engine: Engine, pair: str, entity: str, first: datetime) -> dateti
         row = session.exec(
             select(FeedMark).where(FeedMark.pair == pair, FeedMark.entity == entity)
         ).one()
-        return _utc(row.mark)
+        return stored_utc(row.mark)
 
 
 def record_read(
@@ -82,7 +74,7 @@ def record_read(
         row = session.exec(
             select(FeedMark).where(FeedMark.pair == pair, FeedMark.entity == entity)
         ).one()
-        row.mark = max(_utc(row.mark), read_from)
+        row.mark = max(stored_utc(row.mark), read_from)
         row.last_success_at = at
         row.last_seen, row.last_started = seen, started
         row.last_error = ""

@@ -8,7 +8,7 @@ scope, replaying the `operate` scope.
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, HTTPException, Path, Query
@@ -19,6 +19,7 @@ from commerce_sync.api.security import OperateKey, ReadKey
 from commerce_sync.commands.dead_letter_replay import ReplayError, replay_dead_letter
 from commerce_sync.store.dead_letters import get_dead_letter, list_dead_letters
 from commerce_sync.store.models import DeadLetter, LetterProcess
+from commerce_sync.store.stamps import stored_utc
 
 router = APIRouter(prefix="/dead-letters", tags=["dead letters"])
 
@@ -26,13 +27,8 @@ Status = Literal["open", "replayed", "resolved"]
 MAX_PAGE = 200
 
 
-def _utc(value: datetime) -> datetime:
-    """Times are stored in UTC, but SQLite hands them back without an offset; the spec
-    promises RFC 3339 date-times (with one)."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
-
-
-UtcDateTime = Annotated[datetime, AfterValidator(_utc)]
+# The spec promises RFC 3339 date-times (with an offset).
+UtcDateTime = Annotated[datetime, AfterValidator(stored_utc)]
 # Letter ids and offsets are 64-bit database integers: a larger one is a 422, not a 500.
 DB_INT_MAX = 2**63 - 1
 LetterId = Annotated[int, Path(ge=1, le=DB_INT_MAX, description="the letter's id")]
