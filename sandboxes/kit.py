@@ -188,6 +188,9 @@ class Sandbox(ABC):
         self.webhook_target: WebhookTarget | None = None
         self._deliveries: set[asyncio.Task[None]] = set()
         self._http: httpx.AsyncClient | None = None
+        self.resets = 0
+        """How many times `POST /_sandbox/reset` ran: a request held by a delay fault across
+        a reset belongs to the system before it (a test that ended) and is dropped."""
         self.reset_state()
 
     # ---- what a system provides -------------------------------------------------
@@ -311,7 +314,12 @@ class Sandbox(ABC):
         # up on is still served, as a real system finishes work whose answer is lost.
         # (Read later, the body of a disconnected client is gone: ClientDisconnect.)
         await request.body()
+        arrived_before = self.resets
         response = await self._apply_faults(request.method, path, path_and_query)
+        if self.resets != arrived_before:
+            # Held past a reset: the caller (an earlier test) is gone, and carrying the
+            # request out now would change, and be counted in, the fresh system.
+            return self.error_response(503, "the sandbox was reset while this was held", None)
         if response is None:
             if not self.throttle.take():
                 response = self.throttled_response()
@@ -345,6 +353,7 @@ class Sandbox(ABC):
 
         @router.post("/reset")
         async def reset() -> dict[str, str]:
+            self.resets += 1
             self.reset_state()
             self.requests.clear()
             self.faults.clear()

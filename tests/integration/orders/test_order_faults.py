@@ -10,6 +10,7 @@ Retry-After); duplicates are prevented by the idempotent activities.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import timedelta
 from decimal import Decimal
@@ -232,3 +233,28 @@ async def test_a_call_that_times_out_is_still_served(
         return [c for c in records if c["MainContact"]["Email"] == email]
 
     assert len(await eventually(created, 10.0, f"{erp} serving the timed-out create")) == 1
+
+
+async def test_a_call_held_across_a_sandbox_reset_is_dropped(
+    sandboxes: httpx.AsyncClient,
+) -> None:
+    """A call an earlier test's delay fault still holds must not land in the next test's
+    fresh system (nor be counted in its request log): the reset between tests drops it."""
+    create = "POST */contact-service/contact"
+    rule = {"match": create, "delay_s": 1.0, "count": 1}
+    (await sandboxes.post("/brightpearl/_sandbox/faults", json=rule)).raise_for_status()
+    held = asyncio.create_task(
+        sandboxes.post("/brightpearl/public-api/sandbox/contact-service/contact", json={})
+    )
+
+    async def holding() -> bool:
+        faults = (await sandboxes.get("/brightpearl/_sandbox/faults")).json()["faults"]
+        return bool(faults and faults[0]["hits"] == 1)
+
+    await eventually(holding, 5.0, "the create to be held")
+    (await sandboxes.post("/brightpearl/_sandbox/reset")).raise_for_status()
+    answer = await held
+    assert answer.status_code == 503, answer.text
+    assert "reset while this was held" in answer.text
+    logged = (await sandboxes.get("/brightpearl/_sandbox/requests")).json()["requests"]
+    assert logged == []
