@@ -170,8 +170,13 @@ class ErpPort(Protocol):
     ) -> ErpOrderHandle | None: ...
 
     async def create_order(
-        self, order: Order, customer_id: str, pair: PairConfig
-    ) -> ErpOrderHandle: ...
+        self, order: Order, customer_id: str, pair: PairConfig, *, first_attempt: bool = False
+    ) -> tuple[ErpOrderHandle, bool]:
+        """Create the order once per store order number: its handle, and whether this call
+        made it (False: it existed). `first_attempt`: no earlier attempt of this step can
+        have made it, so a system that keeps the store order number unique may write
+        without looking first."""
+        ...
 
     async def cancel_order(self, handle: ErpOrderHandle, pair: PairConfig) -> None: ...
 

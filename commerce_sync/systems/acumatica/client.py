@@ -595,10 +595,17 @@ class AcumaticaClient:
 
         Idempotent: an existing live order with the same `CustomerOrder` is returned.
         """
+        order_nbr, _ = await self.create_sales_order_once(order, customer_id, lookups)
+        return order_nbr
+
+    async def create_sales_order_once(
+        self, order: Order, customer_id: str, lookups: AcumaticaLookups | None = None
+    ) -> tuple[str, bool]:
+        """`create_sales_order`, also saying whether this call made the order."""
         lookups = self._lookups(lookups)
         existing = await self.find_order_by_customer_order(order.number, lookups.order_type)
         if existing is not None:
-            return existing[1]
+            return existing[1], False
         body = mapping.order_to_native(order, customer_id, lookups)
         record = await self._json(
             "PUT",
@@ -607,7 +614,7 @@ class AcumaticaClient:
             headers={"If-None-Match": "*"},
             params={"$select": "OrderType,OrderNbr"},
         )
-        return str(value_of(record, "OrderNbr"))
+        return str(value_of(record, "OrderNbr")), True
 
     async def get_order_native(self, order_type: str, order_nbr: str) -> dict[str, Any]:
         result: dict[str, Any] = await self._json(
