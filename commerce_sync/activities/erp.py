@@ -176,8 +176,14 @@ class ErpActivities:
     @implements(Erp.record_payment)
     @classified
     async def record_payment(self, request: PaymentRecord) -> str:
+        """On an order the run has just made, the first attempt writes without looking:
+        only an earlier attempt of this step could have put a payment on it."""
         return await self._port.record_payment(
-            request.handle, request.payment, request.customer_id, self._pairs[request.pair]
+            request.handle,
+            request.payment,
+            request.customer_id,
+            self._pairs[request.pair],
+            first_on_new_order=request.new_order and activity.info().attempt == 1,
         )
 
     @implements(Erp.reverse_payment)

@@ -96,6 +96,10 @@ class PaymentRecord(BaseModel):
     handle: ErpOrderHandle
     payment: Payment
     customer_id: str
+    new_order: bool = Field(
+        default=False,
+        description="the run's own create made the order: no payment can be on it but this step's",
+    )
 
 
 class PaymentReversal(BaseModel):

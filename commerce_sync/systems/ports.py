@@ -188,8 +188,18 @@ class ErpPort(Protocol):
         ...
 
     async def record_payment(
-        self, handle: ErpOrderHandle, payment: Payment, customer_id: str, pair: PairConfig
-    ) -> str: ...
+        self,
+        handle: ErpOrderHandle,
+        payment: Payment,
+        customer_id: str,
+        pair: PairConfig,
+        *,
+        first_on_new_order: bool = False,
+    ) -> str:
+        """Record the payment once per reference. `first_on_new_order`: the order was
+        just made by the run and this is the step's first attempt, so no payment can be on
+        it yet and a system without a unique key may write without looking first."""
+        ...
 
     async def reverse_payment(
         self, handle: ErpOrderHandle, payment_id: str, pair: PairConfig

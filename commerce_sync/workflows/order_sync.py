@@ -90,6 +90,9 @@ UNREADABLE_ORDER_PATCH = "dead-letter-an-unreadable-order"
 # Runs recorded before this send the order to the ERP as read and weigh it only by the
 # fixed risk rules; now it is cleansed first and its anomaly flags may ask for approval.
 CLEANSE_AND_FLAG_PATCH = "cleanse-and-flag-orders"
+# Runs recorded before this looked the customer up again right before ensuring it; now the
+# risk checks' lookup is used when no wait for approval came between.
+REUSE_CUSTOMER_LOOKUP_PATCH = "reuse-the-risk-checks-customer-lookup"
 
 
 class OrderCancelled(Exception):
@@ -110,6 +113,9 @@ class OrderSyncWorkflow(PairSaga):
         self._shipment_hint = False
         self._compensations: list[Compensation] = []
         self._created_customer_id = ""  # the customer this run created: its twin is checked
+        # What the risk checks' lookup found (the ERP customer id, or None), while it is
+        # still fresh: not after a wait for approval.
+        self._looked_up: tuple[str | None] | None = None
 
     # ---- messages ------------------------------------------------------------------
 
@@ -317,6 +323,7 @@ class OrderSyncWorkflow(PairSaga):
         reasons += flagged
         if not reasons:
             self._step("risk checks", "no rule asks for approval")
+            self._looked_up = (existing,)
             return True
         self._step("risk checks", "; ".join(reasons), outcome="approval required")
         self._set_state(SyncState.AWAITING_APPROVAL)
@@ -370,11 +377,7 @@ class OrderSyncWorkflow(PairSaga):
         self._set_state(SyncState.SYNCING)
         self._check_cancel()
 
-        customer_id = await self._act(
-            Erp.find_customer,
-            CustomerLookup(pair=pair.id, email=order.customer.email),
-            queue=self._erp,
-        )
+        customer_id = await self._find_customer(order)
         if customer_id is None:
             customer_id = await self._act(
                 Erp.create_customer,
@@ -418,7 +421,11 @@ class OrderSyncWorkflow(PairSaga):
             payment_id = await self._act(
                 Erp.record_payment,
                 PaymentRecord(
-                    pair=pair.id, handle=handle, payment=order.payment, customer_id=customer_id
+                    pair=pair.id,
+                    handle=handle,
+                    payment=order.payment,
+                    customer_id=customer_id,
+                    new_order=created.created,
                 ),
                 queue=self._erp,
             )
@@ -461,6 +468,18 @@ class OrderSyncWorkflow(PairSaga):
             queue=self._store,
         )
         self._step("confirm to store", f"processing, ERP {handle.number}")
+
+    async def _find_customer(self, order: Order) -> str | None:
+        """The ERP customer with the order's e-mail: what the risk checks found just
+        before, or (after a wait for approval, or in runs recorded before the patch) a
+        fresh lookup."""
+        if self._looked_up is not None and workflow.patched(REUSE_CUSTOMER_LOOKUP_PATCH):
+            return self._looked_up[0]
+        return await self._act(
+            Erp.find_customer,
+            CustomerLookup(pair=self._pair_config.id, email=order.customer.email),
+            queue=self._erp,
+        )
 
     async def _cancel_erp_order(self, order: Order) -> None:
         pair = self._pair_config

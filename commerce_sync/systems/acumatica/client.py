@@ -726,13 +726,16 @@ class AcumaticaClient:
         *,
         customer_id: str | None = None,
         lookups: AcumaticaLookups | None = None,
+        look_first: bool = True,
     ) -> str:
         """An AR payment applied to the order (`OrdersToApply`), released; returns ReferenceNbr.
 
         Idempotent on `PaymentRef` (the store's payment reference): a payment already
         recorded is returned (and released if an earlier attempt stopped before that).
+        `look_first=False` skips that lookup, for a caller that knows none can exist (an
+        order it has just made); a refusal of the create still looks.
         """
-        existing = await self._find_payment("Payment", payment.reference)
+        existing = await self._find_payment("Payment", payment.reference) if look_first else None
         if existing is None:
             if customer_id is None:
                 order = await self._json(

@@ -125,11 +125,24 @@ class AcumaticaErpPort:
         return [order_ref(kind, nbr) for kind, nbr in twins]
 
     async def record_payment(
-        self, handle: ErpOrderHandle, payment: Payment, customer_id: str, pair: PairConfig
+        self,
+        handle: ErpOrderHandle,
+        payment: Payment,
+        customer_id: str,
+        pair: PairConfig,
+        *,
+        first_on_new_order: bool = False,
     ) -> str:
+        """Nothing is unique on `PaymentRef`, so the payment is looked up first, except on
+        the first attempt for an order the run has just made: no payment can be on it."""
         order_type, order_nbr = parse_order_ref(handle.id, pair.acumatica.order_type)
         return await self.client.record_payment(
-            order_type, order_nbr, payment, customer_id=customer_id, lookups=pair.acumatica
+            order_type,
+            order_nbr,
+            payment,
+            customer_id=customer_id,
+            lookups=pair.acumatica,
+            look_first=not first_on_new_order,
         )
 
     async def reverse_payment(

@@ -136,8 +136,16 @@ class BrightpearlErpPort:
         return []
 
     async def record_payment(
-        self, handle: ErpOrderHandle, payment: Payment, customer_id: str, pair: PairConfig
+        self,
+        handle: ErpOrderHandle,
+        payment: Payment,
+        customer_id: str,
+        pair: PairConfig,
+        *,
+        first_on_new_order: bool = False,
     ) -> str:
+        """Always written first: `transactionRef` + `paymentMethodCode` is unique, and a
+        refusal answers with the payment holding it (client.py `_post_payment`)."""
         return str(await self.client.record_payment(int(handle.id), payment, pair.brightpearl))
 
     async def reverse_payment(
