@@ -111,12 +111,14 @@ class ErpActivities:
         """Create the order once per store order number, in as few calls as the ERP allows:
         the port's create is idempotent on the store order number (Brightpearl: the system
         keeps `externalRef` unique, so a first attempt posts without looking; Acumatica:
-        the port looks first, nothing there is unique) and says whether it made the order."""
+        nothing there is unique, so it looks first unless this is the first attempt of the
+        first run to reach the ERP) and says whether it made the order."""
         handle, made = await self._port.create_order(
             request.order,
             request.customer_id,
             self._pairs[request.pair],
             first_attempt=activity.info().attempt == 1,
+            first_run=request.first_run,
         )
         return ErpOrderCreated(handle=handle, created=made)
 

@@ -67,6 +67,10 @@ class ErpOrderCreate(BaseModel):
     pair: str
     order: Order
     customer_id: str
+    first_run: bool = Field(
+        default=False,
+        description="no earlier run of this store order reached the ERP (OrderAssessment)",
+    )
 
 
 class ErpOrderCreated(BaseModel):

@@ -170,12 +170,19 @@ class ErpPort(Protocol):
     ) -> ErpOrderHandle | None: ...
 
     async def create_order(
-        self, order: Order, customer_id: str, pair: PairConfig, *, first_attempt: bool = False
+        self,
+        order: Order,
+        customer_id: str,
+        pair: PairConfig,
+        *,
+        first_attempt: bool = False,
+        first_run: bool = False,
     ) -> tuple[ErpOrderHandle, bool]:
         """Create the order once per store order number: its handle, and whether this call
         made it (False: it existed). `first_attempt`: no earlier attempt of this step can
         have made it, so a system that keeps the store order number unique may write
-        without looking first."""
+        without looking first; with `first_run` too (no earlier run reached the ERP),
+        nothing can have made it, and any system may."""
         ...
 
     async def cancel_order(self, handle: ErpOrderHandle, pair: PairConfig) -> None: ...

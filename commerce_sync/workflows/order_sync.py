@@ -116,6 +116,8 @@ class OrderSyncWorkflow(PairSaga):
         # What the risk checks' lookup found (the ERP customer id, or None), while it is
         # still fresh: not after a wait for approval.
         self._looked_up: tuple[str | None] | None = None
+        # No earlier run of this store order reached the ERP (the assessment says).
+        self._first_run = False
 
     # ---- messages ------------------------------------------------------------------
 
@@ -290,6 +292,7 @@ class OrderSyncWorkflow(PairSaga):
                 queue=None,
             )
             recent = assessment.orders_from_email_last_hour
+            self._first_run = assessment.first_run
             flagged = self._weigh_flags(assessment.flags, assessment.score)
             self._step(
                 "anomaly checks",
@@ -405,7 +408,9 @@ class OrderSyncWorkflow(PairSaga):
         self._register("cancel the ERP sales order", lambda: self._cancel_erp_order(order))
         created = await self._act(
             Erp.create_order,
-            ErpOrderCreate(pair=pair.id, order=order, customer_id=customer_id),
+            ErpOrderCreate(
+                pair=pair.id, order=order, customer_id=customer_id, first_run=self._first_run
+            ),
             queue=self._erp,
         )
         handle = created.handle

@@ -599,13 +599,20 @@ class AcumaticaClient:
         return order_nbr
 
     async def create_sales_order_once(
-        self, order: Order, customer_id: str, lookups: AcumaticaLookups | None = None
+        self,
+        order: Order,
+        customer_id: str,
+        lookups: AcumaticaLookups | None = None,
+        *,
+        look_first: bool = True,
     ) -> tuple[str, bool]:
-        """`create_sales_order`, also saying whether this call made the order."""
+        """`create_sales_order`, also saying whether this call made the order;
+        `look_first=False` for a caller that knows no such order can exist."""
         lookups = self._lookups(lookups)
-        existing = await self.find_order_by_customer_order(order.number, lookups.order_type)
-        if existing is not None:
-            return existing[1], False
+        if look_first:
+            existing = await self.find_order_by_customer_order(order.number, lookups.order_type)
+            if existing is not None:
+                return existing[1], False
         body = mapping.order_to_native(order, customer_id, lookups)
         record = await self._json(
             "PUT",

@@ -97,13 +97,21 @@ class AcumaticaErpPort:
         return None if found is None else _handle(*found)
 
     async def create_order(
-        self, order: Order, customer_id: str, pair: PairConfig, *, first_attempt: bool = False
+        self,
+        order: Order,
+        customer_id: str,
+        pair: PairConfig,
+        *,
+        first_attempt: bool = False,
+        first_run: bool = False,
     ) -> tuple[ErpOrderHandle, bool]:
-        """Looks for a live order with the store order number first, on every attempt:
-        Acumatica numbers orders itself and keeps nothing unique on `CustomerOrder`, so
-        only the look keeps a retry (or a re-run of the order) from making a second one."""
+        """Acumatica numbers orders itself and keeps nothing unique on `CustomerOrder`, so
+        a live order with the store order number is looked for first: only the look keeps
+        a retry, or a later run of the order, from making a second one. The first attempt
+        of the first run to reach the ERP has nothing to find and writes straight away (a
+        twin a stray request still makes is what `remove_order_twins` removes)."""
         order_nbr, made = await self.client.create_sales_order_once(
-            order, customer_id, pair.acumatica
+            order, customer_id, pair.acumatica, look_first=not (first_attempt and first_run)
         )
         return _handle(pair.acumatica.order_type, order_nbr), made
 

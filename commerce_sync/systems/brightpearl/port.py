@@ -99,7 +99,13 @@ class BrightpearlErpPort:
         return None if order_id is None else ErpOrderHandle(id=str(order_id), number=str(order_id))
 
     async def create_order(
-        self, order: Order, customer_id: str, pair: PairConfig, *, first_attempt: bool = False
+        self,
+        order: Order,
+        customer_id: str,
+        pair: PairConfig,
+        *,
+        first_attempt: bool = False,
+        first_run: bool = False,
     ) -> tuple[ErpOrderHandle, bool]:
         """The first attempt posts straight away (Brightpearl refuses a second order with
         the same `externalRef`, and answers with the one that holds it); a retry looks
