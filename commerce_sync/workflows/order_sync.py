@@ -20,6 +20,7 @@ Deterministic code only: activities are called by name on their system's queue.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
@@ -93,6 +94,9 @@ CLEANSE_AND_FLAG_PATCH = "cleanse-and-flag-orders"
 # Runs recorded before this looked the customer up again right before ensuring it; now the
 # risk checks' lookup is used when no wait for approval came between.
 REUSE_CUSTOMER_LOOKUP_PATCH = "reuse-the-risk-checks-customer-lookup"
+# Runs recorded before this checked the SKUs and then, after the validation, looked the
+# customer up; now both ERP reads run side by side.
+PARALLEL_ERP_READS_PATCH = "parallel-erp-reads"
 
 
 class OrderCancelled(Exception):
@@ -118,6 +122,8 @@ class OrderSyncWorkflow(PairSaga):
         self._looked_up: tuple[str | None] | None = None
         # No earlier run of this store order reached the ERP (the assessment says).
         self._first_run = False
+        # The customer lookup made beside the SKU check (PARALLEL_ERP_READS_PATCH).
+        self._early_lookup: tuple[str | None] | None = None
 
     # ---- messages ------------------------------------------------------------------
 
@@ -258,11 +264,21 @@ class OrderSyncWorkflow(PairSaga):
             if problem.field not in named  # cleansing said it more precisely
         ]
         skus = sorted({line.sku for line in order.lines if line.sku})
-        unknown = await self._act(
-            Erp.unknown_skus,
-            SkuCheck(pair=pair.id, skus=skus),
-            queue=self._erp,
-        )
+        check_skus = self._act(Erp.unknown_skus, SkuCheck(pair=pair.id, skus=skus), queue=self._erp)
+        if workflow.patched(PARALLEL_ERP_READS_PATCH):
+            # Independent reads of the ERP, side by side: the risk checks use the customer
+            # (looked up even when the order turns out invalid: one ERP read more for it).
+            unknown, found = await asyncio.gather(
+                check_skus,
+                self._act(
+                    Erp.find_customer,
+                    CustomerLookup(pair=pair.id, email=order.customer.email),
+                    queue=self._erp,
+                ),
+            )
+            self._early_lookup = (found,)
+        else:
+            unknown = await check_skus
         problems += [str(problem) for problem in unknown_sku_problems(order, unknown)]
         if problems:
             self._status.error = "; ".join(problems)
@@ -274,11 +290,14 @@ class OrderSyncWorkflow(PairSaga):
     async def _approved(self, order: Order) -> bool:
         """Risk checks, then a person's decision when a rule asks for one."""
         pair = self._pair_config
-        existing = await self._act(
-            Erp.find_customer,
-            CustomerLookup(pair=pair.id, email=order.customer.email),
-            queue=self._erp,
-        )
+        if self._early_lookup is not None:
+            existing = self._early_lookup[0]
+        else:
+            existing = await self._act(
+                Erp.find_customer,
+                CustomerLookup(pair=pair.id, email=order.customer.email),
+                queue=self._erp,
+            )
         flagged: list[str] = []
         if workflow.patched(CLEANSE_AND_FLAG_PATCH):
             assessment = await self._act(

@@ -20,6 +20,7 @@ lost creates waits an hour (it runs after the creates; nothing here loses an ans
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -28,7 +29,8 @@ from temporalio.client import Client
 
 from tests.integration.orders.order_stack import PAIRS, Stack, stack_with_rules
 
-# Method and path family of each call, in the order the run makes them.
+# Method and path family of each call (the SKU check and the customer lookup run side by
+# side, so the order of the calls is not compared, only how many of each).
 NEW_CUSTOMER = {
     "brightpearl": [
         "GET product-service/product-search",  # once per process: the SKU's product id
@@ -84,11 +86,26 @@ def family(method: str, path: str) -> str:
     return f"{method} {'/'.join(parts)}"
 
 
+# Shipment and stock reads: never made by an order run before it awaits shipment, but by
+# what earlier tests left on the ERP's task queue (shared by every test's worker), which
+# this test's worker may pick up and run against this sandbox.
+NOT_THE_ORDER_RUN = (
+    "GET warehouse-service/",
+    "GET product-service/product/",
+    "GET Shipment",
+    "PUT InventoryQuantityAvailable",
+)
+
+
 async def erp_calls(stack: Stack, erp: str) -> list[str]:
     """The ERP's request log as call families, emptied for the next order."""
     response = await stack.sandbox.get(f"/{erp}/_sandbox/requests")
     response.raise_for_status()
-    calls = [family(r["method"], r["path"]) for r in response.json()["requests"]]
+    calls = [
+        call
+        for call in (family(r["method"], r["path"]) for r in response.json()["requests"])
+        if not call.startswith(NOT_THE_ORDER_RUN)
+    ]
     (await stack.sandbox.delete(f"/{erp}/_sandbox/requests")).raise_for_status()
     return calls
 
@@ -130,7 +147,7 @@ async def test_an_order_costs_the_fewest_erp_calls_new_and_returning(
             order_id = await stack.place_order(store, customer=customer)
             await stack.wait_state(pair, order_id, "awaiting_shipment")
             seen[label] = await erp_calls(stack, erp)
-            assert seen[label] == expected[erp], f"{label} customer's order"
+            assert Counter(seen[label]) == Counter(expected[erp]), f"{label} customer's order"
 
         # No lookup is made twice in a run, nor reference data twice in a process.
         for label, calls in seen.items():
