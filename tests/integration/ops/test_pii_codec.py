@@ -127,11 +127,10 @@ async def test_pii_stays_encrypted_in_temporal_and_out_of_logs(
             assert text.encode() not in raw, f"{text!r} readable in the history of {pair}"
             assert text.lower().encode() not in raw.lower()
         history_json = json.loads(history.to_json())
-        # Left unencoded by Temporal: search attributes, patch markers (ids only), the
-        # `data` of local activity markers (Temporal's own: sequence, attempt, activity
-        # type, times; the result beside it is sealed) and headers (the trace context,
-        # when a tracer provider is set). The byte check above covers them too.
-        unencoded = (".searchAttributes.", ".patch-data.", ".details.data.", ".header.")
+        # Left unencoded by Temporal: search attributes, patch markers (ids only) and
+        # headers (the trace context, when a tracer provider is set). The byte check
+        # above covers them too.
+        unencoded = (".searchAttributes.", ".patch-data.", ".header.")
         found = [
             (where, p)
             for where, p in _payloads_in(history_json)
