@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine
 from temporalio import activity
@@ -31,8 +32,11 @@ from commerce_sync.store.orders_seen import (
     note_order_and_count,
     record_order_and_history,
 )
+from commerce_sync.store.retention import orders_seen_kept_for
 
 log = logging.getLogger("commerce_sync.alerts")
+# How far inside the kept window an order must be placed to count as never pruned.
+PRUNE_MARGIN = timedelta(hours=1)
 
 
 def order_facts(
@@ -122,11 +126,15 @@ class DatabaseActivities:
             address_window_days=rules.address_window_days,
         )
         flags = anomaly_flags(order, seen.history, rules, is_new_customer=request.is_new_customer)
+        # A row of an order placed within the kept window is never pruned: recorded now, no
+        # earlier run of it reached the ERP (each run records it before its ERP create).
+        kept_since = datetime.now(UTC) - orders_seen_kept_for([rules]) + PRUNE_MARGIN
         return OrderAssessment(
             orders_from_email_last_hour=seen.orders_from_email_last_hour,
             flags=flags,
             score=anomaly_score(flags),
             history_orders=seen.history_orders,
+            first_run=seen.first_seen and order.placed_at > kept_since,
         )
 
     @implements_sync(Database.record_dead_letter)

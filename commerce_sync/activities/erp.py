@@ -1,8 +1,8 @@
 """ERP activities, registered on each ERP's own task queue (`brightpearl`, `acumatica`).
 
-Every write is idempotent: creating the sales order looks it up by the store order
-number first, payments are keyed by their reference, and removing what no longer
-exists succeeds.
+Every write is idempotent: the sales order is kept once per store order number (by the
+ERP's own key where it has one, else by looking first), payments are keyed by their
+reference, and removing what no longer exists succeeds.
 """
 
 from __future__ import annotations
@@ -108,18 +108,19 @@ class ErpActivities:
     @implements(Erp.create_order)
     @classified
     async def create_order(self, request: ErpOrderCreate) -> ErpOrderCreated:
-        """Create the order once per store order number.
-
-        The port's create is idempotent on the store order number (Brightpearl: an atomic
-        create that the system itself keeps unique by `externalRef`; it also completes an
-        order that older code, posting the header and then each row, left half made), so it
-        runs even when the order exists; the lookup only tells whether this attempt is the
-        one that created it.
-        """
-        pair = self._pairs[request.pair]
-        existing = await self._port.find_order(request.order.number, pair)
-        handle = await self._port.create_order(request.order, request.customer_id, pair)
-        return ErpOrderCreated(handle=handle, created=existing is None)
+        """Create the order once per store order number, in as few calls as the ERP allows:
+        the port's create is idempotent on the store order number (Brightpearl: the system
+        keeps `externalRef` unique, so a first attempt posts without looking; Acumatica:
+        nothing there is unique, so it looks first unless this is the first attempt of the
+        first run to reach the ERP) and says whether it made the order."""
+        handle, made = await self._port.create_order(
+            request.order,
+            request.customer_id,
+            self._pairs[request.pair],
+            first_attempt=activity.info().attempt == 1,
+            first_run=request.first_run,
+        )
+        return ErpOrderCreated(handle=handle, created=made)
 
     @implements(Erp.cancel_order)
     @classified
@@ -177,8 +178,14 @@ class ErpActivities:
     @implements(Erp.record_payment)
     @classified
     async def record_payment(self, request: PaymentRecord) -> str:
+        """On an order the run has just made, the first attempt writes without looking:
+        only an earlier attempt of this step could have put a payment on it."""
         return await self._port.record_payment(
-            request.handle, request.payment, request.customer_id, self._pairs[request.pair]
+            request.handle,
+            request.payment,
+            request.customer_id,
+            self._pairs[request.pair],
+            first_on_new_order=request.new_order and activity.info().attempt == 1,
         )
 
     @implements(Erp.reverse_payment)

@@ -172,3 +172,8 @@ class OrderAssessment(BaseModel):
     flags: list[AnomalyFlag] = Field(default_factory=list)
     score: float = 0.0
     history_orders: int = Field(description="the pair's earlier orders the checks learnt from")
+    first_run: bool = Field(
+        default=False,
+        description="no earlier run of this order got as far as the ERP (it was not seen before,"
+        " and a row of it would not have been pruned yet)",
+    )

@@ -67,6 +67,10 @@ class ErpOrderCreate(BaseModel):
     pair: str
     order: Order
     customer_id: str
+    first_run: bool = Field(
+        default=False,
+        description="no earlier run of this store order reached the ERP (OrderAssessment)",
+    )
 
 
 class ErpOrderCreated(BaseModel):
@@ -96,6 +100,10 @@ class PaymentRecord(BaseModel):
     handle: ErpOrderHandle
     payment: Payment
     customer_id: str
+    new_order: bool = Field(
+        default=False,
+        description="the run's own create made the order: no payment can be on it but this step's",
+    )
 
 
 class PaymentReversal(BaseModel):

@@ -59,6 +59,7 @@ class SeenBefore:
     orders_from_email_last_hour: int
     history: OrderHistory
     history_orders: int  # the pair's earlier orders with facts, in the window
+    first_seen: bool = False  # recorded now: no earlier run (or attempt) got this far
 
 
 def record_order_and_history(
@@ -80,7 +81,8 @@ def record_order_and_history(
         address_key=facts.address_key,
         sku_quantities=facts.sku_quantities,
     )
-    if not _record_once(engine, row):
+    first_seen = _record_once(engine, row)
+    if not first_seen:
         _fill_facts(engine, row)  # seen before the anomaly checks (a replayed old run)
     recent = _orders_from_email_last_hour(engine, facts.pair, facts.email_key, facts.placed_at)
     since = facts.placed_at - timedelta(days=history_days)
@@ -152,7 +154,7 @@ def record_order_and_history(
         orders_on_route=on_route,
         other_emails_at_address=other_emails,
     )
-    return SeenBefore(recent, history, history_orders)
+    return SeenBefore(recent, history, history_orders, first_seen)
 
 
 def _record_once(engine: Engine, row: OrderSeen) -> bool:

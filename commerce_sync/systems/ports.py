@@ -170,8 +170,20 @@ class ErpPort(Protocol):
     ) -> ErpOrderHandle | None: ...
 
     async def create_order(
-        self, order: Order, customer_id: str, pair: PairConfig
-    ) -> ErpOrderHandle: ...
+        self,
+        order: Order,
+        customer_id: str,
+        pair: PairConfig,
+        *,
+        first_attempt: bool = False,
+        first_run: bool = False,
+    ) -> tuple[ErpOrderHandle, bool]:
+        """Create the order once per store order number: its handle, and whether this call
+        made it (False: it existed). `first_attempt`: no earlier attempt of this step can
+        have made it, so a system that keeps the store order number unique may write
+        without looking first; with `first_run` too (no earlier run reached the ERP),
+        nothing can have made it, and any system may."""
+        ...
 
     async def cancel_order(self, handle: ErpOrderHandle, pair: PairConfig) -> None: ...
 
@@ -183,8 +195,18 @@ class ErpPort(Protocol):
         ...
 
     async def record_payment(
-        self, handle: ErpOrderHandle, payment: Payment, customer_id: str, pair: PairConfig
-    ) -> str: ...
+        self,
+        handle: ErpOrderHandle,
+        payment: Payment,
+        customer_id: str,
+        pair: PairConfig,
+        *,
+        first_on_new_order: bool = False,
+    ) -> str:
+        """Record the payment once per reference. `first_on_new_order`: the order was
+        just made by the run and this is the step's first attempt, so no payment can be on
+        it yet and a system without a unique key may write without looking first."""
+        ...
 
     async def reverse_payment(
         self, handle: ErpOrderHandle, payment_id: str, pair: PairConfig

@@ -20,6 +20,7 @@ Deterministic code only: activities are called by name on their system's queue.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
@@ -90,6 +91,12 @@ UNREADABLE_ORDER_PATCH = "dead-letter-an-unreadable-order"
 # Runs recorded before this send the order to the ERP as read and weigh it only by the
 # fixed risk rules; now it is cleansed first and its anomaly flags may ask for approval.
 CLEANSE_AND_FLAG_PATCH = "cleanse-and-flag-orders"
+# Runs recorded before this looked the customer up again right before ensuring it; now the
+# risk checks' lookup is used when no wait for approval came between.
+REUSE_CUSTOMER_LOOKUP_PATCH = "reuse-the-risk-checks-customer-lookup"
+# Runs recorded before this checked the SKUs and then, after the validation, looked the
+# customer up; now both ERP reads run side by side.
+PARALLEL_ERP_READS_PATCH = "parallel-erp-reads"
 
 
 class OrderCancelled(Exception):
@@ -110,6 +117,13 @@ class OrderSyncWorkflow(PairSaga):
         self._shipment_hint = False
         self._compensations: list[Compensation] = []
         self._created_customer_id = ""  # the customer this run created: its twin is checked
+        # What the risk checks' lookup found (the ERP customer id, or None), while it is
+        # still fresh: not after a wait for approval.
+        self._looked_up: tuple[str | None] | None = None
+        # No earlier run of this store order reached the ERP (the assessment says).
+        self._first_run = False
+        # The customer lookup made beside the SKU check (PARALLEL_ERP_READS_PATCH).
+        self._early_lookup: tuple[str | None] | None = None
 
     # ---- messages ------------------------------------------------------------------
 
@@ -250,11 +264,21 @@ class OrderSyncWorkflow(PairSaga):
             if problem.field not in named  # cleansing said it more precisely
         ]
         skus = sorted({line.sku for line in order.lines if line.sku})
-        unknown = await self._act(
-            Erp.unknown_skus,
-            SkuCheck(pair=pair.id, skus=skus),
-            queue=self._erp,
-        )
+        check_skus = self._act(Erp.unknown_skus, SkuCheck(pair=pair.id, skus=skus), queue=self._erp)
+        if workflow.patched(PARALLEL_ERP_READS_PATCH):
+            # Independent reads of the ERP, side by side: the risk checks use the customer
+            # (looked up even when the order turns out invalid: one ERP read more for it).
+            unknown, found = await asyncio.gather(
+                check_skus,
+                self._act(
+                    Erp.find_customer,
+                    CustomerLookup(pair=pair.id, email=order.customer.email),
+                    queue=self._erp,
+                ),
+            )
+            self._early_lookup = (found,)
+        else:
+            unknown = await check_skus
         problems += [str(problem) for problem in unknown_sku_problems(order, unknown)]
         if problems:
             self._status.error = "; ".join(problems)
@@ -266,11 +290,14 @@ class OrderSyncWorkflow(PairSaga):
     async def _approved(self, order: Order) -> bool:
         """Risk checks, then a person's decision when a rule asks for one."""
         pair = self._pair_config
-        existing = await self._act(
-            Erp.find_customer,
-            CustomerLookup(pair=pair.id, email=order.customer.email),
-            queue=self._erp,
-        )
+        if self._early_lookup is not None:
+            existing = self._early_lookup[0]
+        else:
+            existing = await self._act(
+                Erp.find_customer,
+                CustomerLookup(pair=pair.id, email=order.customer.email),
+                queue=self._erp,
+            )
         flagged: list[str] = []
         if workflow.patched(CLEANSE_AND_FLAG_PATCH):
             assessment = await self._act(
@@ -284,6 +311,7 @@ class OrderSyncWorkflow(PairSaga):
                 queue=None,
             )
             recent = assessment.orders_from_email_last_hour
+            self._first_run = assessment.first_run
             flagged = self._weigh_flags(assessment.flags, assessment.score)
             self._step(
                 "anomaly checks",
@@ -317,6 +345,7 @@ class OrderSyncWorkflow(PairSaga):
         reasons += flagged
         if not reasons:
             self._step("risk checks", "no rule asks for approval")
+            self._looked_up = (existing,)
             return True
         self._step("risk checks", "; ".join(reasons), outcome="approval required")
         self._set_state(SyncState.AWAITING_APPROVAL)
@@ -370,11 +399,7 @@ class OrderSyncWorkflow(PairSaga):
         self._set_state(SyncState.SYNCING)
         self._check_cancel()
 
-        customer_id = await self._act(
-            Erp.find_customer,
-            CustomerLookup(pair=pair.id, email=order.customer.email),
-            queue=self._erp,
-        )
+        customer_id = await self._find_customer(order)
         if customer_id is None:
             customer_id = await self._act(
                 Erp.create_customer,
@@ -402,7 +427,9 @@ class OrderSyncWorkflow(PairSaga):
         self._register("cancel the ERP sales order", lambda: self._cancel_erp_order(order))
         created = await self._act(
             Erp.create_order,
-            ErpOrderCreate(pair=pair.id, order=order, customer_id=customer_id),
+            ErpOrderCreate(
+                pair=pair.id, order=order, customer_id=customer_id, first_run=self._first_run
+            ),
             queue=self._erp,
         )
         handle = created.handle
@@ -418,7 +445,11 @@ class OrderSyncWorkflow(PairSaga):
             payment_id = await self._act(
                 Erp.record_payment,
                 PaymentRecord(
-                    pair=pair.id, handle=handle, payment=order.payment, customer_id=customer_id
+                    pair=pair.id,
+                    handle=handle,
+                    payment=order.payment,
+                    customer_id=customer_id,
+                    new_order=created.created,
                 ),
                 queue=self._erp,
             )
@@ -461,6 +492,18 @@ class OrderSyncWorkflow(PairSaga):
             queue=self._store,
         )
         self._step("confirm to store", f"processing, ERP {handle.number}")
+
+    async def _find_customer(self, order: Order) -> str | None:
+        """The ERP customer with the order's e-mail: what the risk checks found just
+        before, or (after a wait for approval, or in runs recorded before the patch) a
+        fresh lookup."""
+        if self._looked_up is not None and workflow.patched(REUSE_CUSTOMER_LOOKUP_PATCH):
+            return self._looked_up[0]
+        return await self._act(
+            Erp.find_customer,
+            CustomerLookup(pair=self._pair_config.id, email=order.customer.email),
+            queue=self._erp,
+        )
 
     async def _cancel_erp_order(self, order: Order) -> None:
         pair = self._pair_config

@@ -4,6 +4,7 @@ history of the orders placed before it."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -77,7 +78,9 @@ def test_the_history_is_the_pairs_earlier_orders_and_a_retry_reads_the_same(
     assert first.orders_from_email_last_hour == 1  # this one (order 3 is 100 minutes back)
 
     again = record_order_and_history(engine, order, history_days=180, address_window_days=30)
-    assert again == first  # a retry records nothing twice and reads the same
+    # A retry records nothing twice and reads the same; only it is not the first to see it.
+    assert first.first_seen and not again.first_seen
+    assert replace(again, first_seen=True) == first
 
 
 def test_an_order_seen_before_the_checks_gets_its_facts_on_its_next_run(engine: Engine) -> None:
@@ -87,6 +90,21 @@ def test_an_order_seen_before_the_checks_gets_its_facts_on_its_next_run(engine: 
         engine, facts("2", minutes_ago=0), history_days=180, address_window_days=30
     )
     assert later.history.store_totals == [Decimal("25")]
+
+
+def test_only_the_first_record_of_an_order_says_it_is_first_seen(engine: Engine) -> None:
+    """What lets the first run of a store order create its ERP order without a lookup
+    (`OrderAssessment.first_run`): a later run, or a retry, finds the order recorded."""
+
+    def seen(order_id: str) -> bool:
+        return record_order_and_history(
+            engine, facts(order_id, minutes_ago=5), history_days=180, address_window_days=30
+        ).first_seen
+
+    assert seen("1")
+    assert not seen("1")
+    note_order_and_count(engine, PAIR, "2", "e-a", NOW)  # a run recorded before the checks
+    assert not seen("2")
 
 
 def test_the_migrations_build_exactly_the_tables_the_models_describe(engine: Engine) -> None:

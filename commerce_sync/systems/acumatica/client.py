@@ -595,10 +595,24 @@ class AcumaticaClient:
 
         Idempotent: an existing live order with the same `CustomerOrder` is returned.
         """
+        order_nbr, _ = await self.create_sales_order_once(order, customer_id, lookups)
+        return order_nbr
+
+    async def create_sales_order_once(
+        self,
+        order: Order,
+        customer_id: str,
+        lookups: AcumaticaLookups | None = None,
+        *,
+        look_first: bool = True,
+    ) -> tuple[str, bool]:
+        """`create_sales_order`, also saying whether this call made the order;
+        `look_first=False` for a caller that knows no such order can exist."""
         lookups = self._lookups(lookups)
-        existing = await self.find_order_by_customer_order(order.number, lookups.order_type)
-        if existing is not None:
-            return existing[1]
+        if look_first:
+            existing = await self.find_order_by_customer_order(order.number, lookups.order_type)
+            if existing is not None:
+                return existing[1], False
         body = mapping.order_to_native(order, customer_id, lookups)
         record = await self._json(
             "PUT",
@@ -607,7 +621,7 @@ class AcumaticaClient:
             headers={"If-None-Match": "*"},
             params={"$select": "OrderType,OrderNbr"},
         )
-        return str(value_of(record, "OrderNbr"))
+        return str(value_of(record, "OrderNbr")), True
 
     async def get_order_native(self, order_type: str, order_nbr: str) -> dict[str, Any]:
         result: dict[str, Any] = await self._json(
@@ -719,13 +733,16 @@ class AcumaticaClient:
         *,
         customer_id: str | None = None,
         lookups: AcumaticaLookups | None = None,
+        look_first: bool = True,
     ) -> str:
         """An AR payment applied to the order (`OrdersToApply`), released; returns ReferenceNbr.
 
         Idempotent on `PaymentRef` (the store's payment reference): a payment already
         recorded is returned (and released if an earlier attempt stopped before that).
+        `look_first=False` skips that lookup, for a caller that knows none can exist (an
+        order it has just made); a refusal of the create still looks.
         """
-        existing = await self._find_payment("Payment", payment.reference)
+        existing = await self._find_payment("Payment", payment.reference) if look_first else None
         if existing is None:
             if customer_id is None:
                 order = await self._json(

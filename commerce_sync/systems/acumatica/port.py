@@ -30,7 +30,11 @@ from commerce_sync.systems.acumatica.mapping import datetime_value, order_ref, p
 from commerce_sync.systems.acumatica.schema import odata_string, value_of
 from commerce_sync.systems.attempts import NO_MEMORY, AttemptMemory
 from commerce_sync.systems.errors import ValidationFailed
+from commerce_sync.systems.expiring import ExpiringMap
 from commerce_sync.systems.observe import ResponseHook
+
+# How long a SKU read as a stock item for an order is taken as one by this process.
+STOCK_ITEM_TTL_S = 600.0
 
 
 def _handle(order_type: str, order_nbr: str) -> ErpOrderHandle:
@@ -40,11 +44,27 @@ def _handle(order_type: str, order_nbr: str) -> ErpOrderHandle:
 class AcumaticaErpPort:
     system = "acumatica"
 
-    def __init__(self, settings: AcumaticaSettings, *, timeout_s: float = 15.0) -> None:
+    def __init__(
+        self,
+        settings: AcumaticaSettings,
+        *,
+        timeout_s: float = 15.0,
+        stock_item_ttl_s: float = STOCK_ITEM_TTL_S,
+    ) -> None:
         self.client = AcumaticaClient(settings, timeout_s=timeout_s)
+        # SKUs (`InventoryID`s) known to be stock items, for `stock_item_ttl_s`: one read per
+        # SKU and process, not one per order.
+        self._stock_items: ExpiringMap[str, bool] = ExpiringMap(stock_item_ttl_s)
 
     async def unknown_skus(self, skus: list[str], pair: PairConfig) -> list[str]:
-        known = {product.sku for product in await self.client.get_stock_items(skus)}
+        """Stock items found are remembered for `stock_item_ttl_s` (the order's create
+        names them by `InventoryID`, so nothing else needs reading)."""
+        known = self._stock_items.found(skus)
+        missing = [sku for sku in skus if sku not in known]
+        if missing:
+            found = {product.sku: True for product in await self.client.get_stock_items(missing)}
+            self._stock_items.update(found)
+            known.update(found)
         return [sku for sku in skus if sku not in known]
 
     async def find_customer_by_email(self, email: str, pair: PairConfig) -> str | None:
@@ -77,10 +97,23 @@ class AcumaticaErpPort:
         return None if found is None else _handle(*found)
 
     async def create_order(
-        self, order: Order, customer_id: str, pair: PairConfig
-    ) -> ErpOrderHandle:
-        order_nbr = await self.client.create_sales_order(order, customer_id, pair.acumatica)
-        return _handle(pair.acumatica.order_type, order_nbr)
+        self,
+        order: Order,
+        customer_id: str,
+        pair: PairConfig,
+        *,
+        first_attempt: bool = False,
+        first_run: bool = False,
+    ) -> tuple[ErpOrderHandle, bool]:
+        """Acumatica numbers orders itself and keeps nothing unique on `CustomerOrder`, so
+        a live order with the store order number is looked for first: only the look keeps
+        a retry, or a later run of the order, from making a second one. The first attempt
+        of the first run to reach the ERP has nothing to find and writes straight away (a
+        twin a stray request still makes is what `remove_order_twins` removes)."""
+        order_nbr, made = await self.client.create_sales_order_once(
+            order, customer_id, pair.acumatica, look_first=not (first_attempt and first_run)
+        )
+        return _handle(pair.acumatica.order_type, order_nbr), made
 
     async def cancel_order(self, handle: ErpOrderHandle, pair: PairConfig) -> None:
         await self.client.cancel_order(*parse_order_ref(handle.id, pair.acumatica.order_type))
@@ -100,11 +133,24 @@ class AcumaticaErpPort:
         return [order_ref(kind, nbr) for kind, nbr in twins]
 
     async def record_payment(
-        self, handle: ErpOrderHandle, payment: Payment, customer_id: str, pair: PairConfig
+        self,
+        handle: ErpOrderHandle,
+        payment: Payment,
+        customer_id: str,
+        pair: PairConfig,
+        *,
+        first_on_new_order: bool = False,
     ) -> str:
+        """Nothing is unique on `PaymentRef`, so the payment is looked up first, except on
+        the first attempt for an order the run has just made: no payment can be on it."""
         order_type, order_nbr = parse_order_ref(handle.id, pair.acumatica.order_type)
         return await self.client.record_payment(
-            order_type, order_nbr, payment, customer_id=customer_id, lookups=pair.acumatica
+            order_type,
+            order_nbr,
+            payment,
+            customer_id=customer_id,
+            lookups=pair.acumatica,
+            look_first=not first_on_new_order,
         )
 
     async def reverse_payment(

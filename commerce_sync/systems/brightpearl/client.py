@@ -840,9 +840,16 @@ class BrightpearlClient:
                 "POST", f"order-service/order/{order_id}/row", json=row, field=f"rows[{index}]"
             )
 
-    async def _product_ids_for(self, lines: list[OrderLine]) -> dict[str, int]:
+    async def _product_ids_for(
+        self, lines: list[OrderLine], known: Mapping[str, int] | None = None
+    ) -> dict[str, int]:
+        """SKU -> product id of every line: from `known` (what the caller has already
+        read), the rest searched."""
         skus = [line.sku for line in lines if line.sku]
-        product_ids = await self.find_products_by_sku(skus)
+        product_ids = {sku: known[sku] for sku in skus if known and sku in known}
+        missing = [sku for sku in skus if sku not in product_ids]
+        if missing:
+            product_ids.update(await self.find_products_by_sku(missing))
         for index, line in enumerate(lines):
             if line.sku and line.sku not in product_ids:
                 raise ValidationFailed(
@@ -852,8 +859,30 @@ class BrightpearlClient:
                 )
         return product_ids
 
+    async def _sales_order_body(
+        self,
+        order: Order,
+        contact_id: int,
+        lk: BrightpearlLookups,
+        product_ids: Mapping[str, int] | None,
+    ) -> tuple[Json, list[Json]]:
+        try:
+            ids = await self._product_ids_for(order.lines, product_ids)
+            rows = mapping.order_rows_to_native(order, ids, lk)
+            body = mapping.order_to_atomic(
+                order, contact_id, rows, lk, self.settings.installed_integration_instance_id
+            )
+        except ValueError as exc:
+            raise ValidationFailed(SYSTEM, str(exc), field="order") from None
+        return body, rows
+
     async def create_sales_order(
-        self, order: Order, contact_id: int, lookups: BrightpearlLookups | None = None
+        self,
+        order: Order,
+        contact_id: int,
+        lookups: BrightpearlLookups | None = None,
+        *,
+        product_ids: Mapping[str, int] | None = None,
     ) -> int:
         """The order with its rows in one atomic create (`POST sales-order`), idempotent on
         the server: `externalRef` (the store order number) + `installedIntegrationInstanceId`
@@ -862,31 +891,47 @@ class BrightpearlClient:
         duplicate, the order with that key is the answer.
 
         An order found by reference first may be one the legacy create (header, then one
-        POST per row) left half made: its missing rows are posted.
+        POST per row) left half made: its missing rows are posted. `post_sales_order` is
+        the same create without that look.
         """
         lk = self._lk(lookups)
-        try:
-            product_ids = await self._product_ids_for(order.lines)
-            rows = mapping.order_rows_to_native(order, product_ids, lk)
-            body = mapping.order_to_atomic(
-                order, contact_id, rows, lk, self.settings.installed_integration_instance_id
-            )
-        except ValueError as exc:
-            raise ValidationFailed(SYSTEM, str(exc), field="order") from None
+        body, rows = await self._sales_order_body(order, contact_id, lk, product_ids)
         order_id = await self.find_order_by_reference(order.number)
         if order_id is not None:
             existing = await self._get_native_order(order_id)
             await self._post_missing_rows(order_id, existing, rows)
             return order_id
+        made, _ = await self._post_sales_order(body, order.number)
+        return made
+
+    async def post_sales_order(
+        self,
+        order: Order,
+        contact_id: int,
+        lookups: BrightpearlLookups | None = None,
+        *,
+        product_ids: Mapping[str, int] | None = None,
+    ) -> tuple[int, bool]:
+        """`POST sales-order` straight away, no search first: the unique `externalRef` +
+        `installedIntegrationInstanceId` (docs/systems/brightpearl.md §6) makes a second
+        create of the same store order a refusal, answered with the order holding the
+        key. Returns (order id, whether this call made it). Only for orders no legacy
+        create can have half made (`create_sales_order` completes those)."""
+        lk = self._lk(lookups)
+        body, _ = await self._sales_order_body(order, contact_id, lk, product_ids)
+        return await self._post_sales_order(body, order.number)
+
+    async def _post_sales_order(self, body: Json, external_ref: str) -> tuple[int, bool]:
         try:
-            return int(
-                await self._request("POST", "order-service/sales-order", json=body, field="order")
+            made = await self._request(
+                "POST", "order-service/sales-order", json=body, field="order"
             )
+            return int(made), True
         except ValidationFailed:
-            made = await self._find_by_external_ref(order.number)
-            if made is None:
+            found = await self._find_by_external_ref(external_ref)
+            if found is None:
                 raise
-            return made
+            return found, False
 
     async def _find_by_external_ref(self, external_ref: str) -> int | None:
         """The sales order holding the unique key (`externalRef`, this integration)."""

@@ -29,8 +29,11 @@ from commerce_sync.systems.attempts import NO_MEMORY, AttemptMemory
 from commerce_sync.systems.brightpearl.client import BrightpearlClient
 from commerce_sync.systems.brightpearl.mapping import bp_datetime, parse_datetime
 from commerce_sync.systems.errors import NotFound, ValidationFailed
+from commerce_sync.systems.expiring import ExpiringMap
 from commerce_sync.systems.observe import ResponseHook
 
+# How long a SKU's product id read for an order is reused by this process.
+PRODUCT_TTL_S = 600.0
 RESTOCK_NOTE = "commerce-sync restocked the goods of"
 UNSTOCK_NOTE = "commerce-sync took back the restock of"
 
@@ -38,15 +41,36 @@ UNSTOCK_NOTE = "commerce-sync took back the restock of"
 class BrightpearlErpPort:
     system = "brightpearl"
 
-    def __init__(self, settings: BrightpearlSettings, *, timeout_s: float = 15.0) -> None:
+    def __init__(
+        self,
+        settings: BrightpearlSettings,
+        *,
+        timeout_s: float = 15.0,
+        product_ttl_s: float = PRODUCT_TTL_S,
+    ) -> None:
         self.client = BrightpearlClient(settings, timeout_s=timeout_s)
+        # SKU -> product id of the products orders name, for `product_ttl_s` (one search
+        # per SKU and process, not one at validation and again at every create).
+        self._order_products: ExpiringMap[str, int] = ExpiringMap(product_ttl_s)
         # Product id <-> SKU, learned from every read (stock webhooks name ids, stores SKUs):
         # a warm index makes each stock batch one `product-availability` call.
         self._sku_of: dict[str, str] = {}
         self._id_of: dict[str, str] = {}
 
+    async def _order_product_ids(self, skus: list[str]) -> dict[str, int]:
+        """SKU -> product id of those that exist: the cached ones, the rest searched."""
+        known = self._order_products.found(skus)
+        missing = [sku for sku in skus if sku not in known]
+        if missing:
+            found = await self.client.find_products_by_sku(missing)
+            self._order_products.update(found)
+            known.update(found)
+            for sku, product_id in found.items():  # stock webhooks name these ids next
+                self._learn(str(product_id), sku)
+        return known
+
     async def unknown_skus(self, skus: list[str], pair: PairConfig) -> list[str]:
-        found = await self.client.find_products_by_sku(skus)
+        found = await self._order_product_ids(skus)
         return [sku for sku in skus if sku not in found]
 
     async def find_customer_by_email(self, email: str, pair: PairConfig) -> str | None:
@@ -75,10 +99,36 @@ class BrightpearlErpPort:
         return None if order_id is None else ErpOrderHandle(id=str(order_id), number=str(order_id))
 
     async def create_order(
-        self, order: Order, customer_id: str, pair: PairConfig
-    ) -> ErpOrderHandle:
-        order_id = await self.client.create_sales_order(order, int(customer_id), pair.brightpearl)
-        return ErpOrderHandle(id=str(order_id), number=str(order_id))
+        self,
+        order: Order,
+        customer_id: str,
+        pair: PairConfig,
+        *,
+        first_attempt: bool = False,
+        first_run: bool = False,
+    ) -> tuple[ErpOrderHandle, bool]:
+        """The first attempt posts straight away (Brightpearl refuses a second order with
+        the same `externalRef`, and answers with the one that holds it); a retry looks
+        first, as an attempt may find an order the legacy create left half made
+        (`client.create_sales_order`). Product ids come from the per-process cache."""
+        skus = [line.sku for line in order.lines if line.sku]
+        product_ids = await self._order_product_ids(skus)
+        try:
+            if first_attempt:
+                order_id, made = await self.client.post_sales_order(
+                    order, int(customer_id), pair.brightpearl, product_ids=product_ids
+                )
+            else:
+                existing = await self.client.find_order_by_reference(order.number)
+                order_id = await self.client.create_sales_order(
+                    order, int(customer_id), pair.brightpearl, product_ids=product_ids
+                )
+                made = existing is None
+        except ValidationFailed:
+            # A product renumbered or removed since it was cached: the next try looks again.
+            self._order_products.forget(skus)
+            raise
+        return ErpOrderHandle(id=str(order_id), number=str(order_id)), made
 
     async def cancel_order(self, handle: ErpOrderHandle, pair: PairConfig) -> None:
         await self.client.cancel_order(int(handle.id), lookups=pair.brightpearl)
@@ -92,8 +142,16 @@ class BrightpearlErpPort:
         return []
 
     async def record_payment(
-        self, handle: ErpOrderHandle, payment: Payment, customer_id: str, pair: PairConfig
+        self,
+        handle: ErpOrderHandle,
+        payment: Payment,
+        customer_id: str,
+        pair: PairConfig,
+        *,
+        first_on_new_order: bool = False,
     ) -> str:
+        """Always written first: `transactionRef` + `paymentMethodCode` is unique, and a
+        refusal answers with the payment holding it (client.py `_post_payment`)."""
         return str(await self.client.record_payment(int(handle.id), payment, pair.brightpearl))
 
     async def reverse_payment(
