@@ -10,11 +10,12 @@ that dies with a claim leaves it to the others once the lease is over.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, Insert, Table, or_, update
+from sqlalchemy import Connection, Engine, Insert, Table, or_, update
 from sqlalchemy import select as select_rows
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import select
@@ -29,6 +30,17 @@ CLAIM_LEASE = timedelta(seconds=60)
 takes, short enough that an event claimed by a process that died is soon taken up."""
 
 EVENTS: Table = WebhookEvent.__table__  # type: ignore[attr-defined]
+
+
+@contextlib.contextmanager
+def _one_statement(engine: Engine) -> Iterator[Connection]:
+    """A transaction of one statement, committed by the database as it completes
+    (autocommit): no lock is held while Python runs between the statement and a COMMIT,
+    which under SQLite's one writer would hold up the other API processes' writes."""
+    with engine.connect() as connection:
+        single = connection.execution_options(isolation_level="AUTOCOMMIT")
+        with single.begin():
+            yield single
 
 
 def _insert_or_nothing(engine: Engine, values: dict[str, Any]) -> Insert:
@@ -52,8 +64,8 @@ def record_event(
     started: bool = False,
     claim_for: timedelta | None = None,
 ) -> tuple[WebhookEvent, bool]:
-    """Store the event in one transaction; `(event, False)` when this (source, event id)
-    was recorded before (the first record is returned).
+    """Store the event in one transaction (one statement); `(event, False)` when this
+    (source, event id) was recorded before (the first record is returned, read after).
 
     `started`: recorded as already started (its run was started by other means), so no
     relay takes it. `claim_for`: the caller starts it itself; the relays leave it alone
@@ -73,13 +85,14 @@ def record_event(
         "started_at": now if started else None,
         "next_attempt_at": now + claim_for if claim_for is not None else None,
     }
-    with engine.begin() as connection:
+    with _one_statement(engine) as connection:
         pk = connection.execute(_insert_or_nothing(engine, values)).scalar()
-        if pk is None:
+    if pk is None:  # recorded before (the record stays: only started ones are ever deleted)
+        with engine.connect() as connection:
             row = connection.execute(
                 select_rows(EVENTS).where(EVENTS.c.source == source, EVENTS.c.event_id == event_id)
             ).one()
-            return WebhookEvent.model_validate(dict(row._mapping)), False
+        return WebhookEvent.model_validate(dict(row._mapping)), False
     return WebhookEvent.model_validate({"id": pk, **values}), True
 
 
@@ -191,7 +204,7 @@ def claim_events(
         .values(next_attempt_at=now + lease)
         .returning(*EVENTS.c)
     )
-    with engine.begin() as connection:
+    with _one_statement(engine) as connection:
         rows = connection.execute(claim).all()
     events = [WebhookEvent.model_validate(dict(row._mapping)) for row in rows]
     return sorted(events, key=lambda event: event.id or 0)
@@ -201,7 +214,7 @@ def mark_started_many(engine: Engine, event_pks: Sequence[int]) -> None:
     """The starts of these events went through: one transaction for the lot."""
     if not event_pks:
         return
-    with engine.begin() as connection:
+    with _one_statement(engine) as connection:
         connection.execute(
             update(EVENTS)
             .where(EVENTS.c.id.in_(list(event_pks)), EVENTS.c.status != EventStatus.STARTED)
@@ -224,7 +237,7 @@ def release_events(engine: Engine, event_pks: Sequence[int], error: str | None) 
     values: dict[str, Any] = {"next_attempt_at": None}
     if error is not None:
         values |= {"start_attempts": EVENTS.c.start_attempts + 1, "last_error": error[:2000]}
-    with engine.begin() as connection:
+    with _one_statement(engine) as connection:
         connection.execute(
             update(EVENTS)
             .where(EVENTS.c.id.in_(list(event_pks)), EVENTS.c.status == EventStatus.RECEIVED)
