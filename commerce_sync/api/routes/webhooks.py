@@ -19,9 +19,9 @@ import asyncio
 import json
 import logging
 from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar
+from typing import Any, TypeVar
 
-from fastapi import APIRouter, Header, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import Engine
@@ -148,10 +148,39 @@ def _settings(request: Request) -> Settings:
     return settings
 
 
-@router.post("/brightpearl/{token}", status_code=202, response_model=Accepted)
-async def brightpearl_webhook(token: str, request: Request) -> JSONResponse:
+def _path_parameter(name: str, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "title": name.title()},
+        "description": description,
+    }
+
+
+# The handlers take the request alone and read its parts themselves: FastAPI's parameter
+# machinery costs a webhook more than its verification, decoding and validation together.
+# The parameters are declared for the OpenAPI document here instead.
+WEBHOOK_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"model": Accepted, "description": "a repeated delivery: the first answer"},
+    401: {"description": "the proof was refused"},
+    404: {"description": "unknown source"},
+    413: {"description": "body over webhook_max_body_bytes"},
+    422: {"description": "invalid body, naming the field"},
+}
+
+
+@router.post(
+    "/brightpearl/{token}",
+    status_code=202,
+    response_model=Accepted,
+    responses=WEBHOOK_RESPONSES,
+    openapi_extra={"parameters": [_path_parameter("token", "the secret token of the uriTemplate")]},
+)
+async def brightpearl_webhook(request: Request) -> JSONResponse:
     """Brightpearl signs nothing: the secret token is in the registered `uriTemplate`."""
     settings = _settings(request)
+    token: str = request.path_params["token"]
     try:
         verify_token(_secret(settings, "brightpearl_token"), token)
     except WebhookProofError as exc:
@@ -168,13 +197,28 @@ async def brightpearl_webhook(token: str, request: Request) -> JSONResponse:
     return await _accept(request, delivery)
 
 
-@router.post("/{source}", status_code=202, response_model=Accepted)
-async def webhook(
-    source: str,
-    request: Request,
-    token_header: Annotated[str | None, Header(alias=ACUMATICA_TOKEN_HEADER)] = None,
-) -> JSONResponse:
+@router.post(
+    "/{source}",
+    status_code=202,
+    response_model=Accepted,
+    responses=WEBHOOK_RESPONSES,
+    openapi_extra={
+        "parameters": [
+            _path_parameter("source", "kentico, xcart or acumatica"),
+            {
+                "name": ACUMATICA_TOKEN_HEADER,
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string"},
+                "description": "Acumatica's proof (a header set on its push notification)",
+            },
+        ]
+    },
+)
+async def webhook(request: Request) -> JSONResponse:
     settings = _settings(request)
+    source: str = request.path_params["source"]
+    token_header = request.headers.get(ACUMATICA_TOKEN_HEADER)
     if source in STORE_SOURCES:
         raw = await _read_body(request, settings.webhook_max_body_bytes)
         try:
