@@ -76,4 +76,12 @@ def queue_access_log() -> None:
     _listener = QueueListener(records, *handlers, respect_handler_level=True)
     logger.handlers[:] = [_HandOver(records)]
     _listener.start()
-    atexit.register(_listener.stop)
+    atexit.register(stop_access_log_queue)
+
+
+def stop_access_log_queue() -> None:
+    """Write what is still queued and stop the writing thread (idempotent)."""
+    global _listener
+    listener, _listener = _listener, None
+    if listener is not None:
+        listener.stop()
