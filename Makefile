@@ -73,6 +73,7 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.orders
 	$(BIN)/python -m bench.inventory
+	$(BIN)/python -m bench.ingest
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

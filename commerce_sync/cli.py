@@ -109,18 +109,20 @@ def worker() -> None:
 def api(
     host: Annotated[str | None, typer.Option(help="Bind address (default from settings)")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default from settings)")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="API processes on the port (default: api_workers, one per CPU)"),
+    ] = None,
 ) -> None:
     """Serve the HTTP API (webhooks, status, approvals, dead letters)."""
-    import uvicorn
-
-    from commerce_sync.api.app import create_app
+    from commerce_sync.api.serve import serve
     from commerce_sync.ops.sockets import port_in_use
 
     settings = load_settings()
     host, port = host or settings.api_host, port or settings.api_port
     if port_in_use(host, port):
         fail(f"port {port} (API) is already in use")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    serve(settings, host, port, workers or settings.api_workers)
 
 
 class ApprovalCommandError(Exception):

@@ -1,7 +1,8 @@
 """`commerce-sync up`: the embedded default as one supervised process tree.
 
 Children: the Temporal dev server (unless a Temporal address is configured), the sandbox
-server, the API and a worker. The supervisor starts them in order, waits for each to
+server, the API (`api_workers` processes on its port, supervised by uvicorn inside that
+child) and a worker. The supervisor starts them in order, waits for each to
 answer, points the sandboxes' webhooks at the API, prints the URLs, restarts a child
 that dies, and on SIGINT/SIGTERM stops them in reverse order. Every child also gets
 PR_SET_PDEATHSIG, so even a supervisor killed with SIGKILL leaves no process behind.
@@ -483,7 +484,8 @@ class Supervisor:
         sandbox = f"http://{s.sandbox_host}:{s.sandbox_port}"
         lines = [
             "commerce-sync is up:",
-            f"  API              {s.api_url}  (OpenAPI at {s.api_url}/docs)",
+            f"  API              {s.api_url}  (OpenAPI at {s.api_url}/docs; "
+            f"{s.api_workers} processes, COMMERCE_SYNC_API_WORKERS)",
             f"  Temporal Web UI  {s.web_ui_url}",
             f"  Temporal         {s.resolved_temporal_address} (namespace {s.temporal_namespace})",
             f"  Sandboxes        {sandbox}/kentico  /xcart  /brightpearl  /acumatica",

@@ -24,7 +24,7 @@ from commerce_sync.api.routes.metrics import install_observability
 from commerce_sync.config.pairs import load_pairs
 from commerce_sync.config.settings import Settings, get_settings
 from commerce_sync.intake.links import DatabaseLink, TemporalLink
-from commerce_sync.intake.relay import run_relay
+from commerce_sync.intake.relay import RelayBell, run_relay
 from commerce_sync.ops.access_log import install_access_log_redaction
 from commerce_sync.ops.alerts import Notifier
 from commerce_sync.ops.codec import payload_codec
@@ -72,9 +72,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.database = database
         app.state.temporal = temporal
+        app.state.relay_bell = bell = RelayBell()
         notifier = Notifier(settings.alerts.urls)
         relay = asyncio.create_task(
-            run_relay(engine, temporal, pairs, settings.task_queue, notifier=notifier)
+            run_relay(engine, temporal, pairs, settings.task_queue, notifier=notifier, bell=bell)
         )
         pruner = asyncio.create_task(
             run_pruner(

@@ -11,6 +11,7 @@ unless `use_sandboxes` says the sandboxes are meant (set by `up` and by the test
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
@@ -153,6 +154,18 @@ class Settings(BaseSettings):
     api_port: int = 8000
     api_public_url: str | None = None
     api_keys: dict[str, list[Literal["read", "operate"]]] = Field(default_factory=dict)
+    api_workers: int = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        ge=1,
+        le=64,
+        description="API processes serving the one port (uvicorn workers); every one "
+        "receives webhooks and runs a relay. Default: one per CPU",
+    )
+    api_access_log: bool = Field(
+        default=True,
+        description="one line per request (written by a thread of its own, off the "
+        "event loop); off spares the API the formatting too",
+    )
 
     sandbox_host: str = "127.0.0.1"
     sandbox_port: int = 8100

@@ -68,3 +68,7 @@ class AcumaticaPush(BaseModel):
     # A GUID in practice; it becomes part of the event key and of workflow ids.
     Id: str = Field(min_length=1, max_length=100)
     TimeStamp: int = Field(ge=0, le=2**63 - 1)
+
+
+WebhookBody = StoreEvent | BrightpearlEvent | AcumaticaPush
+"""A validated inbound body, of whichever source."""

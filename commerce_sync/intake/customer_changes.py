@@ -28,7 +28,7 @@ from commerce_sync.intake.bodies import StoreEvent
 from commerce_sync.intake.dispatch import ConnectedClient, StartOutcome, start_recorded
 from commerce_sync.intake.missing_runs import Outcome, start_each
 from commerce_sync.intake.routing import store_routes
-from commerce_sync.store.events import announced_since, record_event
+from commerce_sync.store.events import CLAIM_LEASE, announced_since, record_event
 from commerce_sync.systems.ports import StorePort
 
 FEED_EVENT_TYPE = "customer.updated"
@@ -77,6 +77,7 @@ async def pass_on_customer_changes(
             event_type=FEED_EVENT_TYPE,
             workflow_id=workflow_id,
             payload={"body": body, "via": "feed"},
+            claim_for=CLAIM_LEASE,  # started right here: the relays leave it alone
         )
         if not new:
             return Outcome.EXISTING

@@ -29,7 +29,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from commerce_sync.config.pairs import PairConfig
-from commerce_sync.intake.bodies import AcumaticaPush, BrightpearlEvent, StoreEvent
+from commerce_sync.intake.bodies import AcumaticaPush, BrightpearlEvent, StoreEvent, WebhookBody
 from commerce_sync.intake.routing import Route, acumatica_routes, brightpearl_routes, store_routes
 from commerce_sync.store.events import mark_start_failed, mark_started
 from commerce_sync.store.models import WebhookEvent
@@ -40,14 +40,33 @@ log = logging.getLogger(__name__)
 def routes_for(
     source: str, body: dict[str, Any], event_key: str, pairs: dict[str, PairConfig]
 ) -> list[Route]:
-    """The routes of a recorded, already validated body."""
+    """The routes of a recorded body (validated again: it was recorded, maybe by an older
+    release, and is read back from the database)."""
+    return routes_of(source, parse_model(source, body), event_key, pairs)
+
+
+def parse_model(source: str, body: dict[str, Any]) -> WebhookBody:
+    """The source's body model of an already decoded JSON object."""
     if source in ("kentico", "xcart"):
-        return store_routes(StoreEvent.model_validate(body), pairs)
+        return StoreEvent.model_validate(body)
     if source == "brightpearl":
-        return brightpearl_routes(BrightpearlEvent.model_validate(body), event_key, pairs)
+        return BrightpearlEvent.model_validate(body)
     if source == "acumatica":
-        return acumatica_routes(AcumaticaPush.model_validate(body), pairs)
+        return AcumaticaPush.model_validate(body)
     raise ValueError(f"unknown source {source}")
+
+
+def routes_of(
+    source: str, event: WebhookBody, event_key: str, pairs: dict[str, PairConfig]
+) -> list[Route]:
+    """The routes of a body the receiver has just validated, taken as it is."""
+    if isinstance(event, StoreEvent) and source in ("kentico", "xcart"):
+        return store_routes(event, pairs)
+    if isinstance(event, BrightpearlEvent) and source == "brightpearl":
+        return brightpearl_routes(event, event_key, pairs)
+    if isinstance(event, AcumaticaPush) and source == "acumatica":
+        return acumatica_routes(event, pairs)
+    raise ValueError(f"a {type(event).__name__} is not a {source} body")
 
 
 def _search_attributes(route: Route) -> TypedSearchAttributes:

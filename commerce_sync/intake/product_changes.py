@@ -30,7 +30,7 @@ from commerce_sync.domain.models import Product
 from commerce_sync.intake.dispatch import dispatch
 from commerce_sync.intake.missing_runs import Outcome, start_each
 from commerce_sync.intake.routing import catalog_route
-from commerce_sync.store.events import find_event, mark_started, record_event
+from commerce_sync.store.events import find_event, record_event
 from commerce_sync.systems.ports import ErpPort
 
 CLOCK_MARGIN = timedelta(seconds=5)
@@ -62,16 +62,15 @@ async def _covered(client: Client, engine: Engine, pair: PairConfig, product: Pr
 
 def _remember(engine: Engine, pair: PairConfig, product: Product, workflow_id: str) -> None:
     """The change as passed on: recorded already started, so the relay never takes it."""
-    event, new = record_event(
+    record_event(
         engine,
         source=pair.erp,
         event_id=_event_id(product),
         event_type=FEED_EVENT_TYPE,
         workflow_id=workflow_id,
         payload={"via": "feed", "sku": product.sku},
+        started=True,
     )
-    if new and event.id is not None:
-        mark_started(engine, event.id)
 
 
 async def pass_on_product_changes(

@@ -60,3 +60,48 @@ def test_the_token_is_masked_and_the_rest_of_the_line_kept(
         )
     [record] = [r for r in caplog.records if r.name == "uvicorn.access"]
     assert record.getMessage() == ('127.0.0.1:5000 - "POST /webhooks/brightpearl/*** HTTP/1.1" 202')
+
+
+@pytest.mark.usefixtures("uvicorn_logging")
+def test_queued_access_lines_are_written_off_the_caller_thread_whole_and_masked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import threading
+
+    from uvicorn.logging import AccessFormatter
+
+    from commerce_sync.ops import access_log
+
+    monkeypatch.setattr(access_log, "_listener", None)
+    install_access_log_redaction()
+    uvicorn.Config(app="unused:app", log_level="info")
+    written: list[tuple[str, str]] = []
+    done = threading.Event()
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            written.append((threading.current_thread().name, self.format(record)))
+            done.set()
+
+    collect = Collect()
+    collect.setFormatter(AccessFormatter('%(client_addr)s "%(request_line)s" %(status_code)s'))
+    access = logging.getLogger("uvicorn.access")
+    access.handlers[:] = [collect]
+    access_log.queue_access_log()
+    access_log.queue_access_log()  # idempotent
+    try:
+        assert [type(h).__name__ for h in access.handlers] == ["_HandOver"]
+        access.info(
+            '%s - "%s %s HTTP/%s" %d',
+            "127.0.0.1:5000",
+            "POST",
+            "/webhooks/brightpearl/s3cr3t-token",
+            "1.1",
+            202,
+        )
+        assert done.wait(5)
+    finally:
+        access_log.stop_access_log_queue()
+    [(thread, line)] = written
+    assert thread != threading.current_thread().name
+    assert line == '127.0.0.1:5000 "POST /webhooks/brightpearl/*** HTTP/1.1" 202 Accepted'
