@@ -17,7 +17,12 @@ from temporalio.exceptions import ApplicationError
 
 from commerce_sync.ops.alerts import current_watch
 from commerce_sync.ops.metrics import STEPS_FAILED
-from commerce_sync.systems.errors import ConnectorError, ThrottledError, TransientError
+from commerce_sync.systems.errors import (
+    ConnectorError,
+    EarlierCreateInFlight,
+    ThrottledError,
+    TransientError,
+)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -58,8 +63,10 @@ def classified(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
 
 def unreachable(exc: ConnectorError) -> bool:
     """Timeouts, connection errors and 5xx say the system is not answering; a throttle
-    or a refusal (4xx) is an answer."""
-    if not isinstance(exc, TransientError) or isinstance(exc, ThrottledError):
+    or a refusal (4xx) is an answer, and a create held back is no call at all."""
+    if not isinstance(exc, TransientError) or isinstance(
+        exc, (ThrottledError, EarlierCreateInFlight)
+    ):
         return False
     return exc.status is None or exc.status >= 500
 

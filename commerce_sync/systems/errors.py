@@ -37,6 +37,12 @@ class TransientError(ConnectorError):
     retryable = True
 
 
+class EarlierCreateInFlight(TransientError):
+    """An earlier attempt sent this create and got no answer; its request may still land,
+    so no second one is sent yet (`systems/uncertain_creates.py`). An answer of ours, not
+    the system's: it says nothing about the system being reachable."""
+
+
 class ThrottledError(TransientError):
     """The system's rate limit (Brightpearl 503, Acumatica 429); `retry_after_s` says when."""
 

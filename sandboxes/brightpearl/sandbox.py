@@ -1887,7 +1887,18 @@ class BrightpearlSandbox(Sandbox):
 
     async def _create_goods_in(self, call: Call) -> Any:
         """Goods received against a sales credit's rows: on hand goes up at once. Rows
-        cannot receive more than they hold, less what earlier notes received."""
+        cannot receive more than they hold, less what earlier notes received.
+
+        The limit is Brightpearl's: "Goods-In Notes can be created until all stock on the
+        Purchase Order has been added to one or more Goods-In Notes. This allows you to
+        part-receive stock against one purchase order" (BP-API
+        `warehouse/goods-in-note/post.html`). How a note over the limit is refused (a
+        400 with a `CMNC-400` error naming the row) is [INFERRED]: the page shows no
+        error. The product does not rely on the refusal: the connector posts a note only
+        when the credit has none (`GET .../goods-note/goods-in` first, docs/systems/
+        brightpearl.md §11), and a lost answer's twin is removed by the return run's
+        twin check, so a sandbox that accepted an over-receipt would change no test of
+        the product's behaviour, only the sandbox's contract test of the limit."""
         order = self._order(call.params["id"])
         if order["orderTypeCode"] not in ("SC", "PO"):
             raise bad("Goods-in notes are only for sales credits and purchase orders")

@@ -29,11 +29,14 @@ Contacts are created in steps (docs/systems/brightpearl.md §8): each postal add
 - an update changes the contact's own postal addresses in place (Postal Address PUT), so
   its retry leaves no second address; only an address the contact lacks is posted, and
   reused from the memory like the create's.
-Left: a postal-address POST whose own answer is lost (a timeout after Brightpearl made
-it) leaves one address nothing refers to, which the API gives no way to find or delete;
-so does one whose record a worker dies before sending (heartbeats are throttled to one
-per 0.8 x the heartbeat timeout; a failing attempt sends its last record with the
-failure, a dead worker cannot).
+- a postal-address POST whose own answer is lost (a timeout after Brightpearl made it,
+  maybe later than the retry): the retry reads the addresses above the highest id the
+  client knew when it sent (Postal Address GET by ID set) and reuses one with the same
+  fields; it posts again only after the pair's `duplicate_check_after` (see
+  `_postal_address`). Left: a worker that dies before its heartbeat carried the record
+  (heartbeats are throttled to one per 0.8 x the heartbeat timeout), and a send made
+  before the client knew any address id (a fresh worker's first), leave what they made
+  unfound.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from types import TracebackType
 from typing import Any
@@ -75,10 +78,13 @@ from commerce_sync.systems.errors import (
     ValidationFailed,
 )
 from commerce_sync.systems.observe import ResponseHook
+from commerce_sync.systems.uncertain_creates import before_create
 
 SYSTEM = "brightpearl"
 MAX_PAGE_SIZE = 500
 MAX_GET_IDS = 200
+ADDRESS_SCAN_BATCHES = 5
+"""At most this many ID sets of postal addresses are read for one lost POST's address."""
 DOCUMENTED_BODY_TEMPLATE = (
     '{"accountCode":"${account-code}","resourceType":"${resource-type}",'
     '"id":"${resource-id}","lifecycleEvent":"${lifecycle-event}",'
@@ -115,6 +121,7 @@ class BrightpearlClient:
         self.requests_remaining: int | None = None
         self.next_throttle_period_ms: int | None = None
         self._sku_by_id: dict[int, str] = {}
+        self._address_floor: int | None = None  # the highest postal-address id seen
 
     def observe_responses(self, hook: ResponseHook) -> None:
         """Call `hook` with every answer this client gets (the worker counts API calls)."""
@@ -240,7 +247,10 @@ class BrightpearlClient:
         return found[0] if found else None
 
     async def _create_addresses(
-        self, customer: Customer, memory: AttemptMemory = NO_MEMORY
+        self,
+        customer: Customer,
+        memory: AttemptMemory = NO_MEMORY,
+        settle: timedelta = timedelta(0),
     ) -> dict[str, int]:
         """The customer's postal addresses by role (`DEF`, `BIL`, `DEL`): one when billing
         and shipping are the same place; each reused from `memory` when an earlier
@@ -261,6 +271,7 @@ class BrightpearlClient:
             first,
             "DEF",
             memory,
+            settle,
             field="billing_address" if billing else "shipping_address",
         )
         ids = {"DEF": first_id, "BIL": first_id, "DEL": first_id}
@@ -270,7 +281,7 @@ class BrightpearlClient:
             and not mapping.same_postal(billing, shipping)
         ):
             ids["DEL"] = await self._postal_address(
-                customer, shipping, "DEL", memory, field="shipping_address"
+                customer, shipping, "DEL", memory, settle, field="shipping_address"
             )
         return ids
 
@@ -280,22 +291,69 @@ class BrightpearlClient:
         address: Address,
         role: str,
         memory: AttemptMemory,
+        settle: timedelta,
         *,
         field: str,
     ) -> int:
         """`POST postal-address`, unless this activity's earlier attempt made the same one
-        for the same customer in the same role: then its id."""
+        for the same customer in the same role: then its id, from `memory` when that
+        attempt got the answer, else found among the addresses made since it was sent.
+
+        A POST whose answer was lost may have made the address, perhaps later than its
+        retry: Brightpearl documents no postal-address search or delete, but Postal
+        Address GET takes an ID set (https://api-docs.brightpearl.com/contact/postal-address/get.html)
+        and ids only grow [INFERRED: they are sequential in every answer seen]. So the
+        send records the highest address id this client knew (`floor`); a retry reads
+        the ids above it (`_find_postal_address`) and reuses an address with the same
+        body; finding none, it sends no second POST until the pair's
+        `duplicate_check_after` has passed since the first (`uncertain_creates`), then
+        looks again and only then posts."""
         body = mapping.address_to_postal(address)
         email = customer.email.strip().casefold()
         key = f"brightpearl.postal-address.{role}.{fingerprint(email, body)}"
         made = memory.get(key)
         if made is not None and made.isdigit():
             return int(made)
+        floor = memory.get(f"{key}.floor")
+        if floor is not None and floor.isdigit():
+            found = await self._find_postal_address(int(floor), body)
+            if found is not None:
+                memory.put(key, str(found))
+                return found
+        before_create(memory, SYSTEM, key, settle, what="postal address")
+        if self._address_floor is not None:
+            memory.put(f"{key}.floor", str(self._address_floor))
         address_id = int(
             await self._request("POST", "contact-service/postal-address", json=body, field=field)
         )
+        self._saw_address_ids([address_id])
         memory.put(key, str(address_id))
         return address_id
+
+    def _saw_address_ids(self, ids: Iterable[int]) -> None:
+        """Keep the highest postal-address id seen: the floor of a later look-up."""
+        highest = max(ids, default=None)
+        if highest is not None and (self._address_floor is None or highest > self._address_floor):
+            self._address_floor = highest
+
+    async def _find_postal_address(self, floor: int, body: Json) -> int | None:
+        """The first postal address above `floor` whose fields are `body`'s, reading the
+        ids above it in ID sets of `MAX_GET_IDS` until one holds none (the newest passed)
+        or `ADDRESS_SCAN_BATCHES` were read."""
+        wanted = _postal_fields(body)
+        start = floor + 1
+        for _ in range(ADDRESS_SCAN_BATCHES):
+            batch = list(range(start, start + MAX_GET_IDS))
+            found = await self._get_by_ids("contact-service/postal-address", batch)
+            if not found:
+                return None
+            ids = [int(a.get("addressId", a.get("id"))) for a in found]
+            self._saw_address_ids(ids)
+            for address_id, native in sorted(zip(ids, found, strict=True)):
+                if _postal_fields(native, keys=body.keys()) == wanted:
+                    return address_id
+            start += MAX_GET_IDS
+        return None
 
     async def create_contact(
         self,
@@ -303,10 +361,11 @@ class BrightpearlClient:
         lookups: BrightpearlLookups | None = None,
         *,
         memory: AttemptMemory = NO_MEMORY,
+        settle: timedelta = timedelta(0),
     ) -> int:
         """Postal address(es) first (reused from `memory`), then the contact; answers the
         contact id."""
-        address_ids = await self._create_addresses(customer, memory)
+        address_ids = await self._create_addresses(customer, memory, settle)
         body = mapping.customer_to_contact(customer, address_ids, self._lk(lookups))
         return int(
             await self._request("POST", "contact-service/contact", json=body, field="customer")
@@ -320,6 +379,7 @@ class BrightpearlClient:
         out (`postalAddresses` is optional there, https://api-docs.brightpearl.com/contact/contact/get.html)."""
         contact = dict(native)
         ids = contact.get("postAddressIds") or {}
+        self._saw_address_ids(int(v) for v in ids.values() if str(v).isdigit())
         if ids and not contact.get("postalAddresses"):
             addresses = await self._get_by_ids(
                 "contact-service/postal-address", sorted({int(v) for v in ids.values()})
@@ -330,7 +390,12 @@ class BrightpearlClient:
         return mapping.contact_from_native(contact)
 
     async def update_contact(
-        self, contact_id: int, customer: Customer, *, memory: AttemptMemory = NO_MEMORY
+        self,
+        contact_id: int,
+        customer: Customer,
+        *,
+        memory: AttemptMemory = NO_MEMORY,
+        settle: timedelta = timedelta(0),
     ) -> None:
         """Makes the contact say what `customer` says, writing only what differs (a record
         written back, such as a merge's snapshot, leaves the contact as it was), each part
@@ -363,7 +428,7 @@ class BrightpearlClient:
             _same_postal(current.billing_address, customer.billing_address)
             and _same_postal(current.shipping_address, customer.shipping_address)
         ):
-            await self._write_addresses(contact_id, native, customer, memory)
+            await self._write_addresses(contact_id, native, customer, memory, settle)
         if current.active != customer.active:
             await self.set_contact_active(contact_id, customer.active)
 
@@ -385,7 +450,12 @@ class BrightpearlClient:
         return company_id
 
     async def _write_addresses(
-        self, contact_id: int, native: Json, customer: Customer, memory: AttemptMemory
+        self,
+        contact_id: int,
+        native: Json,
+        customer: Customer,
+        memory: AttemptMemory,
+        settle: timedelta,
     ) -> None:
         """The customer's billing and shipping addresses onto the contact's own postal
         addresses, changed in place by Postal Address PUT
@@ -408,7 +478,7 @@ class BrightpearlClient:
         links: dict[str, int] = {}
         if main is None:
             main = await self._postal_address(
-                customer, first, "DEF", memory, field="billing_address"
+                customer, first, "DEF", memory, settle, field="billing_address"
             )
             links.update(DEF=main, BIL=main)
         else:
@@ -424,7 +494,7 @@ class BrightpearlClient:
             delivery = have.get("DEL")
             if delivery is None or delivery == main:
                 delivery = await self._postal_address(
-                    customer, shipping, "DEL", memory, field="shipping_address"
+                    customer, shipping, "DEL", memory, settle, field="shipping_address"
                 )
                 links["DEL"] = delivery
             else:
@@ -1321,6 +1391,13 @@ def _emptying(op: Json) -> Json:
     if path.startswith("/communication/telephones/") and op["value"] in (None, ""):
         return {"op": "remove", "path": path}
     return op
+
+
+def _postal_fields(address: Json, keys: Iterable[str] | None = None) -> dict[str, str]:
+    """The postal fields named by `keys` (all of `address`'s by default), trimmed and in
+    any case: two addresses saying the same compare equal."""
+    names = sorted(keys if keys is not None else address.keys())
+    return {name: str(address.get(name) or "").strip().casefold() for name in names}
 
 
 def _float(value: str) -> float:

@@ -53,7 +53,9 @@ class BrightpearlCustomers:
         message (client.py `update_contact`), so that a record written back (a snapshot)
         leaves the contact as it was. A record without addresses leaves the contact's
         addresses linked: Brightpearl documents no way to unlink one."""
-        await self.client.update_contact(int(customer_id), customer, memory=memory)
+        await self.client.update_contact(
+            int(customer_id), customer, memory=memory, settle=pair.duplicate_check_after
+        )
 
     async def set_active(
         self,

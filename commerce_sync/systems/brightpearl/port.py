@@ -82,7 +82,11 @@ class BrightpearlErpPort:
     ) -> str:
         """The postal addresses, then the contact: `memory` keeps the addresses an attempt
         made for its retry (client.py's docstring says why)."""
-        return str(await self.client.create_contact(customer, pair.brightpearl, memory=memory))
+        return str(
+            await self.client.create_contact(
+                customer, pair.brightpearl, memory=memory, settle=pair.duplicate_check_after
+            )
+        )
 
     async def delete_customer(
         self, customer_id: str, pair: PairConfig, *, memory: AttemptMemory = NO_MEMORY

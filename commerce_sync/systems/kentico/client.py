@@ -26,9 +26,10 @@ from __future__ import annotations
 import copy
 import logging
 import re
+import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any
 
@@ -43,6 +44,7 @@ from commerce_sync.domain.models import (
     ReturnRequest,
     StockLevel,
 )
+from commerce_sync.systems.attempts import NO_MEMORY, AttemptMemory, fingerprint
 from commerce_sync.systems.errors import (
     AuthenticationFailed,
     ConnectorError,
@@ -71,12 +73,14 @@ from commerce_sync.systems.kentico.schema import (
 )
 from commerce_sync.systems.kentico.writes import check_write
 from commerce_sync.systems.observe import ResponseHook
+from commerce_sync.systems.uncertain_creates import before_create
 
 log = logging.getLogger(__name__)
 SYSTEM = "kentico"
 Row = dict[str, Any]
 _FIELD = re.compile(r"(?:field|column name|column)\s+'([^']+)'", re.IGNORECASE)
 _IN_CHUNK = 100
+_ADDRESS_GUIDS = uuid.uuid5(uuid.NAMESPACE_URL, "commerce-sync:kentico:COM_Address")
 
 
 @dataclass
@@ -94,6 +98,12 @@ def _in(column: str, values: Iterable[int]) -> str:
 def _chunks(values: Sequence[Any], size: int = _IN_CHUNK) -> Iterable[Sequence[Any]]:
     for start in range(0, len(values), size):
         yield values[start : start + size]
+
+
+def address_guid(customer_id: int, address: Mapping[str, Any]) -> str:
+    """The `AddressGUID` an address create of ours writes: a UUID derived from the
+    customer and the row's values, so every attempt of one create names the same row."""
+    return str(uuid.uuid5(_ADDRESS_GUIDS, f"{customer_id}:{fingerprint(address)}"))
 
 
 def _id(value: str | int, what: str) -> int:
@@ -498,11 +508,36 @@ class KenticoClient:
             await self._create(ADDRESS, {**address, "AddressCustomerID": customer_id})
         return str(customer_id)
 
-    async def update_customer(self, customer_id: str | int, customer: Customer) -> None:
+    async def update_customer(
+        self,
+        customer_id: str | int,
+        customer: Customer,
+        *,
+        memory: AttemptMemory = NO_MEMORY,
+        settle: timedelta = timedelta(0),
+    ) -> None:
         """Writes the customer's fields and the addresses it carries.
 
         A billing or shipping address given replaces the one flagged for that role (or
         is added); a role whose address is None is left as it is.
+
+        An address added is created exactly once, though its answer may be lost (the
+        REST service has no idempotency key, and a held POST can land after its retry):
+        - its `AddressGUID` is a reference derived from the customer and the row's
+          content (`address_guid`). Kentico keeps the GUID a write gives (a GUID given
+          is how objects are matched across instances by content staging [INFERRED];
+          the REST service loads the object as sent, KEN-REST "Manipulating data");
+        - before a create, the customer's rows (`where=AddressCustomerID = n`, KEN-REST
+          "Getting data") are searched for that GUID: one found is the earlier
+          attempt's, reused (`GET /rest/ecommerce.address/{guid}`, by GUID, is the
+          documented read of one object; the list serves the roles' matching too);
+        - a retry that finds nothing sends no second POST until the pair's
+          `duplicate_check_after` has passed since the first was sent
+          (`uncertain_creates.before_create`); it comes back and looks again;
+        - rows sharing a GUID (a POST that landed later still) are twins: every write
+          deletes all but the oldest (`DELETE /rest/ecommerce.address/{id}`, KEN-REST
+          "Manipulating data"). Kentico generates distinct GUIDs itself, so only a
+          repeated create of ours shares one. The GUID is not relied on being unique.
         """
         row_id = _id(customer_id, "customer")
         geo = await self.geo()
@@ -514,9 +549,8 @@ class KenticoClient:
         await self._update(CUSTOMER, row_id, mapping.customer_to_native(customer))
         if not wanted:
             return
-        existing = sorted(
-            await self._list(ADDRESS, where=f"AddressCustomerID = {row_id}"),
-            key=lambda r: int(r["AddressID"]),
+        existing = await self._without_twins(
+            await self._list(ADDRESS, where=f"AddressCustomerID = {row_id}")
         )
         roles = {
             role
@@ -526,7 +560,16 @@ class KenticoClient:
         }
         used: set[int] = set()
         for address in wanted:
+            guid = address_guid(row_id, address)
             match = next(
+                (
+                    row
+                    for row in existing
+                    if int(row["AddressID"]) not in used
+                    and str(row.get("AddressGUID", "")).lower() == guid
+                ),
+                None,
+            ) or next(
                 (
                     row
                     for row in existing
@@ -536,7 +579,9 @@ class KenticoClient:
                 None,
             )
             if match is None:
-                await self._create(ADDRESS, {**address, "AddressCustomerID": row_id})
+                before_create(memory, SYSTEM, guid, settle, what="customer address")
+                values = {**address, "AddressCustomerID": row_id, "AddressGUID": guid}
+                await self._create(ADDRESS, values)
                 continue
             used.add(int(match["AddressID"]))
             values = dict(address)
@@ -552,6 +597,26 @@ class KenticoClient:
             clear = {role: False for role in roles if row.get(role)}
             if clear:
                 await self._update(ADDRESS, int(row["AddressID"]), clear)
+
+    async def _without_twins(self, rows: list[Row]) -> list[Row]:
+        """`rows` by `AddressID`, each GUID's oldest row only: the later ones (a create
+        that landed after its retry had made the row) are deleted."""
+        kept: dict[str, Row] = {}
+        out: list[Row] = []
+        for row in sorted(rows, key=lambda r: int(r["AddressID"])):
+            guid = str(row.get("AddressGUID") or "").lower()
+            if guid and guid in kept:
+                log.warning(
+                    "kentico: address %s repeats address %s (a late create): deleting it",
+                    row["AddressID"],
+                    kept[guid]["AddressID"],
+                )
+                await self._delete(ADDRESS, int(row["AddressID"]))
+                continue
+            if guid:
+                kept[guid] = row
+            out.append(row)
+        return out
 
     async def delete_customer(self, customer_id: str | int) -> None:
         """Removes a customer (and its addresses); refused while orders refer to it."""

@@ -61,7 +61,9 @@ class KenticoCustomers:
         *,
         memory: AttemptMemory = NO_MEMORY,
     ) -> None:
-        await self.client.update_customer(customer_id, customer)
+        await self.client.update_customer(
+            customer_id, customer, memory=memory, settle=pair.duplicate_check_after
+        )
         await self._clear_missing_roles(int(customer_id), customer)
 
     async def _clear_missing_roles(self, customer_id: int, customer: Customer) -> None:

@@ -49,6 +49,7 @@ from commerce_sync.domain.models import (
     ReturnRequest,
     StockLevel,
 )
+from commerce_sync.systems.attempts import NO_MEMORY, AttemptMemory, fingerprint
 from commerce_sync.systems.errors import (
     AuthenticationFailed,
     ConnectorError,
@@ -59,6 +60,7 @@ from commerce_sync.systems.errors import (
     ValidationFailed,
 )
 from commerce_sync.systems.observe import ResponseHook
+from commerce_sync.systems.uncertain_creates import before_create
 from commerce_sync.systems.xcart import mapping
 from commerce_sync.systems.xcart.lookups import XCartLookups
 
@@ -415,13 +417,38 @@ class XCartClient:
             raise TransientError(SYSTEM, "POST profile: no profile in the answer")
         return str(data["profile_id"])
 
-    async def update_customer(self, customer_id: str | int, customer: Customer) -> Customer:
-        """Writes login, status and the billing/shipping addresses (ids kept)."""
+    async def update_customer(
+        self,
+        customer_id: str | int,
+        customer: Customer,
+        *,
+        memory: AttemptMemory = NO_MEMORY,
+        settle: timedelta = timedelta(0),
+    ) -> Customer:
+        """Writes login, status and the billing/shipping addresses (ids kept).
+
+        The profile PUT carries the profile's whole address list (XC-DOCS "update one";
+        that the list given replaces the profile's is [INFERRED], as the sandbox does).
+        An address without an `address_id` is a create, and a PUT whose answer is lost
+        may land after its retry. X-Cart addresses have no reference field, so the
+        address's content is the reference (`mapping.address_content`):
+        - an existing address with the content of one to create is reused (its id sent);
+        - a retry that finds none sends no address create until the pair's
+          `duplicate_check_after` has passed since the uncertain PUT was sent
+          (`uncertain_creates.before_create`), then looks again: the landed PUT's
+          address is then reused;
+        - addresses of one content beyond the oldest are twins, left out of the list
+          written (a replaced list drops them).
+        """
         current = await self._get_one("profile", customer_id)
+        existing = mapping.without_twins(list(current.get("addresses") or []))
         body = mapping.customer_to_native(customer)
-        body["addresses"] = mapping.merge_addresses(
-            list(current.get("addresses") or []), body["addresses"]
-        )
+        body["addresses"] = mapping.merge_addresses(existing, body["addresses"])
+        for address in body["addresses"]:
+            if address.get("address_id") in (None, "", 0):
+                content = mapping.address_content(address)
+                reference = f"profile {customer_id} address {fingerprint(content)}"
+                before_create(memory, SYSTEM, reference, settle, what="profile address")
         return mapping.customer_from_native(await self._put_one("profile", customer_id, body))
 
     async def iter_customers_changed_since(

@@ -71,7 +71,9 @@ class XCartCustomers:
             customer = customer.model_copy(
                 update={"billing_address": billing, "shipping_address": shipping}
             )
-        await self.client.update_customer(customer_id, customer)
+        await self.client.update_customer(
+            customer_id, customer, memory=memory, settle=pair.duplicate_check_after
+        )
 
     async def set_active(
         self,

@@ -235,8 +235,44 @@ def customer_to_native(customer: Customer) -> Native:
     }
 
 
+ADDRESS_CONTENT = (
+    "firstname",
+    "lastname",
+    "company",
+    "street",
+    "street2",
+    "city",
+    "state",
+    "zipcode",
+    "country_code",
+    "phone",
+)
+
+
+def address_content(address: Native) -> tuple[str, ...]:
+    """What an address says (its fields, trimmed, any case): X-Cart addresses have no
+    reference field, so two addresses of one profile saying the same are one address."""
+    return tuple(str(address.get(name) or "").strip().casefold() for name in ADDRESS_CONTENT)
+
+
+def without_twins(addresses: list[Native]) -> list[Native]:
+    """`addresses` less those repeating the content of an older one (lower id): the
+    twins a late address create leaves; the oldest keeps the roles of all."""
+    kept: dict[tuple[str, ...], Native] = {}
+    for address in sorted(addresses, key=lambda a: int(a.get("address_id") or 0)):
+        content = address_content(address)
+        first = kept.get(content)
+        if first is None:
+            kept[content] = dict(address)
+            continue
+        for flag in ("is_billing", "is_shipping"):
+            first[flag] = bool(first.get(flag)) or bool(address.get(flag))
+    return list(kept.values())
+
+
 def merge_addresses(existing: list[Native], wanted: list[Native]) -> list[Native]:
-    """Keep the ids of the existing billing/shipping addresses the wanted ones replace.
+    """Keep the ids of the existing billing/shipping addresses the wanted ones replace,
+    or of an existing address saying the same as a wanted one (an earlier attempt's).
 
     Addresses that are neither billing nor shipping are kept as they are.
     """
@@ -245,6 +281,16 @@ def merge_addresses(existing: list[Native], wanted: list[Native]) -> list[Native
     used: set[Any] = set()
     for address in wanted:
         previous = old_billing if address.get("is_billing") else old_shipping
+        if previous is None or previous.get("address_id") in used:
+            previous = next(
+                (
+                    a
+                    for a in existing
+                    if a.get("address_id") not in used
+                    and address_content(a) == address_content(address)
+                ),
+                None,
+            )
         if previous is not None and previous.get("address_id") not in used:
             address = {**address, "address_id": previous.get("address_id")}
             used.add(previous.get("address_id"))
@@ -252,7 +298,8 @@ def merge_addresses(existing: list[Native], wanted: list[Native]) -> list[Native
     for address in existing:
         if address.get("is_billing") or address.get("is_shipping"):
             continue
-        out.append(dict(address))
+        if address.get("address_id") not in used:
+            out.append(dict(address))
     return out
 
 

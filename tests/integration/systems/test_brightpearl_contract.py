@@ -30,6 +30,7 @@ from commerce_sync.systems.brightpearl import mapping
 from commerce_sync.systems.brightpearl.client import BrightpearlClient
 from commerce_sync.systems.errors import (
     AuthenticationFailed,
+    EarlierCreateInFlight,
     NotFound,
     ThrottledError,
     TransientError,
@@ -1314,3 +1315,43 @@ async def test_registered_templates_render_and_respect_id_set_accepted(
     assert "/hooks/contacts" not in bodies  # "contact" is not a prefix of a raised event here
     deliveries = (await state(sandboxes))["webhook_deliveries"]
     assert {d["webhookId"] for d in deliveries} == {1, 3}
+
+
+async def test_a_postal_address_post_whose_answer_is_lost_is_found_not_posted_again(
+    settings: Settings, sandboxes: httpx.AsyncClient
+) -> None:
+    """Issue #13: the address POST of a contact create is held past the client's timeout
+    (Brightpearl makes the address after the client gave up). The retry sends no second
+    POST while the first may still land; once it has, the retry finds it among the ids
+    above the highest one the client knew (Postal Address GET by ID set,
+    https://api-docs.brightpearl.com/contact/postal-address/get.html) and the contact
+    refers to it: one address, one POST."""
+    async with BrightpearlClient(settings.brightpearl, timeout_s=1.0) as bp:
+        await bp.get_contact(201)  # a worker knows some address id: the floor
+        before = len((await state(sandboxes))["postal_addresses"])
+        await sandboxes.post(
+            f"{BP}/_sandbox/faults",
+            json={"match": "POST */contact-service/postal-address", "delay_s": 2.5, "count": 1},
+        )
+        await clear_log(sandboxes)
+        jane = customer(shipping_address=address())  # one address, both roles
+        memory, settle = Remembered(), timedelta(seconds=30)
+        with pytest.raises(TransientError):
+            await bp.create_contact(jane, memory=memory, settle=settle)
+        held_back = 0
+        for _ in range(40):
+            try:
+                contact_id = await bp.create_contact(jane, memory=memory, settle=settle)
+                break
+            except EarlierCreateInFlight:
+                held_back += 1
+                await asyncio.sleep(0.25)
+        else:
+            raise AssertionError("the held address was never found")
+        posts = [w for w in writes_of(await requests_log(sandboxes)) if w[1].endswith("address")]
+        assert posts == [("POST", "contact-service/postal-address")]
+        addresses = (await state(sandboxes))["postal_addresses"]
+        assert len(addresses) == before + 1
+        ids = (await bp.get_contact_native(contact_id))["postAddressIds"]
+        assert ids["DEF"] == ids["DEL"] == max(int(a) for a in addresses)
+        assert held_back >= 1  # the retry came before the held POST had landed

@@ -333,3 +333,36 @@ def test_order_surcharges_and_guest_order() -> None:
     assert order.shipping_address.country == "CA" and order.billing_address.name == "G"
     assert order.status == OrderStatus.PROCESSING and order.payment is None
     assert order.updated_at is None and order.tracking_numbers == ["1Z"]
+
+
+def _book_address(address_id: int, street: str, **flags: bool) -> dict[str, Any]:
+    return {
+        "address_id": address_id,
+        "is_billing": flags.get("billing", False),
+        "is_shipping": flags.get("shipping", False),
+        "firstname": "Kim",
+        "lastname": "Ode",
+        "street": street,
+        "city": "Austin",
+        "country_code": "US",
+        "zipcode": "78702",
+    }
+
+
+def test_an_address_repeating_an_older_one_is_a_twin_whose_roles_the_older_keeps() -> None:
+    older = _book_address(4, "9 Elm St", billing=True)
+    twin = _book_address(7, " 9 ELM ST ", shipping=True)
+    other = _book_address(5, "1 Oak St")
+    kept = mapping.without_twins([twin, other, older])
+    assert [a["address_id"] for a in kept] == [4, 5]
+    assert kept[0]["is_billing"] and kept[0]["is_shipping"]
+
+
+def test_an_address_to_create_saying_what_one_already_says_reuses_its_id() -> None:
+    """No role matches (the landed address of an earlier attempt has none here): the
+    content does, so the address is written with its id, and not listed twice."""
+    landed = _book_address(9, "9 Elm St")
+    wanted = {**_book_address(0, "9 Elm St", billing=True, shipping=True)}
+    del wanted["address_id"]
+    merged = mapping.merge_addresses([landed], [wanted])
+    assert [(a["address_id"], a["is_billing"]) for a in merged] == [(9, True)]
