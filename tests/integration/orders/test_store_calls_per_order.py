@@ -19,9 +19,9 @@ import pytest
 
 from tests.integration.orders.order_stack import PAIRS, Stack
 
-# The log is settled when the inventory push has listed the store's orders before and
-# after its write, and no call came in for longer than the push gathers stock changes
-# (`inventory.gather_window`, 5 s): a second cycle would have begun by then.
+# The log is settled when the inventory push has listed the store's orders (a cycle's
+# calls follow one another at once) and no call came in for longer than the push gathers
+# stock changes (`inventory.gather_window`, 5 s): a second cycle would have begun by then.
 QUIET_S = 6.0
 STOCK_WRITE = re.compile(r"/ecommerce\.sku/\d+$")
 SETTLE_LIMIT_S = 90.0
@@ -49,7 +49,7 @@ async def settled_requests(stack: Stack, system: str) -> list[dict[str, Any]]:
         await asyncio.sleep(QUIET_S)
         again = await requests_of(stack, system)
         listed = sum(1 for call in again if order_listing(system, call))
-        if len(again) == len(log) and listed >= 2:
+        if len(again) == len(log) and listed >= 1:
             return again
         log = again
     raise AssertionError(f"{system} kept being called: {len(log)} calls")
@@ -113,8 +113,9 @@ ORDER_RUN: dict[str, dict[str, dict[str, int]]] = {
     },
 }
 REFERENCE_ONCE = {"kentico": 3, "xcart": 0}
-# A push cycle lists the store's orders before and after its write, reads the SKUs' rows
-# (Kentico; X-Cart's product ids are cached) and writes the quantities that changed.
+# A push cycle lists the store's orders, reads the SKUs' rows (Kentico; X-Cart's product
+# ids are cached), writes the quantities that changed and, when it wrote one, lists the
+# orders again (an order placed meanwhile).
 INVENTORY_PUSH_AT_MOST = {"kentico": 4, "xcart": 4}
 # The sync the ERP's announcement of the new customer starts finds the store customer by
 # e-mail (Kentico: the customer rows and their addresses).
