@@ -13,8 +13,9 @@ overlap. It is fed three ways:
 
 A push cycle: refresh the store orders not yet in the ERP (their quantities are held
 back) -> per batch of `inventory.batch_size`: one ERP read, sellable = available -
-safety stock - held back, never below 0, one batched absolute store write -> list the
-store's orders again and, when one arrived during the cycle, write the SKUs it touches
+safety stock - held back, never below 0, one batched absolute store write -> when it
+wrote a SKU, list the store's orders again and, when one arrived during the cycle, write
+the SKUs it touches
 again (the oversell race; README "Inventory: how the store never shows more than the ERP
 can sell"). A failed read pushes nothing for its batch (those SKUs are pushed again after
 `inventory.retry_after`, with one alert per failure streak); a SKU the store refuses
@@ -92,6 +93,10 @@ LOOKUP_TIMEOUT = timedelta(seconds=60)
 WRITE_TIMEOUT = timedelta(minutes=3)
 # Runs recorded before this step leave inventory dead letters open when their SKU lands.
 RESOLVE_LETTERS_PATCH = "resolve-inventory-dead-letters-per-sku"
+# Only SKUs the cycle wrote are verified against orders placed meanwhile: a SKU the store
+# already had at the right quantity was not written, so no order's decrement was
+# overwritten, and a cycle that wrote nothing lists the store's orders once, not twice.
+VERIFY_WRITTEN_PATCH = "verify-only-written-skus"
 DB_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
@@ -438,10 +443,12 @@ class InventoryPushWorkflow:
 
     async def _push_batches(self, skus: list[str], counts: PushCounts) -> dict[str, int]:
         """Every batch: one ERP read, one store write. Answers the ERP's sellable quantity
-        (before holding back orders) of each SKU the store now has, for the verification."""
+        (before holding back orders) of each SKU written, for the verification (before
+        `VERIFY_WRITTEN_PATCH`: of each SKU the store now has, written or unchanged)."""
         rules = self._rules
         base: dict[str, int] = {}
         read_failures: list[str] = []
+        written_only = workflow.patched(VERIFY_WRITTEN_PATCH)
         for batch in _chunks(skus, rules.batch_size):
             for sku in batch:  # a change signalled from now on is pushed again
                 self._pending.pop(sku, None)
@@ -472,7 +479,7 @@ class InventoryPushWorkflow:
             result = await self._write(quantities, counts)
             if result is None:
                 continue
-            for sku in [*result.written, *result.unchanged]:
+            for sku in result.written if written_only else [*result.written, *result.unchanged]:
                 base[sku] = sellable[sku]
         if read_failures:
             self._last_error = f"ERP read failed: {read_failures[-1]}"

@@ -10,7 +10,8 @@ Per pair, each scenario in a fresh `inventory:{pair}` run (the one before it end
 `pushed` (an ERP stock webhook gathered and pushed), `rejected` (a SKU the store refuses:
 a dead letter), `read-failed` (the ERP read fails, nothing is pushed, the retry pushes),
 `held-back` (store orders not in the ERP held back, one placed mid-push corrected, then
-released once approved), `rejected-resolved` (a SKU refused, then sold again by the store
+released once approved), `unchanged` (`pushed`, then the same SKU again: the store has
+it already, so nothing is written and the store's orders are listed once), `rejected-resolved` (a SKU refused, then sold again by the store
 and written by the next push, which resolves its dead letter; two pushes: the run
 continues as new); for kentico-brightpearl also `continued` (the run that continued as
 new, two cycles per run) and the schedule tick. Each is written as
@@ -159,6 +160,14 @@ async def pushed(inventory: InventoryStack, pair: str) -> None:
     await idle(inventory, pair)
 
 
+async def unchanged(inventory: InventoryStack, pair: str) -> None:
+    """A push whose SKU the store already has at the ERP's quantity writes nothing and
+    does not list the store's orders a second time (`verify-only-written-skus`)."""
+    await pushed(inventory, pair)
+    await push(inventory, pair, ["WIDGET-3"])
+    await idle(inventory, pair)
+
+
 async def rejected(inventory: InventoryStack, pair: str) -> None:
     await remove_from_store(inventory, PAIRS[pair][0], "WIDGET-5")
     await push(inventory, pair, ["WIDGET-4", "WIDGET-5"])
@@ -215,6 +224,7 @@ SCENARIOS: dict[str, Steps] = {
     "read-failed": read_failed,
     "held-back": held_back,
     "rejected-resolved": rejected_resolved,
+    "unchanged": unchanged,
 }
 
 

@@ -55,6 +55,7 @@ from commerce_sync.systems.errors import (
     ValidationFailed,
 )
 from commerce_sync.systems.kentico import exactjson, mapping
+from commerce_sync.systems.kentico.cache import REFERENCE_TTL_S, SKU_NUMBER_TTL_S, Expiring
 from commerce_sync.systems.kentico.formats import merge_custom_data, where_datetime, where_text
 from commerce_sync.systems.kentico.lookups import KenticoLookups
 from commerce_sync.systems.kentico.mapping import GeoTables, MappingError
@@ -126,8 +127,10 @@ class KenticoClient:
     ) -> None:
         self.settings = settings
         self.lookups = lookups or KenticoLookups()
-        self._geo_cache: dict[str, GeoTables] = {}  # shared with `with_lookups` views
-        self._status_cache: dict[str, frozenset[int]] = {}  # likewise
+        # Reference data, shared with `with_lookups` views, kept `cache.py`'s while.
+        self._geo_cache: Expiring[str, GeoTables] = Expiring(REFERENCE_TTL_S)
+        self._status_cache: Expiring[str, frozenset[int]] = Expiring(REFERENCE_TTL_S)
+        self._sku_numbers: Expiring[int, str] = Expiring(SKU_NUMBER_TTL_S)
         self._http = httpx.AsyncClient(
             base_url=settings.base_url.rstrip("/") + "/rest",
             auth=httpx.BasicAuth(settings.username, settings.password.get_secret_value()),
@@ -310,8 +313,9 @@ class KenticoClient:
         return ValidationFailed(SYSTEM, str(exc), field=exc.field)
 
     async def geo(self) -> GeoTables:
-        """`cms.country` and `cms.state`, read once per client."""
-        if "geo" not in self._geo_cache:
+        """`cms.country` and `cms.state`, read once per client while they last."""
+        geo = self._geo_cache.get("geo")
+        if geo is None:
             countries = await self._list(
                 COUNTRY, columns=("CountryID", "CountryTwoLetterCode"), orderby="CountryID"
             )
@@ -320,17 +324,35 @@ class KenticoClient:
                 columns=("StateID", "StateCode", "StateDisplayName", "StateCountryID"),
                 orderby="StateID",
             )
-            self._geo_cache["geo"] = GeoTables.from_rows(countries, states)
-        return self._geo_cache["geo"]
+            geo = GeoTables.from_rows(countries, states)
+            self._geo_cache.put("geo", geo)
+        return geo
 
     async def order_status_ids(self) -> frozenset[int]:
-        """The site's `COM_OrderStatus` ids, read once per client: Kentico would store an
-        `OrderStatusID` that names no status without a word (or refuse it with a page
-        that names no field), so the connector checks the id itself."""
-        if "ids" not in self._status_cache:
+        """The site's `COM_OrderStatus` ids, read once per client while they last: Kentico
+        would store an `OrderStatusID` that names no status without a word (or refuse it
+        with a page that names no field), so the connector checks the id itself."""
+        ids = self._status_cache.get("ids")
+        if ids is None:
             rows = await self._list(ORDER_STATUS, columns=("StatusID",), orderby="StatusID")
-            self._status_cache["ids"] = frozenset(int(row["StatusID"]) for row in rows)
-        return self._status_cache["ids"]
+            ids = frozenset(int(row["StatusID"]) for row in rows)
+            self._status_cache.put("ids", ids)
+        return ids
+
+    async def sku_numbers(self, sku_ids: Iterable[int]) -> dict[int, str]:
+        """`SKUNumber` of each SKUID that exists: from the cache, and one list call per 100
+        SKUs it lacks (order lines name their SKU by id only)."""
+        wanted = [int(sku_id) for sku_id in sku_ids]
+        missing = self._sku_numbers.missing(wanted)
+        if missing:
+            rows = await self._list_in(SKU, "SKUID", missing, columns=("SKUID", "SKUNumber"))
+            self._sku_numbers.put_many((int(r["SKUID"]), str(r["SKUNumber"])) for r in rows)
+        found: dict[int, str] = {}
+        for sku_id in wanted:
+            number = self._sku_numbers.get(sku_id)
+            if number is not None:
+                found[sku_id] = number
+        return found
 
     # ---- orders -----------------------------------------------------------------
 
@@ -346,7 +368,8 @@ class KenticoClient:
                 yield order
 
     async def _orders_from_rows(self, rows: list[Row]) -> list[Order]:
-        """Whole orders for a page of COM_Order rows: five list calls, whatever the page size."""
+        """Whole orders for a page of COM_Order rows: four list calls whatever the page
+        size, five when a SKU number is not cached."""
         geo = await self.geo()
         order_ids = [int(row["OrderID"]) for row in rows]
         items = await self._list_in(ORDER_ITEM, "OrderItemOrderID", order_ids)
@@ -358,10 +381,7 @@ class KenticoClient:
         }
         customer_addresses = await self._list_in(ADDRESS, "AddressCustomerID", customer_ids)
         sku_ids = [int(i["OrderItemSKUID"]) for i in items if i.get("OrderItemSKUID")]
-        sku_numbers = {
-            int(s["SKUID"]): str(s["SKUNumber"])
-            for s in await self._list_in(SKU, "SKUID", sku_ids, columns=("SKUID", "SKUNumber"))
-        }
+        sku_numbers = await self.sku_numbers(sku_ids)
         orders = []
         for row in rows:
             order_id = int(row["OrderID"])

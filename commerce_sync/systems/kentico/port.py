@@ -16,21 +16,22 @@ from commerce_sync.config.settings import KenticoSettings, Settings
 from commerce_sync.contracts.documents import StoreReturn
 from commerce_sync.contracts.feeds import CustomerChange, OrderChange
 from commerce_sync.contracts.stock import (
+    OPEN_ORDER_STATUSES,
     OrderReservation,
     OrderStamp,
     StockWriteResult,
-    reservation_of,
 )
 from commerce_sync.domain.models import Order, OrderStatus, Product, ReturnStatus
 from commerce_sync.systems.errors import (
     ConnectorError,
     NotFound,
     TransientError,
-    ValidationFailed,
 )
+from commerce_sync.systems.kentico import mapping
 from commerce_sync.systems.kentico.client import KenticoClient
 from commerce_sync.systems.kentico.formats import parse_datetime
-from commerce_sync.systems.kentico.schema import CUSTOMER, ORDER, RETURN_REQUEST, SKU
+from commerce_sync.systems.kentico.mapping import MappingError
+from commerce_sync.systems.kentico.schema import CUSTOMER, ORDER, ORDER_ITEM, RETURN_REQUEST, SKU
 from commerce_sync.systems.observe import ResponseHook
 
 log = logging.getLogger(__name__)
@@ -199,17 +200,60 @@ class KenticoStorePort:
     async def order_reservations(
         self, order_ids: list[str], pair: PairConfig
     ) -> list[OrderReservation]:
-        """Each order read through the store's API; one that is gone is left out, and so is
-        one that does not map (its lines cannot be known; the order's own sync run
+        """What each order holds back, a page of orders at a time: their `COM_Order` rows
+        (date, status) and `COM_OrderItem` rows (SKU id, count) in one list call each per
+        100 orders, SKU numbers from the client's cache (one call for those it lacks), not
+        the whole order (addresses, customer). An order that is gone is left out, and so
+        is one whose status, date or a line's SKU cannot be known (its own sync run
         dead-letters it)."""
+        ids = sorted({int(i) for i in order_ids if str(i).strip().isdigit()})
+        if not ids:
+            return []
+        client = self._for(pair)
+        rows = await client._list_in(
+            ORDER, "OrderID", ids, columns=("OrderID", "OrderDate", "OrderStatusID")
+        )
+        items = await client._list_in(
+            ORDER_ITEM,
+            "OrderItemOrderID",
+            [int(row["OrderID"]) for row in rows],
+            columns=("OrderItemID", "OrderItemOrderID", "OrderItemSKUID", "OrderItemUnitCount"),
+        )
+        numbers = await client.sku_numbers(
+            int(item["OrderItemSKUID"]) for item in items if item.get("OrderItemSKUID")
+        )
+        lines: dict[int, dict[str, int]] = {}
+        unknown: set[int] = set()
+        for item in items:
+            order_id = int(item["OrderItemOrderID"])
+            sku = numbers.get(int(item.get("OrderItemSKUID") or 0))
+            if sku is None:
+                unknown.add(order_id)
+                continue
+            quantity = int(item.get("OrderItemUnitCount") or 0)
+            if quantity > 0:
+                held = lines.setdefault(order_id, {})
+                held[sku] = held.get(sku, 0) + quantity
         found: list[OrderReservation] = []
-        for order_id in order_ids:
+        for row in rows:
+            order_id = int(row["OrderID"])
+            placed_at = parse_datetime(row.get("OrderDate"))
             try:
-                order = await self.get_order(order_id, pair)
-            except (NotFound, ValidationFailed) as exc:
+                status = mapping.status_from_id(row.get("OrderStatusID"), pair.kentico)
+            except MappingError as exc:
                 log.warning("order %s left out of stock reservations: %s", order_id, exc)
                 continue
-            found.append(reservation_of(order_id, order))
+            if placed_at is None or order_id in unknown:
+                log.warning("order %s left out of stock reservations: unreadable", order_id)
+                continue
+            found.append(
+                OrderReservation(
+                    order_id=str(order_id),
+                    placed_at=placed_at,
+                    open=status in OPEN_ORDER_STATUSES,
+                    lines=lines.get(order_id, {}),
+                )
+            )
         return found
 
     # ---- returns ----------------------------------------------------------------

@@ -350,29 +350,31 @@ class XCartClient:
     async def set_tracking(
         self, order_id: str | int, tracking_numbers: list[str], carrier: str
     ) -> None:
-        """Adds the tracking numbers the order lacks, and marks it Shipped. Idempotent."""
-        current = await self._get_one("order", order_id)
-        known = {str(t.get("value")) for t in current.get("trackingNumbers") or []}
-        wanted = [n.strip() for n in tracking_numbers if n.strip()]
-        new = [n for n in dict.fromkeys(wanted) if n not in known]
+        """Marks the order Shipped with its tracking text, then adds the tracking numbers
+        it lacks. Idempotent. The `PUT` answers the order as stored, numbers included, so
+        no read comes first: two calls, three only when the order already carries numbers
+        the run does not know (then the text names them too, as before)."""
+        wanted = list(dict.fromkeys(n.strip() for n in tracking_numbers if n.strip()))
+        carrier_name = self.lookups.carrier_names.get(carrier.lower(), carrier)
+        shipped_id = mapping.shipping_status_id(OrderStatus.SHIPPED, self.lookups)
+
+        def text(numbers: list[str]) -> str:
+            return f"{carrier_name} {', '.join(numbers)}".strip()
+
+        stored = await self._put_one(
+            "order", order_id, {"shippingStatus": {"id": shipped_id}, "tracking": text(wanted)}
+        )
+        known = [str(t.get("value")) for t in stored.get("trackingNumbers") or []]
+        new = [n for n in wanted if n not in known]
         if new:
             await self._call(
                 "POST",
                 "ordertrackingnumber",
-                body=[{"order": {"order_id": int(current["order_id"])}, "value": n} for n in new],
+                body=[{"order": {"order_id": int(stored["order_id"])}, "value": n} for n in new],
             )
-        carrier_name = self.lookups.carrier_names.get(carrier.lower(), carrier)
-        numbers = [*(n for n in known if n not in new), *new] if known else new
-        await self._put_one(
-            "order",
-            order_id,
-            {
-                "shippingStatus": {
-                    "id": mapping.shipping_status_id(OrderStatus.SHIPPED, self.lookups)
-                },
-                "tracking": f"{carrier_name} {', '.join(numbers)}".strip(),
-            },
-        )
+        others = [n for n in known if n not in wanted]
+        if others:  # numbers someone else added stay named in the text
+            await self._put_one("order", order_id, {"tracking": text([*others, *wanted])})
 
     async def set_payment_status(self, order_id: str | int, state: str) -> None:
         """`state` is a payment state of the lookups (`paid`, `refunded`, ...) or a native code."""

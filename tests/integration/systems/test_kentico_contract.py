@@ -302,7 +302,37 @@ async def test_get_order_call_count(client: KenticoClient, control: httpx.AsyncC
     ] * 6  # order, items, addresses, customer, its addresses, SKUs
     await control.delete("/requests")
     await client.get_order(order_id)
-    assert len(await api_requests(control)) == 6
+    # the SKU numbers are reference data, kept for a while (#15): no SKU call
+    again = await api_requests(control)
+    assert len(again) == 5
+    assert not any("ecommerce.sku" in c["path"] for c in again)
+
+
+async def test_order_reservations_read_a_page_of_orders_in_three_calls(
+    client: KenticoClient, control: httpx.AsyncClient
+) -> None:
+    """The inventory push reads what store orders hold back a page at a time: order rows,
+    their items and the SKU numbers, whatever the number of orders (#15)."""
+    order_ids = [await place(control) for _ in range(3)]
+    pair = load_pairs()["kentico-brightpearl"]
+    port = KenticoStorePort(client.settings)
+    try:
+        await control.delete("/requests")
+        found = await port.order_reservations([*order_ids, "999999"], pair)
+        calls = await api_requests(control)
+    finally:
+        await port.aclose()
+    assert [c["path"].split("/")[2] for c in calls] == [
+        "ecommerce.order",
+        "ecommerce.orderitem",
+        "ecommerce.sku",
+    ]
+    assert sorted(r.order_id for r in found) == sorted(order_ids)  # the unknown one is left out
+    for reservation in found:
+        order = await client.get_order(reservation.order_id)
+        assert reservation.open
+        assert reservation.placed_at == order.placed_at
+        assert reservation.lines == {line.sku: line.quantity for line in order.lines}
 
 
 async def test_set_order_status_with_erp_ref_and_note(

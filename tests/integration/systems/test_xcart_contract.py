@@ -332,8 +332,17 @@ async def test_set_tracking_is_idempotent_and_ships(
     sandboxes: httpx.AsyncClient, xcart: XCartClient
 ) -> None:
     order_id = await place_order(sandboxes)
+    await sandboxes.delete("/xcart/_sandbox/requests")
     await xcart.set_tracking(order_id, ["1Z999AA10123456784"], "ups")
+    # no read first: the PUT marking it shipped answers the numbers it has (#15)
+    assert [(c["method"], c["query"].split("_path=")[1]) for c in await api_calls(sandboxes)] == [
+        ("PUT", f"order%2F{order_id}"),
+        ("POST", "ordertrackingnumber"),
+    ]
     await xcart.set_tracking(order_id, ["1Z999AA10123456784", "1Z999AA10123456785"], "ups")
+    await sandboxes.delete("/xcart/_sandbox/requests")
+    await xcart.set_tracking(order_id, ["1Z999AA10123456784", "1Z999AA10123456785"], "ups")
+    assert len(await api_calls(sandboxes)) == 1  # a repeat finds both numbers there
     order = await xcart.get_order(order_id)
     assert order.status == OrderStatus.SHIPPED
     assert order.tracking_numbers == ["1Z999AA10123456784", "1Z999AA10123456785"]

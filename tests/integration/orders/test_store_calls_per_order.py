@@ -1,0 +1,147 @@
+"""Store calls per order, side runs included (issue #15, point 1): a new customer's order
+and then a returning customer's, each from the webhook to shipped, counted in the store
+sandbox's request log and put down to where each call comes from.
+
+The order run's own calls are counted exactly; the side runs it sets off (the inventory
+push after the ERP's stock change, the customer sync after the ERP's announcement of the
+customer the run created) within their bounds; reference data (countries, states, order
+statuses) is read once per worker process, on the first order only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from tests.integration.orders.order_stack import PAIRS, Stack
+
+# The log is settled when the inventory push has listed the store's orders (a cycle's
+# calls follow one another at once) and no call came in for longer than the push gathers
+# stock changes (`inventory.gather_window`, 5 s): a second cycle would have begun by then.
+QUIET_S = 6.0
+STOCK_WRITE = re.compile(r"/ecommerce\.sku/\d+$")
+SETTLE_LIMIT_S = 90.0
+
+
+async def requests_of(stack: Stack, system: str) -> list[dict[str, Any]]:
+    response = await stack.sandbox.get(f"/{system}/_sandbox/requests")
+    response.raise_for_status()
+    found: list[dict[str, Any]] = response.json()["requests"]
+    return found
+
+
+def order_listing(system: str, call: dict[str, Any]) -> bool:
+    if system == "kentico":
+        return "OrderLastModified" in call["query"]
+    return "_path=order&" in call["query"]
+
+
+async def settled_requests(stack: Stack, system: str) -> list[dict[str, Any]]:
+    """The store's request log once the side runs are done calling it."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + SETTLE_LIMIT_S
+    log = await requests_of(stack, system)
+    while loop.time() < deadline:
+        await asyncio.sleep(QUIET_S)
+        again = await requests_of(stack, system)
+        listed = sum(1 for call in again if order_listing(system, call))
+        if len(again) == len(log) and listed >= 1:
+            return again
+        log = again
+    raise AssertionError(f"{system} kept being called: {len(log)} calls")
+
+
+def kentico_source(call: dict[str, Any]) -> str:
+    path, query, method = call["path"], call["query"], call["method"]
+    if any(kind in path for kind in ("cms.country", "cms.state", "ecommerce.orderstatus")):
+        return "reference"
+    if "OrderLastModified" in query or "where=SKUNumber" in query or STOCK_WRITE.search(path):
+        return "inventory push"
+    if "CustomerEmail" in query:
+        return "customer sync"
+    if "ecommerce.sku" in path:
+        return "order read (SKU numbers)"
+    if method == "PUT" or ("ecommerce.order/" in path and call.get("write_next")):
+        return "order status/tracking"
+    return "order read"
+
+
+def xcart_source(call: dict[str, Any]) -> str:
+    query, method = call["query"], call["method"]
+    path = query.split("_path=")[1].split("&")[0]
+    if path in ("order", "product"):
+        return "inventory push"
+    if path == "profile":
+        return "customer sync"
+    if method != "GET" or call.get("write_next"):
+        return "order status/tracking"
+    return "order read"
+
+
+def sources(store: str, log: list[dict[str, Any]]) -> Counter[str]:
+    """Each call's source; a GET of the order right before a write to it is the write's."""
+    for call, following in zip(log, [*log[1:], None], strict=True):
+        call["write_next"] = (
+            following is not None
+            and call["method"] == "GET"
+            and following["method"] == "PUT"
+            and following["path"] == call["path"]
+            and following["query"].split("_key=")[-1].split("&", 1)[-1]
+            == call["query"].split("_key=")[-1].split("&", 1)[-1]
+        )
+    source = kentico_source if store == "kentico" else xcart_source
+    return Counter(source(call) for call in log)
+
+
+# What each source may cost per order. Kentico's order read is six list/get calls (order,
+# items, order addresses, customer, its addresses, SKU numbers; the SKU numbers are kept a
+# while, so a returning order's read is five); its status and tracking writes each read
+# the order first (both merge into `OrderCustomData`). X-Cart reads an order in one call,
+# its status write reads `adminNotes` first, its tracking write is a PUT and a POST.
+ORDER_RUN: dict[str, dict[str, dict[str, int]]] = {
+    "kentico": {
+        "new": {"order read": 5, "order read (SKU numbers)": 1, "order status/tracking": 4},
+        "returning": {"order read": 5, "order status/tracking": 4},
+    },
+    "xcart": {
+        "new": {"order read": 1, "order status/tracking": 4},
+        "returning": {"order read": 1, "order status/tracking": 4},
+    },
+}
+REFERENCE_ONCE = {"kentico": 3, "xcart": 0}
+# A push cycle lists the store's orders, reads the SKUs' rows (Kentico; X-Cart's product
+# ids are cached), writes the quantities that changed and, when it wrote one, lists the
+# orders again (an order placed meanwhile).
+INVENTORY_PUSH_AT_MOST = {"kentico": 4, "xcart": 4}
+# The sync the ERP's announcement of the new customer starts finds the store customer by
+# e-mail (Kentico: the customer rows and their addresses).
+CUSTOMER_SYNC_AT_MOST = {"kentico": 2, "xcart": 1}
+
+
+@pytest.mark.parametrize("pair", list(PAIRS))
+async def test_store_calls_per_order_new_then_returning_customer(stack: Stack, pair: str) -> None:
+    store, erp = PAIRS[pair]
+    customer = {"email": f"calls-{pair}@example.com", "first_name": "Jane", "last_name": "Doe"}
+    for round_ in ("new", "returning"):
+        await stack.sandbox.delete(f"/{store}/_sandbox/requests")
+        order_id = await stack.place_order(store, customer=customer)
+        status = (await stack.wait_state(pair, order_id, "awaiting_shipment"))["status"]
+        await stack.ship(
+            erp,
+            status["erp_order_id"] if erp == "brightpearl" else status["erp_order_number"],
+            "1Z999AA10123456784",
+        )
+        await stack.wait_state(pair, order_id, "shipped", run_status="COMPLETED")
+        counted = sources(store, await settled_requests(stack, store))
+
+        order_run = {k: v for k, v in counted.items() if k.startswith("order ")}
+        assert order_run == ORDER_RUN[store][round_], (round_, counted)
+        assert counted["reference"] == (REFERENCE_ONCE[store] if round_ == "new" else 0)
+        assert counted["inventory push"] <= INVENTORY_PUSH_AT_MOST[store], (round_, counted)
+        assert counted["customer sync"] <= CUSTOMER_SYNC_AT_MOST[store], (round_, counted)
+        if round_ == "returning":  # no customer was created: nothing announced it
+            assert counted["customer sync"] == 0, counted
