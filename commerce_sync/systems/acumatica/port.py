@@ -30,7 +30,7 @@ from commerce_sync.systems.acumatica.mapping import datetime_value, order_ref, p
 from commerce_sync.systems.acumatica.schema import odata_string, value_of
 from commerce_sync.systems.attempts import NO_MEMORY, AttemptMemory
 from commerce_sync.systems.errors import ValidationFailed
-from commerce_sync.systems.observe import ResponseHook
+from commerce_sync.systems.observe import RequestHook, ResponseHook
 
 
 def _handle(order_type: str, order_nbr: str) -> ErpOrderHandle:
@@ -374,6 +374,9 @@ class AcumaticaErpPort:
 
     def observe_responses(self, hook: ResponseHook) -> None:
         self.client.observe_responses(hook)
+
+    def observe_requests(self, hook: RequestHook) -> None:
+        self.client.observe_requests(hook)
 
     async def aclose(self) -> None:
         await self.client.aclose()

@@ -29,7 +29,7 @@ from commerce_sync.systems.attempts import NO_MEMORY, AttemptMemory
 from commerce_sync.systems.brightpearl.client import BrightpearlClient
 from commerce_sync.systems.brightpearl.mapping import bp_datetime, parse_datetime
 from commerce_sync.systems.errors import NotFound, ValidationFailed
-from commerce_sync.systems.observe import ResponseHook
+from commerce_sync.systems.observe import RequestHook, ResponseHook
 
 RESTOCK_NOTE = "commerce-sync restocked the goods of"
 UNSTOCK_NOTE = "commerce-sync took back the restock of"
@@ -419,6 +419,9 @@ class BrightpearlErpPort:
 
     def observe_responses(self, hook: ResponseHook) -> None:
         self.client.observe_responses(hook)
+
+    def observe_requests(self, hook: RequestHook) -> None:
+        self.client.observe_requests(hook)
 
     async def aclose(self) -> None:
         await self.client.aclose()
