@@ -15,7 +15,11 @@ webhook to the API), waits until every run reaches `awaiting_shipment`, and meas
 
 - orders per second: N / (first order.created webhook fired -> last run reaching
   awaiting_shipment, the time of its last recorded step);
-- webhook -> ERP order latency p50/p99: the store's order.created event time
+- with `--real-budgets`, per ERP: the orders/s its budget allows (budget / its calls per
+  order), the share of the budget used over the same window, and its throttle answers
+  (Brightpearl 503, others 429); and the latency of the last order placed, a new order
+  arriving on top of the backlog;
+- webhook -> ERP order latency p50/p95/p99: the store's order.created event time
   (`GET /{store}/_sandbox/events`) to the ERP sales order's creation stamp
   (`GET /{erp}/_sandbox/state`: Brightpearl `createdOn`, Acumatica `CreatedDate`);
 - API calls per order per system, from `GET /{system}/_sandbox/requests`;
@@ -23,8 +27,8 @@ webhook to the API), waits until every run reaches `awaiting_shipment`, and meas
   as many no-op activities as an order run scheduled (counted from its history), in
   workflows per second from the first start to the last close; and our ratio to it.
 
-By default the systems' API budgets are lifted (the sandboxes' throttles off, each task
-queue's rate limit high), so the figure is the stack's, not Brightpearl's 200 calls a
+By default the systems' API budgets are lifted (the sandboxes' throttles off, each call
+budget high), so the figure is the stack's, not Brightpearl's 200 calls a
 minute; `--real-budgets` keeps the configured ones. Prints a table and a JSON line.
 """
 
@@ -305,7 +309,7 @@ class OrderWorker:
 
     def __init__(self, client: Client, settings: Settings, engine: Engine) -> None:
         pairs = load_pairs(settings.pairs_file)
-        self.ports = Ports(settings)
+        self.ports = Ports(settings, engine=engine)
         self.executor = concurrent.futures.ThreadPoolExecutor(max_workers=32)
         self.stop = asyncio.Event()
         workers = build_workers(
@@ -576,8 +580,10 @@ async def api_calls(sandbox: httpx.AsyncClient, placed: list[Placed]) -> list[Sy
         if not orders:
             continue
         log = (await sandbox_json(sandbox, f"/{system}/_sandbox/requests"))["requests"]
-        throttled = sum(1 for r in log if r["status"] == 429)
-        failed = sum(1 for r in log if r["status"] >= 400 and r["status"] != 429)
+        # Brightpearl's throttle answer is a 503 (docs/systems/brightpearl.md §4).
+        throttle_status = 503 if system == "brightpearl" else 429
+        throttled = sum(1 for r in log if r["status"] == throttle_status)
+        failed = sum(1 for r in log if r["status"] >= 400 and r["status"] != throttle_status)
         result.append(SystemCalls(system, orders, len(log), throttled, failed))
     return result
 
@@ -609,6 +615,49 @@ async def bare_runs(
 
 
 @dataclass
+class BudgetUse:
+    """One ERP under its real budget over the orders' window."""
+
+    system: str
+    budget_per_s: float
+    calls_per_order: float
+    allowed_orders_per_s: float
+    measured_orders_per_s: float
+    share_used: float
+    throttled: int
+
+
+def budget_use(
+    calls: list[SystemCalls],
+    times: list[OrderTimes],
+    placed: list[Placed],
+    settings: Settings,
+) -> list[BudgetUse]:
+    """Per ERP: orders/s its budget allows against what its pair did, and budget used."""
+    found: list[BudgetUse] = []
+    for c in calls:
+        if c.system not in ("brightpearl", "acumatica"):
+            continue
+        mine = [t for t, p in zip(times, placed, strict=True) if p.erp == c.system]
+        first = min(t.webhook for t in mine)
+        last = max(t.awaiting_shipment for t in mine)
+        measured, window = rate(len(mine), first, last)
+        budget = getattr(settings, c.system).rate_per_second
+        found.append(
+            BudgetUse(
+                system=c.system,
+                budget_per_s=budget,
+                calls_per_order=c.per_order,
+                allowed_orders_per_s=budget / c.per_order,
+                measured_orders_per_s=measured,
+                share_used=c.requests / (budget * window),
+                throttled=c.throttled,
+            )
+        )
+    return found
+
+
+@dataclass
 class BenchResult:
     orders: int
     pairs: list[str]
@@ -616,7 +665,10 @@ class BenchResult:
     orders_per_s: float
     window_s: float
     webhook_to_erp_ms_p50: float
+    webhook_to_erp_ms_p95: float
     webhook_to_erp_ms_p99: float
+    last_order_to_erp_ms: float
+    budget_use: list[BudgetUse]
     webhook_to_awaiting_ms_p50: float
     webhook_to_awaiting_ms_p99: float
     activities_per_order: dict[str, int]
@@ -633,6 +685,10 @@ class BenchResult:
         data = asdict(self)
         data["calls_per_order"] = {c.system: round(c.per_order, 2) for c in self.calls}
         data["calls"] = [asdict(c) | {"per_order": round(c.per_order, 2)} for c in self.calls]
+        data["budget_use"] = [
+            {k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(u).items()}
+            for u in self.budget_use
+        ]
         return {
             "bench": "orders",
             **{k: round(v, 3) if isinstance(v, float) else v for k, v in data.items()},
@@ -676,8 +732,9 @@ async def run(args: argparse.Namespace) -> BenchResult:
             for system in SANDBOX_SYSTEMS:
                 (await sandbox.delete(f"/{system}/_sandbox/requests")).raise_for_status()
 
-            err.print(f"placing {args.orders} orders ({', '.join(pairs)}) ...")
-            placed = await place_all(sandbox, pairs, args.orders, args.rate)
+            count = args.orders if args.duration is None else math.ceil(args.rate * args.duration)
+            err.print(f"placing {count} orders ({', '.join(pairs)}) ...")
+            placed = await place_all(sandbox, pairs, count, args.rate)
             await wait_synced(client, len(warm) + len(placed), args.timeout, "orders")
             calls = await api_calls(sandbox, placed)
             times = await order_times(client, sandbox, placed)
@@ -697,7 +754,7 @@ async def run(args: argparse.Namespace) -> BenchResult:
             to_wait = [(t.awaiting_shipment - t.webhook).total_seconds() * 1000 for t in times]
 
             activities = max(per_pair.values())
-            err.print(f"raw ceiling: {args.orders} bare workflows of {activities} activities ...")
+            err.print(f"raw ceiling: {count} bare workflows of {activities} activities ...")
             bare_stop = asyncio.Event()
             bare_worker = Worker(
                 client, task_queue=BARE_TASK_QUEUE, workflows=[BareWorkflow], activities=[noop]
@@ -706,7 +763,7 @@ async def run(args: argparse.Namespace) -> BenchResult:
             try:
                 await bare_runs(client, 1, activities, "bench-bare-warm-up")
                 ceiling, ceiling_window = await asyncio.wait_for(
-                    bare_runs(client, args.orders, activities, "bench-bare"), args.timeout
+                    bare_runs(client, count, activities, "bench-bare"), args.timeout
                 )
             finally:
                 bare_stop.set()
@@ -720,7 +777,10 @@ async def run(args: argparse.Namespace) -> BenchResult:
             orders_per_s=orders_per_s,
             window_s=window,
             webhook_to_erp_ms_p50=percentile(to_erp, 50),
+            webhook_to_erp_ms_p95=percentile(to_erp, 95),
             webhook_to_erp_ms_p99=percentile(to_erp, 99),
+            last_order_to_erp_ms=to_erp[-1],
+            budget_use=[] if lift else budget_use(calls, times, placed, settings),
             webhook_to_awaiting_ms_p50=percentile(to_wait, 50),
             webhook_to_awaiting_ms_p99=percentile(to_wait, 99),
             activities_per_order=per_pair,
@@ -769,9 +829,23 @@ def report(result: BenchResult, out: Console) -> None:
         "orders per second", f"{result.orders_per_s:.2f}  ({result.window_s:.1f} s window)"
     )
     table.add_row(
-        "webhook -> ERP order p50 / p99",
-        f"{result.webhook_to_erp_ms_p50:.0f} / {result.webhook_to_erp_ms_p99:.0f} ms",
+        "webhook -> ERP order p50 / p95 / p99",
+        f"{result.webhook_to_erp_ms_p50:.0f} / {result.webhook_to_erp_ms_p95:.0f} / "
+        f"{result.webhook_to_erp_ms_p99:.0f} ms",
     )
+    table.add_row(
+        "webhook -> ERP order, the last order placed", f"{result.last_order_to_erp_ms:.0f} ms"
+    )
+    for use in result.budget_use:
+        table.add_row(
+            f"{use.system}: orders/s measured / allowed by the budget",
+            f"{use.measured_orders_per_s:.3f} / {use.allowed_orders_per_s:.3f} "
+            f"({use.budget_per_s * 60:.0f} calls/min / {use.calls_per_order:.2f} per order)",
+        )
+        table.add_row(
+            f"{use.system}: budget used, throttle answers",
+            f"{use.share_used:.1%}, {use.throttled}",
+        )
     table.add_row(
         "webhook -> awaiting shipment p50 / p99",
         f"{result.webhook_to_awaiting_ms_p50:.0f} / {result.webhook_to_awaiting_ms_p99:.0f} ms",
@@ -796,7 +870,7 @@ def report(result: BenchResult, out: Console) -> None:
     out.print(table)
 
     calls = Table(title="API calls per order, by system", title_justify="left")
-    for name in ("system", "orders", "requests", "per order", "429s", "other non-2xx"):
+    for name in ("system", "orders", "requests", "per order", "throttled", "other non-2xx"):
         calls.add_column(name, justify="left" if name == "system" else "right")
     for c in result.calls:
         calls.add_row(
@@ -868,6 +942,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="orders placed per second; 0 (default) places them as fast as the store takes them",
     )
     parser.add_argument(
+        "--duration",
+        type=positive_float,
+        default=None,
+        help="place orders for this many seconds at --rate (instead of --orders)",
+    )
+    parser.add_argument(
         "--real-budgets",
         action="store_true",
         help="keep the systems' API budgets (Brightpearl 200/min ...) instead of lifting them",
@@ -878,7 +958,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=600.0,
         help="seconds each phase may take before the bench gives up (default 600)",
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.duration is not None and args.rate <= 0:
+        parser.error("--duration needs a --rate")
+    return args
 
 
 def bench_main(

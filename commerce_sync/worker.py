@@ -2,9 +2,11 @@
 
 One workflow task queue (`settings.task_queue`) runs every workflow and the database
 activities. Each outside system gets its own activity task queue, named after it, with
-`max_task_queue_activities_per_second` set from that system's API budget: the Temporal
-server enforces that rate across every worker replica, so ten workers together still
-send Brightpearl no more than 200 requests a minute.
+no rate limit: the systems' API budgets are counted in calls, not activities, by the
+connectors' call budget (`systems/budget.py`), shared through the app database by every
+worker process of the deployment, so ten workers together still send Brightpearl no
+more than 200 requests a minute. An activity waiting for its calls holds a slot of its
+queue's worker, hence the larger `SYSTEM_QUEUE_SLOTS` (the wait is a sleeping coroutine).
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from commerce_sync.activities.store import StoreActivities
 from commerce_sync.commands.feeds import ensure_feed_schedules
 from commerce_sync.commands.inventory_control import ensure_schedules
 from commerce_sync.config.pairs import PairConfig, load_pairs
-from commerce_sync.config.settings import Settings
+from commerce_sync.config.settings import CallBudgetSettings, Settings
 from commerce_sync.contracts.activities import implementations
 from commerce_sync.ops.activity_logs import install_repeated_failure_trimming
 from commerce_sync.ops.alerts import Notifier, UnreachableWatch, install_watch
@@ -58,7 +60,9 @@ from commerce_sync.ops.metrics import (
 from commerce_sync.ops.redaction import install_log_redaction
 from commerce_sync.ops.temporal_client import connect, metrics_runtime
 from commerce_sync.ops.tracing import configure_tracing
+from commerce_sync.store.budgets import BucketShape, SharedBucket
 from commerce_sync.store.db import make_engine, migrate
+from commerce_sync.systems.budget import CallBudget
 from commerce_sync.systems.customer_ports import customer_port
 from commerce_sync.systems.ports import ErpPort, StorePort
 from commerce_sync.systems.registry import ERPS, STORES, create_erp_port, create_store_port
@@ -77,6 +81,7 @@ from commerce_sync.workflows.return_sync import ReturnSyncWorkflow
 log = logging.getLogger(__name__)
 
 SYSTEM_QUEUES = ("kentico", "xcart", "brightpearl", "acumatica")
+SYSTEM_QUEUE_SLOTS = 1000
 GRACEFUL_SHUTDOWN = timedelta(seconds=30)
 
 WORKFLOWS: list[type] = [OrderSyncWorkflow, ErpEventRouterWorkflow]
@@ -86,28 +91,41 @@ WORKFLOWS += [CustomerMergeWorkflow, CustomerSyncWorkflow]
 WORKFLOWS += [ReturnSyncWorkflow, ChangeFeedWorkflow]
 
 
-def system_rates(settings: Settings) -> dict[str, float]:
-    """Activities per second each system's task queue may dispatch, across all workers."""
+def system_budgets(settings: Settings) -> dict[str, CallBudgetSettings]:
+    """Each system's API budget in calls, shared by every worker process."""
     return {
-        "kentico": settings.kentico.rate_per_second,
-        "xcart": settings.xcart.rate_per_second,
-        "brightpearl": settings.brightpearl.rate_per_second,
-        "acumatica": settings.acumatica.rate_per_second,
+        "kentico": settings.kentico,
+        "xcart": settings.xcart,
+        "brightpearl": settings.brightpearl,
+        "acumatica": settings.acumatica,
     }
 
 
 class Ports:
-    """One pooled connector per outside system for the whole worker process."""
+    """One pooled connector per outside system for the whole worker process.
 
-    def __init__(self, settings: Settings) -> None:
+    With an `engine`, every request a connector sends waits for its system's call budget
+    kept in that database (`systems/budget.py`); without one the calls are not limited
+    (tools and tests that make a handful of calls).
+    """
+
+    def __init__(self, settings: Settings, *, engine: Engine | None = None) -> None:
         self.stores: dict[str, StorePort] = {s: create_store_port(s, settings) for s in STORES}
         self.erps: dict[str, ErpPort] = {s: create_erp_port(s, settings) for s in ERPS}
+        self.budgets: dict[str, CallBudget] = {}
         # Every answer counted per system and outcome, against each system's budget.
         ports: dict[str, StorePort | ErpPort] = {**self.stores, **self.erps}
+        budgets = system_budgets(settings)
         for system, port in ports.items():
+            if engine is not None:
+                shape = BucketShape(budgets[system].call_interval_s, budgets[system].burst)
+                budget = CallBudget(system, SharedBucket(engine, system, shape))
+                port.observe_requests(budget.before_request)
+                port.observe_responses(budget.after_response)
+                self.budgets[system] = budget
             port.observe_responses(api_call_counter(system))
-        for system, rate in system_rates(settings).items():
-            API_BUDGET.labels(system=system).set(rate)
+        for system, budget_settings in budgets.items():
+            API_BUDGET.labels(system=system).set(budget_settings.rate_per_second)
 
     def activities(self, pairs: dict[str, PairConfig]) -> dict[str, Sequence[Callable[..., Any]]]:
         """Each system's activities, for its own task queue."""
@@ -131,6 +149,8 @@ class Ports:
         return {system: implementations(*found) for system, found in owners.items()}
 
     async def aclose(self) -> None:
+        for budget in self.budgets.values():
+            await budget.aclose()
         for store in self.stores.values():
             await store.aclose()
         for erp in self.erps.values():
@@ -190,7 +210,6 @@ def build_workers(
             interceptors=[MetricsInterceptor(), HeartbeatInterceptor()],
         )
     ]
-    rates = system_rates(settings)
     for system, activities in (system_activities or {}).items():
         if not activities:
             continue
@@ -200,7 +219,7 @@ def build_workers(
                 task_queue=system,
                 activities=list(activities),
                 activity_executor=executor,
-                max_task_queue_activities_per_second=rates[system],
+                max_concurrent_activities=SYSTEM_QUEUE_SLOTS,
                 graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
                 interceptors=[HeartbeatInterceptor()],
             )
@@ -234,7 +253,7 @@ async def serve(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     pairs = load_pairs(settings.pairs_file)
-    ports = Ports(settings)
+    ports = Ports(settings, engine=engine)
     try:
         with concurrent.futures.ThreadPoolExecutor(max_workers=32) as executor:
             workers = build_workers(

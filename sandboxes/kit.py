@@ -73,6 +73,9 @@ class FaultsBody(BaseModel):
 
 class ThrottleBody(BaseModel):
     requests_per_minute: int | None = Field(default=None, ge=1)
+    # Test machinery only: the real systems count a minute; a shorter window lets a test
+    # overrun the budget in seconds (`requests_per_minute` then counts per window).
+    window_s: float = Field(default=60.0, gt=0, le=60.0)
 
 
 class WebhookTarget(BaseModel):
@@ -132,13 +135,14 @@ class RequestRecord:
 
 @dataclass
 class ThrottleWindow:
-    """Rolling one-minute window; `limit=None` means unlimited."""
+    """Rolling one-minute window (or `window_s`); `limit=None` means unlimited."""
 
     limit: int | None
     stamps: deque[float] = field(default_factory=deque)
+    window_s: float = 60.0
 
     def _trim(self, now: float) -> None:
-        while self.stamps and now - self.stamps[0] >= 60.0:
+        while self.stamps and now - self.stamps[0] >= self.window_s:
             self.stamps.popleft()
 
     def take(self) -> bool:
@@ -161,7 +165,7 @@ class ThrottleWindow:
         """Milliseconds until the oldest request in the window leaves it."""
         if not self.stamps:
             return 0
-        return max(0, int((60.0 - (time.monotonic() - self.stamps[0])) * 1000))
+        return max(0, int((self.window_s - (time.monotonic() - self.stamps[0])) * 1000))
 
 
 def route_path(request: Request) -> str:
@@ -402,8 +406,8 @@ class Sandbox(ABC):
 
         @router.post("/throttle")
         async def set_throttle(body: ThrottleBody) -> dict[str, Any]:
-            self.throttle = ThrottleWindow(body.requests_per_minute)
-            return {"requests_per_minute": body.requests_per_minute}
+            self.throttle = ThrottleWindow(body.requests_per_minute, window_s=body.window_s)
+            return {"requests_per_minute": body.requests_per_minute, "window_s": body.window_s}
 
         @router.post("/webhooks")
         async def set_webhooks(target: WebhookTarget) -> dict[str, Any]:

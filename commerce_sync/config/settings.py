@@ -24,32 +24,64 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 SANDBOX_URL = "http://127.0.0.1:8100"
 
 
-class KenticoSettings(BaseModel):
+class CallBudgetSettings(BaseModel):
+    """A system's API budget, in calls, shared by every worker process of the deployment
+    (`commerce_sync/systems/budget.py`, kept in the app database).
+
+    `rate_per_second` is the budget the system grants (Brightpearl: 200 a minute);
+    `budget_window_s` the window it counts calls in; `burst` how many calls go out back to
+    back after a quiet spell (an order's first calls wait for nothing); `margin` calls of
+    the window left unused against clock and network jitter. The sustained rate is
+    `rate - (burst + margin) / window`, so no window ever sees more than the budget.
+    """
+
+    rate_per_second: float = Field(default=20.0, gt=0)
+    budget_window_s: float = Field(default=60.0, gt=0)
+    burst: int = Field(default=5, ge=1)
+    margin: int = Field(default=2, ge=0)
+
+    @model_validator(mode="after")
+    def _budget_leaves_a_sustained_rate(self) -> CallBudgetSettings:
+        if self.rate_per_second * self.budget_window_s <= self.burst + self.margin:
+            raise ValueError("rate_per_second x budget_window_s must exceed burst + margin")
+        return self
+
+    @property
+    def call_interval_s(self) -> float:
+        """Seconds between calls at the sustained rate."""
+        calls = self.rate_per_second * self.budget_window_s - self.burst - self.margin
+        return self.budget_window_s / calls
+
+
+class KenticoSettings(CallBudgetSettings):
     base_url: str = f"{SANDBOX_URL}/kentico"
     username: str = "sandbox-rest"
     password: SecretStr = SecretStr("sandbox-rest-password")
     site_name: str = "DancingGoat"
+    # No rate limit is documented for Kentico's REST service: 20 calls/s is our own manners.
     rate_per_second: float = 20.0
 
 
-class XCartSettings(BaseModel):
+class XCartSettings(CallBudgetSettings):
     base_url: str = f"{SANDBOX_URL}/xcart"
     api_key: SecretStr = SecretStr("sandbox-xcart-rw-key")
     read_key: SecretStr = SecretStr("sandbox-xcart-read-key")
+    # X-Cart documents no rate limit either: our own manners.
     rate_per_second: float = 20.0
 
 
-class BrightpearlSettings(BaseModel):
+class BrightpearlSettings(CallBudgetSettings):
     base_url: str = f"{SANDBOX_URL}/brightpearl"
     account_code: str = "sandbox"
     app_ref: str = "commerce-sync"
     account_token: SecretStr = SecretStr("sandbox-brightpearl-token")
-    # 200 requests a minute per account, shared by every worker (Temporal enforces it).
+    # 200 requests per rolling minute per account (BP-HELP 212644823), shared by every
+    # worker: at most 198 of ours in any minute (193 sustained + a burst of 5).
     rate_per_second: float = 200 / 60
     installed_integration_instance_id: int = 1
 
 
-class AcumaticaSettings(BaseModel):
+class AcumaticaSettings(CallBudgetSettings):
     base_url: str = f"{SANDBOX_URL}/acumatica"
     endpoint: str = "Default"
     version: str = "24.200.001"
@@ -60,7 +92,10 @@ class AcumaticaSettings(BaseModel):
     branch: str = ""
     client_id: str = "sandbox-client@Company"
     client_secret: SecretStr = SecretStr("sandbox-client-secret")
+    # Requests per minute are a licence setting (ACU-HELP IS__con_License_Restrictions_API_
+    # Users.html); 120 a minute is a small licence's. Set it to the licence's figure.
     rate_per_second: float = 2.0
+    burst: int = 3
 
 
 ConnectorSettings = KenticoSettings | XCartSettings | BrightpearlSettings | AcumaticaSettings

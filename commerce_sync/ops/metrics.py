@@ -90,7 +90,7 @@ API_CALLS = Counter(
 )
 API_BUDGET = Gauge(
     "commerce_sync_api_budget_per_second",
-    "Each system's API budget: activities per second its task queue may dispatch",
+    "Each system's API budget: calls per second, shared by every worker process",
     ["system"],
 )
 ORDER_LATENCY = Histogram(

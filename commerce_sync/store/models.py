@@ -203,3 +203,24 @@ class FeedMark(SQLModel, table=True):
     last_started: int = 0
     last_error: str = Field(default="", sa_type=Text)
     last_error_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+
+
+class ApiBudget(SQLModel, table=True):
+    """One outside system's shared call budget: a token bucket kept as one row
+    (`store/budgets.py`), so every worker process of the deployment draws on it."""
+
+    __tablename__ = "api_budgets"
+
+    system: str = Field(primary_key=True, max_length=32)
+    ready_at: float = Field(
+        default=0.0,
+        description="the bucket's theoretical arrival time (GCRA), Unix seconds: a call is "
+        "granted while ready_at - burst tolerance <= now, and moves it one interval on",
+    )
+    claim_priority: int = Field(
+        default=0, description="the most urgent priority waiting in some process"
+    )
+    claim_until: float = Field(
+        default=0.0,
+        description="until then, only calls at least as urgent as claim_priority are granted",
+    )

@@ -34,7 +34,7 @@ from commerce_sync.domain.models import (
     Shipment,
 )
 from commerce_sync.systems.attempts import NO_MEMORY, AttemptMemory
-from commerce_sync.systems.observe import ResponseHook
+from commerce_sync.systems.observe import RequestHook, ResponseHook
 
 
 class StorePort(Protocol):
@@ -142,6 +142,10 @@ class StorePort(Protocol):
 
     def observe_responses(self, hook: ResponseHook) -> None:
         """Call `hook` with every answer the system gives this connector."""
+        ...
+
+    def observe_requests(self, hook: RequestHook) -> None:
+        """Await `hook` before every request this connector sends."""
         ...
 
     async def aclose(self) -> None: ...
@@ -322,6 +326,10 @@ class ErpPort(Protocol):
 
     def observe_responses(self, hook: ResponseHook) -> None:
         """Call `hook` with every answer the system gives this connector."""
+        ...
+
+    def observe_requests(self, hook: RequestHook) -> None:
+        """Await `hook` before every request this connector sends."""
         ...
 
     async def aclose(self) -> None: ...

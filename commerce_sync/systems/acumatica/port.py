@@ -31,7 +31,7 @@ from commerce_sync.systems.acumatica.schema import odata_string, value_of
 from commerce_sync.systems.attempts import NO_MEMORY, AttemptMemory
 from commerce_sync.systems.errors import ValidationFailed
 from commerce_sync.systems.expiring import ExpiringMap
-from commerce_sync.systems.observe import ResponseHook
+from commerce_sync.systems.observe import RequestHook, ResponseHook
 
 # How long a SKU read as a stock item for an order is taken as one by this process.
 STOCK_ITEM_TTL_S = 600.0
@@ -420,6 +420,9 @@ class AcumaticaErpPort:
 
     def observe_responses(self, hook: ResponseHook) -> None:
         self.client.observe_responses(hook)
+
+    def observe_requests(self, hook: RequestHook) -> None:
+        self.client.observe_requests(hook)
 
     async def aclose(self) -> None:
         await self.client.aclose()

@@ -77,7 +77,7 @@ from commerce_sync.systems.errors import (
     TransientError,
     ValidationFailed,
 )
-from commerce_sync.systems.observe import ResponseHook
+from commerce_sync.systems.observe import RequestHook, ResponseHook
 from commerce_sync.systems.uncertain_creates import before_create
 
 SYSTEM = "brightpearl"
@@ -126,6 +126,10 @@ class BrightpearlClient:
     def observe_responses(self, hook: ResponseHook) -> None:
         """Call `hook` with every answer this client gets (the worker counts API calls)."""
         self._http.event_hooks["response"].append(hook)
+
+    def observe_requests(self, hook: RequestHook) -> None:
+        """Await `hook` before every request this client sends (the worker's call budget)."""
+        self._http.event_hooks["request"].append(hook)
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -30,7 +30,7 @@ from commerce_sync.systems.brightpearl.client import BrightpearlClient
 from commerce_sync.systems.brightpearl.mapping import bp_datetime, parse_datetime
 from commerce_sync.systems.errors import NotFound, ValidationFailed
 from commerce_sync.systems.expiring import ExpiringMap
-from commerce_sync.systems.observe import ResponseHook
+from commerce_sync.systems.observe import RequestHook, ResponseHook
 
 # How long a SKU's product id read for an order is reused by this process.
 PRODUCT_TTL_S = 600.0
@@ -481,6 +481,9 @@ class BrightpearlErpPort:
 
     def observe_responses(self, hook: ResponseHook) -> None:
         self.client.observe_responses(hook)
+
+    def observe_requests(self, hook: RequestHook) -> None:
+        self.client.observe_requests(hook)
 
     async def aclose(self) -> None:
         await self.client.aclose()

@@ -32,7 +32,7 @@ from commerce_sync.systems.kentico.client import KenticoClient
 from commerce_sync.systems.kentico.formats import parse_datetime
 from commerce_sync.systems.kentico.mapping import MappingError
 from commerce_sync.systems.kentico.schema import CUSTOMER, ORDER, ORDER_ITEM, RETURN_REQUEST, SKU
-from commerce_sync.systems.observe import ResponseHook
+from commerce_sync.systems.observe import RequestHook, ResponseHook
 
 log = logging.getLogger(__name__)
 
@@ -273,6 +273,9 @@ class KenticoStorePort:
 
     def observe_responses(self, hook: ResponseHook) -> None:
         self.client.observe_responses(hook)
+
+    def observe_requests(self, hook: RequestHook) -> None:
+        self.client.observe_requests(hook)
 
     async def aclose(self) -> None:
         await self.client.aclose()

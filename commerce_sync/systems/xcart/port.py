@@ -22,7 +22,7 @@ from commerce_sync.contracts.stock import (
 )
 from commerce_sync.domain.models import Order, OrderStatus, Product, ReturnStatus
 from commerce_sync.systems.errors import NotFound, ValidationFailed
-from commerce_sync.systems.observe import ResponseHook
+from commerce_sync.systems.observe import RequestHook, ResponseHook
 from commerce_sync.systems.xcart.client import MODULE_EVENTS_KEPT, RETURNS, XCartClient
 from commerce_sync.systems.xcart.mapping import (
     from_unix,
@@ -332,6 +332,9 @@ class XCartStorePort:
 
     def observe_responses(self, hook: ResponseHook) -> None:
         self.client.observe_responses(hook)
+
+    def observe_requests(self, hook: RequestHook) -> None:
+        self.client.observe_requests(hook)
 
     async def aclose(self) -> None:
         await self.client.aclose()
