@@ -17,6 +17,10 @@ So a connector whose system gives no idempotency key for the create:
 4. removes a twin (two records with one reference) at its next write of the record: the
    reconcile for a request that landed later than `settle`.
 
+A create the system answered with a refusal (a throttle's 429/503, a 4xx) did not
+land: `sending_create` forgets its send, so the retry posts again at once instead of
+waiting out `settle` for a request that is known not to have been done.
+
 `settle` is the pair's `duplicate_check_after`: the time after which the runs already
 assume a lost answer's create has landed (pairs.toml). A request that never reached the
 system costs the retry that wait, once.
@@ -25,10 +29,17 @@ system costs the retry that wait, once.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
 from commerce_sync.systems.attempts import AttemptMemory
-from commerce_sync.systems.errors import EarlierCreateInFlight
+from commerce_sync.systems.errors import (
+    ConnectorError,
+    EarlierCreateInFlight,
+    PermanentError,
+    ThrottledError,
+)
 
 POLL_S = 5.0
 """How soon a held-back retry looks again (at most)."""
@@ -46,10 +57,10 @@ def before_create(
     look-up for it found nothing. Raises `EarlierCreateInFlight` while an earlier attempt's
     create of the same record, sent less than `settle` ago, may still land; otherwise
     notes this send and returns (send the create)."""
-    key = f"create-sent:{system}:{reference}"
+    key = _key(system, reference)
     now = time.time()
     sent = memory.get(key)
-    if sent is not None:
+    if sent:
         waited = now - float(sent)
         left = settle.total_seconds() - waited
         if left > 0:
@@ -60,3 +71,35 @@ def before_create(
                 retry_after_s=min(left, POLL_S),
             )
     memory.put(key, f"{now:.3f}")
+
+
+@contextmanager
+def sending_create(
+    memory: AttemptMemory,
+    system: str,
+    reference: str,
+    settle: timedelta,
+    *,
+    what: str = "record",
+) -> Iterator[None]:
+    """`before_create`, then the body sends the create. If the system answers it with a
+    refusal (`refused_unprocessed`), the send is forgotten: that request cannot land,
+    so a retry needs no wait before it sends again."""
+    before_create(memory, system, reference, settle, what=what)
+    try:
+        yield
+    except ConnectorError as exc:
+        if refused_unprocessed(exc):
+            memory.put(_key(system, reference), "")
+        raise
+
+
+def refused_unprocessed(exc: ConnectorError) -> bool:
+    """The system answered and did not do the request: a rate limit's refusal (Brightpearl
+    503, Acumatica and the stores' 429) or a 4xx. A timeout has no answer, and another 5xx
+    may come after the work was done: both stay uncertain."""
+    return exc.status is not None and isinstance(exc, ThrottledError | PermanentError)
+
+
+def _key(system: str, reference: str) -> str:
+    return f"create-sent:{system}:{reference}"

@@ -78,7 +78,7 @@ from commerce_sync.systems.errors import (
     ValidationFailed,
 )
 from commerce_sync.systems.observe import RequestHook, ResponseHook
-from commerce_sync.systems.uncertain_creates import before_create
+from commerce_sync.systems.uncertain_creates import sending_create
 
 SYSTEM = "brightpearl"
 MAX_PAGE_SIZE = 500
@@ -324,12 +324,14 @@ class BrightpearlClient:
             if found is not None:
                 memory.put(key, str(found))
                 return found
-        before_create(memory, SYSTEM, key, settle, what="postal address")
-        if self._address_floor is not None:
-            memory.put(f"{key}.floor", str(self._address_floor))
-        address_id = int(
-            await self._request("POST", "contact-service/postal-address", json=body, field=field)
-        )
+        with sending_create(memory, SYSTEM, key, settle, what="postal address"):
+            if self._address_floor is not None:
+                memory.put(f"{key}.floor", str(self._address_floor))
+            address_id = int(
+                await self._request(
+                    "POST", "contact-service/postal-address", json=body, field=field
+                )
+            )
         self._saw_address_ids([address_id])
         memory.put(key, str(address_id))
         return address_id

@@ -74,7 +74,7 @@ from commerce_sync.systems.kentico.schema import (
 )
 from commerce_sync.systems.kentico.writes import check_write
 from commerce_sync.systems.observe import RequestHook, ResponseHook
-from commerce_sync.systems.uncertain_creates import before_create
+from commerce_sync.systems.uncertain_creates import sending_create
 
 log = logging.getLogger(__name__)
 SYSTEM = "kentico"
@@ -557,7 +557,7 @@ class KenticoClient:
           documented read of one object; the list serves the roles' matching too);
         - a retry that finds nothing sends no second POST until the pair's
           `duplicate_check_after` has passed since the first was sent
-          (`uncertain_creates.before_create`); it comes back and looks again;
+          (`uncertain_creates.sending_create`); it comes back and looks again;
         - rows sharing a GUID (a POST that landed later still) are twins: every write
           deletes all but the oldest (`DELETE /rest/ecommerce.address/{id}`, KEN-REST
           "Manipulating data"). Kentico generates distinct GUIDs itself, so only a
@@ -603,9 +603,9 @@ class KenticoClient:
                 None,
             )
             if match is None:
-                before_create(memory, SYSTEM, guid, settle, what="customer address")
                 values = {**address, "AddressCustomerID": row_id, "AddressGUID": guid}
-                await self._create(ADDRESS, values)
+                with sending_create(memory, SYSTEM, guid, settle, what="customer address"):
+                    await self._create(ADDRESS, values)
                 continue
             used.add(int(match["AddressID"]))
             values = dict(address)

@@ -32,6 +32,7 @@ import json
 import logging
 import re
 from collections.abc import AsyncIterator, Mapping
+from contextlib import ExitStack
 from datetime import datetime, timedelta
 from decimal import Decimal
 from types import TracebackType
@@ -60,7 +61,7 @@ from commerce_sync.systems.errors import (
     ValidationFailed,
 )
 from commerce_sync.systems.observe import RequestHook, ResponseHook
-from commerce_sync.systems.uncertain_creates import before_create
+from commerce_sync.systems.uncertain_creates import sending_create
 from commerce_sync.systems.xcart import mapping
 from commerce_sync.systems.xcart.lookups import XCartLookups
 
@@ -441,7 +442,7 @@ class XCartClient:
         - an existing address with the content of one to create is reused (its id sent);
         - a retry that finds none sends no address create until the pair's
           `duplicate_check_after` has passed since the uncertain PUT was sent
-          (`uncertain_creates.before_create`), then looks again: the landed PUT's
+          (`uncertain_creates.sending_create`), then looks again: the landed PUT's
           address is then reused;
         - addresses of one content beyond the oldest are twins, left out of the list
           written (a replaced list drops them).
@@ -450,12 +451,16 @@ class XCartClient:
         existing = mapping.without_twins(list(current.get("addresses") or []))
         body = mapping.customer_to_native(customer)
         body["addresses"] = mapping.merge_addresses(existing, body["addresses"])
-        for address in body["addresses"]:
-            if address.get("address_id") in (None, "", 0):
-                content = mapping.address_content(address)
-                reference = f"profile {customer_id} address {fingerprint(content)}"
-                before_create(memory, SYSTEM, reference, settle, what="profile address")
-        return mapping.customer_from_native(await self._put_one("profile", customer_id, body))
+        with ExitStack() as sends:
+            for address in body["addresses"]:
+                if address.get("address_id") in (None, "", 0):
+                    content = mapping.address_content(address)
+                    reference = f"profile {customer_id} address {fingerprint(content)}"
+                    sends.enter_context(
+                        sending_create(memory, SYSTEM, reference, settle, what="profile address")
+                    )
+            written = await self._put_one("profile", customer_id, body)
+        return mapping.customer_from_native(written)
 
     async def iter_customers_changed_since(
         self, since: datetime, page_size: int = 100
