@@ -154,6 +154,7 @@ def stack_settings(
         ),
         api_keys={API_KEY: ["read", "operate"], READ_ONLY_KEY: ["read"]},
         http_timeout_s=5.0,
+        pairs_file=pairs_file_with(data_dir),
     )
 
 
