@@ -47,12 +47,12 @@ from tests.integration.inventory.bulk import create_in_store
 from tests.integration.inventory.inventory_stack import (
     PAIRS,
     InventoryStack,
-    forget_inventory_runs,
     pairs_file_for_tests,
 )
 from tests.integration.orders.order_stack import (
     Stack,
     eventually,
+    forget_inventory_runs,
 )
 
 HERE = Path(__file__).parent

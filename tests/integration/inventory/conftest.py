@@ -17,12 +17,12 @@ from commerce_sync.api.app import create_app
 from sandboxes.server import BackgroundServer
 from tests.integration.inventory.inventory_stack import (
     InventoryStack,
-    forget_inventory_runs,
     pairs_file_for_tests,
 )
 from tests.integration.orders.order_stack import (
     RunningWorker,
     Stack,
+    forget_inventory_runs,
     point_webhooks,
     stack_settings,
 )

@@ -22,7 +22,12 @@ from commerce_sync.config.pairs import default_pairs_path, load_pairs
 from commerce_sync.contracts.inventory import InventoryStatus, PushProgress
 from commerce_sync.store.db import make_engine
 from commerce_sync.store.models import DeadLetter
-from tests.integration.orders.order_stack import API_KEY, Stack, eventually, webhooks_nowhere
+from tests.integration.orders.order_stack import (
+    API_KEY,
+    Stack,
+    eventually,
+    webhooks_nowhere,
+)
 
 PAIRS = {
     "kentico-brightpearl": ("kentico", "brightpearl"),
@@ -58,16 +63,6 @@ def pairs_file_for_tests(directory: Path, rules: dict[str, int | str] | None = N
         assert pair.inventory.batch_size == BATCH_SIZE
         assert pair.inventory.retry_after.total_seconds() == RETRY_AFTER_S
     return path
-
-
-async def forget_inventory_runs(client: Client) -> None:
-    """End the push runs an earlier test (or another stack) left on this dev server: the
-    workflow id is one per pair, and a run whose worker is gone would take the signals."""
-    for pair in PAIRS:
-        try:
-            await client.get_workflow_handle(f"inventory:{pair}").terminate("test cleanup")
-        except RPCError:
-            pass  # none running
 
 
 Json = dict[str, Any]

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import SecretStr
 from temporalio.client import Client
+from temporalio.service import RPCError
 
 from commerce_sync.config.pairs import default_pairs_path, load_pairs
 from commerce_sync.config.settings import Settings, WebhookSecrets
@@ -227,6 +228,16 @@ class RunningWorker:
         self.engine.dispose()
 
 
+async def forget_inventory_runs(client: Client) -> None:
+    """End the push runs an earlier test (or another stack) left on this dev server: the
+    workflow id is one per pair, and a run whose worker is gone would take the signals."""
+    for pair in PAIRS:
+        try:
+            await client.get_workflow_handle(f"inventory:{pair}").terminate("test cleanup")
+        except RPCError:
+            pass  # none running
+
+
 @contextlib.asynccontextmanager
 async def running_stack(
     settings: Settings, client: Client, sandboxes: httpx.AsyncClient
@@ -236,6 +247,9 @@ async def running_stack(
     from commerce_sync.api.app import create_app
     from sandboxes.server import BackgroundServer
 
+    # The pair's inventory push run is one per dev server: one an earlier stack left
+    # would take this stack's stock signals onto a task queue no worker serves.
+    await forget_inventory_runs(client)
     api = BackgroundServer(create_app(settings)).start()
     worker = RunningWorker(client, settings)
     await point_webhooks(sandboxes, settings, api.url)
@@ -245,6 +259,7 @@ async def running_stack(
     finally:
         await worker.close()
         api.stop()
+        await forget_inventory_runs(client)
 
 
 @contextlib.asynccontextmanager
