@@ -155,7 +155,8 @@ def stack_settings(
         ),
         api_keys={API_KEY: ["read", "operate"], READ_ONLY_KEY: ["read"]},
         http_timeout_s=5.0,
-        pairs_file=pairs_file_with(data_dir),
+        # Its own name: a test writing `pairs.toml` in the same directory keeps its file.
+        pairs_file=pairs_file_with(data_dir, name="test-rules-pairs.toml"),
     )
 
 
@@ -287,7 +288,10 @@ TEST_RULES: dict[str, int | str | bool | float] = {"duplicate_check_after": 1}
 
 
 def pairs_file_with(
-    directory: Path, rules: Mapping[str, int | str | bool | float] | None = None
+    directory: Path,
+    rules: Mapping[str, int | str | bool | float] | None = None,
+    *,
+    name: str = "pairs.toml",
 ) -> Path:
     """The packaged pairs.toml with `rules` replacing keys of every pair: `key` is a key
     of the pair or of any of its sections (e.g. `[pairs.*.returns]`), `section.key` the
@@ -302,7 +306,7 @@ def pairs_file_with(
         replacement = f"{name} = {json.dumps(value)}"
         text, count = re.subn(line, (r"\g<1>" if section else "") + replacement, text)
         assert count == len(PAIRS), key
-    path = directory / "pairs.toml"
+    path = directory / name
     path.write_text(text, encoding="utf-8")
     load_pairs(path)
     return path
