@@ -53,6 +53,7 @@ from commerce_sync.ops.codec import key_ring
 from commerce_sync.ops.heartbeat import HeartbeatInterceptor
 from commerce_sync.ops.metrics import (
     API_BUDGET,
+    BUDGETS,
     MetricsInterceptor,
     MetricsServer,
     api_call_counter,
@@ -123,6 +124,7 @@ class Ports:
                 port.observe_requests(budget.before_request)
                 port.observe_responses(budget.after_response)
                 self.budgets[system] = budget
+                BUDGETS.watch(system, budget.counts)
             port.observe_responses(api_call_counter(system))
         for system, budget_settings in budgets.items():
             API_BUDGET.labels(system=system).set(budget_settings.rate_per_second)

@@ -10,6 +10,9 @@
   the ERP order: the same interceptor, from `erp.create_order` results that made one;
 - API calls per system by outcome (ok, throttled, refused, error), from every answer
   the worker's connectors get, and each system's API budget (calls per second);
+- the call budgets' work in this process: calls granted at once or after queueing, calls
+  given up (no free call before the attempt's timeout) and throttle pauses, read from
+  the budgets when scraped (`BudgetCollector`);
 - dead letters open and approvals waiting (per pair): read at scrape time by
   `GET /metrics`.
 
@@ -22,9 +25,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from prometheus_client import (
@@ -36,6 +39,8 @@ from prometheus_client import (
     generate_latest,
     start_http_server,
 )
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 from temporalio import workflow
@@ -93,6 +98,50 @@ API_BUDGET = Gauge(
     "Each system's API budget: calls per second, shared by every worker process",
     ["system"],
 )
+
+
+class BudgetCounting(Protocol):
+    """What the collector reads of a call budget (`systems/budget.py`'s `BudgetCounts`)."""
+
+    granted: int
+    granted_at_once: int
+    queued: int
+    gave_up: int
+    holds: int
+
+
+class BudgetCollector(Collector):
+    """The call budgets of this process, read when scraped: a budget keeps plain counts
+    (systems/ knows nothing of Prometheus) and a worker registers each with `watch`."""
+
+    def __init__(self) -> None:
+        self._budgets: dict[str, BudgetCounting] = {}
+
+    def watch(self, system: str, counts: BudgetCounting) -> None:
+        self._budgets[system] = counts
+
+    def collect(self) -> Iterable[Metric]:
+        calls = CounterMetricFamily(
+            "commerce_sync_api_budget_calls",
+            "Calls the budget let through (at once or after queueing) or gave up on",
+            labels=["system", "result"],
+        )
+        holds = CounterMetricFamily(
+            "commerce_sync_api_budget_holds",
+            "Throttle answers that paused a system's budget for every process",
+            labels=["system"],
+        )
+        for system, counts in sorted(self._budgets.items()):
+            calls.add_metric([system, "at_once"], counts.granted_at_once)
+            calls.add_metric([system, "queued"], counts.granted - counts.granted_at_once)
+            calls.add_metric([system, "gave_up"], counts.gave_up)
+            holds.add_metric([system], counts.holds)
+        return [calls, holds]
+
+
+BUDGETS = BudgetCollector()
+REGISTRY.register(BUDGETS)
+
 ORDER_LATENCY = Histogram(
     "commerce_sync_order_latency_seconds",
     "Order placed in the store -> shipped, per pair",
