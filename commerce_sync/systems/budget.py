@@ -222,7 +222,11 @@ def throttle_pause(response: httpx.Response) -> float | None:
     period = _number(headers.get("brightpearl-next-throttle-period"))
     remaining = _number(headers.get("brightpearl-requests-remaining"))
     status = response.status_code
-    if period is not None and (status == 503 or (remaining is not None and remaining <= 0)):
+    # Brightpearl's throttle is a 503 once the period's requests are used up; a 503 whose
+    # `brightpearl-requests-remaining` says calls are left is some other unavailability,
+    # and its period header (on every answer) is no reason to pause every process.
+    spent = remaining is not None and remaining <= 0
+    if period is not None and (spent or (status == 503 and remaining is None)):
         return period / 1000  # Brightpearl: milliseconds until the next period
     if status == 429:
         retry_after = _number(headers.get("retry-after"))

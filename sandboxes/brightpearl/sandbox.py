@@ -443,7 +443,12 @@ class BrightpearlSandbox(Sandbox):
             {"errors": [{"code": f"CMNC-{status}", "message": message}]}, status_code=status
         )
         if retry_after_s is not None:
+            # A throttle answer (the real one, or an injected fault that names a wait):
+            # the period's requests are spent, as on Brightpearl's own 503 (BP-HELP
+            # 212644823, docs/systems/brightpearl.md §4). An injected 503 without a wait
+            # is some other unavailability and keeps the window's real count.
             response.headers[PERIOD_HEADER] = str(int(retry_after_s * 1000))
+            response.headers[THROTTLE_HEADER] = "0"
         return response
 
     def throttled_response(self) -> Response:
@@ -456,7 +461,8 @@ class BrightpearlSandbox(Sandbox):
     def decorate_response(self, response: Response) -> None:
         limit = self.throttle.limit
         remaining = self.throttle.remaining if limit is not None else 199
-        response.headers[THROTTLE_HEADER] = str(remaining)
+        if THROTTLE_HEADER not in response.headers:
+            response.headers[THROTTLE_HEADER] = str(remaining)
         if PERIOD_HEADER not in response.headers:
             response.headers[PERIOD_HEADER] = str(self.throttle.ms_until_next_period)
 

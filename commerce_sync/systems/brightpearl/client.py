@@ -4,7 +4,9 @@ Every call sends `brightpearl-app-ref` and `brightpearl-account-token`, reads th
 `{"response": ...}` envelope and classifies failures (`systems/errors.py`); it never
 retries: Temporal does. The throttle headers of every response are kept:
 `requests_remaining` and `next_throttle_period_ms`. A 503 is Brightpearl's throttle
-answer and becomes `ThrottledError(retry_after_s = brightpearl-next-throttle-period / 1000)`.
+answer and becomes `ThrottledError(retry_after_s = brightpearl-next-throttle-period / 1000)`
+when the period's requests are spent; one that leaves requests remaining is retried after
+a second (`_retry_after`).
 
 Searches page with the 1-based `firstResult` / `pageSize` (max 500) until
 `lastResult >= resultsAvailable`; an empty search is a 404 and reads as "nothing". A
@@ -85,6 +87,8 @@ MAX_PAGE_SIZE = 500
 MAX_GET_IDS = 200
 ADDRESS_SCAN_BATCHES = 5
 """At most this many ID sets of postal addresses are read for one lost POST's address."""
+UNAVAILABLE_RETRY_S = 1.0
+"""How soon a 503 that is not the throttle (requests remain in the period) is tried again."""
 DOCUMENTED_BODY_TEMPLATE = (
     '{"accountCode":"${account-code}","resourceType":"${resource-type}",'
     '"id":"${resource-id}","lifecycleEvent":"${lifecycle-event}",'
@@ -179,10 +183,9 @@ class BrightpearlClient:
             return data.get("response") if isinstance(data, dict) else data
         message = _error_message(response)
         if status == 503 or status == 429:
-            period = response.headers.get("brightpearl-next-throttle-period")
-            retry = response.headers.get("retry-after")
-            retry_after = _float(period) / 1000 if period else (_float(retry) if retry else None)
-            raise ThrottledError(SYSTEM, message, status=status, retry_after_s=retry_after)
+            raise ThrottledError(
+                SYSTEM, message, status=status, retry_after_s=_retry_after(response)
+            )
         if status >= 500:
             raise TransientError(SYSTEM, message, status=status)
         if status in (401, 403):
@@ -1411,6 +1414,23 @@ def _float(value: str) -> float:
         return float(value)
     except ValueError:
         return 0.0
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """When to try a 503/429 again: the next throttle period when the period's requests
+    are used up (or the answer does not say), else Retry-After, else a second. Every
+    Brightpearl answer carries `brightpearl-next-throttle-period`, so a 503 that leaves
+    requests remaining (an unavailability, not the throttle) is not told to wait out the
+    period (up to a minute) [INFERRED from docs/systems/brightpearl.md §4: the 503 is
+    documented only for a spent period]."""
+    headers = response.headers
+    period = headers.get("brightpearl-next-throttle-period")
+    remaining = headers.get("brightpearl-requests-remaining")
+    spent = remaining is None or not remaining.strip().isdigit() or int(remaining) <= 0
+    if period and spent:
+        return _float(period) / 1000
+    retry = headers.get("retry-after")
+    return _float(retry) if retry else UNAVAILABLE_RETRY_S
 
 
 __all__ = ["BrightpearlClient", "ConnectorError"]

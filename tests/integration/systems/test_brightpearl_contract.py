@@ -301,6 +301,14 @@ async def test_injected_faults_are_classified(
     with pytest.raises(ThrottledError) as throttled:
         await bp.get_product(1001)
     assert throttled.value.retry_after_s == 2.0
+    # A 503 while the period has requests left is an unavailability, not the throttle:
+    # retried after a second, not after the rest of the period.
+    await sandboxes.post(
+        f"{BP}/_sandbox/faults", json={"match": "GET */product/*", "status": 503, "count": 1}
+    )
+    with pytest.raises(ThrottledError) as unavailable:
+        await bp.get_product(1001)
+    assert unavailable.value.retry_after_s == 1.0
     await sandboxes.post(
         f"{BP}/_sandbox/faults", json={"match": "GET */product/*", "status": 403, "count": 1}
     )

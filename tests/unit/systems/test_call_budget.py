@@ -96,6 +96,13 @@ def test_throttle_answers_are_read_as_the_systems_write_them() -> None:
     assert throttle_pause(ok) is None
     assert throttle_pause(answer(429, retry_after="7")) == 7.0
     assert throttle_pause(answer(503)) is None  # an outage, not a throttle
+    # A 503 while the period still has requests left is not the throttle either.
+    unavailable = answer(
+        503, brightpearl_requests_remaining="120", brightpearl_next_throttle_period="58000"
+    )
+    assert throttle_pause(unavailable) is None
+    spent = answer(503, brightpearl_requests_remaining="0", brightpearl_next_throttle_period="900")
+    assert throttle_pause(spent) == 0.9
 
 
 async def test_at_idle_a_call_is_granted_at_once(engine: Engine) -> None:
