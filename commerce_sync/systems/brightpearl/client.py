@@ -70,6 +70,7 @@ from commerce_sync.systems.attempts import NO_MEMORY, AttemptMemory, fingerprint
 from commerce_sync.systems.brightpearl import mapping
 from commerce_sync.systems.brightpearl.idsets import chunks, format_id_set
 from commerce_sync.systems.brightpearl.lookups import BrightpearlLookups
+from commerce_sync.systems.budget import throttle_pause
 from commerce_sync.systems.errors import (
     AuthenticationFailed,
     ConnectorError,
@@ -1409,28 +1410,16 @@ def _postal_fields(address: Json, keys: Iterable[str] | None = None) -> dict[str
     return {name: str(address.get(name) or "").strip().casefold() for name in names}
 
 
-def _float(value: str) -> float:
-    try:
-        return float(value)
-    except ValueError:
-        return 0.0
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    """When to try a 503/429 again: the next throttle period when the period's requests
-    are used up (or the answer does not say), else Retry-After, else a second. Every
-    Brightpearl answer carries `brightpearl-next-throttle-period`, so a 503 that leaves
-    requests remaining (an unavailability, not the throttle) is not told to wait out the
-    period (up to a minute) [INFERRED from docs/systems/brightpearl.md §4: the 503 is
-    documented only for a spent period]."""
-    headers = response.headers
-    period = headers.get("brightpearl-next-throttle-period")
-    remaining = headers.get("brightpearl-requests-remaining")
-    spent = remaining is None or not remaining.strip().isdigit() or int(remaining) <= 0
-    if period and spent:
-        return _float(period) / 1000
-    retry = headers.get("retry-after")
-    return _float(retry) if retry else UNAVAILABLE_RETRY_S
+def _retry_after(response: httpx.Response) -> float:
+    """When to try a 503/429 again: the pause the throttle headers ask of every call
+    (`budget.throttle_pause`: the next period once its requests are spent, a 429's
+    Retry-After), else a second. Every Brightpearl answer carries
+    `brightpearl-next-throttle-period`, so a 503 that leaves requests remaining (an
+    unavailability, not the throttle) is not told to wait out the period (up to a minute)
+    [INFERRED from docs/systems/brightpearl.md §4: the 503 is documented only for a spent
+    period]."""
+    pause = throttle_pause(response)
+    return UNAVAILABLE_RETRY_S if pause is None else pause
 
 
 __all__ = ["BrightpearlClient", "ConnectorError"]

@@ -37,6 +37,7 @@ from commerce_sync.systems.errors import (
     ValidationFailed,
 )
 from sandboxes.server import BackgroundServer
+from tests.attempt_memory import Remembered
 
 BP = "/brightpearl"
 API = f"{BP}/public-api/sandbox"
@@ -404,19 +405,6 @@ async def test_contact_validation_errors_name_the_field(bp: BrightpearlClient) -
     assert bad_country.value.field == "address.country"
     with pytest.raises(NotFound):
         await bp.get_contact(999)
-
-
-class Remembered:
-    """An `AttemptMemory` kept in a dict, as an activity's heartbeat details keep it."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, str] = {}
-
-    def get(self, key: str) -> str | None:
-        return self.values.get(key)
-
-    def put(self, key: str, value: str) -> None:
-        self.values[key] = value
 
 
 def writes_of(log: list[dict[str, Any]]) -> list[tuple[str, str]]:

@@ -14,22 +14,12 @@ from commerce_sync.systems.errors import (
     ValidationFailed,
 )
 from commerce_sync.systems.uncertain_creates import sending_create
+from tests.attempt_memory import Remembered
 
 SETTLE = timedelta(seconds=120)
 
 
-class DictMemory:
-    def __init__(self) -> None:
-        self.values: dict[str, str] = {}
-
-    def get(self, key: str) -> str | None:
-        return self.values.get(key)
-
-    def put(self, key: str, value: str) -> None:
-        self.values[key] = value
-
-
-def _send(memory: DictMemory, failure: Exception | None) -> None:
+def _send(memory: Remembered, failure: Exception | None) -> None:
     with sending_create(memory, "brightpearl", "address-1", SETTLE):
         if failure is not None:
             raise failure
@@ -44,7 +34,7 @@ def _send(memory: DictMemory, failure: Exception | None) -> None:
     ids=["timeout", "502"],
 )
 def test_a_create_without_a_clear_refusal_holds_back_the_retry(lost: Exception) -> None:
-    memory = DictMemory()
+    memory = Remembered()
     with pytest.raises(TransientError):
         _send(memory, lost)
     with pytest.raises(EarlierCreateInFlight) as held:
@@ -62,7 +52,7 @@ def test_a_create_without_a_clear_refusal_holds_back_the_retry(lost: Exception) 
     ids=["503", "429", "400"],
 )
 def test_a_create_the_system_refused_is_sent_again_at_once(refusal: Exception) -> None:
-    memory = DictMemory()
+    memory = Remembered()
     with pytest.raises(type(refusal)):
         _send(memory, refusal)
     _send(memory, None)  # no EarlierCreateInFlight: the refused request cannot land
@@ -71,7 +61,7 @@ def test_a_create_the_system_refused_is_sent_again_at_once(refusal: Exception) -
 
 
 def test_another_reference_is_not_held_back() -> None:
-    memory = DictMemory()
+    memory = Remembered()
     with pytest.raises(TransientError):
         _send(memory, TransientError("brightpearl", "timed out"))
     with sending_create(memory, "brightpearl", "address-2", SETTLE):
