@@ -1,8 +1,8 @@
 """Chaos, both pairs at once, with the API and the worker as their own processes:
 
-- every create an order makes in its ERP, and then every create its return makes, loses
-  its answer once (held past the connector's timeout, then carried out, after the
-  retry has made the record again);
+- every create an order makes in its ERP (Brightpearl's postal address among them), and
+  then every create its return makes, loses its answer once (held past the connector's
+  timeout, then carried out, after the retry has made the record again);
 - one in ten of every call to each of the four systems is answered 503, one in ten 429;
 - the worker is killed with SIGKILL while an order's create is held, and again while a
   return's is, and a new one takes over.
@@ -48,6 +48,7 @@ HELD_S = HTTP_TIMEOUT_S + 3.0  # past the timeout and the retry's lookup, then c
 CHECK_AFTER_S = 20  # the runs look for twins this long after their creates
 ORDER_CREATES = {
     "brightpearl": [
+        "POST */contact-service/postal-address",
         "POST */contact-service/contact",
         "POST */order-service/sales-order",
         "POST */accounting-service/customer-payment",

@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from types import TracebackType
@@ -86,7 +86,7 @@ from commerce_sync.systems.uncertain_creates import sending_create
 SYSTEM = "brightpearl"
 MAX_PAGE_SIZE = 500
 MAX_GET_IDS = 200
-ADDRESS_SCAN_BATCHES = 5
+ABOVE_FLOOR_BATCHES = 5
 """At most this many ID sets of postal addresses are read for one lost POST's address."""
 UNAVAILABLE_RETRY_S = 1.0
 """How soon a 503 that is not the throttle (requests remain in the period) is tried again."""
@@ -127,6 +127,8 @@ class BrightpearlClient:
         self.next_throttle_period_ms: int | None = None
         self._sku_by_id: dict[int, str] = {}
         self._address_floor: int | None = None  # the highest postal-address id seen
+        self._company_floor: int | None = None  # the highest company id seen
+        self._floors_read = False
 
     def observe_responses(self, hook: ResponseHook) -> None:
         """Call `hook` with every answer this client gets (the worker counts API calls)."""
@@ -312,7 +314,7 @@ class BrightpearlClient:
         Address GET takes an ID set (https://api-docs.brightpearl.com/contact/postal-address/get.html)
         and ids only grow [INFERRED: they are sequential in every answer seen]. So the
         send records the highest address id this client knew (`floor`); a retry reads
-        the ids above it (`_find_postal_address`) and reuses an address with the same
+        the ids above it (`_first_above`) and reuses an address with the same
         body; finding none, it sends no second POST until the pair's
         `duplicate_check_after` has passed since the first (`uncertain_creates`), then
         looks again and only then posts."""
@@ -324,13 +326,20 @@ class BrightpearlClient:
             return int(made)
         floor = memory.get(f"{key}.floor")
         if floor is not None and floor.isdigit():
-            found = await self._find_postal_address(int(floor), body)
+            wanted = _postal_fields(body)
+            found = await self._first_above(
+                "contact-service/postal-address",
+                int(floor),
+                lambda native: _postal_fields(native, keys=body.keys()) == wanted,
+                id_field="addressId",
+            )
             if found is not None:
                 memory.put(key, str(found))
                 return found
+        if self._address_floor is None:
+            await self._read_floors()
         with sending_create(memory, SYSTEM, key, settle, what="postal address"):
-            if self._address_floor is not None:
-                memory.put(f"{key}.floor", str(self._address_floor))
+            memory.put(f"{key}.floor", str(self._address_floor or 0))
             address_id = int(
                 await self._request(
                     "POST", "contact-service/postal-address", json=body, field=field
@@ -346,22 +355,68 @@ class BrightpearlClient:
         if highest is not None and (self._address_floor is None or highest > self._address_floor):
             self._address_floor = highest
 
-    async def _find_postal_address(self, floor: int, body: Json) -> int | None:
-        """The first postal address above `floor` whose fields are `body`'s, reading the
-        ids above it in ID sets of `MAX_GET_IDS` until one holds none (the newest passed)
-        or `ADDRESS_SCAN_BATCHES` were read."""
-        wanted = _postal_fields(body)
+    def _saw_company_ids(self, ids: Iterable[int]) -> None:
+        """Keep the highest company id seen: the floor of a later look-up."""
+        highest = max(ids, default=None)
+        if highest is not None and (self._company_floor is None or highest > self._company_floor):
+            self._company_floor = highest
+
+    def _saw_contacts(self, natives: Iterable[Json]) -> None:
+        """The postal-address and company ids a Contact GET answered: floors."""
+        for native in natives:
+            ids = (native.get("postAddressIds") or {}).values()
+            self._saw_address_ids(int(v) for v in ids if str(v).isdigit())
+            company = _company_id(native)
+            if company is not None:
+                self._saw_company_ids([company])
+
+    async def _read_floors(self) -> None:
+        """Once per client: floors for the look-up after a create whose answer is lost,
+        read from the newest contacts (a floor only has to be below the record the lost
+        create made). Contact Search sorted by `contactId.DESC` answers the newest id, and
+        Contact GET of the ID set of the `MAX_GET_IDS` ids up to it (invalid ids ignored,
+        https://api-docs.brightpearl.com/contact/contact/get.html) their address ids and
+        companies. An account with no contact, or no company among them, has floor 0."""
+        if self._floors_read:
+            return
+        try:
+            data = await self._request(
+                "GET",
+                "contact-service/contact-search",
+                params={
+                    "columns": "contactId",
+                    "sort": "contactId.DESC",
+                    "firstResult": 1,
+                    "pageSize": 1,
+                },
+            )
+            rows = mapping.search_rows(data)
+        except NotFound:
+            rows = []
+        if rows:
+            newest = int(rows[0]["contactId"])
+            span = range(max(1, newest - MAX_GET_IDS + 1), newest + 1)
+            self._saw_contacts(await self._get_by_ids("contact-service/contact", span))
+        self._address_floor = self._address_floor or 0
+        self._company_floor = self._company_floor or 0
+        self._floors_read = True
+
+    async def _first_above(
+        self, path: str, floor: int, matches: Callable[[Json], bool], *, id_field: str
+    ) -> int | None:
+        """The lowest id above `floor` at `path` whose record `matches`, reading the ids
+        above it in ID sets of `MAX_GET_IDS` until one holds none (the newest passed) or
+        `ABOVE_FLOOR_BATCHES` were read. Ids only grow [INFERRED: they are sequential in
+        every answer seen]."""
         start = floor + 1
-        for _ in range(ADDRESS_SCAN_BATCHES):
-            batch = list(range(start, start + MAX_GET_IDS))
-            found = await self._get_by_ids("contact-service/postal-address", batch)
+        for _ in range(ABOVE_FLOOR_BATCHES):
+            found = await self._get_by_ids(path, range(start, start + MAX_GET_IDS))
             if not found:
                 return None
-            ids = [int(a.get("addressId", a.get("id"))) for a in found]
-            self._saw_address_ids(ids)
-            for address_id, native in sorted(zip(ids, found, strict=True)):
-                if _postal_fields(native, keys=body.keys()) == wanted:
-                    return address_id
+            ids = [int(native.get(id_field, native.get("id"))) for native in found]
+            for record_id, native in sorted(zip(ids, found, strict=True)):
+                if matches(native):
+                    return record_id
             start += MAX_GET_IDS
         return None
 
@@ -389,7 +444,7 @@ class BrightpearlClient:
         out (`postalAddresses` is optional there, https://api-docs.brightpearl.com/contact/contact/get.html)."""
         contact = dict(native)
         ids = contact.get("postAddressIds") or {}
-        self._saw_address_ids(int(v) for v in ids.values() if str(v).isdigit())
+        self._saw_contacts([contact])
         if ids and not contact.get("postalAddresses"):
             addresses = await self._get_by_ids(
                 "contact-service/postal-address", sorted({int(v) for v in ids.values()})
@@ -431,7 +486,7 @@ class BrightpearlClient:
         ]
         company = customer.company.strip()
         if company and company != current.company:
-            ops.append(mapping.company_patch(await self._company(company, memory)))
+            ops.append(mapping.company_patch(await self._company(company, memory, settle)))
         if ops:
             await self.patch_contact(contact_id, ops)
         if not (
@@ -442,22 +497,75 @@ class BrightpearlClient:
         if current.active != customer.active:
             await self.set_contact_active(contact_id, customer.active)
 
-    async def _company(self, name: str, memory: AttemptMemory) -> int:
-        """A new company of this name (Company POST answers its id); an earlier attempt's
-        is reused from `memory`. [INFERRED] no company search is documented in the pages
-        read (https://api-docs.brightpearl.com/contact/index.html lists Company POST, GET and
-        PUT), so an existing company of the same name cannot be found first."""
+    async def _company(self, name: str, memory: AttemptMemory, settle: timedelta) -> int:
+        """The company of this name, made at most once (issue #13).
+
+        Brightpearl groups contacts sharing a company name into one company
+        (BP-HELP 212646383) but documents no company search, and Company POST
+        (https://api-docs.brightpearl.com/contact/company/post.html) answers only the id:
+        nothing keeps a name unique. So:
+        - a company a contact of this name already belongs to is reused: Contact Search
+          by `companyName` (a SEARCH_STRING, compared exactly here), then that contact's
+          `organisation.organisationId` (Contact GET);
+        - an earlier attempt's id is reused from `memory`;
+        - a POST whose answer was lost is found again among the company ids above the
+          highest one this client knew when it was sent (Company GET takes an ID set,
+          https://api-docs.brightpearl.com/contact/company/get.html; [INFERRED] its
+          records carry `id` and `name`), and no second POST is sent while the first may
+          still land (`uncertain_creates`, the pair's `duplicate_check_after`)."""
         key = f"brightpearl.company.{fingerprint(name)}"
         made = memory.get(key)
         if made is not None and made.isdigit():
             return int(made)
-        company_id = int(
-            await self._request(
-                "POST", "contact-service/company", json={"name": name}, field="company"
+        wanted = name.strip().casefold()
+        floor = memory.get(f"{key}.floor")
+        if floor is not None and floor.isdigit():
+            found = await self._first_above(
+                "contact-service/company",
+                int(floor),
+                lambda native: str(native.get("name") or "").strip().casefold() == wanted,
+                id_field="id",
             )
-        )
+            if found is not None:
+                memory.put(key, str(found))
+                return found
+        existing = await self._company_of_contacts_named(name)
+        if existing is not None:
+            memory.put(key, str(existing))
+            return existing
+        if self._company_floor is None:
+            await self._read_floors()
+        with sending_create(memory, SYSTEM, key, settle, what="company"):
+            memory.put(f"{key}.floor", str(self._company_floor or 0))
+            company_id = int(
+                await self._request(
+                    "POST", "contact-service/company", json={"name": name}, field="company"
+                )
+            )
+        self._saw_company_ids([company_id])
         memory.put(key, str(company_id))
         return company_id
+
+    async def _company_of_contacts_named(self, name: str) -> int | None:
+        """The company of the lowest contact whose company name is `name` (case and
+        blanks aside), or None."""
+        wanted = name.strip().casefold()
+        async for row in self._search(
+            "contact-service/contact-search",
+            {
+                "companyName": name.strip(),
+                "columns": "contactId,companyName",
+                "sort": "contactId.ASC",
+            },
+        ):
+            if str(row.get("companyName") or "").strip().casefold() != wanted:
+                continue
+            native = await self.get_contact_native(int(row["contactId"]))
+            self._saw_contacts([native])
+            company = _company_id(native)
+            if company is not None:
+                return company
+        return None
 
     async def _write_addresses(
         self,
@@ -1423,3 +1531,9 @@ def _retry_after(response: httpx.Response) -> float:
 
 
 __all__ = ["BrightpearlClient", "ConnectorError"]
+
+
+def _company_id(contact: Json) -> int | None:
+    """A contact's `organisation.organisationId`, when it belongs to a company."""
+    value = str((contact.get("organisation") or {}).get("organisationId") or "")
+    return int(value) if value.isdigit() and int(value) > 0 else None

@@ -1313,17 +1313,20 @@ async def test_registered_templates_render_and_respect_id_set_accepted(
     assert {d["webhookId"] for d in deliveries} == {1, 3}
 
 
+@pytest.mark.parametrize("floor_known", [True, False], ids=["floor-known", "fresh-client"])
 async def test_a_postal_address_post_whose_answer_is_lost_is_found_not_posted_again(
-    settings: Settings, sandboxes: httpx.AsyncClient
+    settings: Settings, sandboxes: httpx.AsyncClient, floor_known: bool
 ) -> None:
     """Issue #13: the address POST of a contact create is held past the client's timeout
     (Brightpearl makes the address after the client gave up). The retry sends no second
     POST while the first may still land; once it has, the retry finds it among the ids
     above the highest one the client knew (Postal Address GET by ID set,
     https://api-docs.brightpearl.com/contact/postal-address/get.html) and the contact
-    refers to it: one address, one POST."""
+    refers to it: one address, one POST. A client that had seen no address yet (a fresh
+    worker) reads that floor from the newest contacts before it sends."""
     async with BrightpearlClient(settings.brightpearl, timeout_s=1.0) as bp:
-        await bp.get_contact(201)  # a worker knows some address id: the floor
+        if floor_known:
+            await bp.get_contact(201)  # a worker knows some address id: the floor
         before = len((await state(sandboxes))["postal_addresses"])
         await sandboxes.post(
             f"{BP}/_sandbox/faults",
@@ -1351,3 +1354,63 @@ async def test_a_postal_address_post_whose_answer_is_lost_is_found_not_posted_ag
         ids = (await bp.get_contact_native(contact_id))["postAddressIds"]
         assert ids["DEF"] == ids["DEL"] == max(int(a) for a in addresses)
         assert held_back >= 1  # the retry came before the held POST had landed
+
+
+async def test_a_company_post_whose_answer_is_lost_is_found_not_posted_again(
+    settings: Settings, sandboxes: httpx.AsyncClient
+) -> None:
+    """Issue #13: a contact moves to a company no contact is in yet, and the Company POST
+    (https://api-docs.brightpearl.com/contact/company/post.html) is held past the client's
+    timeout: Brightpearl makes the company after the client gave up. The retry sends no
+    second POST while the first may still land, then finds it by Company GET over the ids
+    above the floor it noted, and the contact joins it: one company of that name."""
+    async with BrightpearlClient(settings.brightpearl, timeout_s=1.0) as bp:
+        contact_id = await bp.create_contact(customer())
+        await sandboxes.post(
+            f"{BP}/_sandbox/faults",
+            json={"match": "POST */contact-service/company", "delay_s": 2.5, "count": 1},
+        )
+        await clear_log(sandboxes)
+        moved = customer(company="Lost Answer Ltd")
+        memory, settle = Remembered(), timedelta(seconds=30)
+        with pytest.raises(TransientError):
+            await bp.update_contact(contact_id, moved, memory=memory, settle=settle)
+        held_back = 0
+        for _ in range(40):
+            try:
+                await bp.update_contact(contact_id, moved, memory=memory, settle=settle)
+                break
+            except EarlierCreateInFlight:
+                held_back += 1
+                await asyncio.sleep(0.25)
+        else:
+            raise AssertionError("the held company was never found")
+        posts = [w for w in writes_of(await requests_log(sandboxes)) if w[1].endswith("company")]
+        assert posts == [("POST", "contact-service/company")]
+        named = [
+            c
+            for c in (await state(sandboxes))["companies"].values()
+            if c["name"] == "Lost Answer Ltd"
+        ]
+        assert len(named) == 1
+        organisation = (await bp.get_contact_native(contact_id))["organisation"]
+        assert organisation == {"organisationId": named[0]["id"], "name": "Lost Answer Ltd"}
+        assert held_back >= 1  # the retry came before the held POST had landed
+
+
+async def test_a_contact_moving_to_a_company_others_are_in_joins_it(
+    bp: BrightpearlClient, sandboxes: httpx.AsyncClient
+) -> None:
+    """Contacts sharing a company name are one company (BP-HELP 212646383): a contact
+    whose company becomes the seed contact's joins that company (found by Contact Search
+    `companyName`, then its `organisation`) and no Company POST is sent."""
+    seed = (await bp.get_contact_native(201))["organisation"]
+    assert seed["name"] == "Returning Goods LLC"
+    contact_id = await bp.create_contact(customer(company=""))
+    companies = len((await state(sandboxes))["companies"])
+    await clear_log(sandboxes)
+    await bp.update_contact(contact_id, customer(company="returning goods llc "))
+    assert ("POST", "contact-service/company") not in writes_of(await requests_log(sandboxes))
+    assert len((await state(sandboxes))["companies"]) == companies
+    organisation = (await bp.get_contact_native(contact_id))["organisation"]
+    assert organisation["organisationId"] == seed["organisationId"]
