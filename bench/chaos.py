@@ -3,8 +3,9 @@
 `.venv/bin/python -m bench.chaos --orders 20` starts the same stack as `bench.orders` (a
 real Temporal dev server, the sandboxes and the API in their own processes, a worker in
 this one), with the connectors' timeout at 5 s and runs looking for twins 20 s after
-their creates. In each ERP every create the order run makes (customer, sales order,
-payment) is held past the timeout for its first N calls, so the answer is lost, the
+their creates. In each ERP every create the order run makes (Brightpearl's postal
+address, customer, sales order, payment) is held past the timeout for its first N
+calls, so the answer is lost, the
 activity retries, and the held request lands afterwards; all four systems answer one
 call in ten with 503 and one in ten with 429. It places N orders per pair at once, waits
 until every run waits for its shipment, gives the twin checks time to run, and counts
