@@ -1,7 +1,8 @@
 """How a connector reports a failed call.
 
-Connectors never retry by themselves: they classify and raise, and the activity layer
-turns the class into a Temporal retry decision (`activities/errors.py`).
+Connectors classify and raise, and the activity layer turns the class into a Temporal
+retry decision (`activities/errors.py`). The one retry a connector makes itself is of a
+read the system turned away for a moment (`systems/read_retries.py`).
 """
 
 from __future__ import annotations

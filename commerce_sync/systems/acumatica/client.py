@@ -32,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, NoReturn, Self
@@ -70,6 +70,7 @@ from commerce_sync.systems.errors import (
     ValidationFailed,
 )
 from commerce_sync.systems.observe import RequestHook, ResponseHook
+from commerce_sync.systems.read_retries import read_with_retries
 
 logger = logging.getLogger(__name__)
 
@@ -312,6 +313,22 @@ class AcumaticaClient:
         params: dict[str, Any] | None = None,
         body: Any = None,
         headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        """One call; a GET turned away for a moment is sent again (`read_retries`)."""
+
+        def send() -> Awaitable[httpx.Response]:
+            return self._request_once(method, path, params=params, body=body, headers=headers)
+
+        return await (read_with_retries(send) if method == "GET" else send())
+
+    async def _request_once(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None,
+        body: Any,
+        headers: dict[str, str] | None,
     ) -> httpx.Response:
         url = path if path.startswith("http") else f"{self._entity_base}/{path}"
         content = dumps(body) if body is not None else None

@@ -1,8 +1,9 @@
 """Brightpearl connector: one pooled `httpx.AsyncClient`, private-app authentication.
 
 Every call sends `brightpearl-app-ref` and `brightpearl-account-token`, reads the
-`{"response": ...}` envelope and classifies failures (`systems/errors.py`); it never
-retries: Temporal does. The throttle headers of every response are kept:
+`{"response": ...}` envelope and classifies failures (`systems/errors.py`). A GET turned
+away for a moment (a 503 that leaves requests in the period, a 5xx) is sent again here
+(`systems/read_retries.py`); everything else is retried by Temporal. The throttle headers of every response are kept:
 `requests_remaining` and `next_throttle_period_ms`. A 503 is Brightpearl's throttle
 answer and becomes `ThrottledError(retry_after_s = brightpearl-next-throttle-period / 1000)`
 when the period's requests are spent; one that leaves requests remaining is retried after
@@ -45,7 +46,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from types import TracebackType
@@ -81,6 +82,7 @@ from commerce_sync.systems.errors import (
     ValidationFailed,
 )
 from commerce_sync.systems.observe import RequestHook, ResponseHook
+from commerce_sync.systems.read_retries import read_with_retries
 from commerce_sync.systems.uncertain_creates import sending_create
 
 SYSTEM = "brightpearl"
@@ -163,6 +165,25 @@ class BrightpearlClient:
         json: Any = None,
         field: str | None = None,
         headers: Mapping[str, str] | None = None,
+    ) -> Any:
+        """One call; a GET turned away for a moment is sent again (`read_retries`)."""
+
+        def send() -> Awaitable[Any]:
+            return self._request_once(
+                method, path, params=params, json=json, field=field, headers=headers
+            )
+
+        return await (read_with_retries(send) if method == "GET" else send())
+
+    async def _request_once(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None,
+        json: Any,
+        field: str | None,
+        headers: Mapping[str, str] | None,
     ) -> Any:
         try:
             response = await self._http.request(

@@ -27,7 +27,7 @@ import copy
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -74,6 +74,7 @@ from commerce_sync.systems.kentico.schema import (
 )
 from commerce_sync.systems.kentico.writes import check_write
 from commerce_sync.systems.observe import RequestHook, ResponseHook
+from commerce_sync.systems.read_retries import read_with_retries
 from commerce_sync.systems.uncertain_creates import sending_create
 
 log = logging.getLogger(__name__)
@@ -179,6 +180,21 @@ class KenticoClient:
         *,
         params: Mapping[str, str] | None = None,
         body: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """One call; a GET turned away for a moment is sent again (`read_retries`)."""
+
+        def send() -> Awaitable[Any]:
+            return self._call_once(method, path, params=params, body=body)
+
+        return await (read_with_retries(send) if method == "GET" else send())
+
+    async def _call_once(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None,
+        body: Mapping[str, Any] | None,
     ) -> Any:
         query = {"format": "json", **(params or {})}
         content = exactjson.dumps(body).encode() if body is not None else None

@@ -31,7 +31,7 @@ import copy
 import json
 import logging
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from contextlib import ExitStack
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -61,6 +61,7 @@ from commerce_sync.systems.errors import (
     ValidationFailed,
 )
 from commerce_sync.systems.observe import RequestHook, ResponseHook
+from commerce_sync.systems.read_retries import read_with_retries
 from commerce_sync.systems.uncertain_creates import sending_create
 from commerce_sync.systems.xcart import mapping
 from commerce_sync.systems.xcart.lookups import XCartLookups
@@ -176,6 +177,22 @@ class XCartClient:
         cnd: Mapping[str, Any] | None = None,
         body: Any = None,
         schema: str | None = None,
+    ) -> tuple[Any, httpx.Headers]:
+        """One call; a GET turned away for a moment is sent again (`read_retries`)."""
+
+        def send() -> Awaitable[tuple[Any, httpx.Headers]]:
+            return self._call_once(method, path, cnd=cnd, body=body, schema=schema)
+
+        return await (read_with_retries(send) if method == "GET" else send())
+
+    async def _call_once(
+        self,
+        method: str,
+        path: str,
+        *,
+        cnd: Mapping[str, Any] | None,
+        body: Any,
+        schema: str | None,
     ) -> tuple[Any, httpx.Headers]:
         write = method != "GET"
         key = self.settings.api_key if write else self.settings.read_key

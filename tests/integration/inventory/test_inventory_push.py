@@ -302,8 +302,9 @@ async def test_store_orders_not_yet_in_the_erp_are_held_back_even_mid_push(
 
 
 async def test_a_brightpearl_throttle_answer_is_the_retry_delay(inventory: InventoryStack) -> None:
-    """Brightpearl says 503 and `brightpearl-next-throttle-period: 3000` (ms): the read is
-    tried again when the period ends, not on Temporal's own backoff."""
+    """Brightpearl says 503 and `brightpearl-next-throttle-period: 6000` (ms), longer than
+    the connector waits for a read itself: the read is tried again when the period ends,
+    not on Temporal's own backoff."""
     pair = "kentico-brightpearl"
     await inventory.fault(
         "brightpearl",
@@ -311,7 +312,7 @@ async def test_a_brightpearl_throttle_answer_is_the_retry_delay(inventory: Inven
             "match": "GET */warehouse-service/product-availability/*",
             "status": 503,
             "count": 1,
-            "retry_after_s": 3,
+            "retry_after_s": 6,
         },
     )
     await inventory.set_erp_stock(pair, "WIDGET-6", 44)
@@ -338,4 +339,4 @@ async def test_a_brightpearl_throttle_answer_is_the_retry_delay(inventory: Inven
     assert len(retried) == 1
     failure = retried[0].last_failure.application_failure_info
     assert failure.type == "ThrottledError"
-    assert failure.next_retry_delay.ToTimedelta() == timedelta(seconds=3)
+    assert failure.next_retry_delay.ToTimedelta() == timedelta(seconds=6)

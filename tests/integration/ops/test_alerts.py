@@ -12,6 +12,7 @@ from sqlmodel import Session, select
 from commerce_sync.ops.alerts import Notifier
 from commerce_sync.store.db import make_engine
 from commerce_sync.store.models import Alert
+from commerce_sync.systems.read_retries import READ_ATTEMPTS
 from tests.integration.ops.ops_stack import UNREACHABLE_AFTER_S, OpsStack, dead_lettered_order
 from tests.integration.orders.order_stack import PAIRS, eventually
 from tests.integration.orders.sandbox_views import alerts
@@ -69,13 +70,14 @@ async def test_store_answering_503_past_the_threshold_alerts_once_then_recovers(
     ops: OpsStack, pair: str
 ) -> None:
     store, _ = PAIRS[pair]
-    # The store answers 503 to its first two API reads: retried after 1 s, then 2 s, so it
-    # is down for about a second, longer than the test threshold.
+    # The store answers 503 to its first API reads: each read is sent READ_ATTEMPTS times
+    # by the connector, so two activity attempts fail, a second or more apart: down for
+    # longer than the test threshold.
     assert UNREACHABLE_AFTER_S < 1.0
     # Place the order before the fault so the shopper's own request is not refused.
     response = await ops.stack.sandbox.post(
         f"/{store}/_sandbox/faults",
-        json={"rules": [{"match": "GET *", "status": 503, "count": 2}]},
+        json={"rules": [{"match": "GET *", "status": 503, "count": 2 * READ_ATTEMPTS}]},
     )
     response.raise_for_status()
     order_id = await ops.stack.place_order(store)
@@ -96,7 +98,7 @@ async def test_store_answering_503_past_the_threshold_alerts_once_then_recovers(
         ("system_recovered", store)
     ]
     hits = (await ops.stack.sandbox.get(f"/{store}/_sandbox/requests")).json()
-    assert [r["status"] for r in _requests(hits)].count(503) == 2
+    assert [r["status"] for r in _requests(hits)].count(503) == 2 * READ_ATTEMPTS
 
 
 async def test_a_short_blip_under_the_threshold_alerts_nothing(ops: OpsStack) -> None:

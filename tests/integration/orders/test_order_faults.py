@@ -28,6 +28,7 @@ from commerce_sync.systems.acumatica.client import AcumaticaClient
 from commerce_sync.systems.brightpearl.client import BrightpearlClient
 from commerce_sync.systems.errors import ConnectorError, TransientError
 from commerce_sync.systems.kentico.client import KenticoClient
+from commerce_sync.systems.read_retries import MAX_READ_WAIT_S
 from commerce_sync.systems.xcart.client import XCartClient
 from tests.integration.orders.order_stack import PAIRS, Stack, eventually
 from tests.integration.orders.sandbox_views import (
@@ -181,15 +182,18 @@ async def test_retry_after_becomes_the_next_retry_delay(
 ) -> None:
     """docs/design.md §4: 429/503 with Retry-After -> `ApplicationError(next_retry_delay=...)`,
     retryable, in every connector (each system says it in its own way: Brightpearl in
-    `brightpearl-next-throttle-period`, the others in `Retry-After`)."""
-    rule = {"match": "GET *", "status": status, "retry_after_s": 2, "count": 1}
+    `brightpearl-next-throttle-period`, the others in `Retry-After`). A wait longer than
+    the connector spends on a read itself (`read_retries.MAX_READ_WAIT_S`) is the one
+    that reaches Temporal."""
+    wait_s = int(MAX_READ_WAIT_S) + 3
+    rule = {"match": "GET *", "status": status, "retry_after_s": wait_s, "count": 1}
     (await sandboxes.post(f"/{system}/_sandbox/faults", json=rule)).raise_for_status()
     client = _client(system, settings)
     try:
         with pytest.raises(ConnectorError) as raised:
             await _read_widget(system, client)
         error = to_application_error(raised.value)
-        assert (error.non_retryable, error.next_retry_delay) == (False, timedelta(seconds=2))
+        assert (error.non_retryable, error.next_retry_delay) == (False, timedelta(seconds=wait_s))
         assert await _read_widget(system, client)  # the fault hit once; the system is back
     finally:
         await client.aclose()

@@ -36,6 +36,7 @@ from commerce_sync.systems.errors import (
     TransientError,
     ValidationFailed,
 )
+from commerce_sync.systems.read_retries import READ_ATTEMPTS
 from sandboxes.server import BackgroundServer
 from tests.attempt_memory import Remembered
 
@@ -289,27 +290,39 @@ async def test_throttle_answers_503_and_client_raises_throttled(
 async def test_injected_faults_are_classified(
     settings: Settings, bp: BrightpearlClient, sandboxes: httpx.AsyncClient
 ) -> None:
+    # A read is sent READ_ATTEMPTS times in all before its fault reaches the caller.
     await sandboxes.post(
-        f"{BP}/_sandbox/faults", json={"match": "GET */product/*", "status": 500, "count": 1}
+        f"{BP}/_sandbox/faults",
+        json={"match": "GET */product/*", "status": 500, "count": READ_ATTEMPTS},
     )
     with pytest.raises(TransientError) as server_error:
         await bp.get_product(1001)
     assert not isinstance(server_error.value, ThrottledError)
+    # The throttle's spent period, longer than the connector waits itself: raised at once.
     await sandboxes.post(
         f"{BP}/_sandbox/faults",
-        json={"match": "GET */product/*", "status": 503, "count": 1, "retry_after_s": 2},
+        json={"match": "GET */product/*", "status": 503, "count": 1, "retry_after_s": 6},
     )
     with pytest.raises(ThrottledError) as throttled:
         await bp.get_product(1001)
-    assert throttled.value.retry_after_s == 2.0
+    assert throttled.value.retry_after_s == 6.0
     # A 503 while the period has requests left is an unavailability, not the throttle:
     # retried after a second, not after the rest of the period.
     await sandboxes.post(
-        f"{BP}/_sandbox/faults", json={"match": "GET */product/*", "status": 503, "count": 1}
+        f"{BP}/_sandbox/faults",
+        json={"match": "GET */product/*", "status": 503, "count": READ_ATTEMPTS},
     )
     with pytest.raises(ThrottledError) as unavailable:
         await bp.get_product(1001)
     assert unavailable.value.retry_after_s == 1.0
+    # Once, it is sent again after that second and answered.
+    await sandboxes.post(
+        f"{BP}/_sandbox/faults", json={"match": "GET */product/*", "status": 503, "count": 1}
+    )
+    await clear_log(sandboxes)
+    assert (await bp.get_product(1001)).sku == "WIDGET-1"
+    sent = [r["path"] for r in await requests_log(sandboxes)]
+    assert len([path for path in sent if path.endswith("/product/1001")]) == 2, sent
     await sandboxes.post(
         f"{BP}/_sandbox/faults", json={"match": "GET */product/*", "status": 403, "count": 1}
     )

@@ -761,10 +761,15 @@ async def test_error_classes(
         await xcart.get_product_by_sku("WIDGET-1")
     assert throttled.value.retry_after_s == 7
     await fault(
-        sandboxes, {"match": "GET /admin.php", "status": 429, "count": 1, "retry_after_s": 2}
+        sandboxes, {"match": "GET /admin.php", "status": 429, "count": 1, "retry_after_s": 6}
     )
     with pytest.raises(ThrottledError):
         await xcart.get_customer("1")
+    # A read asked to wait no longer than the connector waits itself is sent again.
+    await fault(
+        sandboxes, {"match": "GET /admin.php", "status": 429, "count": 1, "retry_after_s": 1}
+    )
+    assert (await xcart.get_customer("1")).email
     await fault(sandboxes, {"match": "PUT /admin.php", "status": 500, "count": 1})
     with pytest.raises(TransientError) as transient:
         await xcart.set_payment_status("1", "paid")
