@@ -2,7 +2,8 @@
 
 Transient errors are retried by Temporal's retry policy (with the system's throttle
 delay when it gave one); permanent errors fail the activity for good, so the workflow
-can compensate instead of retrying forever. Connectors never retry by themselves.
+can compensate instead of retrying forever. Connectors retry nothing themselves but a
+read the system turned away for a moment (`systems/read_retries.py`).
 """
 
 from __future__ import annotations

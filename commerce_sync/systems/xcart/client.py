@@ -5,7 +5,8 @@ Reads use the read-only key, writes the read/write key (docs/systems/xcart.md §
 travels in the query string, as X-Cart requires: the `httpx` log records are
 redacted by `_RedactKeyFilter`, and no error message carries a URL.
 
-Errors (never retried here; the activity layer decides):
+Errors (the activity layer decides; only a GET answered 429/5xx is sent again here,
+`systems/read_retries.py`):
 - timeouts, connection errors, 5xx -> `TransientError` (503/429 with `Retry-After`
   -> `ThrottledError`);
 - 400 -> `ValidationFailed` with the `X-REST-Error` message and the field it names;
