@@ -342,21 +342,16 @@ class BrightpearlClient:
         body = mapping.address_to_postal(address)
         email = customer.email.strip().casefold()
         key = f"brightpearl.postal-address.{role}.{fingerprint(email, body)}"
-        made = memory.get(key)
-        if made is not None and made.isdigit():
-            return int(made)
-        floor = memory.get(f"{key}.floor")
-        if floor is not None and floor.isdigit():
-            wanted = _postal_fields(body)
-            found = await self._first_above(
-                "contact-service/postal-address",
-                int(floor),
-                lambda native: _postal_fields(native, keys=body.keys()) == wanted,
-                id_field="addressId",
-            )
-            if found is not None:
-                memory.put(key, str(found))
-                return found
+        wanted = _postal_fields(body)
+        made = await self._made_before(
+            memory,
+            key,
+            "contact-service/postal-address",
+            lambda native: _postal_fields(native, keys=body.keys()) == wanted,
+            id_field="addressId",
+        )
+        if made is not None:
+            return made
         if self._address_floor is None:
             await self._read_floors()
         with sending_create(memory, SYSTEM, key, settle, what="postal address"):
@@ -421,6 +416,29 @@ class BrightpearlClient:
         self._address_floor = self._address_floor or 0
         self._company_floor = self._company_floor or 0
         self._floors_read = True
+
+    async def _made_before(
+        self,
+        memory: AttemptMemory,
+        key: str,
+        path: str,
+        matches: Callable[[Json], bool],
+        *,
+        id_field: str,
+    ) -> int | None:
+        """The record an earlier attempt of this activity made: its id from `memory` when
+        that attempt got the answer, else found above the id floor it noted when it sent
+        the create (`_first_above`); None when no attempt made it (yet)."""
+        made = memory.get(key)
+        if made is not None and made.isdigit():
+            return int(made)
+        floor = memory.get(f"{key}.floor")
+        if floor is None or not floor.isdigit():
+            return None
+        found = await self._first_above(path, int(floor), matches, id_field=id_field)
+        if found is not None:
+            memory.put(key, str(found))
+        return found
 
     async def _first_above(
         self, path: str, floor: int, matches: Callable[[Json], bool], *, id_field: str
@@ -535,21 +553,16 @@ class BrightpearlClient:
           records carry `id` and `name`), and no second POST is sent while the first may
           still land (`uncertain_creates`, the pair's `duplicate_check_after`)."""
         key = f"brightpearl.company.{fingerprint(name)}"
-        made = memory.get(key)
-        if made is not None and made.isdigit():
-            return int(made)
         wanted = name.strip().casefold()
-        floor = memory.get(f"{key}.floor")
-        if floor is not None and floor.isdigit():
-            found = await self._first_above(
-                "contact-service/company",
-                int(floor),
-                lambda native: str(native.get("name") or "").strip().casefold() == wanted,
-                id_field="id",
-            )
-            if found is not None:
-                memory.put(key, str(found))
-                return found
+        made = await self._made_before(
+            memory,
+            key,
+            "contact-service/company",
+            lambda native: str(native.get("name") or "").strip().casefold() == wanted,
+            id_field="id",
+        )
+        if made is not None:
+            return made
         existing = await self._company_of_contacts_named(name)
         if existing is not None:
             memory.put(key, str(existing))

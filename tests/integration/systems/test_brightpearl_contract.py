@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -47,6 +47,7 @@ HEADERS = {
     "brightpearl-account-token": "sandbox-brightpearl-token",
 }
 TOKEN = "tok_brightpearl_secret"
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -1326,6 +1327,17 @@ async def test_registered_templates_render_and_respect_id_set_accepted(
     assert {d["webhookId"] for d in deliveries} == {1, 3}
 
 
+async def retried_while_held_back(attempt: Callable[[], Awaitable[T]], what: str) -> tuple[T, int]:
+    """`attempt()` again every 0.25 s while it holds back a create whose first answer was
+    lost (`EarlierCreateInFlight`); its result and how many times it held back."""
+    for held_back in range(40):
+        try:
+            return await attempt(), held_back
+        except EarlierCreateInFlight:
+            await asyncio.sleep(0.25)
+    raise AssertionError(f"the held {what} was never found")
+
+
 @pytest.mark.parametrize("floor_known", [True, False], ids=["floor-known", "fresh-client"])
 async def test_a_postal_address_post_whose_answer_is_lost_is_found_not_posted_again(
     settings: Settings, sandboxes: httpx.AsyncClient, floor_known: bool
@@ -1350,16 +1362,9 @@ async def test_a_postal_address_post_whose_answer_is_lost_is_found_not_posted_ag
         memory, settle = Remembered(), timedelta(seconds=30)
         with pytest.raises(TransientError):
             await bp.create_contact(jane, memory=memory, settle=settle)
-        held_back = 0
-        for _ in range(40):
-            try:
-                contact_id = await bp.create_contact(jane, memory=memory, settle=settle)
-                break
-            except EarlierCreateInFlight:
-                held_back += 1
-                await asyncio.sleep(0.25)
-        else:
-            raise AssertionError("the held address was never found")
+        contact_id, held_back = await retried_while_held_back(
+            lambda: bp.create_contact(jane, memory=memory, settle=settle), "address"
+        )
         posts = [w for w in writes_of(await requests_log(sandboxes)) if w[1].endswith("address")]
         assert posts == [("POST", "contact-service/postal-address")]
         addresses = (await state(sandboxes))["postal_addresses"]
@@ -1388,16 +1393,9 @@ async def test_a_company_post_whose_answer_is_lost_is_found_not_posted_again(
         memory, settle = Remembered(), timedelta(seconds=30)
         with pytest.raises(TransientError):
             await bp.update_contact(contact_id, moved, memory=memory, settle=settle)
-        held_back = 0
-        for _ in range(40):
-            try:
-                await bp.update_contact(contact_id, moved, memory=memory, settle=settle)
-                break
-            except EarlierCreateInFlight:
-                held_back += 1
-                await asyncio.sleep(0.25)
-        else:
-            raise AssertionError("the held company was never found")
+        _, held_back = await retried_while_held_back(
+            lambda: bp.update_contact(contact_id, moved, memory=memory, settle=settle), "company"
+        )
         posts = [w for w in writes_of(await requests_log(sandboxes)) if w[1].endswith("company")]
         assert posts == [("POST", "contact-service/company")]
         named = [
