@@ -105,12 +105,13 @@ def system_budgets(settings: Settings) -> dict[str, CallBudgetSettings]:
 class Ports:
     """One pooled connector per outside system for the whole worker process.
 
-    With an `engine`, every request a connector sends waits for its system's call budget
-    kept in that database (`systems/budget.py`); without one the calls are not limited
-    (tools and tests that make a handful of calls).
+    Every request a connector sends waits for its system's call budget kept in the
+    `engine`'s database (`systems/budget.py`), shared with every other worker process of
+    the deployment. The engine is required: no worker, test stack or bench builds its
+    connectors past the budget a deployment runs with.
     """
 
-    def __init__(self, settings: Settings, *, engine: Engine | None = None) -> None:
+    def __init__(self, settings: Settings, *, engine: Engine) -> None:
         self.stores: dict[str, StorePort] = {s: create_store_port(s, settings) for s in STORES}
         self.erps: dict[str, ErpPort] = {s: create_erp_port(s, settings) for s in ERPS}
         self.budgets: dict[str, CallBudget] = {}
@@ -118,13 +119,12 @@ class Ports:
         ports: dict[str, StorePort | ErpPort] = {**self.stores, **self.erps}
         budgets = system_budgets(settings)
         for system, port in ports.items():
-            if engine is not None:
-                shape = BucketShape(budgets[system].call_interval_s, budgets[system].burst)
-                budget = CallBudget(system, SharedBucket(engine, system, shape))
-                port.observe_requests(budget.before_request)
-                port.observe_responses(budget.after_response)
-                self.budgets[system] = budget
-                BUDGETS.watch(system, budget.counts)
+            shape = BucketShape(budgets[system].call_interval_s, budgets[system].burst)
+            budget = CallBudget(system, SharedBucket(engine, system, shape))
+            port.observe_requests(budget.before_request)
+            port.observe_responses(budget.after_response)
+            self.budgets[system] = budget
+            BUDGETS.watch(system, budget.counts)
             port.observe_responses(api_call_counter(system))
         for system, budget_settings in budgets.items():
             API_BUDGET.labels(system=system).set(budget_settings.rate_per_second)
