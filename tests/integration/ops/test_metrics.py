@@ -8,35 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.ops.ops_stack import OpsStack, dead_lettered_order
+from tests.integration.ops.ops_stack import OpsStack, dead_lettered_order, scrape, value
 from tests.integration.orders.order_stack import PAIRS, READ_ONLY_KEY, eventually
 
 DASHBOARD = Path(__file__).parents[3] / "deploy" / "grafana" / "dashboards" / "commerce-sync.json"
-
-
-def value(text: str, name: str, **labels: str) -> float:
-    """The sum of the samples of `name` whose labels include `labels` (0 when none).
-
-    Summed as PromQL's `sum()` would: a metric with more labels than asked for
-    (e.g. failed steps by step) has one series per value of the others.
-    """
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith("#") or not line.startswith(name):
-            continue
-        match = re.match(r"^([a-zA-Z_:]+)(\{(.*)\})? (\S+)$", line)
-        if not match or match.group(1) != name:
-            continue
-        found = dict(re.findall(r'(\w+)="([^"]*)"', match.group(3) or ""))
-        if all(found.get(k) == v for k, v in labels.items()):
-            total += float(match.group(4))
-    return total
-
-
-async def scrape(ops: OpsStack, url: str) -> str:
-    response = await ops.stack.http.get(url)
-    assert response.status_code == 200, response.text
-    return response.text
 
 
 async def api_metrics(ops: OpsStack) -> str:
