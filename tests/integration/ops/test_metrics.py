@@ -122,8 +122,9 @@ async def test_every_metric_the_dashboard_queries_is_exported_and_moves(
     ops: OpsStack, pair: str
 ) -> None:
     """An order through the stack with one throttled ERP call: the dashboard's orders,
-    latency, API calls and budget, throttling and failed steps all have data, and every
-    metric it queries is in the API's or the worker's /metrics."""
+    latency, API calls and budget, throttling, the call budgets' calls and pauses and
+    failed steps all have data, and every metric it queries is in the API's or the
+    worker's /metrics."""
     store, erp = PAIRS[pair]
     stack = ops.stack
     before = await scrape(ops, ops.worker_metrics)
@@ -161,6 +162,13 @@ async def test_every_metric_the_dashboard_queries_is_exported_and_moves(
     )
     budget = getattr(stack.settings, erp).rate_per_second
     assert value(worker, "commerce_sync_api_budget_per_second", system=erp) == budget
+    # The worker's calls go through the shared call budgets: each system's counts moved,
+    # and the throttle answer paused the ERP's budget for every process.
+    granted = "commerce_sync_api_budget_calls_total"
+    for system in (store, erp):
+        assert value(worker, granted, system=system) > value(before, granted, system=system)
+    holds = "commerce_sync_api_budget_holds_total"
+    assert value(worker, holds, system=erp) >= value(before, holds, system=erp) + 1
 
     missing = sorted(name for name in dashboard_metrics() if not exported(api + worker, name))
     assert missing == []
