@@ -35,7 +35,9 @@ async def test_every_declared_activity_is_registered_once_per_queue(
     try:
         queues = {
             settings.task_queue: _names(
-                workflow_queue_activities(temporal_client, settings, engine, pairs, Notifier([]))
+                workflow_queue_activities(
+                    temporal_client, settings, engine, pairs, Notifier([]), ports
+                )
             ),
             **{system: _names(list(found)) for system, found in ports.activities(pairs).items()},
         }

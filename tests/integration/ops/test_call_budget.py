@@ -14,7 +14,7 @@ import contextlib
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,9 @@ import pytest
 from sqlmodel import Session, select
 from temporalio.client import Client
 
+from commerce_sync.commands.feeds import ensure_feed_schedules
+from commerce_sync.config.pairs import load_pairs
+from commerce_sync.contracts.feeds import feed_schedule_id
 from commerce_sync.store.db import make_engine
 from commerce_sync.store.models import ApiBudget
 from tests.integration.ops.ops_stack import (
@@ -40,6 +43,7 @@ from tests.integration.orders.order_stack import (
     stack_settings,
     webhooks_nowhere,
 )
+from tests.integration.orders.test_change_feed import FEED_RULES, read_once
 from tests.integration.orders.test_erp_calls_per_order import (
     NEW_CUSTOMER,
     NOT_THE_ORDER_RUN,
@@ -100,23 +104,25 @@ async def counted_as_sent(
 
 
 @contextlib.asynccontextmanager
-async def erp_only_for_orders(
+async def budget_stack(
     temporal_client: Client,
     sandbox_url: str,
     sandboxes: httpx.AsyncClient,
     tmp_path: Path,
     receiver: Receiver,
     erp: str,
+    rules: Mapping[str, str] | None = None,
     **erp_budget: float,
 ) -> AsyncIterator[OpsStack]:
     """The ops stack whose ERP only the order runs call; `erp_budget` replaces the ERP's
-    budget settings of the test stacks (`TEST_BUDGET`)."""
+    budget settings of the test stacks (`TEST_BUDGET`), `rules` the pairs' rules."""
     target = temporal_client.service_client.config.target_host
     settings = stack_settings(sandbox_url, f"sqlite:///{tmp_path / 'cs.db'}", tmp_path, target)
     budget = getattr(settings, erp)
+    pairs_file = pairs_file_with(tmp_path, {"duplicate_check_after": 3600, **(rules or {})})
     settings = settings.model_copy(
         update={
-            "pairs_file": pairs_file_with(tmp_path, {"duplicate_check_after": 3600}),
+            "pairs_file": pairs_file,
             erp: type(budget).model_validate(budget.model_dump() | erp_budget),  # validated
         }
     )
@@ -140,7 +146,7 @@ async def test_every_call_of_an_order_is_drawn_from_the_shared_budget(
     the order run's ERP calls are those test_erp_calls_per_order.py counts (the returning
     customer's: Brightpearl 3, Acumatica 5); the budget rows in the app database moved."""
     store, erp = PAIRS[pair]
-    async with erp_only_for_orders(
+    async with budget_stack(
         temporal_client, sandbox_url, sandboxes, tmp_path, receiver, erp
     ) as ops:
         started, rows = await new_then_returning_order(ops, pair)
@@ -216,7 +222,7 @@ async def test_calls_beyond_a_small_budget_are_queued_not_throttled(
     store, erp = PAIRS[pair]
     throttle = {"requests_per_minute": PER_WINDOW, "window_s": WINDOW_S}
     (await sandboxes.post(f"/{erp}/_sandbox/throttle", json=throttle)).raise_for_status()
-    async with erp_only_for_orders(
+    async with budget_stack(
         temporal_client,
         sandbox_url,
         sandboxes,
@@ -246,3 +252,39 @@ async def test_calls_beyond_a_small_budget_are_queued_not_throttled(
     )
     assert value(after, HOLDS, system=erp) == value(before, HOLDS, system=erp)
     assert value(after, "commerce_sync_api_budget_per_second", system=erp) == PER_WINDOW / WINDOW_S
+
+
+@pytest.mark.parametrize("pair", list(PAIRS))
+async def test_the_change_feeds_reads_are_drawn_from_the_shared_budget(
+    temporal_client: Client,
+    sandbox_url: str,
+    sandboxes: httpx.AsyncClient,
+    tmp_path: Path,
+    receiver: Receiver,
+    pair: str,
+) -> None:
+    """An order whose webhook never comes is found by the pair's change feed, read on the
+    workflow queue's worker: the feed's reads of the store, like the order run's calls,
+    are calls its budget granted (the store's request log holds exactly as many)."""
+    store, erp = PAIRS[pair]
+    async with budget_stack(
+        temporal_client, sandbox_url, sandboxes, tmp_path, receiver, erp, FEED_RULES
+    ) as ops:
+        stack = ops.stack
+        pairs = load_pairs(stack.settings.pairs_file)
+        ensured = await ensure_feed_schedules(stack.client, stack.settings, [pairs[pair]])
+        try:
+            await webhooks_nowhere(stack.sandbox, stack.settings, store)
+            order_id = await stack.place_order(store)
+            await clear_log(ops, store)
+            before = await scrape(ops, ops.worker_metrics)
+            schedule = stack.client.get_schedule_handle(feed_schedule_id(pair))
+            read = await read_once(stack, schedule, (await schedule.describe()).info.num_actions)
+            assert read["last_started"] == 1, read
+            await stack.wait_state(pair, order_id, "awaiting_shipment")
+            # Only the feed could find the order: its reads are in the log, and counted.
+            _, logs = await counted_as_sent(ops, before, (store,))
+        finally:
+            for schedule_id in ensured:
+                await stack.client.get_schedule_handle(schedule_id).delete()
+    assert logs[store]

@@ -226,7 +226,7 @@ class RunningWorker:
             self.engine,
             executor=self.executor,
             pairs=self.pairs,
-            system_activities=self.ports.activities(self.pairs),
+            ports=self.ports,
         )
         self.task = asyncio.create_task(run_workers(workers, self.stop))
 
