@@ -318,7 +318,7 @@ class OrderWorker:
             engine,
             executor=self.executor,
             pairs=pairs,
-            system_activities=self.ports.activities(pairs),
+            ports=self.ports,
         )
         self.task = asyncio.create_task(run_workers(workers, self.stop))
 

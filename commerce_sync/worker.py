@@ -105,12 +105,13 @@ def system_budgets(settings: Settings) -> dict[str, CallBudgetSettings]:
 class Ports:
     """One pooled connector per outside system for the whole worker process.
 
-    With an `engine`, every request a connector sends waits for its system's call budget
-    kept in that database (`systems/budget.py`); without one the calls are not limited
-    (tools and tests that make a handful of calls).
+    Every request a connector sends waits for its system's call budget kept in the
+    `engine`'s database (`systems/budget.py`), shared with every other worker process of
+    the deployment. The engine is required: no worker, test stack or bench builds its
+    connectors past the budget a deployment runs with.
     """
 
-    def __init__(self, settings: Settings, *, engine: Engine | None = None) -> None:
+    def __init__(self, settings: Settings, *, engine: Engine) -> None:
         self.stores: dict[str, StorePort] = {s: create_store_port(s, settings) for s in STORES}
         self.erps: dict[str, ErpPort] = {s: create_erp_port(s, settings) for s in ERPS}
         self.budgets: dict[str, CallBudget] = {}
@@ -118,13 +119,12 @@ class Ports:
         ports: dict[str, StorePort | ErpPort] = {**self.stores, **self.erps}
         budgets = system_budgets(settings)
         for system, port in ports.items():
-            if engine is not None:
-                shape = BucketShape(budgets[system].call_interval_s, budgets[system].burst)
-                budget = CallBudget(system, SharedBucket(engine, system, shape))
-                port.observe_requests(budget.before_request)
-                port.observe_responses(budget.after_response)
-                self.budgets[system] = budget
-                BUDGETS.watch(system, budget.counts)
+            shape = BucketShape(budgets[system].call_interval_s, budgets[system].burst)
+            budget = CallBudget(system, SharedBucket(engine, system, shape))
+            port.observe_requests(budget.before_request)
+            port.observe_responses(budget.after_response)
+            self.budgets[system] = budget
+            BUDGETS.watch(system, budget.counts)
             port.observe_responses(api_call_counter(system))
         for system, budget_settings in budgets.items():
             API_BUDGET.labels(system=system).set(budget_settings.rate_per_second)
@@ -165,8 +165,11 @@ def workflow_queue_activities(
     engine: Engine,
     pairs: dict[str, PairConfig],
     notifier: Notifier,
+    ports: Ports,
 ) -> list[Callable[..., Any]]:
-    """The activities of the workflows' own task queue: database, alerts, starts, codec."""
+    """The activities of the workflows' own task queue: database, alerts, starts, codec,
+    and the change feeds' reads, through the process's connectors (`ports`) and so its
+    call budgets."""
     return implementations(
         DatabaseActivities(
             engine,
@@ -180,7 +183,14 @@ def workflow_queue_activities(
         CustomerDatabaseActivities(engine),
         PrivacyActivities(settings),
         CheckActivities(pairs),
-        FeedActivities(client, settings=settings, engine=engine, pairs=pairs),
+        FeedActivities(
+            client,
+            settings=settings,
+            engine=engine,
+            pairs=pairs,
+            stores=ports.stores,
+            erps=ports.erps,
+        ),
     )
 
 
@@ -191,9 +201,10 @@ def build_workers(
     *,
     executor: concurrent.futures.Executor,
     pairs: dict[str, PairConfig],
-    system_activities: dict[str, Sequence[Callable[..., Any]]] | None = None,
+    ports: Ports,
     workflows: Sequence[type] | None = None,
 ) -> list[Worker]:
+    """The workflows' own worker and one per outside system, every call through `ports`."""
     install_log_redaction()
     install_repeated_failure_trimming()
     notifier = Notifier(settings.alerts.urls)
@@ -206,13 +217,13 @@ def build_workers(
             client,
             task_queue=settings.task_queue,
             workflows=list(workflows if workflows is not None else WORKFLOWS),
-            activities=workflow_queue_activities(client, settings, engine, pairs, notifier),
+            activities=workflow_queue_activities(client, settings, engine, pairs, notifier, ports),
             activity_executor=executor,
             graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
             interceptors=[MetricsInterceptor(), HeartbeatInterceptor()],
         )
     ]
-    for system, activities in (system_activities or {}).items():
+    for system, activities in ports.activities(pairs).items():
         if not activities:
             continue
         workers.append(
@@ -264,7 +275,7 @@ async def serve(settings: Settings) -> None:
                 engine,
                 executor=executor,
                 pairs=pairs,
-                system_activities=ports.activities(pairs),
+                ports=ports,
             )
             log.info("worker polling %s and %s", settings.task_queue, ", ".join(SYSTEM_QUEUES))
             # The inventory schedules start their ticks on this worker's workflow queue.

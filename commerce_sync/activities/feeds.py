@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 
 from sqlalchemy import Engine
@@ -33,8 +32,7 @@ from commerce_sync.intake.missing_runs import (
 from commerce_sync.intake.product_changes import pass_on_product_changes
 from commerce_sync.store.feeds import feed_mark, record_failure, record_read
 from commerce_sync.systems.errors import ConnectorError
-from commerce_sync.systems.ports import StorePort
-from commerce_sync.systems.registry import create_erp_port, create_store_port
+from commerce_sync.systems.ports import ErpPort, StorePort
 
 PAGE_SIZE = 100
 CONCURRENCY = 8
@@ -44,13 +42,25 @@ ReadChanges = Callable[[PairConfig, datetime], Awaitable[tuple[int, Counter[Outc
 
 
 class FeedActivities:
+    """The feed's reads, through the worker's own connectors (`stores`, `erps`): each call
+    takes its turn in its system's shared call budget, as every other call does."""
+
     def __init__(
-        self, client: Client, engine: Engine, settings: Settings, pairs: dict[str, PairConfig]
+        self,
+        client: Client,
+        engine: Engine,
+        settings: Settings,
+        pairs: dict[str, PairConfig],
+        *,
+        stores: Mapping[str, StorePort],
+        erps: Mapping[str, ErpPort],
     ) -> None:
         self._client = client
         self._engine = engine
         self._settings = settings
         self._pairs = pairs
+        self._stores = stores
+        self._erps = erps
 
     @implements(Feeds.read_orders)
     @classified
@@ -66,17 +76,16 @@ class FeedActivities:
     @classified
     async def read_customers(self, poll: FeedPoll) -> FeedRead:
         async def pass_on(pair: PairConfig, since: datetime) -> tuple[int, Counter[Outcome]]:
-            async with self._store(pair) as store:
-                return await pass_on_customer_changes(
-                    self._client,
-                    self._engine,
-                    store,
-                    pair,
-                    since,
-                    self._settings.task_queue,
-                    page_size=PAGE_SIZE,
-                    concurrency=CONCURRENCY,
-                )
+            return await pass_on_customer_changes(
+                self._client,
+                self._engine,
+                self._stores[pair.store],
+                pair,
+                since,
+                self._settings.task_queue,
+                page_size=PAGE_SIZE,
+                concurrency=CONCURRENCY,
+            )
 
         return await self._read(poll, pass_on)
 
@@ -84,44 +93,31 @@ class FeedActivities:
     @classified
     async def read_products(self, poll: FeedPoll) -> FeedRead:
         async def pass_on(pair: PairConfig, since: datetime) -> tuple[int, Counter[Outcome]]:
-            erp = create_erp_port(pair.erp, self._settings)
-            try:
-                return await pass_on_product_changes(
-                    self._client,
-                    self._engine,
-                    erp,
-                    pair,
-                    since,
-                    self._settings.task_queue,
-                    page_size=PAGE_SIZE,
-                    concurrency=CONCURRENCY,
-                )
-            finally:
-                await erp.aclose()
+            return await pass_on_product_changes(
+                self._client,
+                self._engine,
+                self._erps[pair.erp],
+                pair,
+                since,
+                self._settings.task_queue,
+                page_size=PAGE_SIZE,
+                concurrency=CONCURRENCY,
+            )
 
         return await self._read(poll, pass_on)
 
-    @asynccontextmanager
-    async def _store(self, pair: PairConfig) -> AsyncIterator[StorePort]:
-        store = create_store_port(pair.store, self._settings)
-        try:
-            yield store
-        finally:
-            await store.aclose()
-
     def _store_runs(self, start_missing: StartMissing) -> ReadChanges:
         async def start(pair: PairConfig, since: datetime) -> tuple[int, Counter[Outcome]]:
-            async with self._store(pair) as store:
-                return await start_missing(
-                    self._client,
-                    store,
-                    pair,
-                    since,
-                    self._settings.task_queue,
-                    trigger="feed",
-                    page_size=PAGE_SIZE,
-                    concurrency=CONCURRENCY,
-                )
+            return await start_missing(
+                self._client,
+                self._stores[pair.store],
+                pair,
+                since,
+                self._settings.task_queue,
+                trigger="feed",
+                page_size=PAGE_SIZE,
+                concurrency=CONCURRENCY,
+            )
 
         return start
 

@@ -31,11 +31,13 @@ async def test_every_declared_activity_is_registered_once_per_queue(
     temporal_client: Client, settings: Settings, engine: Engine
 ) -> None:
     pairs = load_pairs(settings.pairs_file)
-    ports = Ports(settings)
+    ports = Ports(settings, engine=engine)
     try:
         queues = {
             settings.task_queue: _names(
-                workflow_queue_activities(temporal_client, settings, engine, pairs, Notifier([]))
+                workflow_queue_activities(
+                    temporal_client, settings, engine, pairs, Notifier([]), ports
+                )
             ),
             **{system: _names(list(found)) for system, found in ports.activities(pairs).items()},
         }
@@ -53,15 +55,19 @@ async def test_every_declared_activity_is_registered_once_per_queue(
         assert {n for n in ActivityRef.declared if n.startswith("erp.")} <= set(queues[erp])
 
 
-def test_each_implementation_takes_and_returns_what_its_reference_declares(
-    settings: Settings,
+async def test_each_implementation_takes_and_returns_what_its_reference_declares(
+    settings: Settings, engine: Engine
 ) -> None:
     """mypy checks this statically; this checks the run-time types the data converter
     decodes with (`ActivityRef.result_type`) against the implementations' annotations."""
     pairs = load_pairs(settings.pairs_file)
-    ports = Ports(settings)
+    ports = Ports(settings, engine=engine)
+    try:
+        found_by_queue = ports.activities(pairs)
+    finally:
+        await ports.aclose()
     checked = set()
-    for found in ports.activities(pairs).values():
+    for found in found_by_queue.values():
         for method in found:
             ref = implemented_ref(method)
             assert ref is not None

@@ -16,21 +16,10 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from pydantic import SecretStr
 from temporalio.client import Client
 
-from commerce_sync.api.app import create_app
-from commerce_sync.config.settings import AlertSettings, MetricsSettings
-from commerce_sync.ops.metrics import MetricsServer
-from commerce_sync.ops.temporal_client import connect, metrics_runtime
-from sandboxes.server import BackgroundServer
-from tests.integration.ops.ops_stack import UNREACHABLE_AFTER_S, OpsStack, Receiver, free_port
-from tests.integration.orders.order_stack import (
-    RunningWorker,
-    Stack,
-    point_webhooks,
-    stack_settings,
-)
+from tests.integration.ops.ops_stack import OpsStack, Receiver, ops_settings, running_ops
+from tests.integration.orders.order_stack import stack_settings
 
 
 @pytest.fixture
@@ -86,35 +75,6 @@ async def ops(
     metrics on a Prometheus port), alerts to `receiver`, our worker metrics on a port."""
     target = temporal_client.service_client.config.target_host
     settings = stack_settings(sandbox_url, f"sqlite:///{tmp_path / 'cs.db'}", tmp_path, target)
-    settings = settings.model_copy(
-        update={
-            "alerts": AlertSettings(
-                urls=[SecretStr(receiver.url)],
-                unreachable_after_s=UNREACHABLE_AFTER_S,
-                send_attempts=3,
-            ),
-            "metrics": MetricsSettings(
-                worker_bind_address="127.0.0.1:0",
-                temporal_bind_address=f"127.0.0.1:{free_port()}",
-            ),
-        }
-    )
-    assert settings.metrics.temporal_bind_address and settings.metrics.worker_bind_address
-    client = await connect(settings, runtime=metrics_runtime(settings))
-    metrics_server = MetricsServer(settings.metrics.worker_bind_address)
-    api = BackgroundServer(create_app(settings)).start()
-    worker = RunningWorker(client, settings)
-    await point_webhooks(sandboxes, settings, api.url)
-    spans.clear()
-    try:
-        async with httpx.AsyncClient(timeout=15.0) as http:
-            yield OpsStack(
-                Stack(settings, api.url, client, sandboxes, http, settings.resolved_database_url),
-                receiver,
-                f"http://127.0.0.1:{metrics_server.port}/metrics",
-                f"http://{settings.metrics.temporal_bind_address}/metrics",
-            )
-    finally:
-        await worker.close()
-        api.stop()
-        metrics_server.close()
+    async with running_ops(ops_settings(settings, receiver), sandboxes, receiver) as running:
+        spans.clear()
+        yield running

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
+import re
 import socket
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.integration.orders.order_stack import PAIRS, Stack
+import httpx
+from pydantic import SecretStr
+
+from commerce_sync.api.app import create_app
+from commerce_sync.config.settings import AlertSettings, MetricsSettings, Settings
+from commerce_sync.ops.metrics import MetricsServer
+from commerce_sync.ops.temporal_client import connect, metrics_runtime
+from sandboxes.server import BackgroundServer
+from tests.integration.orders.order_stack import PAIRS, RunningWorker, Stack, point_webhooks
 from tests.integration.orders.sandbox_views import add_store_only_product
 
 UNREACHABLE_AFTER_S = 0.5
@@ -49,3 +60,71 @@ async def dead_lettered_order(ops: OpsStack, pair: str) -> str:
     order_id = await ops.stack.place_order(store, lines=[{"sku": sku, "quantity": 1}])
     await ops.stack.wait_state(pair, order_id, "dead_lettered", run_status="FAILED")
     return order_id
+
+
+def ops_settings(settings: Settings, receiver: Receiver) -> Settings:
+    """The order stack's `settings` with alerts to `receiver` and metrics ports open."""
+    return settings.model_copy(
+        update={
+            "alerts": AlertSettings(
+                urls=[SecretStr(receiver.url)],
+                unreachable_after_s=UNREACHABLE_AFTER_S,
+                send_attempts=3,
+            ),
+            "metrics": MetricsSettings(
+                worker_bind_address="127.0.0.1:0",
+                temporal_bind_address=f"127.0.0.1:{free_port()}",
+            ),
+        }
+    )
+
+
+@contextlib.asynccontextmanager
+async def running_ops(
+    settings: Settings, sandboxes: httpx.AsyncClient, receiver: Receiver
+) -> AsyncIterator[OpsStack]:
+    """The order stack on a client of our own (`connect`: tracing interceptor, Temporal SDK
+    metrics on a Prometheus port), our worker metrics on a port (`ops_settings`)."""
+    assert settings.metrics.temporal_bind_address and settings.metrics.worker_bind_address
+    client = await connect(settings, runtime=metrics_runtime(settings))
+    metrics_server = MetricsServer(settings.metrics.worker_bind_address)
+    api = BackgroundServer(create_app(settings)).start()
+    worker = RunningWorker(client, settings)
+    await point_webhooks(sandboxes, settings, api.url)
+    try:
+        async with httpx.AsyncClient(timeout=15.0) as http:
+            yield OpsStack(
+                Stack(settings, api.url, client, sandboxes, http, settings.resolved_database_url),
+                receiver,
+                f"http://127.0.0.1:{metrics_server.port}/metrics",
+                f"http://{settings.metrics.temporal_bind_address}/metrics",
+            )
+    finally:
+        await worker.close()
+        api.stop()
+        metrics_server.close()
+
+
+def value(text: str, name: str, **labels: str) -> float:
+    """The sum of the samples of `name` whose labels include `labels` (0 when none).
+
+    Summed as PromQL's `sum()` would: a metric with more labels than asked for
+    (e.g. failed steps by step) has one series per value of the others.
+    """
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith("#") or not line.startswith(name):
+            continue
+        match = re.match(r"^([a-zA-Z_:]+)(\{(.*)\})? (\S+)$", line)
+        if not match or match.group(1) != name:
+            continue
+        found = dict(re.findall(r'(\w+)="([^"]*)"', match.group(3) or ""))
+        if all(found.get(k) == v for k, v in labels.items()):
+            total += float(match.group(4))
+    return total
+
+
+async def scrape(ops: OpsStack, url: str) -> str:
+    response = await ops.stack.http.get(url)
+    assert response.status_code == 200, response.text
+    return response.text

@@ -8,35 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.ops.ops_stack import OpsStack, dead_lettered_order
+from tests.integration.ops.ops_stack import OpsStack, dead_lettered_order, scrape, value
 from tests.integration.orders.order_stack import PAIRS, READ_ONLY_KEY, eventually
 
 DASHBOARD = Path(__file__).parents[3] / "deploy" / "grafana" / "dashboards" / "commerce-sync.json"
-
-
-def value(text: str, name: str, **labels: str) -> float:
-    """The sum of the samples of `name` whose labels include `labels` (0 when none).
-
-    Summed as PromQL's `sum()` would: a metric with more labels than asked for
-    (e.g. failed steps by step) has one series per value of the others.
-    """
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith("#") or not line.startswith(name):
-            continue
-        match = re.match(r"^([a-zA-Z_:]+)(\{(.*)\})? (\S+)$", line)
-        if not match or match.group(1) != name:
-            continue
-        found = dict(re.findall(r'(\w+)="([^"]*)"', match.group(3) or ""))
-        if all(found.get(k) == v for k, v in labels.items()):
-            total += float(match.group(4))
-    return total
-
-
-async def scrape(ops: OpsStack, url: str) -> str:
-    response = await ops.stack.http.get(url)
-    assert response.status_code == 200, response.text
-    return response.text
 
 
 async def api_metrics(ops: OpsStack) -> str:
@@ -147,8 +122,9 @@ async def test_every_metric_the_dashboard_queries_is_exported_and_moves(
     ops: OpsStack, pair: str
 ) -> None:
     """An order through the stack with one throttled ERP call: the dashboard's orders,
-    latency, API calls and budget, throttling and failed steps all have data, and every
-    metric it queries is in the API's or the worker's /metrics."""
+    latency, API calls and budget, throttling, the call budgets' calls and pauses and
+    failed steps all have data, and every metric it queries is in the API's or the
+    worker's /metrics."""
     store, erp = PAIRS[pair]
     stack = ops.stack
     before = await scrape(ops, ops.worker_metrics)
@@ -186,6 +162,13 @@ async def test_every_metric_the_dashboard_queries_is_exported_and_moves(
     )
     budget = getattr(stack.settings, erp).rate_per_second
     assert value(worker, "commerce_sync_api_budget_per_second", system=erp) == budget
+    # The worker's calls go through the shared call budgets: each system's counts moved,
+    # and the throttle answer paused the ERP's budget for every process.
+    granted = "commerce_sync_api_budget_calls_total"
+    for system in (store, erp):
+        assert value(worker, granted, system=system) > value(before, granted, system=system)
+    holds = "commerce_sync_api_budget_holds_total"
+    assert value(worker, holds, system=erp) >= value(before, holds, system=erp) + 1
 
     missing = sorted(name for name in dashboard_metrics() if not exported(api + worker, name))
     assert missing == []

@@ -134,6 +134,14 @@ class Stack:
         assert response.status_code in (200, 201), response.text
 
 
+# Every system's call budget in the test stacks. The worker's connectors draw every call
+# from the shared budget in the stack's database (`api_budgets`), as a deployment's do;
+# the rate is high enough that no test waits for a turn (the packaged ones would: 200 a
+# minute for Brightpearl, 120 for Acumatica), so a test that is about the budget sets its
+# own (tests/integration/ops/test_call_budget.py).
+TEST_BUDGET: dict[str, float | int] = {"rate_per_second": 1000.0, "burst": 50}
+
+
 def stack_settings(
     sandbox_url: str, database_url: str, data_dir: Path, temporal_target: str
 ) -> Settings:
@@ -143,10 +151,10 @@ def stack_settings(
         database_url=database_url,
         temporal_address=temporal_target,
         task_queue=f"commerce-sync-{uuid.uuid4().hex[:8]}",
-        kentico={"base_url": f"{sandbox_url}/kentico"},
-        xcart={"base_url": f"{sandbox_url}/xcart"},
-        brightpearl={"base_url": f"{sandbox_url}/brightpearl", "rate_per_second": 50},
-        acumatica={"base_url": f"{sandbox_url}/acumatica", "rate_per_second": 50},
+        kentico={"base_url": f"{sandbox_url}/kentico", **TEST_BUDGET},
+        xcart={"base_url": f"{sandbox_url}/xcart", **TEST_BUDGET},
+        brightpearl={"base_url": f"{sandbox_url}/brightpearl", **TEST_BUDGET},
+        acumatica={"base_url": f"{sandbox_url}/acumatica", **TEST_BUDGET},
         webhooks=WebhookSecrets(
             kentico=SecretStr("whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()),
             xcart=SecretStr("whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()),
@@ -201,14 +209,15 @@ async def webhooks_nowhere(sandbox: httpx.AsyncClient, settings: Settings, syste
 
 
 class RunningWorker:
-    """The worker of `commerce-sync worker`, run as a task of the test's event loop."""
+    """The worker of `commerce-sync worker`, run as a task of the test's event loop: its
+    connectors draw their calls from the call budgets in the stack's database."""
 
     def __init__(self, client: Client, settings: Settings) -> None:
         self.client, self.settings = client, settings
         self.engine = make_engine(settings.resolved_database_url)
         migrate(self.engine)
         self.pairs = load_pairs(settings.pairs_file)
-        self.ports = Ports(settings)
+        self.ports = Ports(settings, engine=self.engine)
         self.executor = concurrent.futures.ThreadPoolExecutor(max_workers=16)
         self.stop = asyncio.Event()
         workers = build_workers(
@@ -217,7 +226,7 @@ class RunningWorker:
             self.engine,
             executor=self.executor,
             pairs=self.pairs,
-            system_activities=self.ports.activities(self.pairs),
+            ports=self.ports,
         )
         self.task = asyncio.create_task(run_workers(workers, self.stop))
 
