@@ -381,6 +381,7 @@ def order_from_native(
         payment=payment,
         tracking_numbers=split_tracking(order.get("OrderTrackingNumber")),
         erp_ref=custom.get("ErpOrderNumber", ""),
+        store_notes=str(order.get("OrderCustomData") or ""),
     )
 
 

@@ -342,15 +342,28 @@ class XCartClient:
         status: OrderStatus,
         erp_ref: str | None = None,
         note: str | None = None,
-    ) -> None:
-        """Shipping status from the lookups; the ERP number and a note into `adminNotes`."""
+        *,
+        admin_notes: str | None = None,
+    ) -> str | None:
+        """Shipping status from the lookups; the ERP number and a note into `adminNotes`.
+
+        `admin_notes`: the order's `adminNotes` as the caller holds them (`Order.store_notes`,
+        from its read of the order); given, the `PUT` merges into them and no `GET` comes
+        first (one call instead of two). `adminNotes` is one text the `PUT` replaces, so
+        a merchant's note added after the caller's read would be lost; a `GET` first only
+        narrows that window (X-Cart's REST API documents no conditional write [INFERRED
+        from its absence in XC-DOCS]). The order run passes its copy only while no
+        `order.updated` came from the store since it read it (workflows/order_sync.py),
+        and the same copy gives the same body on a retry. Returns the `adminNotes` written,
+        or None when they were not written."""
         body: Native = {"shippingStatus": {"id": mapping.shipping_status_id(status, self.lookups)}}
         if erp_ref or note:
-            current = await self._get_one("order", order_id)
-            body["adminNotes"] = mapping.notes_with(
-                str(current.get("adminNotes") or ""), erp_ref=erp_ref, note=note
-            )
+            if admin_notes is None:
+                current = await self._get_one("order", order_id)
+                admin_notes = str(current.get("adminNotes") or "")
+            body["adminNotes"] = mapping.notes_with(admin_notes, erp_ref=erp_ref, note=note)
         await self._put_one("order", order_id, body)
+        return str(body["adminNotes"]) if "adminNotes" in body else None
 
     async def set_tracking(
         self, order_id: str | int, tracking_numbers: list[str], carrier: str

@@ -64,13 +64,26 @@ class XCartStorePort:
         pair: PairConfig,
         erp_ref: str | None = None,
         note: str | None = None,
-    ) -> None:
-        await self._for(pair).set_order_status(order_id, status, erp_ref=erp_ref, note=note)
+        *,
+        store_notes: str | None = None,
+    ) -> str | None:
+        return await self._for(pair).set_order_status(
+            order_id, status, erp_ref=erp_ref, note=note, admin_notes=store_notes
+        )
 
     async def set_tracking(
-        self, order_id: str, tracking_numbers: list[str], carrier: str, pair: PairConfig
-    ) -> None:
+        self,
+        order_id: str,
+        tracking_numbers: list[str],
+        carrier: str,
+        pair: PairConfig,
+        *,
+        store_notes: str | None = None,
+    ) -> str | None:
+        """X-Cart keeps tracking outside `adminNotes`: `store_notes` is not needed, and
+        the notes are answered as they were given."""
         await self._for(pair).set_tracking(order_id, tracking_numbers, carrier)
+        return store_notes
 
     async def changed_order_ids(
         self, since: datetime, pair: PairConfig, page_size: int = 100

@@ -65,7 +65,7 @@ def kentico_source(call: dict[str, Any]) -> str:
         return "customer sync"
     if "ecommerce.sku" in path:
         return "order read (SKU numbers)"
-    if method == "PUT" or ("ecommerce.order/" in path and call.get("write_next")):
+    if method == "PUT":
         return "order status/tracking"
     return "order read"
 
@@ -77,39 +77,32 @@ def xcart_source(call: dict[str, Any]) -> str:
         return "inventory push"
     if path == "profile":
         return "customer sync"
-    if method != "GET" or call.get("write_next"):
+    if method != "GET":
         return "order status/tracking"
     return "order read"
 
 
 def sources(store: str, log: list[dict[str, Any]]) -> Counter[str]:
-    """Each call's source; a GET of the order right before a write to it is the write's."""
-    for call, following in zip(log, [*log[1:], None], strict=True):
-        call["write_next"] = (
-            following is not None
-            and call["method"] == "GET"
-            and following["method"] == "PUT"
-            and following["path"] == call["path"]
-            and following["query"].split("_key=")[-1].split("&", 1)[-1]
-            == call["query"].split("_key=")[-1].split("&", 1)[-1]
-        )
+    """Each call's source. The status and tracking writes read nothing first, so a GET of
+    the order is the order read's: one put back before a write counts there."""
     source = kentico_source if store == "kentico" else xcart_source
     return Counter(source(call) for call in log)
 
 
 # What each source may cost per order. Kentico's order read is six list/get calls (order,
 # items, order addresses, customer, its addresses, SKU numbers; the SKU numbers are kept a
-# while, so a returning order's read is five); its status and tracking writes each read
-# the order first (both merge into `OrderCustomData`). X-Cart reads an order in one call,
-# its status write reads `adminNotes` first, its tracking write is a PUT and a POST.
+# while, so a returning order's read is five); its status and tracking writes are a PUT
+# each, merged into the `OrderCustomData` the run read (and then wrote). X-Cart reads an
+# order in one call; its status write is a PUT merged into the `adminNotes` the run read,
+# its tracking write a PUT and a POST.
 ORDER_RUN: dict[str, dict[str, dict[str, int]]] = {
     "kentico": {
-        "new": {"order read": 5, "order read (SKU numbers)": 1, "order status/tracking": 4},
-        "returning": {"order read": 5, "order status/tracking": 4},
+        "new": {"order read": 5, "order read (SKU numbers)": 1, "order status/tracking": 2},
+        "returning": {"order read": 5, "order status/tracking": 2},
     },
     "xcart": {
-        "new": {"order read": 1, "order status/tracking": 4},
-        "returning": {"order read": 1, "order status/tracking": 4},
+        "new": {"order read": 1, "order status/tracking": 3},
+        "returning": {"order read": 1, "order status/tracking": 3},
     },
 }
 REFERENCE_ONCE = {"kentico": 3, "xcart": 0}
