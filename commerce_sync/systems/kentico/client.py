@@ -372,8 +372,10 @@ class KenticoClient:
                 yield order
 
     async def _orders_from_rows(self, rows: list[Row]) -> list[Order]:
-        """Whole orders for a page of COM_Order rows: four list calls whatever the page
-        size, five when a SKU number is not cached."""
+        """Whole orders for a page of COM_Order rows: three list calls whatever the page
+        size (items, order addresses, customers), four when a SKU number is not cached.
+        The customer's own addresses (COM_Address) are not read: an order's customer has
+        the order's addresses (`mapping.order_from_native`)."""
         geo = await self.geo()
         order_ids = [int(row["OrderID"]) for row in rows]
         items = await self._list_in(ORDER_ITEM, "OrderItemOrderID", order_ids)
@@ -383,7 +385,6 @@ class KenticoClient:
             int(c["CustomerID"]): c
             for c in await self._list_in(CUSTOMER, "CustomerID", customer_ids)
         }
-        customer_addresses = await self._list_in(ADDRESS, "AddressCustomerID", customer_ids)
         sku_ids = [int(i["OrderItemSKUID"]) for i in items if i.get("OrderItemSKUID")]
         sku_numbers = await self.sku_numbers(sku_ids)
         orders = []
@@ -399,11 +400,6 @@ class KenticoClient:
                         [i for i in items if i["OrderItemOrderID"] == order_id],
                         [a for a in addresses if a["AddressOrderID"] == order_id],
                         customer,
-                        [
-                            a
-                            for a in customer_addresses
-                            if a["AddressCustomerID"] == customer["CustomerID"]
-                        ],
                         sku_numbers,
                         self.lookups,
                         geo,

@@ -89,16 +89,17 @@ def sources(store: str, log: list[dict[str, Any]]) -> Counter[str]:
     return Counter(source(call) for call in log)
 
 
-# What each source may cost per order. Kentico's order read is six list/get calls (order,
-# items, order addresses, customer, its addresses, SKU numbers; the SKU numbers are kept a
-# while, so a returning order's read is five); its status and tracking writes are a PUT
+# What each source may cost per order. Kentico's order read is five list/get calls (order,
+# items, order addresses, customer, SKU numbers; the customer has the order's addresses, so
+# its address book is not read; the SKU numbers are kept a while, so a returning order's
+# read is four); its status and tracking writes are a PUT
 # each, merged into the `OrderCustomData` the run read (and then wrote). X-Cart reads an
 # order in one call; its status write is a PUT merged into the `adminNotes` the run read,
 # its tracking write a PUT and a POST.
 ORDER_RUN: dict[str, dict[str, dict[str, int]]] = {
     "kentico": {
-        "new": {"order read": 5, "order read (SKU numbers)": 1, "order status/tracking": 2},
-        "returning": {"order read": 5, "order status/tracking": 2},
+        "new": {"order read": 4, "order read (SKU numbers)": 1, "order status/tracking": 2},
+        "returning": {"order read": 4, "order status/tracking": 2},
     },
     "xcart": {
         "new": {"order read": 1, "order status/tracking": 3},
