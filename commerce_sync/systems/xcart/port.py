@@ -205,11 +205,13 @@ class XCartStorePort:
         self, quantities: dict[str, int], pair: PairConfig
     ) -> StockWriteResult:
         """One update-many `PUT product` for the whole batch (product ids from the client's
-        SKU cache, refreshed by one listing on a miss). A SKU the store does not know is
-        reported; a failed call raises (retrying the absolute batch is harmless)."""
+        SKU cache, refreshed by one listing on a miss), of the SKUs whose amount differs
+        where the client knows it (`XCartClient.set_stock_many`). A SKU the store does not
+        know is reported; a failed call raises (retrying the absolute batch is harmless)."""
         pushed = await self.client.set_stock_many(quantities, batch_size=max(1, len(quantities)))
         return StockWriteResult(
             written=list(pushed.updated),
+            unchanged=list(pushed.unchanged),
             rejected={sku: f"xcart: {reason}" for sku, reason in pushed.failed.items()},
         )
 
