@@ -114,6 +114,7 @@ class Ports:
         self.stores: dict[str, StorePort] = {s: create_store_port(s, settings) for s in STORES}
         self.erps: dict[str, ErpPort] = {s: create_erp_port(s, settings) for s in ERPS}
         self.budgets: dict[str, CallBudget] = {}
+        self._engine = engine
         # Every answer counted per system and outcome, against each system's budget.
         ports: dict[str, StorePort | ErpPort] = {**self.stores, **self.erps}
         budgets = system_budgets(settings)
@@ -129,8 +130,13 @@ class Ports:
         for system, budget_settings in budgets.items():
             API_BUDGET.labels(system=system).set(budget_settings.rate_per_second)
 
-    def activities(self, pairs: dict[str, PairConfig]) -> dict[str, Sequence[Callable[..., Any]]]:
-        """Each system's activities, for its own task queue."""
+    def activities(
+        self, pairs: dict[str, PairConfig], *, database: Engine | None = None
+    ) -> dict[str, Sequence[Callable[..., Any]]]:
+        """Each system's activities, for its own task queue. `database`: where the ERP
+        activities note the customers they create (echo suppression); the budgets'
+        engine by default."""
+        database = database if database is not None else self._engine
         owners: dict[str, list[object]] = {}
         for system, store in self.stores.items():
             owners[system] = [
@@ -142,7 +148,7 @@ class Ports:
             ]
         for system, erp in self.erps.items():
             owners[system] = [
-                ErpActivities(erp, pairs),
+                ErpActivities(erp, pairs, engine=database),
                 CatalogErpActivities(erp, pairs),
                 InventoryErpActivities(erp, pairs),
                 CustomerActivities(customer_port(erp), pairs),

@@ -57,6 +57,30 @@ def remember_write(engine: Engine, system: str, customer_id: str, fingerprint: s
     _upsert(engine, system, customer_id, fingerprint=fingerprint, pending=False)
 
 
+CREATED_HERE = "created-by-commerce-sync"
+"""The `fingerprint` of a customer an order run created and no sync has written since:
+no record's digest, so it never makes a read record an echo by itself."""
+
+
+def remember_created(engine: Engine, system: str, customer_id: str) -> None:
+    """An ERP customer the order run's create made (it is new, so nothing of ours was
+    remembered for it): the ERP's announcement of that creation is commerce-sync's own
+    write coming back, dropped before anything is read (`created_here`)."""
+    _upsert(engine, system, customer_id, fingerprint=CREATED_HERE, pending=False)
+
+
+def created_here(engine: Engine, system: str, customer_id: str) -> bool:
+    """Whether commerce-sync created this customer (`remember_created`), and no write of
+    a customer sync to it came since."""
+    with session_scope(engine) as session:
+        row = session.exec(
+            select(CustomerWrite).where(
+                CustomerWrite.system == system, CustomerWrite.customer_id == customer_id
+            )
+        ).first()
+        return row is not None and row.fingerprint == CREATED_HERE
+
+
 def abandon_intent(engine: Engine, system: str, customer_id: str) -> None:
     """A write that failed for good: events for the record no longer wait for it (its
     intended fingerprint still counts, harmlessly: a record equal to it holds nothing new)."""

@@ -217,7 +217,7 @@ class RunningWorker:
             self.engine,
             executor=self.executor,
             pairs=self.pairs,
-            system_activities=self.ports.activities(self.pairs),
+            system_activities=self.ports.activities(self.pairs, database=self.engine),
         )
         self.task = asyncio.create_task(run_workers(workers, self.stop))
 
