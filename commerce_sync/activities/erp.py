@@ -8,6 +8,7 @@ reference, and removing what no longer exists succeeds.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from sqlalchemy import Engine
 from temporalio import activity
@@ -33,7 +34,7 @@ from commerce_sync.contracts.steps import (
 from commerce_sync.domain.customers import numbering_key
 from commerce_sync.domain.models import Customer, Shipment
 from commerce_sync.ops.heartbeat import HEARTBEAT_MEMORY
-from commerce_sync.store.customer_writes import remember_created
+from commerce_sync.store.customer_writes import remember_created, remember_creating
 from commerce_sync.systems.customer_ports import customer_port
 from commerce_sync.systems.errors import NotFound
 from commerce_sync.systems.ports import ErpPort
@@ -70,26 +71,26 @@ class ErpActivities:
         looked, and no earlier attempt can have left a customer behind. A retry looks
         first, then settles on the oldest customer with the e-mail (`_oldest_active`).
 
-        The customer made is noted in the app database before the id is answered, so the
-        ERP's announcement of its creation (Acumatica's push) starts no customer sync
-        (`intake/dispatch.py` `own_creation`); one that arrives before the note is synced
-        as before (it finds nothing to do)."""
+        The create is noted in the app database before it is sent (by e-mail) and the
+        customer made before its id is answered, so the ERP's announcement of its creation
+        (Acumatica's push) starts no customer sync (`intake/dispatch.py` `own_creation`)."""
         pair = self._pairs[request.pair]
+        await self._note(remember_creating, request.customer.email)
         if activity.info().attempt == 1:
             created = await self._port.create_customer(
                 request.customer, pair, memory=HEARTBEAT_MEMORY
             )
-            await self._note_created(created)
+            await self._note(remember_created, created)
             return created
         made = await self._port.find_customer_by_email(request.customer.email, pair)
         if made is None:
             made = await self._port.create_customer(request.customer, pair, memory=HEARTBEAT_MEMORY)
-            await self._note_created(made)
+            await self._note(remember_created, made)
         return await self._oldest_active(made, request.customer.email, pair)
 
-    async def _note_created(self, customer_id: str) -> None:
+    async def _note(self, remember: Callable[[Engine, str, str], None], key: str) -> None:
         if self._engine is not None:
-            await asyncio.to_thread(remember_created, self._engine, self._port.system, customer_id)
+            await asyncio.to_thread(remember, self._engine, self._port.system, key)
 
     async def _oldest_active(self, made: str, email: str, pair: PairConfig) -> str:
         """The oldest active customer with the e-mail, `made` when there is none older.

@@ -169,8 +169,8 @@ async def own_creation(engine: Engine, route: Route) -> bool:
     would read in both systems to find nothing to do. Recorded, not started."""
     if route.announces_creation_of is None:
         return False
-    system, customer_id = route.announces_creation_of
-    if not await asyncio.to_thread(created_here, engine, system, customer_id):
+    system, customer_id, email = route.announces_creation_of
+    if not await asyncio.to_thread(created_here, engine, system, customer_id, email):
         return False
     log.info("%s: the creation commerce-sync made itself; nothing to sync", route.workflow_id)
     return True

@@ -62,8 +62,8 @@ class Route:
     rerun: bool = False
     """Start a fresh run when an earlier one completed (a later change must be applied
     again, as for a product); otherwise only a failed run may be started again."""
-    announces_creation_of: tuple[str, str] | None = None
-    """(system, customer id) when the route only announces that the customer was
+    announces_creation_of: tuple[str, str, str] | None = None
+    """(system, customer id, e-mail) when the route only announces that the customer was
     created: dropped before anything starts when commerce-sync created it itself
     (`customer_writes.created_here`, checked where the route is dispatched)."""
 
@@ -372,11 +372,18 @@ def acumatica_customer_routes(push: AcumaticaPush, pairs: dict[str, PairConfig])
         if customer_id and customer_id not in ids:
             ids.append(customer_id)
     updated = {str(row.get("CustomerID") or "").strip() for row in push.Deleted}
+    emails = {
+        str(row.get("CustomerID") or "").strip(): str(row.get("Email") or "")
+        for row in push.Inserted
+    }
     routes: list[Route] = []
     for pair in _erp_pairs("acumatica", pairs):
         for customer_id in ids:
             route = customer_route(pair, "erp", customer_id, acumatica_key(push))
             if customer_id not in updated:
-                route = replace(route, announces_creation_of=("acumatica", customer_id))
+                route = replace(
+                    route,
+                    announces_creation_of=("acumatica", customer_id, emails.get(customer_id, "")),
+                )
             routes.append(route)
     return routes

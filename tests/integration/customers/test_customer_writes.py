@@ -18,6 +18,7 @@ from commerce_sync.store.customer_writes import (
     echo_verdict,
     links_to_move,
     remember_created,
+    remember_creating,
     remember_intent,
     remember_write,
     repoint_links,
@@ -45,6 +46,24 @@ def test_a_customer_created_here_is_known_until_a_sync_writes_it(engine: Engine)
     assert not created_here(engine, "acumatica", "C7")
 
 
+def test_a_creation_announced_before_the_create_answered_is_known_by_e_mail(
+    engine: Engine,
+) -> None:
+    """The push of a create can arrive before the create's answer: the note made before
+    the create (by e-mail) covers it for `PENDING_FOR`."""
+    remember_creating(engine, "acumatica", "Jane@Example.com")
+    assert created_here(engine, "acumatica", "C9", "jane@example.com")
+    assert not created_here(engine, "acumatica", "C9", "john@example.com")
+    assert not created_here(engine, "acumatica", "C9")
+    with session_scope(engine) as session:
+        row = session.exec(
+            select(CustomerWrite).where(CustomerWrite.customer_id == "creating:jane@example.com")
+        ).one()
+        row.written_at = utc_now() - PENDING_FOR - timedelta(seconds=1)
+        session.add(row)
+    assert not created_here(engine, "acumatica", "C9", "jane@example.com")
+
+
 def test_only_a_creation_push_is_marked_as_one() -> None:
     """`CS-Customers`: an Inserted row alone is the customer's creation; an update is a
     Deleted + Inserted pair (docs/systems/acumatica.md §10) and is never dropped so."""
@@ -52,7 +71,7 @@ def test_only_a_creation_push_is_marked_as_one() -> None:
     row = {"CustomerID": "C8", "Email": "a@example.com"}
     push = {"Query": "CS-Customers", "CompanyId": "t", "Id": "1", "TimeStamp": 1}
     created = acumatica_routes(AcumaticaPush.model_validate({**push, "Inserted": [row]}), pairs)
-    assert [r.announces_creation_of for r in created] == [("acumatica", "C8")]
+    assert [r.announces_creation_of for r in created] == [("acumatica", "C8", "a@example.com")]
     updated = acumatica_routes(
         AcumaticaPush.model_validate({**push, "Inserted": [row], "Deleted": [row]}), pairs
     )
