@@ -115,6 +115,7 @@ class Ports:
         self.stores: dict[str, StorePort] = {s: create_store_port(s, settings) for s in STORES}
         self.erps: dict[str, ErpPort] = {s: create_erp_port(s, settings) for s in ERPS}
         self.budgets: dict[str, CallBudget] = {}
+        self._engine = engine
         # Every answer counted per system and outcome, against each system's budget.
         ports: dict[str, StorePort | ErpPort] = {**self.stores, **self.erps}
         budgets = system_budgets(settings)
@@ -130,7 +131,8 @@ class Ports:
             API_BUDGET.labels(system=system).set(budget_settings.rate_per_second)
 
     def activities(self, pairs: dict[str, PairConfig]) -> dict[str, Sequence[Callable[..., Any]]]:
-        """Each system's activities, for its own task queue."""
+        """Each system's activities, for its own task queue. The ERP activities note the
+        customers they create (echo suppression) in the same database as the budgets."""
         owners: dict[str, list[object]] = {}
         for system, store in self.stores.items():
             owners[system] = [
@@ -142,7 +144,7 @@ class Ports:
             ]
         for system, erp in self.erps.items():
             owners[system] = [
-                ErpActivities(erp, pairs),
+                ErpActivities(erp, pairs, engine=self._engine),
                 CatalogErpActivities(erp, pairs),
                 InventoryErpActivities(erp, pairs),
                 CustomerActivities(customer_port(erp), pairs),

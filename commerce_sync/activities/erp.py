@@ -7,6 +7,10 @@ reference, and removing what no longer exists succeeds.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+
+from sqlalchemy import Engine
 from temporalio import activity
 
 from commerce_sync.activities.errors import classified
@@ -30,15 +34,21 @@ from commerce_sync.contracts.steps import (
 from commerce_sync.domain.customers import numbering_key
 from commerce_sync.domain.models import Customer, Shipment
 from commerce_sync.ops.heartbeat import HEARTBEAT_MEMORY
+from commerce_sync.store.customer_writes import remember_created, remember_creating
 from commerce_sync.systems.customer_ports import customer_port
 from commerce_sync.systems.errors import NotFound
 from commerce_sync.systems.ports import ErpPort
 
 
 class ErpActivities:
-    def __init__(self, port: ErpPort, pairs: dict[str, PairConfig]) -> None:
+    def __init__(
+        self, port: ErpPort, pairs: dict[str, PairConfig], *, engine: Engine | None = None
+    ) -> None:
+        """`engine`: the app database, where a customer this process creates is noted
+        (`customer_writes.remember_created`); without one nothing is noted."""
         self._port = port
         self._pairs = pairs
+        self._engine = engine
 
     @implements(Erp.unknown_skus)
     @classified
@@ -59,14 +69,28 @@ class ErpActivities:
 
         The first attempt creates straight away: the run's `find_customer` has just
         looked, and no earlier attempt can have left a customer behind. A retry looks
-        first, then settles on the oldest customer with the e-mail (`_oldest_active`)."""
+        first, then settles on the oldest customer with the e-mail (`_oldest_active`).
+
+        The create is noted in the app database before it is sent (by e-mail) and the
+        customer made before its id is answered, so the ERP's announcement of its creation
+        (Acumatica's push) starts no customer sync (`intake/dispatch.py` `own_creation`)."""
         pair = self._pairs[request.pair]
+        await self._note(remember_creating, request.customer.email)
         if activity.info().attempt == 1:
-            return await self._port.create_customer(request.customer, pair, memory=HEARTBEAT_MEMORY)
+            created = await self._port.create_customer(
+                request.customer, pair, memory=HEARTBEAT_MEMORY
+            )
+            await self._note(remember_created, created)
+            return created
         made = await self._port.find_customer_by_email(request.customer.email, pair)
         if made is None:
             made = await self._port.create_customer(request.customer, pair, memory=HEARTBEAT_MEMORY)
+            await self._note(remember_created, made)
         return await self._oldest_active(made, request.customer.email, pair)
+
+    async def _note(self, remember: Callable[[Engine, str, str], None], key: str) -> None:
+        if self._engine is not None:
+            await asyncio.to_thread(remember, self._engine, self._port.system, key)
 
     async def _oldest_active(self, made: str, email: str, pair: PairConfig) -> str:
         """The oldest active customer with the e-mail, `made` when there is none older.

@@ -26,18 +26,23 @@ class StoreActivities:
 
     @implements(Store.set_order_status)
     @classified
-    async def set_order_status(self, update: StoreStatusUpdate) -> None:
-        await self._port.set_order_status(
+    async def set_order_status(self, update: StoreStatusUpdate) -> str | None:
+        return await self._port.set_order_status(
             update.order_id,
             update.status,
             self._pairs[update.pair],
             erp_ref=update.erp_ref,
             note=update.note,
+            store_notes=update.store_notes,
         )
 
     @implements(Store.set_tracking)
     @classified
-    async def set_tracking(self, update: TrackingUpdate) -> None:
-        await self._port.set_tracking(
-            update.order_id, update.tracking_numbers, update.carrier, self._pairs[update.pair]
+    async def set_tracking(self, update: TrackingUpdate) -> str | None:
+        return await self._port.set_tracking(
+            update.order_id,
+            update.tracking_numbers,
+            update.carrier,
+            self._pairs[update.pair],
+            store_notes=update.store_notes,
         )

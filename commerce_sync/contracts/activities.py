@@ -258,8 +258,10 @@ class Store:
         "store.remove_product_twins"
     )
     get_order = ActivityRef[StoreOrderRef, Order]("store.get_order")
-    set_order_status = ActivityRef[StoreStatusUpdate, None]("store.set_order_status")
-    set_tracking = ActivityRef[TrackingUpdate, None]("store.set_tracking")
+    # Both answer the store's notes field as the write left it (`Order.store_notes`), or
+    # None when it did not write it: the next write of the run starts from that.
+    set_order_status = ActivityRef[StoreStatusUpdate, str | None]("store.set_order_status")
+    set_tracking = ActivityRef[TrackingUpdate, str | None]("store.set_tracking")
 
 
 class Erp:

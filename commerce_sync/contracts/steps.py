@@ -29,6 +29,11 @@ class StoreStatusUpdate(BaseModel):
     status: OrderStatus
     erp_ref: str | None = None
     note: str | None = None
+    store_notes: str | None = Field(
+        default=None,
+        description="what the store's notes field holds (`Order.store_notes`, or what the"
+        " run's last write answered); None: the write reads the order first",
+    )
 
 
 class TrackingUpdate(BaseModel):
@@ -36,6 +41,10 @@ class TrackingUpdate(BaseModel):
     order_id: str
     tracking_numbers: list[str]
     carrier: str = ""
+    store_notes: str | None = Field(
+        default=None,
+        description="as in `StoreStatusUpdate.store_notes`: given, the write reads nothing first",
+    )
 
 
 class SkuCheck(BaseModel):

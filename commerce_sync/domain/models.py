@@ -132,6 +132,12 @@ class Order(CanonicalModel):
     payment: Payment | None = None
     tracking_numbers: list[str] = Field(default_factory=list)
     erp_ref: str = Field(default="", description="The ERP's order number once synced")
+    store_notes: Annotated[str, StringConstraints(strip_whitespace=False)] | None = Field(
+        default=None,
+        description="The store's own field a status write merges into, exactly as read"
+        " (Kentico `OrderCustomData`, X-Cart `adminNotes`), so the write needs no read of"
+        " its own; None when not read",
+    )
 
 
 class Product(CanonicalModel):

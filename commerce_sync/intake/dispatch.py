@@ -31,6 +31,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from commerce_sync.config.pairs import PairConfig
 from commerce_sync.intake.bodies import AcumaticaPush, BrightpearlEvent, StoreEvent, WebhookBody
 from commerce_sync.intake.routing import Route, acumatica_routes, brightpearl_routes, store_routes
+from commerce_sync.store.customer_writes import created_here
 from commerce_sync.store.events import mark_start_failed, mark_started
 from commerce_sync.store.models import WebhookEvent
 
@@ -146,6 +147,8 @@ async def start_recorded(
         return StartOutcome.WAITING
     try:
         for route in routes:
+            if await own_creation(engine, route):
+                continue
             await dispatch(temporal.client, route, task_queue)
     except Exception as exc:  # Temporal down or refusing: the relay tries again
         log.warning("could not start %s yet: %s", event.workflow_id, type(exc).__name__)
@@ -158,6 +161,19 @@ async def start_recorded(
         return StartOutcome.REFUSED
     await asyncio.to_thread(mark_started, engine, event.id)
     return StartOutcome.STARTED
+
+
+async def own_creation(engine: Engine, route: Route) -> bool:
+    """The route only announces a customer's creation, and commerce-sync created that
+    customer (an order run's ERP customer): its own write coming back, which the sync
+    would read in both systems to find nothing to do. Recorded, not started."""
+    if route.announces_creation_of is None:
+        return False
+    system, customer_id, email = route.announces_creation_of
+    if not await asyncio.to_thread(created_here, engine, system, customer_id, email):
+        return False
+    log.info("%s: the creation commerce-sync made itself; nothing to sync", route.workflow_id)
+    return True
 
 
 class StartOutcome(enum.Enum):

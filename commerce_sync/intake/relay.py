@@ -28,6 +28,7 @@ from commerce_sync.config.pairs import PairConfig
 from commerce_sync.intake.dispatch import (
     StartOutcome,
     dispatch,
+    own_creation,
     refuse_start,
     routes_for,
     temporal_unavailable,
@@ -105,7 +106,8 @@ async def _start_one(
     try:
         with continued(event.payload.get("trace")):
             for route in routes:
-                await dispatch(client, route, queue)
+                if not await own_creation(engine, route):
+                    await dispatch(client, route, queue)
     except Exception as exc:  # Temporal down or refusing
         error = f"{type(exc).__name__}: {exc}"
         if temporal_unavailable(exc):

@@ -10,7 +10,7 @@ them and signals their workflows. ERP stock events signal the pair's inventory p
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pydantic import BaseModel
@@ -62,6 +62,10 @@ class Route:
     rerun: bool = False
     """Start a fresh run when an earlier one completed (a later change must be applied
     again, as for a product); otherwise only a failed run may be started again."""
+    announces_creation_of: tuple[str, str, str] | None = None
+    """(system, customer id, e-mail) when the route only announces that the customer was
+    created: dropped before anything starts when commerce-sync created it itself
+    (`customer_writes.created_here`, checked where the route is dispatched)."""
 
 
 def order_search(pair: str, store_order_id: str) -> dict[str, str]:
@@ -355,7 +359,11 @@ def brightpearl_customer_routes(
 
 def acumatica_customer_routes(push: AcumaticaPush, pairs: dict[str, PairConfig]) -> list[Route]:
     """`CS-Customers` rows (an update is a Deleted + Inserted pair) carry the `CustomerID`;
-    a row only in `Deleted` (the customer is gone) starts nothing."""
+    a row only in `Deleted` (the customer is gone) starts nothing. A row only in
+    `Inserted` is the customer's creation (docs/systems/acumatica.md §10: a notification
+    carries the changes of one data transaction, an update as a Deleted + Inserted pair):
+    its route is marked so that the creation of a customer an order run made, nothing but
+    that write coming back, starts no sync (`Route.announces_creation_of`)."""
     if push.Query != ACUMATICA_CUSTOMER_QUERY:
         return []
     ids: list[str] = []
@@ -363,8 +371,19 @@ def acumatica_customer_routes(push: AcumaticaPush, pairs: dict[str, PairConfig])
         customer_id = str(row.get("CustomerID") or "").strip()
         if customer_id and customer_id not in ids:
             ids.append(customer_id)
-    return [
-        customer_route(pair, "erp", customer_id, acumatica_key(push))
-        for pair in _erp_pairs("acumatica", pairs)
-        for customer_id in ids
-    ]
+    updated = {str(row.get("CustomerID") or "").strip() for row in push.Deleted}
+    emails = {
+        str(row.get("CustomerID") or "").strip(): str(row.get("Email") or "")
+        for row in push.Inserted
+    }
+    routes: list[Route] = []
+    for pair in _erp_pairs("acumatica", pairs):
+        for customer_id in ids:
+            route = customer_route(pair, "erp", customer_id, acumatica_key(push))
+            if customer_id not in updated:
+                route = replace(
+                    route,
+                    announces_creation_of=("acumatica", customer_id, emails.get(customer_id, "")),
+                )
+            routes.append(route)
+    return routes

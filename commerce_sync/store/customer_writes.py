@@ -57,6 +57,54 @@ def remember_write(engine: Engine, system: str, customer_id: str, fingerprint: s
     _upsert(engine, system, customer_id, fingerprint=fingerprint, pending=False)
 
 
+CREATED_HERE = "created-by-commerce-sync"
+"""The `fingerprint` of a customer an order run created and no sync has written since:
+no record's digest, so it never makes a read record an echo by itself."""
+
+
+def _creating(email: str) -> str:
+    return f"creating:{email.strip().casefold()}"
+
+
+def remember_creating(engine: Engine, system: str, email: str) -> None:
+    """Before an order run's ERP customer create, whose id is not known yet: a customer
+    with this e-mail is being created by commerce-sync. The ERP may announce the creation
+    before the create's answer (and `remember_created`) is in; for `PENDING_FOR` after
+    this note, an announcement of a new customer with this e-mail is taken for it."""
+    _upsert(engine, system, _creating(email), fingerprint=CREATED_HERE, pending=True)
+
+
+def remember_created(engine: Engine, system: str, customer_id: str) -> None:
+    """An ERP customer the order run's create made (it is new, so nothing of ours was
+    remembered for it): the ERP's announcement of that creation is commerce-sync's own
+    write coming back, dropped before anything is read (`created_here`)."""
+    _upsert(engine, system, customer_id, fingerprint=CREATED_HERE, pending=False)
+
+
+def created_here(engine: Engine, system: str, customer_id: str, email: str = "") -> bool:
+    """Whether commerce-sync created this customer (`remember_created`) and no write of a
+    customer sync to it came since, or (`email`) was creating a customer with that e-mail
+    less than `PENDING_FOR` ago (`remember_creating`)."""
+    with session_scope(engine) as session:
+        keys = [customer_id, *([_creating(email)] if email.strip() else [])]
+        rows = session.exec(
+            select(CustomerWrite).where(
+                CustomerWrite.system == system, col(CustomerWrite.customer_id).in_(keys)
+            )
+        ).all()
+    for row in rows:
+        if row.fingerprint != CREATED_HERE:
+            continue
+        if row.customer_id == customer_id:
+            return True
+        written_at = row.written_at
+        if written_at.tzinfo is None:
+            written_at = written_at.replace(tzinfo=UTC)
+        if utc_now() - written_at < PENDING_FOR:
+            return True
+    return False
+
+
 def abandon_intent(engine: Engine, system: str, customer_id: str) -> None:
     """A write that failed for good: events for the record no longer wait for it (its
     intended fingerprint still counts, harmlessly: a record equal to it holds nothing new)."""

@@ -49,11 +49,29 @@ class StorePort(Protocol):
         pair: PairConfig,
         erp_ref: str | None = None,
         note: str | None = None,
-    ) -> None: ...
+        *,
+        store_notes: str | None = None,
+    ) -> str | None:
+        """Write the status (and the ERP number and note into the store's notes field).
+
+        `store_notes`: what that field holds now (`Order.store_notes`, or what the run's
+        last write answered); given, the write merges into it and reads nothing first;
+        None, the order is read first. Returns the field as written, or None when the
+        write left it alone."""
+        ...
 
     async def set_tracking(
-        self, order_id: str, tracking_numbers: list[str], carrier: str, pair: PairConfig
-    ) -> None: ...
+        self,
+        order_id: str,
+        tracking_numbers: list[str],
+        carrier: str,
+        pair: PairConfig,
+        *,
+        store_notes: str | None = None,
+    ) -> str | None:
+        """Tracking numbers and carrier; `store_notes` and the answer as in
+        `set_order_status` (a store that keeps the carrier in that field merges it)."""
+        ...
 
     def changed_orders(
         self, since: datetime, pair: PairConfig, page_size: int = 100

@@ -97,6 +97,10 @@ REUSE_CUSTOMER_LOOKUP_PATCH = "reuse-the-risk-checks-customer-lookup"
 # Runs recorded before this checked the SKUs and then, after the validation, looked the
 # customer up; now both ERP reads run side by side.
 PARALLEL_ERP_READS_PATCH = "parallel-erp-reads"
+# Runs recorded before this let the store's status and tracking writes read the order
+# first; now they merge into the notes field the run read (or last wrote) while the store
+# announced no change of the order since, and read nothing.
+WRITES_FROM_READ_PATCH = "store-writes-from-the-runs-read"
 
 
 class OrderCancelled(Exception):
@@ -124,6 +128,11 @@ class OrderSyncWorkflow(PairSaga):
         self._first_run = False
         # The customer lookup made beside the SKU check (PARALLEL_ERP_READS_PATCH).
         self._early_lookup: tuple[str | None] | None = None
+        # `order.updated` announcements from the store so far, and the store's notes
+        # field (`Order.store_notes`) as the run last read or wrote it, with how many
+        # announcements had come when that read or write was sent (WRITES_FROM_READ_PATCH).
+        self._store_changes = 0
+        self._store_notes: tuple[str | None, int] = (None, 0)
 
     # ---- messages ------------------------------------------------------------------
 
@@ -156,7 +165,9 @@ class OrderSyncWorkflow(PairSaga):
 
     @workflow.signal(name="store_order_changed")
     def store_order_changed(self) -> None:
-        """The store says the order changed; the order is read again before it is sent."""
+        """The store says the order changed: the run's copy of its notes field is no
+        longer trusted, so the next status or tracking write reads the order first."""
+        self._store_changes += 1
 
     # ---- the run -------------------------------------------------------------------
 
@@ -218,12 +229,14 @@ class OrderSyncWorkflow(PairSaga):
         )
 
     async def _read_order(self) -> Order:
+        changes = self._store_changes
         order = await self._act(
             Store.get_order,
             StoreOrderRef(pair=self._input.pair, order_id=self._input.store_order_id),
             queue=self._store,
         )
         self._step("read order", f"{len(order.lines)} lines, {order.total} {order.currency}")
+        self._store_notes = (order.store_notes, changes)
         corrections = self._input.corrections
         if corrections is not None:  # an operator's fixes from a dead-letter replay
             order = corrections.apply(order)
@@ -362,6 +375,8 @@ class OrderSyncWorkflow(PairSaga):
         decision = self._decision
         assert decision is not None
         self._status.approval = None
+        # A merchant may have edited the order while it waited: nothing read is reused.
+        self._store_notes = (None, self._store_changes)
         if decision.approved:
             self._step("approval", f"approved by {decision.by}")
             self._set_state(SyncState.SYNCING)
@@ -480,7 +495,9 @@ class OrderSyncWorkflow(PairSaga):
                 compensation=True,
             ),
         )
-        await self._act(
+        writes_from_read = workflow.patched(WRITES_FROM_READ_PATCH)
+        changes = self._store_changes
+        written = await self._act(
             Store.set_order_status,
             StoreStatusUpdate(
                 pair=pair.id,
@@ -488,10 +505,27 @@ class OrderSyncWorkflow(PairSaga):
                 status=OrderStatus.PROCESSING,
                 erp_ref=handle.number,
                 note=f"In {pair.erp} as {handle.number}",
+                store_notes=self._notes_held() if writes_from_read else None,
             ),
             queue=self._store,
         )
+        if writes_from_read and written is not None:
+            self._store_notes = (written, changes)
         self._step("confirm to store", f"processing, ERP {handle.number}")
+
+    def _notes_held(self) -> str | None:
+        """The store's notes field as the run last read or wrote it, or None (the write
+        reads the order first) when the store announced a change of the order since.
+
+        What this trades: a write merges into the run's copy, so a change of that field
+        that reached the store after the copy and whose `order.updated` has not reached
+        the run yet is overwritten; a read first would narrow that to the time between
+        two requests (neither store has a conditional write). The store modules deliver
+        `order.updated` from an outbox with retries (docs/systems/*.md, webhooks), and a
+        wait for approval drops the copy, so what is left is a change made within the
+        delivery delay of its event."""
+        notes, seen = self._store_notes
+        return notes if seen == self._store_changes else None
 
     async def _find_customer(self, order: Order) -> str | None:
         """The ERP customer with the order's e-mail: what the risk checks found just
@@ -558,6 +592,7 @@ class OrderSyncWorkflow(PairSaga):
         carrier = next((shipment.carrier for shipment in shipped if shipment.carrier), "")
         self._status.tracking_numbers = tracking
         self._compensations.clear()  # shipped goods are not unwound by this workflow
+        writes_from_read = workflow.patched(WRITES_FROM_READ_PATCH)
         await self._act(
             Store.set_tracking,
             TrackingUpdate(
@@ -565,6 +600,7 @@ class OrderSyncWorkflow(PairSaga):
                 order_id=self._input.store_order_id,
                 tracking_numbers=tracking,
                 carrier=carrier,
+                store_notes=self._notes_held() if writes_from_read else None,
             ),
             queue=self._store,
         )

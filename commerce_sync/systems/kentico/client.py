@@ -388,8 +388,10 @@ class KenticoClient:
                 yield order
 
     async def _orders_from_rows(self, rows: list[Row]) -> list[Order]:
-        """Whole orders for a page of COM_Order rows: four list calls whatever the page
-        size, five when a SKU number is not cached."""
+        """Whole orders for a page of COM_Order rows: three list calls whatever the page
+        size (items, order addresses, customers), four when a SKU number is not cached.
+        The customer's own addresses (COM_Address) are not read: an order's customer has
+        the order's addresses (`mapping.order_from_native`)."""
         geo = await self.geo()
         order_ids = [int(row["OrderID"]) for row in rows]
         items = await self._list_in(ORDER_ITEM, "OrderItemOrderID", order_ids)
@@ -399,7 +401,6 @@ class KenticoClient:
             int(c["CustomerID"]): c
             for c in await self._list_in(CUSTOMER, "CustomerID", customer_ids)
         }
-        customer_addresses = await self._list_in(ADDRESS, "AddressCustomerID", customer_ids)
         sku_ids = [int(i["OrderItemSKUID"]) for i in items if i.get("OrderItemSKUID")]
         sku_numbers = await self.sku_numbers(sku_ids)
         orders = []
@@ -415,11 +416,6 @@ class KenticoClient:
                         [i for i in items if i["OrderItemOrderID"] == order_id],
                         [a for a in addresses if a["AddressOrderID"] == order_id],
                         customer,
-                        [
-                            a
-                            for a in customer_addresses
-                            if a["AddressCustomerID"] == customer["CustomerID"]
-                        ],
                         sku_numbers,
                         self.lookups,
                         geo,
@@ -441,6 +437,43 @@ class KenticoClient:
         Returns the status the order had before (for a compensation to restore), or
         None when that status is not in the lookups.
         """
+        previous, _ = await self._write_status(order_id, status, erp_ref, note, None)
+        return previous
+
+    async def write_order_status(
+        self,
+        order_id: str | int,
+        status: OrderStatus,
+        erp_ref: str | None = None,
+        note: str | None = None,
+        *,
+        custom_data: str | None = None,
+    ) -> str | None:
+        """`set_order_status` for a caller that holds the order's `OrderCustomData`
+        (`Order.store_notes`): given, the PUT merges into it and no GET comes first, so
+        the write is one call. Returns the `OrderCustomData` written (None: not written).
+
+        The `PUT` is the update of KEN-REST "Manipulating data" (`PUT
+        /rest/{objecttype}/{id}` with the fields that change, docs/systems/kentico.md §4);
+        `OrderCustomData` is one XML text, so the PUT replaces all of it. Merging into
+        the caller's copy instead of a fresh read loses a change someone else made to
+        that field after the caller read it; a GET first narrows that window to the time
+        between two requests but does not close it (the REST service documents no
+        conditional write [INFERRED from its absence in KEN-REST]). The order run passes
+        its copy only while no `order.updated` came from the store since it was read
+        (workflows/order_sync.py). The same copy gives the same body on a retry:
+        idempotent."""
+        _, written = await self._write_status(order_id, status, erp_ref, note, custom_data)
+        return written
+
+    async def _write_status(
+        self,
+        order_id: str | int,
+        status: OrderStatus,
+        erp_ref: str | None,
+        note: str | None,
+        custom_data: str | None,
+    ) -> tuple[OrderStatus | None, str | None]:
         row_id = _id(order_id, "order")
         try:
             status_id = mapping.status_to_id(status, self.lookups)
@@ -453,40 +486,51 @@ class KenticoClient:
                 f"site {self.settings.site_name!r} does not have",
                 field="OrderStatusID",
             )
-        row = await self._get(ORDER, row_id)
-        try:
-            previous: OrderStatus | None = mapping.status_from_id(
-                row.get("OrderStatusID"), self.lookups
-            )
-        except MappingError:
-            previous = None
+        previous: OrderStatus | None = None
+        if custom_data is None:
+            row = await self._get(ORDER, row_id)
+            custom_data = row.get("OrderCustomData") or ""
+            try:
+                previous = mapping.status_from_id(row.get("OrderStatusID"), self.lookups)
+            except MappingError:
+                previous = None
         changes: Row = {"OrderStatusID": status_id}
         updates: dict[str, str | None] = {}
         if erp_ref is not None:
             updates["ErpOrderNumber"] = erp_ref
         if note is not None:
             updates["StatusNote"] = note
+        written: str | None = None
         if updates:
-            changes["OrderCustomData"] = merge_custom_data(row.get("OrderCustomData"), updates)
+            written = changes["OrderCustomData"] = merge_custom_data(custom_data, updates)
         await self._update(ORDER, row_id, changes)
-        return previous
+        return previous, written
 
     async def set_tracking(
-        self, order_id: str | int, tracking_numbers: Sequence[str], carrier: str = ""
-    ) -> None:
-        """`OrderTrackingNumber` (numbers joined by ", ") and the carrier in custom data."""
+        self,
+        order_id: str | int,
+        tracking_numbers: Sequence[str],
+        carrier: str = "",
+        *,
+        custom_data: str | None = None,
+    ) -> str:
+        """`OrderTrackingNumber` (numbers joined by ", ") and the carrier in custom data.
+
+        `custom_data`: the order's `OrderCustomData` as the caller holds it (see
+        `write_order_status`); given, no GET comes first. Returns the value written."""
         row_id = _id(order_id, "order")
-        row = await self._get(ORDER, row_id)
+        if custom_data is None:
+            custom_data = (await self._get(ORDER, row_id)).get("OrderCustomData") or ""
+        written = merge_custom_data(custom_data, {"Carrier": carrier})
         await self._update(
             ORDER,
             row_id,
             {
                 "OrderTrackingNumber": mapping.join_tracking(tracking_numbers),
-                "OrderCustomData": merge_custom_data(
-                    row.get("OrderCustomData"), {"Carrier": carrier}
-                ),
+                "OrderCustomData": written,
             },
         )
+        return written
 
     async def set_paid(self, order_id: str | int, paid: bool) -> None:
         await self._update(ORDER, _id(order_id, "order"), {"OrderIsPaid": paid})

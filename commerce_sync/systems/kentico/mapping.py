@@ -304,14 +304,17 @@ def order_from_native(
     items: Iterable[Row],
     addresses: Iterable[Row],
     customer: Row,
-    customer_addresses: Iterable[Row],
     sku_numbers: Mapping[int, str],
     lookups: KenticoLookups,
     geo: GeoTables,
 ) -> Order:
     """A COM_Order row with its COM_OrderItem and COM_OrderAddress rows and its customer.
 
-    `sku_numbers` maps `OrderItemSKUID` -> `SKUNumber`.
+    `sku_numbers` maps `OrderItemSKUID` -> `SKUNumber`. The customer is the COM_Customer
+    row with the order's own billing and shipping addresses, the addresses as placed (as
+    X-Cart's order carries its own copy of the profile): the customer's address book
+    (COM_Address) is not read for an order. The ERP customer an order run creates gets
+    these addresses.
     """
     order_id = order["OrderID"]
     currency = currency_from_id(order.get("OrderCurrencyID"), lookups)
@@ -324,6 +327,8 @@ def order_from_native(
     billing_row = by_type.get(ADDRESS_TYPE_BILLING) or shipping_row
     if billing_row is None or shipping_row is None:
         raise MappingError("shipping_address", f"Kentico order {order_id} has no address")
+    billing_address = address_from_native(billing_row, geo)
+    shipping_address = address_from_native(shipping_row, geo)
     lines = []
     for item in sorted(items, key=lambda r: int(r["OrderItemID"])):
         sku_id = item.get("OrderItemSKUID")
@@ -367,9 +372,11 @@ def order_from_native(
         placed_at=placed_at,
         updated_at=parse_datetime(order.get("OrderLastModified")),
         currency=currency,
-        customer=customer_from_native(customer, customer_addresses, geo),
-        billing_address=address_from_native(billing_row, geo),
-        shipping_address=address_from_native(shipping_row, geo),
+        customer=customer_from_native(customer, [], geo).model_copy(
+            update={"billing_address": billing_address, "shipping_address": shipping_address}
+        ),
+        billing_address=billing_address,
+        shipping_address=shipping_address,
         lines=lines,
         shipping_method=option_from_id(
             order.get("OrderShippingOptionID"), lookups.shipping_option_ids, "shipping"
@@ -381,6 +388,7 @@ def order_from_native(
         payment=payment,
         tracking_numbers=split_tracking(order.get("OrderTrackingNumber")),
         erp_ref=custom.get("ErpOrderNumber", ""),
+        store_notes=str(order.get("OrderCustomData") or ""),
     )
 
 

@@ -59,13 +59,25 @@ class KenticoStorePort:
         pair: PairConfig,
         erp_ref: str | None = None,
         note: str | None = None,
-    ) -> None:
-        await self._for(pair).set_order_status(order_id, status, erp_ref=erp_ref, note=note)
+        *,
+        store_notes: str | None = None,
+    ) -> str | None:
+        return await self._for(pair).write_order_status(
+            order_id, status, erp_ref=erp_ref, note=note, custom_data=store_notes
+        )
 
     async def set_tracking(
-        self, order_id: str, tracking_numbers: list[str], carrier: str, pair: PairConfig
-    ) -> None:
-        await self._for(pair).set_tracking(order_id, tracking_numbers, carrier)
+        self,
+        order_id: str,
+        tracking_numbers: list[str],
+        carrier: str,
+        pair: PairConfig,
+        *,
+        store_notes: str | None = None,
+    ) -> str | None:
+        return await self._for(pair).set_tracking(
+            order_id, tracking_numbers, carrier, custom_data=store_notes
+        )
 
     async def changed_order_ids(
         self, since: datetime, pair: PairConfig, page_size: int = 100

@@ -112,10 +112,17 @@ def _install_log_redaction() -> None:
 _install_log_redaction()
 
 
+STOCK_READ_FIRST_AT_MOST = 1
+"""A stock batch of at most this many SKUs reads their amounts first (`set_stock_many`)."""
+
+
 class StockPushResult(BaseModel):
     """What `set_stock_many` did: SKUs set, and SKUs refused with the reason."""
 
     updated: list[str] = Field(default_factory=list)
+    unchanged: list[str] = Field(
+        default_factory=list, description="the store had that amount already: not sent"
+    )
     failed: dict[str, str] = Field(default_factory=dict)
 
 
@@ -360,15 +367,28 @@ class XCartClient:
         status: OrderStatus,
         erp_ref: str | None = None,
         note: str | None = None,
-    ) -> None:
-        """Shipping status from the lookups; the ERP number and a note into `adminNotes`."""
+        *,
+        admin_notes: str | None = None,
+    ) -> str | None:
+        """Shipping status from the lookups; the ERP number and a note into `adminNotes`.
+
+        `admin_notes`: the order's `adminNotes` as the caller holds them (`Order.store_notes`,
+        from its read of the order); given, the `PUT` merges into them and no `GET` comes
+        first (one call instead of two). `adminNotes` is one text the `PUT` replaces, so
+        a merchant's note added after the caller's read would be lost; a `GET` first only
+        narrows that window (X-Cart's REST API documents no conditional write [INFERRED
+        from its absence in XC-DOCS]). The order run passes its copy only while no
+        `order.updated` came from the store since it read it (workflows/order_sync.py),
+        and the same copy gives the same body on a retry. Returns the `adminNotes` written,
+        or None when they were not written."""
         body: Native = {"shippingStatus": {"id": mapping.shipping_status_id(status, self.lookups)}}
         if erp_ref or note:
-            current = await self._get_one("order", order_id)
-            body["adminNotes"] = mapping.notes_with(
-                str(current.get("adminNotes") or ""), erp_ref=erp_ref, note=note
-            )
+            if admin_notes is None:
+                current = await self._get_one("order", order_id)
+                admin_notes = str(current.get("adminNotes") or "")
+            body["adminNotes"] = mapping.notes_with(admin_notes, erp_ref=erp_ref, note=note)
         await self._put_one("order", order_id, body)
+        return str(body["adminNotes"]) if "adminNotes" in body else None
 
     async def set_tracking(
         self, order_id: str | int, tracking_numbers: list[str], carrier: str
@@ -562,6 +582,15 @@ class XCartClient:
 
     async def _product_ids(self, skus: list[str], page_size: int = 250) -> dict[str, int]:
         """SKU -> product_id, from the cache; one paged listing refreshes it on a miss."""
+        ids, _ = await self._product_ids_and_amounts(skus, page_size)
+        return ids
+
+    async def _product_ids_and_amounts(
+        self, skus: list[str], page_size: int = 250
+    ) -> tuple[dict[str, int], dict[str, int]]:
+        """`_product_ids`, and each SKU's `amount` (its stock, §3) when the listing was
+        made just now (a cache miss): the listing answers whole product records."""
+        amounts: dict[str, int] = {}
         if any(sku not in self._sku_ids for sku in skus):
             found: dict[str, int] = {}
             offset = 0
@@ -570,12 +599,16 @@ class XCartClient:
                     "product", {"orderBy": ["p.product_id", "asc"], "limit": [offset, page_size]}
                 )
                 for record in page:
-                    found[str(record.get("sku"))] = int(record["product_id"])
+                    sku = str(record.get("sku"))
+                    found[sku] = int(record["product_id"])
+                    if isinstance(record.get("amount"), int):
+                        amounts[sku] = record["amount"]
                 if len(page) < page_size:
                     break
                 offset += page_size
             self._sku_ids = found
-        return {sku: self._sku_ids[sku] for sku in skus if sku in self._sku_ids}
+        ids = {sku: self._sku_ids[sku] for sku in skus if sku in self._sku_ids}
+        return ids, {sku: amounts[sku] for sku in ids if sku in amounts}
 
     async def set_stock_many(
         self, quantities: Mapping[str, int], batch_size: int = 100
@@ -586,6 +619,17 @@ class XCartClient:
         quantities are reported in `failed`; the rest are set. A failed call raises
         (nothing of that batch is known to have landed; retrying is safe: the
         quantities are absolute).
+
+        A SKU whose `amount` the store has already is left out of the `PUT` and reported
+        `unchanged` (a store decrements its stock itself when an order is placed, so the
+        push after that order usually finds the amount in place), and a batch with
+        nothing to change sends no `PUT`: the inventory push then lists no orders again
+        either (it does only after a write). The amounts come from the product listing
+        when the id cache had to be refreshed (no extra call), else, for a batch of
+        `STOCK_READ_FIRST_AT_MOST` SKU, from `GET product/{id}` (XC-DOCS "get one", §2):
+        one call where a `PUT` and the push's listing after it are two; a larger batch
+        is written as it is (a read per SKU would cost more than it saves; X-Cart has no
+        condition to list products by id, §4).
         """
         result = StockPushResult()
         valid: dict[str, int] = {}
@@ -594,11 +638,21 @@ class XCartClient:
                 result.failed[sku] = f"negative quantity {quantity}"
             else:
                 valid[sku] = int(quantity)
-        ids = await self._product_ids(list(valid))
+        ids, amounts = await self._product_ids_and_amounts(list(valid))
         for sku in valid:
             if sku not in ids:
                 result.failed[sku] = "unknown SKU"
         todo = [sku for sku in valid if sku in ids]
+        if not amounts and 0 < len(todo) <= STOCK_READ_FIRST_AT_MOST:
+            for sku in todo:
+                data, _ = await self._call("GET", f"product/{ids[sku]}")
+                if isinstance(data, dict) and data.get("sku") == sku:
+                    if isinstance(data.get("amount"), int):
+                        amounts[sku] = data["amount"]
+                else:  # gone (`null`, §2) or another product now: the PUT finds out
+                    self._sku_ids.pop(sku, None)
+        result.unchanged = [sku for sku in todo if amounts.get(sku) == valid[sku]]
+        todo = [sku for sku in todo if sku not in result.unchanged]
         for start in range(0, len(todo), max(1, batch_size)):
             batch = todo[start : start + batch_size]
             body = [{"product_id": ids[sku], "amount": valid[sku]} for sku in batch]

@@ -476,6 +476,7 @@ def order_from_native(native: Mapping[str, Any], lookups: XCartLookups) -> Order
             for t in native.get("trackingNumbers") or []
         ],
         erp_ref=erp_ref_from_notes(_text(native.get("adminNotes"))),
+        store_notes=str(native.get("adminNotes") or ""),
     )
 
 

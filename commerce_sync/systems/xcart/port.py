@@ -64,13 +64,26 @@ class XCartStorePort:
         pair: PairConfig,
         erp_ref: str | None = None,
         note: str | None = None,
-    ) -> None:
-        await self._for(pair).set_order_status(order_id, status, erp_ref=erp_ref, note=note)
+        *,
+        store_notes: str | None = None,
+    ) -> str | None:
+        return await self._for(pair).set_order_status(
+            order_id, status, erp_ref=erp_ref, note=note, admin_notes=store_notes
+        )
 
     async def set_tracking(
-        self, order_id: str, tracking_numbers: list[str], carrier: str, pair: PairConfig
-    ) -> None:
+        self,
+        order_id: str,
+        tracking_numbers: list[str],
+        carrier: str,
+        pair: PairConfig,
+        *,
+        store_notes: str | None = None,
+    ) -> str | None:
+        """X-Cart keeps tracking outside `adminNotes`: `store_notes` is not needed, and
+        the notes are answered as they were given."""
         await self._for(pair).set_tracking(order_id, tracking_numbers, carrier)
+        return store_notes
 
     async def changed_order_ids(
         self, since: datetime, pair: PairConfig, page_size: int = 100
@@ -192,11 +205,13 @@ class XCartStorePort:
         self, quantities: dict[str, int], pair: PairConfig
     ) -> StockWriteResult:
         """One update-many `PUT product` for the whole batch (product ids from the client's
-        SKU cache, refreshed by one listing on a miss). A SKU the store does not know is
-        reported; a failed call raises (retrying the absolute batch is harmless)."""
+        SKU cache, refreshed by one listing on a miss), of the SKUs whose amount differs
+        where the client knows it (`XCartClient.set_stock_many`). A SKU the store does not
+        know is reported; a failed call raises (retrying the absolute batch is harmless)."""
         pushed = await self.client.set_stock_many(quantities, batch_size=max(1, len(quantities)))
         return StockWriteResult(
             written=list(pushed.updated),
+            unchanged=list(pushed.unchanged),
             rejected={sku: f"xcart: {reason}" for sku, reason in pushed.failed.items()},
         )
 

@@ -8,11 +8,17 @@ from datetime import timedelta
 from sqlalchemy import Engine
 from sqlmodel import select
 
+from commerce_sync.config.pairs import load_pairs
 from commerce_sync.domain.models import utc_now
+from commerce_sync.intake.bodies import AcumaticaPush
+from commerce_sync.intake.routing import acumatica_routes
 from commerce_sync.store.customer_writes import (
     PENDING_FOR,
+    created_here,
     echo_verdict,
     links_to_move,
+    remember_created,
+    remember_creating,
     remember_intent,
     remember_write,
     repoint_links,
@@ -23,6 +29,53 @@ from commerce_sync.store.links import find_erp_id, upsert_link
 from commerce_sync.store.models import CustomerWrite
 
 PAIR = "xcart-acumatica"
+
+
+def test_a_customer_created_here_is_known_until_a_sync_writes_it(engine: Engine) -> None:
+    """The order run's ERP customer create notes it; the ERP's announcement of that
+    creation is then ours (`intake/dispatch.py` `own_creation`), until a customer sync
+    writes the record (its fingerprints replace the note)."""
+    assert not created_here(engine, "acumatica", "C7")
+    remember_created(engine, "acumatica", "C7")
+    assert created_here(engine, "acumatica", "C7")
+    assert not created_here(engine, "brightpearl", "C7")
+    # No record's digest: the note makes no read record an echo by itself.
+    assert echo_verdict(engine, "acumatica", "C7", "a" * 64) == "new"
+    remember_intent(engine, "acumatica", "C7", "a" * 64)
+    remember_write(engine, "acumatica", "C7", "b" * 64)
+    assert not created_here(engine, "acumatica", "C7")
+
+
+def test_a_creation_announced_before_the_create_answered_is_known_by_e_mail(
+    engine: Engine,
+) -> None:
+    """The push of a create can arrive before the create's answer: the note made before
+    the create (by e-mail) covers it for `PENDING_FOR`."""
+    remember_creating(engine, "acumatica", "Jane@Example.com")
+    assert created_here(engine, "acumatica", "C9", "jane@example.com")
+    assert not created_here(engine, "acumatica", "C9", "john@example.com")
+    assert not created_here(engine, "acumatica", "C9")
+    with session_scope(engine) as session:
+        row = session.exec(
+            select(CustomerWrite).where(CustomerWrite.customer_id == "creating:jane@example.com")
+        ).one()
+        row.written_at = utc_now() - PENDING_FOR - timedelta(seconds=1)
+        session.add(row)
+    assert not created_here(engine, "acumatica", "C9", "jane@example.com")
+
+
+def test_only_a_creation_push_is_marked_as_one() -> None:
+    """`CS-Customers`: an Inserted row alone is the customer's creation; an update is a
+    Deleted + Inserted pair (docs/systems/acumatica.md §10) and is never dropped so."""
+    pairs = load_pairs()
+    row = {"CustomerID": "C8", "Email": "a@example.com"}
+    push = {"Query": "CS-Customers", "CompanyId": "t", "Id": "1", "TimeStamp": 1}
+    created = acumatica_routes(AcumaticaPush.model_validate({**push, "Inserted": [row]}), pairs)
+    assert [r.announces_creation_of for r in created] == [("acumatica", "C8", "a@example.com")]
+    updated = acumatica_routes(
+        AcumaticaPush.model_validate({**push, "Inserted": [row], "Deleted": [row]}), pairs
+    )
+    assert [r.announces_creation_of for r in updated] == [None]
 
 
 def test_an_event_arriving_before_the_write_is_read_back_is_an_echo(engine: Engine) -> None:

@@ -87,8 +87,11 @@ async def test_a_thousand_skus_changed_at_once_take_one_erp_read_per_batch(
     assert (full.counts.read, full.counts.rejected, full.counts.not_in_erp) == (everything, 0, 0)
     if store == "kentico":  # it compares before it writes: only the seed SKUs drifted
         assert (full.counts.written, full.counts.unchanged) == (10, len(skus))
-    else:  # one update-many per batch writes the whole batch
-        assert full.counts.written == everything
+    else:  # one update-many per batch writes the batch, but for the SKUs whose amount
+        # the listing that refreshed the product id cache (once, for the first batch with
+        # new SKUs) showed in place already: at most one batch is compared, for free
+        assert full.counts.written + full.counts.unchanged == everything
+        assert 0 < full.counts.unchanged <= BATCH_SIZE, full.counts
     calls = [call for call in await inventory.calls(erp) if _not_auth(call)]
     reads = erp_stock_reads(erp, calls)
     listing_pages = 1 if erp == "acumatica" else math.ceil(everything / 500)

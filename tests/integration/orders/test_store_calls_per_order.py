@@ -14,6 +14,7 @@ import asyncio
 import re
 from collections import Counter
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 
@@ -65,61 +66,64 @@ def kentico_source(call: dict[str, Any]) -> str:
         return "customer sync"
     if "ecommerce.sku" in path:
         return "order read (SKU numbers)"
-    if method == "PUT" or ("ecommerce.order/" in path and call.get("write_next")):
+    if method == "PUT":
         return "order status/tracking"
     return "order read"
 
 
 def xcart_source(call: dict[str, Any]) -> str:
     query, method = call["query"], call["method"]
-    path = query.split("_path=")[1].split("&")[0]
-    if path in ("order", "product"):
+    path = unquote(query.split("_path=")[1].split("&")[0])
+    if path == "order" or path.split("/")[0] == "product":  # order listings, stock
         return "inventory push"
     if path == "profile":
         return "customer sync"
-    if method != "GET" or call.get("write_next"):
+    if method != "GET":
         return "order status/tracking"
     return "order read"
 
 
 def sources(store: str, log: list[dict[str, Any]]) -> Counter[str]:
-    """Each call's source; a GET of the order right before a write to it is the write's."""
-    for call, following in zip(log, [*log[1:], None], strict=True):
-        call["write_next"] = (
-            following is not None
-            and call["method"] == "GET"
-            and following["method"] == "PUT"
-            and following["path"] == call["path"]
-            and following["query"].split("_key=")[-1].split("&", 1)[-1]
-            == call["query"].split("_key=")[-1].split("&", 1)[-1]
-        )
+    """Each call's source. The status and tracking writes read nothing first, so a GET of
+    the order is the order read's: one put back before a write counts there."""
     source = kentico_source if store == "kentico" else xcart_source
     return Counter(source(call) for call in log)
 
 
-# What each source may cost per order. Kentico's order read is six list/get calls (order,
-# items, order addresses, customer, its addresses, SKU numbers; the SKU numbers are kept a
-# while, so a returning order's read is five); its status and tracking writes each read
-# the order first (both merge into `OrderCustomData`). X-Cart reads an order in one call,
-# its status write reads `adminNotes` first, its tracking write is a PUT and a POST.
+# What each source may cost per order. Kentico's order read is five list/get calls (order,
+# items, order addresses, customer, SKU numbers; the customer has the order's addresses, so
+# its address book is not read; the SKU numbers are kept a while, so a returning order's
+# read is four); its status and tracking writes are a PUT
+# each, merged into the `OrderCustomData` the run read (and then wrote). X-Cart reads an
+# order in one call; its status write is a PUT merged into the `adminNotes` the run read,
+# its tracking write a PUT and a POST.
 ORDER_RUN: dict[str, dict[str, dict[str, int]]] = {
     "kentico": {
-        "new": {"order read": 5, "order read (SKU numbers)": 1, "order status/tracking": 4},
-        "returning": {"order read": 5, "order status/tracking": 4},
+        "new": {"order read": 4, "order read (SKU numbers)": 1, "order status/tracking": 2},
+        "returning": {"order read": 4, "order status/tracking": 2},
     },
     "xcart": {
-        "new": {"order read": 1, "order status/tracking": 4},
-        "returning": {"order read": 1, "order status/tracking": 4},
+        "new": {"order read": 1, "order status/tracking": 3},
+        "returning": {"order read": 1, "order status/tracking": 3},
     },
 }
 REFERENCE_ONCE = {"kentico": 3, "xcart": 0}
-# A push cycle lists the store's orders, reads the SKUs' rows (Kentico; X-Cart's product
-# ids are cached), writes the quantities that changed and, when it wrote one, lists the
-# orders again (an order placed meanwhile).
-INVENTORY_PUSH_AT_MOST = {"kentico": 4, "xcart": 4}
-# The sync the ERP's announcement of the new customer starts finds the store customer by
-# e-mail (Kentico: the customer rows and their addresses).
-CUSTOMER_SYNC_AT_MOST = {"kentico": 2, "xcart": 1}
+# A push cycle lists the store's orders, reads the SKUs' stock (Kentico: their rows;
+# X-Cart: the product listing when its id cache misses, else `GET product/{id}` for a
+# one-SKU batch), writes the quantities that changed and, when it wrote one, lists the
+# orders again (an order placed meanwhile). The new customer's round writes (the first
+# push finds the seed stock off); the returning one's finds the store's own decrement in
+# place and writes nothing: two calls.
+INVENTORY_PUSH_AT_MOST = {
+    "kentico": {"new": 4, "returning": 2},
+    "xcart": {"new": 4, "returning": 2},
+}
+# The ERP's announcement of the customer the order run created starts no customer sync:
+# Brightpearl's `contact.created` is not subscribed (`contact.modified` is), and
+# Acumatica's push of the creation (an `Inserted` row alone) is dropped at dispatch: the
+# create noted the e-mail before it was sent (`customer_writes.remember_creating`) and
+# the customer id when it answered (`remember_created`).
+CUSTOMER_SYNC_AT_MOST = {"kentico": 0, "xcart": 0}
 
 
 @pytest.mark.parametrize("pair", list(PAIRS))
@@ -141,7 +145,7 @@ async def test_store_calls_per_order_new_then_returning_customer(stack: Stack, p
         order_run = {k: v for k, v in counted.items() if k.startswith("order ")}
         assert order_run == ORDER_RUN[store][round_], (round_, counted)
         assert counted["reference"] == (REFERENCE_ONCE[store] if round_ == "new" else 0)
-        assert counted["inventory push"] <= INVENTORY_PUSH_AT_MOST[store], (round_, counted)
+        assert counted["inventory push"] <= INVENTORY_PUSH_AT_MOST[store][round_], (round_, counted)
         assert counted["customer sync"] <= CUSTOMER_SYNC_AT_MOST[store], (round_, counted)
         if round_ == "returning":  # no customer was created: nothing announced it
             assert counted["customer sync"] == 0, counted

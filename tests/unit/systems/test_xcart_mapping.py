@@ -154,7 +154,9 @@ def orders(draw: st.DrawFn) -> Order:
 def test_order_round_trip_keeps_every_field(order: Order) -> None:
     native = as_xcart_json(mapping.order_to_native(order, LOOKUPS))
     back = mapping.order_from_native(native, LOOKUPS)
-    assert back == order
+    # The read also keeps `adminNotes` exactly as stored (a status write merges into it).
+    assert back.store_notes == native["adminNotes"]
+    assert back.model_copy(update={"store_notes": None}) == order
     assert isinstance(back.total, Decimal) and back.total == order.total
     assert all(isinstance(line.unit_price, Decimal) for line in back.lines)
     assert len(back.currency) == 3 and back.billing_address.country == order.billing_address.country
