@@ -4,7 +4,6 @@ order tests' helpers (`tests.integration.orders.order_stack`)."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 from collections.abc import AsyncIterator
@@ -13,7 +12,6 @@ from pathlib import Path
 import httpx
 import pytest
 from temporalio.client import Client
-from temporalio.service import RPCError
 
 from commerce_sync.api.app import create_app
 from commerce_sync.config.pairs import default_pairs_path, load_pairs
@@ -22,6 +20,7 @@ from tests.integration.orders.order_stack import (
     PAIRS,
     RunningWorker,
     Stack,
+    end_leftover_runs,
     point_webhooks,
     stack_settings,
 )
@@ -72,14 +71,3 @@ async def stack(
         await worker.close()
         api.stop()
         await end_leftover_runs(temporal_client, settings.task_queue)
-
-
-async def end_leftover_runs(client: Client, task_queue: str) -> None:
-    """The sandboxes are reset for every test, so customer ids (and with them the workflow
-    ids) come again in the next test; a sync run still open when this test's worker
-    stopped would take the next test's signals on a queue nobody polls."""
-    query = f"TaskQueue = '{task_queue}' AND ExecutionStatus = 'Running'"
-    async for execution in client.list_workflows(query):
-        handle = client.get_workflow_handle(execution.id, run_id=execution.run_id)
-        with contextlib.suppress(RPCError):
-            await handle.terminate(reason="the test that started it is over")

@@ -23,10 +23,10 @@ import httpx
 import pytest
 from temporalio.client import Client
 
-from tests.integration.customers.conftest import end_leftover_runs
 from tests.integration.customers.customer_views import failures, merge_run, sandbox_requests
 from tests.integration.orders.order_stack import (
     Stack,
+    end_leftover_runs,
     pairs_file_with,
     running_stack,
     stack_settings,

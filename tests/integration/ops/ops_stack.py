@@ -18,7 +18,13 @@ from commerce_sync.config.settings import AlertSettings, MetricsSettings, Settin
 from commerce_sync.ops.metrics import MetricsServer
 from commerce_sync.ops.temporal_client import connect, metrics_runtime
 from sandboxes.server import BackgroundServer
-from tests.integration.orders.order_stack import PAIRS, RunningWorker, Stack, point_webhooks
+from tests.integration.orders.order_stack import (
+    PAIRS,
+    RunningWorker,
+    Stack,
+    end_leftover_runs,
+    point_webhooks,
+)
 from tests.integration.orders.sandbox_views import add_store_only_product
 
 UNREACHABLE_AFTER_S = 0.5
@@ -88,6 +94,7 @@ async def running_ops(
     assert settings.metrics.temporal_bind_address and settings.metrics.worker_bind_address
     client = await connect(settings, runtime=metrics_runtime(settings))
     metrics_server = MetricsServer(settings.metrics.worker_bind_address)
+    await end_leftover_runs(client)
     api = BackgroundServer(create_app(settings)).start()
     worker = RunningWorker(client, settings)
     await point_webhooks(sandboxes, settings, api.url)
@@ -103,6 +110,7 @@ async def running_ops(
         await worker.close()
         api.stop()
         metrics_server.close()
+        await end_leftover_runs(client, settings.task_queue)
 
 
 def value(text: str, name: str, **labels: str) -> float:

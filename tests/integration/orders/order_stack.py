@@ -248,6 +248,23 @@ async def forget_inventory_runs(client: Client) -> None:
             pass  # none running
 
 
+async def end_leftover_runs(client: Client, task_queue: str | None = None) -> None:
+    """The sandboxes are reset for every test, so order, return and customer ids (and
+    with them the workflow ids) come again in the next test; a run still open when its
+    test's worker stopped (on a task queue of its own that nobody polls any more) would
+    take the next test's signals and webhooks: a return request would reach an earlier
+    test's return run and wait there. Each test process has its own dev server and runs
+    its tests one after another, so at a stack's start every open run is a leftover;
+    at its end, those on its `task_queue` are."""
+    query = "ExecutionStatus = 'Running'"
+    if task_queue is not None:
+        query = f"TaskQueue = '{task_queue}' AND {query}"
+    async for execution in client.list_workflows(query):
+        handle = client.get_workflow_handle(execution.id, run_id=execution.run_id)
+        with contextlib.suppress(RPCError):
+            await handle.terminate(reason="the test that started it is over")
+
+
 @contextlib.asynccontextmanager
 async def running_stack(
     settings: Settings, client: Client, sandboxes: httpx.AsyncClient
@@ -257,9 +274,11 @@ async def running_stack(
     from commerce_sync.api.app import create_app
     from sandboxes.server import BackgroundServer
 
-    # The pair's inventory push run is one per dev server: one an earlier stack left
-    # would take this stack's stock signals onto a task queue no worker serves.
+    # The pair's inventory push run is one per dev server, and the runs of orders and
+    # returns are named by ids the reset sandboxes hand out again: a run an earlier stack
+    # left would take this stack's signals and webhooks.
     await forget_inventory_runs(client)
+    await end_leftover_runs(client)
     api = BackgroundServer(create_app(settings)).start()
     worker = RunningWorker(client, settings)
     await point_webhooks(sandboxes, settings, api.url)
@@ -270,6 +289,7 @@ async def running_stack(
         await worker.close()
         api.stop()
         await forget_inventory_runs(client)
+        await end_leftover_runs(client, settings.task_queue)
 
 
 @contextlib.asynccontextmanager

@@ -17,6 +17,7 @@ from sandboxes.server import BackgroundServer
 from tests.integration.orders.order_stack import (
     RunningWorker,
     Stack,
+    end_leftover_runs,
     pairs_file_with,
     point_webhooks,
     stack_settings,
@@ -40,6 +41,7 @@ async def returns(
     settings = stack_settings(sandbox_url, database_url, tmp_path, target).model_copy(
         update={"pairs_file": pairs_file_with(tmp_path, rules)}
     )
+    await end_leftover_runs(temporal_client)
     api = BackgroundServer(create_app(settings)).start()
     worker = RunningWorker(temporal_client, settings)
     await point_webhooks(sandboxes, settings, api.url)
@@ -51,3 +53,4 @@ async def returns(
     finally:
         await worker.close()
         api.stop()
+        await end_leftover_runs(temporal_client, settings.task_queue)
