@@ -41,11 +41,9 @@ from commerce_sync.systems.ports import ErpPort
 
 
 class ErpActivities:
-    def __init__(
-        self, port: ErpPort, pairs: dict[str, PairConfig], *, engine: Engine | None = None
-    ) -> None:
+    def __init__(self, port: ErpPort, pairs: dict[str, PairConfig], *, engine: Engine) -> None:
         """`engine`: the app database, where a customer this process creates is noted
-        (`customer_writes.remember_created`); without one nothing is noted."""
+        (`customer_writes.remember_created`)."""
         self._port = port
         self._pairs = pairs
         self._engine = engine
@@ -89,8 +87,7 @@ class ErpActivities:
         return await self._oldest_active(made, request.customer.email, pair)
 
     async def _note(self, remember: Callable[[Engine, str, str], None], key: str) -> None:
-        if self._engine is not None:
-            await asyncio.to_thread(remember, self._engine, self._port.system, key)
+        await asyncio.to_thread(remember, self._engine, self._port.system, key)
 
     async def _oldest_active(self, made: str, email: str, pair: PairConfig) -> str:
         """The oldest active customer with the e-mail, `made` when there is none older.

@@ -10,7 +10,7 @@ a store customer's e-mail to its ERP customer id (the order sync records them so
 
 from __future__ import annotations
 
-from datetime import UTC, timedelta
+from datetime import timedelta
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
@@ -20,6 +20,7 @@ from commerce_sync.contracts.customers import EchoVerdict
 from commerce_sync.domain.models import utc_now
 from commerce_sync.store.db import session_scope
 from commerce_sync.store.models import CustomerWrite, Link
+from commerce_sync.store.stamps import stored_utc
 
 # A write not read back this long after it was intended has failed or its worker died:
 # an event for the record no longer waits for it.
@@ -97,10 +98,7 @@ def created_here(engine: Engine, system: str, customer_id: str, email: str = "")
             continue
         if row.customer_id == customer_id:
             return True
-        written_at = row.written_at
-        if written_at.tzinfo is None:
-            written_at = written_at.replace(tzinfo=UTC)
-        if utc_now() - written_at < PENDING_FOR:
+        if utc_now() - stored_utc(row.written_at) < PENDING_FOR:
             return True
     return False
 
@@ -125,10 +123,7 @@ def echo_verdict(engine: Engine, system: str, customer_id: str, fingerprint: str
             return "new"
         if fingerprint in (row.fingerprint, row.intended):
             return "echo"
-        written_at = row.written_at
-        if written_at.tzinfo is None:
-            written_at = written_at.replace(tzinfo=UTC)
-        if row.pending and utc_now() - written_at < PENDING_FOR:
+        if row.pending and utc_now() - stored_utc(row.written_at) < PENDING_FOR:
             return "pending"
     return "new"
 

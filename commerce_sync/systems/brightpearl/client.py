@@ -483,7 +483,6 @@ class BrightpearlClient:
         out (`postalAddresses` is optional there, https://api-docs.brightpearl.com/contact/contact/get.html)."""
         contact = dict(native)
         ids = contact.get("postAddressIds") or {}
-        self._saw_contacts([contact])
         if ids and not contact.get("postalAddresses"):
             addresses = await self._get_by_ids(
                 "contact-service/postal-address", sorted({int(v) for v in ids.values()})
@@ -595,7 +594,6 @@ class BrightpearlClient:
             if str(row.get("companyName") or "").strip().casefold() != wanted:
                 continue
             native = await self.get_contact_native(int(row["contactId"]))
-            self._saw_contacts([native])
             company = _company_id(native)
             if company is not None:
                 return company
@@ -716,9 +714,11 @@ class BrightpearlClient:
         ]
 
     async def get_contact_native(self, contact_id: int) -> Json:
-        """The contact as Brightpearl answers it (`postAddressIds`, `organisation`, ...)."""
+        """The contact as Brightpearl answers it (`postAddressIds`, `organisation`, ...);
+        its address and company ids raise the floors of the look-ups after a lost create."""
         found = await self._request("GET", f"contact-service/contact/{int(contact_id)}")
         contact: Json = found[0] if isinstance(found, list) else found
+        self._saw_contacts([contact])
         return contact
 
     async def set_contact_active(self, contact_id: int, active: bool) -> None:
