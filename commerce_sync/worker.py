@@ -172,19 +172,20 @@ def workflow_queue_activities(
     """The activities of the workflows' own task queue: database, alerts, starts, codec,
     and the change feeds' reads, through the process's connectors (`ports`) and so its
     call budgets."""
+    ring = key_ring(settings)
     return implementations(
         DatabaseActivities(
             engine,
             pairs,
             notifier=notifier,
             send_attempts=settings.alerts.send_attempts,
-            email_key=ring.search_key if (ring := key_ring(settings)) else None,
+            email_key=ring.search_key if ring else None,
         ),
         CatalogStarter(client),
         InventoryDatabaseActivities(engine, client),
         CustomerDatabaseActivities(engine),
         PrivacyActivities(settings),
-        CheckActivities(pairs),
+        CheckActivities(pairs, ring),
         FeedActivities(
             client,
             settings=settings,

@@ -11,13 +11,17 @@ from temporalio.exceptions import ApplicationError
 
 from commerce_sync.config.pairs import PairConfig
 from commerce_sync.contracts.activities import Checks, implements_sync
-from commerce_sync.contracts.orders import OrderCleansing
+from commerce_sync.contracts.orders import OrderCleansing, PreparedOrder
 from commerce_sync.domain.cleansing import CleansedOrder, cleanse_order
+from commerce_sync.ops.codec import KeyRing, customer_email_search_value
 
 
 class CheckActivities:
-    def __init__(self, pairs: dict[str, PairConfig]) -> None:
+    def __init__(self, pairs: dict[str, PairConfig], ring: KeyRing | None) -> None:
+        """`ring`: the payload codec's keys (None: payloads are not encrypted), for the
+        `CustomerEmail` search value."""
         self._pairs = pairs
+        self._ring = ring
 
     @implements_sync(Checks.cleanse_order)
     def cleanse_order(self, request: OrderCleansing) -> CleansedOrder:
@@ -29,3 +33,14 @@ class CheckActivities:
                 f"unknown pair {request.pair!r}", type="UnknownPair", non_retryable=True
             )
         return cleanse_order(request.order, pair.cleansing)
+
+    @implements_sync(Checks.prepare_order)
+    def prepare_order(self, request: OrderCleansing) -> PreparedOrder:
+        """`cleanse_order` and the `CustomerEmail` search value of the e-mail as read
+        (`Codec.email_search_value`), in one step: neither calls anything outside."""
+        return PreparedOrder(
+            cleansed=self.cleanse_order(request),
+            email_search_value=customer_email_search_value(
+                self._ring, request.order.customer.email
+            ),
+        )

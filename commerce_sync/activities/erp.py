@@ -25,6 +25,9 @@ from commerce_sync.contracts.steps import (
     ErpOrderCreated,
     ErpOrderLookup,
     ErpOrderRefInput,
+    OrderBookkeeping,
+    OrderErpCheck,
+    OrderErpFacts,
     OrderTwinCheck,
     PaymentRecord,
     PaymentReversal,
@@ -35,6 +38,8 @@ from commerce_sync.domain.customers import numbering_key
 from commerce_sync.domain.models import Customer, Shipment
 from commerce_sync.ops.heartbeat import HEARTBEAT_MEMORY
 from commerce_sync.store.customer_writes import remember_created, remember_creating
+from commerce_sync.store.dead_letters import resolve_dead_letters
+from commerce_sync.store.links import upsert_link
 from commerce_sync.systems.customer_ports import customer_port
 from commerce_sync.systems.errors import NotFound
 from commerce_sync.systems.ports import ErpPort
@@ -57,6 +62,19 @@ class ErpActivities:
     @classified
     async def find_customer(self, lookup: CustomerLookup) -> str | None:
         return await self._port.find_customer_by_email(lookup.email, self._pairs[lookup.pair])
+
+    @implements(Erp.check_order)
+    @classified
+    async def check_order(self, check: OrderErpCheck) -> OrderErpFacts:
+        """The SKUs the ERP does not know and the customer with the order's e-mail, read
+        side by side in one step (a read turned away for a moment is sent again in the
+        connector, `systems/read_retries.py`, so a retry of the step is rare)."""
+        pair = self._pairs[check.pair]
+        unknown, customer_id = await asyncio.gather(
+            self._port.unknown_skus(check.skus, pair),
+            self._port.find_customer_by_email(check.email, pair),
+        )
+        return OrderErpFacts(unknown_skus=unknown, customer_id=customer_id)
 
     @implements(Erp.create_customer)
     @classified
@@ -141,7 +159,25 @@ class ErpActivities:
             first_attempt=activity.info().attempt == 1,
             first_run=request.first_run,
         )
+        if request.bookkeeping is not None:
+            await asyncio.to_thread(
+                self._record_order_in_erp,
+                request.pair,
+                request.bookkeeping,
+                request.customer_id,
+                handle.id,
+            )
         return ErpOrderCreated(handle=handle, created=made)
+
+    def _record_order_in_erp(
+        self, pair: str, records: OrderBookkeeping, customer_id: str, erp_order_id: str
+    ) -> None:
+        """The order is in the ERP: link its customer and itself, and resolve what earlier
+        failed runs of it left in the dead letters. Each write is safe to repeat, so a
+        retried create records the same again."""
+        upsert_link(self._engine, pair, "customer", records.customer_email.lower(), customer_id)
+        upsert_link(self._engine, pair, "order", records.store_order_id, erp_order_id)
+        resolve_dead_letters(self._engine, records.business_key, "order synced to the ERP")
 
     @implements(Erp.cancel_order)
     @classified

@@ -57,7 +57,12 @@ from commerce_sync.contracts.inventory import (
     StockRejections,
     StockWriteInput,
 )
-from commerce_sync.contracts.orders import OrderAssessment, OrderAssessmentInput, OrderCleansing
+from commerce_sync.contracts.orders import (
+    OrderAssessment,
+    OrderAssessmentInput,
+    OrderCleansing,
+    PreparedOrder,
+)
 from commerce_sync.contracts.return_steps import (
     CreditCreate,
     CreditRef,
@@ -81,6 +86,8 @@ from commerce_sync.contracts.steps import (
     ErpOrderRefInput,
     LinkInput,
     LinkLookup,
+    OrderErpCheck,
+    OrderErpFacts,
     OrderSeen,
     OrderTwinCheck,
     PaymentRecord,
@@ -237,6 +244,7 @@ class Checks:
     decision a running order already took."""
 
     cleanse_order = ActivityRef[OrderCleansing, CleansedOrder]("checks.cleanse_order")
+    prepare_order = ActivityRef[OrderCleansing, PreparedOrder]("checks.prepare_order")
 
 
 class Codec:
@@ -277,6 +285,7 @@ class Erp:
     remove_return_twins = ActivityRef[ReturnTwinCheck, list[str]]("erp.remove_return_twins")
     unknown_skus = ActivityRef[SkuCheck, list[str]]("erp.unknown_skus")
     find_customer = ActivityRef[CustomerLookup, str | None]("erp.find_customer")
+    check_order = ActivityRef[OrderErpCheck, OrderErpFacts]("erp.check_order")
     create_customer = ActivityRef[CustomerCreate, str]("erp.create_customer")
     delete_customer = ActivityRef[CustomerRef, None]("erp.delete_customer")
     find_order = ActivityRef[ErpOrderLookup, ErpOrderHandle | None]("erp.find_order")

@@ -9,7 +9,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from commerce_sync.domain.anomalies import AnomalyFlag
-from commerce_sync.domain.cleansing import FieldChange
+from commerce_sync.domain.cleansing import CleansedOrder, FieldChange
 from commerce_sync.domain.models import Address, Order, Shipment
 
 
@@ -155,6 +155,15 @@ class OrderCleansing(BaseModel):
 
     pair: str
     order: Order
+
+
+class PreparedOrder(BaseModel):
+    """Output of `Checks.prepare_order`: the order cleansed by its pair's rules, and the
+    value of the run's `CustomerEmail` search attribute for the e-mail as read (the
+    codec's keyed hash, or the e-mail itself without codec keys; "" for none)."""
+
+    cleansed: CleansedOrder
+    email_search_value: str
 
 
 class OrderAssessmentInput(BaseModel):

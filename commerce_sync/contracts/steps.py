@@ -52,6 +52,20 @@ class SkuCheck(BaseModel):
     skus: list[str]
 
 
+class OrderErpCheck(BaseModel):
+    """Input of `Erp.check_order`: the ERP's two reads an order needs before it is
+    weighed, made together (the SKUs it does not know, the customer with the e-mail)."""
+
+    pair: str
+    skus: list[str]
+    email: str
+
+
+class OrderErpFacts(BaseModel):
+    unknown_skus: list[str]
+    customer_id: str | None = Field(description="the ERP customer with the e-mail, if any")
+
+
 class CustomerLookup(BaseModel):
     pair: str
     email: str
@@ -72,6 +86,16 @@ class ErpOrderLookup(BaseModel):
     store_order_number: str
 
 
+class OrderBookkeeping(BaseModel):
+    """What the ERP order create records in the app database once the order is in the
+    ERP: the customer and order links, and the resolution of the open dead letters an
+    earlier failed run of the same store order left."""
+
+    store_order_id: str
+    customer_email: str
+    business_key: str = Field(description="the run's workflow id, the dead letters' key")
+
+
 class ErpOrderCreate(BaseModel):
     pair: str
     order: Order
@@ -79,6 +103,12 @@ class ErpOrderCreate(BaseModel):
     first_run: bool = Field(
         default=False,
         description="no earlier run of this store order reached the ERP (OrderAssessment)",
+    )
+    bookkeeping: OrderBookkeeping | None = Field(
+        default=None,
+        description="recorded by the create once the order is in the ERP; None: the run"
+        " records the links and resolves its dead letters in steps of their own (runs"
+        " recorded before the order-bookkeeping patch)",
     )
 
 

@@ -49,6 +49,8 @@ with workflow.unsafe.imports_passed_through():
         ErpOrderLookup,
         ErpOrderRefInput,
         LinkInput,
+        OrderBookkeeping,
+        OrderErpCheck,
         OrderSeen,
         OrderTwinCheck,
         PaymentRecord,
@@ -60,6 +62,7 @@ with workflow.unsafe.imports_passed_through():
         TrackingUpdate,
     )
     from commerce_sync.domain.anomalies import AnomalyFlag, needs_approval
+    from commerce_sync.domain.cleansing import CleansedOrder
     from commerce_sync.domain.models import Order, OrderStatus, Shipment
     from commerce_sync.domain.pair_rules import PairRules
     from commerce_sync.domain.rules import (
@@ -101,6 +104,13 @@ PARALLEL_ERP_READS_PATCH = "parallel-erp-reads"
 # first; now they merge into the notes field the run read (or last wrote) while the store
 # announced no change of the order since, and read nothing.
 WRITES_FROM_READ_PATCH = "store-writes-from-the-runs-read"
+# Runs recorded before this ran every bookkeeping step as an activity of its own; now
+# the e-mail's search value comes with the cleansing (`Checks.prepare_order`), the ERP's
+# SKU check and customer lookup are one step (`Erp.check_order`), and the ERP order create
+# records the links and resolves the dead letters (`ErpOrderCreate.bookkeeping`): 10
+# activities for an order of a new customer instead of 14. A run with it takes every
+# earlier patch's new branch without asking (its history holds only this marker).
+BOOKKEEPING_PATCH = "fold-order-bookkeeping"
 
 
 class OrderCancelled(Exception):
@@ -133,6 +143,8 @@ class OrderSyncWorkflow(PairSaga):
         # announcements had come when that read or write was sent (WRITES_FROM_READ_PATCH).
         self._store_changes = 0
         self._store_notes: tuple[str | None, int] = (None, 0)
+        # The run has BOOKKEEPING_PATCH (asked once, at its start).
+        self._folded = False
 
     # ---- messages ------------------------------------------------------------------
 
@@ -173,6 +185,7 @@ class OrderSyncWorkflow(PairSaga):
 
     @workflow.run
     async def run(self, input: OrderSyncInput) -> OrderSyncStatus:
+        self._folded = workflow.patched(BOOKKEEPING_PATCH)
         workflow.upsert_search_attributes(
             [
                 sa.INTEGRATION_PAIR.value_set(input.pair),
@@ -187,10 +200,10 @@ class OrderSyncWorkflow(PairSaga):
             order = await self._read_order()
         except ActivityError as error:
             failure = permanent_failure(error)
-            if failure is None or not workflow.patched(UNREADABLE_ORDER_PATCH):
+            if failure is None or not self._patched(UNREADABLE_ORDER_PATCH):
                 raise
             return await self._end_unreadable(failure)
-        if order.status == OrderStatus.CANCELLED and workflow.patched(SKIP_CANCELLED_PATCH):
+        if order.status == OrderStatus.CANCELLED and self._patched(SKIP_CANCELLED_PATCH):
             # A late order.created, or a resync, for an order the shopper already cancelled.
             return self._end(SyncState.CANCELLED, "cancelled in the store before it was synced")
         checked = await self._valid(order)
@@ -206,8 +219,9 @@ class OrderSyncWorkflow(PairSaga):
 
         try:
             await self._sync(order)
-            if workflow.patched(RESOLVE_WHEN_SYNCED_PATCH):
+            if not self._folded and workflow.patched(RESOLVE_WHEN_SYNCED_PATCH):
                 # The order is in the ERP: what the earlier failed runs left is fixed.
+                # (Folded runs: the ERP order create resolved them.)
                 await self._resolve_dead_letters("order synced to the ERP")
             await self._await_shipment(order)
         except OrderCancelled:
@@ -243,7 +257,9 @@ class OrderSyncWorkflow(PairSaga):
             self._step("apply corrections", corrections.describe())
         self._status.store_order_number = order.number
         self._status.customer_email = order.customer.email
-        if workflow.patched(EMAIL_SEARCH_VALUE_PATCH):
+        if self._folded:
+            pass  # the search value comes with the cleansing (`_cleanse`)
+        elif workflow.patched(EMAIL_SEARCH_VALUE_PATCH):
             # Search attributes are not encrypted: with codec keys this is a keyed hash.
             value = await self._act(
                 Codec.email_search_value,
@@ -261,10 +277,8 @@ class OrderSyncWorkflow(PairSaga):
         retry can fix it."""
         pair = self._pair_config
         problems: list[str] = []
-        if workflow.patched(CLEANSE_AND_FLAG_PATCH):
-            cleansed = await self._act(
-                Checks.cleanse_order, OrderCleansing(pair=pair.id, order=order), queue=None
-            )
+        cleansed = await self._cleanse(order)
+        if cleansed is not None:
             order = cleansed.order
             self._status.cleansed = cleansed.changes
             changed = sorted({change.field for change in cleansed.changes})
@@ -277,12 +291,21 @@ class OrderSyncWorkflow(PairSaga):
             if problem.field not in named  # cleansing said it more precisely
         ]
         skus = sorted({line.sku for line in order.lines if line.sku})
-        check_skus = self._act(Erp.unknown_skus, SkuCheck(pair=pair.id, skus=skus), queue=self._erp)
-        if workflow.patched(PARALLEL_ERP_READS_PATCH):
+        if self._folded:
+            # The risk checks use the customer (looked up even when the order turns out
+            # invalid: no ERP call more, the two reads are one step).
+            facts = await self._act(
+                Erp.check_order,
+                OrderErpCheck(pair=pair.id, skus=skus, email=order.customer.email),
+                queue=self._erp,
+            )
+            unknown = facts.unknown_skus
+            self._early_lookup = (facts.customer_id,)
+        elif workflow.patched(PARALLEL_ERP_READS_PATCH):
             # Independent reads of the ERP, side by side: the risk checks use the customer
             # (looked up even when the order turns out invalid: one ERP read more for it).
             unknown, found = await asyncio.gather(
-                check_skus,
+                self._unknown_skus(skus),
                 self._act(
                     Erp.find_customer,
                     CustomerLookup(pair=pair.id, email=order.customer.email),
@@ -291,7 +314,7 @@ class OrderSyncWorkflow(PairSaga):
             )
             self._early_lookup = (found,)
         else:
-            unknown = await check_skus
+            unknown = await self._unknown_skus(skus)
         problems += [str(problem) for problem in unknown_sku_problems(order, unknown)]
         if problems:
             self._status.error = "; ".join(problems)
@@ -299,6 +322,27 @@ class OrderSyncWorkflow(PairSaga):
             return None
         self._step("validate")
         return order
+
+    async def _cleanse(self, order: Order) -> CleansedOrder | None:
+        """The order cleansed by the pair's rules (None in runs recorded before cleansing);
+        in folded runs the same step gives the `CustomerEmail` search value."""
+        request = OrderCleansing(pair=self._pair_config.id, order=order)
+        if self._folded:
+            prepared = await self._act(Checks.prepare_order, request, queue=None)
+            if prepared.email_search_value:
+                # Search attributes are not encrypted: with codec keys this is a keyed hash.
+                workflow.upsert_search_attributes(
+                    [sa.CUSTOMER_EMAIL.value_set(prepared.email_search_value)]
+                )
+            return prepared.cleansed
+        if workflow.patched(CLEANSE_AND_FLAG_PATCH):
+            return await self._act(Checks.cleanse_order, request, queue=None)
+        return None
+
+    async def _unknown_skus(self, skus: list[str]) -> list[str]:
+        return await self._act(
+            Erp.unknown_skus, SkuCheck(pair=self._pair_config.id, skus=skus), queue=self._erp
+        )
 
     async def _approved(self, order: Order) -> bool:
         """Risk checks, then a person's decision when a rule asks for one."""
@@ -312,7 +356,7 @@ class OrderSyncWorkflow(PairSaga):
                 queue=self._erp,
             )
         flagged: list[str] = []
-        if workflow.patched(CLEANSE_AND_FLAG_PATCH):
+        if self._patched(CLEANSE_AND_FLAG_PATCH):
             assessment = await self._act(
                 Database.assess_order,
                 OrderAssessmentInput(
@@ -435,7 +479,8 @@ class OrderSyncWorkflow(PairSaga):
         else:
             self._step("ensure customer", f"found {customer_id}")
         self._status.erp_customer_id = customer_id
-        await self._link("customer", order.customer.email.lower(), customer_id)
+        if not self._folded:  # folded: the ERP order create records the links
+            await self._link("customer", order.customer.email.lower(), customer_id)
         self._check_cancel()
 
         # Registered before the step: a create whose answer was lost is still undone.
@@ -443,7 +488,17 @@ class OrderSyncWorkflow(PairSaga):
         created = await self._act(
             Erp.create_order,
             ErpOrderCreate(
-                pair=pair.id, order=order, customer_id=customer_id, first_run=self._first_run
+                pair=pair.id,
+                order=order,
+                customer_id=customer_id,
+                first_run=self._first_run,
+                bookkeeping=OrderBookkeeping(
+                    store_order_id=self._input.store_order_id,
+                    customer_email=order.customer.email,
+                    business_key=workflow.info().workflow_id,
+                )
+                if self._folded
+                else None,
             ),
             queue=self._erp,
         )
@@ -453,7 +508,8 @@ class OrderSyncWorkflow(PairSaga):
         self._step(
             "create ERP order", f"{'created' if created.created else 'found'} {handle.number}"
         )
-        await self._link("order", self._input.store_order_id, handle.id)
+        if not self._folded:
+            await self._link("order", self._input.store_order_id, handle.id)
         self._check_cancel()
 
         if order.payment is not None and order.payment.amount > 0:
@@ -495,7 +551,7 @@ class OrderSyncWorkflow(PairSaga):
                 compensation=True,
             ),
         )
-        writes_from_read = workflow.patched(WRITES_FROM_READ_PATCH)
+        writes_from_read = self._patched(WRITES_FROM_READ_PATCH)
         changes = self._store_changes
         written = await self._act(
             Store.set_order_status,
@@ -531,7 +587,7 @@ class OrderSyncWorkflow(PairSaga):
         """The ERP customer with the order's e-mail: what the risk checks found just
         before, or (after a wait for approval, or in runs recorded before the patch) a
         fresh lookup."""
-        if self._looked_up is not None and workflow.patched(REUSE_CUSTOMER_LOOKUP_PATCH):
+        if self._looked_up is not None and self._patched(REUSE_CUSTOMER_LOOKUP_PATCH):
             return self._looked_up[0]
         return await self._act(
             Erp.find_customer,
@@ -566,7 +622,7 @@ class OrderSyncWorkflow(PairSaga):
         handle = ErpOrderHandle(id=self._status.erp_order_id, number=self._status.erp_order_number)
         self._set_state(SyncState.AWAITING_SHIPMENT)
         shipped: list[Shipment] = []
-        checks_twins = workflow.patched(TWIN_CHECK_PATCH)
+        checks_twins = self._patched(TWIN_CHECK_PATCH)
         # A create whose answer was lost has landed `duplicate_check_after` later (requests
         # do not run longer), so the first look for a twin is then, or sooner on a wake.
         wait = pair.duplicate_check_after if checks_twins else SHIPMENT_POLL_EVERY
@@ -592,7 +648,7 @@ class OrderSyncWorkflow(PairSaga):
         carrier = next((shipment.carrier for shipment in shipped if shipment.carrier), "")
         self._status.tracking_numbers = tracking
         self._compensations.clear()  # shipped goods are not unwound by this workflow
-        writes_from_read = workflow.patched(WRITES_FROM_READ_PATCH)
+        writes_from_read = self._patched(WRITES_FROM_READ_PATCH)
         await self._act(
             Store.set_tracking,
             TrackingUpdate(
@@ -699,6 +755,11 @@ class OrderSyncWorkflow(PairSaga):
             raise OrderCancelled(self._cancel.reason)
 
     # ---- helpers -------------------------------------------------------------------
+
+    def _patched(self, patch_id: str) -> bool:
+        """An earlier patch: always taken by a folded run (which records no marker of it),
+        asked of the history otherwise."""
+        return self._folded or workflow.patched(patch_id)
 
     async def _link(self, kind: str, store_id: str, erp_id: str) -> None:
         await self._act(
