@@ -31,7 +31,6 @@ import json
 import os
 import secrets
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -44,6 +43,7 @@ from pathlib import Path
 from typing import IO
 
 import httpx
+import sqlalchemy
 from rich.console import Console
 from rich.table import Table
 from temporalio.converter import DataConverter
@@ -137,14 +137,17 @@ def loadavg() -> str:
 
 
 class Api:
-    """`commerce-sync api --workers N` in a process of its own, on a fresh SQLite file."""
+    """`commerce-sync api --workers N` in a process of its own, on a fresh SQLite file, or
+    on the Postgres database given (emptied first)."""
 
-    def __init__(self, data_dir: Path, temporal_target: str, workers: int) -> None:
+    def __init__(
+        self, data_dir: Path, temporal_target: str, workers: int, database_url: str | None
+    ) -> None:
         self.data_dir = data_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.workers = workers
-        self.database = data_dir / "commerce-sync.db"
+        self.database_url = database_url or f"sqlite:///{data_dir / 'commerce-sync.db'}"
         self.secrets = {
             store: "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode() for store in STORES
         }
@@ -152,7 +155,7 @@ class Api:
             **os.environ,
             "COMMERCE_SYNC_USE_SANDBOXES": "true",
             "COMMERCE_SYNC_DATA_DIR": str(data_dir),
-            "COMMERCE_SYNC_DATABASE_URL": f"sqlite:///{self.database}",
+            "COMMERCE_SYNC_DATABASE_URL": self.database_url,
             "COMMERCE_SYNC_TEMPORAL_ADDRESS": temporal_target,
             "COMMERCE_SYNC_TASK_QUEUE": TASK_QUEUE,
             "COMMERCE_SYNC_WEBHOOKS__KENTICO": self.secrets["kentico"],
@@ -216,13 +219,34 @@ class Api:
             self._log.close()
             self._log = None
 
+    def empty_database(self) -> None:
+        """A Postgres database starts empty (the API migrates it at start): every table of
+        the `public` schema is dropped. A SQLite file is new anyway."""
+        if self.database_url.startswith("sqlite"):
+            return
+        engine = sqlalchemy.create_engine(self.database_url)
+        try:
+            with engine.begin() as db:
+                db.execute(sqlalchemy.text("DROP SCHEMA public CASCADE"))
+                db.execute(sqlalchemy.text("CREATE SCHEMA public"))
+        finally:
+            engine.dispose()
+
     def events(self) -> tuple[int, int, int]:
         """(recorded, started, started more than once) in the API's database."""
-        with contextlib.closing(sqlite3.connect(self.database, timeout=30)) as db:
-            row = db.execute(
-                "SELECT COUNT(*), SUM(status = 'started'), SUM(start_attempts > 1)"
-                " FROM webhook_events"
-            ).fetchone()
+        engine = sqlalchemy.create_engine(self.database_url)
+        try:
+            with engine.connect() as db:
+                row = db.execute(
+                    sqlalchemy.text(
+                        "SELECT COUNT(*),"
+                        " SUM(CASE WHEN status = 'started' THEN 1 ELSE 0 END),"
+                        " SUM(CASE WHEN start_attempts > 1 THEN 1 ELSE 0 END)"
+                        " FROM webhook_events"
+                    )
+                ).one()
+        finally:
+            engine.dispose()
         return int(row[0]), int(row[1] or 0), int(row[2] or 0)
 
 
@@ -464,7 +488,8 @@ async def run(args: argparse.Namespace) -> IngestResult:
             data_dir.mkdir()
             server = DevServer(data_dir) if temporal == "up" else None
             target = server.target if server else f"127.0.0.1:{free_port()}"  # nothing there
-            api = Api(data_dir, target, args.workers)
+            api = Api(data_dir, target, args.workers, args.database_url)
+            api.empty_database()
             try:
                 if server is not None:
                     server.start()
@@ -539,6 +564,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--temporal", choices=["both", "up", "down"], default="both", help="Temporal states"
     )
     parser.add_argument("--loops", choices=["both", "open", "closed"], default="both")
+    parser.add_argument(
+        "--database-url",
+        help="a throwaway Postgres database for the API (every table in its public schema is"
+        " dropped before each Temporal state); default: a fresh SQLite file, as embedded",
+    )
     parser.add_argument(
         "--drain-wait", type=float, default=120.0, help="Temporal up: wait for the relays"
     )
