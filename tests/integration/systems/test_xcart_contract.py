@@ -381,6 +381,35 @@ async def test_iter_orders_changed_since_pages_by_id(
     assert [o async for o in xcart.iter_orders_changed_since(later)] == []
 
 
+async def test_the_push_lists_the_orders_of_its_lookback_and_reads_none_again(
+    sandboxes: httpx.AsyncClient, settings: Settings
+) -> None:
+    """The inventory push's order listing asks for the orders placed within its lookback
+    (X-Cart's `_cnd[date][0]`), not for every order the store ever took, and the lines of
+    the orders it lists are not read again (#15)."""
+    pair = load_pairs()["xcart-acumatica"]
+    short = pair.inventory.model_copy(
+        update={"order_lookback": timedelta(seconds=2), "order_overlap": timedelta(0)}
+    )
+    pair = pair.model_copy(update={"inventory": short})
+    old = await place_order(sandboxes)
+    await asyncio.sleep(3.1)  # the store keeps Unix seconds
+    new = [await place_order(sandboxes) for _ in range(2)]
+    port = create_store_port(settings)
+    try:
+        await sandboxes.delete("/xcart/_sandbox/requests")
+        since = datetime.now(UTC) - timedelta(hours=1)
+        stamps = await port.orders_changed_since(since, pair)
+        found = await port.order_reservations(new, pair)
+        calls = await api_calls(sandboxes)
+    finally:
+        await port.aclose()
+    assert sorted(stamp.order_id for stamp in stamps) == sorted(new) and old not in new
+    assert len(calls) == 1 and "_cnd%5Bdate%5D%5B0%5D=" in calls[0]["query"]
+    assert {r.order_id: r.lines for r in found} == {order_id: {"WIDGET-1": 2} for order_id in new}
+    assert all(r.open for r in found)
+
+
 async def next_second() -> datetime:
     """A time after every record written so far: the store keeps Unix seconds."""
     await asyncio.sleep(1.05)
