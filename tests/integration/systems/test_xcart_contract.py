@@ -715,6 +715,24 @@ async def test_set_stock_many_batches_and_reports_unknown_skus(
     assert level is not None and level.on_hand == 60
 
 
+async def test_a_stock_batch_in_a_one_page_catalog_compares_by_that_page(
+    sandboxes: httpx.AsyncClient, xcart: XCartClient
+) -> None:
+    """Several SKUs of a catalog that fits one product listing page: the page gives their
+    amounts, and the SKUs the store has at that amount get no PUT (#15)."""
+    await xcart.set_stock_many({"WIDGET-2": 7, "WIDGET-3": 8})  # the SKU ids now cached
+    await sandboxes.delete("/xcart/_sandbox/requests")
+    result = await xcart.set_stock_many({"WIDGET-2": 7, "WIDGET-3": 8})
+    assert result.unchanged == ["WIDGET-2", "WIDGET-3"] and result.updated == []
+    calls = await api_calls(sandboxes)
+    assert [c["method"] for c in calls] == ["GET"] and "_path=product&" in calls[0]["query"]
+    await sandboxes.delete("/xcart/_sandbox/requests")
+    result = await xcart.set_stock_many({"WIDGET-2": 7, "WIDGET-3": 9})
+    assert result.unchanged == ["WIDGET-2"] and result.updated == ["WIDGET-3"]
+    assert [c["method"] for c in await api_calls(sandboxes)] == ["GET", "PUT"]
+    assert (await state(sandboxes))["stock"]["WIDGET-3"] == 9
+
+
 # ---- returns and storefront events ----------------------------------------------------
 
 
