@@ -398,7 +398,10 @@ class XCartClient:
         """Marks the order Shipped with its tracking text, then adds the tracking numbers
         it lacks. Idempotent. The `PUT` answers the order as stored, numbers included, so
         no read comes first: two calls, three only when the order already carries numbers
-        the run does not know (then the text names them too, as before)."""
+        the run does not know (then the text names them too, as before). The numbers do
+        not ride in the `PUT` as the order's `trackingNumbers` relation: the REST module
+        makes a new row of every related record sent without its id, so a `PUT` repeated
+        after a lost answer would store them twice (docs/systems/xcart.md §2)."""
         wanted = list(dict.fromkeys(n.strip() for n in tracking_numbers if n.strip()))
         carrier_name = self.lookups.carrier_names.get(carrier.lower(), carrier)
         shipped_id = mapping.shipping_status_id(OrderStatus.SHIPPED, self.lookups)
