@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any
+
+from commerce_sync.systems.expiring import ExpiringMap
 
 LISTED_TTL_S = 60.0
 """How long a listed record may stand in for a read of it."""
@@ -26,31 +27,21 @@ LISTED_TTL_S = 60.0
 Record = dict[str, Any]
 
 
-@dataclass
 class ListedRecords:
     """Records by id from the latest listings, each dropped `ttl_s` after it was listed."""
 
-    ttl_s: float = LISTED_TTL_S
-    clock: Callable[[], float] = time.monotonic
-    _records: dict[str, tuple[float, Record]] = field(default_factory=dict)
+    def __init__(
+        self, ttl_s: float = LISTED_TTL_S, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._records: ExpiringMap[str, Record] = ExpiringMap(ttl_s, clock=clock)
 
     def keep(self, records: Iterable[tuple[str, Record]]) -> None:
-        now = self.clock()
-        self._records = {
-            key: kept for key, kept in self._records.items() if now - kept[0] < self.ttl_s
-        }
-        for key, record in records:
-            self._records[key] = (now, record)
+        """Keeps a listing's records (and lets go of the expired ones of earlier ones)."""
+        self._records.prune()
+        self._records.update(dict(records))
 
     def take(self, keys: Iterable[str]) -> tuple[dict[str, Record], list[str]]:
         """The kept records of `keys`, and the keys (in order, once each) it lacks."""
-        now = self.clock()
-        found: dict[str, Record] = {}
-        missing: list[str] = []
-        for key in dict.fromkeys(keys):
-            kept = self._records.get(key)
-            if kept is not None and now - kept[0] < self.ttl_s:
-                found[key] = kept[1]
-            else:
-                missing.append(key)
-        return found, missing
+        wanted = list(dict.fromkeys(keys))
+        found = self._records.found(wanted)
+        return found, [key for key in wanted if key not in found]
