@@ -118,6 +118,25 @@ async def test_method_tunnelling_by_param_and_header(sandboxes: httpx.AsyncClien
     assert (await sandboxes.get(API, params=q("product/3"))).json() is None
 
 
+async def test_an_order_put_adds_a_tracking_row_per_record_without_its_id(
+    sandboxes: httpx.AsyncClient,
+) -> None:
+    """As the REST module loads a PUT body (ARepo::loadRawFixture, docs/systems/xcart.md §2):
+    a related record without its id is a new row, so the same PUT twice stores the number
+    twice; a record with its id updates that row; rows not named stay."""
+    order_id = await place_order(sandboxes)
+    body = {"trackingNumbers": [{"value": "1ZA"}]}
+    for _ in range(2):
+        response = await sandboxes.put(API, params=q(f"order/{order_id}", key=RW), json=body)
+        assert response.status_code == 200, response.headers.get("X-REST-Error")
+    numbers = response.json()["trackingNumbers"]
+    assert [n["value"] for n in numbers] == ["1ZA", "1ZA"]
+    first = numbers[0]["tracking_id"]
+    body = {"trackingNumbers": [{"tracking_id": first, "value": "1ZB"}]}
+    response = await sandboxes.put(API, params=q(f"order/{order_id}", key=RW), json=body)
+    assert sorted(n["value"] for n in response.json()["trackingNumbers"]) == ["1ZA", "1ZB"]
+
+
 async def test_errors_of_the_real_api(sandboxes: httpx.AsyncClient) -> None:
     response = await sandboxes.get(API, params=q("nosuchentity"))
     assert response.status_code == 404
