@@ -48,6 +48,13 @@ class ExpiringMap(Generic[K, V]):
         for key, value in values.items():
             self.put(key, value)
 
+    def prune(self) -> None:
+        """Drops every expired entry (`get` drops only the ones it is asked for)."""
+        now = self._clock()
+        self._entries = {
+            key: entry for key, entry in self._entries.items() if now - entry[0] < self.ttl_s
+        }
+
     def forget(self, keys: Iterable[K]) -> None:
         for key in keys:
             self._entries.pop(key, None)

@@ -1183,20 +1183,21 @@ class XCartSandbox(Sandbox):
                 changes[name] = _str(name, data[name])
         if "orig_profile" in data:
             changes["orig_profile"] = self._orig_profile(data["orig_profile"])
-        numbers: list[str] | None = None
-        if "trackingNumbers" in data:
-            numbers = []
-            for n, raw in enumerate(_as_list("trackingNumbers", data["trackingNumbers"])):
-                value = raw.get("value") if isinstance(raw, dict) else raw
-                text = _str(f"trackingNumbers[{n}]", value).strip()
-                if not text:
-                    raise _bad(f"trackingNumbers[{n}]", "must not be empty")
-                numbers.append(text)
+        numbers: list[tuple[int | None, str]] = []
+        for n, raw in enumerate(_as_list("trackingNumbers", data.get("trackingNumbers", []))):
+            value = raw.get("value") if isinstance(raw, dict) else raw
+            text = _str(f"trackingNumbers[{n}]", value).strip()
+            if not text:
+                raise _bad(f"trackingNumbers[{n}]", "must not be empty")
+            raw_id = raw.get("tracking_id") if isinstance(raw, dict) else None
+            known = None
+            if raw_id not in (None, "", 0):
+                known = _int(f"trackingNumbers[{n}].tracking_id", raw_id, minimum=1)
+            numbers.append((known, text))
 
         def commit() -> Native:
             record.update(changes)
-            if numbers is not None:
-                self._replace_tracking(record["order_id"], numbers)
+            self._load_tracking(record["order_id"], numbers)
             record["lastRenewDate"] = now_unix()
             return record
 
@@ -1214,18 +1215,20 @@ class XCartSandbox(Sandbox):
             raise _bad("orig_profile.profile_id", f"no profile {profile_id}")
         return {"profile_id": profile_id}
 
-    def _replace_tracking(self, order_id: int, numbers: list[str]) -> None:
-        current = {
-            t["value"]: tracking_id
-            for tracking_id, t in self.tracking_numbers.items()
-            if t["order"]["order_id"] == order_id
-        }
-        for value, tracking_id in current.items():
-            if value not in numbers:
-                del self.tracking_numbers[tracking_id]
-        for value in numbers:
-            if value not in current:
+    def _load_tracking(self, order_id: int, numbers: list[tuple[int | None, str]]) -> None:
+        """The order's `trackingNumbers` relation as the REST module loads a `PUT` body:
+        `ARepo::loadRawFixture` hands each related record to `loadFixture`, which finds an
+        existing row by its identifier (`tracking_id`) and updates it, or makes a new row
+        (X-Cart 5.3.2 Model/Repo/ARepo.php; the module's `ASchema::loadData`). Rows the
+        body does not name stay; a record without its id is always a new row. A
+        `tracking_id` of no row is a new row too [INFERRED]."""
+        for tracking_id, value in numbers:
+            existing = self.tracking_numbers.get(tracking_id or 0)
+            if existing is None:
                 self._add_tracking(order_id, value)
+            else:
+                existing["value"] = value
+                existing["order"] = {"order_id": order_id}
 
     def _add_tracking(self, order_id: int, value: str) -> Native:
         tracking_id = self._next("tracking")

@@ -783,10 +783,15 @@ class KenticoClient:
         await self._delete(SKU, _id(product_id, "product"))
 
     async def _sku_rows(self, skus: Sequence[str]) -> list[Row]:
+        """The SKU rows of these SKU numbers; the SKUID -> SKUNumber pairs they carry go
+        into the cache `sku_numbers` reads (an order of these SKUs then needs no look-up)."""
         rows: list[Row] = []
         for chunk in _chunks(list(dict.fromkeys(skus))):
             literals = ", ".join(where_text(sku) for sku in chunk)
             rows.extend(await self._list(SKU, where=f"SKUNumber IN ({literals})", orderby="SKUID"))
+        self._sku_numbers.put_many(
+            (int(row["SKUID"]), str(row["SKUNumber"])) for row in rows if row.get("SKUNumber")
+        )
         return rows
 
     async def get_stock(self, sku: str) -> StockLevel:

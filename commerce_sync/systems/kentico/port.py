@@ -10,6 +10,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from datetime import datetime
+from typing import Any
 
 from commerce_sync.config.pairs import PairConfig
 from commerce_sync.config.settings import KenticoSettings, Settings
@@ -32,6 +33,7 @@ from commerce_sync.systems.kentico.client import KenticoClient
 from commerce_sync.systems.kentico.formats import parse_datetime
 from commerce_sync.systems.kentico.mapping import MappingError
 from commerce_sync.systems.kentico.schema import CUSTOMER, ORDER, ORDER_ITEM, RETURN_REQUEST, SKU
+from commerce_sync.systems.listed import ListedRecords
 from commerce_sync.systems.observe import RequestHook, ResponseHook
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,7 @@ class KenticoStorePort:
 
     def __init__(self, settings: KenticoSettings, *, timeout_s: float = 15.0) -> None:
         self.client = KenticoClient(settings, timeout_s=timeout_s)
+        self._listed = ListedRecords()
 
     def _for(self, pair: PairConfig) -> KenticoClient:
         return self.client.with_lookups(pair.kentico)
@@ -200,13 +203,17 @@ class KenticoStorePort:
         return result
 
     async def orders_changed_since(self, since: datetime, pair: PairConfig) -> list[OrderStamp]:
-        """`COM_Order` rows whose `OrderLastModified` is after `since`, paged by key."""
+        """`COM_Order` rows whose `OrderLastModified` is after `since`, paged by key. The
+        rows are kept for `order_reservations` (systems/listed.py)."""
         stamps: list[OrderStamp] = []
+        listed: list[tuple[str, dict[str, Any]]] = []
         async for rows in self.client._pages(ORDER, since, 100):
             for row in rows:
                 placed_at = parse_datetime(row.get("OrderDate"))
                 if placed_at is not None:
                     stamps.append(OrderStamp(order_id=str(row["OrderID"]), placed_at=placed_at))
+                listed.append((str(row["OrderID"]), row))
+        self._listed.keep(listed)
         return stamps
 
     async def order_reservations(
@@ -215,16 +222,25 @@ class KenticoStorePort:
         """What each order holds back, a page of orders at a time: their `COM_Order` rows
         (date, status) and `COM_OrderItem` rows (SKU id, count) in one list call each per
         100 orders, SKU numbers from the client's cache (one call for those it lacks), not
-        the whole order (addresses, customer). An order that is gone is left out, and so
-        is one whose status, date or a line's SKU cannot be known (its own sync run
+        the whole order (addresses, customer). The `COM_Order` rows the push's listing
+        just answered (`orders_changed_since`) are not read again (systems/listed.py): the
+        list call is for the others only. An order that is gone is left out, and so is
+        one whose status, date or a line's SKU cannot be known (its own sync run
         dead-letters it)."""
         ids = sorted({int(i) for i in order_ids if str(i).strip().isdigit()})
         if not ids:
             return []
         client = self._for(pair)
-        rows = await client._list_in(
-            ORDER, "OrderID", ids, columns=("OrderID", "OrderDate", "OrderStatusID")
-        )
+        listed, unread = self._listed.take(str(i) for i in ids)
+        rows = list(listed.values())
+        if unread:
+            rows += await client._list_in(
+                ORDER,
+                "OrderID",
+                [int(i) for i in unread],
+                columns=("OrderID", "OrderDate", "OrderStatusID"),
+            )
+        rows.sort(key=lambda row: int(row["OrderID"]))
         items = await client._list_in(
             ORDER_ITEM,
             "OrderItemOrderID",

@@ -114,6 +114,8 @@ _install_log_redaction()
 
 STOCK_READ_FIRST_AT_MOST = 1
 """A stock batch of at most this many SKUs reads their amounts first (`set_stock_many`)."""
+PRODUCT_PAGE = 250
+"""Products per page of the product listing that refreshes the SKU -> id cache."""
 
 
 class StockPushResult(BaseModel):
@@ -396,7 +398,10 @@ class XCartClient:
         """Marks the order Shipped with its tracking text, then adds the tracking numbers
         it lacks. Idempotent. The `PUT` answers the order as stored, numbers included, so
         no read comes first: two calls, three only when the order already carries numbers
-        the run does not know (then the text names them too, as before)."""
+        the run does not know (then the text names them too, as before). The numbers do
+        not ride in the `PUT` as the order's `trackingNumbers` relation: the REST module
+        makes a new row of every related record sent without its id, so a `PUT` repeated
+        after a lost answer would store them twice (docs/systems/xcart.md §2)."""
         wanted = list(dict.fromkeys(n.strip() for n in tracking_numbers if n.strip()))
         carrier_name = self.lookups.carrier_names.get(carrier.lower(), carrier)
         shipped_id = mapping.shipping_status_id(OrderStatus.SHIPPED, self.lookups)
@@ -586,12 +591,13 @@ class XCartClient:
         return ids
 
     async def _product_ids_and_amounts(
-        self, skus: list[str], page_size: int = 250
+        self, skus: list[str], page_size: int = 250, *, refresh: bool = False
     ) -> tuple[dict[str, int], dict[str, int]]:
         """`_product_ids`, and each SKU's `amount` (its stock, §3) when the listing was
-        made just now (a cache miss): the listing answers whole product records."""
+        made just now (a cache miss, or `refresh`): the listing answers whole product
+        records."""
         amounts: dict[str, int] = {}
-        if any(sku not in self._sku_ids for sku in skus):
+        if refresh or any(sku not in self._sku_ids for sku in skus):
             found: dict[str, int] = {}
             offset = 0
             while True:
@@ -625,11 +631,13 @@ class XCartClient:
         push after that order usually finds the amount in place), and a batch with
         nothing to change sends no `PUT`: the inventory push then lists no orders again
         either (it does only after a write). The amounts come from the product listing
-        when the id cache had to be refreshed (no extra call), else, for a batch of
-        `STOCK_READ_FIRST_AT_MOST` SKU, from `GET product/{id}` (XC-DOCS "get one", §2):
-        one call where a `PUT` and the push's listing after it are two; a larger batch
-        is written as it is (a read per SKU would cost more than it saves; X-Cart has no
-        condition to list products by id, §4).
+        when the id cache had to be refreshed (no extra call); for a batch of
+        `STOCK_READ_FIRST_AT_MOST` SKU, from `GET product/{id}` (XC-DOCS "get one", §2);
+        for a larger batch in a catalog the cache knows fits one page of that listing
+        (`PRODUCT_PAGE`), from that page (XC-DOCS "Limiting the output", §4): one call
+        where a `PUT` and the push's listing after it are two. A larger batch in a larger
+        catalog is written as it is (a read per SKU, or a listing of several pages, would
+        cost more than it saves; X-Cart has no condition to list products by id, §4).
         """
         result = StockPushResult()
         valid: dict[str, int] = {}
@@ -638,7 +646,13 @@ class XCartClient:
                 result.failed[sku] = f"negative quantity {quantity}"
             else:
                 valid[sku] = int(quantity)
-        ids, amounts = await self._product_ids_and_amounts(list(valid))
+        # A batch of several SKUs in a catalog of one listing page compares by that page:
+        # one call where the PUT and the push's order listing after it are two.
+        one_page = 0 < len(self._sku_ids) < PRODUCT_PAGE
+        refresh = len(valid) > STOCK_READ_FIRST_AT_MOST and one_page
+        ids, amounts = await self._product_ids_and_amounts(
+            list(valid), PRODUCT_PAGE, refresh=refresh
+        )
         for sku in valid:
             if sku not in ids:
                 result.failed[sku] = "unknown SKU"

@@ -22,12 +22,15 @@ from commerce_sync.contracts.stock import (
 )
 from commerce_sync.domain.models import Order, OrderStatus, Product, ReturnStatus
 from commerce_sync.systems.errors import NotFound, ValidationFailed
+from commerce_sync.systems.listed import ListedRecords
 from commerce_sync.systems.observe import RequestHook, ResponseHook
 from commerce_sync.systems.xcart.client import MODULE_EVENTS_KEPT, RETURNS, XCartClient
 from commerce_sync.systems.xcart.mapping import (
     from_unix,
+    order_from_native,
     order_status_from_native,
     return_from_native,
+    to_unix,
 )
 
 log = logging.getLogger(__name__)
@@ -50,6 +53,7 @@ class XCartStorePort:
 
     def __init__(self, settings: XCartSettings, *, timeout_s: float = 15.0) -> None:
         self.client = XCartClient(settings, timeout_s=timeout_s)
+        self._listed = ListedRecords()
 
     def _for(self, pair: PairConfig) -> XCartClient:
         return self.client.with_lookups(pair.xcart)
@@ -216,28 +220,51 @@ class XCartStorePort:
         )
 
     async def orders_changed_since(self, since: datetime, pair: PairConfig) -> list[OrderStamp]:
-        """Orders whose `lastRenewDate` is at or after `since`, with their `date` placed."""
+        """Orders whose `lastRenewDate` is at or after `since`, with their `date` placed.
+
+        The push holds back only orders placed within `inventory.order_lookback`
+        (workflows/inventory_push.py), so only those are listed: X-Cart's own `date`
+        condition (`_cnd[date][0]`, Unix seconds, XC-5.3.2 Repo/Order.php
+        `prepareCndDate`; docs/systems/xcart.md §4) from the lookback (and the overlap,
+        for the store's clock) before now, by `o.order_id`, 100 a page, and kept here
+        by `lastRenewDate` (X-Cart has no "changed since" condition on orders). A read
+        that grows with the orders of the lookback window, not with every order the
+        store ever took. The records are whole orders: kept for `order_reservations`."""
+        rules = pair.inventory
+        placed_from = datetime.now(UTC) - rules.order_lookback - rules.order_overlap
+        since_unix = to_unix(since)
         stamps: dict[str, OrderStamp] = {}
-        async for record in self.client._iter_changed(
-            "order", "order_id", "lastRenewDate", since, 100
+        listed: list[tuple[str, dict[str, Any]]] = []
+        async for record in self.client._iter_pages(
+            "order", {"date": [to_unix(placed_from)]}, "o.order_id", 100
         ):
+            if int(record.get("lastRenewDate") or 0) < since_unix:
+                continue
             placed_at = from_unix(record.get("date"))
             if placed_at is not None:
                 order_id = str(record["order_id"])
                 stamps[order_id] = OrderStamp(order_id=order_id, placed_at=placed_at)
+                listed.append((order_id, record))
+        self._listed.keep(listed)
         return list(stamps.values())
 
     async def order_reservations(
         self, order_ids: list[str], pair: PairConfig
     ) -> list[OrderReservation]:
-        """Each order read through the store's API; one that is gone is left out, and so is
-        one that does not map (its lines cannot be known; the order's own sync run
-        dead-letters it)."""
+        """What each order holds back. An order the push's listing just answered
+        (`orders_changed_since`, whole records) is not read again (systems/listed.py);
+        any other is read through the store's API (`GET order/{id}`). One that is gone is
+        left out, and so is one that does not map (its lines cannot be known; the order's
+        own sync run dead-letters it)."""
+        listed, _ = self._listed.take(order_ids)
         found: list[OrderReservation] = []
-        for order_id in order_ids:
+        for order_id in dict.fromkeys(order_ids):
             try:
-                order = await self.get_order(order_id, pair)
-            except (NotFound, ValidationFailed) as exc:
+                if order_id in listed:
+                    order = order_from_native(listed[order_id], pair.xcart)
+                else:
+                    order = await self.get_order(order_id, pair)
+            except (NotFound, ValidationFailed, ValueError) as exc:
                 log.warning("order %s left out of stock reservations: %s", order_id, exc)
                 continue
             found.append(reservation_of(order_id, order))

@@ -5,7 +5,8 @@ sandbox's request log and put down to where each call comes from.
 The order run's own calls are counted exactly; the side runs it sets off (the inventory
 push after the ERP's stock change, the customer sync after the ERP's announcement of the
 customer the run created) within their bounds; reference data (countries, states, order
-statuses) is read once per worker process, on the first order only.
+statuses) is read once per worker process, on the first order only. Orders of one line
+and of two lines: a push of several SKUs compares and writes them as a batch.
 """
 
 from __future__ import annotations
@@ -109,14 +110,20 @@ ORDER_RUN: dict[str, dict[str, dict[str, int]]] = {
 }
 REFERENCE_ONCE = {"kentico": 3, "xcart": 0}
 # A push cycle lists the store's orders, reads the SKUs' stock (Kentico: their rows;
-# X-Cart: the product listing when its id cache misses, else `GET product/{id}` for a
-# one-SKU batch), writes the quantities that changed and, when it wrote one, lists the
+# X-Cart: the product listing when its id cache misses or the catalog fits one page of
+# it, else `GET product/{id}` for a one-SKU batch), writes the quantities that changed
+# (Kentico a PUT per SKU, X-Cart one PUT per batch) and, when it wrote one, lists the
 # orders again (an order placed meanwhile). The new customer's round writes (the first
 # push finds the seed stock off); the returning one's finds the store's own decrement in
-# place and writes nothing: two calls.
+# place and writes nothing: two calls, whatever the number of lines.
 INVENTORY_PUSH_AT_MOST = {
-    "kentico": {"new": 4, "returning": 2},
+    "kentico": {"new": 3, "returning": 2},  # + a PUT per SKU written
     "xcart": {"new": 4, "returning": 2},
+}
+PUT_PER_SKU = {"kentico": 1, "xcart": 0}
+LINES = {
+    "one line": [{"sku": "WIDGET-1", "quantity": 2}],
+    "two lines": [{"sku": "WIDGET-1", "quantity": 2}, {"sku": "WIDGET-2", "quantity": 1}],
 }
 # The ERP's announcement of the customer the order run created starts no customer sync:
 # Brightpearl's `contact.created` is not subscribed (`contact.modified` is), and
@@ -126,13 +133,23 @@ INVENTORY_PUSH_AT_MOST = {
 CUSTOMER_SYNC_AT_MOST = {"kentico": 0, "xcart": 0}
 
 
+def xcart_order_listings_within_lookback(log: list[dict[str, Any]]) -> bool:
+    """X-Cart's push lists the orders placed within its lookback (`_cnd[date][0]`), not
+    every order the store ever took (docs/systems/xcart.md §4)."""
+    listings = [call["query"] for call in log if order_listing("xcart", call)]
+    return bool(listings) and all("_cnd%5Bdate%5D%5B0%5D=" in query for query in listings)
+
+
+@pytest.mark.parametrize("lines", list(LINES))
 @pytest.mark.parametrize("pair", list(PAIRS))
-async def test_store_calls_per_order_new_then_returning_customer(stack: Stack, pair: str) -> None:
+async def test_store_calls_per_order_new_then_returning_customer(
+    stack: Stack, pair: str, lines: str
+) -> None:
     store, erp = PAIRS[pair]
     customer = {"email": f"calls-{pair}@example.com", "first_name": "Jane", "last_name": "Doe"}
     for round_ in ("new", "returning"):
         await stack.sandbox.delete(f"/{store}/_sandbox/requests")
-        order_id = await stack.place_order(store, customer=customer)
+        order_id = await stack.place_order(store, customer=customer, lines=LINES[lines])
         status = (await stack.wait_state(pair, order_id, "awaiting_shipment"))["status"]
         await stack.ship(
             erp,
@@ -140,12 +157,18 @@ async def test_store_calls_per_order_new_then_returning_customer(stack: Stack, p
             "1Z999AA10123456784",
         )
         await stack.wait_state(pair, order_id, "shipped", run_status="COMPLETED")
-        counted = sources(store, await settled_requests(stack, store))
+        log = await settled_requests(stack, store)
+        counted = sources(store, log)
 
         order_run = {k: v for k, v in counted.items() if k.startswith("order ")}
         assert order_run == ORDER_RUN[store][round_], (round_, counted)
         assert counted["reference"] == (REFERENCE_ONCE[store] if round_ == "new" else 0)
-        assert counted["inventory push"] <= INVENTORY_PUSH_AT_MOST[store][round_], (round_, counted)
+        push_at_most = INVENTORY_PUSH_AT_MOST[store][round_]
+        if round_ == "new":
+            push_at_most += PUT_PER_SKU[store] * len(LINES[lines])
+        assert counted["inventory push"] <= push_at_most, (round_, counted)
+        if store == "xcart":
+            assert xcart_order_listings_within_lookback(log), log
         assert counted["customer sync"] <= CUSTOMER_SYNC_AT_MOST[store], (round_, counted)
         if round_ == "returning":  # no customer was created: nothing announced it
             assert counted["customer sync"] == 0, counted

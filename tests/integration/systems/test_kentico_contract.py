@@ -336,6 +336,31 @@ async def test_order_reservations_read_a_page_of_orders_in_three_calls(
         assert reservation.lines == {line.sku: line.quantity for line in order.lines}
 
 
+async def test_order_reservations_after_the_push_listing_read_no_order_row_again(
+    client: KenticoClient, control: httpx.AsyncClient
+) -> None:
+    """The `COM_Order` rows the push's listing answered stand in for the reservations'
+    order rows: only the items are read (the SKU numbers come with the listing's
+    neighbours from the cache once known) (#15)."""
+    order_ids = [await place(control) for _ in range(2)]
+    pair = load_pairs()["kentico-brightpearl"]
+    port = KenticoStorePort(client.settings)
+    try:
+        await port.order_reservations(order_ids, pair)  # SKU numbers now cached
+        await control.delete("/requests")
+        since = datetime.now(UTC) - timedelta(hours=1)
+        stamps = await port.orders_changed_since(since, pair)
+        found = await port.order_reservations(order_ids, pair)
+        calls = await api_requests(control)
+    finally:
+        await port.aclose()
+    assert set(order_ids) <= {stamp.order_id for stamp in stamps}
+    assert [c["path"].split("/")[2] for c in calls] == ["ecommerce.order", "ecommerce.orderitem"]
+    assert "OrderLastModified" in calls[0]["query"]
+    assert sorted(r.order_id for r in found) == sorted(order_ids)
+    assert all(r.open and r.lines == {"WIDGET-1": 2, "WIDGET-3": 1} for r in found)
+
+
 async def test_set_order_status_with_erp_ref_and_note(
     client: KenticoClient, control: httpx.AsyncClient
 ) -> None:

@@ -118,6 +118,25 @@ async def test_method_tunnelling_by_param_and_header(sandboxes: httpx.AsyncClien
     assert (await sandboxes.get(API, params=q("product/3"))).json() is None
 
 
+async def test_an_order_put_adds_a_tracking_row_per_record_without_its_id(
+    sandboxes: httpx.AsyncClient,
+) -> None:
+    """As the REST module loads a PUT body (ARepo::loadRawFixture, docs/systems/xcart.md §2):
+    a related record without its id is a new row, so the same PUT twice stores the number
+    twice; a record with its id updates that row; rows not named stay."""
+    order_id = await place_order(sandboxes)
+    body = {"trackingNumbers": [{"value": "1ZA"}]}
+    for _ in range(2):
+        response = await sandboxes.put(API, params=q(f"order/{order_id}", key=RW), json=body)
+        assert response.status_code == 200, response.headers.get("X-REST-Error")
+    numbers = response.json()["trackingNumbers"]
+    assert [n["value"] for n in numbers] == ["1ZA", "1ZA"]
+    first = numbers[0]["tracking_id"]
+    body = {"trackingNumbers": [{"tracking_id": first, "value": "1ZB"}]}
+    response = await sandboxes.put(API, params=q(f"order/{order_id}", key=RW), json=body)
+    assert sorted(n["value"] for n in response.json()["trackingNumbers"]) == ["1ZA", "1ZB"]
+
+
 async def test_errors_of_the_real_api(sandboxes: httpx.AsyncClient) -> None:
     response = await sandboxes.get(API, params=q("nosuchentity"))
     assert response.status_code == 404
@@ -379,6 +398,35 @@ async def test_iter_orders_changed_since_pages_by_id(
     assert all("o.order_id" in call["query"] for call in calls)
     later = datetime.now(UTC) + timedelta(days=1)
     assert [o async for o in xcart.iter_orders_changed_since(later)] == []
+
+
+async def test_the_push_lists_the_orders_of_its_lookback_and_reads_none_again(
+    sandboxes: httpx.AsyncClient, settings: Settings
+) -> None:
+    """The inventory push's order listing asks for the orders placed within its lookback
+    (X-Cart's `_cnd[date][0]`), not for every order the store ever took, and the lines of
+    the orders it lists are not read again (#15)."""
+    pair = load_pairs()["xcart-acumatica"]
+    short = pair.inventory.model_copy(
+        update={"order_lookback": timedelta(seconds=2), "order_overlap": timedelta(0)}
+    )
+    pair = pair.model_copy(update={"inventory": short})
+    old = await place_order(sandboxes)
+    await asyncio.sleep(3.1)  # the store keeps Unix seconds
+    new = [await place_order(sandboxes) for _ in range(2)]
+    port = create_store_port(settings)
+    try:
+        await sandboxes.delete("/xcart/_sandbox/requests")
+        since = datetime.now(UTC) - timedelta(hours=1)
+        stamps = await port.orders_changed_since(since, pair)
+        found = await port.order_reservations(new, pair)
+        calls = await api_calls(sandboxes)
+    finally:
+        await port.aclose()
+    assert sorted(stamp.order_id for stamp in stamps) == sorted(new) and old not in new
+    assert len(calls) == 1 and "_cnd%5Bdate%5D%5B0%5D=" in calls[0]["query"]
+    assert {r.order_id: r.lines for r in found} == {order_id: {"WIDGET-1": 2} for order_id in new}
+    assert all(r.open for r in found)
 
 
 async def next_second() -> datetime:
@@ -684,6 +732,24 @@ async def test_set_stock_many_batches_and_reports_unknown_skus(
     assert (await state(sandboxes))["stock"]["WIDGET-6"] == 60
     level = await xcart.get_stock_level("WIDGET-6")
     assert level is not None and level.on_hand == 60
+
+
+async def test_a_stock_batch_in_a_one_page_catalog_compares_by_that_page(
+    sandboxes: httpx.AsyncClient, xcart: XCartClient
+) -> None:
+    """Several SKUs of a catalog that fits one product listing page: the page gives their
+    amounts, and the SKUs the store has at that amount get no PUT (#15)."""
+    await xcart.set_stock_many({"WIDGET-2": 7, "WIDGET-3": 8})  # the SKU ids now cached
+    await sandboxes.delete("/xcart/_sandbox/requests")
+    result = await xcart.set_stock_many({"WIDGET-2": 7, "WIDGET-3": 8})
+    assert result.unchanged == ["WIDGET-2", "WIDGET-3"] and result.updated == []
+    calls = await api_calls(sandboxes)
+    assert [c["method"] for c in calls] == ["GET"] and "_path=product&" in calls[0]["query"]
+    await sandboxes.delete("/xcart/_sandbox/requests")
+    result = await xcart.set_stock_many({"WIDGET-2": 7, "WIDGET-3": 9})
+    assert result.unchanged == ["WIDGET-2"] and result.updated == ["WIDGET-3"]
+    assert [c["method"] for c in await api_calls(sandboxes)] == ["GET", "PUT"]
+    assert (await state(sandboxes))["stock"]["WIDGET-3"] == 9
 
 
 # ---- returns and storefront events ----------------------------------------------------
