@@ -32,6 +32,12 @@ class PairConfig(PairRules):
     acumatica: AcumaticaLookups = AcumaticaLookups()
 
 
+def rules_of(pair: PairConfig) -> PairRules:
+    """The pair's rules without its systems' lookups: what an order run is started with
+    (`OrderSyncInput.rules`)."""
+    return PairRules.model_validate(pair.model_dump())
+
+
 class PairsConfigError(Exception):
     """pairs.toml is unreadable or invalid; the message names the file, the key and why."""
 

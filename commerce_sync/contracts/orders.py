@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from commerce_sync.domain.anomalies import AnomalyFlag
 from commerce_sync.domain.cleansing import CleansedOrder, FieldChange
 from commerce_sync.domain.models import Address, Order, Shipment
+from commerce_sync.domain.pair_rules import PairRules
 
 
 class SyncState(StrEnum):
@@ -88,6 +89,11 @@ class OrderSyncInput(BaseModel):
     trigger: str = "webhook"
     corrections: OrderCorrections | None = Field(
         default=None, description="operator fixes from a dead-letter replay; none by default"
+    )
+    rules: PairRules | None = Field(
+        default=None,
+        description="the pair's rules as the starter read them from pairs.toml, recorded with"
+        " the start; None: the run reads them first (`config.pair`), one step more",
     )
 
 

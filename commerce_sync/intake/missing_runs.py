@@ -20,8 +20,9 @@ from typing import Protocol, TypeVar
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
-from commerce_sync.config.pairs import PairConfig
+from commerce_sync.config.pairs import PairConfig, rules_of
 from commerce_sync.contracts.ids import order_workflow_id, return_workflow_id
+from commerce_sync.domain.pair_rules import PairRules
 from commerce_sync.intake.dispatch import dispatch
 from commerce_sync.intake.routing import (
     Route,
@@ -69,13 +70,20 @@ class StartMissing(Protocol):
 
 
 async def start_missing_order(
-    client: Client, pair_id: str, store_order_id: str, task_queue: str, trigger: str = "resync"
+    client: Client,
+    pair_id: str,
+    store_order_id: str,
+    task_queue: str,
+    trigger: str = "resync",
+    *,
+    rules: PairRules | None = None,
 ) -> Outcome:
-    """Start the order's sync run when it has none; an existing run is left alone."""
+    """Start the order's sync run when it has none; an existing run is left alone. With
+    the pair's `rules` the run starts with them (`OrderSyncInput.rules`)."""
     return await _start_missing(
         client,
         order_workflow_id(pair_id, store_order_id),
-        order_start_route(pair_id, store_order_id, trigger),
+        order_start_route(pair_id, store_order_id, trigger, rules),
         task_queue,
     )
 
@@ -127,7 +135,9 @@ async def start_missing_orders(
     before one stays started (running it again is harmless)."""
 
     async def start(order_id: str) -> Outcome:
-        return await start_missing_order(client, pair.id, order_id, task_queue, trigger)
+        return await start_missing_order(
+            client, pair.id, order_id, task_queue, trigger, rules=rules_of(pair)
+        )
 
     return await start_each(
         store.changed_order_ids(since, pair, page_size), start, concurrency, listed, handled
@@ -158,9 +168,12 @@ async def pass_on_order_changes(
 
     async def start(order_id: str) -> Outcome:
         if order_id in cancelled:
-            await dispatch(client, order_cancel_route(pair.id, order_id, trigger), task_queue)
+            route = order_cancel_route(pair.id, order_id, trigger, rules_of(pair))
+            await dispatch(client, route, task_queue)
             return Outcome.CANCELLED
-        return await start_missing_order(client, pair.id, order_id, task_queue, trigger)
+        return await start_missing_order(
+            client, pair.id, order_id, task_queue, trigger, rules=rules_of(pair)
+        )
 
     return await start_each(ids(), start, concurrency)
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from commerce_sync.config.pairs import PairConfig
+from commerce_sync.config.pairs import PairConfig, rules_of
 from commerce_sync.contracts.catalog import (
     CatalogEventInput,
     CatalogSyncInput,
@@ -37,6 +37,7 @@ from commerce_sync.contracts.inventory import (
 )
 from commerce_sync.contracts.orders import CancelRequest, OrderSyncInput
 from commerce_sync.contracts.returns import ReturnSyncInput
+from commerce_sync.domain.pair_rules import PairRules
 from commerce_sync.intake.bodies import MAX_IDS, AcumaticaPush, BrightpearlEvent, StoreEvent
 from commerce_sync.systems.brightpearl.idsets import IdSetError, parse_id_set
 
@@ -72,9 +73,12 @@ def order_search(pair: str, store_order_id: str) -> dict[str, str]:
     return {"IntegrationPair": pair, "StoreOrderId": store_order_id}
 
 
-def order_start_route(pair: str, store_order_id: str, trigger: str = "webhook") -> Route:
-    """The start of an order's sync run: a store's `order.created`, and `resync orders`."""
-    arg = OrderSyncInput(pair=pair, store_order_id=store_order_id, trigger=trigger)
+def order_start_route(
+    pair: str, store_order_id: str, trigger: str = "webhook", rules: PairRules | None = None
+) -> Route:
+    """The start of an order's sync run: a store's `order.created`, and `resync orders`.
+    With the pair's `rules` the run starts with them instead of reading them first."""
+    arg = OrderSyncInput(pair=pair, store_order_id=store_order_id, trigger=trigger, rules=rules)
     return Route(
         "OrderSync",
         order_workflow_id(pair, store_order_id),
@@ -83,13 +87,15 @@ def order_start_route(pair: str, store_order_id: str, trigger: str = "webhook") 
     )
 
 
-def order_cancel_route(pair: str, store_order_id: str, trigger: str = "webhook") -> Route:
+def order_cancel_route(
+    pair: str, store_order_id: str, trigger: str = "webhook", rules: PairRules | None = None
+) -> Route:
     """A store's `order.cancelled`: the run's `cancel` signal, or (signal-with-start) a
     run that ends cancelled at once when the order has none."""
     return Route(
         "OrderSync",
         order_workflow_id(pair, store_order_id),
-        OrderSyncInput(pair=pair, store_order_id=store_order_id, trigger=trigger),
+        OrderSyncInput(pair=pair, store_order_id=store_order_id, trigger=trigger, rules=rules),
         "cancel",
         CancelRequest(),
         order_search(pair, store_order_id),
@@ -121,15 +127,16 @@ def store_routes(event: StoreEvent, pairs: dict[str, PairConfig]) -> list[Route]
             continue
         if not event.type.startswith("order."):
             continue  # customers have no process yet: recorded, not started
-        arg = OrderSyncInput(pair=pair.id, store_order_id=order_id)
+        rules = rules_of(pair)
+        arg = OrderSyncInput(pair=pair.id, store_order_id=order_id, rules=rules)
         search = order_search(pair.id, order_id)
         workflow_id = order_workflow_id(pair.id, order_id)
         if event.type == "order.created":
-            routes.append(order_start_route(pair.id, order_id))
+            routes.append(order_start_route(pair.id, order_id, rules=rules))
         elif event.type == "order.updated":
             routes.append(Route("OrderSync", workflow_id, arg, "store_order_changed", None, search))
         elif event.type == "order.cancelled":
-            routes.append(order_cancel_route(pair.id, order_id))
+            routes.append(order_cancel_route(pair.id, order_id, rules=rules))
     return routes
 
 

@@ -193,7 +193,13 @@ class OrderSyncWorkflow(PairSaga):
             ]
         )
         self._set_state(SyncState.VALIDATING)
-        self._pair = await self._act(Config.pair, input.pair, queue=None)
+        # Started with the pair's rules (webhooks, resync), or reading them first (runs
+        # started before starters passed them, dead-letter replays): the input, recorded
+        # with the start, decides, so either replays.
+        if input.rules is not None:
+            self._pair = input.rules
+        else:
+            self._pair = await self._act(Config.pair, input.pair, queue=None)
         if self._cancel is not None:  # signal-with-start from a cancellation: nothing to undo
             return self._end(SyncState.CANCELLED, self._cancel.reason)
         try:

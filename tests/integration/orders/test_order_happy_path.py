@@ -66,11 +66,11 @@ async def test_order_syncs_once_and_tracking_reaches_the_store(stack: Stack, pai
         )
     finally:
         engine.dispose()
-    # The bookkeeping rides on the steps around it (patch fold-order-bookkeeping): nine
-    # steps take a new customer's order into the ERP and tell the store, where runs
-    # recorded before it took fourteen (`tests/histories/OrderSync-*-shipped-v6.json`).
-    assert (await scheduled_activities(stack, f"order:{pair}:{order_id}"))[:9] == [
-        "config.pair",
+    # The bookkeeping rides on the steps around it (patch fold-order-bookkeeping) and the
+    # webhook's start carries the pair's rules: eight steps take a new customer's order
+    # into the ERP and tell the store, where runs recorded before took fourteen
+    # (`tests/histories/OrderSync-*-shipped-v6.json`).
+    assert (await scheduled_activities(stack, f"order:{pair}:{order_id}"))[:8] == [
         "store.get_order",
         "checks.prepare_order",
         "erp.check_order",
