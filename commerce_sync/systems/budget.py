@@ -67,6 +67,10 @@ DEADLINE_MARGIN_S = 5.0
 """A waiting call hands its place back this long before its attempt's timeout."""
 REQUEUE_AFTER_S = 1.0
 """How soon the retry of an attempt that handed its place back comes to wait again."""
+MAX_SLEEP_S = 1.0
+"""The queue asks the bucket again at least this often, even when its answer was a longer
+wait (a throttle pause): its row among the waiting callers stays fresh, and a pause
+lifted early, or the head's caller gone, is seen within a second."""
 RUNS_REMEMBERED = 20_000
 DEFAULT_HOLD_S = 1.0
 """A 429 without a readable Retry-After pauses the budget this long."""
@@ -241,7 +245,7 @@ class CallBudget:
                 take = functools.partial(self.bucket.take, self.clock(), head[0], head[1])
                 wait = await asyncio.to_thread(take)
                 if wait > 0.0:
-                    await asyncio.sleep(wait)
+                    await asyncio.sleep(min(wait, MAX_SLEEP_S))
                     continue
                 head = self._head()  # a more urgent call may have come meanwhile
                 if head is None:
