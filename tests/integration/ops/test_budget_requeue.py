@@ -33,7 +33,7 @@ from commerce_sync.config.pairs import load_pairs
 from commerce_sync.config.settings import Settings
 from commerce_sync.contracts.catalog import StoreProductRef
 from commerce_sync.ops.heartbeat import HeartbeatInterceptor
-from commerce_sync.store.models import ApiBudget, ApiBudgetRun
+from commerce_sync.store.budgets import RUNS, TABLE
 from commerce_sync.systems.budget import DEADLINE_MARGIN_S
 from commerce_sync.worker import Ports
 from tests.integration.orders.order_stack import eventually
@@ -122,9 +122,7 @@ async def test_a_call_queued_past_its_attempt_is_requeued_not_failed(
 
             await eventually(handed_back_twice, 60, "two attempts to hand their place back")
             with engine.begin() as conn:  # the budget frees
-                conn.execute(
-                    update(ApiBudget).where(ApiBudget.system == SYSTEM).values(ready_at=0.0)  # type: ignore[arg-type]
-                )
+                conn.execute(update(TABLE).where(TABLE.c.system == SYSTEM).values(ready_at=0.0))
             assert await handle.result() is False  # no such product: the read went out
             history = await handle.fetch_history()
     finally:
@@ -149,7 +147,7 @@ async def test_a_call_queued_past_its_attempt_is_requeued_not_failed(
     assert failed_steps() == failed_before
     # Each retry waited again as the same run: one age, recorded once.
     with engine.begin() as conn:
-        runs = conn.execute(select(ApiBudgetRun.run)).scalars().all()  # type: ignore[call-overload]
+        runs = conn.execute(select(RUNS.c.run)).scalars().all()
     assert runs == [
         history.events[0].workflow_execution_started_event_attributes.original_execution_run_id
     ]
