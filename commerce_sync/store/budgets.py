@@ -51,9 +51,11 @@ TABLE = ApiBudget.__table__  # type: ignore[attr-defined]
 WAITERS = ApiBudgetWaiter.__table__  # type: ignore[attr-defined]
 RUNS = ApiBudgetRun.__table__  # type: ignore[attr-defined]
 MIN_WAIT_S = 0.001
+CLAIM_RENEWED_WITHIN_S = 1.0
+"""A waiting process asks again at least this often (`systems/budget.py`, MAX_SLEEP_S)."""
 CLAIM_GRACE_S = 2.0
 """A waiting process's row outlives its next ask by this much: it lapses only when the
-process stopped asking (died), not while it sleeps until its next slot."""
+process stopped asking (died), within seconds, not while it sleeps until its next ask."""
 RUN_MEMORY_S = 24 * 3600.0
 """Runs first seen waiting longer ago than this are forgotten (pruned now and then)."""
 PRUNE_EVERY = 500
@@ -141,7 +143,8 @@ class SharedBucket:
             # ask again at the slot after.
             pause = slot_wait if slot_wait > 0.0 else shape.interval_s
             if wait:
-                self._record_waiter(conn, priority, since, now + pause + CLAIM_GRACE_S)
+                until = now + min(pause, CLAIM_RENEWED_WITHIN_S) + CLAIM_GRACE_S
+                self._record_waiter(conn, priority, since, until)
             return max(MIN_WAIT_S, pause)
 
     def stop_waiting(self) -> None:

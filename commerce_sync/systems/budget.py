@@ -67,7 +67,7 @@ DEADLINE_MARGIN_S = 5.0
 """A waiting call hands its place back this long before its attempt's timeout."""
 REQUEUE_AFTER_S = 1.0
 """How soon the retry of an attempt that handed its place back comes to wait again."""
-MAX_SLEEP_S = 1.0
+MAX_SLEEP_S = 1.0  # store/budgets.py's CLAIM_RENEWED_WITHIN_S
 """The queue asks the bucket again at least this often, even when its answer was a longer
 wait (a throttle pause): its row among the waiting callers stays fresh, and a pause
 lifted early, or the head's caller gone, is seen within a second."""
@@ -192,8 +192,11 @@ class CallBudget:
     async def acquire(self, context: CallContext) -> bool:
         """Wait for one call; True when it was granted at once, without queueing."""
         if not self._waiters and self._drainer is None:
+            known = context.since
+            if known is None and context.run is not None:
+                known = self._runs.get(context.run)  # a run that waited before keeps its age
             take = functools.partial(
-                self.bucket.take, self.clock(), context.priority, context.since, wait=False
+                self.bucket.take, self.clock(), context.priority, known, wait=False
             )
             if await asyncio.to_thread(take) == 0.0:
                 self.counts.granted += 1
