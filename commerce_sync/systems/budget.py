@@ -139,6 +139,7 @@ class CallBudget:
         self._waiters: list[Waiter] = []
         self._seq = itertools.count()
         self._drainer: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
         self._runs: OrderedDict[str, float] = OrderedDict()
 
     # ---- the hooks ----------------------------------------------------------------
@@ -206,6 +207,8 @@ class CallBudget:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         heapq.heappush(self._waiters, (context.priority, since, next(self._seq), future))
         self.counts.queued += 1
+        if self._waiters[0][3] is future:
+            self._wake.set()  # a new head: the queue tells the other processes at once
         if self._drainer is None:
             self._drainer = asyncio.create_task(self._drain())
         timeout = None if context.deadline is None else context.deadline - time.monotonic()
@@ -245,10 +248,14 @@ class CallBudget:
                     if self._head() is None:
                         return  # nothing awaited since the check: no caller is left behind
                     continue
+                self._wake.clear()
                 take = functools.partial(self.bucket.take, self.clock(), head[0], head[1])
                 wait = await asyncio.to_thread(take)
                 if wait > 0.0:
-                    await asyncio.sleep(min(wait, MAX_SLEEP_S))
+                    # Until the slot, or sooner when a call that goes first joins this queue:
+                    # its place must be on record before the slot is handed out.
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), min(wait, MAX_SLEEP_S))
                     continue
                 head = self._head()  # a more urgent call may have come meanwhile
                 if head is None:
