@@ -64,6 +64,11 @@ PRUNE_EVERY = 500
 _INSERTS = itertools.count(1)
 
 
+def kept_place(run: str) -> str:
+    """The waiting callers' row of a run whose call handed its place back."""
+    return f"run:{run}"[:64]
+
+
 @dataclass(frozen=True)
 class BucketShape:
     """The sustained spacing of calls and how many may go back to back."""
@@ -101,7 +106,13 @@ class SharedBucket:
             pass  # another process made it first
 
     def take(
-        self, now: float, priority: int, since: float | None = None, *, wait: bool = True
+        self,
+        now: float,
+        priority: int,
+        since: float | None = None,
+        *,
+        wait: bool = True,
+        run: str | None = None,
     ) -> float:
         """Grant one call at `now` (0.0), or say how many seconds until one may be granted.
 
@@ -134,6 +145,12 @@ class SharedBucket:
             )
             if granted.rowcount == 1:
                 self._forget_waiter(conn)
+                if run is not None:  # the place its last attempt kept is taken up
+                    conn.execute(
+                        delete(WAITERS).where(
+                            waiter.system == self.system, waiter.holder == kept_place(run)
+                        )
+                    )
                 return 0.0
             ready_at = conn.execute(
                 select(col.ready_at).where(col.system == self.system)
@@ -151,6 +168,23 @@ class SharedBucket:
         """This process waits for no call of this system any more: drop its row."""
         with self.engine.begin() as conn:
             self._forget_waiter(conn)
+
+    def keep_place(self, run: str, priority: int, since: float, until: float) -> None:
+        """Keep `run`'s place among the waiting callers until `until`: its call handed its
+        place back (its attempt ends) and its retry is on the way; meanwhile no caller
+        behind it takes a slot. Its retry's grant, in any process, ends it."""
+        waiter = WAITERS.c
+        holder = kept_place(run)
+        values = {"priority": priority, "since": since, "expires_at": until}
+        mine = and_(waiter.system == self.system, waiter.holder == holder)
+        try:
+            with self.engine.begin() as conn:
+                if conn.execute(update(WAITERS).where(mine).values(**values)).rowcount == 0:
+                    conn.execute(
+                        WAITERS.insert().values(system=self.system, holder=holder, **values)
+                    )
+        except IntegrityError:
+            pass  # another attempt of the run kept it at the same moment: one is enough
 
     def run_since(self, run: str, now: float) -> float:
         """When `run` first waited for a call (`now` if this is the first time), the same

@@ -39,6 +39,7 @@ import contextlib
 import functools
 import heapq
 import itertools
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -49,6 +50,8 @@ import httpx
 from temporalio import activity
 
 from commerce_sync.systems.errors import BudgetQueued
+
+log = logging.getLogger(__name__)
 
 DEFAULT_PRIORITY = 3
 PRIORITY_BY_WORKFLOW: dict[str, int] = {
@@ -67,6 +70,9 @@ DEADLINE_MARGIN_S = 5.0
 """A waiting call hands its place back this long before its attempt's timeout."""
 REQUEUE_AFTER_S = 1.0
 """How soon the retry of an attempt that handed its place back comes to wait again."""
+KEEP_PLACE_EXTRA_S = 4.0
+"""A handed-back run's place is kept this long beyond REQUEUE_AFTER_S for its retry to
+arrive (the dispatch of a retry under load); after that it lapses."""
 MAX_SLEEP_S = 1.0  # store/budgets.py's CLAIM_RENEWED_WITHIN_S
 """The queue asks the bucket again at least this often, even when its answer was a longer
 wait (a throttle pause): its row among the waiting callers stays fresh, and a pause
@@ -81,10 +87,21 @@ class Bucket(Protocol):
     methods block on the database and are called from a thread."""
 
     def take(
-        self, now: float, priority: int, since: float | None = None, *, wait: bool = True
+        self,
+        now: float,
+        priority: int,
+        since: float | None = None,
+        *,
+        wait: bool = True,
+        run: str | None = None,
     ) -> float:
         """0.0 when one call is granted at `now`, else seconds until one may be; `wait`:
-        record the refused caller as this process's waiting call."""
+        record the refused caller as this process's waiting call; `run`: the caller's run,
+        whose kept place a grant ends."""
+        ...
+
+    def keep_place(self, run: str, priority: int, since: float, until: float) -> None:
+        """Keep the run's place among the waiting callers until `until`."""
         ...
 
     def stop_waiting(self) -> None:
@@ -124,8 +141,8 @@ class BudgetCounts:
     holds: int = 0
 
 
-Waiter = tuple[int, float, int, asyncio.Future[None]]
-"""priority, since, arrival, and the future its turn is handed to."""
+Waiter = tuple[int, float, int, asyncio.Future[None], str | None]
+"""priority, since, arrival, the future its turn is handed to, and its run."""
 
 
 class CallBudget:
@@ -197,7 +214,12 @@ class CallBudget:
             if known is None and context.run is not None:
                 known = self._runs.get(context.run)  # a run that waited before keeps its age
             take = functools.partial(
-                self.bucket.take, self.clock(), context.priority, known, wait=False
+                self.bucket.take,
+                self.clock(),
+                context.priority,
+                known,
+                wait=False,
+                run=context.run,
             )
             if await asyncio.to_thread(take) == 0.0:
                 self.counts.granted += 1
@@ -205,7 +227,8 @@ class CallBudget:
                 return True
         since = await self._since(context)
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._waiters, (context.priority, since, next(self._seq), future))
+        entry = (context.priority, since, next(self._seq), future, context.run)
+        heapq.heappush(self._waiters, entry)
         self.counts.queued += 1
         if self._waiters[0][3] is future:
             self._wake.set()  # a new head: the queue tells the other processes at once
@@ -220,6 +243,8 @@ class CallBudget:
                 return False
             future.cancel()
             self.counts.gave_up += 1
+            if context.run is not None:
+                await self._keep_place(context.run, context.priority, since)
             raise BudgetQueued(
                 self.system,
                 "call budget: still queued when this attempt ends; its retry waits again in "
@@ -231,6 +256,16 @@ class CallBudget:
             raise
         self.counts.granted += 1
         return False
+
+    async def _keep_place(self, run: str, priority: int, since: float) -> None:
+        """Hold the run's place while its retry is on the way: the next attempt comes
+        REQUEUE_AFTER_S later (more under load), and in that gap newer runs would start,
+        to be stuck behind it mid-step and hand back calls that made earlier ones in vain."""
+        until = self.clock() + REQUEUE_AFTER_S + KEEP_PLACE_EXTRA_S
+        try:
+            await asyncio.to_thread(self.bucket.keep_place, run, priority, since, until)
+        except Exception:  # the hand-back goes on; the run only loses its kept place
+            log.warning("call budget %s: could not keep a run's place", self.system)
 
     def _head(self) -> Waiter | None:
         while self._waiters and self._waiters[0][3].done():
@@ -249,7 +284,9 @@ class CallBudget:
                         return  # nothing awaited since the check: no caller is left behind
                     continue
                 self._wake.clear()
-                take = functools.partial(self.bucket.take, self.clock(), head[0], head[1])
+                take = functools.partial(
+                    self.bucket.take, self.clock(), head[0], head[1], run=head[4]
+                )
                 wait = await asyncio.to_thread(take)
                 if wait > 0.0:
                     # Until the slot, or sooner when a call that goes first joins this queue:

@@ -127,3 +127,28 @@ async def test_two_processes_serve_their_waiting_calls_as_one_queue(engine: Engi
             await budget.aclose()
     assert served == ["run 10", "run 20", "run 30", "run 40", "run 50", "catalog, oldest"]
     assert sum(budget.counts.queued for budget in processes) == 6
+
+
+def test_a_handed_back_runs_place_is_kept_for_its_retry(engine: Engine) -> None:
+    """A call still queued when its attempt ended keeps its run's place: until its retry
+    comes, a newer run in another process takes no slot; the retry's grant ends it."""
+    shape = BucketShape(interval_s=1.0, burst=1)
+    first = SharedBucket(engine, "brightpearl", shape)
+    second = SharedBucket(engine, "brightpearl", shape)
+    now = 6_000_000.0
+    assert first.take(now, ORDER) == 0.0
+    first.keep_place("run-old", ORDER, since=now - 300, until=now + 5.0)
+    slot = now + 1.0
+    assert second.take(slot, ORDER, since=now - 10, run="run-new") > 0  # the place is kept
+    assert second.take(slot, ORDER, since=now - 300, run="run-old") == 0.0  # its retry
+    assert first.take(slot + 1.0, ORDER, since=now - 10, run="run-new") == 0.0  # then the next
+
+
+def test_a_kept_place_lapses_when_no_retry_comes(engine: Engine) -> None:
+    shape = BucketShape(interval_s=1.0, burst=1)
+    bucket = SharedBucket(engine, "acumatica", shape)
+    now = 7_000_000.0
+    assert bucket.take(now, ORDER) == 0.0
+    bucket.keep_place("run-gone", ORDER, since=now - 300, until=now + 5.0)
+    assert bucket.take(now + 4.0, ORDER, since=now) > 0
+    assert bucket.take(now + 5.01, ORDER, since=now) == 0.0
