@@ -259,8 +259,8 @@ class CallBudget:
 
     async def _keep_place(self, run: str, priority: int, since: float) -> None:
         """Hold the run's place while its retry is on the way: the next attempt comes
-        REQUEUE_AFTER_S later (more under load), and in that gap newer runs would start,
-        to be stuck behind it mid-step and hand back calls that made earlier ones in vain."""
+        REQUEUE_AFTER_S later (more under load), and in that gap newer runs would take the
+        slots it waits for."""
         until = self.clock() + REQUEUE_AFTER_S + KEEP_PLACE_EXTRA_S
         try:
             await asyncio.to_thread(self.bucket.keep_place, run, priority, since, until)
