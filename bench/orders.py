@@ -60,6 +60,7 @@ from pathlib import Path
 from typing import IO, Any, TypeVar
 
 import httpx
+from prometheus_client import REGISTRY
 from pydantic import SecretStr
 from rich.console import Console
 from rich.table import Table
@@ -679,6 +680,8 @@ class BenchResult:
     cpus: int
     load_before: float
     load_after: float
+    budget_calls: dict[str, dict[str, int]]
+    steps_failed: int
     wall_s: float = 0.0
 
     def as_json(self) -> dict[str, Any]:
@@ -737,6 +740,16 @@ async def run(args: argparse.Namespace) -> BenchResult:
             placed = await place_all(sandbox, pairs, count, args.rate)
             await wait_synced(client, len(warm) + len(placed), args.timeout, "orders")
             calls = await api_calls(sandbox, placed)
+            budget_calls = {
+                system: {
+                    "at_once": b.counts.granted_at_once,
+                    "queued": b.counts.granted - b.counts.granted_at_once,
+                    "handed_back": b.counts.gave_up,
+                    "holds": b.counts.holds,
+                }
+                for system, b in worker.ports.budgets.items()
+            }
+            steps_failed = failed_steps()
             times = await order_times(client, sandbox, placed)
             per_pair = {
                 pair: await activities_per_run(
@@ -791,11 +804,26 @@ async def run(args: argparse.Namespace) -> BenchResult:
             cpus=os.cpu_count() or 0,
             load_before=load_before,
             load_after=os.getloadavg()[0],
+            budget_calls=budget_calls,
+            steps_failed=steps_failed,
             wall_s=time.monotonic() - began,
         )
 
 
 # ---- output -------------------------------------------------------------------------
+
+
+def failed_steps() -> int:
+    """Activity attempts the worker counted as failed steps (commerce_sync_steps_failed);
+    a call that handed its place in a budget's queue back is not one."""
+    return int(
+        sum(
+            sample.value
+            for metric in REGISTRY.collect()
+            for sample in metric.samples
+            if sample.name == "commerce_sync_steps_failed_total"
+        )
+    )
 
 
 DEFINITIONS = (
@@ -811,6 +839,9 @@ DEFINITIONS = (
     "API calls: requests in each sandbox's log (GET /{system}/_sandbox/requests) after the "
     "warm-up / orders through that system. Brightpearl answers a search that finds nothing "
     "with 404 (as the real API does), so lookups of new customers count as non-2xx there.",
+    "budget calls: the worker's call budgets, warm-up included: calls granted at once, granted "
+    "after queueing, and attempts that handed their place back (still queued 5 s before their "
+    "attempt's timeout; retried in the same place, not failures); holds: throttle answers.",
 )
 
 
@@ -866,6 +897,14 @@ def report(result: BenchResult, out: Console) -> None:
         "machine",
         f"{result.cpus} cores, 1-min load {result.load_before:.1f} -> {result.load_after:.1f}",
     )
+    for system, counted in result.budget_calls.items():
+        if any(counted.values()):
+            table.add_row(
+                f"{system}: budget calls at once / queued / handed back, holds",
+                f"{counted['at_once']} / {counted['queued']} / {counted['handed_back']}, "
+                f"{counted['holds']}",
+            )
+    table.add_row("failed steps (activity attempts)", str(result.steps_failed))
     table.add_row("bench wall time", f"{result.wall_s:.0f} s")
     out.print(table)
 

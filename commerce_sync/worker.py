@@ -42,31 +42,22 @@ from commerce_sync.activities.inventory import (
 from commerce_sync.activities.privacy import PrivacyActivities
 from commerce_sync.activities.returns import ErpReturnActivities, StoreReturnActivities
 from commerce_sync.activities.store import StoreActivities
+from commerce_sync.commands.connectors import Connectors
 from commerce_sync.commands.feeds import ensure_feed_schedules
 from commerce_sync.commands.inventory_control import ensure_schedules
 from commerce_sync.config.pairs import PairConfig, load_pairs
-from commerce_sync.config.settings import CallBudgetSettings, Settings
+from commerce_sync.config.settings import Settings
 from commerce_sync.contracts.activities import implementations
 from commerce_sync.ops.activity_logs import install_repeated_failure_trimming
 from commerce_sync.ops.alerts import Notifier, UnreachableWatch, install_watch
 from commerce_sync.ops.codec import key_ring
 from commerce_sync.ops.heartbeat import HeartbeatInterceptor
-from commerce_sync.ops.metrics import (
-    API_BUDGET,
-    BUDGETS,
-    MetricsInterceptor,
-    MetricsServer,
-    api_call_counter,
-)
+from commerce_sync.ops.metrics import MetricsInterceptor, MetricsServer
 from commerce_sync.ops.redaction import install_log_redaction
 from commerce_sync.ops.temporal_client import connect, metrics_runtime
 from commerce_sync.ops.tracing import configure_tracing
-from commerce_sync.store.budgets import BucketShape, SharedBucket
 from commerce_sync.store.db import make_engine, migrate
-from commerce_sync.systems.budget import CallBudget
 from commerce_sync.systems.customer_ports import customer_port
-from commerce_sync.systems.ports import ErpPort, StorePort
-from commerce_sync.systems.registry import ERPS, STORES, create_erp_port, create_store_port
 from commerce_sync.workflows.catalog_sync import CatalogEventRouterWorkflow, CatalogSyncWorkflow
 from commerce_sync.workflows.change_feed import ChangeFeedWorkflow
 from commerce_sync.workflows.customer_merge import CustomerMergeWorkflow
@@ -92,43 +83,11 @@ WORKFLOWS += [CustomerMergeWorkflow, CustomerSyncWorkflow]
 WORKFLOWS += [ReturnSyncWorkflow, ChangeFeedWorkflow]
 
 
-def system_budgets(settings: Settings) -> dict[str, CallBudgetSettings]:
-    """Each system's API budget in calls, shared by every worker process."""
-    return {
-        "kentico": settings.kentico,
-        "xcart": settings.xcart,
-        "brightpearl": settings.brightpearl,
-        "acumatica": settings.acumatica,
-    }
-
-
-class Ports:
-    """One pooled connector per outside system for the whole worker process.
-
-    Every request a connector sends waits for its system's call budget kept in the
-    `engine`'s database (`systems/budget.py`), shared with every other worker process of
-    the deployment. The engine is required: no worker, test stack or bench builds its
-    connectors past the budget a deployment runs with.
+class Ports(Connectors):
+    """One pooled connector per outside system for the whole worker process, each drawing
+    on its system's shared call budget (`commands/connectors.py`, as the commands' own
+    connectors do), and the system activities over them.
     """
-
-    def __init__(self, settings: Settings, *, engine: Engine) -> None:
-        self.stores: dict[str, StorePort] = {s: create_store_port(s, settings) for s in STORES}
-        self.erps: dict[str, ErpPort] = {s: create_erp_port(s, settings) for s in ERPS}
-        self.budgets: dict[str, CallBudget] = {}
-        self._engine = engine
-        # Every answer counted per system and outcome, against each system's budget.
-        ports: dict[str, StorePort | ErpPort] = {**self.stores, **self.erps}
-        budgets = system_budgets(settings)
-        for system, port in ports.items():
-            shape = BucketShape(budgets[system].call_interval_s, budgets[system].burst)
-            budget = CallBudget(system, SharedBucket(engine, system, shape))
-            port.observe_requests(budget.before_request)
-            port.observe_responses(budget.after_response)
-            self.budgets[system] = budget
-            BUDGETS.watch(system, budget.counts)
-            port.observe_responses(api_call_counter(system))
-        for system, budget_settings in budgets.items():
-            API_BUDGET.labels(system=system).set(budget_settings.rate_per_second)
 
     def activities(self, pairs: dict[str, PairConfig]) -> dict[str, Sequence[Callable[..., Any]]]:
         """Each system's activities, for its own task queue. The ERP activities note the
@@ -151,14 +110,6 @@ class Ports:
                 ErpReturnActivities(erp, pairs),
             ]
         return {system: implementations(*found) for system, found in owners.items()}
-
-    async def aclose(self) -> None:
-        for budget in self.budgets.values():
-            await budget.aclose()
-        for store in self.stores.values():
-            await store.aclose()
-        for erp in self.erps.values():
-            await erp.aclose()
 
 
 def workflow_queue_activities(

@@ -19,6 +19,7 @@ from temporalio.exceptions import ApplicationError
 from commerce_sync.ops.alerts import current_watch
 from commerce_sync.ops.metrics import STEPS_FAILED
 from commerce_sync.systems.errors import (
+    BudgetQueued,
     ConnectorError,
     EarlierCreateInFlight,
     ThrottledError,
@@ -47,6 +48,10 @@ def classified(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             result = await fn(*args, **kwargs)
+        except BudgetQueued as exc:
+            # Still queued for the call budget, nothing sent: no failed step, and no answer
+            # of the system's either way.
+            raise to_application_error(exc) from exc
         except ConnectorError as exc:
             STEPS_FAILED.labels(
                 system=exc.system, step=_step(), error_class=type(exc).__name__

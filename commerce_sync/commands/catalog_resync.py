@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from commerce_sync.commands.connectors import budgeted_connectors
 from commerce_sync.commands.resync import (
     CONCURRENCY,
     PAGE_SIZE,
@@ -37,7 +38,6 @@ from commerce_sync.intake.dispatch import dispatch
 from commerce_sync.intake.routing import catalog_route
 from commerce_sync.systems.errors import ConnectorError
 from commerce_sync.systems.ports import ErpPort
-from commerce_sync.systems.registry import create_erp_port
 
 DEFAULT_CATALOG_WINDOW = timedelta(hours=24)
 """`--since` left out: the products changed in the last 24 hours."""
@@ -109,10 +109,7 @@ async def run_catalog_resync(
     """`resync catalog` end to end: connect (unless given a client), list, start, close."""
     if client is None:
         client = await connect_temporal(settings)
-    erp = create_erp_port(pair.erp, settings)
-    try:
+    async with budgeted_connectors(settings) as connectors:
         return await resync_catalog(
-            client, erp, pair, since, settings.task_queue, progress=progress
+            client, connectors.erps[pair.erp], pair, since, settings.task_queue, progress=progress
         )
-    finally:
-        await erp.aclose()

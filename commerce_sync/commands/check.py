@@ -23,13 +23,13 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import TypeVar
 
+from commerce_sync.commands.connectors import budgeted_connectors
 from commerce_sync.config.pairs import PairConfig
 from commerce_sync.config.settings import Settings
 from commerce_sync.domain.models import Customer, Order, Product
 from commerce_sync.systems.customer_ports import customer_port
 from commerce_sync.systems.errors import AuthenticationFailed, ConnectorError
 from commerce_sync.systems.ports import ErpPort, StorePort
-from commerce_sync.systems.registry import create_erp_port, create_store_port
 
 Found = TypeVar("Found")
 
@@ -159,14 +159,10 @@ async def check_pair(
     """Read through both systems of the pair; nothing is written."""
     report = CheckReport(pair.id)
     checker = _Checker(report)
-    store = create_store_port(pair.store, settings)
-    erp = create_erp_port(pair.erp, settings)
-    try:
+    async with budgeted_connectors(settings) as connectors:
+        store, erp = connectors.stores[pair.store], connectors.erps[pair.erp]
         order = await _check_store(checker, store, pair, targets, now or datetime.now(UTC))
         await _check_erp(checker, erp, pair, targets, order)
-    finally:
-        await store.aclose()
-        await erp.aclose()
     return report
 
 

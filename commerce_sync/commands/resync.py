@@ -29,6 +29,7 @@ from typing import Protocol
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from commerce_sync.commands.connectors import budgeted_connectors
 from commerce_sync.config.pairs import PairConfig
 from commerce_sync.config.settings import Settings
 from commerce_sync.intake.missing_runs import Outcome as Outcome  # resync reports these
@@ -36,7 +37,6 @@ from commerce_sync.intake.missing_runs import start_missing_orders
 from commerce_sync.ops.temporal_client import TemporalUnreachable, connect_within
 from commerce_sync.systems.errors import ConnectorError
 from commerce_sync.systems.ports import StorePort
-from commerce_sync.systems.registry import create_store_port
 
 DEFAULT_ORDERS_WINDOW = timedelta(hours=24)
 """`--since` left out: the orders changed in the last 24 hours."""
@@ -187,10 +187,13 @@ async def run_order_resync(
     """`resync orders` end to end: connect (unless given a client), list, start, close."""
     if client is None:
         client = await connect_temporal(settings)
-    store = create_store_port(pair.store, settings)
-    try:
+    async with budgeted_connectors(settings) as connectors:
         return await resync_orders(
-            client, store, pair, since, settings.task_queue, progress=progress, page_size=page_size
+            client,
+            connectors.stores[pair.store],
+            pair,
+            since,
+            settings.task_queue,
+            progress=progress,
+            page_size=page_size,
         )
-    finally:
-        await store.aclose()

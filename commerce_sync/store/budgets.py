@@ -18,11 +18,15 @@ exactly at the sustained rate. A call is granted while `ready_at - tolerance <= 
 race between processes. In any window of `W` seconds at most `W / interval + burst`
 calls are granted, which `CallBudgetSettings` keeps within the system's budget.
 
-Priorities across processes: a process whose most urgent waiting call was refused
-records it in `claim_priority` / `claim_until` (until its next slot, one interval on);
-meanwhile a less urgent call from any process is refused, so a process full of catalog
-calls cannot take the slots an order's call in another process waits for. A claim lapses
-by itself when nobody renews it.
+Fair across processes: each process records the most urgent call it is waiting to send
+as its row of `api_budget_waiters` (priority, and `since`: when that call's run first
+waited, from `api_budget_runs`, the same in every process), renewed while it waits. A
+slot is granted to no caller while another process's live row is ahead of it (more
+urgent, or as urgent and older), so slots go out in one order across the deployment, as
+if every waiting call were in one queue: a process full of catalog calls cannot take the
+slots an order's call in another process waits for, and a run that has started finishes
+before newer runs, whichever worker each of its steps lands on. A process's row goes
+when it stops waiting; a dead process's lapses by itself (`expires_at`).
 
 A system's throttle answer (Brightpearl 503 with `brightpearl-next-throttle-period`, a
 429 with Retry-After) moves `ready_at` past the pause for every process (`hold`).
@@ -34,15 +38,35 @@ machine's calls run s seconds early, which the budget's `margin` absorbs for sma
 
 from __future__ import annotations
 
+import itertools
+import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, and_, case, or_, select, update
+from sqlalchemy import Connection, Engine, and_, case, delete, exists, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from commerce_sync.store.models import ApiBudget
+from commerce_sync.store.models import ApiBudget, ApiBudgetRun, ApiBudgetWaiter
 
 TABLE = ApiBudget.__table__  # type: ignore[attr-defined]
+WAITERS = ApiBudgetWaiter.__table__  # type: ignore[attr-defined]
+RUNS = ApiBudgetRun.__table__  # type: ignore[attr-defined]
 MIN_WAIT_S = 0.001
+CLAIM_RENEWED_WITHIN_S = 1.0
+"""A waiting process asks again at least this often (`systems/budget.py`, MAX_SLEEP_S)."""
+CLAIM_GRACE_S = 2.0
+"""A waiting process's row outlives its next ask by this much: it lapses only when the
+process stopped asking (died), within seconds, not while it sleeps until its next ask."""
+RUN_MEMORY_S = 24 * 3600.0
+"""Runs first seen waiting longer ago than this are forgotten (pruned now and then)."""
+PRUNE_EVERY = 500
+
+
+_INSERTS = itertools.count(1)
+
+
+def kept_place(run: str) -> str:
+    """The waiting callers' row of a run whose call handed its place back."""
+    return f"run:{run}"[:64]
 
 
 @dataclass(frozen=True)
@@ -67,6 +91,7 @@ class SharedBucket:
         self.engine = engine
         self.system = system
         self.shape = shape
+        self.holder = uuid.uuid4().hex  # this process's budget of the system
         self._ensure_row()
 
     def _ensure_row(self) -> None:
@@ -76,51 +101,122 @@ class SharedBucket:
                 return
         try:
             with self.engine.begin() as conn:
-                conn.execute(
-                    TABLE.insert().values(
-                        system=self.system, ready_at=0.0, claim_priority=0, claim_until=0.0
-                    )
-                )
+                conn.execute(TABLE.insert().values(system=self.system, ready_at=0.0))
         except IntegrityError:
             pass  # another process made it first
 
-    def take(self, now: float, priority: int) -> float:
+    def take(
+        self,
+        now: float,
+        priority: int,
+        since: float | None = None,
+        *,
+        wait: bool = True,
+        run: str | None = None,
+    ) -> float:
         """Grant one call at `now` (0.0), or say how many seconds until one may be granted.
 
-        `priority`: lower is more urgent. A refused caller that is at least as urgent as
-        the current claim renews the claim for itself.
+        `priority`: lower is more urgent; `since`: when the caller's run first waited
+        (`run_since`; None: now, a newcomer). A caller is granted a free slot only when no
+        other process waits with a call ahead of it; refused, it records itself as this
+        process's waiting call, so no caller behind it takes the slot it waits for.
+        `wait=False`: a refused caller records nothing (it asks again through the
+        process's queue, whose asks alone write the process's row).
         """
-        col = TABLE.c
+        col, waiter = TABLE.c, WAITERS.c
         shape = self.shape
+        since = now if since is None else since
+        ahead = exists().where(
+            waiter.system == self.system,
+            waiter.holder != self.holder,
+            waiter.expires_at > now,
+            or_(
+                waiter.priority < priority,
+                and_(waiter.priority == priority, waiter.since < since),
+            ),
+        )
         with self.engine.begin() as conn:
             granted = conn.execute(
                 update(TABLE)
-                .where(
-                    col.system == self.system,
-                    col.ready_at - shape.tolerance_s <= now,
-                    or_(col.claim_until <= now, col.claim_priority >= priority),
-                )
+                .where(col.system == self.system, col.ready_at - shape.tolerance_s <= now, ~ahead)
                 .values(
                     ready_at=case((col.ready_at > now, col.ready_at), else_=now) + shape.interval_s
                 )
             )
             if granted.rowcount == 1:
+                self._forget_waiter(conn)
+                if run is not None:  # the place its last attempt kept is taken up
+                    conn.execute(
+                        delete(WAITERS).where(
+                            waiter.system == self.system, waiter.holder == kept_place(run)
+                        )
+                    )
                 return 0.0
-            row = conn.execute(
-                select(col.ready_at, col.claim_priority, col.claim_until).where(
-                    col.system == self.system
-                )
-            ).one()
-            slot_wait = max(0.0, float(row.ready_at) - shape.tolerance_s - now)
-            claimed_by_other = bool(row.claim_until > now and row.claim_priority < priority)
-            if claimed_by_other:
-                return max(MIN_WAIT_S, slot_wait, float(row.claim_until) - now)
-            conn.execute(
-                update(TABLE)
-                .where(col.system == self.system)
-                .values(claim_priority=priority, claim_until=now + slot_wait + shape.interval_s)
-            )
-            return max(MIN_WAIT_S, slot_wait)
+            ready_at = conn.execute(
+                select(col.ready_at).where(col.system == self.system)
+            ).scalar_one()
+            slot_wait = max(0.0, float(ready_at) - shape.tolerance_s - now)
+            # A free slot refused: a caller ahead, in another process, is about to take it;
+            # ask again at the slot after.
+            pause = slot_wait if slot_wait > 0.0 else shape.interval_s
+            if wait:
+                until = now + min(pause, CLAIM_RENEWED_WITHIN_S) + CLAIM_GRACE_S
+                self._record_waiter(conn, priority, since, until)
+            return max(MIN_WAIT_S, pause)
+
+    def stop_waiting(self) -> None:
+        """This process waits for no call of this system any more: drop its row."""
+        with self.engine.begin() as conn:
+            self._forget_waiter(conn)
+
+    def keep_place(self, run: str, priority: int, since: float, until: float) -> None:
+        """Keep `run`'s place among the waiting callers until `until`: its call handed its
+        place back (its attempt ends) and its retry is on the way; meanwhile no caller
+        behind it takes a slot. Its retry's grant, in any process, ends it."""
+        waiter = WAITERS.c
+        holder = kept_place(run)
+        values = {"priority": priority, "since": since, "expires_at": until}
+        mine = and_(waiter.system == self.system, waiter.holder == holder)
+        try:
+            with self.engine.begin() as conn:
+                if conn.execute(update(WAITERS).where(mine).values(**values)).rowcount == 0:
+                    conn.execute(
+                        WAITERS.insert().values(system=self.system, holder=holder, **values)
+                    )
+        except IntegrityError:
+            pass  # another attempt of the run kept it at the same moment: one is enough
+
+    def run_since(self, run: str, now: float) -> float:
+        """When `run` first waited for a call (`now` if this is the first time), the same
+        answer in every process."""
+        runs = RUNS.c
+        with self.engine.begin() as conn:
+            found = conn.execute(select(runs.since).where(runs.run == run)).scalar_one_or_none()
+        if found is not None:
+            return float(found)
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(RUNS.insert().values(run=run, since=now))
+                if next(_INSERTS) % PRUNE_EVERY == 0:
+                    conn.execute(delete(RUNS).where(runs.since < now - RUN_MEMORY_S))
+        except IntegrityError:  # another process recorded it first: its time counts
+            with self.engine.begin() as conn:
+                return float(conn.execute(select(runs.since).where(runs.run == run)).scalar_one())
+        return now
+
+    def _record_waiter(self, conn: Connection, priority: int, since: float, until: float) -> None:
+        waiter = WAITERS.c
+        values = {"priority": priority, "since": since, "expires_at": until}
+        mine = and_(waiter.system == self.system, waiter.holder == self.holder)
+        if conn.execute(update(WAITERS).where(mine).values(**values)).rowcount == 0:
+            # Only this process writes its own row: no other transaction inserts it.
+            conn.execute(WAITERS.insert().values(system=self.system, holder=self.holder, **values))
+
+    def _forget_waiter(self, conn: Connection) -> None:
+        waiter = WAITERS.c
+        conn.execute(
+            delete(WAITERS).where(waiter.system == self.system, waiter.holder == self.holder)
+        )
 
     def hold(self, until: float) -> None:
         """Grant nothing before `until` (the system said it is throttling us)."""

@@ -217,10 +217,28 @@ class ApiBudget(SQLModel, table=True):
         description="the bucket's theoretical arrival time (GCRA), Unix seconds: a call is "
         "granted while ready_at - burst tolerance <= now, and moves it one interval on",
     )
-    claim_priority: int = Field(
-        default=0, description="the most urgent priority waiting in some process"
+
+
+class ApiBudgetWaiter(SQLModel, table=True):
+    """The most urgent call one process is waiting to send to a system (`store/budgets.py`):
+    a slot goes to no caller while a more urgent or older one waits in another process."""
+
+    __tablename__ = "api_budget_waiters"
+
+    system: str = Field(primary_key=True, max_length=32)
+    holder: str = Field(primary_key=True, max_length=64, description="one process's budget")
+    priority: int = Field(description="lower is more urgent (Temporal's priority keys)")
+    since: float = Field(description="Unix seconds its run first waited (`api_budget_runs`)")
+    expires_at: float = Field(
+        description="renewed while the process waits; a dead process's claim lapses by itself"
     )
-    claim_until: float = Field(
-        default=0.0,
-        description="until then, only calls at least as urgent as claim_priority are granted",
-    )
+
+
+class ApiBudgetRun(SQLModel, table=True):
+    """When a run first waited for a call budget, the same for every process: its place in
+    every system's queue, on whichever worker its next step runs."""
+
+    __tablename__ = "api_budget_runs"
+
+    run: str = Field(primary_key=True, max_length=255)
+    since: float = Field(index=True, description="Unix seconds")

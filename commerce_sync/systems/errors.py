@@ -48,6 +48,13 @@ class ThrottledError(TransientError):
     """The system's rate limit (Brightpearl 503, Acumatica 429); `retry_after_s` says when."""
 
 
+class BudgetQueued(ThrottledError):
+    """No call was sent: the call budget's queue ahead of this call is longer than what
+    is left of the activity attempt (`systems/budget.py`). Not a failure of the system
+    or of the step: the attempt hands its place back and its retry waits again, in the
+    same place (its run's age is kept in the app database)."""
+
+
 class PermanentError(ConnectorError):
     """Retrying the same call cannot succeed."""
 

@@ -5,18 +5,21 @@ from __future__ import annotations
 import io
 import logging
 
+from temporalio.exceptions import ApplicationError
+
 from commerce_sync.ops.activity_logs import ACTIVITY_LOGGER, install_repeated_failure_trimming
 
 
-def _log_failure(attempt: int) -> str:
+def _log_failure(attempt: int, error: Exception | None = None) -> str:
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
     logger = logging.getLogger(ACTIVITY_LOGGER)
     logger.addHandler(handler)
     try:
         try:
-            raise TimeoutError("GET /SalesOrder timed out after 15 s")
-        except TimeoutError:
+            raise error or TimeoutError("GET /SalesOrder timed out after 15 s")
+        except Exception:
             logger.warning(
                 "Completing activity as failed",
                 exc_info=True,
@@ -37,5 +40,14 @@ def test_later_attempts_log_one_line_and_the_first_its_traceback() -> None:
 
     later = _log_failure(7)
     assert later == (
-        "Completing activity as failed [TimeoutError: GET /SalesOrder timed out after 15 s]\n"
+        "WARNING Completing activity as failed [TimeoutError: GET /SalesOrder timed out after 15 s]\n"
     )
+
+
+def test_an_attempt_still_queued_for_its_budget_is_no_warning() -> None:
+    install_repeated_failure_trimming()
+    queued = ApplicationError("xcart: call budget: still queued", type="BudgetQueued")
+    for attempt in (1, 4):
+        assert _log_failure(attempt, queued) == (
+            "INFO Activity attempt still queued for its call budget, retried (nothing sent)\n"
+        )
