@@ -11,7 +11,11 @@ from temporalio.exceptions import ApplicationError
 
 from commerce_sync.config.pairs import PairConfig
 from commerce_sync.contracts.activities import Config, Database, Ops, implements_sync
-from commerce_sync.contracts.orders import OrderAssessment, OrderAssessmentInput
+from commerce_sync.contracts.orders import (
+    NewCustomerFlags,
+    OrderAssessment,
+    OrderAssessmentInput,
+)
 from commerce_sync.contracts.steps import (
     AlertInput,
     DeadLetterInput,
@@ -125,7 +129,12 @@ class DatabaseActivities:
             history_days=rules.history_days,
             address_window_days=rules.address_window_days,
         )
-        flags = anomaly_flags(order, seen.history, rules, is_new_customer=request.is_new_customer)
+        new = request.is_new_customer
+        flags = anomaly_flags(order, seen.history, rules, is_new_customer=bool(new))
+        if_new = None
+        if new is None:  # not known yet: weighed both ways, the run picks
+            new_flags = anomaly_flags(order, seen.history, rules, is_new_customer=True)
+            if_new = NewCustomerFlags(flags=new_flags, score=anomaly_score(new_flags))
         # A row of an order placed within the kept window is never pruned: recorded now, no
         # earlier run of it reached the ERP (each run records it before its ERP create).
         kept_since = datetime.now(UTC) - orders_seen_kept_for([rules]) + PRUNE_MARGIN
@@ -135,6 +144,7 @@ class DatabaseActivities:
             score=anomaly_score(flags),
             history_orders=seen.history_orders,
             first_run=seen.first_seen and order.placed_at > kept_since,
+            if_new_customer=if_new,
         )
 
     @implements_sync(Database.record_dead_letter)

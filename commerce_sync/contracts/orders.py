@@ -179,13 +179,29 @@ class OrderAssessmentInput(BaseModel):
     pair: str
     store_order_id: str
     order: Order
-    is_new_customer: bool
+    is_new_customer: bool | None = Field(
+        description="None: not known yet (the ERP lookup runs beside the assessment), so"
+        " the flags are weighed both ways (`OrderAssessment.if_new_customer`)"
+    )
+
+
+class NewCustomerFlags(BaseModel):
+    """The flags and score of an order whose customer turns out to be new to the ERP."""
+
+    flags: list[AnomalyFlag] = Field(default_factory=list)
+    score: float = 0.0
 
 
 class OrderAssessment(BaseModel):
     orders_from_email_last_hour: int
-    flags: list[AnomalyFlag] = Field(default_factory=list)
+    flags: list[AnomalyFlag] = Field(
+        default_factory=list,
+        description="for a customer the ERP knows, or as asked (`is_new_customer` given)",
+    )
     score: float = 0.0
+    if_new_customer: NewCustomerFlags | None = Field(
+        default=None, description="asked with `is_new_customer` None: the flags if it is new"
+    )
     history_orders: int = Field(description="the pair's earlier orders the checks learnt from")
     first_run: bool = Field(
         default=False,

@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
     from commerce_sync.contracts.orders import (
         ApprovalDecision,
         CancelRequest,
+        OrderAssessment,
         OrderAssessmentInput,
         OrderCleansing,
         OrderSyncInput,
@@ -107,9 +108,10 @@ WRITES_FROM_READ_PATCH = "store-writes-from-the-runs-read"
 # Runs recorded before this ran every bookkeeping step as an activity of its own; now
 # the e-mail's search value comes with the cleansing (`Checks.prepare_order`), the ERP's
 # SKU check and customer lookup are one step (`Erp.check_order`), and the ERP order create
-# records the links and resolves the dead letters (`ErpOrderCreate.bookkeeping`): 10
-# activities for an order of a new customer instead of 14. A run with it takes every
-# earlier patch's new branch without asking (its history holds only this marker).
+# records the links and resolves the dead letters (`ErpOrderCreate.bookkeeping`), and the
+# assessment runs beside the ERP check, weighed both ways (`OrderAssessment.if_new_customer`).
+# A run with it takes every earlier patch's new branch without asking (its history holds
+# only this marker).
 BOOKKEEPING_PATCH = "fold-order-bookkeeping"
 
 
@@ -145,6 +147,8 @@ class OrderSyncWorkflow(PairSaga):
         self._store_notes: tuple[str | None, int] = (None, 0)
         # The run has BOOKKEEPING_PATCH (asked once, at its start).
         self._folded = False
+        # The assessment made beside the ERP check (folded runs), weighed both ways.
+        self._assessment: OrderAssessment | None = None
 
     # ---- messages ------------------------------------------------------------------
 
@@ -299,12 +303,19 @@ class OrderSyncWorkflow(PairSaga):
         skus = sorted({line.sku for line in order.lines if line.sku})
         if self._folded:
             # The risk checks use the customer (looked up even when the order turns out
-            # invalid: no ERP call more, the two reads are one step).
-            facts = await self._act(
+            # invalid: no ERP call more, the two reads are one step). Beside it, unless
+            # the order is already refused, the assessment weighs the order both ways
+            # (new customer or not): one step less to wait for. An order the ERP then
+            # refuses only for its SKUs is recorded in the order history all the same.
+            check = self._act(
                 Erp.check_order,
                 OrderErpCheck(pair=pair.id, skus=skus, email=order.customer.email),
                 queue=self._erp,
             )
+            if problems:
+                facts = await check
+            else:
+                facts, self._assessment = await asyncio.gather(check, self._assess(order, None))
             unknown = facts.unknown_skus
             self._early_lookup = (facts.customer_id,)
         elif workflow.patched(PARALLEL_ERP_READS_PATCH):
@@ -345,6 +356,18 @@ class OrderSyncWorkflow(PairSaga):
             return await self._act(Checks.cleanse_order, request, queue=None)
         return None
 
+    async def _assess(self, order: Order, is_new_customer: bool | None) -> OrderAssessment:
+        return await self._act(
+            Database.assess_order,
+            OrderAssessmentInput(
+                pair=self._pair_config.id,
+                store_order_id=self._input.store_order_id,
+                order=order,
+                is_new_customer=is_new_customer,
+            ),
+            queue=None,
+        )
+
     async def _unknown_skus(self, skus: list[str]) -> list[str]:
         return await self._act(
             Erp.unknown_skus, SkuCheck(pair=self._pair_config.id, skus=skus), queue=self._erp
@@ -362,25 +385,21 @@ class OrderSyncWorkflow(PairSaga):
                 queue=self._erp,
             )
         flagged: list[str] = []
-        if self._patched(CLEANSE_AND_FLAG_PATCH):
-            assessment = await self._act(
-                Database.assess_order,
-                OrderAssessmentInput(
-                    pair=pair.id,
-                    store_order_id=self._input.store_order_id,
-                    order=order,
-                    is_new_customer=existing is None,
-                ),
-                queue=None,
-            )
+        if self._assessment is not None or self._patched(CLEANSE_AND_FLAG_PATCH):
+            assessment = self._assessment
+            if assessment is None:
+                assessment = await self._assess(order, existing is None)
+            flags, score = assessment.flags, assessment.score
+            if existing is None and assessment.if_new_customer is not None:
+                flags, score = assessment.if_new_customer.flags, assessment.if_new_customer.score
             recent = assessment.orders_from_email_last_hour
             self._first_run = assessment.first_run
-            flagged = self._weigh_flags(assessment.flags, assessment.score)
+            flagged = self._weigh_flags(flags, score)
             self._step(
                 "anomaly checks",
-                f"score {assessment.score:.2f} (waits from {pair.anomalies.approve_at:.2f}) "
+                f"score {score:.2f} (waits from {pair.anomalies.approve_at:.2f}) "
                 f"against {assessment.history_orders} earlier orders"
-                + "".join(f"; {flag.reason}" for flag in assessment.flags),
+                + "".join(f"; {flag.reason}" for flag in flags),
                 outcome="approval required" if flagged else "ok",
             )
         else:
