@@ -1181,6 +1181,11 @@ class XCartSandbox(Sandbox):
         for name in ("tracking", "notes", "adminNotes"):
             if name in data:
                 changes[name] = _str(name, data[name])
+        # `tracking` is a 32-character column (XC-5.3.2 Model/Order.php, `@Column
+        # (type="string", length=32)`); a longer value is refused as the database refuses
+        # it in MySQL's strict mode [INFERRED: the REST module does not check lengths].
+        if len(changes.get("tracking", "")) > 32:
+            raise _bad("tracking", "at most 32 characters")
         if "orig_profile" in data:
             changes["orig_profile"] = self._orig_profile(data["orig_profile"])
         numbers: list[tuple[int | None, str]] = []

@@ -407,7 +407,7 @@ class XCartClient:
         shipped_id = mapping.shipping_status_id(OrderStatus.SHIPPED, self.lookups)
 
         def text(numbers: list[str]) -> str:
-            return f"{carrier_name} {', '.join(numbers)}".strip()
+            return mapping.tracking_text(carrier_name, numbers)
 
         stored = await self._put_one(
             "order", order_id, {"shippingStatus": {"id": shipped_id}, "tracking": text(wanted)}

@@ -306,6 +306,27 @@ def merge_addresses(existing: list[Native], wanted: list[Native]) -> list[Native
 # ---- statuses ---------------------------------------------------------------------
 
 
+TRACKING_TEXT_MAX = 32
+"""The order's legacy `tracking` column is `string, length=32` (XC-5.3.2 Model/Order.php,
+`@Column (type="string", length=32)`)."""
+
+
+def tracking_text(carrier: str, numbers: list[str]) -> str:
+    """The legacy `tracking` text within its 32 characters: the carrier and as many whole
+    numbers as fit, `+N` for the ones left out; else the first number alone; else nothing.
+    A number is never cut: every number is an `ordertrackingnumber` record anyway."""
+    candidates = [
+        f"{carrier} {', '.join(numbers[:shown])}".strip()
+        + (f" +{len(numbers) - shown}" if shown < len(numbers) else "")
+        for shown in range(len(numbers), 0, -1)
+    ]
+    if numbers:
+        candidates.append(numbers[0])
+    else:
+        candidates.append(carrier)
+    return next((text for text in candidates if len(text) <= TRACKING_TEXT_MAX), "")
+
+
 def shipping_status_id(status: OrderStatus | str, lookups: XCartLookups) -> int:
     key = OrderStatus(status).value
     if key not in lookups.shipping_status_ids:

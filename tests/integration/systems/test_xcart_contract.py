@@ -366,7 +366,14 @@ async def test_set_tracking_is_idempotent_and_ships(
     assert order.status == OrderStatus.SHIPPED
     assert order.tracking_numbers == ["1Z999AA10123456784", "1Z999AA10123456785"]
     native = (await sandboxes.get(API, params=q(f"order/{order_id}"))).json()
-    assert native["tracking"] == "UPS 1Z999AA10123456784, 1Z999AA10123456785"
+    # The legacy text is a 32-character column (XC-5.3.2 Model/Order.php): the numbers that
+    # fit, and how many more there are; each number is a record of its own.
+    assert native["tracking"] == "UPS 1Z999AA10123456784 +1"
+    too_long = await sandboxes.put(
+        API, params=q(f"order/{order_id}", key=RW), json={"tracking": "UPS " + "1Z" * 15}
+    )
+    assert too_long.status_code >= 400
+    assert "tracking" in (too_long.headers.get("X-REST-Error") or too_long.text)
     listed = await sandboxes.get(API, params={**q("ordertrackingnumber"), "_cnd[order]": order_id})
     assert listed.headers["X-Result-Count"] == "2"
 

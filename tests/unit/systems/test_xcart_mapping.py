@@ -368,3 +368,18 @@ def test_an_address_to_create_saying_what_one_already_says_reuses_its_id() -> No
     del wanted["address_id"]
     merged = mapping.merge_addresses([landed], [wanted])
     assert [(a["address_id"], a["is_billing"]) for a in merged] == [(9, True)]
+
+
+def test_the_tracking_text_fits_its_32_character_column() -> None:
+    one = "1Z999AA10123456784"
+    assert mapping.tracking_text("UPS", [one]) == f"UPS {one}"
+    two = mapping.tracking_text("UPS", [one, "1Z999AA10123456785"])
+    assert two == f"UPS {one} +1" and len(two) <= mapping.TRACKING_TEXT_MAX
+    long_carrier = mapping.tracking_text("United Parcel Service Worldwide", [one])
+    assert long_carrier == one
+    assert mapping.tracking_text("UPS", ["X" * 33]) == ""
+    assert mapping.tracking_text("UPS", []) == "UPS"
+    for count in range(1, 6):
+        numbers = [f"1Z999AA1012345678{n}" for n in range(count)]
+        text = mapping.tracking_text("FedEx Ground", numbers)
+        assert len(text) <= mapping.TRACKING_TEXT_MAX and numbers[0] in text
