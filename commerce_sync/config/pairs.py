@@ -8,6 +8,7 @@ to start on the first problem with the file, the key and the reason
 from __future__ import annotations
 
 import tomllib
+import weakref
 from importlib import resources
 from pathlib import Path
 
@@ -32,10 +33,25 @@ class PairConfig(PairRules):
     acumatica: AcumaticaLookups = AcumaticaLookups()
 
 
+_RULES: dict[int, tuple[weakref.ref[PairConfig], PairRules]] = {}
+
+
 def rules_of(pair: PairConfig) -> PairRules:
     """The pair's rules without its systems' lookups: what an order run is started with
-    (`OrderSyncInput.rules`)."""
-    return PairRules.model_validate(pair.model_dump())
+    (`OrderSyncInput.rules`). Made once per loaded pair object, not per webhook (the
+    receiver and the relay both route every event; a dump and validation is ~34 us): kept
+    by the object's identity while it lives, so a copy with changes gets its own."""
+    key = id(pair)
+    kept = _RULES.get(key)
+    if kept is not None and kept[0]() is pair:
+        return kept[1]
+    rules = PairRules.model_validate(pair.model_dump())
+
+    def forget(_: weakref.ref[PairConfig]) -> None:
+        _RULES.pop(key, None)
+
+    _RULES[key] = (weakref.ref(pair, forget), rules)
+    return rules
 
 
 class PairsConfigError(Exception):
