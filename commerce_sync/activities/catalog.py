@@ -16,6 +16,7 @@ from __future__ import annotations
 from temporalio import activity
 from temporalio.client import Client
 
+from commerce_sync.activities.attempts import first_attempt
 from commerce_sync.activities.errors import classified
 from commerce_sync.config.pairs import PairConfig
 from commerce_sync.contracts.activities import Catalog, Erp, Store, implements
@@ -55,7 +56,7 @@ class CatalogStoreActivities:
         existing = await self._port.find_product(write.product.sku, pair)
         if existing is not None and existing.origin is not None:
             return StoreProductCreated(
-                product_id=existing.origin.external_id, created=activity.info().attempt > 1
+                product_id=existing.origin.external_id, created=not first_attempt()
             )
         product_id = await self._port.create_product(write.product, pair)
         return StoreProductCreated(product_id=product_id, created=True)

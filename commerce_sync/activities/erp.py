@@ -11,8 +11,8 @@ import asyncio
 from collections.abc import Callable
 
 from sqlalchemy import Engine
-from temporalio import activity
 
+from commerce_sync.activities.attempts import first_attempt
 from commerce_sync.activities.errors import classified
 from commerce_sync.config.pairs import PairConfig
 from commerce_sync.contracts.activities import Erp, implements
@@ -92,7 +92,7 @@ class ErpActivities:
         (Acumatica's push) starts no customer sync (`intake/dispatch.py` `own_creation`)."""
         pair = self._pairs[request.pair]
         await self._note(remember_creating, request.customer.email)
-        if activity.info().attempt == 1:
+        if first_attempt():
             created = await self._port.create_customer(
                 request.customer, pair, memory=HEARTBEAT_MEMORY
             )
@@ -156,7 +156,7 @@ class ErpActivities:
             request.order,
             request.customer_id,
             self._pairs[request.pair],
-            first_attempt=activity.info().attempt == 1,
+            first_attempt=first_attempt(),
             first_run=request.first_run,
         )
         if request.bookkeeping is not None:
@@ -242,7 +242,7 @@ class ErpActivities:
             request.payment,
             request.customer_id,
             self._pairs[request.pair],
-            first_on_new_order=request.new_order and activity.info().attempt == 1,
+            first_on_new_order=request.new_order and first_attempt(),
         )
 
     @implements(Erp.reverse_payment)

@@ -16,8 +16,10 @@ from typing import ParamSpec, TypeVar
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from commerce_sync.activities.attempts import note_handed_back
 from commerce_sync.ops.alerts import current_watch
 from commerce_sync.ops.metrics import STEPS_FAILED
+from commerce_sync.systems.attempts import counting_requests
 from commerce_sync.systems.errors import (
     BudgetQueued,
     ConnectorError,
@@ -47,10 +49,14 @@ def classified(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
     @functools.wraps(fn)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
-            result = await fn(*args, **kwargs)
+            with counting_requests() as sent:
+                result = await fn(*args, **kwargs)
         except BudgetQueued as exc:
             # Still queued for the call budget, nothing sent: no failed step, and no answer
-            # of the system's either way.
+            # of the system's either way; the retry of an attempt that sent nothing at all
+            # is a first attempt still (attempts.py).
+            if activity.in_activity():
+                note_handed_back(sent.count)
             raise to_application_error(exc) from exc
         except ConnectorError as exc:
             STEPS_FAILED.labels(

@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, Protocol
 
 
@@ -47,3 +50,34 @@ def fingerprint(*parts: Any) -> str:
     they name (a different body is a different record, never one to reuse)."""
     text = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class RequestsSent:
+    """How many requests the running activity attempt has let go to outside systems."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
+_requests_sent: ContextVar[RequestsSent | None] = ContextVar(
+    "commerce_sync_requests_sent", default=None
+)
+
+
+@contextmanager
+def counting_requests() -> Iterator[RequestsSent]:
+    """Count the requests sent within the block (an activity attempt), tasks it starts
+    included: they share the count, as they copy the context that holds it."""
+    sent = RequestsSent()
+    token = _requests_sent.set(sent)
+    try:
+        yield sent
+    finally:
+        _requests_sent.reset(token)
+
+
+def note_request_sent() -> None:
+    """A request is about to go out (its call budget granted it): count it, if counted."""
+    sent = _requests_sent.get()
+    if sent is not None:
+        sent.count += 1

@@ -49,6 +49,7 @@ from typing import Protocol
 import httpx
 from temporalio import activity
 
+from commerce_sync.systems.attempts import note_request_sent
 from commerce_sync.systems.errors import BudgetQueued
 
 log = logging.getLogger(__name__)
@@ -162,8 +163,10 @@ class CallBudget:
     # ---- the hooks ----------------------------------------------------------------
 
     async def before_request(self, request: httpx.Request) -> None:
-        """httpx request hook: wait for this call's turn in the budget."""
+        """httpx request hook: wait for this call's turn in the budget; once granted, the
+        request goes out and counts as sent by its activity attempt."""
         await self.acquire(self.context())
+        note_request_sent()
 
     async def after_response(self, response: httpx.Response) -> None:
         """httpx response hook: a throttle answer pauses the budget for every process."""
