@@ -44,6 +44,7 @@ import json
 import math
 import multiprocessing
 import os
+import re
 import secrets
 import signal
 import socket
@@ -52,8 +53,9 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -567,10 +569,21 @@ class SystemCalls:
     requests: int
     throttled: int
     failed: int
+    by_request: dict[str, int] = field(default_factory=dict)
+    """Requests by method, path (numbers as {n}) and answer (`GET /x/{n} 404`), most first."""
 
     @property
     def per_order(self) -> float:
         return self.requests / self.orders
+
+
+def request_kind(call: dict[str, Any]) -> str:
+    """`GET /brightpearl/.../contact-search 404`: what a logged request was, ids left out."""
+    path = re.sub(r"/[0-9][0-9,\-]*(?=/|$)", "/{n}", call["path"])
+    if "_path=" in call["query"]:  # X-Cart names its entity in the query
+        entity = call["query"].split("_path=")[1].split("&")[0]
+        path += "?_path=" + re.sub(r"%2F[0-9]+", "%2F{n}", entity)
+    return f"{call['method']} {path} {call['status']}"
 
 
 async def api_calls(sandbox: httpx.AsyncClient, placed: list[Placed]) -> list[SystemCalls]:
@@ -585,7 +598,10 @@ async def api_calls(sandbox: httpx.AsyncClient, placed: list[Placed]) -> list[Sy
         throttle_status = 503 if system == "brightpearl" else 429
         throttled = sum(1 for r in log if r["status"] == throttle_status)
         failed = sum(1 for r in log if r["status"] >= 400 and r["status"] != throttle_status)
-        result.append(SystemCalls(system, orders, len(log), throttled, failed))
+        kinds = Counter(request_kind(r) for r in log)
+        result.append(
+            SystemCalls(system, orders, len(log), throttled, failed, dict(kinds.most_common()))
+        )
     return result
 
 

@@ -19,6 +19,7 @@ from commerce_sync.contracts.activities import Erp, implements
 from commerce_sync.contracts.documents import ErpOrderHandle
 from commerce_sync.contracts.steps import (
     CustomerCreate,
+    CustomerCreated,
     CustomerLookup,
     CustomerRef,
     ErpOrderCreate,
@@ -78,7 +79,7 @@ class ErpActivities:
 
     @implements(Erp.create_customer)
     @classified
-    async def create_customer(self, request: CustomerCreate) -> str:
+    async def create_customer(self, request: CustomerCreate) -> CustomerCreated | str:
         """Create unless a customer with the e-mail exists (a retry after a lost answer).
         What an attempt made on the way (Brightpearl's postal addresses) is kept in its
         heartbeats for the retry to reuse (`ops/heartbeat.py`).
@@ -89,7 +90,11 @@ class ErpActivities:
 
         The create is noted in the app database before it is sent (by e-mail) and the
         customer made before its id is answered, so the ERP's announcement of its creation
-        (Acumatica's push) starts no customer sync (`intake/dispatch.py` `own_creation`)."""
+        (Acumatica's push) starts no customer sync (`intake/dispatch.py` `own_creation`).
+
+        A first attempt that got its answer sent the create once and knows what it made:
+        no twin of it can appear later (`twin_possible` False), so the run need not look
+        for one. After a retry one may."""
         pair = self._pairs[request.pair]
         await self._note(remember_creating, request.customer.email)
         if first_attempt():
@@ -97,12 +102,13 @@ class ErpActivities:
                 request.customer, pair, memory=HEARTBEAT_MEMORY
             )
             await self._note(remember_created, created)
-            return created
+            return CustomerCreated(customer_id=created, twin_possible=False)
         made = await self._port.find_customer_by_email(request.customer.email, pair)
         if made is None:
             made = await self._port.create_customer(request.customer, pair, memory=HEARTBEAT_MEMORY)
             await self._note(remember_created, made)
-        return await self._oldest_active(made, request.customer.email, pair)
+        oldest = await self._oldest_active(made, request.customer.email, pair)
+        return CustomerCreated(customer_id=oldest, twin_possible=True)
 
     async def _note(self, remember: Callable[[Engine, str, str], None], key: str) -> None:
         await asyncio.to_thread(remember, self._engine, self._port.system, key)
@@ -151,12 +157,14 @@ class ErpActivities:
         the port's create is idempotent on the store order number (Brightpearl: the system
         keeps `externalRef` unique, so a first attempt posts without looking; Acumatica:
         nothing there is unique, so it looks first unless this is the first attempt of the
-        first run to reach the ERP) and says whether it made the order."""
+        first run to reach the ERP) and says whether it made the order, and whether a twin
+        of it may still appear (not after the first attempt of the first run)."""
+        first = first_attempt()
         handle, made = await self._port.create_order(
             request.order,
             request.customer_id,
             self._pairs[request.pair],
-            first_attempt=first_attempt(),
+            first_attempt=first,
             first_run=request.first_run,
         )
         if request.bookkeeping is not None:
@@ -167,7 +175,9 @@ class ErpActivities:
                 request.customer_id,
                 handle.id,
             )
-        return ErpOrderCreated(handle=handle, created=made)
+        return ErpOrderCreated(
+            handle=handle, created=made, twin_possible=not (first and request.first_run)
+        )
 
     def _record_order_in_erp(
         self, pair: str, records: OrderBookkeeping, customer_id: str, erp_order_id: str

@@ -77,6 +77,7 @@ from commerce_sync.contracts.return_steps import (
 from commerce_sync.contracts.steps import (
     AlertInput,
     CustomerCreate,
+    CustomerCreated,
     CustomerLookup,
     CustomerRef,
     DeadLetterInput,
@@ -286,7 +287,8 @@ class Erp:
     unknown_skus = ActivityRef[SkuCheck, list[str]]("erp.unknown_skus")
     find_customer = ActivityRef[CustomerLookup, str | None]("erp.find_customer")
     check_order = ActivityRef[OrderErpCheck, OrderErpFacts]("erp.check_order")
-    create_customer = ActivityRef[CustomerCreate, str]("erp.create_customer")
+    # `str`: the customer id alone, as results recorded before `CustomerCreated` hold it.
+    create_customer = ActivityRef[CustomerCreate, CustomerCreated | str]("erp.create_customer")
     delete_customer = ActivityRef[CustomerRef, None]("erp.delete_customer")
     find_order = ActivityRef[ErpOrderLookup, ErpOrderHandle | None]("erp.find_order")
     create_order = ActivityRef[ErpOrderCreate, ErpOrderCreated]("erp.create_order")

@@ -112,9 +112,24 @@ class ErpOrderCreate(BaseModel):
     )
 
 
+class CustomerCreated(BaseModel):
+    customer_id: str
+    twin_possible: bool = Field(
+        default=True,
+        description="an earlier attempt may have sent this create and lost its answer, so a"
+        " second customer with the e-mail may still appear; False after a first attempt",
+    )
+
+
 class ErpOrderCreated(BaseModel):
     handle: ErpOrderHandle
     created: bool = Field(description="False when the order already existed (idempotent re-run)")
+    twin_possible: bool = Field(
+        default=True,
+        description="an earlier attempt or run may have sent this create and lost its answer,"
+        " so a second order may still appear; False after a first attempt of a first run"
+        " (results recorded before this field say nothing: True)",
+    )
 
 
 class ErpOrderRefInput(BaseModel):

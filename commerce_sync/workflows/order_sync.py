@@ -44,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from commerce_sync.contracts.steps import (
         CustomerCreate,
+        CustomerCreated,
         CustomerLookup,
         CustomerRef,
         ErpOrderCreate,
@@ -113,6 +114,12 @@ WRITES_FROM_READ_PATCH = "store-writes-from-the-runs-read"
 # A run with it takes every earlier patch's new branch without asking (its history holds
 # only this marker).
 BOOKKEEPING_PATCH = "fold-order-bookkeeping"
+# Runs recorded before this looked for twins of their creates at `duplicate_check_after`
+# and at every wake before shipping; now a run whose creates went through on a first
+# attempt of its first run (`CustomerCreated.twin_possible`, `ErpOrderCreated.twin_possible`
+# both False: each create sent once and answered) looks for none, and waits for the
+# shipment as runs did before the twin check. Asked only by such a run.
+NO_TWIN_CHECK_AFTER_CLEAN_CREATES_PATCH = "no-twin-check-after-clean-creates"
 
 
 class OrderCancelled(Exception):
@@ -133,6 +140,10 @@ class OrderSyncWorkflow(PairSaga):
         self._shipment_hint = False
         self._compensations: list[Compensation] = []
         self._created_customer_id = ""  # the customer this run created: its twin is checked
+        # Whether a twin of the customer or of the ERP order this run created may appear
+        # (a create sent again after a lost answer, or by an earlier run).
+        self._customer_twin_possible = False
+        self._order_twin_possible = True
         # What the risk checks' lookup found (the ERP customer id, or None), while it is
         # still fresh: not after a wait for approval.
         self._looked_up: tuple[str | None] | None = None
@@ -485,11 +496,15 @@ class OrderSyncWorkflow(PairSaga):
 
         customer_id = await self._find_customer(order)
         if customer_id is None:
-            customer_id = await self._act(
+            made = await self._act(
                 Erp.create_customer,
                 CustomerCreate(pair=pair.id, customer=order.customer),
                 queue=self._erp,
             )
+            if isinstance(made, str):  # a result recorded before `CustomerCreated`
+                made = CustomerCreated(customer_id=made)
+            customer_id = made.customer_id
+            self._customer_twin_possible = made.twin_possible or not self._first_run
             created_id = self._created_customer_id = customer_id
             self._register(
                 "delete the customer this run created",
@@ -528,6 +543,7 @@ class OrderSyncWorkflow(PairSaga):
             queue=self._erp,
         )
         handle = created.handle
+        self._order_twin_possible = created.twin_possible
         self._status.erp_order_id, self._status.erp_order_number = handle.id, handle.number
         workflow.upsert_search_attributes([sa.ERP_ORDER_ID.value_set(handle.number)])
         self._step(
@@ -648,6 +664,12 @@ class OrderSyncWorkflow(PairSaga):
         self._set_state(SyncState.AWAITING_SHIPMENT)
         shipped: list[Shipment] = []
         checks_twins = self._patched(TWIN_CHECK_PATCH)
+        if (
+            checks_twins
+            and not (self._order_twin_possible or self._customer_twin_possible)
+            and workflow.patched(NO_TWIN_CHECK_AFTER_CLEAN_CREATES_PATCH)
+        ):
+            checks_twins = False  # each create was sent once and answered: no twin exists
         # A create whose answer was lost has landed `duplicate_check_after` later (requests
         # do not run longer), so the first look for a twin is then, or sooner on a wake.
         wait = pair.duplicate_check_after if checks_twins else SHIPMENT_POLL_EVERY

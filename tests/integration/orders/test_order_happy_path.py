@@ -94,6 +94,13 @@ async def test_order_syncs_once_and_tracking_reaches_the_store(stack: Stack, pai
     else:
         assert "1Z999AA10123456784" in str(record.get("trackingNumbers") or record.get("tracking"))
     assert len(await erp_orders_for(stack, erp, number)) == 1
+    # Each create went through on its first attempt of the order's first run: sent once and
+    # answered, it can have no twin, so the run looked for none when the shipment woke it
+    # (patch no-twin-check-after-clean-creates; a lost answer still gets the look, as
+    # test_late_erp_create shows).
+    scheduled = await scheduled_activities(stack, f"order:{pair}:{order_id}")
+    assert "erp.remove_order_twins" not in scheduled, scheduled
+    assert "store.set_tracking" in scheduled, scheduled
 
     # The search attributes were kept current: the Web UI finds the order by any of them.
     query = (
