@@ -29,7 +29,7 @@ from temporalio.worker import Worker
 
 from commerce_sync.config.pairs import load_pairs
 from commerce_sync.config.settings import Settings
-from commerce_sync.contracts.steps import CustomerCreate
+from commerce_sync.contracts.steps import CustomerCreate, CustomerCreated
 from commerce_sync.domain.models import Customer
 from commerce_sync.ops.heartbeat import HeartbeatInterceptor
 from commerce_sync.store.budgets import TABLE
@@ -49,15 +49,15 @@ CONTACT_POST = "contact-service/contact"
 class BudgetFirstAttemptProbeWorkflow:
     @workflow.run
     async def run(self, request: CustomerCreate) -> str:
-        created: str = await workflow.execute_activity(
+        created: CustomerCreated = await workflow.execute_activity(
             "erp.create_customer",
             request,
-            result_type=str,
+            result_type=CustomerCreated,
             start_to_close_timeout=ATTEMPT,
             heartbeat_timeout=timedelta(seconds=15),
             retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1)),
         )
-        return created
+        return created.customer_id
 
 
 @pytest.fixture
