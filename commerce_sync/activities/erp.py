@@ -8,6 +8,7 @@ reference, and removing what no longer exists succeeds.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable
 
 from sqlalchemy import Engine
@@ -26,7 +27,6 @@ from commerce_sync.contracts.steps import (
     ErpOrderCreated,
     ErpOrderLookup,
     ErpOrderRefInput,
-    OrderBookkeeping,
     OrderErpCheck,
     OrderErpFacts,
     OrderTwinCheck,
@@ -39,8 +39,7 @@ from commerce_sync.domain.customers import numbering_key
 from commerce_sync.domain.models import Customer, Shipment
 from commerce_sync.ops.heartbeat import HEARTBEAT_MEMORY
 from commerce_sync.store.customer_writes import remember_created, remember_creating
-from commerce_sync.store.dead_letters import resolve_dead_letters
-from commerce_sync.store.links import upsert_link
+from commerce_sync.store.orders_in_erp import record_order_in_erp
 from commerce_sync.systems.customer_ports import customer_port
 from commerce_sync.systems.errors import NotFound
 from commerce_sync.systems.ports import ErpPort
@@ -168,26 +167,22 @@ class ErpActivities:
             first_run=request.first_run,
         )
         if request.bookkeeping is not None:
+            records = request.bookkeeping
             await asyncio.to_thread(
-                self._record_order_in_erp,
-                request.pair,
-                request.bookkeeping,
-                request.customer_id,
-                handle.id,
+                functools.partial(
+                    record_order_in_erp,
+                    self._engine,
+                    pair=request.pair,
+                    customer_email=records.customer_email,
+                    customer_id=request.customer_id,
+                    store_order_id=records.store_order_id,
+                    erp_order_id=handle.id,
+                    business_key=records.business_key,
+                )
             )
         return ErpOrderCreated(
             handle=handle, created=made, twin_possible=not (first and request.first_run)
         )
-
-    def _record_order_in_erp(
-        self, pair: str, records: OrderBookkeeping, customer_id: str, erp_order_id: str
-    ) -> None:
-        """The order is in the ERP: link its customer and itself, and resolve what earlier
-        failed runs of it left in the dead letters. Each write is safe to repeat, so a
-        retried create records the same again."""
-        upsert_link(self._engine, pair, "customer", records.customer_email.lower(), customer_id)
-        upsert_link(self._engine, pair, "order", records.store_order_id, erp_order_id)
-        resolve_dead_letters(self._engine, records.business_key, "order synced to the ERP")
 
     @implements(Erp.cancel_order)
     @classified

@@ -55,23 +55,28 @@ def record_dead_letter(
 
 def resolve_dead_letters(engine: Engine, business_key: str, note: str) -> int:
     """Mark every open letter of `business_key` resolved (a later run succeeded)."""
-    now = utc_now()
     with session_scope(engine) as session:
-        letters = session.exec(
-            select(DeadLetter).where(
-                DeadLetter.business_key == business_key,
-                DeadLetter.status != DeadLetterStatus.RESOLVED,
-            )
-        ).all()
-        for letter in letters:
-            letter.status = DeadLetterStatus.RESOLVED
-            letter.resolved_at = letter.updated_at = now
-            letter.history = [
-                *letter.history,
-                {"at": now.isoformat(), "event": "resolved", "note": note},
-            ]
-            session.add(letter)
-        return len(letters)
+        return resolve_dead_letters_in(session, business_key, note)
+
+
+def resolve_dead_letters_in(session: Session, business_key: str, note: str) -> int:
+    """`resolve_dead_letters` within the caller's transaction."""
+    now = utc_now()
+    letters = session.exec(
+        select(DeadLetter).where(
+            DeadLetter.business_key == business_key,
+            DeadLetter.status != DeadLetterStatus.RESOLVED,
+        )
+    ).all()
+    for letter in letters:
+        letter.status = DeadLetterStatus.RESOLVED
+        letter.resolved_at = letter.updated_at = now
+        letter.history = [
+            *letter.history,
+            {"at": now.isoformat(), "event": "resolved", "note": note},
+        ]
+        session.add(letter)
+    return len(letters)
 
 
 def open_dead_letters(engine: Engine, business_key: str | None = None) -> list[DeadLetter]:

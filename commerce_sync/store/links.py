@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from commerce_sync.domain.models import utc_now
 from commerce_sync.store.db import session_scope
@@ -16,20 +16,24 @@ def upsert_link(engine: Engine, pair: str, kind: str, store_id: str, erp_id: str
     for _ in range(2):
         try:
             with session_scope(engine) as session:
-                statement = select(Link).where(
-                    Link.pair == pair, Link.kind == kind, Link.store_id == store_id
-                )
-                link = session.exec(statement).first()
-                if link is None:
-                    link = Link(pair=pair, kind=kind, store_id=store_id, erp_id=erp_id)
-                elif link.erp_id != erp_id:
-                    link.erp_id, link.updated_at = erp_id, utc_now()
-                session.add(link)
-                session.flush()
-                return link
+                return link_in(session, pair, kind, store_id, erp_id)
         except IntegrityError:
             continue  # the other writer inserted first: read and update theirs
     raise RuntimeError(f"could not record link {pair}/{kind}/{store_id}")
+
+
+def link_in(session: Session, pair: str, kind: str, store_id: str, erp_id: str) -> Link:
+    """Record (or move) the link within the caller's transaction. Two writers racing to
+    insert it: the second commit raises IntegrityError, and its caller tries again."""
+    statement = select(Link).where(Link.pair == pair, Link.kind == kind, Link.store_id == store_id)
+    link = session.exec(statement).first()
+    if link is None:
+        link = Link(pair=pair, kind=kind, store_id=store_id, erp_id=erp_id)
+    elif link.erp_id != erp_id:
+        link.erp_id, link.updated_at = erp_id, utc_now()
+    session.add(link)
+    session.flush()
+    return link
 
 
 def find_erp_id(engine: Engine, pair: str, kind: str, store_id: str) -> str | None:

@@ -8,6 +8,7 @@ from sqlmodel import Session, select
 from commerce_sync.store.db import migrate, session_scope
 from commerce_sync.store.links import find_erp_id, find_store_id, upsert_link
 from commerce_sync.store.models import DeadLetter, Link, WebhookEvent
+from commerce_sync.store.orders_in_erp import record_order_in_erp
 
 
 def test_migrations_create_the_tables_and_are_idempotent(engine: Engine) -> None:
@@ -82,3 +83,38 @@ def test_concurrent_migrations_on_a_fresh_database_all_succeed(database_url: str
     finally:
         for each in engines:
             each.dispose()
+
+
+def test_an_order_in_the_erp_is_recorded_in_one_repeatable_transaction(engine: Engine) -> None:
+    pair, key = "kentico-brightpearl", "order:kentico-brightpearl:1043"
+    with session_scope(engine) as session:
+        session.add(
+            DeadLetter(
+                pair=pair,
+                process="order",
+                business_key=key,
+                reason="erp_unreachable",
+                error="brightpearl: 503",
+                payload={"order": "1043"},
+                history=[{"event": "created"}],
+            )
+        )
+    upsert_link(engine, pair, "customer", "ada@example.com", "200")  # an earlier order's
+    recorded = {
+        "pair": pair,
+        "customer_email": "Ada@Example.com",
+        "customer_id": "201",
+        "store_order_id": "1043",
+        "erp_order_id": "88",
+        "business_key": key,
+    }
+    record_order_in_erp(engine, **recorded)
+    record_order_in_erp(engine, **recorded)  # a retried create records the same again
+
+    assert find_erp_id(engine, pair, "customer", "ada@example.com") == "201"
+    assert find_erp_id(engine, pair, "order", "1043") == "88"
+    with Session(engine) as session:
+        assert len(session.exec(select(Link)).all()) == 2
+        letter = session.exec(select(DeadLetter)).one()
+    assert letter.status == "resolved" and letter.resolved_at is not None
+    assert [event["event"] for event in letter.history] == ["created", "resolved"]
