@@ -73,6 +73,7 @@ from temporalio.converter import DataConverter
 from temporalio.worker import Worker
 
 from bench.bare_workflow import BareWorkflow, noop
+from bench.cpu import cpu_by_process
 from commerce_sync.api.app import create_app
 from commerce_sync.config.pairs import load_pairs
 from commerce_sync.config.settings import (
@@ -697,6 +698,7 @@ class BenchResult:
     load_before: float
     load_after: float
     budget_calls: dict[str, dict[str, int]]
+    cpu_s_per_order: dict[str, float]
     steps_failed: int
     wall_s: float = 0.0
 
@@ -753,8 +755,20 @@ async def run(args: argparse.Namespace) -> BenchResult:
 
             count = args.orders if args.duration is None else math.ceil(args.rate * args.duration)
             err.print(f"placing {count} orders ({', '.join(pairs)}) ...")
+            processes = {
+                "temporal": server.process.pid if server.process else None,
+                "worker": os.getpid(),
+                "api": api.process.pid,
+                "sandboxes": sandboxes.process.pid,
+            }
+            cpu_before = cpu_by_process(processes)
             placed = await place_all(sandbox, pairs, count, args.rate)
             await wait_synced(client, len(warm) + len(placed), args.timeout, "orders")
+            cpu_after = cpu_by_process(processes)
+            cpu_per_order = {
+                name: (cpu_after[name] - cpu_before.get(name, 0.0)) / len(placed)
+                for name in cpu_after
+            }
             calls = await api_calls(sandbox, placed)
             budget_calls = {
                 system: {
@@ -821,6 +835,7 @@ async def run(args: argparse.Namespace) -> BenchResult:
             load_before=load_before,
             load_after=os.getloadavg()[0],
             budget_calls=budget_calls,
+            cpu_s_per_order=cpu_per_order,
             steps_failed=steps_failed,
             wall_s=time.monotonic() - began,
         )
@@ -855,6 +870,9 @@ DEFINITIONS = (
     "API calls: requests in each sandbox's log (GET /{system}/_sandbox/requests) after the "
     "warm-up / orders through that system. Brightpearl answers a search that finds nothing "
     "with 404 (as the real API does), so lookups of new customers count as non-2xx there.",
+    "CPU seconds per order: user + system CPU time of each process (its children included) "
+    "from the first order placed to the last run awaiting shipment, over the orders; 'worker' "
+    "is the bench's own process, which also places the orders.",
     "budget calls: the worker's call budgets, warm-up included: calls granted at once, granted "
     "after queueing, and attempts that handed their place back (still queued 5 s before their "
     "attempt's timeout; retried in the same place, not failures); holds: throttle answers.",
@@ -909,6 +927,12 @@ def report(result: BenchResult, out: Console) -> None:
         f"{result.ceiling_workflows_per_s:.2f}  ({result.ceiling_window_s:.1f} s window)",
     )
     table.add_row("orders/s to the ceiling", f"{result.ratio_to_ceiling:.2f}")
+    if result.cpu_s_per_order:
+        table.add_row(
+            "CPU seconds per order: " + " / ".join(result.cpu_s_per_order),
+            " / ".join(f"{v:.3f}" for v in result.cpu_s_per_order.values())
+            + f"  (total {sum(result.cpu_s_per_order.values()):.3f})",
+        )
     table.add_row(
         "machine",
         f"{result.cpus} cores, 1-min load {result.load_before:.1f} -> {result.load_after:.1f}",
