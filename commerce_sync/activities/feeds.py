@@ -31,7 +31,7 @@ from commerce_sync.intake.missing_runs import (
 )
 from commerce_sync.intake.product_changes import pass_on_product_changes
 from commerce_sync.store.feeds import feed_mark, record_failure, record_read
-from commerce_sync.systems.errors import ConnectorError
+from commerce_sync.systems.errors import BudgetQueued, ConnectorError
 from commerce_sync.systems.ports import ErpPort, StorePort
 
 PAGE_SIZE = 100
@@ -134,6 +134,8 @@ class FeedActivities:
         since = mark - pair.feed.overlap
         try:
             seen, outcomes = await read_changes(pair, since)
+        except BudgetQueued:
+            raise  # nothing was sent (a budget hand-back): not the feed's error; it retries
         except (ConnectorError, RPCError) as exc:
             text = exc.message if isinstance(exc, RPCError) else str(exc)
             await asyncio.to_thread(
