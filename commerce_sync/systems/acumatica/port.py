@@ -58,14 +58,13 @@ class AcumaticaErpPort:
 
     async def unknown_skus(self, skus: list[str], pair: PairConfig) -> list[str]:
         """Stock items found are remembered for `stock_item_ttl_s` (the order's create
-        names them by `InventoryID`, so nothing else needs reading)."""
-        known = self._stock_items.found(skus)
-        missing = [sku for sku in skus if sku not in known]
-        if missing:
-            found = {product.sku: True for product in await self.client.get_stock_items(missing)}
-            self._stock_items.update(found)
-            known.update(found)
+        names them by `InventoryID`, so nothing else needs reading); runs asking for the
+        same SKU at the same time read it once."""
+        known = await self._stock_items.get_or_fetch(skus, self._read_stock_items)
         return [sku for sku in skus if sku not in known]
+
+    async def _read_stock_items(self, skus: list[str]) -> dict[str, bool]:
+        return {product.sku: True for product in await self.client.get_stock_items(skus)}
 
     async def find_customer_by_email(self, email: str, pair: PairConfig) -> str | None:
         customer = await self.client.find_customer_by_email(email)

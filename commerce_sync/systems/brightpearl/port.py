@@ -58,16 +58,15 @@ class BrightpearlErpPort:
         self._id_of: dict[str, str] = {}
 
     async def _order_product_ids(self, skus: list[str]) -> dict[str, int]:
-        """SKU -> product id of those that exist: the cached ones, the rest searched."""
-        known = self._order_products.found(skus)
-        missing = [sku for sku in skus if sku not in known]
-        if missing:
-            found = await self.client.find_products_by_sku(missing)
-            self._order_products.update(found)
-            known.update(found)
-            for sku, product_id in found.items():  # stock webhooks name these ids next
-                self._learn(str(product_id), sku)
-        return known
+        """SKU -> product id of those that exist: the cached ones, the rest searched (once,
+        however many runs ask for the same SKU at the same time)."""
+        return await self._order_products.get_or_fetch(skus, self._search_products)
+
+    async def _search_products(self, skus: list[str]) -> dict[str, int]:
+        found = await self.client.find_products_by_sku(skus)
+        for sku, product_id in found.items():  # stock webhooks name these ids next
+            self._learn(str(product_id), sku)
+        return found
 
     async def unknown_skus(self, skus: list[str], pair: PairConfig) -> list[str]:
         found = await self._order_product_ids(skus)
