@@ -36,8 +36,20 @@ def first_attempt() -> bool:
     return attempt == 1 or remembered(NOTHING_SENT_THROUGH) == str(attempt - 1)
 
 
-def note_handed_back(requests_sent: int) -> None:
+HANDED_BACK = "attempts:handed-back"
+"""Heartbeat memory key: how many attempts so far handed their budget place back."""
+
+
+def note_handed_back(requests_sent: int) -> int:
     """An attempt hands its place in a call budget back: when it sent nothing and was a
-    first attempt itself, its retry is one too."""
+    first attempt itself, its retry is one too.
+
+    Returns how many of the attempts so far ended otherwise (failed): a workflow whose
+    retry policy allows a number of attempts counts only those (`workflows/requeue.py`).
+    Without heartbeat memory every earlier attempt counts as failed."""
+    attempt = activity.info().attempt
     if requests_sent == 0 and first_attempt():
-        remember(NOTHING_SENT_THROUGH, str(activity.info().attempt))
+        remember(NOTHING_SENT_THROUGH, str(attempt))
+    handed_back = int(remembered(HANDED_BACK) or 0) + 1
+    remember(HANDED_BACK, str(handed_back))
+    return max(0, attempt - handed_back)

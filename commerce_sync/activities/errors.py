@@ -32,11 +32,23 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def to_application_error(exc: ConnectorError) -> ApplicationError:
+def to_application_error(
+    exc: ConnectorError, *, failed_attempts: int | None = None
+) -> ApplicationError:
+    """`failed_attempts`, given with a budget hand-back: the attempts so far that did not
+    hand back (`workflows/requeue.py` counts only those against a bounded retry)."""
     delay = timedelta(seconds=exc.retry_after_s) if exc.retry_after_s is not None else None
+    details: dict[str, object] = {
+        "system": exc.system,
+        "status": exc.status,
+        "field": exc.field,
+        "message": exc.message,
+    }
+    if failed_attempts is not None:
+        details["failed_attempts"] = failed_attempts
     return ApplicationError(
         str(exc),
-        {"system": exc.system, "status": exc.status, "field": exc.field, "message": exc.message},
+        details,
         type=type(exc).__name__,
         non_retryable=not exc.retryable,
         next_retry_delay=delay,
@@ -55,9 +67,8 @@ def classified(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
             # Still queued for the call budget, nothing sent: no failed step, and no answer
             # of the system's either way; the retry of an attempt that sent nothing at all
             # is a first attempt still (attempts.py).
-            if activity.in_activity():
-                note_handed_back(sent.count)
-            raise to_application_error(exc) from exc
+            failed = note_handed_back(sent.count) if activity.in_activity() else None
+            raise to_application_error(exc, failed_attempts=failed) from exc
         except ConnectorError as exc:
             STEPS_FAILED.labels(
                 system=exc.system, step=_step(), error_class=type(exc).__name__

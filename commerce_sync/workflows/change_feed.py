@@ -18,6 +18,7 @@ from temporalio.common import RetryPolicy
 with workflow.unsafe.imports_passed_through():
     from commerce_sync.contracts.activities import Feeds
     from commerce_sync.contracts.feeds import FeedPoll, FeedRead
+    from commerce_sync.workflows.requeue import execute_bounded
 
 READ_TIMEOUT = timedelta(minutes=5)
 # A few quick tries; past them the next tick of the schedule reads the same changes.
@@ -38,7 +39,7 @@ class ChangeFeedWorkflow:
             "customers": Feeds.read_customers,
             "catalog": Feeds.read_products,
         }[poll.entity]
-        read: FeedRead = await workflow.execute_activity(
+        read: FeedRead = await execute_bounded(
             activity.name,
             poll,
             result_type=activity.result_type,

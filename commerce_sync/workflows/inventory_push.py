@@ -76,6 +76,7 @@ with workflow.unsafe.imports_passed_through():
         StockWriteResult,
     )
     from commerce_sync.domain.pair_rules import InventoryRules, PairRules
+    from commerce_sync.workflows.requeue import execute_bounded
     from commerce_sync.workflows.saga import HEARTBEAT_TIMEOUT
 
 InputT = TypeVar("InputT")
@@ -693,8 +694,9 @@ class InventoryPushWorkflow:
         queue: str,
         time_limit: timedelta = LOOKUP_TIMEOUT,
     ) -> OutputT:
-        """An outside system's activity, tried `inventory.attempts` times."""
-        result: OutputT = await workflow.execute_activity(
+        """An outside system's activity, tried `inventory.attempts` times (budget
+        hand-backs not counted, `requeue.py`)."""
+        result: OutputT = await execute_bounded(
             ref.name,
             arg,
             result_type=ref.result_type,

@@ -23,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
     from commerce_sync.contracts.orders import ApprovalDecision, PendingApproval
     from commerce_sync.contracts.steps import AlertInput, DeadLetterInput
     from commerce_sync.domain.pair_rules import PairRules
+    from commerce_sync.workflows.requeue import execute_bounded
 
 InputT = TypeVar("InputT")
 OutputT = TypeVar("OutputT")
@@ -99,6 +100,17 @@ class PairSaga:
         queue: str | None,
         compensation: bool = False,
     ) -> OutputT:
+        if compensation:  # bounded: its budget hand-backs are not counted (requeue.py)
+            bounded: OutputT = await execute_bounded(
+                ref.name,
+                arg,
+                result_type=ref.result_type,
+                task_queue=queue or workflow.info().task_queue,
+                start_to_close_timeout=STEP_TIMEOUT,
+                heartbeat_timeout=HEARTBEAT_TIMEOUT,
+                retry_policy=COMPENSATION_RETRY,
+            )
+            return bounded
         result: OutputT = await workflow.execute_activity(
             ref.name,
             arg,
@@ -106,7 +118,7 @@ class PairSaga:
             task_queue=queue or workflow.info().task_queue,
             start_to_close_timeout=STEP_TIMEOUT,
             heartbeat_timeout=HEARTBEAT_TIMEOUT,
-            retry_policy=COMPENSATION_RETRY if compensation else STEP_RETRY,
+            retry_policy=STEP_RETRY,
         )
         return result
 
