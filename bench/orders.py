@@ -699,6 +699,7 @@ class BenchResult:
     load_after: float
     budget_calls: dict[str, dict[str, int]]
     cpu_s_per_order: dict[str, float]
+    cpu_s_per_bare_workflow: dict[str, float]
     steps_failed: int
     wall_s: float = 0.0
 
@@ -805,9 +806,16 @@ async def run(args: argparse.Namespace) -> BenchResult:
             bare_task = asyncio.create_task(run_workers([bare_worker], bare_stop))
             try:
                 await bare_runs(client, 1, activities, "bench-bare-warm-up")
+                bare_before = cpu_by_process(processes)
                 ceiling, ceiling_window = await asyncio.wait_for(
                     bare_runs(client, count, activities, "bench-bare"), args.timeout
                 )
+                bare_after = cpu_by_process(processes)
+                cpu_per_bare: dict[str, float] = {
+                    name: (bare_after[name] - bare_before.get(name, 0.0)) / count
+                    for name in ("temporal", "worker")
+                    if name in bare_after
+                }
             finally:
                 bare_stop.set()
                 await bare_task
@@ -836,6 +844,7 @@ async def run(args: argparse.Namespace) -> BenchResult:
             load_after=os.getloadavg()[0],
             budget_calls=budget_calls,
             cpu_s_per_order=cpu_per_order,
+            cpu_s_per_bare_workflow=cpu_per_bare,
             steps_failed=steps_failed,
             wall_s=time.monotonic() - began,
         )
@@ -872,7 +881,8 @@ DEFINITIONS = (
     "with 404 (as the real API does), so lookups of new customers count as non-2xx there.",
     "CPU seconds per order: user + system CPU time of each process (its children included) "
     "from the first order placed to the last run awaiting shipment, over the orders; 'worker' "
-    "is the bench's own process, which also places the orders.",
+    "is the bench's own process, which also places the orders. Per bare workflow: the same "
+    "over the ceiling's run (the API and sandboxes are idle then).",
     "budget calls: the worker's call budgets, warm-up included: calls granted at once, granted "
     "after queueing, and attempts that handed their place back (still queued 5 s before their "
     "attempt's timeout; retried in the same place, not failures); holds: throttle answers.",
@@ -932,6 +942,12 @@ def report(result: BenchResult, out: Console) -> None:
             "CPU seconds per order: " + " / ".join(result.cpu_s_per_order),
             " / ".join(f"{v:.3f}" for v in result.cpu_s_per_order.values())
             + f"  (total {sum(result.cpu_s_per_order.values()):.3f})",
+        )
+    if result.cpu_s_per_bare_workflow:
+        table.add_row(
+            "CPU seconds per bare workflow: " + " / ".join(result.cpu_s_per_bare_workflow),
+            " / ".join(f"{v:.3f}" for v in result.cpu_s_per_bare_workflow.values())
+            + f"  (total {sum(result.cpu_s_per_bare_workflow.values()):.3f})",
         )
     table.add_row(
         "machine",
