@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Engine
@@ -61,13 +62,18 @@ def resolve_dead_letters(engine: Engine, business_key: str, note: str) -> int:
 
 def resolve_dead_letters_in(session: Session, business_key: str, note: str) -> int:
     """`resolve_dead_letters` within the caller's transaction."""
-    now = utc_now()
     letters = session.exec(
         select(DeadLetter).where(
             DeadLetter.business_key == business_key,
             DeadLetter.status != DeadLetterStatus.RESOLVED,
         )
     ).all()
+    _mark_resolved(session, letters, note)
+    return len(letters)
+
+
+def _mark_resolved(session: Session, letters: Sequence[DeadLetter], note: str) -> None:
+    now = utc_now()
     for letter in letters:
         letter.status = DeadLetterStatus.RESOLVED
         letter.resolved_at = letter.updated_at = now
@@ -76,7 +82,6 @@ def resolve_dead_letters_in(session: Session, business_key: str, note: str) -> i
             {"at": now.isoformat(), "event": "resolved", "note": note},
         ]
         session.add(letter)
-    return len(letters)
 
 
 def open_dead_letters(engine: Engine, business_key: str | None = None) -> list[DeadLetter]:
@@ -188,15 +193,7 @@ def unresolved_inventory_skus(engine: Engine, pair: str) -> list[str]:
 
 def resolve_inventory_letters(engine: Engine, pair: str, skus: list[str], note: str) -> int:
     """Resolve the open or replayed letters of these SKUs (a push wrote them); idempotent."""
-    now = utc_now()
     with session_scope(engine) as session:
         letters = _unresolved_inventory_letters(session, pair, skus)
-        for letter in letters:
-            letter.status = DeadLetterStatus.RESOLVED
-            letter.resolved_at = letter.updated_at = now
-            letter.history = [
-                *letter.history,
-                {"at": now.isoformat(), "event": "resolved", "note": note},
-            ]
-            session.add(letter)
+        _mark_resolved(session, letters, note)
         return len(letters)

@@ -100,25 +100,16 @@ class PairSaga:
         queue: str | None,
         compensation: bool = False,
     ) -> OutputT:
-        if compensation:  # bounded: its budget hand-backs are not counted (requeue.py)
-            bounded: OutputT = await execute_bounded(
-                ref.name,
-                arg,
-                result_type=ref.result_type,
-                task_queue=queue or workflow.info().task_queue,
-                start_to_close_timeout=STEP_TIMEOUT,
-                heartbeat_timeout=HEARTBEAT_TIMEOUT,
-                retry_policy=COMPENSATION_RETRY,
-            )
-            return bounded
-        result: OutputT = await workflow.execute_activity(
+        # A compensation's retry is bounded: its budget hand-backs are not counted
+        # (requeue.py); a step's is not, and goes through the same call unchanged.
+        result: OutputT = await execute_bounded(
             ref.name,
             arg,
             result_type=ref.result_type,
             task_queue=queue or workflow.info().task_queue,
             start_to_close_timeout=STEP_TIMEOUT,
             heartbeat_timeout=HEARTBEAT_TIMEOUT,
-            retry_policy=STEP_RETRY,
+            retry_policy=COMPENSATION_RETRY if compensation else STEP_RETRY,
         )
         return result
 

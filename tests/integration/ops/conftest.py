@@ -3,6 +3,7 @@ alerts pointed at a local HTTP receiver, metrics ports open and a tracing client
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -20,6 +21,13 @@ from temporalio.client import Client
 
 from tests.integration.ops.ops_stack import OpsStack, Receiver, ops_settings, running_ops
 from tests.integration.orders.order_stack import stack_settings
+
+
+@pytest.fixture
+def executor() -> Iterator[concurrent.futures.ThreadPoolExecutor]:
+    """Threads for the activities of a test's own worker."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+        yield pool
 
 
 @pytest.fixture

@@ -19,10 +19,8 @@ import asyncio
 import concurrent.futures
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 
-import pytest
 from temporalio import activity, workflow
 from temporalio.client import Client
 from temporalio.common import RetryPolicy
@@ -86,12 +84,6 @@ class AttemptMemoryProbeWorkflow:
             ),
         )
         return found
-
-
-@pytest.fixture
-def executor() -> Iterator[concurrent.futures.ThreadPoolExecutor]:
-    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
-        yield pool
 
 
 async def test_a_retry_finds_what_its_earlier_attempts_remembered(

@@ -12,15 +12,12 @@ production ones, on a real database and against the Brightpearl sandbox.
 from __future__ import annotations
 
 import concurrent.futures
-import time
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import httpx
-import pytest
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine
 from temporalio import workflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
@@ -32,15 +29,10 @@ from commerce_sync.config.settings import Settings
 from commerce_sync.contracts.steps import CustomerCreate, CustomerCreated
 from commerce_sync.domain.models import Customer
 from commerce_sync.ops.heartbeat import HeartbeatInterceptor
-from commerce_sync.store.budgets import TABLE
-from commerce_sync.systems.budget import DEADLINE_MARGIN_S
 from commerce_sync.worker import Ports
-from tests.integration.orders.order_stack import eventually
+from tests.integration.ops.budget_probe import ATTEMPT, HELD, free_after_hand_backs
 
 SYSTEM, PAIR = "brightpearl", "kentico-brightpearl"
-ATTEMPT = timedelta(seconds=DEADLINE_MARGIN_S + 1)
-"""Each attempt may wait one second for the budget before it hands its place back."""
-HELD = time.time() + 10 * 365 * 24 * 3600  # until the test frees the budget itself
 SEARCH = "contact-service/contact-search"
 CONTACT_POST = "contact-service/contact"
 
@@ -58,12 +50,6 @@ class BudgetFirstAttemptProbeWorkflow:
             retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1)),
         )
         return created.customer_id
-
-
-@pytest.fixture
-def executor() -> Iterator[concurrent.futures.ThreadPoolExecutor]:
-    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
-        yield pool
 
 
 def new_customer() -> CustomerCreate:
@@ -128,12 +114,7 @@ async def test_a_retry_after_hand_backs_alone_creates_as_a_first_attempt(
                 task_queue=queue,
             )
 
-            async def handed_back_twice() -> bool:
-                return budget.counts.gave_up >= 2
-
-            await eventually(handed_back_twice, 60, "two attempts to hand their place back")
-            with engine.begin() as conn:  # the budget frees
-                conn.execute(update(TABLE).where(TABLE.c.system == SYSTEM).values(ready_at=0.0))
+            await free_after_hand_backs(budget, engine, 2)  # then the budget frees
             assert (await handle.result()).isdigit()
             went_through = await attempt_that_went_through(handle)
     finally:

@@ -13,15 +13,12 @@ COMMERCE_SYNC_TEST_POSTGRES_URL is set).
 from __future__ import annotations
 
 import concurrent.futures
-import time
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 
 import httpx
-import pytest
 from prometheus_client import REGISTRY
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, select
 from temporalio import workflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.failure.v1 import Failure
@@ -33,15 +30,11 @@ from commerce_sync.config.pairs import load_pairs
 from commerce_sync.config.settings import Settings
 from commerce_sync.contracts.catalog import StoreProductRef
 from commerce_sync.ops.heartbeat import HeartbeatInterceptor
-from commerce_sync.store.budgets import RUNS, TABLE
-from commerce_sync.systems.budget import DEADLINE_MARGIN_S
+from commerce_sync.store.budgets import RUNS
 from commerce_sync.worker import Ports
-from tests.integration.orders.order_stack import eventually
+from tests.integration.ops.budget_probe import ATTEMPT, HELD, free_after_hand_backs
 
 SYSTEM, PAIR = "xcart", "xcart-acumatica"
-ATTEMPT = timedelta(seconds=DEADLINE_MARGIN_S + 1)
-"""Each attempt may wait one second for the budget before it hands its place back."""
-HELD = time.time() + 10 * 365 * 24 * 3600  # until the test frees the budget itself
 
 
 @workflow.defn(name="BudgetRequeueProbe", sandboxed=False)
@@ -56,12 +49,6 @@ class BudgetRequeueProbeWorkflow:
             retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1)),
         )
         return found is not None
-
-
-@pytest.fixture
-def executor() -> Iterator[concurrent.futures.ThreadPoolExecutor]:
-    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
-        yield pool
 
 
 def failure_types(failure: Failure) -> list[str]:
@@ -117,12 +104,7 @@ async def test_a_call_queued_past_its_attempt_is_requeued_not_failed(
                 task_queue=queue,
             )
 
-            async def handed_back_twice() -> bool:
-                return budget.counts.gave_up >= 2
-
-            await eventually(handed_back_twice, 60, "two attempts to hand their place back")
-            with engine.begin() as conn:  # the budget frees
-                conn.execute(update(TABLE).where(TABLE.c.system == SYSTEM).values(ready_at=0.0))
+            await free_after_hand_backs(budget, engine, 2)  # then the budget frees
             assert await handle.result() is False  # no such product: the read went out
             history = await handle.fetch_history()
     finally:

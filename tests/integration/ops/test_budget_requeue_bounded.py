@@ -13,15 +13,13 @@ against the Brightpearl sandbox. Its history is replayed, patch marker included.
 from __future__ import annotations
 
 import concurrent.futures
-import time
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine
 from temporalio import workflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowFailureError
@@ -33,17 +31,12 @@ from commerce_sync.config.pairs import load_pairs
 from commerce_sync.config.settings import Settings
 from commerce_sync.contracts.steps import CustomerLookup
 from commerce_sync.ops.heartbeat import HeartbeatInterceptor
-from commerce_sync.store.budgets import TABLE
-from commerce_sync.systems.budget import DEADLINE_MARGIN_S
 from commerce_sync.worker import Ports
 from commerce_sync.workflows.requeue import REQUEUE_PATCH, execute_bounded
-from tests.integration.orders.order_stack import eventually
+from tests.integration.ops.budget_probe import ATTEMPT, HELD, free_after_hand_backs
 
 SYSTEM, PAIR = "brightpearl", "kentico-brightpearl"
-ATTEMPT = timedelta(seconds=DEADLINE_MARGIN_S + 1)
-"""Each attempt may wait one second for the budget before it hands its place back."""
 TWO_ATTEMPTS = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=2)
-HELD = time.time() + 10 * 365 * 24 * 3600  # until the test frees the budget itself
 
 
 @workflow.defn(name="BoundedRequeueProbe", sandboxed=False)
@@ -60,12 +53,6 @@ class BoundedRequeueProbeWorkflow:
             retry_policy=TWO_ATTEMPTS,
         )
         return found or "none"
-
-
-@pytest.fixture
-def executor() -> Iterator[concurrent.futures.ThreadPoolExecutor]:
-    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
-        yield pool
 
 
 def lookup() -> CustomerLookup:
@@ -123,12 +110,7 @@ async def test_hand_backs_beyond_the_attempts_allowed_are_scheduled_again(
                 result_type=str,
             )
 
-            async def handed_back_thrice() -> bool:
-                return budget.counts.gave_up >= 3
-
-            await eventually(handed_back_thrice, 90, "three attempts to hand their place back")
-            with engine.begin() as conn:  # the budget frees
-                conn.execute(update(TABLE).where(TABLE.c.system == SYSTEM).values(ready_at=0.0))
+            await free_after_hand_backs(budget, engine, 3, timeout_s=90)  # then the budget frees
             assert await handle.result() == "none"  # nobody has that e-mail
     finally:
         await ports.aclose()

@@ -22,11 +22,10 @@ from __future__ import annotations
 
 import concurrent.futures
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 import httpx
-import pytest
 from sqlalchemy import Engine, update
 from temporalio import workflow
 from temporalio.client import Client, WorkflowHandle
@@ -65,12 +64,6 @@ class FairBudgetProbeWorkflow:
                 heartbeat_timeout=timedelta(seconds=15),
             )
         return len(steps)
-
-
-@pytest.fixture
-def executor() -> Iterator[concurrent.futures.ThreadPoolExecutor]:
-    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
-        yield pool
 
 
 async def until(check: Callable[[], bool], what: str) -> None:

@@ -14,10 +14,8 @@ import asyncio
 import concurrent.futures
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 
-import pytest
 from temporalio import activity, workflow
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.common import RetryPolicy
@@ -57,12 +55,6 @@ class HeartbeatProbeWorkflow:
             retry_policy=RetryPolicy(maximum_attempts=1),
         )
         return result
-
-
-@pytest.fixture
-def executor() -> Iterator[concurrent.futures.ThreadPoolExecutor]:
-    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
-        yield pool
 
 
 def probe_worker(
