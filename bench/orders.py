@@ -89,7 +89,7 @@ from commerce_sync.contracts.orders import OrderSyncStatus, SyncState
 from commerce_sync.contracts.search_attributes import dev_server_flags
 from commerce_sync.ops.temporal_client import data_converter
 from commerce_sync.store.db import make_engine, migrate
-from commerce_sync.worker import Ports, build_workers, run_workers
+from commerce_sync.worker import Ports, build_workers, run_workers, workflow_runner
 from sandboxes.embedded import temporal_binary
 from sandboxes.server import (
     SANDBOX_SYSTEMS,
@@ -800,8 +800,12 @@ async def run(args: argparse.Namespace) -> BenchResult:
             activities = max(per_pair.values())
             err.print(f"raw ceiling: {count} bare workflows of {activities} activities ...")
             bare_stop = asyncio.Event()
-            bare_worker = Worker(
-                client, task_queue=BARE_TASK_QUEUE, workflows=[BareWorkflow], activities=[noop]
+            bare_worker = Worker(  # the same workflow runner as the order runs'
+                client,
+                task_queue=BARE_TASK_QUEUE,
+                workflows=[BareWorkflow],
+                activities=[noop],
+                workflow_runner=workflow_runner(),
             )
             bare_task = asyncio.create_task(run_workers([bare_worker], bare_stop))
             try:

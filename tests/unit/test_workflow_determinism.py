@@ -1,0 +1,86 @@
+"""Workflow modules make no non-deterministic call (README, "Workflows").
+
+The worker passes every module through its workflow sandbox (`commerce_sync.worker.
+workflow_runner`), so a name a workflow module binds at import, such as `datetime`, is
+the real one: the sandbox would not refuse `datetime.now()` written there. This reads
+each module's source instead: it imports only what a workflow may use, and calls
+nothing that reads the clock, randomness, the environment or files. (Imports of I/O
+libraries are also refused by the default sandbox, tests/integration/
+test_workflow_sandbox.py; which rooms a workflow may import, tests/unit/test_layout.py.)
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+WORKFLOWS = Path(__file__).resolve().parents[2] / "commerce_sync" / "workflows"
+
+ALLOWED_IMPORTS = {
+    *("__future__", "asyncio", "collections", "dataclasses", "datetime", "decimal"),
+    *("enum", "functools", "itertools", "math", "re", "typing"),
+    *("temporalio", "commerce_sync"),
+}
+# `datetime.now()`, `date.today()` and the like: `workflow.now()` is the run's clock.
+CLOCK_READS = {"now", "utcnow", "today"}
+FORBIDDEN_CALLS = {"open", "input", "hash", "id", "eval", "exec", "breakpoint"}
+
+
+def offences(source: str) -> list[str]:
+    """What in this source a workflow must not do, one line each."""
+    found: list[str] = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            for name in names:
+                if name.split(".")[0] not in ALLOWED_IMPORTS:
+                    found.append(f"line {node.lineno}: imports {name}")
+        if (
+            isinstance(node, ast.Attribute)
+            and node.attr in CLOCK_READS
+            and ast.unparse(node.value) != "workflow"
+        ):
+            found.append(f"line {node.lineno}: reads the clock ({ast.unparse(node)})")
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in FORBIDDEN_CALLS
+        ):
+            found.append(f"line {node.lineno}: calls {node.func.id}()")
+    return found
+
+
+@pytest.mark.parametrize("module", sorted(p.name for p in WORKFLOWS.glob("*.py")))
+def test_a_workflow_module_makes_no_non_deterministic_call(module: str) -> None:
+    source = (WORKFLOWS / module).read_text(encoding="utf-8")
+    assert offences(source) == []
+
+
+@pytest.mark.parametrize(
+    ("source", "offence"),
+    [
+        ("from datetime import datetime\nstarted = datetime.now()", "reads the clock"),
+        ("import datetime\nday = datetime.date.today()", "reads the clock"),
+        ("import random", "imports random"),
+        ("import httpx", "imports httpx"),
+        ("from uuid import uuid4", "imports uuid"),
+        ("text = open('rules.toml').read()", "calls open()"),
+        ("bucket = hash('sku') % 4", "calls hash()"),
+    ],
+)
+def test_what_the_check_refuses(source: str, offence: str) -> None:
+    assert [line for line in offences(source) if offence in line]
+
+
+def test_what_a_workflow_may_write() -> None:
+    source = (
+        "from datetime import timedelta\n"
+        "from temporalio import workflow\n"
+        "now = workflow.now()\n"
+        "later = now + timedelta(minutes=5)\n"
+    )
+    assert offences(source) == []
