@@ -1,4 +1,4 @@
-"""Workflow modules make no non-deterministic call (README, "Workflows").
+"""Workflow modules make no non-deterministic call (README, "Layout").
 
 The worker passes every module through its workflow sandbox (`commerce_sync.worker.
 workflow_runner`), so a name a workflow module binds at import, such as `datetime`, is
