@@ -199,6 +199,7 @@ def plan_replay(letter: DeadLetter, edited: Mapping[str, Any] | None) -> ReplayP
                 store_order_id=payload.store_order_id,
                 trigger="replay",
                 corrections=corrections,
+                searchable_at_start=True,  # the route's search, order_search's
             ),
         )
         _same_key(route, letter)

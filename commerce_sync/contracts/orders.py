@@ -95,6 +95,12 @@ class OrderSyncInput(BaseModel):
         description="the pair's rules as the starter read them from pairs.toml, recorded with"
         " the start; None: the run reads them first (`config.pair`), one step more",
     )
+    searchable_at_start: bool = Field(
+        default=False,
+        description="the starter set IntegrationPair, StoreOrderId and SyncState=validating"
+        " with the start (`intake/routing.py` `order_search`), so the run does not upsert"
+        " them again; False (runs started before): the run upserts them first",
+    )
 
 
 class ApprovalDecision(BaseModel):

@@ -35,7 +35,7 @@ from commerce_sync.contracts.inventory import (
     PushRequest,
     StockChanged,
 )
-from commerce_sync.contracts.orders import CancelRequest, OrderSyncInput
+from commerce_sync.contracts.orders import CancelRequest, OrderSyncInput, SyncState
 from commerce_sync.contracts.returns import ReturnSyncInput
 from commerce_sync.domain.pair_rules import PairRules
 from commerce_sync.intake.bodies import MAX_IDS, AcumaticaPush, BrightpearlEvent, StoreEvent
@@ -70,7 +70,26 @@ class Route:
 
 
 def order_search(pair: str, store_order_id: str) -> dict[str, str]:
-    return {"IntegrationPair": pair, "StoreOrderId": store_order_id}
+    """An order run's search attributes, set with its start: each one a run upserts
+    itself is one more visibility write of the Temporal server (about 4 ms of its CPU)."""
+    return {
+        "IntegrationPair": pair,
+        "StoreOrderId": store_order_id,
+        "SyncState": SyncState.VALIDATING.value,
+    }
+
+
+def order_input(
+    pair: str, store_order_id: str, trigger: str = "webhook", rules: PairRules | None = None
+) -> OrderSyncInput:
+    """An order run's input, started with `order_search`'s attributes."""
+    return OrderSyncInput(
+        pair=pair,
+        store_order_id=store_order_id,
+        trigger=trigger,
+        rules=rules,
+        searchable_at_start=True,
+    )
 
 
 def order_start_route(
@@ -78,7 +97,7 @@ def order_start_route(
 ) -> Route:
     """The start of an order's sync run: a store's `order.created`, and `resync orders`.
     With the pair's `rules` the run starts with them instead of reading them first."""
-    arg = OrderSyncInput(pair=pair, store_order_id=store_order_id, trigger=trigger, rules=rules)
+    arg = order_input(pair, store_order_id, trigger, rules)
     return Route(
         "OrderSync",
         order_workflow_id(pair, store_order_id),
@@ -95,7 +114,7 @@ def order_cancel_route(
     return Route(
         "OrderSync",
         order_workflow_id(pair, store_order_id),
-        OrderSyncInput(pair=pair, store_order_id=store_order_id, trigger=trigger, rules=rules),
+        order_input(pair, store_order_id, trigger, rules),
         "cancel",
         CancelRequest(),
         order_search(pair, store_order_id),
@@ -128,7 +147,7 @@ def store_routes(event: StoreEvent, pairs: dict[str, PairConfig]) -> list[Route]
         if not event.type.startswith("order."):
             continue  # customers have no process yet: recorded, not started
         rules = rules_of(pair)
-        arg = OrderSyncInput(pair=pair.id, store_order_id=order_id, rules=rules)
+        arg = order_input(pair.id, order_id, rules=rules)
         search = order_search(pair.id, order_id)
         workflow_id = order_workflow_id(pair.id, order_id)
         if event.type == "order.created":

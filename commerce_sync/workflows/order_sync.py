@@ -201,13 +201,16 @@ class OrderSyncWorkflow(PairSaga):
     @workflow.run
     async def run(self, input: OrderSyncInput) -> OrderSyncStatus:
         self._folded = workflow.patched(BOOKKEEPING_PATCH)
-        workflow.upsert_search_attributes(
-            [
-                sa.INTEGRATION_PAIR.value_set(input.pair),
-                sa.STORE_ORDER_ID.value_set(input.store_order_id),
-            ]
-        )
-        self._set_state(SyncState.VALIDATING)
+        if input.searchable_at_start:  # recorded with the start: either way replays
+            self._status.state = SyncState.VALIDATING  # as the starter set it
+        else:
+            workflow.upsert_search_attributes(
+                [
+                    sa.INTEGRATION_PAIR.value_set(input.pair),
+                    sa.STORE_ORDER_ID.value_set(input.store_order_id),
+                ]
+            )
+            self._set_state(SyncState.VALIDATING)
         # Started with the pair's rules (webhooks, resync), or reading them first (runs
         # started before starters passed them, dead-letter replays): the input, recorded
         # with the start, decides, so either replays.

@@ -44,6 +44,23 @@ async def scheduled_activities(stack: Stack, workflow_id: str) -> list[str]:
     ]
 
 
+async def search_attribute_writes(stack: Stack, workflow_id: str) -> list[dict[str, str]]:
+    """The search attributes the run's start set, then each upsert's, in order."""
+    history = await stack.client.get_workflow_handle(workflow_id).fetch_history()
+    writes: list[dict[str, str]] = []
+    for event in history.events:
+        if event.HasField("workflow_execution_started_event_attributes"):
+            fields = event.workflow_execution_started_event_attributes.search_attributes
+        elif event.HasField("upsert_workflow_search_attributes_event_attributes"):
+            fields = event.upsert_workflow_search_attributes_event_attributes.search_attributes
+        else:
+            continue
+        writes.append(
+            {name: payload.data.decode() for name, payload in fields.indexed_fields.items()}
+        )
+    return writes
+
+
 @pytest.mark.parametrize("pair", list(PAIRS))
 async def test_order_syncs_once_and_tracking_reaches_the_store(stack: Stack, pair: str) -> None:
     store, erp = PAIRS[pair]
@@ -113,3 +130,14 @@ async def test_order_syncs_once_and_tracking_reaches_the_store(stack: Stack, pai
         return [execution.id async for execution in stack.client.list_workflows(query)]
 
     assert await eventually(found, what=query) == [f"order:{pair}:{order_id}"]
+    # The webhook's start set the pair, the order id and the first state; the run upserts
+    # only what it learns (each upsert is a visibility write of the server).
+    started, *upserts = await search_attribute_writes(stack, f"order:{pair}:{order_id}")
+    assert started == {
+        "IntegrationPair": f'"{pair}"',
+        "StoreOrderId": f'"{order_id}"',
+        "SyncState": '"validating"',
+    }
+    upserted = {name for upsert in upserts for name in upsert}
+    assert not upserted & {"IntegrationPair", "StoreOrderId"}, upserts
+    assert '"validating"' not in [upsert.get("SyncState") for upsert in upserts], upserts
