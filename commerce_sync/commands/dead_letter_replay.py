@@ -40,7 +40,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from commerce_sync.commands.inventory_control import new_request_id, push_status
 from commerce_sync.contracts.inventory import PushMode, PushPhase, PushRequest
-from commerce_sync.contracts.orders import OrderCorrections, OrderSyncInput
+from commerce_sync.contracts.orders import OrderCorrections
 from commerce_sync.intake.dispatch import dispatch
 from commerce_sync.intake.routing import (
     Route,
@@ -193,14 +193,7 @@ def plan_replay(letter: DeadLetter, edited: Mapping[str, Any] | None) -> ReplayP
             ]
         route = order_start_route(letter.pair, payload.store_order_id, trigger="replay")
         route = dataclasses.replace(
-            route,
-            arg=OrderSyncInput(
-                pair=letter.pair,
-                store_order_id=payload.store_order_id,
-                trigger="replay",
-                corrections=corrections,
-                searchable_at_start=True,  # the route's search, order_search's
-            ),
+            route, arg=route.arg.model_copy(update={"corrections": corrections})
         )
         _same_key(route, letter)
         return ReplayPlan(route, sorted(changed))

@@ -120,6 +120,7 @@ class SharedBucket:
         now = bindparam("now", type_=Float)
         priority = bindparam("priority", type_=Integer)
         since = bindparam("since", type_=Float)
+        until = bindparam("until", type_=Float)
         ahead = exists().where(
             waiter.system == self.system,
             waiter.holder != self.holder,
@@ -145,17 +146,17 @@ class SharedBucket:
             update(WAITERS)
             .where(mine)
             .values(
-                priority=bindparam("priority", type_=Integer),
-                since=bindparam("since", type_=Float),
-                expires_at=bindparam("until", type_=Float),
+                priority=priority,
+                since=since,
+                expires_at=until,
             )
         )
         self._enter = WAITERS.insert().values(
             system=self.system,
             holder=self.holder,
-            priority=bindparam("priority", type_=Integer),
-            since=bindparam("since", type_=Float),
-            expires_at=bindparam("until", type_=Float),
+            priority=priority,
+            since=since,
+            expires_at=until,
         )
 
     def _ensure_row(self) -> None:
