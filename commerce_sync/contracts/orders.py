@@ -83,6 +83,11 @@ class OrderCorrections(BaseModel):
         return order.model_copy(update=update, deep=True)
 
 
+ORDER_RUN_PATCH_LEVEL = 2
+"""The order run's patches (`workflows/order_sync.py` `PATCH_LEVELS`) that today's
+starters know: a run started with this level takes them without asking its history."""
+
+
 class OrderSyncInput(BaseModel):
     pair: str
     store_order_id: str
@@ -100,6 +105,14 @@ class OrderSyncInput(BaseModel):
         description="the starter set IntegrationPair, StoreOrderId and SyncState=validating"
         " with the start (`intake/routing.py` `order_search`), so the run does not upsert"
         " them again; False (runs started before): the run upserts them first",
+    )
+    patch_level: int = Field(
+        default=0,
+        ge=0,
+        description="the order run's patches up to this level were in the starter's code"
+        " (`ORDER_RUN_PATCH_LEVEL`), so the run takes their new branches without asking its"
+        " history and records no patch marker, nor the TemporalChangeVersion upsert each"
+        " marker brings; 0 (runs started before): each patch is asked as it was",
     )
 
 

@@ -35,7 +35,12 @@ from commerce_sync.contracts.inventory import (
     PushRequest,
     StockChanged,
 )
-from commerce_sync.contracts.orders import CancelRequest, OrderSyncInput, SyncState
+from commerce_sync.contracts.orders import (
+    ORDER_RUN_PATCH_LEVEL,
+    CancelRequest,
+    OrderSyncInput,
+    SyncState,
+)
 from commerce_sync.contracts.returns import ReturnSyncInput
 from commerce_sync.domain.pair_rules import PairRules
 from commerce_sync.intake.bodies import MAX_IDS, AcumaticaPush, BrightpearlEvent, StoreEvent
@@ -89,6 +94,7 @@ def order_input(
         trigger=trigger,
         rules=rules,
         searchable_at_start=True,
+        patch_level=ORDER_RUN_PATCH_LEVEL,
     )
 
 

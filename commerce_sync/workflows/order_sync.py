@@ -120,6 +120,11 @@ BOOKKEEPING_PATCH = "fold-order-bookkeeping"
 # both False: each create sent once and answered) looks for none, and waits for the
 # shipment as runs did before the twin check. Asked only by such a run.
 NO_TWIN_CHECK_AFTER_CLEAN_CREATES_PATCH = "no-twin-check-after-clean-creates"
+# Each patch's level: a run whose starter had it (`OrderSyncInput.patch_level`, recorded
+# with the start) takes its new branch without asking, so it records no marker and sdk-core
+# adds no `TemporalChangeVersion` upsert (a visibility write each). A new patch gets the
+# next level, and `ORDER_RUN_PATCH_LEVEL` becomes that level in the same change.
+PATCH_LEVELS = {BOOKKEEPING_PATCH: 1, NO_TWIN_CHECK_AFTER_CLEAN_CREATES_PATCH: 2}
 
 
 class OrderCancelled(Exception):
@@ -158,6 +163,7 @@ class OrderSyncWorkflow(PairSaga):
         self._store_notes: tuple[str | None, int] = (None, 0)
         # The run has BOOKKEEPING_PATCH (asked once, at its start).
         self._folded = False
+        self._patch_level = input.patch_level
         # The assessment made beside the ERP check (folded runs), weighed both ways.
         self._assessment: OrderAssessment | None = None
 
@@ -200,7 +206,7 @@ class OrderSyncWorkflow(PairSaga):
 
     @workflow.run
     async def run(self, input: OrderSyncInput) -> OrderSyncStatus:
-        self._folded = workflow.patched(BOOKKEEPING_PATCH)
+        self._folded = self._has(BOOKKEEPING_PATCH)
         if input.searchable_at_start:  # recorded with the start: either way replays
             self._status.state = SyncState.VALIDATING  # as the starter set it
         else:
@@ -670,7 +676,7 @@ class OrderSyncWorkflow(PairSaga):
         if (
             checks_twins
             and not (self._order_twin_possible or self._customer_twin_possible)
-            and workflow.patched(NO_TWIN_CHECK_AFTER_CLEAN_CREATES_PATCH)
+            and self._has(NO_TWIN_CHECK_AFTER_CLEAN_CREATES_PATCH)
         ):
             checks_twins = False  # each create was sent once and answered: no twin exists
         # A create whose answer was lost has landed `duplicate_check_after` later (requests
@@ -805,6 +811,10 @@ class OrderSyncWorkflow(PairSaga):
             raise OrderCancelled(self._cancel.reason)
 
     # ---- helpers -------------------------------------------------------------------
+
+    def _has(self, patch_id: str) -> bool:
+        """A levelled patch (`PATCH_LEVELS`): taken when the starter had it, else asked."""
+        return self._patch_level >= PATCH_LEVELS[patch_id] or workflow.patched(patch_id)
 
     def _patched(self, patch_id: str) -> bool:
         """An earlier patch: always taken by a folded run (which records no marker of it),

@@ -11,6 +11,7 @@ import ast
 import base64
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from temporalio.client import WorkflowHistory
@@ -18,7 +19,9 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from commerce_sync import workflows
+from commerce_sync.contracts.orders import ORDER_RUN_PATCH_LEVEL
 from commerce_sync.worker import WORKFLOWS
+from commerce_sync.workflows.order_sync import PATCH_LEVELS
 
 HISTORIES = sorted((Path(__file__).parents[1] / "histories").glob("*.json"))
 WORKFLOW_SOURCES = sorted(Path(workflows.__file__).parent.glob("*.py"))
@@ -80,7 +83,7 @@ def patched_ids(source: Path) -> set[str]:
         if (
             isinstance(node, ast.Call)
             and isinstance(node.func, ast.Attribute)
-            and node.func.attr in ("patched", "_patched")
+            and node.func.attr in ("patched", "_patched", "_has")
             and node.args
         ):
             arg = node.args[0]
@@ -113,6 +116,26 @@ def test_every_patch_has_a_history_that_takes_it() -> None:
     assert "customer-email-search-value" in declared  # the scan finds them at all
     recorded = set().union(*(recorded_patch_ids(path) for path in HISTORIES))
     assert declared - recorded == set(), "re-record with tests/histories/record*.py"
+
+
+def started_input(path: Path) -> dict[str, Any]:
+    """The first input of a recorded run (recorded without the payload codec)."""
+    started = json.loads(path.read_text())["events"][0]["workflowExecutionStartedEventAttributes"]
+    found: dict[str, Any] = json.loads(base64.b64decode(started["input"]["payloads"][0]["data"]))
+    return found
+
+
+def test_patch_levels_are_counted_and_a_history_takes_them_all_without_asking() -> None:
+    """A run started with today's `patch_level` takes every levelled patch without a
+    marker; a recorded one shows that branch replays (the older ones, the markers')."""
+    assert sorted(PATCH_LEVELS.values()) == list(range(1, ORDER_RUN_PATCH_LEVEL + 1))
+    levels = [
+        started_input(path).get("patch_level", 0)
+        for path in HISTORIES
+        if path.stem.startswith("OrderSync-")
+    ]
+    assert ORDER_RUN_PATCH_LEVEL in levels
+    assert 0 in levels
 
 
 def load(path: Path) -> WorkflowHistory:
