@@ -98,6 +98,12 @@ RESOLVE_LETTERS_PATCH = "resolve-inventory-dead-letters-per-sku"
 # already had at the right quantity was not written, so no order's decrement was
 # overwritten, and a cycle that wrote nothing lists the store's orders once, not twice.
 VERIFY_WRITTEN_PATCH = "verify-only-written-skus"
+# Runs recorded before this checked every SKU the cycle wrote in each verification round;
+# now a round checks only the SKUs the round before it wrote (the cycle's own writes, then
+# each correction's). An order placed after a round's listing came after every write but
+# that round's correction, so only those SKUs can have had a decrement overwritten, and a
+# round whose correction found the store right (nothing written) ends the verification.
+VERIFY_LAST_WRITES_PATCH = "verify-only-the-last-rounds-writes"
 DB_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
@@ -547,6 +553,7 @@ class InventoryPushWorkflow:
         what the ERP answered: write their SKUs again until a listing finds none new."""
         if not base:
             return ""
+        last_writes_only = workflow.patched(VERIFY_LAST_WRITES_PATCH)
         for _ in range(VERIFY_ROUNDS):
             grown = await self._refresh_after()
             if grown is None:
@@ -562,6 +569,12 @@ class InventoryPushWorkflow:
             result = await self._write(quantities, PushCounts())
             if result is not None:
                 counts.corrected += len(result.written)
+            if last_writes_only:
+                # A failed write may still have landed: what it tried stays checked.
+                checked = affected if result is None else result.written
+                base = {sku: base[sku] for sku in checked}
+                if not base:
+                    return ""
         for sku in base:
             self._pending[sku] = None
         self._gather_from = self._gather_from or workflow.now()

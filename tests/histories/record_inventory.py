@@ -19,7 +19,8 @@ new, two cycles per run) and the schedule tick. Each is written as
 replays as far as it goes). Re-record after a deliberate, patched change to the
 workflow; keep the old files, so runs started before the change are still shown to
 replay: name the scenarios to record (`python -m tests.histories.record_inventory
-rejected-resolved`); it will not replace an existing file without `--overwrite`.
+rejected-resolved --suffix v2` writes `InventoryPush-<pair>-rejected-resolved-v2(-<n>).json`);
+it will not replace an existing file without `--overwrite`.
 """
 
 from __future__ import annotations
@@ -138,11 +139,14 @@ async def save_chain(client: Client, workflow_id: str, name: str) -> None:
 Steps = Callable[[InventoryStack, str], Awaitable[None]]
 
 
-async def scenario(inventory: InventoryStack, pair: str, name: str, steps: Steps) -> None:
+async def scenario(
+    inventory: InventoryStack, pair: str, name: str, steps: Steps, suffix: str = ""
+) -> None:
     """One scenario in a fresh run, saved as it stands when the steps are done."""
     await forget_inventory_runs(inventory.client)
     await steps(inventory, pair)
-    await save_chain(inventory.client, f"inventory:{pair}", f"InventoryPush-{pair}-{name}")
+    saved = f"InventoryPush-{pair}-{name}" + (f"-{suffix}" if suffix else "")
+    await save_chain(inventory.client, f"inventory:{pair}", saved)
 
 
 async def landed(inventory: InventoryStack, pair: str, sku: str, available: int) -> None:
@@ -228,7 +232,7 @@ SCENARIOS: dict[str, Steps] = {
 }
 
 
-async def record(inventory: InventoryStack, names: list[str]) -> None:
+async def record(inventory: InventoryStack, names: list[str], suffix: str = "") -> None:
     for pair in PAIRS:
         for name, steps in SCENARIOS.items():
             if name not in names:
@@ -236,7 +240,7 @@ async def record(inventory: InventoryStack, names: list[str]) -> None:
             for system in SANDBOX_SYSTEMS:
                 reset = await inventory.sandbox.post(f"/{system}/_sandbox/reset")
                 reset.raise_for_status()
-            await scenario(inventory, pair, name, steps)
+            await scenario(inventory, pair, name, steps, suffix)
 
 
 async def record_continued(inventory: InventoryStack) -> None:
@@ -266,7 +270,7 @@ async def record_continued(inventory: InventoryStack) -> None:
             await inventory.client.get_schedule_handle(schedule_id).delete()
 
 
-async def main(names: list[str]) -> None:
+async def main(names: list[str], suffix: str = "") -> None:
     def two_cycles_per_run(settings: Settings, tmp: Path) -> Settings:
         pairs_file = pairs_file_for_tests(tmp, {"cycles_per_run": 2})
         return settings.model_copy(update={"pairs_file": pairs_file})
@@ -276,7 +280,7 @@ async def main(names: list[str]) -> None:
         try:
             if "continued" in names:
                 await record_continued(inventory)
-            await record(inventory, names)
+            await record(inventory, names, suffix)
         finally:
             await forget_inventory_runs(stack.client)
 
@@ -304,12 +308,20 @@ if __name__ == "__main__":
         help=f"what to record (default: all of {' '.join(everything)})",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace existing files")
+    parser.add_argument(
+        "--suffix",
+        default="",
+        help="name the files <scenario>-<suffix> (a change's new histories beside the old)",
+    )
     args = parser.parse_args()
     names = args.scenarios or everything
-    existing = [file for name in names for file in recorded(name)]
+    if args.suffix and "continued" in names:
+        sys.exit("--suffix names the per-pair scenarios' files, not 'continued'")
+    tagged = [f"{name}-{args.suffix}" if args.suffix else name for name in names]
+    existing = [file for name in tagged for file in recorded(name)]
     if existing and not args.overwrite:
         sys.exit(
             f"{existing[0]} and {len(existing) - 1} more exist: old histories prove older runs"
             " replay; record new scenarios, or give --overwrite"
         )
-    asyncio.run(main(names))
+    asyncio.run(main(names, args.suffix))

@@ -301,6 +301,72 @@ async def test_store_orders_not_yet_in_the_erp_are_held_back_even_mid_push(
     )
 
 
+SLOW_ORDER_LISTING = {
+    "kentico": {"match": "GET /rest/ecommerce.order/site/*", "delay_s": 5, "count": 1},
+    "xcart": {"match": "GET /admin.php?*_path=order&*", "delay_s": 5, "count": 1},
+}
+
+
+async def push_activities(inventory: InventoryStack, pair: str) -> list[str]:
+    """The activity types the pair's push run scheduled so far, in order."""
+    history = await inventory.client.get_workflow_handle(f"inventory:{pair}").fetch_history()
+    return [
+        event.activity_task_scheduled_event_attributes.activity_type.name
+        for event in history.events
+        if event.HasField("activity_task_scheduled_event_attributes")
+    ]
+
+
+@pytest.mark.parametrize("pair", list(PAIRS))
+async def test_an_order_placed_after_the_write_is_verified_with_one_listing(
+    inventory: InventoryStack, pair: str
+) -> None:
+    """The store counted an order placed after the cycle's write landed itself: the
+    verification's correction finds the store right and writes nothing, and nothing was
+    written since that listing, so the verification ends (no second listing)."""
+    store = PAIRS[pair][0]
+    stack = inventory.stack
+    await inventory.fault(store, SLOW_STOCK_WRITE[store])
+    await inventory.set_erp_stock(pair, "WIDGET-4", 30)
+    await eventually(lambda: inventory.fault_hits(store), what="the stock write in flight")
+    # The listing after the write is held 5 s before the store answers it.
+    await inventory.fault(store, SLOW_ORDER_LISTING[store])
+    written = inventory.sellable(pair, 30)
+
+    async def write_landed() -> bool:
+        return await inventory.store_stock(pair, "WIDGET-4") == written
+
+    await eventually(write_landed, what="the stock write landed")
+    order = await stack.place_order(store, lines=[{"sku": "WIDGET-4", "quantity": 2}])
+    await stack.wait_state(pair, order, "awaiting_approval")
+
+    status = await inventory.wait_status(
+        pair,
+        "the cycle verified",
+        lambda s: s.state == "idle" and s.cycles >= 1 and s.pending == 0,
+    )
+    assert await inventory.store_stock(pair, "WIDGET-4") == inventory.sellable(pair, 30, held=2)
+    assert status.reserved == {"WIDGET-4": 2}
+    assert status.last_cycle is not None and status.last_cycle.counts.corrected == 0
+
+    async def watched_since() -> list[str] | None:
+        """What the run did after the cycle's write, once a hold's watch has listed the
+        orders and asked the links (a verification's listing asks no links)."""
+        scheduled = await push_activities(inventory, pair)
+        after = scheduled[scheduled.index("inventory.set_stock") + 1 :]
+        return after if "inventory.linked_orders" in after else None
+
+    after = await eventually(watched_since, what="the hold's watch")
+    assert after[:3] == [
+        "inventory.store_orders",  # the verification's listing finds the new order
+        "inventory.order_reservations",
+        "inventory.set_stock",  # its correction: the store has it already
+    ], after
+    assert after[3:5] == ["inventory.store_orders", "inventory.linked_orders"], after
+    await approve(inventory, pair, order)
+    await stack.wait_state(pair, order, "awaiting_shipment")
+
+
 # ---- the Brightpearl throttle ------------------------------------------------------------
 
 
