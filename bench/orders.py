@@ -87,6 +87,7 @@ from commerce_sync.config.settings import (
 )
 from commerce_sync.contracts.orders import OrderSyncStatus, SyncState
 from commerce_sync.contracts.search_attributes import dev_server_flags
+from commerce_sync.intake.routing import BRIGHTPEARL_SUBSCRIPTIONS
 from commerce_sync.ops.temporal_client import data_converter
 from commerce_sync.store.db import make_engine, migrate
 from commerce_sync.worker import Ports, build_workers, run_workers, workflow_runner
@@ -365,7 +366,7 @@ async def prepare_sandboxes(
     """Reset every system, lift the throttles when asked, deliver webhooks to the API."""
     hooks = settings.webhooks
     assert hooks.kentico and hooks.xcart and hooks.brightpearl_token and hooks.acumatica_token
-    targets: dict[str, dict[str, str]] = {
+    targets: dict[str, dict[str, str | list[str]]] = {
         "kentico": {
             "url": f"{api_url}/webhooks/kentico",
             "secret": hooks.kentico.get_secret_value(),
@@ -374,6 +375,7 @@ async def prepare_sandboxes(
         "brightpearl": {
             "url": f"{api_url}/webhooks/brightpearl",
             "token": hooks.brightpearl_token.get_secret_value(),
+            "subscribe_to": list(BRIGHTPEARL_SUBSCRIPTIONS),
         },
         "acumatica": {
             "url": f"{api_url}/webhooks/acumatica",

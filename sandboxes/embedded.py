@@ -30,6 +30,7 @@ import httpx
 
 from commerce_sync.config.settings import Settings
 from commerce_sync.contracts.search_attributes import dev_server_flags
+from commerce_sync.intake.routing import BRIGHTPEARL_SUBSCRIPTIONS
 from commerce_sync.ops.codec import codec_keys_path, key_ring
 from commerce_sync.ops.sockets import port_in_use
 
@@ -346,6 +347,7 @@ class Supervisor:
             "brightpearl": {
                 "url": f"{api}/webhooks/brightpearl",
                 "token": webhook_secrets["brightpearl_token"],
+                "subscribe_to": list(BRIGHTPEARL_SUBSCRIPTIONS),
             },
             "acumatica": {
                 "url": f"{api}/webhooks/acumatica",

@@ -87,6 +87,11 @@ class WebhookTarget(BaseModel):
     header_name: str | None = None
     header_value: str | None = None
     max_attempts: int = Field(default=6, ge=1, le=20)
+    subscribe_to: list[str] | None = Field(
+        default=None,
+        description="Brightpearl only: deliver just the events these name (an event, or"
+        " the prefix of one, as its webhook `subscribeTo`); None: every event",
+    )
 
 
 @dataclass
@@ -182,6 +187,8 @@ class Sandbox(ABC):
 
     name: str = "sandbox"
     default_requests_per_minute: int | None = None
+    takes_subscriptions = False
+    """Whether a webhook target may name its events (`WebhookTarget.subscribe_to`)."""
 
     def __init__(self) -> None:
         self.requests: list[RequestRecord] = []
@@ -412,6 +419,8 @@ class Sandbox(ABC):
         @router.post("/webhooks")
         async def set_webhooks(target: WebhookTarget) -> dict[str, Any]:
             try:
+                if target.subscribe_to is not None and not self.takes_subscriptions:
+                    raise ValueError("subscribe_to: only Brightpearl's webhooks name their events")
                 self.configure_webhooks(target)
             except ValueError as exc:
                 raise HTTPException(status_code=422, detail=str(exc)) from None

@@ -174,6 +174,18 @@ def brightpearl_key(raw_body: bytes) -> str:
     return hashlib.sha256(raw_body).hexdigest()[:40]
 
 
+BRIGHTPEARL_SUBSCRIPTIONS = (
+    "product.created",
+    "product.modified",
+    "contact.modified",
+    "goods-out-note.modified.shipped",
+)
+"""The Brightpearl events `brightpearl_routes` acts on, as webhook `subscribeTo` names
+(each also receives its more specific events: `product.modified.on-hand-modified`). A
+merchant registers these (README); the embedded default asks its sandbox for just these,
+so the API is not sent `sales-order.created` or `contact.created` to drop."""
+
+
 def brightpearl_routes(
     event: BrightpearlEvent, key: str, pairs: dict[str, PairConfig]
 ) -> list[Route]:

@@ -12,7 +12,9 @@ Webhooks are rendered from the templates registered through
 `integration-service/webhook` (`${...}` variables; `idSetAccepted` batches stock events
 raised within 200 ms into one ID set). The control plane's `POST /_sandbox/webhooks`
 with `{"url", "token"}` acts as a registration for every event with uriTemplate
-`{url}/{token}`, the documented body template and `idSetAccepted: true`.
+`{url}/{token}`, the documented body template and `idSetAccepted: true`; with
+`"subscribe_to": [...]` as one registration per name given (an event or a prefix of one,
+`subscribeTo`), so only those events are delivered, as from a real account.
 
 Contacts change only through their documented messages: Contact PATCH on its listed
 paths (anything else is refused), Contact Status PUT, Postal Address PUT, Contact Postal
@@ -278,6 +280,7 @@ Handler = Callable[[Call], Awaitable[Any]]
 class BrightpearlSandbox(Sandbox):
     name = "brightpearl"
     default_requests_per_minute = 200
+    takes_subscriptions = True
 
     def __init__(self, settings: BrightpearlSettings) -> None:
         self.account_code = settings.account_code
@@ -2251,6 +2254,10 @@ class BrightpearlSandbox(Sandbox):
             raise ValueError(
                 "Brightpearl deliveries need a token: the receiver checks it in the URI"
             )
+        if target.subscribe_to is not None and not all(
+            name.strip() for name in target.subscribe_to
+        ):
+            raise ValueError("subscribe_to: an empty event name")
         self.webhook_target = target
 
     def delivery_request(
@@ -2329,8 +2336,12 @@ class BrightpearlSandbox(Sandbox):
                 del self._open_batches[event.type]
         meta.open = False
         jobs: list[Awaitable[None]] = []
-        if self.webhook_target is not None:
-            jobs.append(self._deliver(event, self.webhook_target))
+        target = self.webhook_target
+        if target is not None and (
+            target.subscribe_to is None
+            or any(subscribed(name, meta.full_event) for name in target.subscribe_to)
+        ):
+            jobs.append(self._deliver(event, target))
         for hook in list(self.webhooks.values()):
             if not subscribed(hook.subscribe_to, meta.full_event):
                 continue

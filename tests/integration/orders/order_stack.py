@@ -24,6 +24,7 @@ from temporalio.service import RPCError
 
 from commerce_sync.config.pairs import default_pairs_path, load_pairs
 from commerce_sync.config.settings import Settings, WebhookSecrets
+from commerce_sync.intake.routing import BRIGHTPEARL_SUBSCRIPTIONS
 from commerce_sync.store.db import make_engine, migrate
 from commerce_sync.worker import Ports, build_workers, run_workers
 
@@ -177,6 +178,7 @@ async def point_webhooks(sandbox: httpx.AsyncClient, settings: Settings, api: st
         "brightpearl": {
             "url": f"{api}/webhooks/brightpearl",
             "token": hooks.brightpearl_token.get_secret_value(),
+            "subscribe_to": list(BRIGHTPEARL_SUBSCRIPTIONS),
         },
         "acumatica": {
             "url": f"{api}/webhooks/acumatica",

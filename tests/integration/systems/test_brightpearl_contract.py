@@ -1196,6 +1196,44 @@ async def test_control_plane_target_needs_a_token(sandboxes: httpx.AsyncClient) 
     assert refused.status_code == 422
 
 
+async def test_a_control_plane_target_with_subscriptions_gets_only_their_events(
+    sandboxes: httpx.AsyncClient, receiver: tuple[str, Receiver]
+) -> None:
+    """As registrations with those `subscribeTo` names: a stock event (a sub-event of
+    `product.modified`) is delivered under `product.modified`, not under `contact`."""
+    url, rec = receiver
+    target = {"url": f"{url}/webhooks/brightpearl", "token": TOKEN}
+    # Stock events unbatched: each is dispatched (or skipped) before the next request.
+    await sandboxes.post(f"{BP}/_sandbox/webhook-batching", json={"window_s": 0})
+    await sandboxes.post(f"{BP}/_sandbox/webhooks", json=target | {"subscribe_to": ["contact"]})
+    skipped = (
+        await sandboxes.post(f"{BP}/_sandbox/stock", json={"sku": "WIDGET-3", "on_hand": 50})
+    ).json()["event_id"]
+    await sandboxes.post(
+        f"{BP}/_sandbox/webhooks", json=target | {"subscribe_to": ["product.modified"]}
+    )
+    sent = (
+        await sandboxes.post(f"{BP}/_sandbox/stock", json={"sku": "WIDGET-4", "on_hand": 50})
+    ).json()["event_id"]
+
+    async def delivered() -> bool:
+        return any(e["id"] == sent and e["delivered"] for e in await events(sandboxes))
+
+    await wait_for(delivered, "the subscribed stock event")
+    [skipped_event] = [e for e in await events(sandboxes) if e["id"] == skipped]
+    assert skipped_event["attempts"] == 0 and not skipped_event["delivered"]
+    assert [json.loads(body)["id"] for _, body in rec.accepted] == ["1004"]
+
+    empty = await sandboxes.post(f"{BP}/_sandbox/webhooks", json=target | {"subscribe_to": [" "]})
+    assert empty.status_code == 422
+    other = await sandboxes.post(
+        "/xcart/_sandbox/webhooks",
+        json={"url": url, "secret": "whsec_" + "A" * 32, "subscribe_to": ["order"]},
+    )
+    assert other.status_code == 422
+    assert "only Brightpearl" in other.text
+
+
 async def test_webhook_token_proof_accepted_and_tampering_refused(
     sandboxes: httpx.AsyncClient, receiver: tuple[str, Receiver]
 ) -> None:
