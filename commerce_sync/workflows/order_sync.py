@@ -161,9 +161,8 @@ class OrderSyncWorkflow(PairSaga):
         # announcements had come when that read or write was sent (WRITES_FROM_READ_PATCH).
         self._store_changes = 0
         self._store_notes: tuple[str | None, int] = (None, 0)
-        # The run has BOOKKEEPING_PATCH (asked once, at its start).
+        # The run has BOOKKEEPING_PATCH (taken by its patch level or asked, at its start).
         self._folded = False
-        self._patch_level = input.patch_level
         # The assessment made beside the ERP check (folded runs), weighed both ways.
         self._assessment: OrderAssessment | None = None
 
@@ -814,7 +813,7 @@ class OrderSyncWorkflow(PairSaga):
 
     def _has(self, patch_id: str) -> bool:
         """A levelled patch (`PATCH_LEVELS`): taken when the starter had it, else asked."""
-        return self._patch_level >= PATCH_LEVELS[patch_id] or workflow.patched(patch_id)
+        return self._input.patch_level >= PATCH_LEVELS[patch_id] or workflow.patched(patch_id)
 
     def _patched(self, patch_id: str) -> bool:
         """An earlier patch: always taken by a folded run (which records no marker of it),

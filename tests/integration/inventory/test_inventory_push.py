@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 
-from commerce_sync.contracts.inventory import PushProgress
+from commerce_sync.contracts.inventory import InventoryStatus, PushProgress
 from commerce_sync.systems.kentico.client import KenticoClient
 from commerce_sync.systems.xcart.client import XCartClient
 from tests.integration.inventory.bulk import (
@@ -253,6 +253,13 @@ async def approve(inventory: InventoryStack, pair: str, order_id: str) -> None:
     assert response.status_code == 200, response.text
 
 
+async def cycled(inventory: InventoryStack, pair: str, what: str) -> InventoryStatus:
+    """The push once it has run a cycle and has nothing left to push."""
+    return await inventory.wait_status(
+        pair, what, lambda s: s.state == "idle" and s.cycles >= 1 and s.pending == 0
+    )
+
+
 @pytest.mark.parametrize("pair", list(PAIRS))
 async def test_store_orders_not_yet_in_the_erp_are_held_back_even_mid_push(
     inventory: InventoryStack, pair: str
@@ -270,11 +277,7 @@ async def test_store_orders_not_yet_in_the_erp_are_held_back_even_mid_push(
     late = await stack.place_order(store, lines=[{"sku": "WIDGET-2", "quantity": 5}])
     await stack.wait_state(pair, late, "awaiting_approval")
 
-    status = await inventory.wait_status(
-        pair,
-        "the push cycle written and verified",
-        lambda s: s.state == "idle" and s.cycles >= 1 and s.pending == 0,
-    )
+    status = await cycled(inventory, pair, "the push cycle written and verified")
     # The ERP can sell 40 less safety stock; 8 of that are the two orders' (not in it yet).
     held_back = inventory.sellable(pair, 40, held=3 + 5)
     assert await inventory.store_stock(pair, "WIDGET-2") == held_back
@@ -340,11 +343,7 @@ async def test_an_order_placed_after_the_write_is_verified_with_one_listing(
     order = await stack.place_order(store, lines=[{"sku": "WIDGET-4", "quantity": 2}])
     await stack.wait_state(pair, order, "awaiting_approval")
 
-    status = await inventory.wait_status(
-        pair,
-        "the cycle verified",
-        lambda s: s.state == "idle" and s.cycles >= 1 and s.pending == 0,
-    )
+    status = await cycled(inventory, pair, "the cycle verified")
     assert await inventory.store_stock(pair, "WIDGET-4") == inventory.sellable(pair, 30, held=2)
     assert status.reserved == {"WIDGET-4": 2}
     assert status.last_cycle is not None and status.last_cycle.counts.corrected == 0
