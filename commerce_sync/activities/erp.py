@@ -35,6 +35,7 @@ from commerce_sync.contracts.steps import (
     ShipmentEventRef,
     SkuCheck,
 )
+from commerce_sync.contracts.stock import order_quantities
 from commerce_sync.domain.customers import numbering_key
 from commerce_sync.domain.models import Customer, Shipment
 from commerce_sync.ops.heartbeat import HEARTBEAT_MEMORY
@@ -178,6 +179,7 @@ class ErpActivities:
                     store_order_id=records.store_order_id,
                     erp_order_id=handle.id,
                     business_key=records.business_key,
+                    quantities=order_quantities(request.order),
                 )
             )
         return ErpOrderCreated(

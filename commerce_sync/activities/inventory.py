@@ -19,7 +19,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine
-from sqlmodel import col, select
+from sqlmodel import col, func, select
 from temporalio import activity
 from temporalio.client import Client
 
@@ -29,7 +29,11 @@ from commerce_sync.contracts.activities import Inventory, implements, implements
 from commerce_sync.contracts.inventory import (
     ErpIdsInput,
     LandedSkus,
+    LinkedOrder,
+    LinkedOrders,
     LinkedOrdersInput,
+    LinkedSince,
+    LinkedSinceInput,
     OrderListing,
     OrderListingInput,
     PushSignalInput,
@@ -59,6 +63,9 @@ from commerce_sync.store.models import DeadLetter, DeadLetterStatus, Link
 from commerce_sync.systems.ports import ErpPort, StorePort
 
 IN_CHUNK = 500
+LINKED_SINCE_LIMIT = 1000
+"""Order links one `linked_since` answer lists: more since a SKU's last push, and the push
+checks the store instead (a full cycle)."""
 
 
 class InventoryErpActivities:
@@ -129,6 +136,43 @@ class InventoryDatabaseActivities:
                 )
                 linked.extend(session.exec(statement).all())
         return linked
+
+    @implements_sync(Inventory.linked_orders_marked)
+    def linked_orders_marked(self, request: LinkedOrdersInput) -> LinkedOrders:
+        """`linked_orders`, with the mark they were asked at: the highest order link id.
+        Every order linked after this answer has a higher id (one sequence), so the push
+        can count, later, exactly the orders that reached the ERP after its read."""
+        with session_scope(self._engine) as session:
+            mark = session.exec(
+                select(func.max(Link.id)).where(Link.pair == request.pair, Link.kind == "order")
+            ).one()
+        # The mark first: an order linked in between is in the answer and above the mark,
+        # so it is counted again later, which fails the echo check (a full push), never
+        # the other way round.
+        return LinkedOrders(linked=self.linked_orders(request), mark=mark or 0)
+
+    @implements_sync(Inventory.linked_since)
+    def linked_since(self, request: LinkedSinceInput) -> LinkedSince:
+        """The order links made after `mark` with their quantities, oldest first; at most
+        `LINKED_SINCE_LIMIT` (then `complete` is False and the push checks nothing)."""
+        with session_scope(self._engine) as session:
+            rows = session.exec(
+                select(Link.id, Link.store_id, Link.quantities)
+                .where(
+                    Link.pair == request.pair,
+                    Link.kind == "order",
+                    col(Link.id) > request.mark,
+                )
+                .order_by(col(Link.id))
+                .limit(LINKED_SINCE_LIMIT + 1)
+            ).all()
+        complete = len(rows) <= LINKED_SINCE_LIMIT
+        orders = [
+            LinkedOrder(order_id=store_id, link_id=link_id or 0, quantities=quantities)
+            for link_id, store_id, quantities in rows[:LINKED_SINCE_LIMIT]
+        ]
+        mark = max([request.mark, *(order.link_id for order in orders)])
+        return LinkedSince(orders=orders, mark=mark, complete=complete)
 
     @implements_sync(Inventory.record_rejections)
     def record_rejections(self, batch: StockRejections) -> int:

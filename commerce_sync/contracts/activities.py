@@ -47,7 +47,10 @@ from commerce_sync.contracts.feeds import FeedPoll, FeedRead
 from commerce_sync.contracts.inventory import (
     ErpIdsInput,
     LandedSkus,
+    LinkedOrders,
     LinkedOrdersInput,
+    LinkedSince,
+    LinkedSinceInput,
     OrderListing,
     OrderListingInput,
     PushSignalInput,
@@ -322,6 +325,10 @@ class Inventory:
         "inventory.order_reservations"
     )
     linked_orders = ActivityRef[LinkedOrdersInput, list[str]]("inventory.linked_orders")
+    linked_orders_marked = ActivityRef[LinkedOrdersInput, LinkedOrders](
+        "inventory.linked_orders_marked"
+    )
+    linked_since = ActivityRef[LinkedSinceInput, LinkedSince]("inventory.linked_since")
     record_rejections = ActivityRef[StockRejections, int]("inventory.record_rejections")
     lettered_skus = ActivityRef[str, list[str]]("inventory.lettered_skus")
     resolve_letters = ActivityRef[LandedSkus, int]("inventory.resolve_letters")

@@ -74,6 +74,9 @@ class PushCounts(BaseModel):
     """The store write of their batch failed after its retries: pushed again later."""
     corrected: int = 0
     """Written again in the same cycle because a store order arrived during it."""
+    echoes: int = 0
+    """Changed in the ERP by exactly the orders linked since their last push: the store had
+    counted those orders itself, so it was not asked (the ERP was read)."""
 
     def add(self, other: PushCounts) -> None:
         for name in PushCounts.model_fields:
@@ -154,6 +157,15 @@ class InventoryStatus(BaseModel):
         return next((p for p in candidates if p.request_id == request_id), None)
 
 
+class EchoBase(BaseModel):
+    """What a SKU's store figure was last set from, when a clean cycle set it exactly:
+    store = available - safety_stock - held back, with nothing cut off at 0."""
+
+    available: int = Field(description="the ERP's available quantity the cycle read")
+    safety_stock: int
+    mark: int = Field(description="the highest order link id when the cycle asked the links")
+
+
 class InventoryCarry(BaseModel):
     """Everything the workflow carries over a continue-as-new."""
 
@@ -176,6 +188,13 @@ class InventoryCarry(BaseModel):
     last_error: str = ""
     troubles: dict[str, datetime] = Field(
         default_factory=dict, description="failure kinds alerted and not cleared since"
+    )
+    echo_bases: dict[str, EchoBase] = Field(default_factory=dict)
+    forced: list[str] = Field(
+        default_factory=list, description="pending SKUs that need a full cycle, never a skip"
+    )
+    unheld: dict[str, datetime] = Field(
+        default_factory=dict, description="store orders read as not open: order id -> placed"
     )
 
 
@@ -228,6 +247,35 @@ class ReservationsInput(BaseModel):
 class LinkedOrdersInput(BaseModel):
     pair: str
     order_ids: list[str]
+
+
+class LinkedOrders(BaseModel):
+    """Which of some store orders are linked to an ERP order, and the mark they were
+    asked at: the highest order link id then (0 with none)."""
+
+    linked: list[str] = Field(default_factory=list)
+    mark: int = 0
+
+
+class LinkedSinceInput(BaseModel):
+    pair: str
+    mark: int
+
+
+class LinkedOrder(BaseModel):
+    order_id: str
+    link_id: int
+    quantities: dict[str, int] | None = Field(
+        description="per SKU, as the ERP order took them; None: linked before they were kept"
+    )
+
+
+class LinkedSince(BaseModel):
+    """The orders linked after a mark (oldest first), and the mark now."""
+
+    orders: list[LinkedOrder] = Field(default_factory=list)
+    mark: int
+    complete: bool = Field(description="False: more were linked than one answer lists")
 
 
 class StockRejection(BaseModel):

@@ -62,15 +62,20 @@ class OrderReservation(BaseModel):
     lines: dict[str, int] = Field(default_factory=dict)
 
 
-def reservation_of(order_id: str, order: Order) -> OrderReservation:
-    """What a store order holds back: its quantities per SKU while it is still open."""
-    lines: dict[str, int] = {}
+def order_quantities(order: Order) -> dict[str, int]:
+    """The order's quantities per SKU (lines of one SKU summed): what it takes from stock."""
+    quantities: dict[str, int] = {}
     for line in order.lines:
         if line.sku and line.quantity > 0:
-            lines[line.sku] = lines.get(line.sku, 0) + line.quantity
+            quantities[line.sku] = quantities.get(line.sku, 0) + line.quantity
+    return quantities
+
+
+def reservation_of(order_id: str, order: Order) -> OrderReservation:
+    """What a store order holds back: its quantities per SKU while it is still open."""
     return OrderReservation(
         order_id=order_id,
         placed_at=order.placed_at,
         open=order.status in OPEN_ORDER_STATUSES,
-        lines=lines,
+        lines=order_quantities(order),
     )

@@ -22,13 +22,24 @@ def upsert_link(engine: Engine, pair: str, kind: str, store_id: str, erp_id: str
     raise RuntimeError(f"could not record link {pair}/{kind}/{store_id}")
 
 
-def link_in(session: Session, pair: str, kind: str, store_id: str, erp_id: str) -> Link:
+def link_in(
+    session: Session,
+    pair: str,
+    kind: str,
+    store_id: str,
+    erp_id: str,
+    *,
+    quantities: dict[str, int] | None = None,
+) -> Link:
     """Record (or move) the link within the caller's transaction. Two writers racing to
-    insert it: the second commit raises IntegrityError, and its caller tries again."""
+    insert it: the second commit raises IntegrityError, and its caller tries again.
+
+    `quantities` (orders) is written with a new link only: the inventory push counts an
+    order by the link's `id`, so a link recorded before carrying them stays uncounted."""
     statement = select(Link).where(Link.pair == pair, Link.kind == kind, Link.store_id == store_id)
     link = session.exec(statement).first()
     if link is None:
-        link = Link(pair=pair, kind=kind, store_id=store_id, erp_id=erp_id)
+        link = Link(pair=pair, kind=kind, store_id=store_id, erp_id=erp_id, quantities=quantities)
     elif link.erp_id != erp_id:
         link.erp_id, link.updated_at = erp_id, utc_now()
     session.add(link)

@@ -75,6 +75,11 @@ class Link(SQLModel, table=True):
     erp_id: str = Field(max_length=200)
     created_at: datetime = _timestamp()
     updated_at: datetime = _timestamp()
+    # An order's quantities per SKU, as the ERP order took them from stock; null for
+    # other kinds and for orders linked before 0010. The inventory push reads the order
+    # links made after a point (`id` above a mark) to recognise the ERP's stock change as
+    # the echo of orders the store has already counted (workflows/inventory_push.py).
+    quantities: dict[str, int] | None = Field(default=None, sa_column=Column(JSON))
 
 
 class DeadLetterStatus(StrEnum):

@@ -19,16 +19,18 @@ def record_order_in_erp(
     store_order_id: str,
     erp_order_id: str,
     business_key: str,
+    quantities: dict[str, int],
 ) -> None:
     """Link the order's customer and the order, and resolve what earlier failed runs of it
     left in the dead letters: one transaction per order instead of three (one commit of
-    the app database on the order's path, not three). Safe to repeat (a retried create
-    records the same again) and when another writer inserts a link first (tried again)."""
+    the app database on the order's path, not three). The order's link carries its
+    quantities per SKU (`Link.quantities`). Safe to repeat (a retried create records the
+    same again) and when another writer inserts a link first (tried again)."""
     for _ in range(2):
         try:
             with session_scope(engine) as session:
                 link_in(session, pair, "customer", customer_email.lower(), customer_id)
-                link_in(session, pair, "order", store_order_id, erp_order_id)
+                link_in(session, pair, "order", store_order_id, erp_order_id, quantities=quantities)
                 resolve_dead_letters_in(session, business_key, "order synced to the ERP")
             return
         except IntegrityError:

@@ -45,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
     from commerce_sync.contracts.activities import ActivityRef, Config, Inventory, Ops
     from commerce_sync.contracts.inventory import (
         CycleRecord,
+        EchoBase,
         ErpIdsInput,
         InventoryCarry,
         InventoryPushInput,
@@ -52,6 +53,8 @@ with workflow.unsafe.imports_passed_through():
         InventoryStatus,
         LandedSkus,
         LinkedOrdersInput,
+        LinkedSince,
+        LinkedSinceInput,
         OrderListing,
         OrderListingInput,
         PushCounts,
@@ -104,6 +107,14 @@ VERIFY_WRITTEN_PATCH = "verify-only-written-skus"
 # that round's correction, so only those SKUs can have had a decrement overwritten, and a
 # round whose correction found the store right (nothing written) ends the verification.
 VERIFY_LAST_WRITES_PATCH = "verify-only-the-last-rounds-writes"
+# Runs recorded before this pushed every SKU an ERP stock webhook named through a full
+# cycle. Now a SKU whose ERP change equals minus the quantities of the orders linked since
+# its last clean push (the ERP's echo of orders the store counted itself) is read in the
+# ERP only: the store is right and is not asked (`_skip_echoes`).
+SKIP_ECHOES_PATCH = "skip-the-store-for-echoes-of-linked-orders"
+MAX_ECHO_BASES = 1000
+"""SKUs whose last clean push the run remembers for `_skip_echoes` (the oldest are let
+go): what the run carries over a continue-as-new stays small."""
 DB_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
@@ -170,6 +181,14 @@ class InventoryPushWorkflow:
         # SKUs with an unresolved dead letter (read once per run): writing one resolves it.
         self._resolves_letters = False
         self._lettered: set[str] = set()
+        # The ERP's echo of linked orders (`_skip_echoes`): what each SKU's store figure was
+        # last set from, pending SKUs that need a full cycle, store orders read as not open.
+        self._skips_echoes = False
+        self._echo_bases: dict[str, EchoBase] = dict(carry.echo_bases)
+        self._forced: dict[str, None] = dict.fromkeys(carry.forced)
+        self._unheld: dict[str, datetime] = dict(carry.unheld)
+        self._cycle_mark: int | None = None
+        self._cycle_available: dict[str, int] = {}
         if input.request is not None:
             self.push(input.request)
 
@@ -235,6 +254,7 @@ class InventoryPushWorkflow:
         if workflow.patched(RESOLVE_LETTERS_PATCH):
             self._resolves_letters = True
             self._lettered = set(await self._db(Inventory.lettered_skus, input.pair))
+        self._skips_echoes = workflow.patched(SKIP_ECHOES_PATCH)
         while not self._should_continue_as_new():
             work = await self._next_work()
             if work is None:
@@ -310,7 +330,7 @@ class InventoryPushWorkflow:
         if released and not self._pending and not self._pending_ids:
             self._gather_from = workflow.now() - self._rules.gather_window
         for sku in released:
-            self._pending[sku] = None
+            self._force(sku)
 
     @staticmethod
     async def _wait(condition: Callable[[], bool], at_most: timedelta | None) -> None:
@@ -324,12 +344,17 @@ class InventoryPushWorkflow:
         if not self._pending and not self._pending_ids:
             self._gather_from = workflow.now() - self._rules.gather_window
         for sku in self._retry:
-            self._pending[sku] = None
+            self._force(sku)
         for erp_id in self._retry_ids:
             self._pending_ids[erp_id] = None
         self._retry.clear()
         self._retry_ids.clear()
         self._retry_at = None
+
+    def _force(self, sku: str) -> None:
+        """Push this SKU again through a full cycle: what made it due is no echo."""
+        self._pending[sku] = None
+        self._forced[sku] = None
 
     def _to_retry(self, skus: Sequence[str] = (), erp_ids: Sequence[str] = ()) -> None:
         for sku in skus:
@@ -412,8 +437,10 @@ class InventoryPushWorkflow:
         size = self._rules.batch_size * BATCHES_PER_CYCLE
         chunk = list(self._pending)[:size]
         leftover = len(self._pending) > size
+        if chunk and self._skips_echoes:
+            chunk = await self._skip_echoes(chunk)
         if chunk:
-            await self._cycle(chunk)
+            await self._cycle(chunk, webhook_fed=True)
         if not self._pending and not self._pending_ids:
             self._gather_from = None
         elif not leftover:
@@ -422,12 +449,20 @@ class InventoryPushWorkflow:
 
     # ---- one push cycle ------------------------------------------------------------
 
-    async def _cycle(self, skus: list[str]) -> PushCounts:
-        """Hold back unallocated store orders, read and write in batches, then verify."""
+    async def _cycle(self, skus: list[str], *, webhook_fed: bool = False) -> PushCounts:
+        """Hold back unallocated store orders, read and write in batches, then verify.
+
+        Then (`SKIP_ECHOES_PATCH`) each SKU the cycle set exactly is remembered for
+        `_skip_echoes`: every SKU of a webhook-fed cycle, and in other cycles those
+        remembered before (a nightly full push does not crowd out the SKUs that sell)."""
         self._set_state(InventoryState.PUSHING)
         counts = PushCounts()
         note = ""
-        if not await self._refresh_before():
+        remembered = {sku for sku in skus if self._echo_bases.pop(sku, None) is not None}
+        for sku in skus:
+            self._forced.pop(sku, None)
+        self._cycle_mark, self._cycle_available = None, {}
+        if not await self._refresh_before(mark=self._skips_echoes):
             counts.read_failed += len(skus)
             for sku in skus:
                 self._pending.pop(sku, None)
@@ -436,6 +471,8 @@ class InventoryPushWorkflow:
         else:
             base = await self._push_batches(skus, counts)
             note = await self._verify(base, counts)
+            if self._skips_echoes and not note:
+                self._remember_bases(None if webhook_fed else remembered)
         self._cycles += 1
         self._run_cycles += 1
         self._totals.add(counts)
@@ -486,6 +523,8 @@ class InventoryPushWorkflow:
             result = await self._write(quantities, counts)
             if result is None:
                 continue
+            for sku in [*result.written, *result.unchanged]:
+                self._cycle_available[sku] = found[sku].available
             for sku in result.written if written_only else [*result.written, *result.unchanged]:
                 base[sku] = sellable[sku]
         if read_failures:
@@ -548,6 +587,108 @@ class InventoryPushWorkflow:
         await self._db(Inventory.resolve_letters, LandedSkus(pair=self._pair_id, skus=skus))
         self._lettered.difference_update(skus)
 
+    def _remember_bases(self, only: set[str] | None) -> None:
+        """The SKUs this clean cycle set exactly (store = available - safety stock - held,
+        nothing cut off at 0) become echo bases, marked with the cycle's links query."""
+        if self._cycle_mark is None:
+            return
+        held = self._reserved()
+        safety = self._rules.safety_stock
+        for sku, available in self._cycle_available.items():
+            if only is not None and sku not in only:
+                continue
+            if sku in self._retry or sku in self._forced:
+                continue
+            if available - safety - held.get(sku, 0) < 0:
+                continue
+            self._echo_bases[sku] = EchoBase(
+                available=available, safety_stock=safety, mark=self._cycle_mark
+            )
+        for sku in list(self._echo_bases)[: max(0, len(self._echo_bases) - MAX_ECHO_BASES)]:
+            del self._echo_bases[sku]
+
+    async def _skip_echoes(self, chunk: list[str]) -> list[str]:
+        """The SKUs of `chunk` that still need a full cycle.
+
+        When a store order reaches the ERP, the ERP's stock falls by its quantities and
+        its stock webhook names the SKUs, but the store took that order off its own count
+        when it was placed. For a SKU whose last clean cycle set the store exactly (its
+        echo base), the store is still right when the ERP's change since that cycle's read
+        is exactly minus the quantities of the orders linked since that cycle's links
+        query: store = available - safety stock - held is linear in both (README
+        "Inventory: ..."). Such a SKU costs one ERP read (batched with the others) and one
+        database query per push, and no store call. Anything else is pushed in full: a
+        change the linked orders do not explain (a receipt, an adjustment, a cancelled
+        ERP order, an order the ERP took before its link was recorded), a linked order
+        the run read as not open, one linked before quantities were kept, or too many.
+        Holds of linked orders end here; their SKUs that were not shown right are pushed
+        in full (as `_watch_holds` would). The incremental push still checks every SKU
+        the ERP changed, and the nightly one every SKU."""
+        rules = self._rules
+        candidates = [
+            sku
+            for sku in chunk
+            if sku in self._echo_bases
+            and sku not in self._forced
+            and self._echo_bases[sku].safety_stock == rules.safety_stock
+        ]
+        if not candidates:
+            return chunk
+        since: LinkedSince = await self._db(
+            Inventory.linked_since,
+            LinkedSinceInput(
+                pair=self._pair_id, mark=min(self._echo_bases[s].mark for s in candidates)
+            ),
+        )
+        if not since.complete:
+            return chunk
+        available: dict[str, int] = {}
+        for batch in _chunks(candidates, rules.batch_size):
+            for sku in batch:  # a change signalled from now on is pushed again
+                self._pending.pop(sku, None)
+            try:
+                levels = await self._system(
+                    Inventory.read_stock,
+                    StockReadInput(pair=self._pair_id, skus=batch),
+                    queue=self._erp,
+                )
+            except ActivityError:
+                return chunk  # the full cycle reads again, and handles the failure
+            available.update({level.sku: level.available for level in levels})
+        linked = {order.order_id for order in since.orders}
+        still_held: dict[str, int] = {}
+        for order_id, reservation in self._reservations.items():
+            if reservation.open and order_id not in linked:
+                for sku, quantity in reservation.lines.items():
+                    still_held[sku] = still_held.get(sku, 0) + quantity
+        marks = {sku: self._echo_bases[sku].mark for sku in candidates}
+        shown_right: set[str] = set()
+        for sku in candidates:
+            base = self._echo_bases.pop(sku)
+            if sku not in available:
+                continue
+            counted = [order for order in since.orders if order.link_id > base.mark]
+            if any(order.quantities is None for order in counted):
+                continue
+            if any(o.order_id in self._unheld and sku in (o.quantities or {}) for o in counted):
+                continue
+            taken = sum((order.quantities or {}).get(sku, 0) for order in counted)
+            if available[sku] - base.available != -taken:
+                continue
+            if available[sku] - rules.safety_stock - still_held.get(sku, 0) < 0:
+                continue
+            shown_right.add(sku)
+            self._echo_bases[sku] = EchoBase(
+                available=available[sku], safety_stock=rules.safety_stock, mark=since.mark
+            )
+        for order in since.orders:
+            ended = self._reservations.pop(order.order_id, None)
+            for sku in ended.lines if ended is not None else {}:
+                if not (sku in shown_right and order.link_id > marks[sku]):
+                    self._force(sku)
+        self._totals.echoes += len(shown_right)
+        return [sku for sku in chunk if sku not in shown_right]
+
     async def _verify(self, base: dict[str, int], counts: PushCounts) -> str:
         """Orders placed while the cycle ran have left the store's count but may not be in
         what the ERP answered: write their SKUs again until a listing finds none new."""
@@ -558,7 +699,7 @@ class InventoryPushWorkflow:
             grown = await self._refresh_after()
             if grown is None:
                 for sku in base:
-                    self._pending[sku] = None
+                    self._force(sku)
                 self._gather_from = self._gather_from or workflow.now()
                 return "store orders could not be listed after writing: pushed again"
             affected = [sku for sku in base if sku in grown]
@@ -576,7 +717,7 @@ class InventoryPushWorkflow:
                 if not base:
                     return ""
         for sku in base:
-            self._pending[sku] = None
+            self._force(sku)
         self._gather_from = self._gather_from or workflow.now()
         return "store orders kept arriving: pushed again"
 
@@ -619,18 +760,22 @@ class InventoryPushWorkflow:
             read.add(reservation.order_id)
             if reservation.open and reservation.lines:
                 self._reservations[reservation.order_id] = reservation
+                self._unheld.pop(reservation.order_id, None)
             else:
                 self._reservations.pop(reservation.order_id, None)
+                self._unheld[reservation.order_id] = reservation.placed_at
         for order_id in order_ids:
             if order_id not in read:  # gone from the store
                 self._reservations.pop(order_id, None)
+                self._unheld[order_id] = workflow.now()
         return True
 
-    async def _refresh_before(self) -> bool:
+    async def _refresh_before(self, *, mark: bool = False) -> bool:
         """Before any ERP read: which store orders hold stock the ERP has not allocated.
 
         An order the links table knows reached the ERP, and the ERP read that follows
         includes it; any other open order placed within `order_lookback` is held back.
+        With `mark`, the links query also answers the cycle's mark (`_skip_echoes`).
         False when the store could not be asked (then nothing is pushed)."""
         rules = self._rules
         now = workflow.now()
@@ -642,10 +787,18 @@ class InventoryPushWorkflow:
         oldest = listing.listed_at - rules.order_lookback
         for order_id in [i for i, r in self._reservations.items() if r.placed_at < oldest]:
             del self._reservations[order_id]
+        for order_id in [i for i, placed in self._unheld.items() if placed < oldest]:
+            del self._unheld[order_id]
         changed = {stamp.order_id: stamp for stamp in listing.stamps if stamp.placed_at >= oldest}
         candidates = _unique([*changed, *self._reservations])
         linked: set[str] = set()
-        if candidates:
+        if mark:
+            answer = await self._db(
+                Inventory.linked_orders_marked,
+                LinkedOrdersInput(pair=self._pair_id, order_ids=candidates),
+            )
+            linked, self._cycle_mark = set(answer.linked), answer.mark
+        elif candidates:
             linked = set(
                 await self._db(
                     Inventory.linked_orders,
@@ -776,6 +929,9 @@ class InventoryPushWorkflow:
             last_cycle=self._last_cycle,
             last_error=self._last_error,
             troubles=self._troubles,
+            echo_bases=self._echo_bases,
+            forced=list(self._forced),
+            unheld=self._unheld,
         )
 
 

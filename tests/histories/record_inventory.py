@@ -222,6 +222,28 @@ async def held_back(inventory: InventoryStack, pair: str) -> None:
     )
 
 
+async def echoed(inventory: InventoryStack, pair: str) -> None:
+    """A SKU pushed in full, an order of it reaching the ERP (its echo: no store call,
+    `skip-the-store-for-echoes-of-linked-orders`), then a count no order explains (a full
+    cycle again)."""
+    stack, store = inventory.stack, PAIRS[pair][0]
+    await inventory.set_erp_stock(pair, "WIDGET-5", 30)
+    await landed(inventory, pair, "WIDGET-5", 30)
+    await idle(inventory, pair)
+    order = await stack.place_order(store, lines=[{"sku": "WIDGET-5", "quantity": 2}])
+    await stack.wait_state(pair, order, "awaiting_approval")
+    response = await inventory.http.post(
+        f"{stack.api}/orders/{pair}/{order}/approval",
+        json={"approved": True, "by": "ops"},
+        headers=inventory.headers(),
+    )
+    response.raise_for_status()
+    await inventory.wait_status(pair, "the echo", lambda s: s.totals.echoes == 1 and s.pending == 0)
+    await inventory.set_erp_stock(pair, "WIDGET-5", 24)
+    await landed(inventory, pair, "WIDGET-5", 22)
+    await idle(inventory, pair)
+
+
 SCENARIOS: dict[str, Steps] = {
     "pushed": pushed,
     "rejected": rejected,
@@ -229,6 +251,7 @@ SCENARIOS: dict[str, Steps] = {
     "held-back": held_back,
     "rejected-resolved": rejected_resolved,
     "unchanged": unchanged,
+    "echoed": echoed,
 }
 
 

@@ -100,21 +100,28 @@ def test_an_order_in_the_erp_is_recorded_in_one_repeatable_transaction(engine: E
             )
         )
     upsert_link(engine, pair, "customer", "ada@example.com", "200")  # an earlier order's
-    recorded = {
-        "pair": pair,
-        "customer_email": "Ada@Example.com",
-        "customer_id": "201",
-        "store_order_id": "1043",
-        "erp_order_id": "88",
-        "business_key": key,
-    }
-    record_order_in_erp(engine, **recorded)
-    record_order_in_erp(engine, **recorded)  # a retried create records the same again
+
+    def record() -> None:
+        record_order_in_erp(
+            engine,
+            pair=pair,
+            customer_email="Ada@Example.com",
+            customer_id="201",
+            store_order_id="1043",
+            erp_order_id="88",
+            business_key=key,
+            quantities={"SKU-1": 2},
+        )
+
+    record()
+    record()  # a retried create records the same again
 
     assert find_erp_id(engine, pair, "customer", "ada@example.com") == "201"
     assert find_erp_id(engine, pair, "order", "1043") == "88"
     with Session(engine) as session:
         assert len(session.exec(select(Link)).all()) == 2
+        order_link = session.exec(select(Link).where(Link.kind == "order")).one()
         letter = session.exec(select(DeadLetter)).one()
+    assert order_link.quantities == {"SKU-1": 2}
     assert letter.status == "resolved" and letter.resolved_at is not None
     assert [event["event"] for event in letter.history] == ["created", "resolved"]

@@ -366,6 +366,90 @@ async def test_an_order_placed_after_the_write_is_verified_with_one_listing(
     await stack.wait_state(pair, order, "awaiting_shipment")
 
 
+# ---- the ERP's echo of an order the store counted -----------------------------------------
+
+
+STOCK_SKUS = "inventory.stock_skus"
+
+
+async def settle_at(inventory: InventoryStack, pair: str, sku: str, available: int) -> int:
+    """Set the SKU's ERP stock and wait for the push to land it: the run's full cycle for
+    it (a change no order explains). Answers the store's figure."""
+    await inventory.set_erp_stock(pair, sku, available)
+    expected = inventory.sellable(pair, available)
+
+    async def landed() -> bool:
+        return await inventory.store_stock(pair, sku) == expected
+
+    await eventually(landed, what=f"{sku} at {expected} in the store")
+    await cycled(inventory, pair, "the push idle")
+    return expected
+
+
+@pytest.mark.parametrize("pair", list(PAIRS))
+async def test_the_erps_echo_of_an_order_the_store_counted_asks_the_store_nothing(
+    inventory: InventoryStack, pair: str
+) -> None:
+    """The store took the order off its count when it was placed; when the order reaches
+    the ERP, the ERP's stock falls by the same 2 and its webhook names the SKU. The push
+    reads the ERP, finds the change is exactly the order it linked since, and neither
+    lists, reads nor writes the store."""
+    store = PAIRS[pair][0]
+    stack = inventory.stack
+    shown = await settle_at(inventory, pair, "WIDGET-5", 30)
+    order = await stack.place_order(store, lines=[{"sku": "WIDGET-5", "quantity": 2}])
+    await stack.wait_state(pair, order, "awaiting_approval")
+    assert await inventory.store_stock(pair, "WIDGET-5") == shown - 2  # the store's own count
+    before = len(await push_activities(inventory, pair))
+    writes_before = len(stock_writes(store, await inventory.calls(store)))
+
+    await approve(inventory, pair, order)
+    await stack.wait_state(pair, order, "awaiting_shipment")
+    status = await inventory.wait_status(
+        pair, "the echo checked", lambda s: s.totals.echoes >= 1 and s.pending == 0
+    )
+    assert (await inventory.erp_available(pair))["WIDGET-5"] == 28
+    assert await inventory.store_stock(pair, "WIDGET-5") == inventory.sellable(pair, 28)
+    assert status.totals.echoes == 1
+    # (Brightpearl's webhook names product ids: `stock_skus` looks their SKUs up in it.)
+    after = [a for a in (await push_activities(inventory, pair))[before:] if a != STOCK_SKUS]
+    assert after == ["inventory.linked_since", "inventory.read_stock"], after
+    assert len(stock_writes(store, await inventory.calls(store))) == writes_before
+
+
+@pytest.mark.parametrize("pair", list(PAIRS))
+async def test_an_erp_change_no_linked_order_explains_is_pushed_in_full(
+    inventory: InventoryStack, pair: str
+) -> None:
+    """After an echo was recognised, a count in the ERP (30 -> 24 on hand, no order) is
+    no echo: the push lists the store's orders and writes the ERP's figure."""
+    store = PAIRS[pair][0]
+    stack = inventory.stack
+    await settle_at(inventory, pair, "WIDGET-5", 30)
+    order = await stack.place_order(store, lines=[{"sku": "WIDGET-5", "quantity": 2}])
+    await stack.wait_state(pair, order, "awaiting_approval")
+    await approve(inventory, pair, order)
+    await stack.wait_state(pair, order, "awaiting_shipment")
+    await inventory.wait_status(
+        pair, "the echo checked", lambda s: s.totals.echoes == 1 and s.pending == 0
+    )
+    before = len(await push_activities(inventory, pair))
+
+    # On hand 24 with the order's 2 allocated: 22 available.
+    await inventory.set_erp_stock(pair, "WIDGET-5", 24)
+    expected = inventory.sellable(pair, 22)
+
+    async def landed() -> bool:
+        return await inventory.store_stock(pair, "WIDGET-5") == expected
+
+    await eventually(landed, what=f"WIDGET-5 at {expected} in {store}")
+    status = await cycled(inventory, pair, "the push idle")
+    assert status.totals.echoes == 1
+    after = [a for a in (await push_activities(inventory, pair))[before:] if a != STOCK_SKUS]
+    assert after[:2] == ["inventory.linked_since", "inventory.read_stock"], after
+    assert "inventory.store_orders" in after and "inventory.set_stock" in after, after
+
+
 # ---- the Brightpearl throttle ------------------------------------------------------------
 
 
