@@ -70,6 +70,7 @@ from sqlalchemy import Engine
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 from temporalio.converter import DataConverter
+from temporalio.service import RPCError
 from temporalio.worker import Worker
 
 from bench.bare_workflow import BareWorkflow, noop
@@ -85,12 +86,14 @@ from commerce_sync.config.settings import (
     WebhookSecrets,
     XCartSettings,
 )
+from commerce_sync.contracts.inventory import InventoryStatus
 from commerce_sync.contracts.orders import OrderSyncStatus, SyncState
 from commerce_sync.contracts.search_attributes import dev_server_flags
 from commerce_sync.intake.routing import BRIGHTPEARL_SUBSCRIPTIONS
 from commerce_sync.ops.temporal_client import data_converter
 from commerce_sync.store.db import make_engine, migrate
 from commerce_sync.worker import Ports, build_workers, run_workers, workflow_runner
+from commerce_sync.workflows.inventory_push import workflow_id as inventory_workflow_id
 from sandboxes.embedded import temporal_binary
 from sandboxes.server import (
     SANDBOX_SYSTEMS,
@@ -608,6 +611,24 @@ async def api_calls(sandbox: httpx.AsyncClient, placed: list[Placed]) -> list[Sy
     return result
 
 
+async def push_totals(client: Client, pair: str) -> dict[str, int]:
+    """The pair's inventory push so far (its `status` query): cycles through the store,
+    SKUs recognised as the ERP's echo of linked orders (no store call), SKUs written.
+    Empty before the push's first run."""
+    try:
+        status = await client.get_workflow_handle(inventory_workflow_id(pair)).query(
+            "status", result_type=InventoryStatus
+        )
+    except RPCError:
+        return {}
+    return {
+        "cycles": status.cycles,
+        "echoes": status.totals.echoes,
+        "written": status.totals.written,
+        "corrected": status.totals.corrected,
+    }
+
+
 # ---- the raw ceiling ----------------------------------------------------------------
 
 
@@ -703,6 +724,7 @@ class BenchResult:
     cpu_s_per_order: dict[str, float]
     cpu_s_per_bare_workflow: dict[str, float]
     steps_failed: int
+    inventory_pushes: dict[str, dict[str, int]] = field(default_factory=dict)
     wall_s: float = 0.0
 
     def as_json(self) -> dict[str, Any]:
@@ -764,6 +786,7 @@ async def run(args: argparse.Namespace) -> BenchResult:
                 "api": api.process.pid,
                 "sandboxes": sandboxes.process.pid,
             }
+            pushes_before = {pair: await push_totals(client, pair) for pair in pairs}
             cpu_before = cpu_by_process(processes)
             placed = await place_all(sandbox, pairs, count, args.rate)
             await wait_synced(client, len(warm) + len(placed), args.timeout, "orders")
@@ -773,6 +796,13 @@ async def run(args: argparse.Namespace) -> BenchResult:
                 for name in cpu_after
             }
             calls = await api_calls(sandbox, placed)
+            pushes = {
+                pair: {
+                    name: count - pushes_before[pair].get(name, 0)
+                    for name, count in (await push_totals(client, pair)).items()
+                }
+                for pair in pairs
+            }
             budget_calls = {
                 system: {
                     "at_once": b.counts.granted_at_once,
@@ -852,6 +882,7 @@ async def run(args: argparse.Namespace) -> BenchResult:
             cpu_s_per_order=cpu_per_order,
             cpu_s_per_bare_workflow=cpu_per_bare,
             steps_failed=steps_failed,
+            inventory_pushes=pushes,
             wall_s=time.monotonic() - began,
         )
 
@@ -889,6 +920,9 @@ DEFINITIONS = (
     "from the first order placed to the last run awaiting shipment, over the orders; 'worker' "
     "is the bench's own process, which also places the orders. Per bare workflow: the same "
     "over the ceiling's run (the API and sandboxes are idle then).",
+    "inventory push: the pair's `inventory:{pair}` status after the orders less before them: "
+    "cycles that asked the store, SKUs taken as the ERP's echo of orders linked since their "
+    "last push (ERP read only), SKUs written, SKUs corrected in a cycle's verification.",
     "budget calls: the worker's call budgets, warm-up included: calls granted at once, granted "
     "after queueing, and attempts that handed their place back (still queued 5 s before their "
     "attempt's timeout; retried in the same place, not failures); holds: throttle answers.",
@@ -966,6 +1000,12 @@ def report(result: BenchResult, out: Console) -> None:
                 f"{counted['at_once']} / {counted['queued']} / {counted['handed_back']}, "
                 f"{counted['holds']}",
             )
+    for pair, pushed in result.inventory_pushes.items():
+        table.add_row(
+            f"{pair} inventory push: store cycles / echoes / written / corrected",
+            f"{pushed.get('cycles', 0)} / {pushed.get('echoes', 0)} / "
+            f"{pushed.get('written', 0)} / {pushed.get('corrected', 0)}",
+        )
     table.add_row("failed steps (activity attempts)", str(result.steps_failed))
     table.add_row("bench wall time", f"{result.wall_s:.0f} s")
     out.print(table)
