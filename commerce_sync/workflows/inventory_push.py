@@ -78,7 +78,9 @@ with workflow.unsafe.imports_passed_through():
         OrderReservation,
         StockWriteResult,
     )
+    from commerce_sync.domain import stock_echo
     from commerce_sync.domain.pair_rules import InventoryRules, PairRules
+    from commerce_sync.domain.stock_echo import LinkedOrderQuantities, StockBase
     from commerce_sync.workflows.requeue import execute_bounded
     from commerce_sync.workflows.saga import HEARTBEAT_TIMEOUT
 
@@ -610,20 +612,13 @@ class InventoryPushWorkflow:
     async def _skip_echoes(self, chunk: list[str]) -> list[str]:
         """The SKUs of `chunk` that still need a full cycle.
 
-        When a store order reaches the ERP, the ERP's stock falls by its quantities and
-        its stock webhook names the SKUs, but the store took that order off its own count
-        when it was placed. For a SKU whose last clean cycle set the store exactly (its
-        echo base), the store is still right when the ERP's change since that cycle's read
-        is exactly minus the quantities of the orders linked since that cycle's links
-        query: store = available - safety stock - held is linear in both (README
-        "Inventory: ..."). Such a SKU costs one ERP read (batched with the others) and one
-        database query per push, and no store call. Anything else is pushed in full: a
-        change the linked orders do not explain (a receipt, an adjustment, a cancelled
-        ERP order, an order the ERP took before its link was recorded), a linked order
-        the run read as not open, one linked before quantities were kept, or too many.
-        Holds of linked orders end here; their SKUs that were not shown right are pushed
-        in full (as `_watch_holds` would). The incremental push still checks every SKU
-        the ERP changed, and the nightly one every SKU."""
+        A SKU whose last clean cycle set the store exactly (its echo base) and whose ERP
+        change since is exactly minus the quantities of the orders linked since is the
+        ERP's echo of orders the store counted itself (`domain/stock_echo.py`): it costs
+        its share of one batched ERP read and one database query, and no store call.
+        Anything else is pushed in full. Holds of linked orders end here; their SKUs not
+        shown right are pushed in full (as `_watch_holds` would). The incremental push
+        still checks every SKU the ERP changed, and the nightly one every SKU."""
         rules = self._rules
         candidates = [
             sku
@@ -634,11 +629,10 @@ class InventoryPushWorkflow:
         ]
         if not candidates:
             return chunk
+        bases = {sku: self._echo_bases[sku] for sku in candidates}
         since: LinkedSince = await self._db(
             Inventory.linked_since,
-            LinkedSinceInput(
-                pair=self._pair_id, mark=min(self._echo_bases[s].mark for s in candidates)
-            ),
+            LinkedSinceInput(pair=self._pair_id, mark=min(base.mark for base in bases.values())),
         )
         if not since.complete:
             return chunk
@@ -661,30 +655,28 @@ class InventoryPushWorkflow:
             if reservation.open and order_id not in linked:
                 for sku, quantity in reservation.lines.items():
                     still_held[sku] = still_held.get(sku, 0) + quantity
-        marks = {sku: self._echo_bases[sku].mark for sku in candidates}
-        shown_right: set[str] = set()
-        for sku in candidates:
-            base = self._echo_bases.pop(sku)
-            if sku not in available:
-                continue
-            counted = [order for order in since.orders if order.link_id > base.mark]
-            if any(order.quantities is None for order in counted):
-                continue
-            if any(o.order_id in self._unheld and sku in (o.quantities or {}) for o in counted):
-                continue
-            taken = sum((order.quantities or {}).get(sku, 0) for order in counted)
-            if available[sku] - base.available != -taken:
-                continue
-            if available[sku] - rules.safety_stock - still_held.get(sku, 0) < 0:
-                continue
-            shown_right.add(sku)
+        for sku in candidates:  # each gets a new base below, or a full cycle
+            del self._echo_bases[sku]
+        shown_right = stock_echo.shown_right(
+            candidates,
+            bases={sku: StockBase(base.available, base.mark) for sku, base in bases.items()},
+            available=available,
+            linked=[
+                LinkedOrderQuantities(order.link_id, order.order_id, order.quantities)
+                for order in since.orders
+            ],
+            still_held=still_held,
+            unheld=self._unheld,
+            safety_stock=rules.safety_stock,
+        )
+        for sku in shown_right:
             self._echo_bases[sku] = EchoBase(
                 available=available[sku], safety_stock=rules.safety_stock, mark=since.mark
             )
         for order in since.orders:
             ended = self._reservations.pop(order.order_id, None)
             for sku in ended.lines if ended is not None else {}:
-                if not (sku in shown_right and order.link_id > marks[sku]):
+                if not (sku in shown_right and order.link_id > bases[sku].mark):
                     self._force(sku)
         self._totals.echoes += len(shown_right)
         return [sku for sku in chunk if sku not in shown_right]
