@@ -59,13 +59,14 @@ from commerce_sync.store.dead_letters import (
     resolve_inventory_letters,
     unresolved_inventory_skus,
 )
+from commerce_sync.store.links import order_links_since
 from commerce_sync.store.models import DeadLetter, DeadLetterStatus, Link
 from commerce_sync.systems.ports import ErpPort, StorePort
 
 IN_CHUNK = 500
-LINKED_SINCE_LIMIT = 1000
-"""Order links one `linked_since` answer lists: more since a SKU's last push, and the push
-checks the store instead (a full cycle)."""
+LINKED_SINCE_LOOKS = 20_000
+"""Order links one `linked_since` looks at, newest first (it answers only those taking the
+SKUs asked about): a SKU whose last push is older than that many links is pushed in full."""
 
 
 class InventoryErpActivities:
@@ -153,26 +154,21 @@ class InventoryDatabaseActivities:
 
     @implements_sync(Inventory.linked_since)
     def linked_since(self, request: LinkedSinceInput) -> LinkedSince:
-        """The order links made after `mark` with their quantities, oldest first; at most
-        `LINKED_SINCE_LIMIT` (then `complete` is False and the push checks nothing)."""
-        with session_scope(self._engine) as session:
-            rows = session.exec(
-                select(Link.id, Link.store_id, Link.quantities)
-                .where(
-                    Link.pair == request.pair,
-                    Link.kind == "order",
-                    col(Link.id) > request.mark,
+        """The order links made after `mark` that take one of `skus` (or whose quantities
+        are unknown), oldest first (`store/links.py` `order_links_since`)."""
+        found = order_links_since(
+            self._engine, request.pair, request.mark, request.skus, LINKED_SINCE_LOOKS
+        )
+        return LinkedSince(
+            orders=[
+                LinkedOrder(
+                    order_id=link.store_id, link_id=link.link_id, quantities=link.quantities
                 )
-                .order_by(col(Link.id))
-                .limit(LINKED_SINCE_LIMIT + 1)
-            ).all()
-        complete = len(rows) <= LINKED_SINCE_LIMIT
-        orders = [
-            LinkedOrder(order_id=store_id, link_id=link_id or 0, quantities=quantities)
-            for link_id, store_id, quantities in rows[:LINKED_SINCE_LIMIT]
-        ]
-        mark = max([request.mark, *(order.link_id for order in orders)])
-        return LinkedSince(orders=orders, mark=mark, complete=complete)
+                for link in found.links
+            ],
+            mark=found.mark,
+            whole_after=found.whole_after,
+        )
 
     @implements_sync(Inventory.record_rejections)
     def record_rejections(self, batch: StockRejections) -> int:

@@ -260,6 +260,7 @@ class LinkedOrders(BaseModel):
 class LinkedSinceInput(BaseModel):
     pair: str
     mark: int
+    skus: list[str] = Field(description="only orders taking one of these are answered")
 
 
 class LinkedOrder(BaseModel):
@@ -271,11 +272,15 @@ class LinkedOrder(BaseModel):
 
 
 class LinkedSince(BaseModel):
-    """The orders linked after a mark (oldest first), and the mark now."""
+    """The orders linked after a mark that take one of some SKUs (or whose quantities are
+    unknown), oldest first; the mark now; and from which mark on the answer is whole."""
 
     orders: list[LinkedOrder] = Field(default_factory=list)
-    mark: int
-    complete: bool = Field(description="False: more were linked than one answer lists")
+    mark: int = Field(description="the highest order link id now")
+    whole_after: int = Field(
+        description="every such order linked after this mark is answered: the asked mark,"
+        " or a later one when more were linked since than one answer looks at"
+    )
 
 
 class StockRejection(BaseModel):

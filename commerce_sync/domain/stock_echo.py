@@ -55,9 +55,9 @@ def shown_right(
     """The SKUs whose store figure is still right: their ERP change since their base is
     exactly minus the quantities of the orders linked after their base's mark.
 
-    `linked` must hold every order linked after the lowest mark of these SKUs' bases;
-    `still_held` the quantities of store orders held back and not in `linked`; `unheld`
-    the store orders the push read as not open."""
+    `linked` must hold every order linked after each SKU's base mark that takes the SKU
+    or whose quantities are unknown; `still_held` the quantities of store orders held
+    back and not in `linked`; `unheld` the store orders the push read as not open."""
     right: set[str] = set()
     for sku in skus:
         base = bases.get(sku)

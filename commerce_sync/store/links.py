@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
+
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from commerce_sync.domain.models import utc_now
 from commerce_sync.store.db import session_scope
@@ -61,3 +64,50 @@ def find_store_id(engine: Engine, pair: str, kind: str, erp_id: str) -> str | No
             Link.pair == pair, Link.kind == kind, Link.erp_id == erp_id
         )
         return session.exec(statement).first()
+
+
+@dataclass(frozen=True)
+class OrderLinkQuantities:
+    link_id: int
+    store_id: str
+    quantities: dict[str, int] | None
+
+
+@dataclass(frozen=True)
+class OrderLinksSince:
+    links: list[OrderLinkQuantities]
+    """Oldest first."""
+    mark: int
+    """The highest order link id of the pair now (the asked mark when none is higher)."""
+    whole_after: int
+    """Every matching link with a higher id is in `links`."""
+
+
+def order_links_since(
+    engine: Engine, pair: str, mark: int, skus: Iterable[str], looks: int
+) -> OrderLinksSince:
+    """The pair's order links with an id above `mark` whose quantities take one of `skus`,
+    or are unknown (linked before they were kept). Looks at the newest `looks` links at
+    most: when more were made since `mark`, the answer is whole only above the oldest
+    one it looked at. Ids come from one sequence, so a link made after this answer has a
+    higher id than its `mark`."""
+    wanted = set(skus)
+    with session_scope(engine) as session:
+        rows = session.exec(
+            select(Link.id, Link.store_id, Link.quantities)
+            .where(Link.pair == pair, Link.kind == "order", col(Link.id) > mark)
+            .order_by(col(Link.id).desc())
+            .limit(looks + 1)
+        ).all()
+    looked = [(link_id or 0, store_id, quantities) for link_id, store_id, quantities in rows]
+    whole_after = mark if len(looked) <= looks else looked[looks - 1][0] - 1
+    looked = looked[:looks]
+    return OrderLinksSince(
+        links=[
+            OrderLinkQuantities(link_id, store_id, quantities)
+            for link_id, store_id, quantities in reversed(looked)
+            if quantities is None or wanted.intersection(quantities)
+        ],
+        mark=max([mark, *(link_id for link_id, _, _ in looked)]),
+        whole_after=whole_after,
+    )

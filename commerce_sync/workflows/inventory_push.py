@@ -629,13 +629,19 @@ class InventoryPushWorkflow:
         ]
         if not candidates:
             return chunk
-        bases = {sku: self._echo_bases[sku] for sku in candidates}
         since: LinkedSince = await self._db(
             Inventory.linked_since,
-            LinkedSinceInput(pair=self._pair_id, mark=min(base.mark for base in bases.values())),
+            LinkedSinceInput(
+                pair=self._pair_id,
+                mark=min(self._echo_bases[sku].mark for sku in candidates),
+                skus=candidates,
+            ),
         )
-        if not since.complete:
+        # A base older than the answer is whole for is pushed in full.
+        candidates = [s for s in candidates if self._echo_bases[s].mark >= since.whole_after]
+        if not candidates:
             return chunk
+        bases = {sku: self._echo_bases[sku] for sku in candidates}
         available: dict[str, int] = {}
         for batch in _chunks(candidates, rules.batch_size):
             for sku in batch:  # a change signalled from now on is pushed again

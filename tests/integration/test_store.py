@@ -6,7 +6,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from commerce_sync.store.db import migrate, session_scope
-from commerce_sync.store.links import find_erp_id, find_store_id, upsert_link
+from commerce_sync.store.links import (
+    find_erp_id,
+    find_store_id,
+    link_in,
+    order_links_since,
+    upsert_link,
+)
 from commerce_sync.store.models import DeadLetter, Link, WebhookEvent
 from commerce_sync.store.orders_in_erp import record_order_in_erp
 
@@ -125,3 +131,40 @@ def test_an_order_in_the_erp_is_recorded_in_one_repeatable_transaction(engine: E
     assert order_link.quantities == {"SKU-1": 2}
     assert letter.status == "resolved" and letter.resolved_at is not None
     assert [event["event"] for event in letter.history] == ["created", "resolved"]
+
+
+def test_order_links_since_a_mark_answer_the_skus_asked_about(engine: Engine) -> None:
+    """What the inventory push counts as the ERP's echo: order links above a mark, with
+    their quantities, only those taking the SKUs asked about (or of unknown quantities),
+    and whole above the oldest link it looked at."""
+    pair = "xcart-acumatica"
+    with session_scope(engine) as session:
+        link_in(session, pair, "customer", "ada@example.com", "C1")  # not an order
+        link_in(session, "kentico-brightpearl", "order", "9", "SO9", quantities={"W": 1})
+        link_in(session, pair, "order", "1", "SO1", quantities={"W": 2})
+        link_in(session, pair, "order", "2", "SO2")  # linked before quantities were kept
+        link_in(session, pair, "order", "3", "SO3", quantities={"V": 1})
+        link_in(session, pair, "order", "4", "SO4", quantities={"W": 1, "V": 4})
+    ids = {link.store_id: link.id or 0 for link in _order_links(engine, pair)}
+
+    everything = order_links_since(engine, pair, 0, ["W"], looks=100)
+    assert [(link.store_id, link.quantities) for link in everything.links] == [
+        ("1", {"W": 2}),
+        ("2", None),
+        ("4", {"W": 1, "V": 4}),
+    ]
+    assert everything.mark == ids["4"] and everything.whole_after == 0
+    after_two = order_links_since(engine, pair, ids["2"], ["V"], looks=100)
+    assert [link.store_id for link in after_two.links] == ["3", "4"]
+    assert after_two.whole_after == ids["2"]
+    # Looking at the newest two only: whole above the older of them.
+    newest = order_links_since(engine, pair, 0, ["W", "V"], looks=2)
+    assert [link.store_id for link in newest.links] == ["3", "4"]
+    assert newest.whole_after == ids["3"] - 1 and newest.mark == ids["4"]
+    nothing_new = order_links_since(engine, pair, ids["4"], ["W"], looks=100)
+    assert nothing_new.links == [] and nothing_new.mark == ids["4"]
+
+
+def _order_links(engine: Engine, pair: str) -> list[Link]:
+    with Session(engine) as session:
+        return list(session.exec(select(Link).where(Link.pair == pair, Link.kind == "order")))
