@@ -66,6 +66,8 @@ class Link(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("pair", "kind", "store_id", name="uq_links_store"),
         Index("ix_links_erp", "pair", "kind", "erp_id"),
+        # The inventory push's mark (the highest order link id) and the links after it.
+        Index("ix_links_kind_id", "pair", "kind", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -1,5 +1,6 @@
 """links.quantities: an order link's quantities per SKU, so the inventory push can tell
-the ERP's stock change caused by orders it linked from any other change
+the ERP's stock change caused by orders it linked from any other change; an index to
+find the links after a mark
 
 Revision ID: 0010
 Revises: 0009
@@ -19,8 +20,10 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     op.add_column("links", sa.Column("quantities", sa.JSON(), nullable=True))
+    op.create_index("ix_links_kind_id", "links", ["pair", "kind", "id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_links_kind_id", table_name="links")
     with op.batch_alter_table("links") as batch:
         batch.drop_column("quantities")
