@@ -417,6 +417,30 @@ async def test_the_erps_echo_of_an_order_the_store_counted_asks_the_store_nothin
     assert len(stock_writes(store, await inventory.calls(store))) == writes_before
 
 
+@pytest.mark.parametrize("inventory", [{"cycles_per_run": 1}], indirect=True)
+@pytest.mark.parametrize("pair", list(PAIRS))
+async def test_the_echo_is_recognised_by_the_run_that_continued_as_new(
+    inventory: InventoryStack, pair: str
+) -> None:
+    """The SKU's base comes over the continue-as-new after the cycle that set it (one
+    cycle per run): the next run recognises the order's echo without a store call."""
+    store = PAIRS[pair][0]
+    stack = inventory.stack
+    await settle_at(inventory, pair, "WIDGET-6", 30)
+    order = await stack.place_order(store, lines=[{"sku": "WIDGET-6", "quantity": 3}])
+    await stack.wait_state(pair, order, "awaiting_approval")
+    writes_before = len(stock_writes(store, await inventory.calls(store)))
+
+    await approve(inventory, pair, order)
+    await stack.wait_state(pair, order, "awaiting_shipment")
+    status = await inventory.wait_status(
+        pair, "the echo checked", lambda s: s.totals.echoes >= 1 and s.pending == 0
+    )
+    assert status.run >= 1 and status.totals.echoes == 1 and status.cycles == 1
+    assert await inventory.store_stock(pair, "WIDGET-6") == inventory.sellable(pair, 27)
+    assert len(stock_writes(store, await inventory.calls(store))) == writes_before
+
+
 @pytest.mark.parametrize("pair", list(PAIRS))
 async def test_an_erp_change_no_linked_order_explains_is_pushed_in_full(
     inventory: InventoryStack, pair: str
