@@ -675,7 +675,7 @@ class InventoryPushWorkflow:
             unheld=self._unheld,
             safety_stock=rules.safety_stock,
         )
-        for sku in shown_right:
+        for sku in [sku for sku in candidates if sku in shown_right]:  # in a replayable order
             self._echo_bases[sku] = EchoBase(
                 available=available[sku], safety_stock=rules.safety_stock, mark=since.mark
             )
