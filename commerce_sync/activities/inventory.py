@@ -19,7 +19,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine
-from sqlmodel import col, func, select
+from sqlmodel import Session, col, func, select
 from temporalio import activity
 from temporalio.client import Client
 
@@ -29,7 +29,6 @@ from commerce_sync.contracts.activities import Inventory, implements, implements
 from commerce_sync.contracts.inventory import (
     ErpIdsInput,
     LandedSkus,
-    LinkedOrder,
     LinkedOrders,
     LinkedOrdersInput,
     LinkedSince,
@@ -126,17 +125,8 @@ class InventoryDatabaseActivities:
     def linked_orders(self, request: LinkedOrdersInput) -> list[str]:
         """The store orders the order sync has linked to an ERP order: the ERP holds their
         stock already (the link is recorded after the ERP order exists)."""
-        linked: list[str] = []
-        ids = list(dict.fromkeys(request.order_ids))
         with session_scope(self._engine) as session:
-            for start in range(0, len(ids), IN_CHUNK):
-                statement = select(Link.store_id).where(
-                    Link.pair == request.pair,
-                    Link.kind == "order",
-                    col(Link.store_id).in_(ids[start : start + IN_CHUNK]),
-                )
-                linked.extend(session.exec(statement).all())
-        return linked
+            return _linked_in(session, request)
 
     @implements_sync(Inventory.linked_orders_marked)
     def linked_orders_marked(self, request: LinkedOrdersInput) -> LinkedOrders:
@@ -144,13 +134,13 @@ class InventoryDatabaseActivities:
         Every order linked after this answer has a higher id (one sequence), so the push
         can count, later, exactly the orders that reached the ERP after its read."""
         with session_scope(self._engine) as session:
+            # The mark first: an order linked in between is in the answer and above the
+            # mark, so it is counted again later, which fails the echo check (a full
+            # push), never the other way round.
             mark = session.exec(
                 select(func.max(Link.id)).where(Link.pair == request.pair, Link.kind == "order")
             ).one()
-        # The mark first: an order linked in between is in the answer and above the mark,
-        # so it is counted again later, which fails the echo check (a full push), never
-        # the other way round.
-        return LinkedOrders(linked=self.linked_orders(request), mark=mark or 0)
+            return LinkedOrders(linked=_linked_in(session, request), mark=mark or 0)
 
     @implements_sync(Inventory.linked_since)
     def linked_since(self, request: LinkedSinceInput) -> LinkedSince:
@@ -159,16 +149,7 @@ class InventoryDatabaseActivities:
         found = order_links_since(
             self._engine, request.pair, request.mark, request.skus, LINKED_SINCE_LOOKS
         )
-        return LinkedSince(
-            orders=[
-                LinkedOrder(
-                    order_id=link.store_id, link_id=link.link_id, quantities=link.quantities
-                )
-                for link in found.links
-            ],
-            mark=found.mark,
-            whole_after=found.whole_after,
-        )
+        return LinkedSince(orders=found.links, mark=found.mark, whole_after=found.whole_after)
 
     @implements_sync(Inventory.record_rejections)
     def record_rejections(self, batch: StockRejections) -> int:
@@ -239,3 +220,17 @@ class InventoryDatabaseActivities:
         route = inventory_push_route(request.pair, request.request)
         await dispatch(self._client, route, activity.info().task_queue)
         return route.workflow_id
+
+
+def _linked_in(session: Session, request: LinkedOrdersInput) -> list[str]:
+    """Which of the request's store orders have an order link (one query per chunk)."""
+    linked: list[str] = []
+    ids = list(dict.fromkeys(request.order_ids))
+    for start in range(0, len(ids), IN_CHUNK):
+        statement = select(Link.store_id).where(
+            Link.pair == request.pair,
+            Link.kind == "order",
+            col(Link.store_id).in_(ids[start : start + IN_CHUNK]),
+        )
+        linked.extend(session.exec(statement).all())
+    return linked

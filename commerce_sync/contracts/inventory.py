@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from commerce_sync.contracts.stock import OrderReservation, OrderStamp
+from commerce_sync.domain.stock_echo import LinkedOrder, StockBase
 
 # ---- what starts and feeds a push ---------------------------------------------------
 
@@ -157,15 +158,6 @@ class InventoryStatus(BaseModel):
         return next((p for p in candidates if p.request_id == request_id), None)
 
 
-class EchoBase(BaseModel):
-    """What a SKU's store figure was last set from, when a clean cycle set it exactly:
-    store = available - safety_stock - held back, with nothing cut off at 0."""
-
-    available: int = Field(description="the ERP's available quantity the cycle read")
-    safety_stock: int
-    mark: int = Field(description="the highest order link id when the cycle asked the links")
-
-
 class InventoryCarry(BaseModel):
     """Everything the workflow carries over a continue-as-new."""
 
@@ -189,7 +181,7 @@ class InventoryCarry(BaseModel):
     troubles: dict[str, datetime] = Field(
         default_factory=dict, description="failure kinds alerted and not cleared since"
     )
-    echo_bases: dict[str, EchoBase] = Field(default_factory=dict)
+    echo_bases: dict[str, StockBase] = Field(default_factory=dict)
     forced: list[str] = Field(
         default_factory=list, description="pending SKUs that need a full cycle, never a skip"
     )
@@ -261,14 +253,6 @@ class LinkedSinceInput(BaseModel):
     pair: str
     mark: int
     skus: list[str] = Field(description="only orders taking one of these are answered")
-
-
-class LinkedOrder(BaseModel):
-    order_id: str
-    link_id: int
-    quantities: dict[str, int] | None = Field(
-        description="per SKU, as the ERP order took them; None: linked before they were kept"
-    )
 
 
 class LinkedSince(BaseModel):

@@ -23,31 +23,34 @@ When the change is anything else, the store may be wrong and is asked (a full cy
 from __future__ import annotations
 
 from collections.abc import Container, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+
+from pydantic import BaseModel, Field
 
 
-@dataclass(frozen=True)
-class StockBase:
-    """What a SKU's store figure was last set from by a clean cycle."""
+class StockBase(BaseModel):
+    """What a SKU's store figure was last set from, when a clean cycle set it exactly:
+    store = available - safety_stock - held back, with nothing cut off at 0."""
 
-    available: int
-    mark: int
-    """The highest order link id when that cycle asked the links (before its ERP read)."""
+    available: int = Field(description="the ERP's available quantity the cycle read")
+    safety_stock: int
+    mark: int = Field(description="the highest order link id when the cycle asked the links")
 
 
-@dataclass(frozen=True)
-class LinkedOrderQuantities:
-    link_id: int
+class LinkedOrder(BaseModel):
+    """A store order linked to its ERP order, and what the ERP order took from stock."""
+
     order_id: str
-    quantities: Mapping[str, int] | None
-    """Per SKU, as the ERP order took them; None when not kept (linked before they were)."""
+    link_id: int
+    quantities: dict[str, int] | None = Field(
+        description="per SKU, as the ERP order took them; None: linked before they were kept"
+    )
 
 
 def shown_right(
     skus: Iterable[str],
     bases: Mapping[str, StockBase],
     available: Mapping[str, int],
-    linked: Sequence[LinkedOrderQuantities],
+    linked: Sequence[LinkedOrder],
     still_held: Mapping[str, int],
     unheld: Container[str],
     safety_stock: int,

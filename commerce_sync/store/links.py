@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from commerce_sync.domain.models import utc_now
+from commerce_sync.domain.stock_echo import LinkedOrder
 from commerce_sync.store.db import session_scope
 from commerce_sync.store.models import Link
 
@@ -67,15 +68,8 @@ def find_store_id(engine: Engine, pair: str, kind: str, erp_id: str) -> str | No
 
 
 @dataclass(frozen=True)
-class OrderLinkQuantities:
-    link_id: int
-    store_id: str
-    quantities: dict[str, int] | None
-
-
-@dataclass(frozen=True)
 class OrderLinksSince:
-    links: list[OrderLinkQuantities]
+    links: list[LinkedOrder]
     """Oldest first."""
     mark: int
     """The highest order link id of the pair now (the asked mark when none is higher)."""
@@ -104,7 +98,7 @@ def order_links_since(
     looked = looked[:looks]
     return OrderLinksSince(
         links=[
-            OrderLinkQuantities(link_id, store_id, quantities)
+            LinkedOrder(order_id=store_id, link_id=link_id, quantities=quantities)
             for link_id, store_id, quantities in reversed(looked)
             if quantities is None or wanted.intersection(quantities)
         ],

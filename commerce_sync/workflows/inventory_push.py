@@ -31,7 +31,7 @@ Deterministic code only: activities are called by name on their system's queue.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -45,7 +45,6 @@ with workflow.unsafe.imports_passed_through():
     from commerce_sync.contracts.activities import ActivityRef, Config, Inventory, Ops
     from commerce_sync.contracts.inventory import (
         CycleRecord,
-        EchoBase,
         ErpIdsInput,
         InventoryCarry,
         InventoryPushInput,
@@ -75,12 +74,13 @@ with workflow.unsafe.imports_passed_through():
     )
     from commerce_sync.contracts.steps import AlertInput
     from commerce_sync.contracts.stock import (
+        Availability,
         OrderReservation,
         StockWriteResult,
     )
     from commerce_sync.domain import stock_echo
     from commerce_sync.domain.pair_rules import InventoryRules, PairRules
-    from commerce_sync.domain.stock_echo import LinkedOrderQuantities, StockBase
+    from commerce_sync.domain.stock_echo import StockBase
     from commerce_sync.workflows.requeue import execute_bounded
     from commerce_sync.workflows.saga import HEARTBEAT_TIMEOUT
 
@@ -186,7 +186,7 @@ class InventoryPushWorkflow:
         # The ERP's echo of linked orders (`_skip_echoes`): what each SKU's store figure was
         # last set from, pending SKUs that need a full cycle, store orders read as not open.
         self._skips_echoes = False
-        self._echo_bases: dict[str, EchoBase] = dict(carry.echo_bases)
+        self._echo_bases: dict[str, StockBase] = dict(carry.echo_bases)
         self._forced: dict[str, None] = dict.fromkeys(carry.forced)
         self._unheld: dict[str, datetime] = dict(carry.unheld)
         self._cycle_mark: int | None = None
@@ -496,14 +496,8 @@ class InventoryPushWorkflow:
         read_failures: list[str] = []
         written_only = workflow.patched(VERIFY_WRITTEN_PATCH)
         for batch in _chunks(skus, rules.batch_size):
-            for sku in batch:  # a change signalled from now on is pushed again
-                self._pending.pop(sku, None)
             try:
-                levels = await self._system(
-                    Inventory.read_stock,
-                    StockReadInput(pair=self._pair_id, skus=batch),
-                    queue=self._erp,
-                )
+                levels = await self._read_erp(batch)
             except ActivityError as error:
                 # Nothing of this batch is pushed: a failed read is not a zero.
                 counts.read_failed += len(batch)
@@ -539,6 +533,15 @@ class InventoryPushWorkflow:
         elif counts.read:
             self._troubles.pop("inventory_read_failed", None)
         return base
+
+    async def _read_erp(self, batch: list[str]) -> list[Availability]:
+        """One availability read of a batch in the ERP. A change signalled for these SKUs
+        from now on is pushed again."""
+        for sku in batch:
+            self._pending.pop(sku, None)
+        return await self._system(
+            Inventory.read_stock, StockReadInput(pair=self._pair_id, skus=batch), queue=self._erp
+        )
 
     async def _write(
         self, quantities: dict[str, int], counts: PushCounts
@@ -603,7 +606,7 @@ class InventoryPushWorkflow:
                 continue
             if available - safety - held.get(sku, 0) < 0:
                 continue
-            self._echo_bases[sku] = EchoBase(
+            self._echo_bases[sku] = StockBase(
                 available=available, safety_stock=safety, mark=self._cycle_mark
             )
         for sku in list(self._echo_bases)[: max(0, len(self._echo_bases) - MAX_ECHO_BASES)]:
@@ -644,39 +647,25 @@ class InventoryPushWorkflow:
         bases = {sku: self._echo_bases[sku] for sku in candidates}
         available: dict[str, int] = {}
         for batch in _chunks(candidates, rules.batch_size):
-            for sku in batch:  # a change signalled from now on is pushed again
-                self._pending.pop(sku, None)
             try:
-                levels = await self._system(
-                    Inventory.read_stock,
-                    StockReadInput(pair=self._pair_id, skus=batch),
-                    queue=self._erp,
-                )
+                levels = await self._read_erp(batch)
             except ActivityError:
                 return chunk  # the full cycle reads again, and handles the failure
             available.update({level.sku: level.available for level in levels})
-        linked = {order.order_id for order in since.orders}
-        still_held: dict[str, int] = {}
-        for order_id, reservation in self._reservations.items():
-            if reservation.open and order_id not in linked:
-                for sku, quantity in reservation.lines.items():
-                    still_held[sku] = still_held.get(sku, 0) + quantity
+        still_held = self._reserved(excluding={order.order_id for order in since.orders})
         for sku in candidates:  # each gets a new base below, or a full cycle
             del self._echo_bases[sku]
         shown_right = stock_echo.shown_right(
             candidates,
-            bases={sku: StockBase(base.available, base.mark) for sku, base in bases.items()},
+            bases=bases,
             available=available,
-            linked=[
-                LinkedOrderQuantities(order.link_id, order.order_id, order.quantities)
-                for order in since.orders
-            ],
+            linked=since.orders,
             still_held=still_held,
             unheld=self._unheld,
             safety_stock=rules.safety_stock,
         )
         for sku in [sku for sku in candidates if sku in shown_right]:  # in a replayable order
-            self._echo_bases[sku] = EchoBase(
+            self._echo_bases[sku] = StockBase(
                 available=available[sku], safety_stock=rules.safety_stock, mark=since.mark
             )
         for order in since.orders:
@@ -721,10 +710,11 @@ class InventoryPushWorkflow:
 
     # ---- store orders not yet in the ERP -------------------------------------------
 
-    def _reserved(self) -> dict[str, int]:
+    def _reserved(self, excluding: Container[str] = ()) -> dict[str, int]:
+        """SKU -> quantity held back by open store orders (but those `excluding` names)."""
         held: dict[str, int] = {}
-        for reservation in self._reservations.values():
-            if reservation.open:
+        for order_id, reservation in self._reservations.items():
+            if reservation.open and order_id not in excluding:
                 for sku, quantity in reservation.lines.items():
                     held[sku] = held.get(sku, 0) + quantity
         return held

@@ -48,6 +48,7 @@ from tests.integration.inventory.bulk import create_in_store
 from tests.integration.inventory.inventory_stack import (
     PAIRS,
     InventoryStack,
+    approve,
     pairs_file_for_tests,
 )
 from tests.integration.orders.order_stack import (
@@ -211,12 +212,7 @@ async def held_back(inventory: InventoryStack, pair: str) -> None:
         pair, "the correction", lambda s: s.totals.corrected >= 1 and s.state == "idle"
     )
     for order_id in (early, late):
-        response = await inventory.http.post(
-            f"{stack.api}/orders/{pair}/{order_id}/approval",
-            json={"approved": True, "by": "ops"},
-            headers=inventory.headers(),
-        )
-        response.raise_for_status()
+        await approve(inventory, pair, order_id)
     await inventory.wait_status(
         pair, "holds released", lambda s: not s.reserved and s.state == "idle"
     )
@@ -232,12 +228,7 @@ async def echoed(inventory: InventoryStack, pair: str) -> None:
     await idle(inventory, pair)
     order = await stack.place_order(store, lines=[{"sku": "WIDGET-5", "quantity": 2}])
     await stack.wait_state(pair, order, "awaiting_approval")
-    response = await inventory.http.post(
-        f"{stack.api}/orders/{pair}/{order}/approval",
-        json={"approved": True, "by": "ops"},
-        headers=inventory.headers(),
-    )
-    response.raise_for_status()
+    await approve(inventory, pair, order)
     await inventory.wait_status(pair, "the echo", lambda s: s.totals.echoes == 1 and s.pending == 0)
     await inventory.set_erp_stock(pair, "WIDGET-5", 24)
     await landed(inventory, pair, "WIDGET-5", 22)

@@ -148,18 +148,18 @@ def test_order_links_since_a_mark_answer_the_skus_asked_about(engine: Engine) ->
     ids = {link.store_id: link.id or 0 for link in _order_links(engine, pair)}
 
     everything = order_links_since(engine, pair, 0, ["W"], looks=100)
-    assert [(link.store_id, link.quantities) for link in everything.links] == [
+    assert [(link.order_id, link.quantities) for link in everything.links] == [
         ("1", {"W": 2}),
         ("2", None),
         ("4", {"W": 1, "V": 4}),
     ]
     assert everything.mark == ids["4"] and everything.whole_after == 0
     after_two = order_links_since(engine, pair, ids["2"], ["V"], looks=100)
-    assert [link.store_id for link in after_two.links] == ["3", "4"]
+    assert [link.order_id for link in after_two.links] == ["3", "4"]
     assert after_two.whole_after == ids["2"]
     # Looking at the newest two only: whole above the older of them.
     newest = order_links_since(engine, pair, 0, ["W", "V"], looks=2)
-    assert [link.store_id for link in newest.links] == ["3", "4"]
+    assert [link.order_id for link in newest.links] == ["3", "4"]
     assert newest.whole_after == ids["3"] - 1 and newest.mark == ids["4"]
     nothing_new = order_links_since(engine, pair, ids["4"], ["W"], looks=100)
     assert nothing_new.links == [] and nothing_new.mark == ids["4"]

@@ -237,3 +237,13 @@ def erp_stock_reads(erp: str, calls: list[Json]) -> list[Json]:
     if erp == "brightpearl":
         return [c for c in calls if "/warehouse-service/product-availability/" in c["path"]]
     return [c for c in calls if c["path"].endswith("/InventoryQuantityAvailable")]
+
+
+async def approve(inventory: InventoryStack, pair: str, order_id: str) -> None:
+    """An operator approves the store order held for approval: it goes on to the ERP."""
+    response = await inventory.http.post(
+        f"{inventory.stack.api}/orders/{pair}/{order_id}/approval",
+        json={"approved": True, "by": "ops"},
+        headers=inventory.headers(),
+    )
+    assert response.status_code == 200, response.text

@@ -23,6 +23,7 @@ from tests.integration.inventory.inventory_stack import (
     BATCH_SIZE,
     PAIRS,
     InventoryStack,
+    approve,
     erp_stock_reads,
     stock_writes,
 )
@@ -242,15 +243,6 @@ SLOW_STOCK_WRITE = {
     "kentico": {"match": "PUT /rest/ecommerce.sku/*", "delay_s": 4, "count": 1},
     "xcart": {"match": "PUT /admin.php?*_path=product", "delay_s": 4, "count": 1},
 }
-
-
-async def approve(inventory: InventoryStack, pair: str, order_id: str) -> None:
-    response = await inventory.http.post(
-        f"{inventory.stack.api}/orders/{pair}/{order_id}/approval",
-        json={"approved": True, "by": "ops"},
-        headers=inventory.headers(),
-    )
-    assert response.status_code == 200, response.text
 
 
 async def cycled(inventory: InventoryStack, pair: str, what: str) -> InventoryStatus:

@@ -8,23 +8,27 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from commerce_sync.domain.stock_echo import LinkedOrderQuantities, StockBase, shown_right
+from commerce_sync.domain.stock_echo import LinkedOrder, StockBase, shown_right
 
 SAFETY = 2
 
 
-def linked(link_id: int, order_id: str, **quantities: int) -> LinkedOrderQuantities:
-    return LinkedOrderQuantities(link_id, order_id, quantities)
+def linked(link_id: int, order_id: str, **quantities: int) -> LinkedOrder:
+    return LinkedOrder(order_id=order_id, link_id=link_id, quantities=quantities)
+
+
+def base(available: int, mark: int) -> StockBase:
+    return StockBase(available=available, safety_stock=SAFETY, mark=mark)
 
 
 def right(
     available: dict[str, int],
-    orders: list[LinkedOrderQuantities],
+    orders: list[LinkedOrder],
     bases: dict[str, StockBase] | None = None,
     still_held: dict[str, int] | None = None,
     unheld: frozenset[str] = frozenset(),
 ) -> set[str]:
-    bases = bases if bases is not None else {"W": StockBase(available=30, mark=10)}
+    bases = bases if bases is not None else {"W": base(30, 10)}
     return shown_right(
         sorted(set(bases) | set(available)),
         bases,
@@ -52,8 +56,8 @@ def test_a_change_the_linked_orders_do_not_explain_is_not() -> None:
 
 
 def test_a_linked_order_of_unknown_quantities_stops_every_sku_after_its_mark() -> None:
-    bases = {"W": StockBase(30, 10), "V": StockBase(50, 12)}
-    orders = [linked(11, "o1", W=2), LinkedOrderQuantities(12, "o-old", None)]
+    bases = {"W": base(30, 10), "V": base(50, 12)}
+    orders = [linked(11, "o1", W=2), LinkedOrder(order_id="o-old", link_id=12, quantities=None)]
     # o-old is after W's mark (it may hold W) but not after V's.
     assert right({"W": 28, "V": 50}, orders, bases) == {"V"}
 
@@ -88,7 +92,7 @@ class Shop:
     """Every order placed and not linked yet: the truth of what the ERP does not hold."""
     in_erp_already: set[str] = field(default_factory=set)
     """Held orders the ERP had taken before its read (their stock webhook came first)."""
-    links: list[LinkedOrderQuantities] = field(default_factory=list)
+    links: list[LinkedOrder] = field(default_factory=list)
     explained: bool = True
     """Nothing but clean links happened since the base."""
 
@@ -111,7 +115,7 @@ def random_shop(rng: random.Random) -> tuple[Shop, StockBase]:
         unlinked=dict(held),
         in_erp_already=raced,
     )
-    return shop, StockBase(available=erp, mark=100)
+    return shop, base(erp, 100)
 
 
 def play(shop: Shop, rng: random.Random, steps: int) -> None:
@@ -129,7 +133,7 @@ def play(shop: Shop, rng: random.Random, steps: int) -> None:
             quantity = shop.unlinked.pop(order)
             if order not in shop.in_erp_already:
                 shop.erp -= quantity
-            shop.links.append(LinkedOrderQuantities(next_link, order, {"W": quantity}))
+            shop.links.append(linked(next_link, order, W=quantity))
             next_link += 1
         elif roll < 0.95:  # a receipt or a count in the ERP
             change = rng.choice([-2, -1, 1, 3])
