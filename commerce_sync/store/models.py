@@ -57,6 +57,12 @@ class WebhookEvent(SQLModel, table=True):
         sa_type=DateTime(timezone=True),
         description="a start Temporal refused is tried again no sooner than this",
     )
+    claim: str | None = Field(
+        default=None,
+        max_length=32,
+        description="the relay round that last claimed the event (next_attempt_at is then "
+        "the end of its lease)",
+    )
 
 
 class Link(SQLModel, table=True):
