@@ -576,7 +576,8 @@ class SystemCalls:
     throttled: int
     failed: int
     by_request: dict[str, int] = field(default_factory=dict)
-    """Requests by method, path (numbers as {n}) and answer (`GET /x/{n} 404`), most first."""
+    """Requests by method, path (numbers as {n}, GUIDs as {id}) and answer
+    (`GET /x/{n} 404`), most first."""
 
     @property
     def per_order(self) -> float:
@@ -585,7 +586,9 @@ class SystemCalls:
 
 def request_kind(call: dict[str, Any]) -> str:
     """`GET /brightpearl/.../contact-search 404`: what a logged request was, ids left out."""
-    path = re.sub(r"/[0-9][0-9,\-]*(?=/|$)", "/{n}", call["path"])
+    # Acumatica names a long-running action by a GUID (`ReleasePayment/status/{id}`).
+    path = re.sub(r"/[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}(?=/|$)", "/{id}", call["path"])
+    path = re.sub(r"/[0-9][0-9,\-]*(?=/|$)", "/{n}", path)
     if "_path=" in call["query"]:  # X-Cart names its entity in the query
         entity = call["query"].split("_path=")[1].split("&")[0]
         path += "?_path=" + re.sub(r"%2F[0-9]+", "%2F{n}", entity)
