@@ -50,7 +50,7 @@ def _one_statement(engine: Engine) -> Iterator[Connection]:
             yield single
 
 
-def _insert_or_nothing(engine: Engine, values: dict[str, Any]) -> Insert:
+def _insert_or_nothing(values: dict[str, Any]) -> Insert:
     """`INSERT ... ON CONFLICT (source, event_id) DO NOTHING RETURNING id` (Postgres)."""
     statement = postgresql.insert(EVENTS).values(**values)
     conflict_free: Insert = statement.on_conflict_do_nothing(
@@ -99,7 +99,7 @@ def record_event(
             )
             pk = done.lastrowid if done.rowcount == 1 else None
         else:
-            pk = connection.execute(_insert_or_nothing(engine, values)).scalar()
+            pk = connection.execute(_insert_or_nothing(values)).scalar()
     if pk is None:  # recorded before (the record stays: only started ones are ever deleted)
         with engine.connect() as connection:
             row = connection.execute(
