@@ -7,11 +7,12 @@ address, never the e-mail or the address themselves.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import Engine, func
+from sqlalchemy import Engine, Text, cast, func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
@@ -94,8 +95,11 @@ def record_order_and_history(
         col(OrderSeen.total).is_not(None),
     )
     with session_scope(engine) as session:
+        # The quantities as the JSON text stored, decoded only where they may name one of
+        # this order's SKUs: decoding all 2,000 was half of this read's CPU (11 ms an order
+        # with a full sample).
         store_rows = session.exec(
-            select(col(OrderSeen.total), OrderSeen.email_key, col(OrderSeen.sku_quantities))
+            select(col(OrderSeen.total), cast(col(OrderSeen.sku_quantities), Text))
             .where(*earlier, OrderSeen.currency == facts.currency)
             .order_by(col(OrderSeen.placed_at).desc())
             .limit(STORE_SAMPLE)
@@ -142,12 +146,17 @@ def record_order_and_history(
             session.exec(select(func.count()).select_from(OrderSeen).where(*earlier)).one()
         )
     quantities: dict[str, list[int]] = {sku: [] for sku in facts.sku_quantities}
-    for _total, _email, skus in store_rows:
-        for sku, quantity in (skus or {}).items():
+    # A SKU stored is its JSON string (json.dumps, ASCII-escaped, on both databases), so a
+    # row whose text holds none of these names none of the SKUs; one that does is decoded.
+    names = [json.dumps(sku) for sku in facts.sku_quantities]
+    for _total, text in store_rows:
+        if not text or not any(name in text for name in names):
+            continue
+        for sku, quantity in (json.loads(text) or {}).items():
             if sku in quantities:
                 quantities[sku].append(int(quantity))
     history = OrderHistory(
-        store_totals=[Decimal(total) for total, _e, _s in store_rows if total is not None],
+        store_totals=[Decimal(total) for total, _text in store_rows if total is not None],
         customer_totals=[Decimal(total) for total in customer_totals if total is not None],
         sku_quantities=quantities,
         orders_billed_in_country=billed_here,

@@ -83,6 +83,28 @@ def test_the_history_is_the_pairs_earlier_orders_and_a_retry_reads_the_same(
     assert replace(again, first_seen=True) == first
 
 
+def test_the_quantities_of_this_orders_skus_are_found_whatever_their_names(
+    engine: Engine,
+) -> None:
+    """Only rows whose stored JSON names one of the order's SKUs are decoded: names with
+    accents, quotes and backslashes, and a name inside another one, still count exactly."""
+    odd = {"Café crème": 1, 'Mug "XL"': 2, "C:\\bin": 3, "WIDGET": 4}
+    record(engine, facts("1", minutes_ago=30, skus={**odd, "WIDGET-1": 9}))
+    record(engine, facts("2", minutes_ago=20, skus={"WIDGET-10": 7, "Cafe creme": 8}))
+    record(engine, facts("3", minutes_ago=10, skus={"Café crème": 5}))
+    order = facts("now", minutes_ago=0, skus={**odd, "GADGET": 1})
+    history = record_order_and_history(
+        engine, order, history_days=180, address_window_days=30
+    ).history
+    assert history.sku_quantities == {
+        "Café crème": [5, 1],
+        'Mug "XL"': [2],
+        "C:\\bin": [3],
+        "WIDGET": [4],
+        "GADGET": [],
+    }
+
+
 def test_an_order_seen_before_the_checks_gets_its_facts_on_its_next_run(engine: Engine) -> None:
     note_order_and_count(engine, PAIR, "1", "e-a", NOW - timedelta(minutes=10))
     record(engine, facts("1", minutes_ago=10, total="25.00"))
