@@ -57,8 +57,16 @@ def create_sandbox_app(settings: Settings, sandboxes: dict[str, Sandbox] | None 
 
 
 def bind_socket(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
-    """A listening socket; port 0 picks a free one. Raises OSError when the port is busy."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    """A listening socket; port 0 picks a free one. Raises OSError when the port is busy.
+
+    Created as TCP by name (`IPPROTO_TCP`, as uvicorn's own `Config.bind_socket` does):
+    asyncio turns Nagle's algorithm off (`TCP_NODELAY`) only on connections whose socket
+    says so (`asyncio.base_events._set_nodelay`), and a connection accepted here inherits
+    this socket's protocol number. With the default 0 every answer uvicorn wrote in two
+    parts (headers, then body) waited for the client's delayed ACK: 40 ms each, so a
+    Kentico order read of four calls took 176 ms against the sandboxes instead of 8 ms.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
