@@ -523,6 +523,7 @@ async def erp_created_at(sandbox: httpx.AsyncClient, erp: str) -> dict[str, date
 @dataclass
 class OrderTimes:
     webhook: datetime
+    run_started: datetime
     erp_order: datetime
     awaiting_shipment: datetime
 
@@ -530,8 +531,9 @@ class OrderTimes:
 async def order_times(
     client: Client, sandbox: httpx.AsyncClient, placed: list[Placed]
 ) -> list[OrderTimes]:
-    """Per order: when the store fired its webhook, the ERP created the sales order, and
-    the run reached awaiting_shipment (the time of its last step before waiting)."""
+    """Per order: when the store fired its webhook, the order run started (the dev
+    server's start time: the webhook accepted, recorded and relayed), the ERP created the
+    sales order, and the run reached awaiting_shipment (its last step before waiting)."""
     fired: dict[str, datetime] = {}
     created: dict[str, dict[str, datetime]] = {}
     for pair in {p.pair for p in placed}:
@@ -544,9 +546,18 @@ async def order_times(
         handle = client.get_workflow_handle(order.workflow_id)
         return lambda: handle.query("status", result_type=OrderSyncStatus)
 
+    def started_at(order: Placed) -> Callable[[], Awaitable[datetime]]:
+        handle = client.get_workflow_handle(order.workflow_id)
+
+        async def go() -> datetime:
+            return (await handle.describe()).start_time
+
+        return go
+
     statuses = await bounded(status_of(order) for order in placed)
+    starts = await bounded(started_at(order) for order in placed)
     times: list[OrderTimes] = []
-    for order, status in zip(placed, statuses, strict=True):
+    for order, status, started in zip(placed, statuses, starts, strict=True):
         if status.state != SyncState.AWAITING_SHIPMENT or not status.steps:
             raise BenchError(f"{order.workflow_id} is {status.state.value}, not awaiting_shipment")
         key = status.erp_order_id if order.erp == "brightpearl" else status.erp_order_number
@@ -555,7 +566,7 @@ async def order_times(
         if order.event_id not in fired:
             raise BenchError(f"{order.workflow_id}: event {order.event_id} not in the store's log")
         times.append(
-            OrderTimes(fired[order.event_id], created[order.erp][key], status.steps[-1].at)
+            OrderTimes(fired[order.event_id], started, created[order.erp][key], status.steps[-1].at)
         )
     return times
 
@@ -712,6 +723,10 @@ class BenchResult:
     webhook_to_erp_ms_p95: float
     webhook_to_erp_ms_p99: float
     last_order_to_erp_ms: float
+    webhook_to_start_ms: tuple[float, float]
+    """p50, p99: the webhook accepted, recorded and its run started by a relay."""
+    start_to_erp_ms: tuple[float, float]
+    """p50, p99: the run's steps up to the ERP's sales order."""
     budget_use: list[BudgetUse]
     webhook_to_awaiting_ms_p50: float
     webhook_to_awaiting_ms_p99: float
@@ -740,7 +755,7 @@ class BenchResult:
         ]
         return {
             "bench": "orders",
-            **{k: round(v, 3) if isinstance(v, float) else v for k, v in data.items()},
+            **{k: _rounded(v) for k, v in data.items()},
         }
 
 
@@ -831,6 +846,8 @@ async def run(args: argparse.Namespace) -> BenchResult:
             )
             to_erp = [(t.erp_order - t.webhook).total_seconds() * 1000 for t in times]
             to_wait = [(t.awaiting_shipment - t.webhook).total_seconds() * 1000 for t in times]
+            to_start = [(t.run_started - t.webhook).total_seconds() * 1000 for t in times]
+            start_to_erp = [(t.erp_order - t.run_started).total_seconds() * 1000 for t in times]
 
             activities = max(per_pair.values())
             err.print(f"raw ceiling: {count} bare workflows of {activities} activities ...")
@@ -870,6 +887,8 @@ async def run(args: argparse.Namespace) -> BenchResult:
             webhook_to_erp_ms_p95=percentile(to_erp, 95),
             webhook_to_erp_ms_p99=percentile(to_erp, 99),
             last_order_to_erp_ms=to_erp[-1],
+            webhook_to_start_ms=(percentile(to_start, 50), percentile(to_start, 99)),
+            start_to_erp_ms=(percentile(start_to_erp, 50), percentile(start_to_erp, 99)),
             budget_use=[] if lift else budget_use(calls, times, placed, settings),
             webhook_to_awaiting_ms_p50=percentile(to_wait, 50),
             webhook_to_awaiting_ms_p99=percentile(to_wait, 99),
@@ -912,7 +931,9 @@ DEFINITIONS = (
     "webhook -> ERP order: the store's order.created event time (GET /{store}/_sandbox/events) "
     "-> the ERP's creation stamp of the sales order (GET /{erp}/_sandbox/state: Brightpearl "
     "createdOn, Acumatica CreatedDate). webhook -> awaiting shipment: -> the time of the run's "
-    "last step before it waits for the shipment.",
+    "last step before it waits for the shipment. Of which: -> run started: the run's start "
+    "time on the dev server (the webhook accepted, recorded, and started by a relay); run "
+    "started -> ERP order: the run's steps up to the ERP's creation stamp.",
     "raw ceiling: as many bare workflows as orders, each running in sequence as many no-op "
     "activities as an order run scheduled (ActivityTaskScheduled events in its history), on the "
     "same dev server and worker process; first start -> last close.",
@@ -930,6 +951,14 @@ DEFINITIONS = (
     "after queueing, and attempts that handed their place back (still queued 5 s before their "
     "attempt's timeout; retried in the same place, not failures); holds: throttle answers.",
 )
+
+
+def _rounded(value: Any) -> Any:
+    if isinstance(value, float):
+        return round(value, 3)
+    if isinstance(value, list | tuple):
+        return [_rounded(v) for v in value]
+    return value
 
 
 def report(result: BenchResult, out: Console) -> None:
@@ -950,6 +979,11 @@ def report(result: BenchResult, out: Console) -> None:
         "webhook -> ERP order p50 / p95 / p99",
         f"{result.webhook_to_erp_ms_p50:.0f} / {result.webhook_to_erp_ms_p95:.0f} / "
         f"{result.webhook_to_erp_ms_p99:.0f} ms",
+    )
+    table.add_row(
+        "  of which webhook -> run started / run -> ERP order, p50; p99",
+        f"{result.webhook_to_start_ms[0]:.0f} / {result.start_to_erp_ms[0]:.0f}; "
+        f"{result.webhook_to_start_ms[1]:.0f} / {result.start_to_erp_ms[1]:.0f} ms",
     )
     table.add_row(
         "webhook -> ERP order, the last order placed", f"{result.last_order_to_erp_ms:.0f} ms"
