@@ -16,7 +16,8 @@ from sqlmodel import Session, col, select
 
 from commerce_sync.config.pairs import load_pairs
 from commerce_sync.store.db import make_engine
-from commerce_sync.store.models import Alert, DeadLetter
+from commerce_sync.store.events import find_event
+from commerce_sync.store.models import Alert, DeadLetter, EventStatus, WebhookEvent
 from tests.integration.orders.order_stack import Stack
 
 # Brightpearl's `orderStatusId` of a cancelled order (the pair's lookups map
@@ -240,6 +241,16 @@ def dead_letters(stack: Stack, workflow_id: str) -> list[DeadLetter]:
             return list(session.exec(statement.order_by(col(DeadLetter.id))).all())
     finally:
         engine.dispose()
+
+
+def relayed_event(stack: Stack, source: str, event_id: str) -> WebhookEvent | None:
+    """The webhook event as recorded, once a relay has started (or signalled) its run."""
+    engine = make_engine(stack.database_url)
+    try:
+        event = find_event(engine, source, event_id)
+    finally:
+        engine.dispose()
+    return event if event is not None and event.status == EventStatus.STARTED else None
 
 
 def alerts(stack: Stack, workflow_id: str) -> list[Alert]:
