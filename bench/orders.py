@@ -542,22 +542,20 @@ async def order_times(
         fired.update({e["id"]: parse_stamp(e["time"]) for e in events["events"]})
         created[erp] = await erp_created_at(sandbox, erp)
 
-    def status_of(order: Placed) -> Callable[[], Awaitable[OrderSyncStatus]]:
-        handle = client.get_workflow_handle(order.workflow_id)
-        return lambda: handle.query("status", result_type=OrderSyncStatus)
-
-    def started_at(order: Placed) -> Callable[[], Awaitable[datetime]]:
+    def status_and_start(
+        order: Placed,
+    ) -> Callable[[], Awaitable[tuple[OrderSyncStatus, datetime]]]:
         handle = client.get_workflow_handle(order.workflow_id)
 
-        async def go() -> datetime:
-            return (await handle.describe()).start_time
+        async def go() -> tuple[OrderSyncStatus, datetime]:
+            status = await handle.query("status", result_type=OrderSyncStatus)
+            return status, (await handle.describe()).start_time
 
         return go
 
-    statuses = await bounded(status_of(order) for order in placed)
-    starts = await bounded(started_at(order) for order in placed)
+    runs = await bounded(status_and_start(order) for order in placed)
     times: list[OrderTimes] = []
-    for order, status, started in zip(placed, statuses, starts, strict=True):
+    for order, (status, started) in zip(placed, runs, strict=True):
         if status.state != SyncState.AWAITING_SHIPMENT or not status.steps:
             raise BenchError(f"{order.workflow_id} is {status.state.value}, not awaiting_shipment")
         key = status.erp_order_id if order.erp == "brightpearl" else status.erp_order_number

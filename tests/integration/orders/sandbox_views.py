@@ -243,7 +243,7 @@ def dead_letters(stack: Stack, workflow_id: str) -> list[DeadLetter]:
         engine.dispose()
 
 
-def relayed_event(stack: Stack, source: str, event_id: str) -> WebhookEvent | None:
+async def relayed_event(stack: Stack, source: str, event_id: str) -> WebhookEvent | None:
     """The webhook event as recorded, once a relay has started (or signalled) its run."""
     engine = make_engine(stack.database_url)
     try:

@@ -319,7 +319,7 @@ async def test_cancellation_delivered_before_the_order_leaves_the_erp_alone(
         assert redelivered.json()["last_status"] == 202
         # Accepted is recorded: a relay starts (or signals) the run a moment later.
         await eventually(
-            partial(_relayed, stack, store, event_id), what=f"{event_id} started by a relay"
+            partial(relayed_event, stack, store, event_id), what=f"{event_id} started by a relay"
         )
         run_ids.append((await handle.describe()).run_id)
 
@@ -331,10 +331,6 @@ async def test_cancellation_delivered_before_the_order_leaves_the_erp_alone(
     requests = (await stack.sandbox.get(f"/{erp}/_sandbox/requests")).json()["requests"]
     assert requests == []
     assert dead_letters(stack, workflow_id(pair, order_id)) == []
-
-
-async def _relayed(stack: Stack, store: str, event_id: str) -> bool:
-    return relayed_event(stack, store, event_id) is not None
 
 
 async def _has_read_the_order(stack: Stack, pair: str, order_id: str) -> bool:
