@@ -29,7 +29,10 @@ webhook to the API), waits until every run reaches `awaiting_shipment`, and meas
 
 By default the systems' API budgets are lifted (the sandboxes' throttles off, each call
 budget high), so the figure is the stack's, not Brightpearl's 200 calls a
-minute; `--real-budgets` keeps the configured ones. Prints a table and a JSON line.
+minute; `--real-budgets` keeps the configured ones. The sandboxes answer in a few
+milliseconds; `--api-latency-ms 150` holds every call to the systems' APIs that long (a
+delay fault on every path), so the latency shows what the steps' sequence of calls
+costs against systems across the internet. Prints a table and a JSON line.
 """
 
 from __future__ import annotations
@@ -364,9 +367,16 @@ def bench_settings(
 
 
 async def prepare_sandboxes(
-    sandbox: httpx.AsyncClient, settings: Settings, api_url: str, *, lift_budgets: bool
+    sandbox: httpx.AsyncClient,
+    settings: Settings,
+    api_url: str,
+    *,
+    lift_budgets: bool,
+    api_latency_ms: float = 0.0,
 ) -> None:
-    """Reset every system, lift the throttles when asked, deliver webhooks to the API."""
+    """Reset every system, lift the throttles when asked, deliver webhooks to the API, and
+    hold every API call for `api_latency_ms` when asked (a delay fault on every path: the
+    answer comes that much later, as from a system across the internet)."""
     hooks = settings.webhooks
     assert hooks.kentico and hooks.xcart and hooks.brightpearl_token and hooks.acumatica_token
     targets: dict[str, dict[str, str | list[str]]] = {
@@ -394,6 +404,9 @@ async def prepare_sandboxes(
         (
             await sandbox.post(f"/{system}/_sandbox/webhooks", json=targets[system])
         ).raise_for_status()
+        if api_latency_ms > 0:
+            latency = {"rules": [{"match": "*", "delay_s": api_latency_ms / 1000}]}
+            (await sandbox.post(f"/{system}/_sandbox/faults", json=latency)).raise_for_status()
 
 
 # ---- driving orders -----------------------------------------------------------------
@@ -715,6 +728,7 @@ class BenchResult:
     orders: int
     pairs: list[str]
     budgets: str
+    api_latency_ms: float
     orders_per_s: float
     window_s: float
     webhook_to_erp_ms_p50: float
@@ -725,6 +739,8 @@ class BenchResult:
     """p50, p99: the webhook accepted, recorded and its run started by a relay."""
     start_to_erp_ms: tuple[float, float]
     """p50, p99: the run's steps up to the ERP's sales order."""
+    webhook_to_erp_ms_by_pair: dict[str, tuple[float, float]]
+    """p50, p99 of webhook -> ERP order, per pair (their steps make different calls)."""
     budget_use: list[BudgetUse]
     webhook_to_awaiting_ms_p50: float
     webhook_to_awaiting_ms_p99: float
@@ -785,7 +801,9 @@ async def run(args: argparse.Namespace) -> BenchResult:
             sandbox = await stack.enter_async_context(
                 httpx.AsyncClient(base_url=sandbox_url, timeout=30.0)
             )
-            await prepare_sandboxes(sandbox, settings, api_url, lift_budgets=lift)
+            await prepare_sandboxes(
+                sandbox, settings, api_url, lift_budgets=lift, api_latency_ms=args.api_latency_ms
+            )
             worker = OrderWorker(client, settings, engine)
             stack.push_async_callback(worker.close)
 
@@ -879,6 +897,7 @@ async def run(args: argparse.Namespace) -> BenchResult:
             orders=len(placed),
             pairs=pairs,
             budgets="lifted" if lift else "real",
+            api_latency_ms=args.api_latency_ms,
             orders_per_s=orders_per_s,
             window_s=window,
             webhook_to_erp_ms_p50=percentile(to_erp, 50),
@@ -887,6 +906,11 @@ async def run(args: argparse.Namespace) -> BenchResult:
             last_order_to_erp_ms=to_erp[-1],
             webhook_to_start_ms=(percentile(to_start, 50), percentile(to_start, 99)),
             start_to_erp_ms=(percentile(start_to_erp, 50), percentile(start_to_erp, 99)),
+            webhook_to_erp_ms_by_pair={
+                pair: (percentile(of_pair, 50), percentile(of_pair, 99))
+                for pair in pairs
+                if (of_pair := [ms for ms, p in zip(to_erp, placed, strict=True) if p.pair == pair])
+            },
             budget_use=[] if lift else budget_use(calls, times, placed, settings),
             webhook_to_awaiting_ms_p50=percentile(to_wait, 50),
             webhook_to_awaiting_ms_p99=percentile(to_wait, 99),
@@ -965,6 +989,11 @@ def report(result: BenchResult, out: Console) -> None:
         title=(
             f"commerce-sync orders: {result.orders} orders, {' + '.join(result.pairs)}, "
             f"API budgets {result.budgets}"
+            + (
+                f", every API call held {result.api_latency_ms:g} ms"
+                if result.api_latency_ms
+                else ""
+            )
         ),
         title_justify="left",
     )
@@ -983,6 +1012,9 @@ def report(result: BenchResult, out: Console) -> None:
         f"{result.webhook_to_start_ms[0]:.0f} / {result.start_to_erp_ms[0]:.0f}; "
         f"{result.webhook_to_start_ms[1]:.0f} / {result.start_to_erp_ms[1]:.0f} ms",
     )
+    if len(result.webhook_to_erp_ms_by_pair) > 1:
+        for pair, (p50, p99) in result.webhook_to_erp_ms_by_pair.items():
+            table.add_row(f"  {pair}: p50 / p99", f"{p50:.0f} / {p99:.0f} ms")
     table.add_row(
         "webhook -> ERP order, the last order placed", f"{result.last_order_to_erp_ms:.0f} ms"
     )
@@ -1127,6 +1159,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--real-budgets",
         action="store_true",
         help="keep the systems' API budgets (Brightpearl 200/min ...) instead of lifting them",
+    )
+    parser.add_argument(
+        "--api-latency-ms",
+        type=non_negative_float,
+        default=0.0,
+        help="hold every call to the four systems' APIs this long before it is answered, as "
+        "a system across the internet would (default 0: the sandboxes answer at once)",
     )
     parser.add_argument(
         "--timeout",
