@@ -23,6 +23,7 @@ the field is named only when a proxy's message does); 401/403 -> `Authentication
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import logging
 import re
@@ -389,18 +390,19 @@ class KenticoClient:
 
     async def _orders_from_rows(self, rows: list[Row]) -> list[Order]:
         """Whole orders for a page of COM_Order rows: three list calls whatever the page
-        size (items, order addresses, customers), four when a SKU number is not cached.
-        The customer's own addresses (COM_Address) are not read: an order's customer has
-        the order's addresses (`mapping.order_from_native`)."""
-        geo = await self.geo()
+        size (items, order addresses, customers), sent side by side as none needs
+        another's answer; then one more when a SKU number is not cached. The customer's
+        own addresses (COM_Address) are not read: an order's customer has the order's
+        addresses (`mapping.order_from_native`)."""
         order_ids = [int(row["OrderID"]) for row in rows]
-        items = await self._list_in(ORDER_ITEM, "OrderItemOrderID", order_ids)
-        addresses = await self._list_in(ORDER_ADDRESS, "AddressOrderID", order_ids)
         customer_ids = [int(row["OrderCustomerID"]) for row in rows if row.get("OrderCustomerID")]
-        customers = {
-            int(c["CustomerID"]): c
-            for c in await self._list_in(CUSTOMER, "CustomerID", customer_ids)
-        }
+        geo, items, addresses, customer_rows = await asyncio.gather(
+            self.geo(),
+            self._list_in(ORDER_ITEM, "OrderItemOrderID", order_ids),
+            self._list_in(ORDER_ADDRESS, "AddressOrderID", order_ids),
+            self._list_in(CUSTOMER, "CustomerID", customer_ids),
+        )
+        customers = {int(c["CustomerID"]): c for c in customer_rows}
         sku_ids = [int(i["OrderItemSKUID"]) for i in items if i.get("OrderItemSKUID")]
         sku_numbers = await self.sku_numbers(sku_ids)
         orders = []
