@@ -693,6 +693,19 @@ class BudgetUse:
     throttled: int
 
 
+def ratio_bound(per_bare: dict[str, float], per_order: dict[str, float]) -> float | None:
+    """The ratio to the ceiling if an order cost the server and worker what a bare workflow
+    costs them, and the API and sandboxes (the stand-ins for the outside systems, on the
+    same cores) what they cost in this run: bare / (bare + api + sandboxes)."""
+    if (
+        not {"temporal", "worker"} <= per_bare.keys()
+        or not {"api", "sandboxes"} <= per_order.keys()
+    ):
+        return None
+    bare = per_bare["temporal"] + per_bare["worker"]
+    return bare / (bare + per_order["api"] + per_order["sandboxes"])
+
+
 def budget_use(
     calls: list[SystemCalls],
     times: list[OrderTimes],
@@ -748,6 +761,11 @@ class BenchResult:
     ceiling_workflows_per_s: float
     ceiling_window_s: float
     ratio_to_ceiling: float
+    ratio_bound: float | None
+    """The most the ratio can be on these cores when the run is CPU-bound (orders placed at
+    once): a bare workflow's CPU over that plus the API's and the sandboxes' CPU per order,
+    that is, the ratio if the server and worker spent on an order no more than on a bare
+    workflow. None when the CPU times are missing."""
     calls: list[SystemCalls]
     cpus: int
     load_before: float
@@ -918,6 +936,7 @@ async def run(args: argparse.Namespace) -> BenchResult:
             ceiling_workflows_per_s=ceiling,
             ceiling_window_s=ceiling_window,
             ratio_to_ceiling=orders_per_s / ceiling,
+            ratio_bound=ratio_bound(cpu_per_bare, cpu_per_order),
             calls=calls,
             cpus=os.cpu_count() or 0,
             load_before=load_before,
@@ -958,7 +977,10 @@ DEFINITIONS = (
     "started -> ERP order: the run's steps up to the ERP's creation stamp.",
     "raw ceiling: as many bare workflows as orders, each running in sequence as many no-op "
     "activities as an order run scheduled (ActivityTaskScheduled events in its history), on the "
-    "same dev server and worker process; first start -> last close.",
+    "same dev server and worker process; first start -> last close. At most: the ratio when "
+    "an order costs the server and worker what a bare workflow does, the API and sandboxes "
+    "what they cost in this run (bare / (bare + api + sandboxes), CPU s): the bound of a "
+    "CPU-bound run (orders placed at once) with the stand-ins on the same cores.",
     "API calls: requests in each sandbox's log (GET /{system}/_sandbox/requests) after the "
     "warm-up / orders through that system. Brightpearl answers a search that finds nothing "
     "with 404 (as the real API does), so lookups of new customers count as non-2xx there.",
@@ -1043,7 +1065,15 @@ def report(result: BenchResult, out: Console) -> None:
         "raw ceiling, bare workflows per second",
         f"{result.ceiling_workflows_per_s:.2f}  ({result.ceiling_window_s:.1f} s window)",
     )
-    table.add_row("orders/s to the ceiling", f"{result.ratio_to_ceiling:.2f}")
+    table.add_row(
+        "orders/s to the ceiling",
+        f"{result.ratio_to_ceiling:.2f}"
+        + (
+            f"  (at most {result.ratio_bound:.2f} here: the API's and sandboxes' CPU)"
+            if result.ratio_bound is not None
+            else ""
+        ),
+    )
     if result.cpu_s_per_order:
         table.add_row(
             "CPU seconds per order: " + " / ".join(result.cpu_s_per_order),
