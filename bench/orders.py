@@ -879,6 +879,9 @@ async def run(args: argparse.Namespace) -> BenchResult:
                 max(t.awaiting_shipment for t in times),
             )
             to_erp = [(t.erp_order - t.webhook).total_seconds() * 1000 for t in times]
+            to_erp_by_pair: dict[str, list[float]] = {}
+            for order, ms in zip(placed, to_erp, strict=True):
+                to_erp_by_pair.setdefault(order.pair, []).append(ms)
             to_wait = [(t.awaiting_shipment - t.webhook).total_seconds() * 1000 for t in times]
             to_start = [(t.run_started - t.webhook).total_seconds() * 1000 for t in times]
             start_to_erp = [(t.erp_order - t.run_started).total_seconds() * 1000 for t in times]
@@ -926,8 +929,7 @@ async def run(args: argparse.Namespace) -> BenchResult:
             start_to_erp_ms=(percentile(start_to_erp, 50), percentile(start_to_erp, 99)),
             webhook_to_erp_ms_by_pair={
                 pair: (percentile(of_pair, 50), percentile(of_pair, 99))
-                for pair in pairs
-                if (of_pair := [ms for ms, p in zip(to_erp, placed, strict=True) if p.pair == pair])
+                for pair, of_pair in to_erp_by_pair.items()
             },
             budget_use=[] if lift else budget_use(calls, times, placed, settings),
             webhook_to_awaiting_ms_p50=percentile(to_wait, 50),
@@ -1002,6 +1004,8 @@ def _rounded(value: Any) -> Any:
         return round(value, 3)
     if isinstance(value, list | tuple):
         return [_rounded(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
     return value
 
 
