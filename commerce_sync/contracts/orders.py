@@ -83,7 +83,7 @@ class OrderCorrections(BaseModel):
         return order.model_copy(update=update, deep=True)
 
 
-ORDER_RUN_PATCH_LEVEL = 2
+ORDER_RUN_PATCH_LEVEL = 3
 """The order run's patches (`workflows/order_sync.py` `PATCH_LEVELS`) that today's
 starters know: a run started with this level takes them without asking its history."""
 

@@ -40,6 +40,11 @@ STEP_RETRY = RetryPolicy(
     backoff_coefficient=2.0,
     maximum_interval=timedelta(minutes=5),
 )
+LOCAL_STEP_TIMEOUT = timedelta(seconds=30)
+"""An attempt of a local step (`PairSaga._act_here`): the database or a check that calls
+nothing outside. Longer than the workflow task's 10 s, which the worker then extends by
+heartbeating the task; a worker that dies meanwhile leaves the task to time out, and the
+next worker to run it runs the step again."""
 # Compensations are retried too, but a bounded number of times, so that one that fails
 # for good is reported and the remaining ones still run.
 COMPENSATION_RETRY = RetryPolicy(
@@ -110,6 +115,22 @@ class PairSaga:
             start_to_close_timeout=STEP_TIMEOUT,
             heartbeat_timeout=HEARTBEAT_TIMEOUT,
             retry_policy=COMPENSATION_RETRY if compensation else STEP_RETRY,
+        )
+        return result
+
+    async def _act_here(self, ref: ActivityRef[InputT, OutputT], arg: InputT) -> OutputT:
+        """A step on this worker's own resources (the database, a check that calls nothing
+        outside) as a local activity: run by the worker running the workflow, in its
+        workflow task, and recorded as a marker. It saves what a step on the task queue
+        costs the server (scheduling, matching, its events) and the round trip of the
+        workflow task that would carry its result. It still retries (`STEP_RETRY`), and
+        must be as idempotent as any step: a workflow task that fails runs it again."""
+        result: OutputT = await workflow.execute_local_activity(
+            ref.name,
+            arg,
+            result_type=ref.result_type,
+            start_to_close_timeout=LOCAL_STEP_TIMEOUT,
+            retry_policy=STEP_RETRY,
         )
         return result
 

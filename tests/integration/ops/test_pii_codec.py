@@ -127,15 +127,23 @@ async def test_pii_stays_encrypted_in_temporal_and_out_of_logs(
             assert text.encode() not in raw, f"{text!r} readable in the history of {pair}"
             assert text.lower().encode() not in raw.lower()
         history_json = json.loads(history.to_json())
-        # Left unencoded by Temporal: search attributes, patch markers (ids only) and
-        # headers (the trace context, when a tracer provider is set). The byte check
-        # above covers them too.
-        unencoded = (".searchAttributes.", ".patch-data.", ".header.")
+        # Left unencoded by Temporal: search attributes, patch markers (ids only),
+        # local-activity markers' `data` (sdk-core's bookkeeping: the activity's type,
+        # attempt and times; its result is sealed) and headers (the trace context, when a
+        # tracer provider is set). The byte check above covers them too.
+        unencoded = (".searchAttributes.", ".patch-data.", ".details.data.", ".header.")
         found = [
             (where, p)
             for where, p in _payloads_in(history_json)
             if not any(part in where for part in unencoded)
         ]
+        local_steps = [
+            json.loads(base64.b64decode(p["data"]))
+            for where, p in _payloads_in(history_json)
+            if ".details.data." in where
+        ]
+        assert local_steps, "the run's bookkeeping steps are local activities"
+        assert all(set(step) <= LOCAL_ACTIVITY_MARKER_FIELDS for step in local_steps)
         plain_ones = sorted(
             {w for w, p in found if p["metadata"].get("encoding") != _b64(ENCODING)}
         )
@@ -272,6 +280,19 @@ async def test_pii_stays_encrypted_in_temporal_and_out_of_logs(
         line = record.getMessage() + str(record.exc_info or "")
         for text in secrets:
             assert text not in line, f"{record.name} logged {text!r}: {line[:200]}"
+
+
+# What sdk-core writes in a local-activity marker's `data` detail, unencoded.
+LOCAL_ACTIVITY_MARKER_FIELDS = {
+    "seq",
+    "attempt",
+    "activity_id",
+    "activity_type",
+    "complete_time",
+    "backoff",
+    "original_schedule_time",
+    "activation_index",
+}
 
 
 def _b64(raw: bytes) -> str:

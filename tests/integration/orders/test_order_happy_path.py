@@ -1,6 +1,7 @@
 """A shopper's order reaches the ERP once, the store hears the ERP number, and the
 shipment's tracking comes back to the store: both pairs, through real webhooks."""
 
+import json
 from typing import Any
 
 import pytest
@@ -44,6 +45,23 @@ async def scheduled_activities(stack: Stack, workflow_id: str) -> list[str]:
     ]
 
 
+async def steps_in_order(stack: Stack, workflow_id: str) -> list[str]:
+    """The run's steps so far as its history records them: an activity scheduled on a task
+    queue by its type, a local activity as `local <type>` (sdk-core's marker, whose `data`
+    detail names the activity type)."""
+    history = await stack.client.get_workflow_handle(workflow_id).fetch_history()
+    steps: list[str] = []
+    for event in history.events:
+        if event.HasField("activity_task_scheduled_event_attributes"):
+            steps.append(event.activity_task_scheduled_event_attributes.activity_type.name)
+        elif event.HasField("marker_recorded_event_attributes"):
+            marker = event.marker_recorded_event_attributes
+            if marker.marker_name == "core_local_activity":
+                data = json.loads(marker.details["data"].payloads[0].data)
+                steps.append(f"local {data['activity_type']}")
+    return steps
+
+
 async def search_attribute_writes(stack: Stack, workflow_id: str) -> list[dict[str, str]]:
     """The search attributes the run's start set, then each upsert's, in order."""
     history = await stack.client.get_workflow_handle(workflow_id).fetch_history()
@@ -63,7 +81,12 @@ async def search_attribute_writes(stack: Stack, workflow_id: str) -> list[dict[s
 
 async def patch_markers(stack: Stack, workflow_id: str) -> int:
     history = await stack.client.get_workflow_handle(workflow_id).fetch_history()
-    return sum(1 for event in history.events if event.HasField("marker_recorded_event_attributes"))
+    return sum(
+        1
+        for event in history.events
+        if event.HasField("marker_recorded_event_attributes")
+        and event.marker_recorded_event_attributes.marker_name == "core_patch"
+    )
 
 
 @pytest.mark.parametrize("pair", list(PAIRS))
@@ -91,17 +114,19 @@ async def test_order_syncs_once_and_tracking_reaches_the_store(stack: Stack, pai
     # The bookkeeping rides on the steps around it (patch fold-order-bookkeeping) and the
     # webhook's start carries the pair's rules: eight steps take a new customer's order
     # into the ERP and tell the store, where runs recorded before took fourteen
-    # (`tests/histories/OrderSync-*-shipped-v6.json`).
-    assert (await scheduled_activities(stack, f"order:{pair}:{order_id}"))[:8] == [
+    # (`tests/histories/OrderSync-*-shipped-v6.json`). The two that call nothing outside
+    # run as local activities (patch bookkeeping-as-local-activities): six activity tasks.
+    steps = await steps_in_order(stack, f"order:{pair}:{order_id}")
+    assert steps[:8] == [
         "store.get_order",
-        "checks.prepare_order",
+        "local checks.prepare_order",
         "erp.check_order",
-        "db.assess_order",
+        "local db.assess_order",
         "erp.create_customer",
         "erp.create_order",
         "erp.record_payment",
         "store.set_order_status",
-    ]
+    ], steps
 
     await stack.ship(
         erp,
@@ -123,6 +148,8 @@ async def test_order_syncs_once_and_tracking_reaches_the_store(stack: Stack, pai
     scheduled = await scheduled_activities(stack, f"order:{pair}:{order_id}")
     assert "erp.remove_order_twins" not in scheduled, scheduled
     assert "store.set_tracking" in scheduled, scheduled
+    steps = await steps_in_order(stack, f"order:{pair}:{order_id}")
+    assert steps[-1] == "local db.resolve_dead_letters", steps
 
     # The search attributes were kept current: the Web UI finds the order by any of them.
     query = (
