@@ -21,10 +21,15 @@ async def noop(step: int) -> int:
 @workflow.defn(name="BenchBareWorkflow")
 class BareWorkflow:
     @workflow.run
-    async def run(self, activities: int) -> int:
-        """Run `activities` no-op activities one after another, as an order run does."""
+    async def run(self, activities: int, local_activities: int = 0) -> int:
+        """Run `local_activities` no-op local activities and `activities` no-op activities,
+        one after another, as many of each as an order run does."""
+        for step in range(local_activities):
+            await workflow.execute_local_activity(
+                noop, step, start_to_close_timeout=timedelta(seconds=30)
+            )
         for step in range(activities):
             await workflow.execute_activity(
                 noop, step, start_to_close_timeout=timedelta(seconds=60)
             )
-        return activities
+        return activities + local_activities

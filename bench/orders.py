@@ -582,12 +582,23 @@ async def order_times(
     return times
 
 
-async def activities_per_run(client: Client, workflow_id: str) -> int:
-    """Activities the run scheduled so far (retries are attempts, not new schedules)."""
+LOCAL_ACTIVITY_MARKER = "core_local_activity"  # sdk-core's marker name for a local activity
+
+
+async def activities_per_run(client: Client, workflow_id: str) -> tuple[int, int]:
+    """Activities the run scheduled so far (retries are attempts, not new schedules), and
+    local activities it recorded."""
     history = await client.get_workflow_handle(workflow_id).fetch_history()
-    return sum(
-        1 for e in history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
-    )
+    scheduled = local = 0
+    for event in history.events:
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            scheduled += 1
+        elif (
+            event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
+            and event.marker_recorded_event_attributes.marker_name == LOCAL_ACTIVITY_MARKER
+        ):
+            local += 1
+    return scheduled, local
 
 
 @dataclass
@@ -658,14 +669,17 @@ async def push_totals(client: Client, pair: str) -> dict[str, int]:
 
 
 async def bare_runs(
-    client: Client, count: int, activities: int, prefix: str
+    client: Client, count: int, activities: tuple[int, int], prefix: str
 ) -> tuple[float, float]:
-    """Start `count` bare workflows, wait for them; workflows per second, first start to
-    last close as the server recorded them."""
+    """Start `count` bare workflows of (activities, local activities), wait for them;
+    workflows per second, first start to last close as the server recorded them."""
 
     def start(index: int) -> Callable[[], Awaitable[WorkflowHandle[Any, int]]]:
         return lambda: client.start_workflow(
-            BareWorkflow.run, activities, id=f"{prefix}-{index}", task_queue=BARE_TASK_QUEUE
+            BareWorkflow.run,
+            args=activities,
+            id=f"{prefix}-{index}",
+            task_queue=BARE_TASK_QUEUE,
         )
 
     handles = await bounded(start(i) for i in range(count))
@@ -758,6 +772,7 @@ class BenchResult:
     webhook_to_awaiting_ms_p50: float
     webhook_to_awaiting_ms_p99: float
     activities_per_order: dict[str, int]
+    local_activities_per_order: dict[str, int]
     ceiling_workflows_per_s: float
     ceiling_window_s: float
     ratio_to_ceiling: float
@@ -887,7 +902,10 @@ async def run(args: argparse.Namespace) -> BenchResult:
             start_to_erp = [(t.erp_order - t.run_started).total_seconds() * 1000 for t in times]
 
             activities = max(per_pair.values())
-            err.print(f"raw ceiling: {count} bare workflows of {activities} activities ...")
+            err.print(
+                f"raw ceiling: {count} bare workflows of {activities[0]} activities and"
+                f" {activities[1]} local activities ..."
+            )
             bare_stop = asyncio.Event()
             bare_worker = Worker(  # the same workflow runner as the order runs'
                 client,
@@ -934,7 +952,8 @@ async def run(args: argparse.Namespace) -> BenchResult:
             budget_use=[] if lift else budget_use(calls, times, placed, settings),
             webhook_to_awaiting_ms_p50=percentile(to_wait, 50),
             webhook_to_awaiting_ms_p99=percentile(to_wait, 99),
-            activities_per_order=per_pair,
+            activities_per_order={pair: n for pair, (n, _) in per_pair.items()},
+            local_activities_per_order={pair: n for pair, (_, n) in per_pair.items()},
             ceiling_workflows_per_s=ceiling,
             ceiling_window_s=ceiling_window,
             ratio_to_ceiling=orders_per_s / ceiling,
@@ -978,7 +997,8 @@ DEFINITIONS = (
     "time on the dev server (the webhook accepted, recorded, and started by a relay); run "
     "started -> ERP order: the run's steps up to the ERP's creation stamp.",
     "raw ceiling: as many bare workflows as orders, each running in sequence as many no-op "
-    "activities as an order run scheduled (ActivityTaskScheduled events in its history), on the "
+    "local activities and activities as an order run recorded (local-activity markers and "
+    "ActivityTaskScheduled events in its history), on the "
     "same dev server and worker process; first start -> last close. At most: the ratio when "
     "an order costs the server and worker what a bare workflow does, the API and sandboxes "
     "what they cost in this run (bare / (bare + api + sandboxes), CPU s): the bound of a "
@@ -1058,12 +1078,15 @@ def report(result: BenchResult, out: Console) -> None:
         "webhook -> awaiting shipment p50 / p99",
         f"{result.webhook_to_awaiting_ms_p50:.0f} / {result.webhook_to_awaiting_ms_p99:.0f} ms",
     )
-    counts = result.activities_per_order
+    counts = {
+        pair: (n, result.local_activities_per_order.get(pair, 0))
+        for pair, n in result.activities_per_order.items()
+    }
     table.add_row(
-        "activities per order run",
-        f"{next(iter(counts.values()))} (every pair)"
+        "activities (+ local) per order run",
+        f"{next(iter(counts.values()))[0]} + {next(iter(counts.values()))[1]} (every pair)"
         if len(set(counts.values())) == 1
-        else ", ".join(f"{n} ({pair})" for pair, n in counts.items()),
+        else ", ".join(f"{n} + {local} ({pair})" for pair, (n, local) in counts.items()),
     )
     table.add_row(
         "raw ceiling, bare workflows per second",
