@@ -122,10 +122,11 @@ BOOKKEEPING_PATCH = "fold-order-bookkeeping"
 NO_TWIN_CHECK_AFTER_CLEAN_CREATES_PATCH = "no-twin-check-after-clean-creates"
 # Runs recorded before this ran the cleansing, the assessment and the last resolution of
 # dead letters as activities on the task queue; now they run as local activities (in the
-# workflow task, recorded as markers): three fewer activity tasks and about two fewer
-# workflow tasks per order for the server. Taken only when the starter had it
-# (`_started_with`), never asked: a patch marker asked beside local-activity markers failed
-# replay under load when local activities were first tried (issue #15's notes).
+# workflow task, recorded as markers): a shipped order's run has three fewer activity
+# tasks and three fewer workflow tasks (13 -> 10, `tests/histories/*-shipped-v12.json`).
+# Taken only when the starter had it (`_started_with`), never asked: a patch marker asked
+# beside local-activity markers failed replay under load when local activities were first
+# tried (issue #15's notes).
 LOCAL_BOOKKEEPING_PATCH = "bookkeeping-as-local-activities"
 # Each patch's level: a run whose starter had it (`OrderSyncInput.patch_level`, recorded
 # with the start) takes its new branch without asking, so it records no marker and sdk-core
