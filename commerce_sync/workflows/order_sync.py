@@ -28,7 +28,15 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from commerce_sync.contracts import search_attributes as sa
-    from commerce_sync.contracts.activities import Checks, Codec, Config, Database, Erp, Store
+    from commerce_sync.contracts.activities import (
+        ActivityRef,
+        Checks,
+        Codec,
+        Config,
+        Database,
+        Erp,
+        Store,
+    )
     from commerce_sync.contracts.documents import ErpOrderHandle
     from commerce_sync.contracts.orders import (
         ApprovalDecision,
@@ -76,6 +84,8 @@ with workflow.unsafe.imports_passed_through():
     )
     from commerce_sync.workflows.saga import (
         Compensation,
+        InputT,
+        OutputT,
         PairSaga,
         permanent_failure,
     )
@@ -280,11 +290,10 @@ class OrderSyncWorkflow(PairSaga):
         return self._end(SyncState.SHIPPED, "shipped")
 
     async def _resolve_dead_letters(self, note: str) -> None:
-        request = ResolveDeadLetters(business_key=workflow.info().workflow_id, note=note)
-        if self._local:
-            await self._act_here(Database.resolve_dead_letters, request)
-        else:
-            await self._act(Database.resolve_dead_letters, request, queue=None)
+        await self._bookkeeping(
+            Database.resolve_dead_letters,
+            ResolveDeadLetters(business_key=workflow.info().workflow_id, note=note),
+        )
 
     async def _read_order(self) -> Order:
         changes = self._store_changes
@@ -379,11 +388,7 @@ class OrderSyncWorkflow(PairSaga):
         in folded runs the same step gives the `CustomerEmail` search value."""
         request = OrderCleansing(pair=self._pair_config.id, order=order)
         if self._folded:
-            prepared = (
-                await self._act_here(Checks.prepare_order, request)
-                if self._local
-                else await self._act(Checks.prepare_order, request, queue=None)
-            )
+            prepared = await self._bookkeeping(Checks.prepare_order, request)
             if prepared.email_search_value:
                 # Search attributes are not encrypted: with codec keys this is a keyed hash.
                 workflow.upsert_search_attributes(
@@ -395,15 +400,15 @@ class OrderSyncWorkflow(PairSaga):
         return None
 
     async def _assess(self, order: Order, is_new_customer: bool | None) -> OrderAssessment:
-        request = OrderAssessmentInput(
-            pair=self._pair_config.id,
-            store_order_id=self._input.store_order_id,
-            order=order,
-            is_new_customer=is_new_customer,
+        return await self._bookkeeping(
+            Database.assess_order,
+            OrderAssessmentInput(
+                pair=self._pair_config.id,
+                store_order_id=self._input.store_order_id,
+                order=order,
+                is_new_customer=is_new_customer,
+            ),
         )
-        if self._local:
-            return await self._act_here(Database.assess_order, request)
-        return await self._act(Database.assess_order, request, queue=None)
 
     async def _unknown_skus(self, skus: list[str]) -> list[str]:
         return await self._act(
@@ -832,6 +837,13 @@ class OrderSyncWorkflow(PairSaga):
     def _has(self, patch_id: str) -> bool:
         """A levelled patch (`PATCH_LEVELS`): taken when the starter had it, else asked."""
         return self._input.patch_level >= PATCH_LEVELS[patch_id] or workflow.patched(patch_id)
+
+    async def _bookkeeping(self, ref: ActivityRef[InputT, OutputT], arg: InputT) -> OutputT:
+        """A step that calls nothing outside: a local activity in runs with
+        LOCAL_BOOKKEEPING_PATCH, else an activity on the workflow's own queue."""
+        if self._local:
+            return await self._act_here(ref, arg)
+        return await self._act(ref, arg, queue=None)
 
     def _started_with(self, patch_id: str) -> bool:
         """A levelled patch taken only when the starter had it, and never asked: a run

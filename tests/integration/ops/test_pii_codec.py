@@ -132,14 +132,13 @@ async def test_pii_stays_encrypted_in_temporal_and_out_of_logs(
         # attempt and times; its result is sealed) and headers (the trace context, when a
         # tracer provider is set). The byte check above covers them too.
         unencoded = (".searchAttributes.", ".patch-data.", ".details.data.", ".header.")
+        payloads = _payloads_in(history_json)
         found = [
-            (where, p)
-            for where, p in _payloads_in(history_json)
-            if not any(part in where for part in unencoded)
+            (where, p) for where, p in payloads if not any(part in where for part in unencoded)
         ]
         local_steps = [
             json.loads(base64.b64decode(p["data"]))
-            for where, p in _payloads_in(history_json)
+            for where, p in payloads
             if ".details.data." in where
         ]
         assert local_steps, "the run's bookkeeping steps are local activities"
