@@ -1,13 +1,20 @@
-"""What the anomaly assessment's history read costs an order once the pair has a history:
-CPU and wall milliseconds per `record_order_and_history` (`store/orders_seen.py`).
+"""What the anomaly assessment costs an order once the pair has a history: CPU and wall
+milliseconds per `record_order_and_history` (`store/orders_seen.py`), and CPU milliseconds
+of the checks on what it read (`anomaly_flags`, `domain/anomalies.py`), run both ways as
+`DatabaseActivities.assess_order` runs them while the ERP has not said whether the
+customer is new.
 
-`.venv/bin/python -m bench.assessment [--history 3000] [--orders 50] [--database-url URL]`
-records `--history` orders one a minute (each naming 2 of 50 SKUs, 500 e-mails, 700
-addresses, one country), not measured, then times `--orders` more the same way: each
-records itself and reads the store sample (up to 2,000 earlier orders), the customer's
-totals and the window's counts. Default database: a SQLite file in a temp dir, the
-embedded default's; a `--database-url` is a throwaway one (migrated, and left holding the
-bench's orders). Prints a line and a JSON line with the 1-minute load average.
+`.venv/bin/python -m bench.assessment [--history 3000] [--orders 50] [--new-customers]
+[--database-url URL]` records `--history` orders one a minute (each naming 2 of 50 SKUs,
+500 e-mails, 700 addresses, one country), not measured, then times `--orders` more the
+same way: each records itself and reads the store sample (up to 2,000 earlier orders), the
+customer's totals and the window's counts, and is then weighed by the packaged
+pairs.toml's kentico-brightpearl rules. A returning customer (3000 earlier orders from 500
+e-mails) is weighed against their own totals; with `--new-customers` the timed orders come
+from new e-mails and are weighed against the store's sample, as most orders of most shops
+are. Default database: a SQLite file in a temp dir, the embedded default's; a
+`--database-url` is a throwaway one (migrated, and left holding the bench's orders).
+Prints a line and a JSON line with the 1-minute load average.
 """
 
 from __future__ import annotations
@@ -22,8 +29,11 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+from commerce_sync.config.pairs import default_pairs_path, load_pairs
+from commerce_sync.domain.anomalies import anomaly_flags
+from commerce_sync.domain.models import Address, Customer, Order, OrderLine, Origin
 from commerce_sync.store.db import make_engine, migrate
-from commerce_sync.store.orders_seen import OrderFacts, record_order_and_history
+from commerce_sync.store.orders_seen import OrderFacts, SeenBefore, record_order_and_history
 
 PAIR = "kentico-brightpearl"
 START = datetime(2026, 11, 1, tzinfo=UTC)
@@ -31,11 +41,11 @@ HISTORY_DAYS = 90
 ADDRESS_WINDOW_DAYS = 30
 
 
-def order(index: int, rng: random.Random) -> OrderFacts:
+def order(index: int, rng: random.Random, *, new_customer: bool = False) -> OrderFacts:
     return OrderFacts(
         pair=PAIR,
         store_order_id=str(index),
-        email_key=f"email-{index % 500}",
+        email_key=f"new-{index}" if new_customer else f"email-{index % 500}",
         address_key=f"address-{index % 700}",
         placed_at=START + timedelta(minutes=index),
         currency="USD",
@@ -46,11 +56,43 @@ def order(index: int, rng: random.Random) -> OrderFacts:
     )
 
 
+def canonical(facts: OrderFacts) -> Order:
+    """The order the facts were taken from, as far as the checks read it."""
+    address = Address(
+        name="Bench Shopper",
+        line1="1 Bench St",
+        city="Benchville",
+        postal_code="10001",
+        country=facts.billing_country,
+    )
+    return Order(
+        origin=Origin(system="kentico", external_id=facts.store_order_id),
+        number=facts.store_order_id,
+        placed_at=facts.placed_at,
+        currency=facts.currency,
+        customer=Customer(email=f"{facts.email_key}@example.org", first_name="Bench",
+                          last_name="Shopper"),
+        billing_address=address,
+        shipping_address=address,
+        lines=[
+            OrderLine(sku=sku, quantity=quantity, unit_price=Decimal("1.00"))
+            for sku, quantity in facts.sku_quantities.items()
+        ],
+        total=facts.total,
+    )  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.assessment")
     parser.add_argument("--history", type=int, default=3000, help="earlier orders (3000)")
     parser.add_argument("--orders", type=int, default=50, help="orders timed (50)")
     parser.add_argument("--database-url", default=None, help="default: a temp SQLite file")
+    parser.add_argument(
+        "--new-customers",
+        action="store_true",
+        help="the timed orders come from e-mails with no earlier order, so the checks weigh "
+        "them against the store's sample (up to 2,000 totals), not the customer's own",
+    )
     args = parser.parse_args()
     if args.history < 0 or args.orders < 1:
         parser.error("--history must be 0 or more and --orders 1 or more")
@@ -60,31 +102,47 @@ def main() -> None:
         engine = make_engine(url)
         migrate(engine)
 
-        def record(index: int) -> None:
-            record_order_and_history(
+        rules = load_pairs(default_pairs_path())[PAIR].anomalies
+
+        def record(facts: OrderFacts) -> SeenBefore:
+            return record_order_and_history(
                 engine,
-                order(index, rng),
+                facts,
                 history_days=HISTORY_DAYS,
                 address_window_days=ADDRESS_WINDOW_DAYS,
             )
 
         for index in range(args.history):
-            record(index)
-        cpu, wall = time.process_time(), time.perf_counter()
+            record(order(index, rng))
+        read_cpu = read_wall = checks_cpu = 0.0
         for index in range(args.history, args.history + args.orders):
-            record(index)
-        cpu_ms = (time.process_time() - cpu) / args.orders * 1000
-        wall_ms = (time.perf_counter() - wall) / args.orders * 1000
+            facts = order(index, rng, new_customer=args.new_customers)
+            cpu, wall = time.process_time(), time.perf_counter()
+            seen = record(facts)
+            read_cpu += time.process_time() - cpu
+            read_wall += time.perf_counter() - wall
+            weighed, cpu = canonical(facts), time.process_time()
+            for new in (False, True):
+                anomaly_flags(weighed, seen.history, rules, is_new_customer=new)
+            checks_cpu += time.process_time() - cpu
+        cpu_ms = read_cpu / args.orders * 1000
+        wall_ms = read_wall / args.orders * 1000
+        checks_ms = checks_cpu / args.orders * 1000
         engine.dispose()
-    print(f"{args.history} earlier orders: {cpu_ms:.1f} ms CPU, {wall_ms:.1f} ms wall per order")
+    print(
+        f"{args.history} earlier orders: history read {cpu_ms:.1f} ms CPU, {wall_ms:.1f} ms "
+        f"wall; checks (both ways) {checks_ms:.1f} ms CPU per order"
+    )
     print(
         json.dumps(
             {
                 "bench": "assessment",
                 "history": args.history,
                 "orders": args.orders,
+                "new_customers": args.new_customers,
                 "cpu_ms": round(cpu_ms, 2),
                 "wall_ms": round(wall_ms, 2),
+                "checks_cpu_ms": round(checks_ms, 2),
                 "load": os.getloadavg()[0],
             }
         )
