@@ -156,6 +156,20 @@ def test_totals_at_or_below_zero_are_not_learned_from() -> None:
     assert "(100.00 over 20 orders;" in found.reason
 
 
+def test_amounts_beyond_a_floats_range_are_weighed_without_error() -> None:
+    """Logs are taken in floats; an amount a float cannot hold goes through Decimal."""
+    totals = [*spread(30), Decimal("1E-400")]
+    found = flags_of(make_order("1E+400"), OrderHistory(store_totals=totals))["total_vs_store"]
+    logs = [float(total.ln()) for total in totals]
+    centre = float(statistics.median(totals).ln())
+    scale = 1.4826 * statistics.median([abs(value - centre) for value in logs])
+    assert found.score == round((float(Decimal("1E+400").ln()) - centre) / scale / 6.0, 2)
+    assert 1000 < found.score < 1_000_000  # ln(1E+400) is 921: a finite, absurd score
+    assert "over 31 orders" in found.reason
+    history = OrderHistory(store_totals=totals)
+    assert "total_vs_store" not in flags_of(make_order("1E-400"), history)
+
+
 # -- total_vs_customer -------------------------------------------------------------------
 
 
