@@ -32,7 +32,10 @@ budget high), so the figure is the stack's, not Brightpearl's 200 calls a
 minute; `--real-budgets` keeps the configured ones. The sandboxes answer in a few
 milliseconds; `--api-latency-ms 150` holds every call to the systems' APIs that long (a
 delay fault on every path), so the latency shows what the steps' sequence of calls
-costs against systems across the internet. Prints a table and a JSON line.
+costs against systems across the internet. The app database starts empty, as a new
+shop's; `--history 2000` gives each pair 2,000 earlier orders first, which every order's
+anomaly assessment reads and weighs a new customer against, as in an established shop.
+Prints a table and a JSON line.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ import json
 import math
 import multiprocessing
 import os
+import random
 import re
 import secrets
 import signal
@@ -59,7 +63,8 @@ import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -70,6 +75,7 @@ from pydantic import SecretStr
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Engine
+from sqlmodel import Session
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 from temporalio.converter import DataConverter
@@ -95,6 +101,7 @@ from commerce_sync.contracts.search_attributes import dev_server_flags
 from commerce_sync.intake.routing import BRIGHTPEARL_SUBSCRIPTIONS
 from commerce_sync.ops.temporal_client import data_converter
 from commerce_sync.store.db import make_engine, migrate
+from commerce_sync.store.models import OrderSeen
 from commerce_sync.worker import Ports, build_workers, run_workers, workflow_runner
 from commerce_sync.workflows.inventory_push import workflow_id as inventory_workflow_id
 from sandboxes.embedded import temporal_binary
@@ -456,6 +463,35 @@ def shopper_order(index: int) -> dict[str, Any]:
     }
 
 
+def seed_history(engine: Engine, pairs: Sequence[str], per_pair: int) -> None:
+    """`per_pair` earlier orders of each pair in the app database, as the anomaly assessment
+    records them, one every 15 minutes back from now: an established shop's history, which
+    each order's assessment reads (up to 2,000 of them) and weighs new customers against.
+    Their e-mails and addresses are their own and their totals (5-200 USD) and quantities
+    (1-3 of a widget) spread around the bench's orders, so no bench order is flagged."""
+    rng = random.Random(15)
+    now = datetime.now(UTC)
+    rows = [
+        OrderSeen(
+            pair=pair,
+            store_order_id=f"history-{index}",
+            email_key=f"history-email-{index % 700}",
+            placed_at=now - timedelta(minutes=15 * (index + 1)),
+            currency="USD",
+            total=Decimal(rng.randint(500, 20000)) / 100,
+            billing_country="US",
+            shipping_country="US",
+            address_key=f"history-address-{index % 900}",
+            sku_quantities={f"WIDGET-{rng.randint(1, 10)}": rng.randint(1, 3)},
+        )
+        for pair in pairs
+        for index in range(per_pair)
+    ]
+    with Session(engine) as session:
+        session.add_all(rows)
+        session.commit()
+
+
 async def place(sandbox: httpx.AsyncClient, pair: str, index: int) -> Placed:
     store = PAIRS[pair][0]
     response = await sandbox.post(f"/{store}/_sandbox/orders", json=shopper_order(index))
@@ -756,6 +792,8 @@ class BenchResult:
     pairs: list[str]
     budgets: str
     api_latency_ms: float
+    history: int
+    """Earlier orders per pair in the app database before the bench's (`--history`)."""
     orders_per_s: float
     window_s: float
     webhook_to_erp_ms_p50: float
@@ -827,6 +865,7 @@ async def run(args: argparse.Namespace) -> BenchResult:
             engine = make_engine(settings.resolved_database_url)
             stack.callback(engine.dispose)
             migrate(engine)
+            seed_history(engine, pairs, args.history)
             api = ChildServer("api", settings)
             stack.callback(api.stop)
             api_url = api.start()
@@ -937,6 +976,7 @@ async def run(args: argparse.Namespace) -> BenchResult:
             pairs=pairs,
             budgets="lifted" if lift else "real",
             api_latency_ms=args.api_latency_ms,
+            history=args.history,
             orders_per_s=orders_per_s,
             window_s=window,
             webhook_to_erp_ms_p50=percentile(to_erp, 50),
@@ -1035,6 +1075,7 @@ def report(result: BenchResult, out: Console) -> None:
         title=(
             f"commerce-sync orders: {result.orders} orders, {' + '.join(result.pairs)}, "
             f"API budgets {result.budgets}"
+            + (f", {result.history} earlier orders per pair" if result.history else "")
             + (
                 f", every API call held {result.api_latency_ms:g} ms"
                 if result.api_latency_ms
@@ -1168,6 +1209,16 @@ def positive_int(text: str) -> int:
     return value
 
 
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} must be 0 or more")
+    return value
+
+
 def non_negative_float(text: str) -> float:
     try:
         value = float(text)
@@ -1223,6 +1274,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=0.0,
         help="hold every call to the four systems' APIs this long before it is answered, as "
         "a system across the internet would (default 0: the sandboxes answer at once)",
+    )
+    parser.add_argument(
+        "--history",
+        type=non_negative_int,
+        default=0,
+        help="earlier orders per pair in the app database before the bench's own, as after "
+        "a few weeks of trading (default 0: a new shop); each order's anomaly assessment "
+        "reads up to 2,000 of them",
     )
     parser.add_argument(
         "--timeout",
