@@ -101,8 +101,10 @@ class Bucket(Protocol):
         whose kept place a grant ends."""
         ...
 
-    def keep_place(self, run: str, priority: int, since: float, until: float) -> None:
-        """Keep the run's place among the waiting callers until `until`."""
+    def keep_place(
+        self, run: str, priority: int, since: float, until: float, *, now: float
+    ) -> None:
+        """Keep the run's place among the waiting callers until `until` (asked at `now`)."""
         ...
 
     def stop_waiting(self) -> None:
@@ -264,9 +266,11 @@ class CallBudget:
         """Hold the run's place while its retry is on the way: the next attempt comes
         REQUEUE_AFTER_S later (more under load), and in that gap newer runs would take the
         slots it waits for."""
-        until = self.clock() + REQUEUE_AFTER_S + KEEP_PLACE_EXTRA_S
+        now = self.clock()
+        until = now + REQUEUE_AFTER_S + KEEP_PLACE_EXTRA_S
+        keep = functools.partial(self.bucket.keep_place, run, priority, since, until, now=now)
         try:
-            await asyncio.to_thread(self.bucket.keep_place, run, priority, since, until)
+            await asyncio.to_thread(keep)
         except Exception:  # the hand-back goes on; the run only loses its kept place
             log.warning("call budget %s: could not keep a run's place", self.system)
 

@@ -12,13 +12,16 @@ from __future__ import annotations
 import asyncio
 import time
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from commerce_sync.store.budgets import (
     CLAIM_GRACE_S,
     CLAIM_RENEWED_WITHIN_S,
+    LAPSED_KEPT_S,
+    WAITERS,
     BucketShape,
     SharedBucket,
+    kept_place,
 )
 from commerce_sync.systems.budget import CallBudget, CallContext
 from tests.unit.systems.test_call_budget import queued
@@ -67,6 +70,38 @@ def test_a_waiting_process_that_stops_asking_holds_no_slot_for_long(engine: Engi
     assert alive.take(now + wait, ORDER, since=now) > 0
     lapsed = now + min(wait, CLAIM_RENEWED_WITHIN_S) + CLAIM_GRACE_S + 0.01
     assert alive.take(lapsed, ORDER, since=now) == 0.0
+
+
+def waiting_rows(engine: Engine, system: str) -> set[str]:
+    with engine.connect() as conn:
+        return set(
+            conn.execute(select(WAITERS.c.holder).where(WAITERS.c.system == system)).scalars()
+        )
+
+
+def test_lapsed_waiting_rows_go_when_a_new_one_is_recorded(engine: Engine) -> None:
+    """A dead process's row and a kept place no retry took up stay on record, ignored,
+    until a row of their system is recorded a minute after they lapsed."""
+    shape = BucketShape(interval_s=1.0, burst=1)
+    dead = SharedBucket(engine, "brightpearl", shape)
+    alive = SharedBucket(engine, "brightpearl", shape)
+    other_system = SharedBucket(engine, "acumatica", shape)
+    now = 8_000_000.0
+    assert dead.take(now, ORDER) == 0.0
+    assert dead.take(now, ORDER, since=now - 100) > 0  # ... and is never heard of again
+    dead.keep_place("run-gone", ORDER, since=now - 100, until=now + 5.0, now=now)
+    assert other_system.take(now, ORDER) == 0.0
+    assert other_system.take(now, ORDER, since=now - 100) > 0
+    assert waiting_rows(engine, "brightpearl") == {dead.holder, kept_place("run-gone")}
+
+    soon = now + 5.0 + LAPSED_KEPT_S - 1.0  # both lapsed, less than a minute ago
+    alive.keep_place("run-waits", ORDER, since=soon, until=soon + 5.0, now=soon)
+    assert kept_place("run-gone") in waiting_rows(engine, "brightpearl")
+
+    later = now + 5.0 + LAPSED_KEPT_S + 1.0
+    assert alive.take(later, ORDER, since=later) > 0  # the kept place of run-waits is ahead
+    assert waiting_rows(engine, "brightpearl") == {alive.holder, kept_place("run-waits")}
+    assert waiting_rows(engine, "acumatica") == {other_system.holder}  # another system's
 
 
 def test_a_caller_that_stops_waiting_leaves_no_claim(engine: Engine) -> None:
@@ -137,7 +172,7 @@ def test_a_handed_back_runs_place_is_kept_for_its_retry(engine: Engine) -> None:
     second = SharedBucket(engine, "brightpearl", shape)
     now = 6_000_000.0
     assert first.take(now, ORDER) == 0.0
-    first.keep_place("run-old", ORDER, since=now - 300, until=now + 5.0)
+    first.keep_place("run-old", ORDER, since=now - 300, until=now + 5.0, now=now)
     slot = now + 1.0
     assert second.take(slot, ORDER, since=now - 10, run="run-new") > 0  # the place is kept
     assert second.take(slot, ORDER, since=now - 300, run="run-old") == 0.0  # its retry
@@ -149,6 +184,6 @@ def test_a_kept_place_lapses_when_no_retry_comes(engine: Engine) -> None:
     bucket = SharedBucket(engine, "acumatica", shape)
     now = 7_000_000.0
     assert bucket.take(now, ORDER) == 0.0
-    bucket.keep_place("run-gone", ORDER, since=now - 300, until=now + 5.0)
+    bucket.keep_place("run-gone", ORDER, since=now - 300, until=now + 5.0, now=now)
     assert bucket.take(now + 4.0, ORDER, since=now) > 0
     assert bucket.take(now + 5.01, ORDER, since=now) == 0.0
