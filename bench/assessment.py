@@ -35,8 +35,12 @@ from commerce_sync.config.pairs import default_pairs_path, load_pairs
 from commerce_sync.domain.anomalies import anomaly_flags
 from commerce_sync.domain.models import Address, Customer, Order, OrderLine, Origin
 from commerce_sync.store.db import make_engine, migrate
-from commerce_sync.store.models import OrderSeen
-from commerce_sync.store.orders_seen import OrderFacts, SeenBefore, record_order_and_history
+from commerce_sync.store.orders_seen import (
+    OrderFacts,
+    SeenBefore,
+    record_order_and_history,
+    seen_row,
+)
 
 PAIR = "kentico-brightpearl"
 START = datetime(2026, 11, 1, tzinfo=UTC)
@@ -56,21 +60,6 @@ def order(index: int, rng: random.Random, *, new_customer: bool = False) -> Orde
         billing_country="US",
         shipping_country="US",
         sku_quantities={f"SKU-{rng.randint(1, 50)}": rng.randint(1, 3) for _ in range(2)},
-    )
-
-
-def row(facts: OrderFacts) -> OrderSeen:
-    return OrderSeen(
-        pair=facts.pair,
-        store_order_id=facts.store_order_id,
-        email_key=facts.email_key,
-        placed_at=facts.placed_at,
-        currency=facts.currency,
-        total=facts.total,
-        billing_country=facts.billing_country,
-        shipping_country=facts.shipping_country,
-        address_key=facts.address_key,
-        sku_quantities=facts.sku_quantities,
     )
 
 
@@ -132,7 +121,7 @@ def main() -> None:
 
         # The earlier orders written in one go, as their assessments would have written them.
         with Session(engine) as session:
-            session.add_all(row(order(index, rng)) for index in range(args.history))
+            session.add_all(seen_row(order(index, rng)) for index in range(args.history))
             session.commit()
         read_cpu = read_wall = checks_cpu = 0.0
         for index in range(args.history, args.history + args.orders):

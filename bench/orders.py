@@ -1199,24 +1199,22 @@ def report(result: BenchResult, out: Console) -> None:
     print(json.dumps(result.as_json(), separators=(",", ":")), flush=True)
 
 
-def positive_int(text: str) -> int:
+def whole_number(text: str, *, minimum: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"{value} must be at least {minimum}")
     return value
+
+
+def positive_int(text: str) -> int:
+    return whole_number(text, minimum=1)
 
 
 def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} must be 0 or more")
-    return value
+    return whole_number(text, minimum=0)
 
 
 def non_negative_float(text: str) -> float:

@@ -70,18 +70,7 @@ def record_order_and_history(
     the pair's earlier orders say. Earlier means placed before this one and within
     `history_days`, so a retry reads the same history as its first attempt (orders that
     arrive late with an earlier `placed_at` aside)."""
-    row = OrderSeen(
-        pair=facts.pair,
-        store_order_id=facts.store_order_id,
-        email_key=facts.email_key,
-        placed_at=facts.placed_at,
-        currency=facts.currency,
-        total=facts.total,
-        billing_country=facts.billing_country,
-        shipping_country=facts.shipping_country,
-        address_key=facts.address_key,
-        sku_quantities=facts.sku_quantities,
-    )
+    row = seen_row(facts)
     first_seen = _record_once(engine, row)
     if not first_seen:
         _fill_facts(engine, row)  # seen before the anomaly checks (a replayed old run)
@@ -158,6 +147,22 @@ def record_order_and_history(
         other_emails_at_address=other_emails,
     )
     return SeenBefore(recent, history, history_orders, first_seen)
+
+
+def seen_row(facts: OrderFacts) -> OrderSeen:
+    """The row that records an order's facts."""
+    return OrderSeen(
+        pair=facts.pair,
+        store_order_id=facts.store_order_id,
+        email_key=facts.email_key,
+        placed_at=facts.placed_at,
+        currency=facts.currency,
+        total=facts.total,
+        billing_country=facts.billing_country,
+        shipping_country=facts.shipping_country,
+        address_key=facts.address_key,
+        sku_quantities=facts.sku_quantities,
+    )
 
 
 def _record_once(engine: Engine, row: OrderSeen) -> bool:
