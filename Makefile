@@ -72,6 +72,8 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.orders
+	$(BIN)/python -m bench.orders --history 2000
+	$(BIN)/python -m bench.assessment --history 3000 --new-customers
 	$(BIN)/python -m bench.inventory
 	$(BIN)/python -m bench.ingest
 
