@@ -206,7 +206,9 @@ def build_workers(
                 client,
                 task_queue=system,
                 activities=list(activities),
-                activity_executor=executor,
+                # Every system activity is a coroutine, so no executor: the SDK would warn
+                # that its 32 threads are fewer than the slots, and a thread-bound activity
+                # registered here by mistake fails the worker's start instead of queueing.
                 max_concurrent_activities=SYSTEM_QUEUE_SLOTS,
                 graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
                 interceptors=[HeartbeatInterceptor()],
