@@ -101,7 +101,7 @@ from commerce_sync.contracts.search_attributes import dev_server_flags
 from commerce_sync.intake.routing import BRIGHTPEARL_SUBSCRIPTIONS
 from commerce_sync.ops.temporal_client import data_converter
 from commerce_sync.store.db import make_engine, migrate
-from commerce_sync.store.models import OrderSeen
+from commerce_sync.store.orders_seen import OrderFacts, seen_row
 from commerce_sync.worker import Ports, build_workers, run_workers, workflow_runner
 from commerce_sync.workflows.inventory_push import workflow_id as inventory_workflow_id
 from sandboxes.embedded import temporal_binary
@@ -472,17 +472,19 @@ def seed_history(engine: Engine, pairs: Sequence[str], per_pair: int) -> None:
     rng = random.Random(15)
     now = datetime.now(UTC)
     rows = [
-        OrderSeen(
-            pair=pair,
-            store_order_id=f"history-{index}",
-            email_key=f"history-email-{index % 700}",
-            placed_at=now - timedelta(minutes=15 * (index + 1)),
-            currency="USD",
-            total=Decimal(rng.randint(500, 20000)) / 100,
-            billing_country="US",
-            shipping_country="US",
-            address_key=f"history-address-{index % 900}",
-            sku_quantities={f"WIDGET-{rng.randint(1, 10)}": rng.randint(1, 3)},
+        seen_row(
+            OrderFacts(
+                pair=pair,
+                store_order_id=f"history-{index}",
+                email_key=f"history-email-{index % 700}",
+                placed_at=now - timedelta(minutes=15 * (index + 1)),
+                currency="USD",
+                total=Decimal(rng.randint(500, 20000)) / 100,
+                billing_country="US",
+                shipping_country="US",
+                address_key=f"history-address-{index % 900}",
+                sku_quantities={f"WIDGET-{rng.randint(1, 10)}": rng.randint(1, 3)},
+            )
         )
         for pair in pairs
         for index in range(per_pair)

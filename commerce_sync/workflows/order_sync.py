@@ -836,7 +836,7 @@ class OrderSyncWorkflow(PairSaga):
 
     def _has(self, patch_id: str) -> bool:
         """A levelled patch (`PATCH_LEVELS`): taken when the starter had it, else asked."""
-        return self._input.patch_level >= PATCH_LEVELS[patch_id] or workflow.patched(patch_id)
+        return self._started_with(patch_id) or workflow.patched(patch_id)
 
     async def _bookkeeping(self, ref: ActivityRef[InputT, OutputT], arg: InputT) -> OutputT:
         """A step that calls nothing outside: a local activity in runs with
