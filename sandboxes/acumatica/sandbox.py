@@ -672,8 +672,15 @@ class AcumaticaSandbox(Sandbox):
         return out
 
     def _view(self, entity: str, record: dict[str, Any]) -> dict[str, Any]:
-        """The record as the API shows it, with the members Acumatica derives."""
-        view = copy.deepcopy(record)
+        """The record as the API shows it, with the members Acumatica derives.
+
+        A shallow copy: the view shares the stored record's nested members (details,
+        addresses), so it is read, never changed. Derived members are new values set on
+        the view itself, and every answer is built from it by `_wrap_view`, which makes
+        new containers at every level. A deep copy here cost the sandbox O(records) per
+        list request (each record copied before the `$filter` was applied): a third of
+        its CPU with 600 orders in it."""
+        view = dict(record)
         if entity == "SalesOrder":
             self._view_sales_order(view)
         elif entity == "Customer":
@@ -681,10 +688,10 @@ class AcumaticaSandbox(Sandbox):
                 if not view.get(f"{kind}ContactOverride") and not view.get(
                     f"{kind}AddressOverride"
                 ):
-                    view[f"{kind}Contact"] = copy.deepcopy(view.get("MainContact", {}))
+                    view[f"{kind}Contact"] = view.get("MainContact", {})
                 view.setdefault(f"{kind}ContactOverride", False)
                 view.setdefault(f"{kind}AddressOverride", False)
-            view["PrimaryContact"] = copy.deepcopy(view.get("MainContact", {}))
+            view["PrimaryContact"] = view.get("MainContact", {})
         elif entity == "StockItem":
             sku = view["InventoryID"]
             snapshot = self._stock_snapshot()
@@ -776,10 +783,14 @@ class AcumaticaSandbox(Sandbox):
                         }
                     )
         view["Shipments"] = shipments
-        totals = view.setdefault(
-            "Totals", {"id": str(uuid.uuid5(ID_NAMESPACE, f"Totals:{view['id']}"))}
+        # A copy: the stored record's Totals stay as written.
+        totals = (
+            dict(view["Totals"])
+            if "Totals" in view
+            else {"id": str(uuid.uuid5(ID_NAMESPACE, f"Totals:{view['id']}"))}
         )
         totals["UnpaidBalance"] = _dec(view.get("OrderTotal")) - paid
+        view["Totals"] = totals
 
     # ---- writing ---------------------------------------------------------------------
 
@@ -883,13 +894,12 @@ class AcumaticaSandbox(Sandbox):
         if handler is None:
             error = PXError(f"The action {action} is not available in the sandbox.")
         else:
-            snapshot = copy.deepcopy((self.db, self.stock, self.counters))
             try:
-                handler(self, record, parameters)
-                self._commit()
+                handler(self, record, parameters)  # refuses before it changes anything
             except PXError as exc:
-                self.db, self.stock, self.counters = snapshot
                 error = exc
+            else:
+                self._commit()
         status_id = str(uuid.uuid4())
         self.action_status[status_id] = (entity, record["id"], error)
         root = request.scope.get("root_path", "")
@@ -2070,6 +2080,10 @@ def _reopen(sb: AcumaticaSandbox, order: dict[str, Any], _params: dict[str, Any]
 
 
 Action = Callable[[AcumaticaSandbox, dict[str, Any], dict[str, Any]], None]
+"""An action on its target record. It refuses (`PXError`) before it changes anything,
+as Acumatica refuses an action whole: every check comes before the first write, so a
+refused action leaves the sandbox as it was without a copy of the whole database taken
+before each action (which cost O(records) per payment released)."""
 
 ACTIONS: dict[tuple[str, str], Action] = {
     ("SalesOrder", "CancelSalesOrder"): cancel_sales_order,

@@ -402,6 +402,70 @@ async def test_shipped_order_cannot_be_canceled_permanently(
     assert "confirmed shipments" in caught.value.message
 
 
+async def refused_action(
+    sandboxes: httpx.AsyncClient, entity: str, action: str, keys: dict[str, str]
+) -> str:
+    """Invoke an action over raw HTTP (a session of its own) and return the error its
+    status answers; fails if the action was not refused."""
+    base = "/acumatica/entity"
+    login = await sandboxes.post(
+        f"{base}/auth/login",
+        json={"name": "admin", "password": "sandbox-acumatica-password", "company": "Company"},
+    )
+    assert login.status_code == 204
+    cookies = login.cookies
+    try:
+        body = {"entity": {k: {"value": v} for k, v in keys.items()}, "parameters": {}}
+        invoked = await sandboxes.post(
+            f"{base}/Default/24.200.001/{entity}/{action}", json=body, cookies=cookies
+        )
+        assert invoked.status_code == 202
+        status = await sandboxes.get(
+            invoked.headers["location"].removeprefix(sandboxes.base_url.path), cookies=cookies
+        )
+        assert status.status_code == 500, f"{entity}/{action} was not refused"
+        return str(status.json()["exceptionMessage"])
+    finally:
+        await sandboxes.post(f"{base}/auth/logout", cookies=cookies)
+
+
+async def test_a_refused_action_changes_nothing(
+    acu: AcumaticaClient, sandboxes: httpx.AsyncClient
+) -> None:
+    """Acumatica refuses an action whole; the sandbox's actions check before they change
+    anything (no copy of the database is kept to roll back), so every refusal below
+    leaves records, stock and push notifications as they were."""
+    order = make_order("1004")
+    shipped = await acu.create_sales_order(order, "C000001")
+    await control(sandboxes, "/shipments", {"order": shipped, "tracking": "1Z4", "carrier": "ups"})
+    cancelled = await acu.create_sales_order(make_order("1005"), "C000001")
+    await acu.cancel_order("SO", cancelled)
+    open_order = await acu.create_sales_order(make_order("1006"), "C000001")
+    payment = Payment(method="card", reference="ch_1006", amount=Decimal("1"), currency="USD")
+    released = await acu.record_payment("SO", open_order, payment, customer_id="C000001")
+    state = (await sandboxes.get(f"{CONTROL}/state")).json()
+    shipment = next(
+        s for s in state["entities"]["Shipment"] if s["Orders"][0]["OrderNbr"] == shipped
+    )
+    assert shipment["Status"] == "Confirmed"
+    pushes = len((await sandboxes.get(f"{CONTROL}/events")).json()["events"])
+
+    refusals = [
+        ("SalesOrder", "CancelSalesOrder", {"OrderType": "SO", "OrderNbr": shipped}),
+        ("SalesOrder", "SalesOrderCreateShipment", {"OrderType": "SO", "OrderNbr": cancelled}),
+        ("SalesOrder", "OpenSalesOrder", {"OrderType": "SO", "OrderNbr": open_order}),
+        ("Shipment", "ConfirmShipment", {"ShipmentNbr": shipment["ShipmentNbr"]}),
+        ("Payment", "ReleasePayment", {"Type": "Payment", "ReferenceNbr": released}),
+    ]
+    messages = [await refused_action(sandboxes, *refusal) for refusal in refusals]
+    assert "confirmed shipments" in messages[0]
+    assert "cannot be released" in messages[4]
+
+    after = (await sandboxes.get(f"{CONTROL}/state")).json()
+    assert after["entities"] == state["entities"] and after["stock"] == state["stock"]
+    assert len((await sandboxes.get(f"{CONTROL}/events")).json()["events"]) == pushes
+
+
 # ---- injected faults and throttling ---------------------------------------------------
 
 
