@@ -76,6 +76,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.assessment --history 3000 --new-customers
 	$(BIN)/python -m bench.inventory
 	$(BIN)/python -m bench.ingest
+	$(BIN)/python -m bench.temporal_costs
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
