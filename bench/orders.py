@@ -82,7 +82,7 @@ from temporalio.converter import DataConverter
 from temporalio.service import RPCError
 from temporalio.worker import Worker
 
-from bench.bare_workflow import BareWorkflow, noop
+from bench.bare_workflow import BareWorkflow, CostProbeWorkflow, ProbeShape, echo, noop
 from bench.cpu import cpu_by_process
 from commerce_sync.api.app import create_app
 from commerce_sync.config.pairs import load_pairs
@@ -126,6 +126,9 @@ BENCH_CODEC = CodecSettings(
     search_key=SecretStr(secrets.token_urlsafe(32)),
 )
 BARE_TASK_QUEUE = "commerce-sync-bench-bare"
+SHAPED_TASK_QUEUE = "commerce-sync-bench-shaped"
+SHAPED_ACTIVITY_QUEUE = "commerce-sync-bench-shaped-system"
+"""The shaped ceiling's activities go here, as an order run's go to a system's queue."""
 WARM_UP_INDEX = 1_000_000  # shopper numbers of the warm-up orders, apart from the measured ones
 IN_FLIGHT = 8  # concurrent placement / start / query calls from the driver
 NOT_SYNCED_STATES = (
@@ -623,20 +626,36 @@ async def order_times(
 LOCAL_ACTIVITY_MARKER = "core_local_activity"  # sdk-core's marker name for a local activity
 
 
-async def activities_per_run(client: Client, workflow_id: str) -> tuple[int, int]:
-    """Activities the run scheduled so far (retries are attempts, not new schedules), and
-    local activities it recorded."""
+async def run_shape(client: Client, workflow_id: str) -> ProbeShape:
+    """The run's shape so far, from its history: activities it scheduled (retries are
+    attempts, not new schedules), local activities it recorded, search-attribute upserts,
+    and the mean size of an activity's argument and result as the server stores them
+    (encrypted by the codec); its activities on another task queue, as a system's."""
     history = await client.get_workflow_handle(workflow_id).fetch_history()
-    scheduled = local = 0
+    scheduled = local = upserts = 0
+    payload_bytes: list[int] = []
     for event in history.events:
         if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
             scheduled += 1
+            arguments = event.activity_task_scheduled_event_attributes.input.payloads
+            payload_bytes.append(sum(p.ByteSize() for p in arguments))
+        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+            result = event.activity_task_completed_event_attributes.result.payloads
+            payload_bytes.append(sum(p.ByteSize() for p in result))
+        elif event.event_type == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
+            upserts += 1
         elif (
             event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
             and event.marker_recorded_event_attributes.marker_name == LOCAL_ACTIVITY_MARKER
         ):
             local += 1
-    return scheduled, local
+    return ProbeShape(
+        activities=scheduled,
+        local_activities=local,
+        pad_bytes=round(sum(payload_bytes) / len(payload_bytes)) if payload_bytes else 0,
+        upserts=upserts,
+        activity_queue=SHAPED_ACTIVITY_QUEUE,
+    )
 
 
 @dataclass
@@ -720,13 +739,31 @@ async def bare_runs(
             task_queue=BARE_TASK_QUEUE,
         )
 
-    handles = await bounded(start(i) for i in range(count))
+    return await timed_runs(await bounded(start(i) for i in range(count)))
+
+
+async def shaped_runs(
+    client: Client, count: int, shape: ProbeShape, prefix: str
+) -> tuple[float, float]:
+    """As `bare_runs`, for `count` workflows of an order run's shape."""
+
+    def start(index: int) -> Callable[[], Awaitable[WorkflowHandle[Any, int]]]:
+        return lambda: client.start_workflow(
+            CostProbeWorkflow.run, shape, id=f"{prefix}-{index}", task_queue=SHAPED_TASK_QUEUE
+        )
+
+    return await timed_runs(await bounded(start(i) for i in range(count)))
+
+
+async def timed_runs(handles: Sequence[WorkflowHandle[Any, int]]) -> tuple[float, float]:
+    """Wait for the runs; runs per second, first start to last close as the server
+    recorded them."""
     await asyncio.gather(*(handle.result() for handle in handles))
     described = await bounded(handle.describe for handle in handles)
     closes = [d.close_time for d in described if d.close_time is not None]
-    if len(closes) != count:
-        raise BenchError("a bare workflow has no close time")
-    return rate(count, min(d.start_time for d in described), max(closes))
+    if len(closes) != len(handles):
+        raise BenchError("a ceiling's workflow has no close time")
+    return rate(len(handles), min(d.start_time for d in described), max(closes))
 
 
 # ---- the run ------------------------------------------------------------------------
@@ -816,6 +853,12 @@ class BenchResult:
     ceiling_workflows_per_s: float
     ceiling_window_s: float
     ratio_to_ceiling: float
+    shaped_ceiling_workflows_per_s: float
+    """Workflows of an order run's shape (`bench.temporal_costs`) per second: its steps
+    doing nothing, its activities matched on another task queue, its upserts and payload
+    sizes. What the server alone allows an order run as it is built."""
+    shaped_ceiling_shape: dict[str, Any]
+    ratio_to_shaped_ceiling: float
     ratio_bound: float | None
     """The most the ratio can be on these cores when the run is CPU-bound (orders placed at
     once): a bare workflow's CPU over that plus the API's and the sandboxes' CPU per order,
@@ -922,11 +965,12 @@ async def run(args: argparse.Namespace) -> BenchResult:
             }
             steps_failed = failed_steps()
             times = await order_times(client, sandbox, placed)
-            per_pair = {
-                pair: await activities_per_run(
-                    client, next(p.workflow_id for p in placed if p.pair == pair)
-                )
+            shapes = {
+                pair: await run_shape(client, next(p.workflow_id for p in placed if p.pair == pair))
                 for pair in pairs
+            }
+            per_pair = {
+                pair: (shape.activities, shape.local_activities) for pair, shape in shapes.items()
             }
 
             orders_per_s, window = rate(
@@ -972,6 +1016,40 @@ async def run(args: argparse.Namespace) -> BenchResult:
                 bare_stop.set()
                 await bare_task
 
+            # The costliest pair's shape, every field at the most any pair's run has.
+            shaped = ProbeShape(
+                activities=max(shape.activities for shape in shapes.values()),
+                local_activities=max(shape.local_activities for shape in shapes.values()),
+                pad_bytes=max(shape.pad_bytes for shape in shapes.values()),
+                upserts=max(shape.upserts for shape in shapes.values()),
+                activity_queue=SHAPED_ACTIVITY_QUEUE,
+            )
+            err.print(
+                f"shaped ceiling: {count} workflows of {shaped.activities} activities on another"
+                f" task queue, {shaped.local_activities} local activities, {shaped.upserts}"
+                f" upserts and {shaped.pad_bytes}-byte payloads ..."
+            )
+            shaped_stop = asyncio.Event()
+            shaped_workers = [
+                Worker(
+                    client,
+                    task_queue=SHAPED_TASK_QUEUE,
+                    workflows=[CostProbeWorkflow],
+                    activities=[echo],
+                    workflow_runner=workflow_runner(),
+                ),
+                Worker(client, task_queue=SHAPED_ACTIVITY_QUEUE, activities=[echo]),
+            ]
+            shaped_task = asyncio.create_task(run_workers(shaped_workers, shaped_stop))
+            try:
+                await shaped_runs(client, 1, shaped, "bench-shaped-warm-up")
+                shaped_ceiling, _ = await asyncio.wait_for(
+                    shaped_runs(client, count, shaped, "bench-shaped"), args.timeout
+                )
+            finally:
+                shaped_stop.set()
+                await shaped_task
+
             err.print("stopping everything ...")
         return BenchResult(
             orders=len(placed),
@@ -999,6 +1077,9 @@ async def run(args: argparse.Namespace) -> BenchResult:
             ceiling_workflows_per_s=ceiling,
             ceiling_window_s=ceiling_window,
             ratio_to_ceiling=orders_per_s / ceiling,
+            shaped_ceiling_workflows_per_s=shaped_ceiling,
+            shaped_ceiling_shape=asdict(shaped),
+            ratio_to_shaped_ceiling=orders_per_s / shaped_ceiling,
             ratio_bound=ratio_bound(cpu_per_bare, cpu_per_order),
             calls=calls,
             cpus=os.cpu_count() or 0,
@@ -1045,6 +1126,11 @@ DEFINITIONS = (
     "an order costs the server and worker what a bare workflow does, the API and sandboxes "
     "what they cost in this run (bare / (bare + api + sandboxes), CPU s): the bound of a "
     "CPU-bound run (orders placed at once) with the stand-ins on the same cores.",
+    "shaped ceiling: as many workflows as orders, shaped as the costliest pair's order run up "
+    "to awaiting shipment (bench.temporal_costs): as many no-op steps, the activities on "
+    "another task queue (an order run's go to the systems' queues, so none is dispatched "
+    "eagerly as the bare workflows' are), as many search-attribute upserts, and each "
+    "activity's argument and result the mean size of the run's (encrypted, as stored).",
     "API calls: requests in each sandbox's log (GET /{system}/_sandbox/requests) after the "
     "warm-up / orders through that system. Brightpearl answers a search that finds nothing "
     "with 404 (as the real API does), so lookups of new customers count as non-2xx there.",
@@ -1134,6 +1220,11 @@ def report(result: BenchResult, out: Console) -> None:
     table.add_row(
         "raw ceiling, bare workflows per second",
         f"{result.ceiling_workflows_per_s:.2f}  ({result.ceiling_window_s:.1f} s window)",
+    )
+    table.add_row(
+        "shaped ceiling, order-shaped workflows per second",
+        f"{result.shaped_ceiling_workflows_per_s:.2f}"
+        f"  (orders/s to it {result.ratio_to_shaped_ceiling:.2f})",
     )
     table.add_row(
         "orders/s to the ceiling",
