@@ -1,4 +1,6 @@
-"""The raw ceiling of bench/orders.py: a workflow that runs N activities doing nothing.
+"""The ceilings of bench/orders.py and the shapes of bench/temporal_costs.py: a workflow
+whose steps do nothing, shaped as asked (the raw ceiling's: only as many steps as an order
+run; the shaped ceiling's: also its upserts, payload sizes and another activity queue).
 
 It lives in its own small module because the worker's workflow sandbox re-imports a
 workflow's module for every run; bench/orders.py imports httpx and friends, which the
@@ -13,29 +15,6 @@ from datetime import timedelta
 from temporalio import activity, workflow
 
 from commerce_sync.contracts.search_attributes import SYNC_STATE
-
-
-@activity.defn(name="bench.noop")
-async def noop(step: int) -> int:
-    """Does nothing; returns its input so the payload round trip is real but tiny."""
-    return step
-
-
-@workflow.defn(name="BenchBareWorkflow")
-class BareWorkflow:
-    @workflow.run
-    async def run(self, activities: int, local_activities: int = 0) -> int:
-        """Run `local_activities` no-op local activities and `activities` no-op activities,
-        one after another, as many of each as an order run does."""
-        for step in range(local_activities):
-            await workflow.execute_local_activity(
-                noop, step, start_to_close_timeout=timedelta(seconds=30)
-            )
-        for step in range(activities):
-            await workflow.execute_activity(
-                noop, step, start_to_close_timeout=timedelta(seconds=60)
-            )
-        return activities + local_activities
 
 
 @dataclass(frozen=True)

@@ -82,7 +82,7 @@ from temporalio.converter import DataConverter
 from temporalio.service import RPCError
 from temporalio.worker import Worker
 
-from bench.bare_workflow import BareWorkflow, CostProbeWorkflow, ProbeShape, echo, noop
+from bench.bare_workflow import CostProbeWorkflow, ProbeShape, echo
 from bench.cpu import cpu_by_process
 from commerce_sync.api.app import create_app
 from commerce_sync.config.pairs import load_pairs
@@ -725,39 +725,18 @@ async def push_totals(client: Client, pair: str) -> dict[str, int]:
 # ---- the raw ceiling ----------------------------------------------------------------
 
 
-async def bare_runs(
-    client: Client, count: int, activities: tuple[int, int], prefix: str
+async def probe_runs(
+    client: Client, count: int, shape: ProbeShape, prefix: str, task_queue: str
 ) -> tuple[float, float]:
-    """Start `count` bare workflows of (activities, local activities), wait for them;
-    workflows per second, first start to last close as the server recorded them."""
+    """Start `count` workflows of `shape` (bare: only its steps), wait for them; workflows
+    per second, first start to last close as the server recorded them."""
 
     def start(index: int) -> Callable[[], Awaitable[WorkflowHandle[Any, int]]]:
         return lambda: client.start_workflow(
-            BareWorkflow.run,
-            args=activities,
-            id=f"{prefix}-{index}",
-            task_queue=BARE_TASK_QUEUE,
+            CostProbeWorkflow.run, shape, id=f"{prefix}-{index}", task_queue=task_queue
         )
 
-    return await timed_runs(await bounded(start(i) for i in range(count)))
-
-
-async def shaped_runs(
-    client: Client, count: int, shape: ProbeShape, prefix: str
-) -> tuple[float, float]:
-    """As `bare_runs`, for `count` workflows of an order run's shape."""
-
-    def start(index: int) -> Callable[[], Awaitable[WorkflowHandle[Any, int]]]:
-        return lambda: client.start_workflow(
-            CostProbeWorkflow.run, shape, id=f"{prefix}-{index}", task_queue=SHAPED_TASK_QUEUE
-        )
-
-    return await timed_runs(await bounded(start(i) for i in range(count)))
-
-
-async def timed_runs(handles: Sequence[WorkflowHandle[Any, int]]) -> tuple[float, float]:
-    """Wait for the runs; runs per second, first start to last close as the server
-    recorded them."""
+    handles = await bounded(start(i) for i in range(count))
     await asyncio.gather(*(handle.result() for handle in handles))
     described = await bounded(handle.describe for handle in handles)
     closes = [d.close_time for d in described if d.close_time is not None]
@@ -995,16 +974,17 @@ async def run(args: argparse.Namespace) -> BenchResult:
             bare_worker = Worker(  # the same workflow runner as the order runs'
                 client,
                 task_queue=BARE_TASK_QUEUE,
-                workflows=[BareWorkflow],
-                activities=[noop],
+                workflows=[CostProbeWorkflow],
+                activities=[echo],
                 workflow_runner=workflow_runner(),
             )
             bare_task = asyncio.create_task(run_workers([bare_worker], bare_stop))
             try:
-                await bare_runs(client, 1, activities, "bench-bare-warm-up")
+                bare = ProbeShape(activities=activities[0], local_activities=activities[1])
+                await probe_runs(client, 1, bare, "bench-bare-warm-up", BARE_TASK_QUEUE)
                 bare_before = cpu_by_process(processes)
                 ceiling, ceiling_window = await asyncio.wait_for(
-                    bare_runs(client, count, activities, "bench-bare"), args.timeout
+                    probe_runs(client, count, bare, "bench-bare", BARE_TASK_QUEUE), args.timeout
                 )
                 bare_after = cpu_by_process(processes)
                 cpu_per_bare: dict[str, float] = {
@@ -1042,9 +1022,10 @@ async def run(args: argparse.Namespace) -> BenchResult:
             ]
             shaped_task = asyncio.create_task(run_workers(shaped_workers, shaped_stop))
             try:
-                await shaped_runs(client, 1, shaped, "bench-shaped-warm-up")
+                await probe_runs(client, 1, shaped, "bench-shaped-warm-up", SHAPED_TASK_QUEUE)
                 shaped_ceiling, _ = await asyncio.wait_for(
-                    shaped_runs(client, count, shaped, "bench-shaped"), args.timeout
+                    probe_runs(client, count, shaped, "bench-shaped", SHAPED_TASK_QUEUE),
+                    args.timeout,
                 )
             finally:
                 shaped_stop.set()
