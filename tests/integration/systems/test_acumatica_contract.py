@@ -405,28 +405,26 @@ async def test_shipped_order_cannot_be_canceled_permanently(
 async def refused_action(
     sandboxes: httpx.AsyncClient, entity: str, action: str, keys: dict[str, str]
 ) -> str:
-    """Invoke an action over raw HTTP (a session of its own) and return the error its
-    status answers; fails if the action was not refused."""
+    """Invoke an action over raw HTTP (a session of its own, its cookies on its own
+    client) and return the error its status answers; fails if it was not refused."""
     base = "/acumatica/entity"
-    login = await sandboxes.post(
-        f"{base}/auth/login",
-        json={"name": "admin", "password": "sandbox-acumatica-password", "company": "Company"},
-    )
-    assert login.status_code == 204
-    cookies = login.cookies
-    try:
-        body = {"entity": {k: {"value": v} for k, v in keys.items()}, "parameters": {}}
-        invoked = await sandboxes.post(
-            f"{base}/Default/24.200.001/{entity}/{action}", json=body, cookies=cookies
+    async with httpx.AsyncClient(base_url=sandboxes.base_url, timeout=10.0) as session:
+        login = await session.post(
+            f"{base}/auth/login",
+            json={"name": "admin", "password": "sandbox-acumatica-password", "company": "Company"},
         )
-        assert invoked.status_code == 202
-        status = await sandboxes.get(
-            invoked.headers["location"].removeprefix(sandboxes.base_url.path), cookies=cookies
-        )
-        assert status.status_code == 500, f"{entity}/{action} was not refused"
-        return str(status.json()["exceptionMessage"])
-    finally:
-        await sandboxes.post(f"{base}/auth/logout", cookies=cookies)
+        assert login.status_code == 204
+        try:
+            body = {"entity": {k: {"value": v} for k, v in keys.items()}, "parameters": {}}
+            invoked = await session.post(f"{base}/Default/24.200.001/{entity}/{action}", json=body)
+            assert invoked.status_code == 202
+            status = await session.get(
+                invoked.headers["location"].removeprefix(session.base_url.path)
+            )
+            assert status.status_code == 500, f"{entity}/{action} was not refused"
+            return str(status.json()["exceptionMessage"])
+        finally:
+            await session.post(f"{base}/auth/logout")
 
 
 async def test_a_refused_action_changes_nothing(
