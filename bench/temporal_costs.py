@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import json
 import os
@@ -82,9 +83,9 @@ async def run_shape(client: Client, server_pid: int, name: str, count: int, tag:
     ]
     if shape.activity_queue is not None:
         workers.append(Worker(client, task_queue=shape.activity_queue, activities=[echo]))
-    for worker in workers:
-        await worker.__aenter__()
-    try:
+    async with contextlib.AsyncExitStack() as running:
+        for worker in workers:
+            await running.enter_async_context(worker)
         await client.execute_workflow(
             CostProbeWorkflow.run, shape, id=f"{tag}-warm-up", task_queue=queue
         )
@@ -100,9 +101,6 @@ async def run_shape(client: Client, server_pid: int, name: str, count: int, tag:
         await asyncio.gather(*(handle.result() for handle in handles))
         elapsed = time.monotonic() - started
         server_after, own_after = process_cpu_s(server_pid), time.process_time()
-    finally:
-        for worker in reversed(workers):
-            await worker.__aexit__(None, None, None)
     return Round(
         shape=name,
         workflows_per_s=count / elapsed,

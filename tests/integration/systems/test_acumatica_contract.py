@@ -18,7 +18,7 @@ import pytest
 from fastapi import FastAPI, Request
 from pydantic import SecretStr
 
-from commerce_sync.config.settings import Settings
+from commerce_sync.config.settings import AcumaticaSettings, Settings
 from commerce_sync.domain.models import (
     Address,
     Customer,
@@ -403,7 +403,11 @@ async def test_shipped_order_cannot_be_canceled_permanently(
 
 
 async def refused_action(
-    sandboxes: httpx.AsyncClient, entity: str, action: str, keys: dict[str, str]
+    sandboxes: httpx.AsyncClient,
+    account: AcumaticaSettings,
+    entity: str,
+    action: str,
+    keys: dict[str, str],
 ) -> str:
     """Invoke an action over raw HTTP (a session of its own, its cookies on its own
     client) and return the error its status answers; fails if it was not refused."""
@@ -411,7 +415,11 @@ async def refused_action(
     async with httpx.AsyncClient(base_url=sandboxes.base_url, timeout=10.0) as session:
         login = await session.post(
             f"{base}/auth/login",
-            json={"name": "admin", "password": "sandbox-acumatica-password", "company": "Company"},
+            json={
+                "name": account.username,
+                "password": account.password.get_secret_value(),
+                "company": account.tenant,
+            },
         )
         assert login.status_code == 204
         try:
@@ -428,7 +436,7 @@ async def refused_action(
 
 
 async def test_a_refused_action_changes_nothing(
-    acu: AcumaticaClient, sandboxes: httpx.AsyncClient
+    acu: AcumaticaClient, settings: Settings, sandboxes: httpx.AsyncClient
 ) -> None:
     """Acumatica refuses an action whole; the sandbox's actions check before they change
     anything (no copy of the database is kept to roll back), so every refusal below
@@ -455,7 +463,9 @@ async def test_a_refused_action_changes_nothing(
         ("Shipment", "ConfirmShipment", {"ShipmentNbr": shipment["ShipmentNbr"]}),
         ("Payment", "ReleasePayment", {"Type": "Payment", "ReferenceNbr": released}),
     ]
-    messages = [await refused_action(sandboxes, *refusal) for refusal in refusals]
+    messages = [
+        await refused_action(sandboxes, settings.acumatica, *refusal) for refusal in refusals
+    ]
     assert "confirmed shipments" in messages[0]
     assert "cannot be released" in messages[4]
 
