@@ -78,7 +78,7 @@ async def run_shape(client: Client, server_pid: int, name: str, count: int, tag:
             task_queue=queue,
             workflows=[CostProbeWorkflow],
             activities=[echo],
-            workflow_runner=workflow_runner(),  # the order runs' sandboxed runner
+            workflow_runner=workflow_runner(),  # the order runs' runner
         )
     ]
     if shape.activity_queue is not None:

@@ -22,8 +22,7 @@ from typing import Any
 from sqlalchemy import Engine
 from temporalio.client import Client
 from temporalio.service import RPCError
-from temporalio.worker import Worker
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 
 from commerce_sync.activities.catalog import (
     CatalogErpActivities,
@@ -149,23 +148,28 @@ def workflow_queue_activities(
     )
 
 
-def workflow_runner() -> SandboxedWorkflowRunner:
-    """The workflow sandbox with every module passed through: a run does not import its
-    workflow's modules afresh, which was 13% of the worker's CPU per order (README,
-    "Figures").
+def workflow_runner() -> WorkflowRunner:
+    """Workflows run without the SDK's sandbox; their determinism is checked from source.
 
-    What that gives up is the sandbox's proxy of names a workflow module binds at import:
-    `datetime` in `workflows/` is the real class, so `datetime.now()` written there would
-    not be refused at run time. The workflow modules are checked from their source instead
-    (tests/unit/test_workflow_determinism.py: no clock, randomness, environment or file
-    access, no import beyond a short list), and every workflow still passes the default
-    sandbox's import checks (tests/integration/test_workflow_sandbox.py). No module a
-    workflow imports keeps state a run could change: workflows import only `domain/` and
-    `contracts/` (tests/unit/test_layout.py), which were passed through already.
+    The sandbox passed every module through already (2026-12-07: a run no longer imported
+    its workflow's modules afresh, 13% of the worker's CPU per order; README, "Figures").
+    With that, all it still refused at run time were three builtins, `open`, `input` and
+    `breakpoint` (`SandboxRestrictions.invalid_module_members`), and it charged each run
+    an `exec` of compiled source for every activation and every payload sequence it
+    encodes or decodes (the SDK asks the run for a serialization context inside the
+    sandbox each time): 12.6% of the worker's GIL samples in a py-spy profile of 300
+    orders, four times the workflow code itself.
+
+    What replaces it, before a change is merged rather than when a run fails in
+    production (tests/unit/test_workflow_determinism.py): the workflow modules read no
+    clock, randomness, environment or file and import from a short list; no module a
+    workflow can import (`workflows/`, `domain/`, `contracts/`) calls `open`, `input`,
+    `breakpoint`, `eval` or `exec`, nor imports inside a function, where an import would
+    run during a run. Every workflow still passes the default sandbox's import checks
+    (tests/integration/test_workflow_sandbox.py), and the recorded histories replay
+    (tests/unit/test_replay.py).
     """
-    return SandboxedWorkflowRunner(
-        restrictions=SandboxRestrictions.default.with_passthrough_all_modules()
-    )
+    return UnsandboxedWorkflowRunner()
 
 
 def build_workers(

@@ -1,11 +1,10 @@
 """Every workflow passes the default workflow sandbox's checks.
 
-The worker runs workflows with every module passed through
-(`commerce_sync.worker.workflow_runner`), which skips the import checks the default
-sandbox makes; building a worker with the default sandbox still makes them: each
-workflow's module is imported in a fresh sandbox, which refuses I/O libraries (a
-workflow module that imported httpx fails here). The calls a workflow module makes are
-checked in tests/unit/test_workflow_determinism.py.
+The worker runs workflows without the sandbox (`commerce_sync.worker.workflow_runner`),
+which skips the import checks the default sandbox makes; building a worker with the
+default sandbox still makes them: each workflow's module is imported in a fresh sandbox,
+which refuses I/O libraries (a workflow module that imported httpx fails here). The
+calls a workflow module makes are checked in tests/unit/test_workflow_determinism.py.
 """
 
 from __future__ import annotations

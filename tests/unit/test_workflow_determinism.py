@@ -1,12 +1,14 @@
 """Workflow modules make no non-deterministic call (README, "Layout").
 
-The worker passes every module through its workflow sandbox (`commerce_sync.worker.
-workflow_runner`), so a name a workflow module binds at import, such as `datetime`, is
-the real one: the sandbox would not refuse `datetime.now()` written there. This reads
-each module's source instead: it imports only what a workflow may use, and calls
-nothing that reads the clock, randomness, the environment or files. (Imports of I/O
-libraries are also refused by the default sandbox, tests/integration/
-test_workflow_sandbox.py; which rooms a workflow may import, tests/unit/test_layout.py.)
+The worker runs workflows without the SDK's sandbox (`commerce_sync.worker.
+workflow_runner`), so nothing refuses `datetime.now()` or `open()` while a run runs.
+This reads the source instead: each workflow module imports only what a workflow may
+use and calls nothing that reads the clock, randomness, the environment or files; and
+no module a workflow can import calls a builtin the sandbox refused at run time, or
+imports inside a function (such an import would run during a run, unchecked by the
+import list). (Imports of I/O libraries are also refused by the default sandbox,
+tests/integration/test_workflow_sandbox.py; which rooms a workflow may import,
+tests/unit/test_layout.py.)
 """
 
 from __future__ import annotations
@@ -16,7 +18,11 @@ from pathlib import Path
 
 import pytest
 
-WORKFLOWS = Path(__file__).resolve().parents[2] / "commerce_sync" / "workflows"
+PACKAGE = Path(__file__).resolve().parents[2] / "commerce_sync"
+WORKFLOWS = PACKAGE / "workflows"
+# The rooms a workflow module may import (tests/unit/test_layout.py): their code runs
+# inside workflow runs.
+IN_RUNS = ("workflows", "domain", "contracts")
 
 ALLOWED_IMPORTS = {
     *("__future__", "asyncio", "collections", "dataclasses", "datetime", "decimal"),
@@ -27,6 +33,9 @@ ALLOWED_IMPORTS = {
 CLOCK_READS = {"now", "utcnow", "today"}
 FORBIDDEN_CALLS = {"open", "input", "hash", "id", "eval", "exec", "breakpoint"}
 WALL_CLOCK_HELPERS = {"utc_now"}  # domain/models.py: for activities and the API only
+# What the SDK's sandbox refused while a run ran (`open`, `input`, `breakpoint`), and
+# code made from text.
+REFUSED_IN_RUNS = {"open", "input", "breakpoint", "eval", "exec"}
 
 
 def offences(source: str) -> list[str]:
@@ -56,6 +65,53 @@ def offences(source: str) -> list[str]:
         ):
             found.append(f"line {node.lineno}: calls {node.func.id}()")
     return found
+
+
+def run_time_offences(source: str) -> list[str]:
+    """What in a module whose code runs inside workflow runs must not be there."""
+    found: list[str] = []
+    for node in ast.walk(ast.parse(source)):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in REFUSED_IN_RUNS
+        ):
+            found.append(f"line {node.lineno}: calls {node.func.id}()")
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+            for inner in ast.walk(node):
+                if isinstance(inner, ast.Import | ast.ImportFrom):
+                    found.append(f"line {inner.lineno}: imports inside a function")
+    return found
+
+
+@pytest.mark.parametrize(
+    "module",
+    sorted(str(p.relative_to(PACKAGE)) for room in IN_RUNS for p in (PACKAGE / room).rglob("*.py")),
+)
+def test_code_that_runs_in_workflow_runs_opens_nothing_and_imports_nothing_late(
+    module: str,
+) -> None:
+    assert run_time_offences((PACKAGE / module).read_text(encoding="utf-8")) == []
+
+
+@pytest.mark.parametrize(
+    ("source", "offence"),
+    [
+        ("rules = open('pairs.toml').read()", "calls open()"),
+        ("answer = input('approve? ')", "calls input()"),
+        ("def check():\n    breakpoint()", "calls breakpoint()"),
+        ("total = eval('1 + 2')", "calls eval()"),
+        ("def now():\n    import time\n    return time.time()", "imports inside a function"),
+        ("async def read():\n    from pathlib import Path", "imports inside a function"),
+    ],
+)
+def test_what_the_run_time_check_refuses(source: str, offence: str) -> None:
+    assert [line for line in run_time_offences(source) if offence in line]
+
+
+def test_what_code_in_runs_may_write() -> None:
+    source = "import math\n\ndef share(total, parts):\n    return math.floor(total / parts)\n"
+    assert run_time_offences(source) == []
 
 
 @pytest.mark.parametrize("module", sorted(p.name for p in WORKFLOWS.glob("*.py")))
