@@ -154,7 +154,7 @@ def workflow_runner() -> WorkflowRunner:
     The sandbox passed every module through already (2026-12-07: a run no longer imported
     its workflow's modules afresh, 13% of the worker's CPU per order; README, "Figures").
     With that, all it still refused at run time were three builtins, `open`, `input` and
-    `breakpoint` (`SandboxRestrictions.invalid_module_members`), and it charged each run
+    `breakpoint` (`SandboxRestrictions.invalid_module_members_default`), and it charged each run
     an `exec` of compiled source for every activation and every payload sequence it
     encodes or decodes (the SDK asks the run for a serialization context inside the
     sandbox each time): 12.6% of the worker's GIL samples in a py-spy profile of 300
@@ -167,7 +167,9 @@ def workflow_runner() -> WorkflowRunner:
     `breakpoint`, `eval` or `exec`, nor imports inside a function, where an import would
     run during a run. Every workflow still passes the default sandbox's import checks
     (tests/integration/test_workflow_sandbox.py), and the recorded histories replay
-    (tests/unit/test_replay.py).
+    (tests/unit/test_replay.py). No module a workflow imports keeps state a run could
+    change: workflows import only `domain/` and `contracts/` (tests/unit/test_layout.py),
+    which the sandbox shared between runs already.
     """
     return UnsandboxedWorkflowRunner()
 
