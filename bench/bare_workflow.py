@@ -2,9 +2,9 @@
 whose steps do nothing, shaped as asked (the raw ceiling's: only as many steps as an order
 run; the shaped ceiling's: also its upserts, payload sizes and another activity queue).
 
-It lives in its own small module because the worker's workflow sandbox re-imports a
-workflow's module for every run; bench/orders.py imports httpx and friends, which the
-sandbox refuses.
+It lives in a small module of its own that imports only what a workflow may: both
+benches run this one workflow, and it would pass the SDK's default sandbox too
+(bench/orders.py imports httpx and friends, which that sandbox refuses).
 """
 
 from __future__ import annotations

@@ -2129,6 +2129,8 @@ def _query_shipments(sb: AcumaticaSandbox) -> QueryRows:
 
 
 def _query_stock(sb: AcumaticaSandbox) -> QueryRows:
+    """The stock as `_commit` (and the start) just took it, before asking the queries:
+    taking it again would walk every sales order a second time per write."""
     return {
         key: {
             "InventoryID": key[0],
@@ -2136,7 +2138,7 @@ def _query_stock(sb: AcumaticaSandbox) -> QueryRows:
             "QtyOnHand": on_hand,
             "QtyAvailable": available,
         }
-        for key, (on_hand, available) in sb._stock_snapshot().items()
+        for key, (on_hand, available) in sb._last_stock.items()
     }
 
 
