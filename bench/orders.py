@@ -80,10 +80,10 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 from temporalio.converter import DataConverter
 from temporalio.service import RPCError
-from temporalio.worker import Worker
 
-from bench.bare_workflow import CostProbeWorkflow, ProbeShape, echo
+from bench.bare_workflow import CostProbeWorkflow, ProbeShape
 from bench.cpu import cpu_by_process
+from bench.probe_workers import probe_workers
 from commerce_sync.api.app import create_app
 from commerce_sync.config.pairs import load_pairs
 from commerce_sync.config.settings import (
@@ -102,7 +102,7 @@ from commerce_sync.intake.routing import BRIGHTPEARL_SUBSCRIPTIONS
 from commerce_sync.ops.temporal_client import data_converter
 from commerce_sync.store.db import make_engine, migrate
 from commerce_sync.store.orders_seen import OrderFacts, seen_row
-from commerce_sync.worker import Ports, build_workers, run_workers, workflow_runner
+from commerce_sync.worker import Ports, build_workers, run_workers
 from commerce_sync.workflows.inventory_push import workflow_id as inventory_workflow_id
 from sandboxes.embedded import temporal_binary
 from sandboxes.server import (
@@ -970,17 +970,8 @@ async def run(args: argparse.Namespace) -> BenchResult:
                 f"raw ceiling: {count} bare workflows of {activities[0]} activities and"
                 f" {activities[1]} local activities ..."
             )
-            bare_stop = asyncio.Event()
-            bare_worker = Worker(  # the same workflow runner as the order runs'
-                client,
-                task_queue=BARE_TASK_QUEUE,
-                workflows=[CostProbeWorkflow],
-                activities=[echo],
-                workflow_runner=workflow_runner(),
-            )
-            bare_task = asyncio.create_task(run_workers([bare_worker], bare_stop))
-            try:
-                bare = ProbeShape(activities=activities[0], local_activities=activities[1])
+            bare = ProbeShape(activities=activities[0], local_activities=activities[1])
+            async with probe_workers(client, bare, BARE_TASK_QUEUE):
                 await probe_runs(client, 1, bare, "bench-bare-warm-up", BARE_TASK_QUEUE)
                 bare_before = cpu_by_process(processes)
                 ceiling, ceiling_window = await asyncio.wait_for(
@@ -992,9 +983,6 @@ async def run(args: argparse.Namespace) -> BenchResult:
                     for name in ("temporal", "worker")
                     if name in bare_after
                 }
-            finally:
-                bare_stop.set()
-                await bare_task
 
             # The costliest pair's shape, every field at the most any pair's run has.
             shaped = ProbeShape(
@@ -1009,27 +997,12 @@ async def run(args: argparse.Namespace) -> BenchResult:
                 f" task queue, {shaped.local_activities} local activities, {shaped.upserts}"
                 f" upserts and {shaped.pad_bytes}-byte payloads ..."
             )
-            shaped_stop = asyncio.Event()
-            shaped_workers = [
-                Worker(
-                    client,
-                    task_queue=SHAPED_TASK_QUEUE,
-                    workflows=[CostProbeWorkflow],
-                    activities=[echo],
-                    workflow_runner=workflow_runner(),
-                ),
-                Worker(client, task_queue=SHAPED_ACTIVITY_QUEUE, activities=[echo]),
-            ]
-            shaped_task = asyncio.create_task(run_workers(shaped_workers, shaped_stop))
-            try:
+            async with probe_workers(client, shaped, SHAPED_TASK_QUEUE):
                 await probe_runs(client, 1, shaped, "bench-shaped-warm-up", SHAPED_TASK_QUEUE)
                 shaped_ceiling, _ = await asyncio.wait_for(
                     probe_runs(client, count, shaped, "bench-shaped", SHAPED_TASK_QUEUE),
                     args.timeout,
                 )
-            finally:
-                shaped_stop.set()
-                await shaped_task
 
             err.print("stopping everything ...")
         return BenchResult(

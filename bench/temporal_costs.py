@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import dataclasses
 import json
 import os
@@ -41,12 +40,11 @@ from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
 from temporalio.converter import DataConverter
-from temporalio.worker import Worker
 
-from bench.bare_workflow import CostProbeWorkflow, ProbeShape, echo
+from bench.bare_workflow import CostProbeWorkflow, ProbeShape
 from bench.cpu import process_cpu_s
 from bench.orders import BenchError, DevServer, bounded
-from commerce_sync.worker import workflow_runner
+from bench.probe_workers import probe_workers
 
 BARE = ProbeShape(activities=6, local_activities=2)
 SHAPES: dict[str, ProbeShape] = {
@@ -72,20 +70,7 @@ class Round:
 async def run_shape(client: Client, server_pid: int, name: str, count: int, tag: str) -> Round:
     shape = SHAPES[name]
     queue = f"bench-costs-{tag}"
-    workers = [
-        Worker(
-            client,
-            task_queue=queue,
-            workflows=[CostProbeWorkflow],
-            activities=[echo],
-            workflow_runner=workflow_runner(),  # the order runs' runner
-        )
-    ]
-    if shape.activity_queue is not None:
-        workers.append(Worker(client, task_queue=shape.activity_queue, activities=[echo]))
-    async with contextlib.AsyncExitStack() as running:
-        for worker in workers:
-            await running.enter_async_context(worker)
+    async with probe_workers(client, shape, queue):
         await client.execute_workflow(
             CostProbeWorkflow.run, shape, id=f"{tag}-warm-up", task_queue=queue
         )
