@@ -44,6 +44,10 @@ from tests.contracts.acumatica_openapi import REPORT, AcumaticaContract, OpenAPI
 # The tests talk to the sandboxes with their own credentials, as `commerce-sync up` does;
 # every CLI subprocess a test starts inherits this (the refusal itself is tested with it off).
 os.environ.setdefault("COMMERCE_SYNC_USE_SANDBOXES", "true")
+# Every write to the Acumatica sandbox checks its incremental indexes (stock held by open
+# orders, push query rows) against a walk over its whole database: a write path that
+# forgets to mark what it changed fails the test that takes it.
+os.environ.setdefault("COMMERCE_SYNC_SANDBOX_CHECKS", "1")
 
 
 @pytest.fixture(scope="session")

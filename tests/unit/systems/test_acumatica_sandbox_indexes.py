@@ -1,0 +1,88 @@
+"""The Acumatica sandbox's incremental indexes (keys, stock held by open orders, push
+query rows) and the check the test suite runs after every write to it.
+
+The suite runs every sandbox with `COMMERCE_SYNC_SANDBOX_CHECKS=1` (tests/conftest.py),
+so each test that writes to the Acumatica sandbox over HTTP also checks the indexes. These
+tests show that the check catches a write that does not mark what it changed, which is the
+mistake the indexes invite; they use the sandbox's own methods, as the unit under test.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from commerce_sync.config.settings import Settings
+from sandboxes.acumatica.sandbox import CHECKS_ENV, AcumaticaSandbox
+
+
+@pytest.fixture
+def sandbox(monkeypatch: pytest.MonkeyPatch) -> AcumaticaSandbox:
+    """A sandbox whose writes do not check themselves: the tests call the check."""
+    monkeypatch.delenv(CHECKS_ENV, raising=False)
+    return AcumaticaSandbox(Settings(_env_file=None).acumatica)
+
+
+def a_customer(sandbox: AcumaticaSandbox) -> dict[str, object]:
+    return next(iter(sandbox.db["Customer"].values()))
+
+
+def test_a_fresh_sandbox_passes_the_check(sandbox: AcumaticaSandbox) -> None:
+    sandbox.check_indexes()
+
+
+def test_a_marked_change_updates_the_rows_and_pushes_it(sandbox: AcumaticaSandbox) -> None:
+    customer = copy.deepcopy(a_customer(sandbox))
+    customer["CustomerName"] = "Renamed Ltd"
+    sandbox._insert("Customer", customer)  # a new version, as `_put` stores it
+    sandbox._commit()
+
+    sandbox.check_indexes()
+    pushed = [event for event in sandbox.events if event.type == "CS-Customers"]
+    assert len(pushed) == 1
+    inserted = json.loads(pushed[0].body)["Inserted"]
+    assert [row["CustomerName"] for row in inserted] == ["Renamed Ltd"]
+
+
+def test_a_change_made_without_marking_it_fails_the_check(sandbox: AcumaticaSandbox) -> None:
+    a_customer(sandbox)["CustomerName"] = "Changed In Place"
+    sandbox._commit()
+
+    with pytest.raises(AssertionError, match="CS-Customers differs"):
+        sandbox.check_indexes()
+
+
+def test_an_order_stored_without_insert_fails_the_check(sandbox: AcumaticaSandbox) -> None:
+    order: dict[str, Any] = {
+        "id": "order-1",
+        "OrderType": "SO",
+        "OrderNbr": "000001",
+        "Status": "Open",
+        "Details": [
+            {"InventoryID": "WIDGET-1", "WarehouseID": "WHOLESALE", "Operation": "Issue",
+             "OpenQty": Decimal(2)},
+        ],
+    }  # fmt: skip
+    sandbox.db["SalesOrder"][order["id"]] = order
+    sandbox._commit()
+
+    with pytest.raises(AssertionError, match="keys differs"):
+        sandbox.check_indexes()
+    sandbox._insert("SalesOrder", order)
+    sandbox._commit()
+    sandbox.check_indexes()
+    on_hand, available = sandbox._last_stock[("WIDGET-1", "WHOLESALE")]
+    assert available == on_hand - 2
+
+
+def test_with_the_checks_on_a_write_checks_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(CHECKS_ENV, "1")
+    sandbox = AcumaticaSandbox(Settings(_env_file=None).acumatica)
+    a_customer(sandbox)["CustomerName"] = "Changed In Place"
+
+    with pytest.raises(AssertionError, match="CS-Customers differs"):
+        sandbox._commit()
