@@ -77,7 +77,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.inventory
 	$(BIN)/python -m bench.ingest
 	$(BIN)/python -m bench.temporal_costs
-	$(BIN)/python -m bench.acumatica_scale
+	$(BIN)/python -m bench.erp_scale
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

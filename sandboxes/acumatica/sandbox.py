@@ -448,7 +448,7 @@ class AcumaticaSandbox(Sandbox):
         query. Only the records the write changed (`_changed`) are looked at, and the
         stock per item (a store's catalog, not its order history): O(records written +
         items), where walking every record cost a write 44 ms with 1,000 orders held
-        (`bench.acumatica_scale`)."""
+        (`bench.erp_scale`)."""
         now = self._now()
         changed = list(self._changed_ids)
         self._changed_ids.clear()

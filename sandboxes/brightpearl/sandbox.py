@@ -172,6 +172,22 @@ def valid_alpha3(code: Any) -> str:
 
 
 @dataclass
+class OrderDocuments:
+    """By order id: what has been paid (net of voids) and shipped per order row."""
+
+    paid: dict[int, Decimal]
+    shipped: dict[int, dict[int, int]]
+
+
+def payment_status(paid: Decimal, total: Decimal) -> str:
+    if total <= 0:
+        return "NOT_APPLICABLE"
+    if paid <= 0:
+        return "UNPAID"
+    return "PAID" if paid >= total else "PARTIALLY_PAID"
+
+
+@dataclass
 class Call:
     request: Request
     params: dict[str, str]
@@ -413,6 +429,7 @@ class BrightpearlSandbox(Sandbox):
         }
 
     def state(self) -> dict[str, Any]:
+        held, documents = self._allocations(), self._documents()
         return {
             "products": {str(k): self._product_view(k) for k in self.products},
             "prices": {
@@ -421,14 +438,16 @@ class BrightpearlSandbox(Sandbox):
             },
             "stock": {
                 str(pid): {
-                    str(wh): self._figures(pid, wh) for wh in WAREHOUSES if (pid, wh) in self.stock
+                    str(wh): self._figures(pid, wh, held)
+                    for wh in WAREHOUSES
+                    if (pid, wh) in self.stock
                 }
                 for pid in self.products
             },
             "contacts": {str(k): self._contact_view(k) for k in self.contacts},
             "postal_addresses": {str(k): v for k, v in self.addresses.items()},
             "companies": {str(k): v for k, v in self.companies.items()},
-            "orders": {str(k): self._order_view(k) for k in self.orders},
+            "orders": {str(k): self._order_view(k, documents) for k in self.orders},
             "order_notes": {str(k): v for k, v in self.order_notes.items()},
             "goods_out_notes": {str(k): v for k, v in self.goods_out.items()},
             "goods_in_notes": {str(k): v for k, v in self.goods_in.items()},
@@ -690,25 +709,36 @@ class BrightpearlSandbox(Sandbox):
                 return product_id
         return None
 
-    def _allocated(self, product_id: int, warehouse_id: int) -> int:
-        total = 0
+    def _allocations(self) -> dict[tuple[int, int], int]:
+        """What the sales orders not cancelled hold of each product per warehouse: ordered
+        less shipped. One walk over the orders and one over the goods-out notes for a whole
+        request; asking the notes per order made each product's figures O(orders x notes),
+        6.9 s for one SKU's availability with 2,000 orders held (`bench.erp_scale`)."""
+        shipped = self._shipped_by_order()
+        held: dict[tuple[int, int], int] = {}
         for order in self.orders.values():
             if (
                 order["orderTypeCode"] != "SO"
                 or order["orderStatus"]["orderStatusId"] == CANCELLED_STATUS
             ):
                 continue
-            if order["warehouseId"] != warehouse_id:
-                continue
-            shipped = self._shipped_by_row(order["id"])
+            rows_shipped = shipped.get(order["id"], {})
             for row_id, row in order["orderRows"].items():
-                if row.get("productId") == product_id:
-                    total += max(0, row["_qty"] - shipped.get(int(row_id), 0))
-        return total
+                product_id = row.get("productId")
+                if product_id is None:
+                    continue
+                key = (product_id, order["warehouseId"])
+                held[key] = held.get(key, 0) + max(
+                    0, row["_qty"] - rows_shipped.get(int(row_id), 0)
+                )
+        return held
 
-    def _figures(self, product_id: int, warehouse_id: int) -> Json:
+    def _figures(
+        self, product_id: int, warehouse_id: int, held: dict[tuple[int, int], int]
+    ) -> Json:
+        """`held`: `_allocations()`, taken once for the request."""
         in_stock = self.stock.get((product_id, warehouse_id), 0)
-        allocated = self._allocated(product_id, warehouse_id)
+        allocated = held.get((product_id, warehouse_id), 0)
         return {
             "inStock": in_stock,
             "onHand": in_stock - allocated,
@@ -768,11 +798,12 @@ class BrightpearlSandbox(Sandbox):
 
     async def _get_availability(self, call: Call) -> Any:
         found: Json = {}
+        held = self._allocations()
         for product_id in ids_of(call.params["ids"], "product-availability"):
             if product_id not in self.products:
                 continue
             warehouses = {
-                str(wh): self._figures(product_id, wh)
+                str(wh): self._figures(product_id, wh, held)
                 for wh in WAREHOUSES
                 if (product_id, wh) in self.stock
             }
@@ -1531,15 +1562,16 @@ class BrightpearlSandbox(Sandbox):
             raise not_found(f"Order {order_id} not found")
         return self.orders[order_id]
 
-    def _shipped_by_row(self, order_id: int) -> dict[int, int]:
-        shipped: dict[int, int] = {}
+    def _shipped_by_order(self, only: int | None = None) -> dict[int, dict[int, int]]:
+        """Each order's shipped quantity per order row (or `only` one order's), from the
+        goods-out notes marked shipped: one walk over the notes."""
+        shipped: dict[int, dict[int, int]] = {}
         for note in self.goods_out.values():
-            if note["orderId"] != order_id or not note["status"]["shipped"]:
+            if not note["status"]["shipped"] or (only is not None and note["orderId"] != only):
                 continue
+            rows = shipped.setdefault(note["orderId"], {})
             for row_id, items in note["orderRows"].items():
-                shipped[int(row_id)] = shipped.get(int(row_id), 0) + sum(
-                    i["quantity"] for i in items
-                )
+                rows[int(row_id)] = rows.get(int(row_id), 0) + sum(i["quantity"] for i in items)
         return shipped
 
     def _in_notes_by_row(self, order_id: int) -> dict[int, int]:
@@ -1551,7 +1583,11 @@ class BrightpearlSandbox(Sandbox):
                 noted[int(row_id)] = noted.get(int(row_id), 0) + sum(i["quantity"] for i in items)
         return noted
 
-    def _order_view(self, order_id: int) -> Json:
+    def _order_view(self, order_id: int, documents: OrderDocuments | None = None) -> Json:
+        """`documents`: every order's payments and shipments, taken once for a request that
+        shows many orders; without it, this order's alone (one walk over each)."""
+        if documents is None:
+            documents = self._documents(only=order_id)
         order = copy.deepcopy(self.orders[order_id])
         net = tax = Decimal("0")
         rows = {}
@@ -1596,31 +1632,32 @@ class BrightpearlSandbox(Sandbox):
             "baseTotal": amount(net + tax),
             "total": amount(net + tax),
         }
-        order["orderPaymentStatus"] = self._payment_status(order_id, net + tax)
-        order["shippingStatusCode"] = self._shipping_status(order_id)
+        order["orderPaymentStatus"] = payment_status(
+            documents.paid.get(order_id, Decimal("0")), net + tax
+        )
+        order["shippingStatusCode"] = self._shipping_status(
+            order_id, documents.shipped.get(order_id, {})
+        )
         order["stockStatusCode"] = "SOA" if order["orderTypeCode"] == "SO" else "SON"
         order["allocationStatusCode"] = "AAA" if order["orderTypeCode"] == "SO" else "ANR"
         return order
 
-    def _payment_status(self, order_id: int, total: Decimal) -> str:
-        paid = Decimal("0")
+    def _documents(self, only: int | None = None) -> OrderDocuments:
+        """What every order (or `only` one) has been paid, net of voids, and shipped."""
+        paid: dict[int, Decimal] = {}
         for payment in self.payments.values():
-            if payment["orderId"] != order_id:
+            order_id = payment["orderId"]
+            if only is not None and order_id != only:
                 continue
             value = Decimal(payment["amountPaid"])
             if payment["paymentType"] in ("RECEIPT", "PAYMENT", "CAPTURE"):
-                paid += value
+                paid[order_id] = paid.get(order_id, Decimal("0")) + value
             elif payment["paymentType"] == "VOID":
-                paid -= value
-        if total <= 0:
-            return "NOT_APPLICABLE"
-        if paid <= 0:
-            return "UNPAID"
-        return "PAID" if paid >= total else "PARTIALLY_PAID"
+                paid[order_id] = paid.get(order_id, Decimal("0")) - value
+        return OrderDocuments(paid=paid, shipped=self._shipped_by_order(only=only))
 
-    def _shipping_status(self, order_id: int) -> str:
+    def _shipping_status(self, order_id: int, shipped: dict[int, int]) -> str:
         order = self.orders[order_id]
-        shipped = self._shipped_by_row(order_id)
         product_rows = [(int(k), r) for k, r in order["orderRows"].items() if r.get("productId")]
         if not product_rows or order["orderTypeCode"] != "SO":
             return "NST"
@@ -1630,9 +1667,9 @@ class BrightpearlSandbox(Sandbox):
         return "PSS" if any(shipped.values()) else "NST"
 
     async def _get_orders(self, call: Call) -> Any:
-        found = [
-            self._order_view(i) for i in ids_of(call.params["ids"], "order") if i in self.orders
-        ]
+        wanted = [i for i in ids_of(call.params["ids"], "order") if i in self.orders]
+        documents = self._documents() if len(wanted) > 1 else None
+        found = [self._order_view(i, documents) for i in wanted]
         if not found:
             raise not_found()
         return found
