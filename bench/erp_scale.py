@@ -197,6 +197,11 @@ async def run(args: argparse.Namespace) -> list[Measured]:
                     )
                     port: ErpPort = PORTS[erp](connected)
                     (await control.post(f"/{erp}/_sandbox/reset")).raise_for_status()
+                    # The cost per request is the question, not the system's rate limit.
+                    lifted = {"requests_per_minute": None}
+                    (
+                        await control.post(f"/{erp}/_sandbox/throttle", json=lifted)
+                    ).raise_for_status()
                     filler = Filler(erp, port, control, pairs[PAIRS[erp]])
                     try:
                         results += await grow(filler, args.sizes, args.sample, pid)

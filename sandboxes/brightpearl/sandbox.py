@@ -712,8 +712,9 @@ class BrightpearlSandbox(Sandbox):
     def _allocations(self) -> dict[tuple[int, int], int]:
         """What the sales orders not cancelled hold of each product per warehouse: ordered
         less shipped. One walk over the orders and one over the goods-out notes for a whole
-        request; asking the notes per order made each product's figures O(orders x notes),
-        6.9 s for one SKU's availability with 2,000 orders held (`bench.erp_scale`)."""
+        request; asking the notes per order made each product's figures O(orders x notes):
+        82 ms of CPU for one SKU's availability with 2,000 orders held, 14.5 ms now
+        (`bench.erp_scale`)."""
         shipped = self._shipped_by_order()
         held: dict[tuple[int, int], int] = {}
         for order in self.orders.values():
