@@ -26,7 +26,7 @@ from schemathesis.specs.openapi.checks import (
 )
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.workflowservice.v1 import DeleteWorkflowExecutionRequest
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from commerce_sync.store.db import make_engine
 from commerce_sync.store.dead_letters import record_dead_letter
@@ -87,24 +87,34 @@ def _fuzz_everything(
 async def forget_other_stacks_runs(stack: Stack) -> None:
     """Runs that earlier tests left on this Temporal server, closed ones included, are on
     task queues no worker polls any more. The fuzzer's ids reach them (it drew
-    `GET /returns/{pair}/4` once, an earlier test's return), and a status query needs a
-    worker even for a closed run, so it could only answer 503. Delete them: each test
-    process has its own dev server and runs its tests one after another."""
+    `GET /returns/{pair}/4`, an earlier test's return), and a status query needs a worker
+    even for a closed run, so it could only answer 503. Delete them: each test process has
+    its own dev server and runs its tests one after another. (Schedules earlier tests left
+    may start more runs meanwhile, named by the schedule, which no route reads.)"""
     query = f"TaskQueue != '{stack.settings.task_queue}'"
+    left = []
     async for execution in stack.client.list_workflows(query):
+        run = WorkflowExecution(workflow_id=execution.id, run_id=execution.run_id or "")
         request = DeleteWorkflowExecutionRequest(
-            namespace=stack.client.namespace,
-            workflow_execution=WorkflowExecution(
-                workflow_id=execution.id, run_id=execution.run_id or ""
-            ),
+            namespace=stack.client.namespace, workflow_execution=run
         )
         with contextlib.suppress(RPCError):  # deleted meanwhile
             await stack.client.workflow_service.delete_workflow_execution(request)
+        left.append(stack.client.get_workflow_handle(execution.id, run_id=execution.run_id))
 
     async def gone() -> bool:
-        return not [execution async for execution in stack.client.list_workflows(query)]
+        while left:
+            try:
+                await left[-1].describe()
+            except RPCError as error:
+                if error.status != RPCStatusCode.NOT_FOUND:
+                    raise
+                left.pop()
+                continue
+            return False
+        return True
 
-    await eventually(gone, 30, "earlier tests' runs deleted")
+    await eventually(gone, 60, "earlier tests' runs deleted")
 
 
 async def serve_inventory_run_here(stack: Stack) -> None:
