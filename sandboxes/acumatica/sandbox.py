@@ -421,7 +421,7 @@ class AcumaticaSandbox(Sandbox):
                 self._record_rows[name][record["id"]] = rows_of(record)
         self._last_stock = self._allocated_stock()
         self._stock_by_item: dict[str, list[tuple[str, Decimal]]] | None = None
-        self._query_rows = query_rows_afresh(self)
+        self._stock_query_rows = _stock_rows(self._last_stock)
 
     def _reallocate(self, record_id: str) -> None:
         """The stock a sales order holds, again: none if it is gone or no longer open."""
@@ -472,15 +472,15 @@ class AcumaticaSandbox(Sandbox):
             self.check_indexes()
 
     def _stock_rows_changed(self, snapshot: StockSnapshot) -> tuple[list[Row], list[Row]]:
-        before, after = self._query_rows[STOCK_QUERY], _stock_rows(snapshot)
-        self._query_rows[STOCK_QUERY] = after
+        before, after = self._stock_query_rows, _stock_rows(snapshot)
+        self._stock_query_rows = after
         inserted = [row for key, row in after.items() if before.get(key) != row]
         deleted = [row for key, row in before.items() if after.get(key) != row]
         return inserted, deleted
 
     def _record_rows_changed(self, name: str, changed: list[str]) -> tuple[list[Row], list[Row]]:
         entity, rows_of = RECORD_QUERIES[name]
-        by_record, rows = self._record_rows[name], self._query_rows[name]
+        by_record = self._record_rows[name]
         inserted: list[Row] = []
         deleted: list[Row] = []
         for record_id in changed:
@@ -491,9 +491,6 @@ class AcumaticaSandbox(Sandbox):
                 by_record[record_id] = after
             inserted += [row for key, row in after.items() if before.get(key) != row]
             deleted += [row for key, row in before.items() if after.get(key) != row]
-            for key in before.keys() - after.keys():
-                rows.pop(key, None)
-            rows.update(after)
         return inserted, deleted
 
     def check_indexes(self) -> None:
@@ -502,7 +499,13 @@ class AcumaticaSandbox(Sandbox):
         without `_changed`. On in the test suite (`COMMERCE_SYNC_SANDBOX_CHECKS=1`)."""
         fresh: dict[str, Any] = {"keys": self._key_index(), "stock": self._stock_snapshot()}
         fresh.update(query_rows_afresh(self))
-        kept = {"keys": self._keys, "stock": self._last_stock, **self._query_rows}
+        kept: dict[str, Any] = {
+            "keys": self._keys,
+            "stock": self._last_stock,
+            STOCK_QUERY: self._stock_query_rows,
+        }
+        for name, by_record in self._record_rows.items():
+            kept[name] = {key: row for rows in by_record.values() for key, row in rows.items()}
         for name, rows in fresh.items():
             if _exact(rows) != _exact(kept[name]):
                 raise AssertionError(f"acumatica sandbox: {name} differs from the database")
