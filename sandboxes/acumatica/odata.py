@@ -119,6 +119,7 @@ class _Parser:
         self.tokens = tokens
         self.pos = 0
         self.allowed = allowed
+        self.paths: list[tuple[str, ...]] = []
 
     def peek(self) -> _Token | None:
         return self.tokens[self.pos] if self.pos < len(self.tokens) else None
@@ -178,6 +179,7 @@ class _Parser:
         path = tuple(token.text.split("/"))
         if not self.allowed(path):
             raise FilterError(f"Filtering by {token.text} is not supported.")
+        self.paths.append(path)
         return path
 
     def parse_function(self) -> Predicate:
@@ -217,11 +219,29 @@ class _Parser:
         return lambda get: compare(get(path), op, literal)
 
 
+@dataclass(frozen=True)
+class ParsedFilter:
+    """A compiled `$filter` and the field paths it reads."""
+
+    predicate: Predicate
+    paths: tuple[tuple[str, ...], ...]
+
+
+def compile_filter(
+    text: str, allowed: Callable[[tuple[str, ...]], bool] = lambda _path: True
+) -> ParsedFilter:
+    """Compile `$filter` text into a predicate over a field getter, with the paths it
+    reads (`allowed` refuses a path with a `FilterError`)."""
+    tokens = _tokenize(text)
+    if not tokens:
+        return ParsedFilter(lambda _get: True, ())
+    parser = _Parser(tokens, allowed)
+    predicate = parser.parse()
+    return ParsedFilter(predicate, tuple(parser.paths))
+
+
 def parse_filter(
     text: str, allowed: Callable[[tuple[str, ...]], bool] = lambda _path: True
 ) -> Predicate:
     """Compile `$filter` text into a predicate over a field getter."""
-    tokens = _tokenize(text)
-    if not tokens:
-        return lambda _get: True
-    return _Parser(tokens, allowed).parse()
+    return compile_filter(text, allowed).predicate

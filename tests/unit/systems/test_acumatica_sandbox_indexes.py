@@ -1,5 +1,6 @@
 """The Acumatica sandbox's incremental indexes (keys, stock held by open orders, push
-query rows) and the check the test suite runs after every write to it.
+query rows) and the check the test suite runs after every write to it; and its filtered
+lists, which filter the stored records before viewing them, with their check.
 
 The suite runs every sandbox with `COMMERCE_SYNC_SANDBOX_CHECKS=1` (tests/conftest.py),
 so each test that writes to the Acumatica sandbox over HTTP also checks the indexes. These
@@ -17,7 +18,8 @@ from typing import Any
 import pytest
 
 from commerce_sync.config.settings import Settings
-from sandboxes.acumatica.sandbox import CHECKS_ENV, AcumaticaSandbox
+from sandboxes.acumatica.odata import compile_filter
+from sandboxes.acumatica.sandbox import CHECKS_ENV, DERIVED_MEMBERS, AcumaticaSandbox
 
 
 @pytest.fixture
@@ -86,3 +88,55 @@ def test_with_the_checks_on_a_write_checks_itself(monkeypatch: pytest.MonkeyPatc
 
     with pytest.raises(AssertionError, match="CS-Customers differs"):
         sandbox._commit()
+
+
+def customer_ids(views: list[dict[str, Any]]) -> list[str]:
+    return [view["CustomerID"] for view in views]
+
+
+def test_a_filter_on_stored_members_finds_what_the_views_would(
+    sandbox: AcumaticaSandbox,
+) -> None:
+    found = compile_filter("MainContact/Email eq 'OTTO.often@example.com'")
+
+    views = sandbox._filtered_views("Customer", found)
+
+    assert customer_ids(views) == ["C000002"]
+    sandbox._check_filtered("Customer", found, views)
+
+
+def test_a_filter_on_a_derived_member_reads_the_views(sandbox: AcumaticaSandbox) -> None:
+    # The stored customer has no PrimaryContact: the view derives it from MainContact.
+    found = compile_filter("PrimaryContact/Email eq 'rita.returning@example.com'")
+    assert all("PrimaryContact" not in record for record in sandbox.db["Customer"].values())
+
+    views = sandbox._filtered_views("Customer", found)
+
+    assert customer_ids(views) == ["C000001"]
+    sandbox._check_filtered("Customer", found, views)
+
+
+def test_a_derived_member_left_unlisted_fails_the_check(
+    sandbox: AcumaticaSandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(
+        DERIVED_MEMBERS, "Customer", DERIVED_MEMBERS["Customer"] - {"PrimaryContact"}
+    )
+    found = compile_filter("PrimaryContact/Email eq 'rita.returning@example.com'")
+
+    views = sandbox._filtered_views("Customer", found)  # filtered as stored: nothing
+
+    assert views == []
+    with pytest.raises(AssertionError, match=r"derive \['PrimaryContact'\]"):
+        sandbox._check_filtered("Customer", found, views)
+
+
+def test_with_the_checks_on_a_filtered_list_checks_itself(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(CHECKS_ENV, "1")
+    sandbox = AcumaticaSandbox(Settings(_env_file=None).acumatica)
+    monkeypatch.setitem(DERIVED_MEMBERS, "Customer", frozenset())
+
+    with pytest.raises(AssertionError, match="not in DERIVED_MEMBERS"):
+        sandbox._filtered_views("Customer", compile_filter("CustomerID eq 'C000001'"))
