@@ -137,6 +137,28 @@ async def test_an_order_put_adds_a_tracking_row_per_record_without_its_id(
     assert sorted(n["value"] for n in response.json()["trackingNumbers"]) == ["1ZA", "1ZB"]
 
 
+async def test_an_order_list_shows_each_order_its_own_tracking_numbers(
+    sandboxes: httpx.AsyncClient,
+) -> None:
+    """A list of orders renders each order with its tracking numbers, as reading the order
+    alone does (the list finds them in one walk, not one per order)."""
+    first, second, untracked = [await place_order(sandboxes) for _ in range(3)]
+    for order_id, values in ((first, ["1ZA", "1ZC"]), (second, ["1ZB"])):
+        body = {"trackingNumbers": [{"value": value} for value in values]}
+        response = await sandboxes.put(API, params=q(f"order/{order_id}", key=RW), json=body)
+        assert response.status_code == 200, response.headers.get("X-REST-Error")
+
+    listed = (await sandboxes.get(API, params=q("order"))).json()
+
+    by_id = {str(order["order_id"]): order["trackingNumbers"] for order in listed}
+    assert [n["value"] for n in by_id[first]] == ["1ZA", "1ZC"]
+    assert [n["value"] for n in by_id[second]] == ["1ZB"]
+    assert by_id[untracked] == []
+    for order_id in (first, second, untracked):
+        alone = (await sandboxes.get(API, params=q(f"order/{order_id}"))).json()
+        assert alone["trackingNumbers"] == by_id[order_id]
+
+
 async def test_errors_of_the_real_api(sandboxes: httpx.AsyncClient) -> None:
     response = await sandboxes.get(API, params=q("nosuchentity"))
     assert response.status_code == 404
