@@ -140,3 +140,74 @@ def test_with_the_checks_on_a_filtered_list_checks_itself(
 
     with pytest.raises(AssertionError, match="not in DERIVED_MEMBERS"):
         sandbox._filtered_views("Customer", compile_filter("CustomerID eq 'C000001'"))
+
+
+def a_payment(reference: str, *orders: tuple[str, str, Decimal]) -> dict[str, Any]:
+    return {
+        "id": f"payment-{reference}",
+        "Type": "Payment",
+        "ReferenceNbr": reference,
+        "Status": "Open",
+        "OrdersToApply": [
+            {"OrderType": order_type, "OrderNbr": number, "AppliedToOrder": amount}
+            for order_type, number, amount in orders
+        ],
+    }
+
+
+def payments_of(sandbox: AcumaticaSandbox, number: str) -> list[tuple[str, Decimal]]:
+    key = ("SO", number)
+    return [
+        (p["ReferenceNbr"], amount) for p, amount in sandbox._order_links(only=key).payments[key]
+    ]
+
+
+def test_an_orders_payments_come_from_the_index_in_the_order_made(
+    sandbox: AcumaticaSandbox,
+) -> None:
+    sandbox._insert("Payment", a_payment("P1", ("SO", "000001", Decimal("5.00"))))
+    sandbox._insert(
+        "Payment",
+        a_payment("P2", ("SO", "000002", Decimal(3)), ("SO", "000001", Decimal("7.5"))),
+    )
+    sandbox._commit()
+    assert payments_of(sandbox, "000001") == [("P1", Decimal("5.00")), ("P2", Decimal("7.5"))]
+
+    voided = sandbox.db["Payment"]["payment-P1"]
+    voided["Status"] = "Voided"  # a voided payment stays indexed, and is left out
+    sandbox._changed(voided)
+    moved = copy.deepcopy(sandbox.db["Payment"]["payment-P2"])
+    moved["OrdersToApply"] = moved["OrdersToApply"][:1]  # now names 000002 only
+    sandbox._insert("Payment", moved)
+    sandbox._commit()
+
+    assert payments_of(sandbox, "000001") == []
+    assert payments_of(sandbox, "000002") == [("P2", Decimal(3))]
+    sandbox.check_indexes()
+
+
+def test_a_payment_relinked_without_marking_it_fails_the_check(
+    sandbox: AcumaticaSandbox,
+) -> None:
+    sandbox._insert("Payment", a_payment("P1", ("SO", "000001", Decimal(5))))
+    sandbox._commit()
+    sandbox._order_links(only=("SO", "000001"))  # indexed now
+    sandbox.db["Payment"]["payment-P1"]["OrdersToApply"][0]["OrderNbr"] = "000009"
+
+    with pytest.raises(AssertionError, match="order links differs"):
+        sandbox.check_indexes()
+
+
+def test_with_the_checks_on_a_stale_link_fails_the_lookup(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(CHECKS_ENV, "1")
+    sandbox = AcumaticaSandbox(Settings(_env_file=None).acumatica)
+    sandbox._insert("Payment", a_payment("P1", ("SO", "000001", Decimal(5))))
+    sandbox._commit()
+    sandbox.db["Payment"]["payment-P1"]["OrdersToApply"][0]["AppliedToOrder"] = Decimal(6)
+    payments_of(sandbox, "000001")  # amounts are read from the record: still right
+    sandbox.db["Payment"]["payment-P1"]["OrdersToApply"][0]["OrderNbr"] = "000009"
+
+    with pytest.raises(AssertionError, match="order links differ from the database"):
+        payments_of(sandbox, "000009")
