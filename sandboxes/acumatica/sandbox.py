@@ -2177,11 +2177,10 @@ def cancel_sales_order(
 ) -> None:
     if order.get("Status") == "Canceled":
         raise PXError("The Cancel Order action is disabled: the order is already canceled.")
+    key = (order["OrderType"], order["OrderNbr"])
     shipped = any(
         s.get("Status") in ("Confirmed", "Completed")
-        for s in sb.db["Shipment"].values()
-        for row in s.get("Orders", [])
-        if row.get("OrderType") == order["OrderType"] and row.get("OrderNbr") == order["OrderNbr"]
+        for s, _row in sb._order_links(only=key).shipments.get(key, [])
     )
     if shipped or order.get("Status") == "Completed":
         raise PXError(
@@ -2373,14 +2372,10 @@ def delete_shipment(sb: AcumaticaSandbox, shipment: dict[str, Any]) -> None:
             if line.get("LineNbr") == row.get("OrderLineNbr"):
                 qty = _dec(row.get("ShippedQty"))
                 line["QtyOnShipments"] = max(Decimal(0), _dec(line.get("QtyOnShipments")) - qty)
-    for order in touched_orders.values():
+    for key, order in touched_orders.items():
         others = any(
             other is not shipment
-            and any(
-                o.get("OrderType") == order["OrderType"] and o.get("OrderNbr") == order["OrderNbr"]
-                for o in other.get("Orders", [])
-            )
-            for other in sb.db["Shipment"].values()
+            for other, _row in sb._order_links(only=key).shipments.get(key, [])
         )
         if not others:
             shipped = any(_dec(line.get("_shipped")) > 0 for line in order.get("Details", []))
