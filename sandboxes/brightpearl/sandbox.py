@@ -44,6 +44,7 @@ import pycountry
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from starlette.datastructures import MutableHeaders
 
 from commerce_sync.config.settings import BrightpearlSettings, Settings
 from commerce_sync.systems.brightpearl.idsets import IdSetError, format_id_set, parse_id_set
@@ -481,13 +482,13 @@ class BrightpearlSandbox(Sandbox):
             self.throttle.ms_until_next_period / 1000,
         )
 
-    def decorate_response(self, response: Response) -> None:
+    def decorate_response(self, headers: MutableHeaders) -> None:
         limit = self.throttle.limit
         remaining = self.throttle.remaining if limit is not None else 199
-        if THROTTLE_HEADER not in response.headers:
-            response.headers[THROTTLE_HEADER] = str(remaining)
-        if PERIOD_HEADER not in response.headers:
-            response.headers[PERIOD_HEADER] = str(self.throttle.ms_until_next_period)
+        if THROTTLE_HEADER not in headers:
+            headers[THROTTLE_HEADER] = str(remaining)
+        if PERIOD_HEADER not in headers:
+            headers[PERIOD_HEADER] = str(self.throttle.ms_until_next_period)
 
     def _check_auth(self, request: Request, account: str) -> None:
         app_ref = request.headers.get("brightpearl-app-ref", "")
