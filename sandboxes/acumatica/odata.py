@@ -120,6 +120,7 @@ class _Parser:
         self.pos = 0
         self.allowed = allowed
         self.paths: list[tuple[str, ...]] = []
+        self.text_equalities: list[tuple[tuple[str, ...], str]] = []
 
     def peek(self) -> _Token | None:
         return self.tokens[self.pos] if self.pos < len(self.tokens) else None
@@ -216,6 +217,8 @@ class _Parser:
         if op not in _COMPARISONS:
             raise FilterError(f"Unknown operator {op!r}.")
         literal = _literal(self.take())
+        if op == "eq" and isinstance(literal, str):
+            self.text_equalities.append((path, literal.casefold()))
         return lambda get: compare(get(path), op, literal)
 
 
@@ -225,6 +228,10 @@ class ParsedFilter:
 
     predicate: Predicate
     paths: tuple[tuple[str, ...], ...]
+    equalities: tuple[tuple[tuple[str, ...], str], ...] = ()
+    """Terms `path eq 'text'` every match satisfies (the filter joins its terms with `and`
+    alone), as (path, the text casefolded): a record matches one only when the value at
+    its path is text that casefolds to it (`compare`)."""
 
 
 def compile_filter(
@@ -237,7 +244,10 @@ def compile_filter(
         return ParsedFilter(lambda _get: True, ())
     parser = _Parser(tokens, allowed)
     predicate = parser.parse()
-    return ParsedFilter(predicate, tuple(parser.paths))
+    # Without `or` and `not`, every comparison must hold for a record to match.
+    conjunction = not any(t.kind == "word" and t.text in ("or", "not") for t in tokens)
+    equalities = tuple(parser.text_equalities) if conjunction else ()
+    return ParsedFilter(predicate, tuple(parser.paths), equalities)
 
 
 def parse_filter(

@@ -29,7 +29,7 @@ def sandbox(monkeypatch: pytest.MonkeyPatch) -> AcumaticaSandbox:
     return AcumaticaSandbox(Settings(_env_file=None).acumatica)
 
 
-def a_customer(sandbox: AcumaticaSandbox) -> dict[str, object]:
+def a_customer(sandbox: AcumaticaSandbox) -> dict[str, Any]:
     return next(iter(sandbox.db["Customer"].values()))
 
 
@@ -211,3 +211,37 @@ def test_with_the_checks_on_a_stale_link_fails_the_lookup(
 
     with pytest.raises(AssertionError, match="order links differ from the database"):
         payments_of(sandbox, "000009")
+
+
+def test_only_a_conjunction_names_the_text_every_match_has() -> None:
+    found = compile_filter("CustomerOrder eq 'K-1' and OrderType eq 'SO' and OrderTotal gt 5")
+    assert found.equalities == ((("CustomerOrder",), "k-1"), (("OrderType",), "so"))
+    assert compile_filter("CustomerOrder eq 'K-1' or OrderType eq 'SO'").equalities == ()
+    assert compile_filter("not (CustomerOrder eq 'K-1')").equalities == ()
+    assert compile_filter("OrderTotal eq 5").equalities == ()
+
+
+def test_an_email_lookup_follows_the_customers_writes(sandbox: AcumaticaSandbox) -> None:
+    def by_email(email: str) -> list[str]:
+        found = compile_filter(f"MainContact/Email eq '{email}'")
+        views = sandbox._filtered_views("Customer", found)
+        sandbox._check_filtered("Customer", found, views)
+        return customer_ids(views)
+
+    assert by_email("rita.returning@example.com") == ["C000001"]  # the index is made
+    renamed = copy.deepcopy(sandbox.db["Customer"][a_customer(sandbox)["id"]])
+    renamed["MainContact"]["Email"] = "Rita.New@example.com"
+    sandbox._insert("Customer", renamed)
+    sandbox._commit()
+
+    assert by_email("rita.returning@example.com") == []
+    assert by_email("rita.new@EXAMPLE.com") == ["C000001"]
+    sandbox.check_indexes()
+
+
+def test_a_text_changed_without_marking_it_fails_the_check(sandbox: AcumaticaSandbox) -> None:
+    sandbox._filtered_views("Customer", compile_filter("MainContact/Email eq 'x@example.com'"))
+    a_customer(sandbox)["MainContact"]["Email"] = "changed@example.com"
+
+    with pytest.raises(AssertionError, match="text indexes differs"):
+        sandbox.check_indexes()
