@@ -307,6 +307,12 @@ class TextIndex:
             self.ids[text][record_id] = None
 
 
+def _orders_named(record: dict[str, Any], detail: str) -> tuple[OrderKey, ...]:
+    """The sales orders a payment's or shipment's rows name, each once, in row order."""
+    rows = record.get(detail, [])
+    return tuple(dict.fromkeys((row.get("OrderType"), row.get("OrderNbr")) for row in rows))
+
+
 def _links_exact(links: OrderLinks, key: OrderKey) -> str:
     """One order's links as ids, amounts and rows, digit for digit (the check's terms)."""
     return _exact(
@@ -472,13 +478,13 @@ class AcumaticaSandbox(Sandbox):
         `_put`, `_delete`, the actions through `_touch` (which stamps the record, as
         Acumatica stamps every saved record), and the control plane's writes."""
         self._changed_ids[record["id"]] = None
-        self._links_dirty[record["id"]] = None
-        self._values_dirty[record["id"]] = None
+        self._unindexed[record["id"]] = None
 
     def _index_all(self) -> None:
         """The incremental indexes built afresh from the whole database (the start)."""
         self._changed_ids: dict[str, None] = {}
-        self._links_dirty: dict[str, None] = {}
+        # Written since the order links and text indexes last looked (`_refresh_indexes`).
+        self._unindexed: dict[str, None] = {}
         self._naming: dict[str, dict[OrderKey, dict[str, None]]] = {
             name: defaultdict(dict) for name in LINKING
         }
@@ -491,7 +497,6 @@ class AcumaticaSandbox(Sandbox):
         for name in LINKING:
             for record_id in self.db[name]:
                 self._relink(name, record_id)
-        self._values_dirty: dict[str, None] = {}
         self._value_indexes: dict[tuple[str, tuple[str, ...]], TextIndex] = {}
         self._keys = self._key_index()
         self._allocations: dict[str, dict[StockKey, Decimal]] = {}
@@ -540,10 +545,8 @@ class AcumaticaSandbox(Sandbox):
         self._changed_ids.clear()
         # Indexed again once the write is done (a record looked up during the write may
         # have changed in place since), so the marks never outlive a write.
-        self._links_dirty.update(dict.fromkeys(changed))
-        self._values_dirty.update(dict.fromkeys(changed))
-        self._refresh_links()
-        self._refresh_values()
+        self._unindexed.update(dict.fromkeys(changed))
+        self._refresh_indexes()
         for record_id in changed:
             self._reallocate(record_id)
         snapshot = self._allocated_stock()
@@ -598,8 +601,7 @@ class AcumaticaSandbox(Sandbox):
             },
         }
         fresh.update(query_rows_afresh(self))
-        self._refresh_links()
-        self._refresh_values()
+        self._refresh_indexes()
         kept: dict[str, Any] = {
             "keys": self._keys,
             "stock": self._last_stock,
@@ -963,18 +965,19 @@ class AcumaticaSandbox(Sandbox):
         if index is None:
             index = self._value_indexes[(entity, path)] = TextIndex.of(path, self.db[entity])
         else:
-            self._refresh_values()
+            self._refresh_indexes()
         position = self._position[entity]
         records = self.db[entity]
         return [records[i] for i in sorted(index.ids.get(text, {}), key=position.__getitem__)]
 
-    def _refresh_values(self) -> None:
-        """Index again the records written since the last lookup (`_changed`)."""
-        dirty = list(self._values_dirty)
-        self._values_dirty.clear()
-        if not self._value_indexes:
-            return
+    def _refresh_indexes(self) -> None:
+        """Index again, in the order links and the text indexes, the records written
+        since the last lookup (`_changed`)."""
+        dirty = list(self._unindexed)
+        self._unindexed.clear()
         for record_id in dirty:
+            for entity in LINKING:
+                self._relink(entity, record_id)
             for (entity, _path), index in self._value_indexes.items():
                 index.update(record_id, self.db[entity].get(record_id))
 
@@ -1100,7 +1103,7 @@ class AcumaticaSandbox(Sandbox):
         and shipment for one order was a third of an order's writes with 4,000 held."""
         if only is None:
             return self._order_links_walk()
-        self._refresh_links()
+        self._refresh_indexes()
         links = OrderLinks(payments=defaultdict(list), shipments=defaultdict(list))
         payments = self.db["Payment"]
         for payment_id in self._named_by("Payment", only):
@@ -1145,10 +1148,7 @@ class AcumaticaSandbox(Sandbox):
         for entity, detail in LINKING.items():
             naming: dict[OrderKey, list[str]] = defaultdict(list)
             for record in self.db[entity].values():
-                rows = record.get(detail, [])
-                for key in dict.fromkeys(
-                    (row.get("OrderType"), row.get("OrderNbr")) for row in rows
-                ):
+                for key in _orders_named(record, detail):
                     naming[key].append(record["id"])
             walked[entity] = dict(naming)
         return walked
@@ -1157,14 +1157,6 @@ class AcumaticaSandbox(Sandbox):
         """The ids of the entity's records that name the order, in the database's order."""
         position = self._position[entity]
         return sorted(self._naming[entity].get(key, {}), key=position.__getitem__)
-
-    def _refresh_links(self) -> None:
-        """Index again the documents written since the last lookup (`_changed`)."""
-        dirty = list(self._links_dirty)
-        self._links_dirty.clear()
-        for record_id in dirty:
-            for entity in LINKING:
-                self._relink(entity, record_id)
 
     def _relink(self, entity: str, record_id: str) -> None:
         """Index the orders the record names now (none when it is gone)."""
@@ -1178,8 +1170,7 @@ class AcumaticaSandbox(Sandbox):
         record = self.db[entity].get(record_id)
         if record is None:
             return
-        rows = record.get(LINKING[entity], [])
-        keys = tuple(dict.fromkeys((row.get("OrderType"), row.get("OrderNbr")) for row in rows))
+        keys = _orders_named(record, LINKING[entity])
         if keys:
             self._names_of[entity][record_id] = keys
             for key in keys:
