@@ -1,7 +1,7 @@
 """What the anomaly assessment costs an order once the pair has a history: CPU and wall
 milliseconds per `record_order_and_history` (`store/orders_seen.py`), and CPU milliseconds
-of the checks on what it read (`anomaly_flags`, `domain/anomalies.py`), run both ways as
-`DatabaseActivities.assess_order` runs them while the ERP has not said whether the
+of the checks on what it read (`anomaly_flags_both_ways`, `domain/anomalies.py`), both ways
+as `DatabaseActivities.assess_order` runs them while the ERP has not said whether the
 customer is new.
 
 `.venv/bin/python -m bench.assessment [--history 3000] [--orders 50] [--new-customers]
@@ -32,7 +32,7 @@ from pathlib import Path
 from sqlmodel import Session
 
 from commerce_sync.config.pairs import default_pairs_path, load_pairs
-from commerce_sync.domain.anomalies import anomaly_flags
+from commerce_sync.domain.anomalies import anomaly_flags_both_ways
 from commerce_sync.domain.models import Address, Customer, Order, OrderLine, Origin
 from commerce_sync.store.db import make_engine, migrate
 from commerce_sync.store.orders_seen import (
@@ -131,8 +131,7 @@ def main() -> None:
             read_cpu += time.process_time() - cpu
             read_wall += time.perf_counter() - wall
             weighed, cpu = canonical(facts), time.process_time()
-            for new in (False, True):
-                anomaly_flags(weighed, seen.history, rules, is_new_customer=new)
+            anomaly_flags_both_ways(weighed, seen.history, rules)
             checks_cpu += time.process_time() - cpu
         cpu_ms = read_cpu / args.orders * 1000
         wall_ms = read_wall / args.orders * 1000

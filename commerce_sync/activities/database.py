@@ -24,7 +24,7 @@ from commerce_sync.contracts.steps import (
     OrderSeen,
     ResolveDeadLetters,
 )
-from commerce_sync.domain.anomalies import anomaly_flags, anomaly_score
+from commerce_sync.domain.anomalies import anomaly_flags, anomaly_flags_both_ways, anomaly_score
 from commerce_sync.domain.models import Order
 from commerce_sync.ops.alerts import Notifier
 from commerce_sync.ops.codec import address_match_value, email_match_value
@@ -130,11 +130,12 @@ class DatabaseActivities:
             address_window_days=rules.address_window_days,
         )
         new = request.is_new_customer
-        flags = anomaly_flags(order, seen.history, rules, is_new_customer=bool(new))
         if_new = None
         if new is None:  # not known yet: weighed both ways, the run picks
-            new_flags = anomaly_flags(order, seen.history, rules, is_new_customer=True)
+            flags, new_flags = anomaly_flags_both_ways(order, seen.history, rules)
             if_new = NewCustomerFlags(flags=new_flags, score=anomaly_score(new_flags))
+        else:
+            flags = anomaly_flags(order, seen.history, rules, is_new_customer=new)
         # A row of an order placed within the kept window is never pruned: recorded now, no
         # earlier run of it reached the ERP (each run records it before its ERP create).
         kept_since = datetime.now(UTC) - orders_seen_kept_for([rules]) + PRUNE_MARGIN

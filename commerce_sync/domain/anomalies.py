@@ -136,6 +136,28 @@ def anomaly_flags(
     unusual SKUs): the lines of one order are one decision of one buyer, so a bulk order
     that is large on five SKUs is one unusual fact, not five to add up; and each check
     then names at most one flag (the `OrderFlags` search attribute lists check names)."""
+    learned = _history_flags(order, history, rules)
+    return _ranked(learned, order, rules, is_new_customer=is_new_customer)
+
+
+def anomaly_flags_both_ways(
+    order: Order, history: OrderHistory, rules: AnomalyRules
+) -> tuple[list[AnomalyFlag], list[AnomalyFlag]]:
+    """`anomaly_flags` for a returning customer and for a new one, for an order weighed
+    before the ERP has said which (`Database.assess_order`). The checks against the
+    history run once: only `first_order_express` depends on the customer being new, and
+    the store-wide total check over a full sample is most of the cost."""
+    learned = _history_flags(order, history, rules)
+    return (
+        _ranked(learned, order, rules, is_new_customer=False),
+        _ranked(learned, order, rules, is_new_customer=True),
+    )
+
+
+def _history_flags(
+    order: Order, history: OrderHistory, rules: AnomalyRules
+) -> list[AnomalyFlag | None]:
+    """The checks that learn from the history (none when the rules are off)."""
     if not rules.enabled:
         return []
     # A customer with a history of their own is measured against it: a trade buyer's
@@ -143,14 +165,27 @@ def anomaly_flags(
     known = sum(1 for total in history.customer_totals if _positive(total))
     store_wide = known < rules.min_customer_orders
     with localcontext(_DECIMALS):
-        found = [
+        return [
             _total_vs_store(order, history, rules) if store_wide else None,
             _total_vs_customer(order, history, rules),
             _sku_quantity(order, history, rules) if store_wide else None,
             _rare_route(order, history, rules),
             _shared_address(history, rules),
-            _first_order_express(order, rules, is_new_customer),
         ]
+
+
+def _ranked(
+    learned: list[AnomalyFlag | None],
+    order: Order,
+    rules: AnomalyRules,
+    *,
+    is_new_customer: bool,
+) -> list[AnomalyFlag]:
+    """The reported flags, highest score first (ties by check name)."""
+    if not rules.enabled:
+        return []
+    with localcontext(_DECIMALS):
+        found = [*learned, _first_order_express(order, rules, is_new_customer)]
     flags = [flag for flag in found if flag is not None and _reported(flag.score, rules)]
     return sorted(flags, key=lambda flag: (-flag.score, flag.check))
 

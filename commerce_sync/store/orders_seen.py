@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import Engine, Text, and_, case, cast, func
+from sqlalchemy import Engine, Text, and_, case, cast, func, null, or_
+from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from commerce_sync.domain.anomalies import OrderHistory
 from commerce_sync.store.db import session_scope
@@ -74,25 +75,35 @@ def record_order_and_history(
     first_seen = _record_once(engine, row)
     if not first_seen:
         _fill_facts(engine, row)  # seen before the anomaly checks (a replayed old run)
-    recent = _orders_from_email_last_hour(engine, facts.pair, facts.email_key, facts.placed_at)
     since = facts.placed_at - timedelta(days=history_days)
     earlier = (
-        OrderSeen.pair == facts.pair,
-        OrderSeen.store_order_id != facts.store_order_id,
-        OrderSeen.placed_at < facts.placed_at,
-        OrderSeen.placed_at >= since,
+        col(OrderSeen.pair) == facts.pair,
+        col(OrderSeen.store_order_id) != facts.store_order_id,
+        col(OrderSeen.placed_at) < facts.placed_at,
+        col(OrderSeen.placed_at) >= since,
         col(OrderSeen.total).is_not(None),
     )
+    # A SKU stored is its JSON string (json.dumps, ASCII-escaped, on both databases), so a
+    # row whose text holds none of these names names none of the SKUs; the database
+    # returns the text of the rows that do (SQLite's LIKE ignores ASCII case: a few more),
+    # and decoding them tells exactly.
+    stored = cast(col(OrderSeen.sku_quantities), Text)
+    names = [stored.contains(json.dumps(sku), autoescape=True) for sku in facts.sku_quantities]
+    naming_text = case((or_(*names), stored), else_=null()) if names else null()
     with session_scope(engine) as session:
-        # The quantities as the JSON text stored, decoded only where they may name one of
-        # this order's SKUs: decoding all 2,000 was half of this read's CPU (11 ms an order
-        # with a full sample).
-        store_rows = session.exec(
-            select(col(OrderSeen.total), cast(col(OrderSeen.sku_quantities), Text))
-            .where(*earlier, OrderSeen.currency == facts.currency)
-            .order_by(col(OrderSeen.placed_at).desc())
-            .limit(STORE_SAMPLE)
-        ).all()
+        recent = _count_from_email_last_hour(session, facts.pair, facts.email_key, facts.placed_at)
+        # Through the connection (Core), the totals as their text: the ORM's row loading
+        # and its Decimal conversion of 2,000 rows cost more than the database's read.
+        store_rows = (
+            session.connection()
+            .execute(
+                sa_select(cast(col(OrderSeen.total), Text), naming_text)
+                .where(*earlier, col(OrderSeen.currency) == facts.currency)
+                .order_by(col(OrderSeen.placed_at).desc())
+                .limit(STORE_SAMPLE)
+            )
+            .all()
+        )
         customer_totals = session.exec(
             select(col(OrderSeen.total)).where(
                 *earlier,
@@ -129,11 +140,8 @@ def record_order_and_history(
             ).one()
         )
     quantities: dict[str, list[int]] = {sku: [] for sku in facts.sku_quantities}
-    # A SKU stored is its JSON string (json.dumps, ASCII-escaped, on both databases), so a
-    # row whose text holds none of these names none of the SKUs; one that does is decoded.
-    names = [json.dumps(sku) for sku in facts.sku_quantities]
     for _total, text in store_rows:
-        if not text or not any(name in text for name in names):
+        if not text:
             continue
         for sku, quantity in (json.loads(text) or {}).items():
             if sku in quantities:
@@ -199,14 +207,20 @@ def _orders_from_email_last_hour(
     engine: Engine, pair: str, email_key: str, placed_at: datetime
 ) -> int:
     with session_scope(engine) as session:
-        count = session.exec(
-            select(func.count())
-            .select_from(OrderSeen)
-            .where(
-                OrderSeen.pair == pair,
-                OrderSeen.email_key == email_key,
-                OrderSeen.placed_at > placed_at - timedelta(hours=1),
-                OrderSeen.placed_at <= placed_at,
-            )
-        ).one()
-        return int(count)
+        return _count_from_email_last_hour(session, pair, email_key, placed_at)
+
+
+def _count_from_email_last_hour(
+    session: Session, pair: str, email_key: str, placed_at: datetime
+) -> int:
+    count = session.exec(
+        select(func.count())
+        .select_from(OrderSeen)
+        .where(
+            OrderSeen.pair == pair,
+            OrderSeen.email_key == email_key,
+            OrderSeen.placed_at > placed_at - timedelta(hours=1),
+            OrderSeen.placed_at <= placed_at,
+        )
+    ).one()
+    return int(count)

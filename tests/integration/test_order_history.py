@@ -87,11 +87,13 @@ def test_the_quantities_of_this_orders_skus_are_found_whatever_their_names(
     engine: Engine,
 ) -> None:
     """Only rows whose stored JSON names one of the order's SKUs are decoded: names with
-    accents, quotes and backslashes, and a name inside another one, still count exactly."""
-    odd = {"Café crème": 1, 'Mug "XL"': 2, "C:\\bin": 3, "WIDGET": 4}
+    accents, quotes, backslashes, a pattern's wildcards and its escape character, a name
+    inside another one, and one differing only in case, still count exactly."""
+    odd = {"Café crème": 1, 'Mug "XL"': 2, "C:\\bin": 3, "WIDGET": 4, "50%_OFF/1": 6}
     record(engine, facts("1", minutes_ago=30, skus={**odd, "WIDGET-1": 9}))
     record(engine, facts("2", minutes_ago=20, skus={"WIDGET-10": 7, "Cafe creme": 8}))
-    record(engine, facts("3", minutes_ago=10, skus={"Café crème": 5}))
+    record(engine, facts("3", minutes_ago=10, skus={"Café crème": 5, "widget": 11}))
+    record(engine, facts("4", minutes_ago=5, skus={"50% OFF/1": 12, "50X_OFF/1": 13}))
     order = facts("now", minutes_ago=0, skus={**odd, "GADGET": 1})
     history = record_order_and_history(
         engine, order, history_days=180, address_window_days=30
@@ -101,6 +103,7 @@ def test_the_quantities_of_this_orders_skus_are_found_whatever_their_names(
         'Mug "XL"': [2],
         "C:\\bin": [3],
         "WIDGET": [4],
+        "50%_OFF/1": [6],
         "GADGET": [],
     }
 

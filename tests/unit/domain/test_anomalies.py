@@ -16,6 +16,7 @@ from commerce_sync.domain.anomalies import (
     AnomalyFlag,
     OrderHistory,
     anomaly_flags,
+    anomaly_flags_both_ways,
     anomaly_score,
     needs_approval,
 )
@@ -483,6 +484,25 @@ def test_flags_are_deterministic_finite_and_reported_in_order(
         assert EMAIL not in each.reason and "Secretlane" not in each.reason
     assert found == sorted(found, key=lambda f: (-f.score, f.check))
     assert math.isfinite(anomaly_score(found))
+
+
+@settings(max_examples=100, deadline=None)
+@given(orders(), histories(), rule_sets)
+def test_both_ways_at_once_are_the_flags_of_a_returning_and_of_a_new_customer(
+    order: Order, history: OrderHistory, anomaly_rules: AnomalyRules
+) -> None:
+    returning, new = anomaly_flags_both_ways(order, history, anomaly_rules)
+    assert returning == anomaly_flags(order, history, anomaly_rules, is_new_customer=False)
+    assert new == anomaly_flags(order, history, anomaly_rules, is_new_customer=True)
+
+
+def test_both_ways_differ_only_by_a_new_customers_express_first_order() -> None:
+    history = OrderHistory(store_totals=spread(50), orders_billed_in_country=50)
+    order = make_order("5000.00", shipping="NG", method="Express")
+    returning, new = anomaly_flags_both_ways(order, history, EXPRESS)
+    assert "total_vs_store" in {flag.check for flag in returning}
+    assert [flag for flag in new if flag.check != "first_order_express"] == returning
+    assert "first_order_express" in {flag.check for flag in new}
 
 
 @settings(max_examples=100, deadline=None)
