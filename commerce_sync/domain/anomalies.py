@@ -136,8 +136,8 @@ def anomaly_flags(
     unusual SKUs): the lines of one order are one decision of one buyer, so a bulk order
     that is large on five SKUs is one unusual fact, not five to add up; and each check
     then names at most one flag (the `OrderFlags` search attribute lists check names)."""
-    learned = _history_flags(order, history, rules)
-    return _ranked(learned, order, rules, is_new_customer=is_new_customer)
+    returning, new = anomaly_flags_both_ways(order, history, rules)
+    return new if is_new_customer else returning
 
 
 def anomaly_flags_both_ways(
@@ -147,45 +147,26 @@ def anomaly_flags_both_ways(
     before the ERP has said which (`Database.assess_order`). The checks against the
     history run once: only `first_order_express` depends on the customer being new, and
     the store-wide total check over a full sample is most of the cost."""
-    learned = _history_flags(order, history, rules)
-    return (
-        _ranked(learned, order, rules, is_new_customer=False),
-        _ranked(learned, order, rules, is_new_customer=True),
-    )
-
-
-def _history_flags(
-    order: Order, history: OrderHistory, rules: AnomalyRules
-) -> list[AnomalyFlag | None]:
-    """The checks that learn from the history (none when the rules are off)."""
     if not rules.enabled:
-        return []
+        return [], []
     # A customer with a history of their own is measured against it: a trade buyer's
     # usual 40-unit order is not unusual because the store's shoppers buy two.
     known = sum(1 for total in history.customer_totals if _positive(total))
     store_wide = known < rules.min_customer_orders
     with localcontext(_DECIMALS):
-        return [
+        learned = [
             _total_vs_store(order, history, rules) if store_wide else None,
             _total_vs_customer(order, history, rules),
             _sku_quantity(order, history, rules) if store_wide else None,
             _rare_route(order, history, rules),
             _shared_address(history, rules),
         ]
+        express = _first_order_express(order, rules)
+    return _ranked(learned, rules), _ranked([*learned, express], rules)
 
 
-def _ranked(
-    learned: list[AnomalyFlag | None],
-    order: Order,
-    rules: AnomalyRules,
-    *,
-    is_new_customer: bool,
-) -> list[AnomalyFlag]:
+def _ranked(found: list[AnomalyFlag | None], rules: AnomalyRules) -> list[AnomalyFlag]:
     """The reported flags, highest score first (ties by check name)."""
-    if not rules.enabled:
-        return []
-    with localcontext(_DECIMALS):
-        found = [*learned, _first_order_express(order, rules, is_new_customer)]
     flags = [flag for flag in found if flag is not None and _reported(flag.score, rules)]
     return sorted(flags, key=lambda flag: (-flag.score, flag.check))
 
@@ -342,13 +323,12 @@ def _shared_address(history: OrderHistory, rules: AnomalyRules) -> AnomalyFlag |
     return AnomalyFlag(check="shared_address", score=_round(others / limit), reason=reason)
 
 
-def _first_order_express(
-    order: Order, rules: AnomalyRules, is_new_customer: bool
-) -> AnomalyFlag | None:
+def _first_order_express(order: Order, rules: AnomalyRules) -> AnomalyFlag | None:
     """A fixed rule: a new customer's first order shipped express over the limit always
-    scores 1.0 ("ask")."""
+    scores 1.0 ("ask"); weighed as if the customer were new (a returning one never gets
+    it, `anomaly_flags_both_ways`)."""
     limit = rules.first_order_express_over
-    if limit is None or not is_new_customer or not order.total > limit:
+    if limit is None or not order.total > limit:
         return None
     method = order.shipping_method.casefold()
     if not any(

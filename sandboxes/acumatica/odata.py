@@ -248,10 +248,3 @@ def compile_filter(
     conjunction = not any(t.kind == "word" and t.text in ("or", "not") for t in tokens)
     equalities = tuple(parser.text_equalities) if conjunction else ()
     return ParsedFilter(predicate, tuple(parser.paths), equalities)
-
-
-def parse_filter(
-    text: str, allowed: Callable[[tuple[str, ...]], bool] = lambda _path: True
-) -> Predicate:
-    """Compile `$filter` text into a predicate over a field getter."""
-    return compile_filter(text, allowed).predicate

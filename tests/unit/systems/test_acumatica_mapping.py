@@ -28,7 +28,7 @@ from commerce_sync.systems.acumatica import mapping
 from commerce_sync.systems.acumatica.client import first_field_error
 from commerce_sync.systems.acumatica.lookups import AcumaticaLookups
 from commerce_sync.systems.acumatica.schema import dumps, loads, unwrap, wrap
-from sandboxes.acumatica.odata import FilterError, parse_filter
+from sandboxes.acumatica.odata import FilterError, compile_filter
 
 LOOKUPS = AcumaticaLookups()
 COUNTRIES = sorted(country.alpha_2 for country in pycountry.countries)
@@ -322,7 +322,7 @@ def test_filter_subset() -> None:
         return value
 
     def check(text: str) -> bool:
-        return parse_filter(text)(get)
+        return compile_filter(text).predicate(get)
 
     assert check("CustomerOrder eq 'web-1'")
     assert check("MainContact/Email eq 'a@b.com' and OrderTotal gt 10")
@@ -332,6 +332,6 @@ def test_filter_subset() -> None:
     assert check("substringof('EB', CustomerOrder) and startswith(CustomerOrder, 'we')")
     assert check("CustomerOrder eq 'it''s'") is False
     with pytest.raises(FilterError):
-        parse_filter("CustomerOrder eq")
+        compile_filter("CustomerOrder eq")
     with pytest.raises(FilterError):
-        parse_filter("Details/InventoryID eq 'x'", lambda path: path[0] != "Details")
+        compile_filter("Details/InventoryID eq 'x'", lambda path: path[0] != "Details")
